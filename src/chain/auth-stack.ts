@@ -1,0 +1,74 @@
+import { decodeAnyBase64 } from './base64.js';
+import { type Compression, InflateLimitError, inflateBounded } from './compression.js';
+
+export type ContainerFormat = 'JWT' | 'JWE';
+
+/** The `auth_stack` claim of one level, validated. Unknown fields are ignored by design. */
+export interface AuthStack {
+  readonly fmt: ContainerFormat;
+  readonly cmp: Compression | undefined;
+  readonly container: string;
+  readonly sid: string | undefined;
+  readonly depth: number | undefined;
+}
+
+/** Why a claim could not be read; mapped to `stack_malformed` or `stack_too_large` by the caller. */
+export class StackFormatError extends Error {
+  readonly tooLarge: boolean;
+  constructor(message: string, tooLarge = false) {
+    super(message);
+    this.name = 'StackFormatError';
+    this.tooLarge = tooLarge;
+  }
+}
+
+/** Returns undefined for a level without `auth_stack` (an origin token). */
+export function readAuthStack(payload: Readonly<Record<string, unknown>>): AuthStack | undefined {
+  if (!Object.prototype.hasOwnProperty.call(payload, 'auth_stack')) return undefined;
+  const raw = payload['auth_stack'];
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new StackFormatError('auth_stack is not an object');
+  const claim = raw as Record<string, unknown>;
+
+  const fmtRaw = claim['fmt'];
+  const fmt = typeof fmtRaw === 'string' ? fmtRaw.toUpperCase() : undefined;
+  if (fmt !== 'JWT' && fmt !== 'JWE') throw new StackFormatError('auth_stack.fmt must be JWT or JWE');
+
+  const cmpRaw = claim['cmp'];
+  if (cmpRaw !== undefined && cmpRaw !== null && cmpRaw !== 'g' && cmpRaw !== 'b') {
+    throw new StackFormatError('auth_stack.cmp must be g, b or null');
+  }
+  const cmp = cmpRaw === 'g' || cmpRaw === 'b' ? cmpRaw : undefined;
+
+  const container = claim['container'];
+  if (typeof container !== 'string' || container.length === 0) throw new StackFormatError('auth_stack.container must be a non-empty string');
+
+  const sid = claim['sid'];
+  if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0)) throw new StackFormatError('auth_stack.sid must be a non-empty string');
+
+  const depth = claim['depth'];
+  if (depth !== undefined && !(typeof depth === 'number' && Number.isSafeInteger(depth) && depth >= 1)) {
+    throw new StackFormatError('auth_stack.depth must be a positive integer');
+  }
+  return { fmt, cmp, container, sid, depth };
+}
+
+/** The inner token's compact form: the container itself, or its inflated bytes when `cmp` is set. */
+export function unpackContainer(stack: AuthStack, maxBytes: number): string {
+  if (stack.cmp === undefined) {
+    if (stack.container.length > maxBytes) throw new StackFormatError('container exceeds the size cap', true);
+    return stack.container;
+  }
+  const packed = decodeAnyBase64(stack.container);
+  if (packed === undefined) throw new StackFormatError('compressed container is not base64');
+  let inflated: Buffer;
+  try {
+    inflated = inflateBounded(packed, stack.cmp, maxBytes);
+  } catch (error) {
+    if (error instanceof InflateLimitError) throw new StackFormatError(error.message, true);
+    throw new StackFormatError((error as Error).message);
+  }
+  // A compact token is ASCII; anything else cannot be one, and latin1 keeps this check exact.
+  const text = inflated.toString('latin1');
+  if (!/^[\x21-\x7e]*$/.test(text)) throw new StackFormatError('container is not a compact token');
+  return text;
+}

@@ -1,0 +1,90 @@
+import { StackFormatError, readAuthStack, unpackContainer } from './auth-stack.js';
+import { CompactFormatError, compactKind, parseCompactJws } from './compact.js';
+import { DEFAULT_LIMITS, type ChainLimits } from './limits.js';
+
+/** What one level says about itself. Nothing here is verified. */
+export interface InspectedLevel {
+  readonly depth: number | undefined;
+  readonly iss: string | undefined;
+  readonly sub: string | undefined;
+  readonly sid: string | undefined;
+  readonly tenant: string | undefined;
+  readonly alg: string;
+  readonly kid: string | undefined;
+  readonly iat: number | undefined;
+  readonly exp: number | undefined;
+  /** Format and compression of this level's container; absent for the origin. */
+  readonly fmt: string | undefined;
+  readonly cmp: string | undefined;
+  readonly length: number;
+}
+
+export interface Inspection {
+  /** Origin (or innermost readable level) first. */
+  readonly levels: readonly InspectedLevel[];
+  readonly sealed: boolean;
+  /** Why the walk ended: `origin` reached, `sealed` JWE, or an error with its description. */
+  readonly stop: { readonly kind: 'origin' | 'sealed' | 'error'; readonly detail: string };
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/**
+ * Open a chain without trusting it, for people: every level's header and claims, where the walk
+ * stopped and why. Same codec and limits as the Check path, no keys, no network.
+ */
+export function inspectChain(token: string, limits: ChainLimits = DEFAULT_LIMITS): Inspection {
+  const outerFirst: InspectedLevel[] = [];
+  let current = token.trim().replace(/^Bearer\s+/i, '');
+  let stop: Inspection['stop'] = { kind: 'origin', detail: 'origin reached' };
+  let sealed = false;
+  for (;;) {
+    if (outerFirst.length >= limits.maxLevels) {
+      stop = { kind: 'error', detail: `more than ${limits.maxLevels} levels` };
+      break;
+    }
+    let jws;
+    try {
+      jws = parseCompactJws(current);
+    } catch (error) {
+      stop = { kind: 'error', detail: `level ${outerFirst.length + 1} from the outside: ${(error as CompactFormatError).message}` };
+      break;
+    }
+    let stack;
+    try {
+      stack = readAuthStack(jws.payload);
+    } catch (error) {
+      stop = { kind: 'error', detail: (error as StackFormatError).message };
+      break;
+    }
+    const p = jws.payload;
+    outerFirst.push({
+      depth: stack?.depth,
+      iss: str(p['iss']),
+      sub: str(p['sub']),
+      sid: stack?.sid,
+      tenant: str(p['tenant_id']),
+      alg: jws.alg,
+      kid: jws.kid,
+      iat: num(p['iat']),
+      exp: num(p['exp']),
+      fmt: stack?.fmt,
+      cmp: stack?.cmp,
+      length: current.length,
+    });
+    if (stack === undefined) break;
+    try {
+      current = unpackContainer(stack, limits.maxContainerBytes);
+    } catch (error) {
+      stop = { kind: 'error', detail: (error as StackFormatError).message };
+      break;
+    }
+    if (stack.fmt === 'JWE' || compactKind(current) === 'jwe') {
+      sealed = true;
+      stop = { kind: 'sealed', detail: `sealed JWE container below depth ${stack.depth ?? '?'}` };
+      break;
+    }
+  }
+  return { levels: outerFirst.reverse(), sealed, stop };
+}

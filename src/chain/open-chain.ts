@@ -1,0 +1,174 @@
+import type { OwnKeys } from '../keys/own-keys.js';
+import { DenyError, type DenyReason, deny } from '../reasons.js';
+import { type AuthStack, StackFormatError, readAuthStack, unpackContainer } from './auth-stack.js';
+import { ClaimError, numericDate, rolesAt, subjectOf } from './claims.js';
+import { type CompactJws, CompactFormatError, compactKind, parseCompactJws } from './compact.js';
+import type { ChainLimits } from './limits.js';
+import { SealError, unsealContainer } from './seal.js';
+import type { Chain, VerifiedLevel } from './types.js';
+import { type LevelTrust, type TrustedSigner, verifyLevel } from './verify-level.js';
+
+export interface OpenChainDeps {
+  readonly trust: LevelTrust;
+  readonly ownKeys: OwnKeys;
+  readonly limits: ChainLimits;
+  /** Seconds since the epoch; injectable so time rules can be tested exactly. */
+  readonly now: () => number;
+}
+
+interface OpenedLevel {
+  readonly jws: CompactJws;
+  readonly signer: TrustedSigner;
+  readonly stack: AuthStack | undefined;
+}
+
+/**
+ * Open and verify a whole chain, from the outermost level inwards, iteratively and within the
+ * limits. Every level is verified against its own issuer before its container is even unpacked,
+ * so an unauthenticated token never makes us inflate or decrypt anything.
+ */
+export async function openChain(token: string, deps: OpenChainDeps): Promise<Chain> {
+  const { limits } = deps;
+  if (token.length > limits.maxTokenLength) deny('stack_too_large', `token of ${token.length} characters`);
+  const opened: OpenedLevel[] = [];
+  let current = token;
+  let referenceTime = deps.now();
+  let enclosingIat: number | undefined;
+  let sealed = false;
+
+  for (;;) {
+    if (opened.length >= limits.maxLevels) deny('stack_too_large', `more than ${limits.maxLevels} levels`);
+    const outermost = opened.length === 0;
+    const malformed: DenyReason = outermost ? 'malformed_token' : 'stack_malformed';
+    const jws = parseLevel(current, malformed);
+    const signer = await verifyLevel(jws, deps.trust, malformed);
+    const iat = checkTime(jws, outermost, referenceTime, enclosingIat, limits.clockSkewSeconds, malformed);
+    const stack = readStack(jws);
+    opened.push({ jws, signer, stack });
+    if (stack === undefined) break;
+
+    let inner = unpack(stack, limits.maxContainerBytes);
+    if (stack.fmt === 'JWE') {
+      if (compactKind(inner) !== 'jwe') deny('stack_malformed', 'fmt JWE but the container is not a compact JWE');
+      const unsealed = await unseal(inner, deps.ownKeys, limits.maxContainerBytes);
+      if (unsealed === undefined) {
+        sealed = true;
+        break;
+      }
+      inner = unsealed;
+    }
+    current = inner;
+    // The level inside must have been valid when this one wrapped it.
+    referenceTime = iat ?? referenceTime;
+    enclosingIat = iat;
+  }
+  return assemble(opened, sealed);
+}
+
+function parseLevel(token: string, malformed: DenyReason): CompactJws {
+  try {
+    return parseCompactJws(token);
+  } catch (error) {
+    if (error instanceof CompactFormatError) deny(malformed, error.message);
+    throw error;
+  }
+}
+
+function readStack(jws: CompactJws): AuthStack | undefined {
+  try {
+    return readAuthStack(jws.payload);
+  } catch (error) {
+    if (error instanceof StackFormatError) deny('stack_malformed', error.message);
+    throw error;
+  }
+}
+
+function unpack(stack: AuthStack, maxBytes: number): string {
+  try {
+    return unpackContainer(stack, maxBytes);
+  } catch (error) {
+    if (error instanceof StackFormatError) deny(error.tooLarge ? 'stack_too_large' : 'stack_malformed', error.message);
+    throw error;
+  }
+}
+
+async function unseal(jwe: string, keys: OwnKeys, maxBytes: number): Promise<string | undefined> {
+  try {
+    return await unsealContainer(jwe, keys, maxBytes);
+  } catch (error) {
+    if (error instanceof SealError) deny('stack_malformed', error.message);
+    throw error;
+  }
+}
+
+/**
+ * The outermost level must be valid now and carry `exp`. An inner level must have been valid when
+ * the level around it was issued (`reference`), and cannot have been issued after it.
+ * Returns the level's `iat` for the next level in.
+ */
+function checkTime(
+  jws: CompactJws,
+  outermost: boolean,
+  reference: number,
+  enclosingIat: number | undefined,
+  skew: number,
+  malformed: DenyReason,
+): number | undefined {
+  let exp: number | undefined;
+  let nbf: number | undefined;
+  let iat: number | undefined;
+  try {
+    exp = numericDate(jws.payload, 'exp');
+    nbf = numericDate(jws.payload, 'nbf');
+    iat = numericDate(jws.payload, 'iat');
+  } catch (error) {
+    throw new DenyError(malformed, (error as ClaimError).message);
+  }
+  if (outermost && exp === undefined) deny('malformed_token', 'token has no exp');
+  if (exp !== undefined && exp < reference - skew) {
+    deny('expired', outermost ? 'token expired' : 'an inner level had expired before it was wrapped');
+  }
+  if (nbf !== undefined && nbf > reference + skew) {
+    deny('not_yet_valid', outermost ? 'token not yet valid' : 'an inner level was wrapped before it was valid');
+  }
+  if (outermost && iat !== undefined && iat > reference + skew) deny('not_yet_valid', 'token issued in the future');
+  if (!outermost && iat !== undefined && enclosingIat !== undefined && iat > enclosingIat + skew) {
+    deny('stack_malformed', 'an inner level was issued after the level that wraps it');
+  }
+  return iat;
+}
+
+function assemble(opened: readonly OpenedLevel[], sealed: boolean): Chain {
+  const innermost = opened[opened.length - 1];
+  if (innermost === undefined) throw new Error('unreachable: a chain has at least one level');
+  let base = 0;
+  if (sealed) {
+    const declared = innermost.stack?.depth;
+    if (declared === undefined) deny('stack_malformed', 'a sealed container must declare its depth');
+    base = declared;
+  }
+  const levels: VerifiedLevel[] = [];
+  for (let i = opened.length - 1; i >= 0; i--) {
+    const level = opened[i] as OpenedLevel;
+    const depth = base + (opened.length - 1 - i);
+    const declared = level.stack?.depth;
+    if (declared !== undefined && declared !== depth) {
+      deny('stack_malformed', `level declares depth ${declared} but ${depth} levels lie below it`);
+    }
+    const rolesClaim = level.signer.issuer?.rolesClaim ?? 'roles';
+    levels.push({
+      jws: level.jws,
+      iss: level.jws.payload['iss'] as string,
+      own: level.signer.own,
+      issuer: level.signer.issuer,
+      tenant: level.signer.tenant,
+      stack: level.stack,
+      depth,
+      subject: subjectOf(level.jws.payload),
+      roles: rolesAt(level.jws.payload, rolesClaim),
+    });
+  }
+  const outer = levels[levels.length - 1] as VerifiedLevel;
+  const sids = levels.flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
+  return { levels, outer, depth: outer.depth, sealed, sids };
+}

@@ -1,0 +1,95 @@
+import { errors as joseErrors, flattenedVerify } from 'jose';
+import type { IssuerKeys, VerifyKey } from '../keys/issuer-keys.js';
+import { KeysUnavailableError } from '../keys/remote-jwks.js';
+import { DenyError, type DenyReason, deny } from '../reasons.js';
+import { type RegistryReader, RegistryUnavailableError } from '../registry/registry.js';
+import type { IssuerRecord } from '../registry/records.js';
+import { ClaimError, audiences } from './claims.js';
+import type { CompactJws } from './compact.js';
+
+export interface LevelTrust {
+  /** `iss` of the tokens this service mints; trusted with our own keys, no registry entry needed. */
+  readonly ownIssuer: string;
+  readonly registry: RegistryReader;
+  readonly keys: IssuerKeys;
+}
+
+export interface TrustedSigner {
+  readonly own: boolean;
+  readonly issuer: IssuerRecord | undefined;
+  readonly tenant: string;
+}
+
+/**
+ * Establish that one level was signed by a registered issuer (or by us) with an allowed algorithm
+ * and one of that issuer's keys, and that it is meant for us. Time is the caller's concern: it
+ * depends on where the level sits in the chain.
+ *
+ * `malformed` is the reason for a level that cannot be read at all: `malformed_token` for the
+ * outermost, `stack_malformed` inside the stack.
+ */
+export async function verifyLevel(jws: CompactJws, trust: LevelTrust, malformed: DenyReason): Promise<TrustedSigner> {
+  const iss = jws.payload['iss'];
+  if (typeof iss !== 'string' || iss.length === 0) deny(malformed, 'level has no iss');
+  const signer = await resolveSigner(jws, iss, trust, malformed);
+  const keys = await keysFor(jws, signer, trust);
+  if (keys.length === 0) deny('bad_signature', `no key of ${iss} for kid ${jws.kid ?? '(none)'} and ${jws.alg}`);
+  if (!(await signatureHolds(jws, keys))) deny('bad_signature', `signature of ${iss} does not verify`);
+  checkAudience(jws, signer, trust.ownIssuer);
+  return signer;
+}
+
+async function resolveSigner(jws: CompactJws, iss: string, trust: LevelTrust, malformed: DenyReason): Promise<TrustedSigner> {
+  if (iss === trust.ownIssuer) {
+    const tenant = jws.payload['tenant_id'];
+    if (typeof tenant !== 'string' || tenant.length === 0) deny(malformed, 'own level without tenant_id');
+    return { own: true, issuer: undefined, tenant };
+  }
+  let record: IssuerRecord | undefined;
+  try {
+    record = await trust.registry.issuer(iss);
+  } catch (error) {
+    if (error instanceof RegistryUnavailableError) deny('unavailable', error.message);
+    throw error;
+  }
+  if (record === undefined) deny('untrusted_issuer', `issuer ${iss} is not registered`);
+  if (!(record.algorithms as readonly string[]).includes(jws.alg)) deny('bad_signature', `${jws.alg} is not allowed for ${iss}`);
+  return { own: false, issuer: record, tenant: record.tenant };
+}
+
+async function keysFor(jws: CompactJws, signer: TrustedSigner, trust: LevelTrust): Promise<VerifyKey[]> {
+  if (signer.issuer === undefined) return trust.keys.ownKey(jws.kid, jws.alg);
+  try {
+    return await trust.keys.issuerKeys(signer.issuer, jws.alg, jws.kid);
+  } catch (error) {
+    if (error instanceof KeysUnavailableError) deny('unavailable', error.message);
+    throw error;
+  }
+}
+
+async function signatureHolds(jws: CompactJws, keys: readonly VerifyKey[]): Promise<boolean> {
+  const [protectedHeader, payload, signature] = jws.compact.split('.') as [string, string, string];
+  for (const key of keys) {
+    try {
+      await flattenedVerify({ protected: protectedHeader, payload, signature }, key, { algorithms: [jws.alg] });
+      return true;
+    } catch (error) {
+      // Any jose failure (bad signature, unsupported key for the alg) means "does not verify";
+      // anything else is a bug and must surface, not become a denial.
+      if (!(error instanceof joseErrors.JOSEError)) throw error;
+    }
+  }
+  return false;
+}
+
+function checkAudience(jws: CompactJws, signer: TrustedSigner, ownIssuer: string): void {
+  const expected = signer.own ? [ownIssuer] : signer.issuer?.audiences;
+  if (expected === undefined) return;
+  let aud: string[];
+  try {
+    aud = audiences(jws.payload);
+  } catch (error) {
+    throw new DenyError('audience_mismatch', (error as ClaimError).message);
+  }
+  if (!aud.some((a) => expected.includes(a))) deny('audience_mismatch', `aud does not name ${expected.join(' or ')}`);
+}

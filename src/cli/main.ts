@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { KeyFileError, generateKeyFile } from '../keys/own-keys.js';
+import { RecordError } from '../registry/records.js';
+import { startService } from '../service.js';
+import { createLogger } from '../telemetry/logger.js';
+import { inspectCommand } from './inspect-command.js';
+import { UsageError } from './usage-error.js';
+
+const USAGE = `usage: matryoshka-authz <command>
+  serve                          run the service (configured by environment; see README)
+  inspect [TOKEN|-] [--json]     print a chain as a tree, without verifying it
+  keys generate [--out FILE]     write a JWK Set for MATRYOSHKA_SIGNING_KEYS`;
+
+const print = (text: string): void => {
+  process.stdout.write(`${text}\n`);
+};
+
+async function serve(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  if (config.redisUrl === undefined && config.registryFile === undefined) {
+    logger.info(
+      { trusted_issuers: [config.issuer], try: 'npm run demo' },
+      'embedded registry is empty: only tokens minted by this service are trusted; set MATRYOSHKA_REGISTRY_FILE to register issuers',
+    );
+  }
+  const service = await startService(config, logger);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    service.close(10_000).then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function keys(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, options: { out: { type: 'string' } }, allowPositionals: true, strict: true });
+  if (positionals[0] !== 'generate' || positionals.length !== 1) throw new UsageError('usage: keys generate [--out FILE]');
+  const text = `${JSON.stringify(await generateKeyFile(), null, 2)}\n`;
+  if (values.out === undefined) process.stdout.write(text);
+  else writeFileSync(values.out, text, { mode: 0o600 });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      await serve();
+      return -1;
+    case 'inspect':
+      return inspectCommand(rest, print);
+    case 'keys':
+      await keys(rest);
+      return 0;
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      print(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command ${command}\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    const known = error instanceof UsageError || error instanceof ConfigError || error instanceof RecordError || error instanceof KeyFileError
+      || (error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
+      || (error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
+      || (error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
+    process.stderr.write(`matryoshka-authz: ${known ? (error as Error).message : `error: ${(error as Error).message ?? String(error)}`}\n`);
+    process.exitCode = known ? 2 : 1;
+  },
+);

@@ -1,0 +1,142 @@
+import type { Compression } from '../chain/compression.js';
+
+export interface Config {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly host: string;
+  readonly redisUrl: string | undefined;
+  readonly registryFile: string | undefined;
+  readonly issuer: string;
+  readonly signingKeysFile: string | undefined;
+  readonly serviceId: string | undefined;
+  readonly maxDepth: number;
+  readonly tokenTtlSeconds: number;
+  readonly forwardHeader: string;
+  readonly shadow: boolean;
+  readonly debugReasons: boolean;
+  readonly tlsCert: string | undefined;
+  readonly tlsKey: string | undefined;
+  readonly tlsCa: string | undefined;
+  readonly allowInsecureIssuers: boolean;
+  readonly logLevel: string;
+  readonly clockSkewSeconds: number;
+  readonly compression: Compression;
+  readonly maxTokenLength: number;
+  readonly maxLevels: number;
+  readonly maxContainerBytes: number;
+  readonly jwksTimeoutMs: number;
+}
+
+export interface ConfigVariable {
+  readonly name: string;
+  readonly default: string | undefined;
+  readonly description: string;
+}
+
+/** Every environment variable the service reads. The README table and the deploy tests come from here. */
+export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
+  { name: 'MATRYOSHKA_GRPC_PORT', default: '9191', description: 'ext_authz + health port (0 = pick a free port and log it)' },
+  { name: 'MATRYOSHKA_HTTP_PORT', default: '9192', description: 'JWKS, health and metrics port (0 = pick a free port and log it)' },
+  { name: 'MATRYOSHKA_HOST', default: '0.0.0.0', description: 'bind address' },
+  { name: 'REDIS_URL', default: undefined, description: 'unset = embedded in-memory registry' },
+  { name: 'MATRYOSHKA_REGISTRY_FILE', default: undefined, description: 'YAML registry loaded at start (embedded mode)' },
+  { name: 'MATRYOSHKA_ISSUER', default: 'urn:matryoshka:authz', description: 'iss of minted tokens' },
+  { name: 'MATRYOSHKA_SIGNING_KEYS', default: undefined, description: 'JWK Set file with private keys; unset = generated keys' },
+  { name: 'MATRYOSHKA_SERVICE_ID', default: undefined, description: 'destination service id when the request names none' },
+  { name: 'MATRYOSHKA_MAX_DEPTH', default: '8', description: 'default max chain depth (tenant, service and route may lower it)' },
+  { name: 'MATRYOSHKA_TOKEN_TTL', default: '120', description: 'lifetime in seconds of minted tokens (never beyond the origin exp)' },
+  { name: 'MATRYOSHKA_FORWARD_HEADER', default: 'authorization', description: 'header that carries the minted token upstream' },
+  { name: 'MATRYOSHKA_MODE', default: 'enforce', description: 'enforce | shadow (decide, record, but allow)' },
+  { name: 'MATRYOSHKA_DEBUG_REASONS', default: 'false', description: 'add x-authz-reason to denials (off in production)' },
+  { name: 'MATRYOSHKA_TLS_CERT', default: undefined, description: 'server certificate (PEM) for gRPC TLS' },
+  { name: 'MATRYOSHKA_TLS_KEY', default: undefined, description: 'server private key (PEM) for gRPC TLS' },
+  { name: 'MATRYOSHKA_TLS_CA', default: undefined, description: 'CA bundle; when set, client certificates are required (mTLS)' },
+  { name: 'MATRYOSHKA_ALLOW_INSECURE_ISSUERS', default: 'false', description: 'allow http:// issuer and JWKS URLs (tests, local dev)' },
+  { name: 'MATRYOSHKA_CLOCK_SKEW', default: '30', description: 'seconds of tolerance on exp/nbf/iat' },
+  { name: 'MATRYOSHKA_COMPRESSION', default: 'gzip', description: 'container compression when minting at depth >= 3: gzip | brotli' },
+  { name: 'MATRYOSHKA_MAX_TOKEN_LENGTH', default: '65536', description: 'longest accepted incoming token, in characters' },
+  { name: 'MATRYOSHKA_MAX_LEVELS', default: '32', description: 'hard cap on levels opened in one chain' },
+  { name: 'MATRYOSHKA_MAX_CONTAINER_BYTES', default: '262144', description: 'cap on one decompressed container' },
+  { name: 'MATRYOSHKA_JWKS_TIMEOUT_MS', default: '3000', description: 'deadline for one discovery or JWKS request' },
+  { name: 'LOG_LEVEL', default: 'info', description: 'pino level' },
+];
+
+/** A configuration problem: one line naming the variable, and the service does not start. */
+export class ConfigError extends Error {
+  constructor(name: string, problem: string) {
+    super(`${name}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name];
+  if (value !== undefined && value.trim() !== '') return value.trim();
+  return CONFIG_VARIABLES.find((v) => v.name === name)?.default;
+}
+
+function integer(env: Env, name: string, min: number, max: number): number {
+  const value = raw(env, name) ?? '';
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new ConfigError(name, `must be a whole number from ${min} to ${max}`);
+  return Number(value);
+}
+
+function bool(env: Env, name: string): boolean {
+  const value = (raw(env, name) ?? 'false').toLowerCase();
+  if (['true', '1', 'yes'].includes(value)) return true;
+  if (['false', '0', 'no'].includes(value)) return false;
+  throw new ConfigError(name, 'must be true or false');
+}
+
+function choice<T extends string>(env: Env, name: string, allowed: Record<string, T>): T {
+  const value = (raw(env, name) ?? '').toLowerCase();
+  const picked = allowed[value];
+  if (picked === undefined) throw new ConfigError(name, `must be one of ${Object.keys(allowed).join(', ')}`);
+  return picked;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const forwardHeader = (raw(env, 'MATRYOSHKA_FORWARD_HEADER') ?? 'authorization').toLowerCase();
+  if (!/^[a-z0-9-]{1,64}$/.test(forwardHeader) || forwardHeader.startsWith('x-envoy-')) {
+    throw new ConfigError('MATRYOSHKA_FORWARD_HEADER', 'must be a plain header name');
+  }
+  const issuer = raw(env, 'MATRYOSHKA_ISSUER') ?? '';
+  if (issuer.length === 0 || issuer.length > 256) throw new ConfigError('MATRYOSHKA_ISSUER', 'must be a non-empty string');
+  const tlsCert = raw(env, 'MATRYOSHKA_TLS_CERT');
+  const tlsKey = raw(env, 'MATRYOSHKA_TLS_KEY');
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError('MATRYOSHKA_TLS_CERT', 'and MATRYOSHKA_TLS_KEY go together');
+  const tlsCa = raw(env, 'MATRYOSHKA_TLS_CA');
+  if (tlsCa !== undefined && tlsCert === undefined) throw new ConfigError('MATRYOSHKA_TLS_CA', 'needs MATRYOSHKA_TLS_CERT and MATRYOSHKA_TLS_KEY');
+  const redisUrl = raw(env, 'REDIS_URL');
+  if (redisUrl !== undefined && !/^(redis|rediss|redis\+sentinel|redis\+cluster):\/\//.test(redisUrl)) {
+    throw new ConfigError('REDIS_URL', 'must be a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL');
+  }
+  return {
+    grpcPort: integer(env, 'MATRYOSHKA_GRPC_PORT', 0, 65535),
+    httpPort: integer(env, 'MATRYOSHKA_HTTP_PORT', 0, 65535),
+    host: raw(env, 'MATRYOSHKA_HOST') ?? '0.0.0.0',
+    redisUrl,
+    registryFile: raw(env, 'MATRYOSHKA_REGISTRY_FILE'),
+    issuer,
+    signingKeysFile: raw(env, 'MATRYOSHKA_SIGNING_KEYS'),
+    serviceId: raw(env, 'MATRYOSHKA_SERVICE_ID'),
+    maxDepth: integer(env, 'MATRYOSHKA_MAX_DEPTH', 1, 64),
+    tokenTtlSeconds: integer(env, 'MATRYOSHKA_TOKEN_TTL', 5, 86_400),
+    forwardHeader,
+    shadow: choice(env, 'MATRYOSHKA_MODE', { enforce: 'enforce', shadow: 'shadow' }) === 'shadow',
+    debugReasons: bool(env, 'MATRYOSHKA_DEBUG_REASONS'),
+    tlsCert,
+    tlsKey,
+    tlsCa,
+    allowInsecureIssuers: bool(env, 'MATRYOSHKA_ALLOW_INSECURE_ISSUERS'),
+    logLevel: choice(env, 'LOG_LEVEL', { fatal: 'fatal', error: 'error', warn: 'warn', info: 'info', debug: 'debug', trace: 'trace', silent: 'silent' }),
+    clockSkewSeconds: integer(env, 'MATRYOSHKA_CLOCK_SKEW', 0, 600),
+    compression: choice<Compression>(env, 'MATRYOSHKA_COMPRESSION', { gzip: 'g', brotli: 'b' }),
+    maxTokenLength: integer(env, 'MATRYOSHKA_MAX_TOKEN_LENGTH', 1024, 1024 * 1024),
+    maxLevels: integer(env, 'MATRYOSHKA_MAX_LEVELS', 2, 256),
+    maxContainerBytes: integer(env, 'MATRYOSHKA_MAX_CONTAINER_BYTES', 1024, 8 * 1024 * 1024),
+    jwksTimeoutMs: integer(env, 'MATRYOSHKA_JWKS_TIMEOUT_MS', 100, 60_000),
+  };
+}

@@ -1,0 +1,14 @@
+/**
+ * The one canonical view of a CheckRequest that every step reads. Built once by the transport
+ * layer; nothing further down re-reads the raw Envoy message.
+ */
+export interface CheckInput {
+  /** Request headers, lower-case names. */
+  readonly headers: ReadonlyMap<string, string>;
+  readonly contextExtensions: Readonly<Record<string, string>>;
+  readonly sourcePrincipal: string | undefined;
+  readonly destinationPrincipal: string | undefined;
+}
+
+/** Identity headers we own upstream: whatever the client sent under these names is never trusted. */
+export const IDENTITY_HEADERS = ['x-tenant-id', 'x-user-id', 'x-user-roles', 'x-auth-depth', 'x-auth-chain'] as const;

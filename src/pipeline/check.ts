@@ -1,0 +1,153 @@
+import { ulid } from 'ulid';
+import type { ChainLimits } from '../chain/limits.js';
+import { openChain } from '../chain/open-chain.js';
+import type { Chain } from '../chain/types.js';
+import type { LevelTrust } from '../chain/verify-level.js';
+import type { OwnKeys } from '../keys/own-keys.js';
+import { decide } from '../policy/decide.js';
+import { DenyError, type DenyReason, deny } from '../reasons.js';
+import { type RegistryReader, RegistryUnavailableError } from '../registry/registry.js';
+import { defaultServicePolicy, defaultTenantPolicy } from '../registry/records.js';
+import type { CheckInput } from './check-input.js';
+import type { DecisionRecord } from './decision.js';
+import { resolveDestination } from './destination.js';
+import { extractToken } from './extract.js';
+import { type MintSettings, type Minted, mintExtended } from './mint.js';
+import { resolveTenant } from './resolve-tenant.js';
+
+export interface CheckDeps {
+  readonly registry: RegistryReader;
+  readonly trust: LevelTrust;
+  readonly ownKeys: OwnKeys;
+  readonly limits: ChainLimits;
+  readonly mint: MintSettings;
+  readonly defaultMaxDepth: number;
+  readonly defaultServiceId: string | undefined;
+  readonly shadow: boolean;
+  /** Seconds since the epoch. */
+  readonly now: () => number;
+  /** A failure that is not a decision (a bug, a dependency exploding): logged, answered 503. */
+  readonly onUnexpected: (error: unknown) => void;
+}
+
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+/** Envoy's `x-request-id` when it is sane, else a fresh ULID. */
+export function requestIdOf(input: CheckInput): string {
+  const given = input.headers.get('x-request-id');
+  return given !== undefined && REQUEST_ID.test(given) ? given : ulid();
+}
+
+/** Mutable while the pipeline runs; frozen into a DecisionRecord at the end. */
+interface Draft {
+  requestId: string;
+  tenant?: string;
+  user?: string;
+  roles: readonly string[];
+  destination?: string;
+  chain?: Chain;
+  minted?: Minted;
+  recursionAudited: boolean;
+  shadowReason?: DenyReason;
+  shadowDetail?: string;
+}
+
+/**
+ * One Check: extract → open and verify the chain → destination → tenant → decide → mint.
+ * Never throws: every path ends in a DecisionRecord, and anything unexpected fails closed (503).
+ */
+export async function check(input: CheckInput, deps: CheckDeps): Promise<DecisionRecord> {
+  const draft: Draft = { requestId: requestIdOf(input), roles: [], recursionAudited: false };
+  try {
+    await runPipeline(input, deps, draft);
+    return finish(draft, true, draft.shadowReason, draft.shadowDetail, draft.shadowReason !== undefined);
+  } catch (error) {
+    let reason: DenyReason = 'unavailable';
+    let detail: string;
+    if (error instanceof DenyError) {
+      reason = error.reason;
+      detail = error.message;
+    } else if (error instanceof RegistryUnavailableError) {
+      detail = error.message;
+    } else {
+      detail = 'internal error';
+      deps.onUnexpected(error);
+    }
+    return finish(draft, deps.shadow, reason, detail, deps.shadow);
+  }
+}
+
+function finish(draft: Draft, allowed: boolean, reason: DenyReason | undefined, detail: string | undefined, shadow: boolean): DecisionRecord {
+  return {
+    requestId: draft.requestId,
+    allowed,
+    reason,
+    detail,
+    shadow,
+    tenant: draft.tenant,
+    user: draft.user,
+    roles: draft.roles,
+    destination: draft.destination,
+    chain: draft.chain,
+    minted: draft.minted,
+    recursionAudited: draft.recursionAudited,
+  };
+}
+
+async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Promise<void> {
+  const token = extractToken(input);
+  const chain = await openChain(token, { trust: deps.trust, ownKeys: deps.ownKeys, limits: deps.limits, now: deps.now });
+  draft.chain = chain;
+
+  const destination = await resolveDestination(input, deps.registry, deps.defaultServiceId);
+  draft.destination = destination.sid;
+  const registeredService = await deps.registry.service(destination.sid);
+  const tenant = resolveTenant(chain, destination, registeredService);
+  draft.tenant = tenant;
+
+  // The user is the origin's; when the chain is sealed, the innermost level we could open
+  // (minted levels carry the origin's sub and roles forward for exactly this reason).
+  const innermost = chain.levels[0];
+  const subject = innermost?.subject;
+  if (innermost === undefined || subject === undefined) deny('malformed_token', 'the chain names no user');
+  draft.user = subject;
+  draft.roles = innermost.roles;
+
+  const sourcePrincipal = input.sourcePrincipal;
+  const outcome = decide({
+    destination: destination.sid,
+    depth: chain.depth,
+    sids: chain.sids,
+    sealed: chain.sealed,
+    caller: chain.outer.stack?.sid,
+    roles: innermost.roles,
+    tenant: (await deps.registry.tenant(tenant)) ?? defaultTenantPolicy(tenant),
+    service: registeredService ?? defaultServicePolicy(destination.sid),
+    defaultMaxDepth: deps.defaultMaxDepth,
+    routeMaxDepth: destination.routeMaxDepth,
+    source: sourcePrincipal === undefined ? undefined : { principal: sourcePrincipal, sid: await deps.registry.principal(sourcePrincipal) },
+  });
+  if (!outcome.allow) {
+    if (!deps.shadow) deny(outcome.reason, outcome.detail);
+    // Shadow mode still extends the chain, so the services behind it keep working during rollout.
+    draft.shadowReason = outcome.reason;
+    draft.shadowDetail = outcome.detail;
+  } else {
+    draft.recursionAudited = outcome.recursionAudited;
+  }
+
+  draft.minted = await mintExtended(
+    {
+      incoming: token,
+      chain,
+      destination: destination.sid,
+      tenant,
+      subject,
+      roles: innermost.roles,
+      seal: registeredService?.seal ?? false,
+      now: deps.now(),
+    },
+    deps.ownKeys,
+    deps.mint,
+  );
+}

@@ -1,0 +1,24 @@
+import type { Chain } from '../chain/types.js';
+import type { DenyReason } from '../reasons.js';
+import type { Minted } from './mint.js';
+
+/**
+ * What one Check decided and everything it learnt on the way. The response, the span, the audit
+ * line and the metrics are all derived from this one record, so they cannot disagree.
+ */
+export interface DecisionRecord {
+  readonly requestId: string;
+  /** What Envoy is told. In shadow mode a denial is still allowed, and `reason` says why it would not be. */
+  readonly allowed: boolean;
+  readonly reason: DenyReason | undefined;
+  /** Internal explanation for logs and spans; never sent to the client. */
+  readonly detail: string | undefined;
+  readonly shadow: boolean;
+  readonly tenant: string | undefined;
+  readonly user: string | undefined;
+  readonly roles: readonly string[];
+  readonly destination: string | undefined;
+  readonly chain: Chain | undefined;
+  readonly minted: Minted | undefined;
+  readonly recursionAudited: boolean;
+}

@@ -1,0 +1,35 @@
+import { deny } from '../reasons.js';
+import type { RegistryReader } from '../registry/registry.js';
+import type { CheckInput } from './check-input.js';
+
+export interface Destination {
+  readonly sid: string;
+  /** `context_extensions["tenant"]`: the route is bound to this tenant. */
+  readonly routeTenant: string | undefined;
+  /** `context_extensions["max_depth"]`: the route lowers the depth limit. */
+  readonly routeMaxDepth: number | undefined;
+}
+
+/**
+ * The destination service: the route's `sid`, else the mapped destination principal (Istio,
+ * which cannot set per-route extensions), else the configured default.
+ */
+export async function resolveDestination(input: CheckInput, registry: RegistryReader, defaultSid: string | undefined): Promise<Destination> {
+  const ext = input.contextExtensions;
+  let sid = nonEmpty(ext['sid']);
+  if (sid === undefined && input.destinationPrincipal !== undefined) sid = await registry.principal(input.destinationPrincipal);
+  sid ??= defaultSid;
+  if (sid === undefined) deny('unknown_service', 'no destination service id');
+  const rawDepth = nonEmpty(ext['max_depth']);
+  let routeMaxDepth: number | undefined;
+  if (rawDepth !== undefined) {
+    // A route limit we cannot read must not silently become "no limit".
+    if (!/^\d{1,2}$/.test(rawDepth)) deny('depth_exceeded', `route max_depth ${JSON.stringify(rawDepth)} is not a number`);
+    routeMaxDepth = Number(rawDepth);
+  }
+  return { sid, routeTenant: nonEmpty(ext['tenant']), routeMaxDepth };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.length === 0 ? undefined : value;
+}

@@ -1,0 +1,80 @@
+import { CompactSign } from 'jose';
+import { ulid } from 'ulid';
+import { encodeStandardBase64 } from '../chain/base64.js';
+import { type Compression, compress } from '../chain/compression.js';
+import { sealContainer } from '../chain/seal.js';
+import type { Chain } from '../chain/types.js';
+import type { OwnKeys } from '../keys/own-keys.js';
+
+export interface MintSettings {
+  readonly issuer: string;
+  readonly ttlSeconds: number;
+  readonly compression: Compression;
+  /** Containers are compressed from this depth of the new token on (the format says 3). */
+  readonly compressFromDepth: number;
+}
+
+export interface MintRequest {
+  /** The incoming token exactly as received: it becomes the container. */
+  readonly incoming: string;
+  readonly chain: Chain;
+  readonly destination: string;
+  readonly tenant: string;
+  readonly subject: string;
+  readonly roles: readonly string[];
+  readonly seal: boolean;
+  readonly now: number;
+}
+
+export interface Minted {
+  readonly token: string;
+  readonly depth: number;
+  readonly sids: readonly string[];
+  readonly compressed: boolean;
+}
+
+/** Compress only when it pays: the base64 of the compressed bytes must be shorter. */
+export function packContainer(container: string, kind: Compression): string | undefined {
+  const packed = encodeStandardBase64(compress(Buffer.from(container, 'latin1'), kind));
+  return packed.length < container.length ? packed : undefined;
+}
+
+/** The lifetime of a new level: our TTL, never past any level it wraps (the origin included). */
+export function mintedExpiry(chain: Chain, now: number, ttlSeconds: number): number {
+  let exp = now + ttlSeconds;
+  for (const level of chain.levels) {
+    const levelExp = level.jws.payload['exp'];
+    if (typeof levelExp === 'number' && levelExp < exp) exp = Math.floor(levelExp);
+  }
+  return exp;
+}
+
+/** Wrap the incoming token in a new level for `destination` (format spec, rules 5 and 6). */
+export async function mintExtended(request: MintRequest, keys: OwnKeys, settings: MintSettings): Promise<Minted> {
+  const depth = request.chain.depth + 1;
+  const fmt = request.seal ? 'JWE' : 'JWT';
+  let container = request.seal ? await sealContainer(request.incoming, keys) : request.incoming;
+  let cmp: Compression | undefined;
+  if (depth >= settings.compressFromDepth) {
+    const packed = packContainer(container, settings.compression);
+    if (packed !== undefined) {
+      container = packed;
+      cmp = settings.compression;
+    }
+  }
+  const payload = {
+    iss: settings.issuer,
+    sub: request.subject,
+    aud: settings.issuer,
+    iat: request.now,
+    exp: mintedExpiry(request.chain, request.now, settings.ttlSeconds),
+    jti: ulid(),
+    tenant_id: request.tenant,
+    roles: request.roles,
+    auth_stack: { fmt, ...(cmp === undefined ? {} : { cmp }), sid: request.destination, depth, container },
+  };
+  const token = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg: keys.signing.alg, kid: keys.signing.kid, typ: 'JWT' })
+    .sign(keys.signing.privateKey);
+  return { token, depth, sids: [...request.chain.sids, request.destination], compressed: cmp !== undefined };
+}

@@ -1,0 +1,81 @@
+import { type DenyReason, httpStatusOf } from '../reasons.js';
+import { IDENTITY_HEADERS } from './check-input.js';
+import type { DecisionRecord } from './decision.js';
+
+/** The CheckResponse as the proto-loader object form (`keepCase`); see proto/envoy/service/auth/v3. */
+export interface HeaderValueOption {
+  header: { key: string; value: string };
+  append: { value: boolean };
+}
+export type StructValue = { stringValue: string } | { numberValue: number } | { boolValue: boolean };
+export interface ProtoStruct {
+  fields: Record<string, StructValue>;
+}
+export interface CheckResponseMessage {
+  status: { code: number; message: string };
+  ok_response?: { headers: HeaderValueOption[]; headers_to_remove: string[] };
+  denied_response?: { status: { code: number }; headers: HeaderValueOption[]; body: string };
+  dynamic_metadata: ProtoStruct;
+}
+
+export interface ResponseSettings {
+  /** Header that carries the minted token; `authorization` gets the Bearer scheme. */
+  readonly forwardHeader: string;
+  readonly debugReasons: boolean;
+}
+
+const GRPC_OK = 0;
+const GRPC_CODE_BY_HTTP = { 401: 16, 403: 7, 503: 14 } as const; // UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE
+const BODY_ERROR_BY_HTTP = { 401: 'unauthorized', 403: 'forbidden', 503: 'unavailable' } as const;
+
+// Envoy has read an unset `append` as "append" in some versions; we always say "overwrite".
+const set = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });
+
+function metadata(record: DecisionRecord): ProtoStruct {
+  const fields: Record<string, StructValue> = {
+    decision: { stringValue: record.allowed ? (record.reason === undefined ? 'allow' : 'shadow_allow') : 'deny' },
+  };
+  if (record.reason !== undefined) fields['reason'] = { stringValue: record.reason };
+  if (record.tenant !== undefined) fields['tenant_id'] = { stringValue: record.tenant };
+  if (record.minted !== undefined) fields['depth'] = { numberValue: record.minted.depth };
+  else if (record.chain !== undefined) fields['depth'] = { numberValue: record.chain.depth };
+  fields['request_id'] = { stringValue: record.requestId };
+  return { fields };
+}
+
+function allowResponse(record: DecisionRecord, settings: ResponseSettings): CheckResponseMessage {
+  const headers: HeaderValueOption[] = [];
+  const minted = record.minted;
+  if (minted !== undefined) {
+    const forward = settings.forwardHeader === 'authorization' ? `Bearer ${minted.token}` : minted.token;
+    headers.push(set(settings.forwardHeader, forward));
+    if (record.tenant !== undefined) headers.push(set('x-tenant-id', record.tenant));
+    if (record.user !== undefined) headers.push(set('x-user-id', record.user));
+    if (record.roles.length > 0) headers.push(set('x-user-roles', record.roles.join(',')));
+    headers.push(set('x-auth-depth', String(minted.depth)));
+    headers.push(set('x-auth-chain', minted.sids.join(',')));
+  }
+  headers.push(set('x-request-id', record.requestId));
+  const setNames = new Set(headers.map((h) => h.header.key));
+  const headersToRemove = IDENTITY_HEADERS.filter((name) => !setNames.has(name));
+  return { status: { code: GRPC_OK, message: '' }, ok_response: { headers, headers_to_remove: headersToRemove }, dynamic_metadata: metadata(record) };
+}
+
+function denyResponse(record: DecisionRecord, reason: DenyReason, settings: ResponseSettings): CheckResponseMessage {
+  const http = httpStatusOf(reason);
+  const headers = [set('content-type', 'application/json'), set('cache-control', 'no-store')];
+  if (http === 401) headers.push(set('www-authenticate', 'Bearer error="invalid_token"'));
+  if (settings.debugReasons) headers.push(set('x-authz-reason', reason));
+  const body = JSON.stringify({ error: BODY_ERROR_BY_HTTP[http], request_id: record.requestId });
+  return {
+    status: { code: GRPC_CODE_BY_HTTP[http], message: '' },
+    denied_response: { status: { code: http }, headers, body },
+    dynamic_metadata: metadata(record),
+  };
+}
+
+/** Turn a decision into Envoy's answer, in one place: status mapping, headers, metadata. */
+export function buildCheckResponse(record: DecisionRecord, settings: ResponseSettings): CheckResponseMessage {
+  if (record.allowed) return allowResponse(record, settings);
+  return denyResponse(record, record.reason ?? 'unavailable', settings);
+}

@@ -1,0 +1,63 @@
+import type { RegistryReader } from './registry.js';
+import type { IssuerRecord, ServicePolicy, TenantPolicy } from './records.js';
+
+export interface RegistryContents {
+  issuers: IssuerRecord[];
+  tenants: TenantPolicy[];
+  services: ServicePolicy[];
+  principals: Record<string, string>;
+}
+
+export function emptyContents(): RegistryContents {
+  return { issuers: [], tenants: [], services: [], principals: {} };
+}
+
+/** The embedded registry: plain maps, filled from the registry file or by tests. */
+export class MemoryRegistry implements RegistryReader {
+  private readonly issuers = new Map<string, IssuerRecord>();
+  private readonly tenants = new Map<string, TenantPolicy>();
+  private readonly services = new Map<string, ServicePolicy>();
+  private readonly principals = new Map<string, string>();
+
+  constructor(contents: RegistryContents = emptyContents()) {
+    for (const issuer of contents.issuers) this.putIssuer(issuer);
+    for (const tenant of contents.tenants) this.putTenant(tenant);
+    for (const service of contents.services) this.putService(service);
+    for (const [principal, sid] of Object.entries(contents.principals)) this.mapPrincipal(principal, sid);
+  }
+
+  putIssuer(record: IssuerRecord): void {
+    this.issuers.set(record.issuer, record);
+  }
+  removeIssuer(issuer: string): boolean {
+    return this.issuers.delete(issuer);
+  }
+  putTenant(policy: TenantPolicy): void {
+    this.tenants.set(policy.tenant, policy);
+  }
+  putService(policy: ServicePolicy): void {
+    this.services.set(policy.sid, policy);
+  }
+  mapPrincipal(principal: string, sid: string): void {
+    this.principals.set(principal, sid);
+  }
+  listIssuers(): IssuerRecord[] {
+    return [...this.issuers.values()];
+  }
+
+  async issuer(iss: string): Promise<IssuerRecord | undefined> {
+    return this.issuers.get(iss);
+  }
+  async tenant(tenant: string): Promise<TenantPolicy | undefined> {
+    return this.tenants.get(tenant);
+  }
+  async service(sid: string): Promise<ServicePolicy | undefined> {
+    return this.services.get(sid);
+  }
+  async principal(principal: string): Promise<string | undefined> {
+    return this.principals.get(principal);
+  }
+  ready(): boolean {
+    return true;
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * Registry records and their validation. Every way a record enters the service (YAML file, CLI,
+ * Redis) goes through these parsers, so an invalid record is refused with the same one-line error
+ * naming the field, wherever it came from.
+ */
+export const DEFAULT_ALGORITHMS = ['ES256', 'RS256', 'PS256', 'EdDSA'] as const;
+export const SUPPORTED_ALGORITHMS = [
+  'ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA', 'HS256', 'HS384', 'HS512',
+] as const;
+export type Algorithm = (typeof SUPPORTED_ALGORITHMS)[number];
+
+export interface IssuerRecord {
+  readonly issuer: string;
+  readonly tenant: string;
+  /** Absent: OIDC discovery at `<issuer>/.well-known/openid-configuration`. */
+  readonly jwksUri: string | undefined;
+  /** Absent: the audience is not checked for this issuer. */
+  readonly audiences: readonly string[] | undefined;
+  readonly algorithms: readonly Algorithm[];
+  readonly rolesClaim: string;
+  /** HMAC issuers only: the name of the environment variable that holds the shared secret. */
+  readonly secretEnv: string | undefined;
+}
+
+export interface TenantPolicy {
+  readonly tenant: string;
+  readonly maxDepth: number | undefined;
+  readonly recursion: 'deny' | 'audit';
+  readonly sealed: 'allow' | 'deny';
+  readonly entryOnly: boolean;
+}
+
+export interface ServicePolicy {
+  readonly sid: string;
+  readonly tenant: string | undefined;
+  /** Globs on the immediate caller's sid; absent or empty: any caller. */
+  readonly allowedCallers: readonly string[];
+  readonly requiredRoles: readonly string[];
+  readonly maxDepth: number | undefined;
+  readonly seal: boolean;
+  readonly entry: boolean;
+  readonly bindSource: boolean;
+}
+
+/** A record that cannot be accepted; the message names the field (e.g. `issuers[1].algorithms`). */
+export class RecordError extends Error {
+  constructor(field: string, problem: string) {
+    super(`${field}: ${problem}`);
+    this.name = 'RecordError';
+  }
+}
+
+/** Defaults for a tenant that has no record: fail closed on everything a tenant can relax. */
+export function defaultTenantPolicy(tenant: string): TenantPolicy {
+  return { tenant, maxDepth: undefined, recursion: 'deny', sealed: 'deny', entryOnly: false };
+}
+
+/** Defaults for a destination that has no record: tenant policy only. */
+export function defaultServicePolicy(sid: string): ServicePolicy {
+  return { sid, tenant: undefined, allowedCallers: [], requiredRoles: [], maxDepth: undefined, seal: false, entry: false, bindSource: false };
+}
+
+type Raw = Record<string, unknown>;
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ENV_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+const GLOB = /^[A-Za-z0-9._:@/*?-]{1,128}$/;
+const CLAIM_PATH = /^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/;
+/** Keys that name a secret; a literal value under any of them is refused. */
+const SECRET_KEYS = new Set(['secret', 'client_secret', 'password', 'key', 'private_key', 'hmac_secret']);
+
+export function asObject(value: unknown, field: string): Raw {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new RecordError(field, 'must be a mapping');
+  return value as Raw;
+}
+
+function refuseUnknown(raw: Raw, known: readonly string[], field: string): void {
+  for (const key of Object.keys(raw)) {
+    if (SECRET_KEYS.has(key)) continue;
+    if (!known.includes(key)) throw new RecordError(`${field}.${key}`, 'unknown field');
+  }
+}
+
+export function identifier(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !ID.test(value)) throw new RecordError(field, 'must be an identifier (letters, digits, . _ : @ / -)');
+  return value;
+}
+
+function optionalString(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || value.length === 0) throw new RecordError(field, 'must be a non-empty string');
+  return value;
+}
+
+function optionalBool(value: unknown, field: string): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') throw new RecordError(field, 'must be true or false');
+  return value;
+}
+
+export function optionalDepth(value: unknown, field: string): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > 64) throw new RecordError(field, 'must be a whole number from 0 to 64');
+  return n;
+}
+
+function stringList(value: unknown, field: string, pattern: RegExp, what: string): string[] {
+  if (value === undefined || value === null) return [];
+  const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter((s) => s.length > 0) : value;
+  if (!Array.isArray(list)) throw new RecordError(field, 'must be a list');
+  return list.map((item, i) => {
+    if (typeof item !== 'string' || !pattern.test(item)) throw new RecordError(`${field}[${i}]`, `must be ${what}`);
+    return item;
+  });
+}
+
+function oneOf<T extends string>(value: unknown, field: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new RecordError(field, `must be one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+/** `http(s)` URL check; plain http only when insecure issuers are allowed (tests, local dev). */
+export function httpUrl(value: unknown, field: string, allowInsecure: boolean): string {
+  if (typeof value !== 'string') throw new RecordError(field, 'must be a URL');
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new RecordError(field, 'must be a URL');
+  }
+  if (url.protocol !== 'https:' && !(allowInsecure && url.protocol === 'http:')) {
+    throw new RecordError(field, allowInsecure ? 'must be an http(s) URL' : 'must be an https URL (set MATRYOSHKA_ALLOW_INSECURE_ISSUERS=true for http)');
+  }
+  if (url.username || url.password) throw new RecordError(field, 'must not carry credentials');
+  return value;
+}
+
+/**
+ * The secret of an HMAC issuer is named, never given: `secret_env: NAME`, or `secret: ${NAME}`.
+ * A literal under any secret-like key is refused with the field's name.
+ */
+function secretReference(raw: Raw, field: string): string | undefined {
+  let name: string | undefined;
+  for (const key of Object.keys(raw)) {
+    if (!SECRET_KEYS.has(key)) continue;
+    const value = raw[key];
+    const ref = typeof value === 'string' ? ENV_REF.exec(value) : null;
+    if (!ref) throw new RecordError(`${field}.${key}`, 'a secret must be an environment reference (${NAME}); use secret_env: NAME');
+    name = ref[1];
+  }
+  if (raw['secret_env'] !== undefined) {
+    const value = raw['secret_env'];
+    if (typeof value !== 'string' || !ENV_NAME.test(value)) {
+      throw new RecordError(`${field}.secret_env`, 'must be the name of an environment variable, not the secret');
+    }
+    name = value;
+  }
+  return name;
+}
+
+export function parseIssuer(value: unknown, field: string, allowInsecure: boolean): IssuerRecord {
+  const raw = asObject(value, field);
+  refuseUnknown(raw, ['issuer', 'tenant', 'jwks_uri', 'audiences', 'algorithms', 'roles_claim', 'secret_env'], field);
+  const issuer = raw['issuer'];
+  if (typeof issuer !== 'string' || issuer.length === 0 || issuer.length > 512) throw new RecordError(`${field}.issuer`, 'must be a non-empty string');
+  const tenant = identifier(raw['tenant'], `${field}.tenant`);
+  const algorithms = raw['algorithms'] === undefined
+    ? [...DEFAULT_ALGORITHMS]
+    : stringList(raw['algorithms'], `${field}.algorithms`, /^[A-Za-z0-9]+$/, 'an algorithm name');
+  for (const [i, alg] of algorithms.entries()) {
+    if (!(SUPPORTED_ALGORITHMS as readonly string[]).includes(alg)) {
+      throw new RecordError(`${field}.algorithms[${i}]`, `unsupported algorithm ${alg} (supported: ${SUPPORTED_ALGORITHMS.join(', ')})`);
+    }
+  }
+  if (algorithms.length === 0) throw new RecordError(`${field}.algorithms`, 'must name at least one algorithm');
+  const secretEnv = secretReference(raw, field);
+  const hmac = algorithms.filter((a) => a.startsWith('HS'));
+  if (hmac.length > 0 && hmac.length !== algorithms.length) {
+    throw new RecordError(`${field}.algorithms`, 'must not mix HMAC and public-key algorithms (algorithm confusion)');
+  }
+  if (hmac.length > 0 && secretEnv === undefined) throw new RecordError(`${field}.secret_env`, 'is required for HMAC algorithms');
+  if (hmac.length === 0 && secretEnv !== undefined) throw new RecordError(`${field}.secret_env`, 'is only for HMAC algorithms');
+  const jwksRaw = raw['jwks_uri'];
+  const jwksUri = jwksRaw === undefined || jwksRaw === null ? undefined : httpUrl(jwksRaw, `${field}.jwks_uri`, allowInsecure);
+  if (hmac.length === 0 && jwksUri === undefined) httpUrl(issuer, `${field}.issuer`, allowInsecure);
+  const audiences = raw['audiences'] === undefined ? undefined : stringList(raw['audiences'], `${field}.audiences`, /^[^\s,]{1,256}$/, 'an audience');
+  const rolesClaim = optionalString(raw['roles_claim'], `${field}.roles_claim`) ?? 'roles';
+  if (!CLAIM_PATH.test(rolesClaim)) throw new RecordError(`${field}.roles_claim`, 'must be a claim name or dotted path');
+  return { issuer, tenant, jwksUri, audiences, algorithms: algorithms as Algorithm[], rolesClaim, secretEnv };
+}
+
+export function parseTenant(tenant: string, value: unknown, field: string): TenantPolicy {
+  const raw = value === null || value === undefined ? {} : asObject(value, field);
+  refuseUnknown(raw, ['max_depth', 'recursion', 'sealed', 'entry_only'], field);
+  return {
+    tenant: identifier(tenant, field),
+    maxDepth: optionalDepth(raw['max_depth'], `${field}.max_depth`),
+    recursion: oneOf(raw['recursion'], `${field}.recursion`, ['deny', 'audit'], 'deny'),
+    sealed: oneOf(raw['sealed'], `${field}.sealed`, ['allow', 'deny'], 'deny'),
+    entryOnly: optionalBool(raw['entry_only'], `${field}.entry_only`),
+  };
+}
+
+export function parseService(sid: string, value: unknown, field: string): ServicePolicy {
+  const raw = value === null || value === undefined ? {} : asObject(value, field);
+  refuseUnknown(raw, ['tenant', 'allowed_callers', 'required_roles', 'max_depth', 'seal', 'entry', 'bind_source'], field);
+  const tenant = raw['tenant'] === undefined ? undefined : identifier(raw['tenant'], `${field}.tenant`);
+  return {
+    sid: identifier(sid, field),
+    tenant,
+    allowedCallers: stringList(raw['allowed_callers'], `${field}.allowed_callers`, GLOB, 'a glob of service ids (letters, digits, . _ : @ / - * ?)'),
+    requiredRoles: stringList(raw['required_roles'], `${field}.required_roles`, /^[^\s,]{1,128}$/, 'a role name'),
+    maxDepth: optionalDepth(raw['max_depth'], `${field}.max_depth`),
+    seal: optionalBool(raw['seal'], `${field}.seal`),
+    entry: optionalBool(raw['entry'], `${field}.entry`),
+    bindSource: optionalBool(raw['bind_source'], `${field}.bind_source`),
+  };
+}
+
+/** Inverse of the parsers, for YAML/JSON output and storage: snake_case, defaults omitted. */
+export function issuerToRaw(record: IssuerRecord): Raw {
+  const raw: Raw = { issuer: record.issuer, tenant: record.tenant };
+  if (record.jwksUri !== undefined) raw['jwks_uri'] = record.jwksUri;
+  if (record.audiences !== undefined) raw['audiences'] = [...record.audiences];
+  raw['algorithms'] = [...record.algorithms];
+  if (record.rolesClaim !== 'roles') raw['roles_claim'] = record.rolesClaim;
+  if (record.secretEnv !== undefined) raw['secret_env'] = record.secretEnv;
+  return raw;
+}

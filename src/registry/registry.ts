@@ -1,0 +1,23 @@
+import type { IssuerRecord, ServicePolicy, TenantPolicy } from './records.js';
+
+/**
+ * What the Check path reads from the registry. Implementations (in-memory, Redis) answer from
+ * process memory once warm; a read that cannot be answered throws `RegistryUnavailableError`,
+ * which the pipeline turns into 503 `unavailable` — never into a denial or an allow.
+ */
+export interface RegistryReader {
+  issuer(iss: string): Promise<IssuerRecord | undefined>;
+  tenant(tenant: string): Promise<TenantPolicy | undefined>;
+  service(sid: string): Promise<ServicePolicy | undefined>;
+  /** Istio SPIFFE id (or any peer principal) to the service id it stands for. */
+  principal(principal: string): Promise<string | undefined>;
+  /** True once the registry can answer (embedded: always; Redis: after the first reply). */
+  ready(): boolean;
+}
+
+export class RegistryUnavailableError extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'RegistryUnavailableError';
+  }
+}

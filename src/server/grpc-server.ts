@@ -1,0 +1,65 @@
+import * as grpc from '@grpc/grpc-js';
+import type { CheckResponseMessage } from '../pipeline/respond.js';
+import type { CheckRequestMessage } from './check-request.js';
+import type { HealthState } from './health.js';
+import { loadProtos } from './protos.js';
+
+export interface GrpcServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly credentials: grpc.ServerCredentials;
+  readonly health: HealthState;
+  /** Must never reject: every outcome, denial or error, is a CheckResponse. */
+  readonly check: (request: CheckRequestMessage) => Promise<CheckResponseMessage>;
+}
+
+export interface RunningGrpcServer {
+  readonly port: number;
+  readonly server: grpc.Server;
+  /** Stop accepting, let in-flight calls finish (up to `graceMs`), then force-close. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/**
+ * The thin transport: Envoy's Check and grpc.health.v1 over one port. Flow-control windows are
+ * raised from the 64 KiB default, which starves concurrent streams on one Envoy connection.
+ */
+export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const protos = loadProtos();
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    'grpc.max_send_message_length': 4 * 1024 * 1024,
+    'grpc-node.max_session_memory': 64,
+    'grpc.http2.max_frame_size': 64 * 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+  } as grpc.ServerOptions);
+  server.addService(protos.authorization, {
+    Check: (call: grpc.ServerUnaryCall<CheckRequestMessage, CheckResponseMessage>, callback: grpc.sendUnaryData<CheckResponseMessage>) => {
+      options.check(call.request).then(
+        (response) => callback(null, response),
+        () => callback({ code: grpc.status.INTERNAL, details: 'internal error' }),
+      );
+    },
+  });
+  server.addService(protos.health, options.health.handlers());
+  const port = await new Promise<number>((resolve, reject) => {
+    const address = options.host.includes(':') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
+    server.bindAsync(address, options.credentials, (error, bound) => (error ? reject(error) : resolve(bound)));
+  });
+  return {
+    port,
+    server,
+    shutdown: (graceMs) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        timer.unref();
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,134 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { type ChainLimits } from './chain/limits.js';
+import type { Config } from './config/config.js';
+import { DEFAULT_FETCH_LIMITS } from './keys/fetch-json.js';
+import { IssuerKeys } from './keys/issuer-keys.js';
+import { OwnKeys } from './keys/own-keys.js';
+import { DEFAULT_REMOTE_JWKS_OPTIONS, RemoteJwks } from './keys/remote-jwks.js';
+import { type CheckDeps, check } from './pipeline/check.js';
+import { buildCheckResponse } from './pipeline/respond.js';
+import { MemoryRegistry } from './registry/memory-registry.js';
+import type { RegistryReader } from './registry/registry.js';
+import { loadRegistryFile } from './registry/registry-file.js';
+import { type CheckRequestMessage, toCheckInput } from './server/check-request.js';
+import { type RunningGrpcServer, startGrpcServer } from './server/grpc-server.js';
+import { HealthState } from './server/health.js';
+import { type RunningHttpServer, startHttpServer } from './server/http-server.js';
+import { logDecision } from './telemetry/audit.js';
+
+export interface ServiceOverrides {
+  /** A registry to use instead of the one the config names (tests, the demo). */
+  registry?: RegistryReader;
+  ownKeys?: OwnKeys;
+  env?: NodeJS.ProcessEnv;
+  now?: () => number;
+}
+
+export interface RunningService {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly registry: RegistryReader;
+  readonly ownKeys: OwnKeys;
+  readonly health: HealthState;
+  /** Health turns NOT_SERVING, in-flight checks finish (up to `graceMs`), servers close. */
+  close(graceMs?: number): Promise<void>;
+}
+
+function serverCredentials(config: Config): grpc.ServerCredentials {
+  if (config.tlsCert === undefined || config.tlsKey === undefined) return grpc.ServerCredentials.createInsecure();
+  throw new Error('TLS is configured but not supported by this build');
+}
+
+function buildRegistry(config: Config, logger: Logger): RegistryReader {
+  if (config.redisUrl !== undefined) throw new Error('REDIS_URL is set but the Redis registry is not available in this build');
+  if (config.registryFile === undefined) return new MemoryRegistry();
+  const registry = new MemoryRegistry(loadRegistryFile(config.registryFile, config.allowInsecureIssuers));
+  logger.info({ file: config.registryFile, issuers: registry.listIssuers().map((i) => ({ issuer: i.issuer, tenant: i.tenant })) }, 'registry loaded');
+  return registry;
+}
+
+/** Assemble and start the whole service from a Config: registry, keys, pipeline, gRPC and HTTP. */
+export async function startService(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<RunningService> {
+  const registry = overrides.registry ?? buildRegistry(config, logger);
+  const ownKeys = overrides.ownKeys ?? (config.signingKeysFile !== undefined ? await OwnKeys.fromFile(config.signingKeysFile) : await OwnKeys.generate());
+  const remote = new RemoteJwks({
+    ...DEFAULT_REMOTE_JWKS_OPTIONS,
+    fetch: { ...DEFAULT_FETCH_LIMITS, timeoutMs: config.jwksTimeoutMs, allowInsecure: config.allowInsecureIssuers },
+    onFetch: (issuer, outcome, durationMs) => logger.debug({ issuer, outcome, duration_ms: durationMs }, 'jwks fetch'),
+  });
+  const limits: ChainLimits = {
+    maxLevels: config.maxLevels,
+    maxContainerBytes: config.maxContainerBytes,
+    maxTokenLength: config.maxTokenLength,
+    clockSkewSeconds: config.clockSkewSeconds,
+  };
+  const now = overrides.now ?? (() => Math.floor(Date.now() / 1000));
+  const deps: CheckDeps = {
+    registry,
+    trust: { ownIssuer: config.issuer, registry, keys: new IssuerKeys(ownKeys, remote, overrides.env ?? process.env) },
+    ownKeys,
+    limits,
+    mint: { issuer: config.issuer, ttlSeconds: config.tokenTtlSeconds, compression: config.compression, compressFromDepth: 3 },
+    defaultMaxDepth: config.maxDepth,
+    defaultServiceId: config.serviceId,
+    shadow: config.shadow,
+    now,
+    onUnexpected: (error) => logger.error({ err: error }, 'check failed unexpectedly'),
+  };
+  const settings = { forwardHeader: config.forwardHeader, debugReasons: config.debugReasons };
+  const health = new HealthState();
+  let inFlight = 0;
+
+  const handleCheck = async (request: CheckRequestMessage) => {
+    const started = performance.now();
+    inFlight++;
+    try {
+      const record = await check(toCheckInput(request), deps);
+      logDecision(logger, record, performance.now() - started);
+      return buildCheckResponse(record, settings);
+    } finally {
+      inFlight--;
+    }
+  };
+
+  let grpcServer: RunningGrpcServer | undefined;
+  let httpServer: RunningHttpServer | undefined;
+  try {
+    grpcServer = await startGrpcServer({ host: config.host, port: config.grpcPort, credentials: serverCredentials(config), health, check: handleCheck });
+    httpServer = await startHttpServer(config.host, config.httpPort, {
+      jwks: () => ownKeys.publicJwks(),
+      live: () => true,
+      ready: () => health.current === 'SERVING' && registry.ready(),
+    });
+  } catch (error) {
+    await grpcServer?.shutdown(0);
+    throw error;
+  }
+  health.set('SERVING');
+  const grpcPort = grpcServer.port;
+  const httpPort = httpServer.port;
+  logger.info(
+    { grpc_port: grpcPort, http_port: httpPort, host: config.host, issuer: config.issuer, signing_kid: ownKeys.signing.kid, mode: config.shadow ? 'shadow' : 'enforce' },
+    'matryoshka-authz serving',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    grpcPort,
+    httpPort,
+    registry,
+    ownKeys,
+    health,
+    close: (graceMs = 10_000) => {
+      closing ??= (async () => {
+        health.set('NOT_SERVING');
+        await grpcServer.shutdown(graceMs);
+        health.endWatches();
+        await httpServer.close();
+        logger.info({ in_flight_at_exit: inFlight }, 'matryoshka-authz stopped');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { inspectChain } from '../src/chain/inspect.js';
+import { LocalIssuer } from '../src/demo/local-issuer.js';
+import { type Harness, startHarness } from './helpers/harness.js';
+import { issuer } from './helpers/records.js';
+import { authStack, claims } from './helpers/tokens.js';
+
+describe('a chain walked hop by hop through Check', () => {
+  let idp: LocalIssuer;
+  let h: Harness;
+
+  before(async () => {
+    idp = await LocalIssuer.start();
+    h = await startHarness({
+      contents: { issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] })] },
+    });
+  });
+  after(async () => {
+    await h.stop();
+    await idp.stop();
+  });
+
+  it('extends the chain A → B → C → D, compressing from depth 3 only when shorter, then refuses B as recursion', async () => {
+    const origin = await idp.mint({ sub: 'alice', roles: ['reader', 'writer'], pad: 'x'.repeat(700) });
+    let token = origin;
+    const path = ['A', 'B', 'C', 'D'];
+    for (const [i, sid] of path.entries()) {
+      const result = await h.client.check({ token, sid });
+      assert.equal(result.allowed, true, `hop to ${sid}: ${result.body}`);
+      assert.equal(result.grpcCode, 0);
+      const minted = result.forwardedToken;
+      assert.ok(minted, 'a minted token is forwarded');
+      const depth = i + 1;
+      assert.equal(result.headers['x-auth-depth'], String(depth));
+      assert.equal(result.headers['x-auth-chain'], path.slice(0, depth).join(','));
+      assert.equal(result.headers['x-tenant-id'], 'acme');
+      assert.equal(result.headers['x-user-id'], 'alice');
+      assert.equal(result.headers['x-user-roles'], 'reader,writer');
+
+      const stack = authStack(minted);
+      assert.equal(stack['sid'], sid);
+      assert.equal(stack['depth'], depth);
+      assert.equal(stack['fmt'], 'JWT');
+      if (depth < 3) {
+        assert.equal(stack['cmp'], undefined, `no compression at depth ${depth}`);
+        assert.equal(stack['container'], token, 'the container is the incoming token itself');
+      } else {
+        // From depth 3 the container is compressed only if that is shorter than the token itself.
+        const compressedIsShorter = stack['cmp'] === 'g';
+        if (compressedIsShorter) assert.ok((stack['container'] as string).length < token.length);
+        else assert.equal(stack['container'], token);
+      }
+      const opened = inspectChain(minted);
+      assert.equal(opened.stop.kind, 'origin');
+      assert.equal(opened.levels.length, depth + 1);
+      assert.deepEqual(opened.levels.slice(1).map((l) => l.sid), path.slice(0, depth));
+      assert.equal(claims(minted)['sub'], 'alice');
+      assert.equal(claims(minted)['tenant_id'], 'acme');
+      assert.ok((claims(minted)['exp'] as number) <= (claims(origin)['exp'] as number), 'never outlives the origin');
+      token = minted;
+    }
+    // Depth 4 of a ~1 KB origin: gzip pays, so the depth-3 and -4 containers are compressed.
+    assert.equal(authStack(token)['cmp'], 'g');
+
+    const recursion = await h.client.check({ token, sid: 'B' });
+    assert.equal(recursion.allowed, false);
+    assert.equal(recursion.httpStatus, 403);
+    assert.equal(recursion.grpcCode, 7);
+    const line = h.logs.findLast((l) => l['msg'] === 'check');
+    assert.equal(line?.['reason'], 'recursion');
+  });
+
+  it('fetches the issuer keys once for many checks', async () => {
+    const before = idp.hits.jwks;
+    const token = await idp.mint({ sub: 'bob' });
+    for (let i = 0; i < 20; i++) assert.equal((await h.client.check({ token, sid: 'A' })).allowed, true);
+    assert.equal(idp.hits.jwks - before, 0, 'keys already cached from the first test');
+  });
+});
