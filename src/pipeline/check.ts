@@ -120,6 +120,7 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     sids: chain.sids,
     sealed: chain.sealed,
     caller: chain.outer.stack?.sid,
+    outerMintedHere: chain.outer.own && chain.depth > 0,
     roles: innermost.roles,
     tenant: (await deps.registry.tenant(tenant)) ?? defaultTenantPolicy(tenant),
     service: registeredService ?? defaultServicePolicy(destination.sid),

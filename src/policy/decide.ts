@@ -11,6 +11,8 @@ export interface PolicyInput {
   readonly sealed: boolean;
   /** The immediate caller: the sid of the outermost level; undefined for an origin token. */
   readonly caller: string | undefined;
+  /** The outermost level was minted by this service (a chain that went through the mesh's authz). */
+  readonly outerMintedHere: boolean;
   readonly roles: readonly string[];
   readonly tenant: TenantPolicy;
   readonly service: ServicePolicy;
@@ -44,10 +46,13 @@ export function effectiveMaxDepth(input: Pick<PolicyInput, 'defaultMaxDepth' | '
 export function decide(input: PolicyInput): PolicyOutcome {
   const { service, tenant } = input;
   if (input.sealed && tenant.sealed === 'deny') return refuse('sealed_chain', 'the chain is sealed and the tenant refuses sealed chains');
-  if (input.depth === 0 && tenant.entryOnly && !service.entry) {
-    return refuse('caller_not_allowed', `${input.destination} is not an entry service and the token is not a chain`);
+  // An origin token (or a chain wrapped outside the mesh) pulled out of a request is only good at
+  // the entry services of an entry_only tenant; everywhere else a chain minted here is required.
+  if (tenant.entryOnly && !service.entry && !input.outerMintedHere) {
+    return refuse('caller_not_allowed', `${input.destination} is not an entry service and the token is not a chain minted here`);
   }
-  if (service.bindSource && input.source !== undefined && input.source.sid !== input.caller) {
+  // A source principal we cannot map is a workload we do not know: it cannot be the chain's caller.
+  if (service.bindSource && input.source !== undefined && (input.source.sid === undefined || input.source.sid !== input.caller)) {
     return refuse('caller_not_allowed', `source ${input.source.principal} is not the chain's caller`);
   }
   const recursive = input.sids.includes(input.destination);

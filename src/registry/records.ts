@@ -75,9 +75,22 @@ export function asObject(value: unknown, field: string): Raw {
   return value as Raw;
 }
 
-function refuseUnknown(raw: Raw, known: readonly string[], field: string): void {
+/**
+ * Unknown fields are refused. Secret-like keys get the secret rule first even where no secret
+ * belongs, so a literal is reported as a leaked secret, not merely as a typo.
+ */
+function refuseUnknown(raw: Raw, known: readonly string[], field: string, secretsHandled = false): void {
   for (const key of Object.keys(raw)) {
-    if (SECRET_KEYS.has(key)) continue;
+    if (SECRET_KEYS.has(key)) {
+      if (!secretsHandled) {
+        const value = raw[key];
+        if (!(typeof value === 'string' && ENV_REF.test(value))) {
+          throw new RecordError(`${field}.${key}`, 'a secret must be an environment reference (${NAME}), and this record takes none');
+        }
+        throw new RecordError(`${field}.${key}`, 'unknown field (this record takes no secret)');
+      }
+      continue;
+    }
     if (!known.includes(key)) throw new RecordError(`${field}.${key}`, 'unknown field');
   }
 }
@@ -144,28 +157,32 @@ export function httpUrl(value: unknown, field: string, allowInsecure: boolean): 
  * The secret of an HMAC issuer is named, never given: `secret_env: NAME`, or `secret: ${NAME}`.
  * A literal under any secret-like key is refused with the field's name.
  */
-function secretReference(raw: Raw, field: string): string | undefined {
-  let name: string | undefined;
+function secretReference(raw: Raw, field: string): { name: string; field: string } | undefined {
+  let found: { name: string; field: string } | undefined;
+  const take = (name: string, at: string): void => {
+    if (found !== undefined && found.name !== name) throw new RecordError(at, `conflicts with ${found.field}; name the secret once`);
+    found = { name, field: at };
+  };
   for (const key of Object.keys(raw)) {
     if (!SECRET_KEYS.has(key)) continue;
     const value = raw[key];
     const ref = typeof value === 'string' ? ENV_REF.exec(value) : null;
     if (!ref) throw new RecordError(`${field}.${key}`, 'a secret must be an environment reference (${NAME}); use secret_env: NAME');
-    name = ref[1];
+    take(ref[1] as string, `${field}.${key}`);
   }
   if (raw['secret_env'] !== undefined) {
     const value = raw['secret_env'];
     if (typeof value !== 'string' || !ENV_NAME.test(value)) {
       throw new RecordError(`${field}.secret_env`, 'must be the name of an environment variable, not the secret');
     }
-    name = value;
+    take(value, `${field}.secret_env`);
   }
-  return name;
+  return found;
 }
 
 export function parseIssuer(value: unknown, field: string, allowInsecure: boolean): IssuerRecord {
   const raw = asObject(value, field);
-  refuseUnknown(raw, ['issuer', 'tenant', 'jwks_uri', 'audiences', 'algorithms', 'roles_claim', 'secret_env'], field);
+  refuseUnknown(raw, ['issuer', 'tenant', 'jwks_uri', 'audiences', 'algorithms', 'roles_claim', 'secret_env'], field, true);
   const issuer = raw['issuer'];
   if (typeof issuer !== 'string' || issuer.length === 0 || issuer.length > 512) throw new RecordError(`${field}.issuer`, 'must be a non-empty string');
   const tenant = identifier(raw['tenant'], `${field}.tenant`);
@@ -178,13 +195,14 @@ export function parseIssuer(value: unknown, field: string, allowInsecure: boolea
     }
   }
   if (algorithms.length === 0) throw new RecordError(`${field}.algorithms`, 'must name at least one algorithm');
-  const secretEnv = secretReference(raw, field);
+  const secret = secretReference(raw, field);
+  const secretEnv = secret?.name;
   const hmac = algorithms.filter((a) => a.startsWith('HS'));
   if (hmac.length > 0 && hmac.length !== algorithms.length) {
     throw new RecordError(`${field}.algorithms`, 'must not mix HMAC and public-key algorithms (algorithm confusion)');
   }
-  if (hmac.length > 0 && secretEnv === undefined) throw new RecordError(`${field}.secret_env`, 'is required for HMAC algorithms');
-  if (hmac.length === 0 && secretEnv !== undefined) throw new RecordError(`${field}.secret_env`, 'is only for HMAC algorithms');
+  if (hmac.length > 0 && secret === undefined) throw new RecordError(`${field}.secret_env`, 'is required for HMAC algorithms');
+  if (hmac.length === 0 && secret !== undefined) throw new RecordError(secret.field, 'is only for HMAC algorithms');
   const jwksRaw = raw['jwks_uri'];
   const jwksUri = jwksRaw === undefined || jwksRaw === null ? undefined : httpUrl(jwksRaw, `${field}.jwks_uri`, allowInsecure);
   if (hmac.length === 0 && jwksUri === undefined) httpUrl(issuer, `${field}.issuer`, allowInsecure);
@@ -230,5 +248,23 @@ export function issuerToRaw(record: IssuerRecord): Raw {
   raw['algorithms'] = [...record.algorithms];
   if (record.rolesClaim !== 'roles') raw['roles_claim'] = record.rolesClaim;
   if (record.secretEnv !== undefined) raw['secret_env'] = record.secretEnv;
+  return raw;
+}
+
+export function tenantToRaw(policy: TenantPolicy): Raw {
+  const raw: Raw = { recursion: policy.recursion, sealed: policy.sealed, entry_only: policy.entryOnly };
+  if (policy.maxDepth !== undefined) raw['max_depth'] = policy.maxDepth;
+  return raw;
+}
+
+export function serviceToRaw(policy: ServicePolicy): Raw {
+  const raw: Raw = {};
+  if (policy.tenant !== undefined) raw['tenant'] = policy.tenant;
+  if (policy.allowedCallers.length > 0) raw['allowed_callers'] = [...policy.allowedCallers];
+  if (policy.requiredRoles.length > 0) raw['required_roles'] = [...policy.requiredRoles];
+  if (policy.maxDepth !== undefined) raw['max_depth'] = policy.maxDepth;
+  if (policy.seal) raw['seal'] = true;
+  if (policy.entry) raw['entry'] = true;
+  if (policy.bindSource) raw['bind_source'] = true;
   return raw;
 }
