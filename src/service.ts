@@ -5,10 +5,11 @@ import type { Config } from './config/config.js';
 import { DEFAULT_FETCH_LIMITS } from './keys/fetch-json.js';
 import { IssuerKeys } from './keys/issuer-keys.js';
 import { OwnKeys } from './keys/own-keys.js';
-import { DEFAULT_REMOTE_JWKS_OPTIONS, RemoteJwks } from './keys/remote-jwks.js';
+import { RemoteJwks } from './keys/remote-jwks.js';
 import { type CheckDeps, check } from './pipeline/check.js';
 import { buildCheckResponse } from './pipeline/respond.js';
 import { MemoryRegistry } from './registry/memory-registry.js';
+import { startRedisBackend } from './registry/redis-backend.js';
 import type { RegistryReader } from './registry/registry.js';
 import { loadRegistryFile } from './registry/registry-file.js';
 import { type CheckRequestMessage, toCheckInput } from './server/check-request.js';
@@ -40,8 +41,7 @@ function serverCredentials(config: Config): grpc.ServerCredentials {
   throw new Error('TLS is configured but not supported by this build');
 }
 
-function buildRegistry(config: Config, logger: Logger): RegistryReader {
-  if (config.redisUrl !== undefined) throw new Error('REDIS_URL is set but the Redis registry is not available in this build');
+function embeddedRegistry(config: Config, logger: Logger): RegistryReader {
   if (config.registryFile === undefined) return new MemoryRegistry();
   const registry = new MemoryRegistry(loadRegistryFile(config.registryFile, config.allowInsecureIssuers));
   logger.info({ file: config.registryFile, issuers: registry.listIssuers().map((i) => ({ issuer: i.issuer, tenant: i.tenant })) }, 'registry loaded');
@@ -50,12 +50,20 @@ function buildRegistry(config: Config, logger: Logger): RegistryReader {
 
 /** Assemble and start the whole service from a Config: registry, keys, pipeline, gRPC and HTTP. */
 export async function startService(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<RunningService> {
-  const registry = overrides.registry ?? buildRegistry(config, logger);
   const ownKeys = overrides.ownKeys ?? (config.signingKeysFile !== undefined ? await OwnKeys.fromFile(config.signingKeysFile) : await OwnKeys.generate());
-  const remote = new RemoteJwks({
-    ...DEFAULT_REMOTE_JWKS_OPTIONS,
+  // The key cache is built before the registry so that registry changes can drop stale keys.
+  let remote: RemoteJwks | undefined;
+  const redis = overrides.registry === undefined && config.redisUrl !== undefined
+    ? startRedisBackend(config, config.redisUrl, ownKeys, logger, (issuers) => issuers.forEach((i) => remote?.forget(i)))
+    : undefined;
+  const registry = overrides.registry ?? redis?.registry ?? embeddedRegistry(config, logger);
+  remote = new RemoteJwks({
+    maxAgeMs: config.jwksMaxAgeSeconds * 1000,
+    maxStaleMs: config.jwksMaxStaleSeconds * 1000,
+    cooldownMs: config.jwksCooldownMs,
     fetch: { ...DEFAULT_FETCH_LIMITS, timeoutMs: config.jwksTimeoutMs, allowInsecure: config.allowInsecureIssuers },
-    onFetch: (issuer, outcome, durationMs) => logger.debug({ issuer, outcome, duration_ms: durationMs }, 'jwks fetch'),
+    onFetch: (issuer, outcome, durationMs) => logger.info({ issuer, outcome, duration_ms: Math.round(durationMs) }, 'jwks fetch'),
+    ...(redis ? { shared: redis.jwksCache } : {}),
   });
   const limits: ChainLimits = {
     maxLevels: config.maxLevels,
@@ -103,13 +111,22 @@ export async function startService(config: Config, logger: Logger, overrides: Se
     });
   } catch (error) {
     await grpcServer?.shutdown(0);
+    await redis?.close();
     throw error;
   }
   health.set('SERVING');
   const grpcPort = grpcServer.port;
   const httpPort = httpServer.port;
   logger.info(
-    { grpc_port: grpcPort, http_port: httpPort, host: config.host, issuer: config.issuer, signing_kid: ownKeys.signing.kid, mode: config.shadow ? 'shadow' : 'enforce' },
+    {
+      grpc_port: grpcPort,
+      http_port: httpPort,
+      host: config.host,
+      issuer: config.issuer,
+      signing_kid: ownKeys.signing.kid,
+      registry: redis ? 'redis' : config.registryFile !== undefined ? 'file' : 'embedded',
+      mode: config.shadow ? 'shadow' : 'enforce',
+    },
     'matryoshka-authz serving',
   );
 
@@ -126,6 +143,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
         await grpcServer.shutdown(graceMs);
         health.endWatches();
         await httpServer.close();
+        await redis?.close();
         logger.info({ in_flight_at_exit: inFlight }, 'matryoshka-authz stopped');
       })();
       return closing;

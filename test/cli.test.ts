@@ -1,69 +1,11 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const MAIN = join(ROOT, 'dist/src/cli/main.js');
-const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-
-function run(args: string[], options: { input?: string; env?: Record<string, string> } = {}) {
-  const result = spawnSync(process.execPath, [MAIN, ...args], {
-    input: options.input ?? '',
-    env: { PATH: process.env['PATH'] ?? '', ...options.env },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-interface Served {
-  child: ChildProcess;
-  lines: Array<Record<string, unknown>>;
-  grpcPort: number;
-  httpPort: number;
-}
-
-/** Start `serve` exactly as `npm start` does (after its build step) and wait for the ports it logs. */
-function serve(env: Record<string, string>): Promise<Served> {
-  const [node, script, ...args] = (scripts['start'] ?? '').split(' ');
-  assert.equal(node, 'node');
-  const child = spawn(process.execPath, [join(ROOT, script ?? ''), ...args], {
-    env: { PATH: process.env['PATH'] ?? '', MATRYOSHKA_GRPC_PORT: '0', MATRYOSHKA_HTTP_PORT: '0', MATRYOSHKA_HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: Array<Record<string, unknown>> = [];
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => reject(new Error('serve did not log its ports')), 15_000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
-        buffered = buffered.slice(nl + 1);
-        lines.push(line);
-        if (line['msg'] === 'matryoshka-authz serving') {
-          clearTimeout(timer);
-          resolve({ child, lines, grpcPort: line['grpc_port'] as number, httpPort: line['http_port'] as number });
-        }
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
-  });
-}
-
-function stop(served: Served): Promise<number | null> {
-  return new Promise((resolve) => {
-    served.child.once('exit', (code) => resolve(code));
-    served.child.kill('SIGTERM');
-  });
-}
+import { type Served, runCli as run, scripts, spawnServe as serve } from './helpers/processes.js';
 
 describe('the command line', () => {
   let idp: LocalIssuer;
@@ -84,7 +26,7 @@ describe('the command line', () => {
       assert.equal(result.httpStatus, 401, 'an issuer nobody registered is refused');
       assert.equal((await fetch(`http://127.0.0.1:${served.httpPort}/readyz`)).status, 200);
     } finally {
-      assert.equal(await stop(served), 0);
+      assert.equal(await served.stop(), 0);
     }
   });
 
@@ -111,7 +53,7 @@ describe('the command line', () => {
       const header = JSON.parse(Buffer.from((result.forwardedToken as string).split('.')[0] as string, 'base64url').toString()) as { kid: string };
       assert.equal(header.kid, keyFile.keys[0]?.kid, 'the first key signs');
     } finally {
-      await stop(served);
+      await served.stop();
     }
   });
 

@@ -1,25 +1,37 @@
 #!/usr/bin/env node
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { environmentWithConfigFile } from '../config/config-file.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { KeyFileError, generateKeyFile } from '../keys/own-keys.js';
 import { RecordError } from '../registry/records.js';
 import { startService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';
 import { inspectCommand } from './inspect-command.js';
+import { issuerCommand, principalCommand, registryCommand, serviceCommand, tenantCommand } from './registry-commands.js';
 import { UsageError } from './usage-error.js';
 
 const USAGE = `usage: matryoshka-authz <command>
   serve                          run the service (configured by environment; see README)
   inspect [TOKEN|-] [--json]     print a chain as a tree, without verifying it
-  keys generate [--out FILE]     write a JWK Set for MATRYOSHKA_SIGNING_KEYS`;
+  keys generate [--out FILE]     write a JWK Set for MATRYOSHKA_SIGNING_KEYS
+registry commands (need REDIS_URL; every change reaches every replica within a second):
+  issuer add --tenant T --issuer URL [--jwks-uri URL] [--audience A]... [--algorithms ES256,RS256]
+             [--secret-env NAME] [--roles-claim PATH]
+  issuer list [--tenant T] [--json]          issuer remove --issuer URL
+  tenant set --tenant T [--max-depth N] [--recursion deny|audit] [--sealed allow|deny] [--entry-only]
+  tenant show [--tenant T] [--json]
+  service set --sid S [--tenant T] [--allowed-callers GLOB,...] [--required-roles R,...] [--max-depth N]
+              [--seal] [--entry] [--bind-source]
+  service show [--sid S] [--json]            principal map --principal P --sid S
+  registry import FILE                       load a registry YAML (the embedded-mode format) into Redis`;
 
 const print = (text: string): void => {
   process.stdout.write(`${text}\n`);
 };
 
 async function serve(): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig(environmentWithConfigFile(process.env));
   const logger = createLogger(config.logLevel);
   if (config.redisUrl === undefined && config.registryFile === undefined) {
     logger.info(
@@ -60,6 +72,21 @@ async function main(argv: string[]): Promise<number> {
       return inspectCommand(rest, print);
     case 'keys':
       await keys(rest);
+      return 0;
+    case 'issuer':
+      await issuerCommand(rest, print);
+      return 0;
+    case 'tenant':
+      await tenantCommand(rest, print);
+      return 0;
+    case 'service':
+      await serviceCommand(rest, print);
+      return 0;
+    case 'principal':
+      await principalCommand(rest, print);
+      return 0;
+    case 'registry':
+      await registryCommand(rest, print);
       return 0;
     case undefined:
     case '-h':

@@ -25,6 +25,12 @@ export interface Config {
   readonly maxLevels: number;
   readonly maxContainerBytes: number;
   readonly jwksTimeoutMs: number;
+  readonly jwksCooldownMs: number;
+  readonly jwksMaxAgeSeconds: number;
+  readonly jwksMaxStaleSeconds: number;
+  readonly redisPrefix: string;
+  readonly registryPollMs: number;
+  readonly keyRotationSeconds: number;
 }
 
 export interface ConfigVariable {
@@ -58,6 +64,13 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: 'MATRYOSHKA_MAX_LEVELS', default: '32', description: 'hard cap on levels opened in one chain' },
   { name: 'MATRYOSHKA_MAX_CONTAINER_BYTES', default: '262144', description: 'cap on one decompressed container' },
   { name: 'MATRYOSHKA_JWKS_TIMEOUT_MS', default: '3000', description: 'deadline for one discovery or JWKS request' },
+  { name: 'MATRYOSHKA_JWKS_COOLDOWN_MS', default: '5000', description: 'minimum time between two key fetches for one issuer on an unknown kid' },
+  { name: 'MATRYOSHKA_JWKS_MAX_AGE', default: '600', description: 'seconds before cached issuer keys are refreshed' },
+  { name: 'MATRYOSHKA_JWKS_MAX_STALE', default: '86400', description: 'seconds the last good keys are served while an IdP is down' },
+  { name: 'MATRYOSHKA_REDIS_PREFIX', default: 'matryoshka', description: 'key prefix (and Cluster hash tag) in Redis' },
+  { name: 'MATRYOSHKA_REGISTRY_POLL_MS', default: '5000', description: 'registry version check, the safety net behind pub/sub' },
+  { name: 'MATRYOSHKA_KEY_ROTATION', default: '21600', description: 'seconds between rotations of generated signing keys (Redis mode)' },
+  { name: 'MATRYOSHKA_CONFIG_FILE', default: undefined, description: 'optional YAML file of these same variables; the environment wins' },
   { name: 'LOG_LEVEL', default: 'info', description: 'pino level' },
 ];
 
@@ -97,6 +110,12 @@ function choice<T extends string>(env: Env, name: string, allowed: Record<string
   return picked;
 }
 
+function redisPrefix(env: Env): string {
+  const prefix = raw(env, 'MATRYOSHKA_REDIS_PREFIX') ?? 'matryoshka';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) throw new ConfigError('MATRYOSHKA_REDIS_PREFIX', 'must be letters, digits, _ . - (at most 64)');
+  return prefix;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const forwardHeader = (raw(env, 'MATRYOSHKA_FORWARD_HEADER') ?? 'authorization').toLowerCase();
   if (!/^[a-z0-9-]{1,64}$/.test(forwardHeader) || forwardHeader.startsWith('x-envoy-')) {
@@ -110,8 +129,11 @@ export function loadConfig(env: Env = process.env): Config {
   const tlsCa = raw(env, 'MATRYOSHKA_TLS_CA');
   if (tlsCa !== undefined && tlsCert === undefined) throw new ConfigError('MATRYOSHKA_TLS_CA', 'needs MATRYOSHKA_TLS_CERT and MATRYOSHKA_TLS_KEY');
   const redisUrl = raw(env, 'REDIS_URL');
-  if (redisUrl !== undefined && !/^(redis|rediss|redis\+sentinel|redis\+cluster):\/\//.test(redisUrl)) {
+  if (redisUrl !== undefined && !/^(redis|rediss|redis\+sentinel|redis\+cluster)s?:\/\//.test(redisUrl)) {
     throw new ConfigError('REDIS_URL', 'must be a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL');
+  }
+  if (redisUrl !== undefined && raw(env, 'MATRYOSHKA_REGISTRY_FILE') !== undefined) {
+    throw new ConfigError('MATRYOSHKA_REGISTRY_FILE', 'is for the embedded registry; with REDIS_URL load it with `matryoshka-authz registry import FILE`');
   }
   return {
     grpcPort: integer(env, 'MATRYOSHKA_GRPC_PORT', 0, 65535),
@@ -138,5 +160,11 @@ export function loadConfig(env: Env = process.env): Config {
     maxLevels: integer(env, 'MATRYOSHKA_MAX_LEVELS', 2, 256),
     maxContainerBytes: integer(env, 'MATRYOSHKA_MAX_CONTAINER_BYTES', 1024, 8 * 1024 * 1024),
     jwksTimeoutMs: integer(env, 'MATRYOSHKA_JWKS_TIMEOUT_MS', 100, 60_000),
+    jwksCooldownMs: integer(env, 'MATRYOSHKA_JWKS_COOLDOWN_MS', 0, 3_600_000),
+    jwksMaxAgeSeconds: integer(env, 'MATRYOSHKA_JWKS_MAX_AGE', 1, 86_400),
+    jwksMaxStaleSeconds: integer(env, 'MATRYOSHKA_JWKS_MAX_STALE', 0, 30 * 86_400),
+    redisPrefix: redisPrefix(env),
+    registryPollMs: integer(env, 'MATRYOSHKA_REGISTRY_POLL_MS', 100, 600_000),
+    keyRotationSeconds: integer(env, 'MATRYOSHKA_KEY_ROTATION', 60, 30 * 86_400),
   };
 }

@@ -80,6 +80,12 @@ export class LocalIssuer {
       .sign(key.privateKey);
   }
 
+  /** Listen again on the same address after `stop()`, keys unchanged (an IdP back from an outage). */
+  async resume(): Promise<void> {
+    const url = new URL(this.issuer);
+    await new Promise<void>((resolve) => this.server.listen(Number(url.port), url.hostname, resolve));
+  }
+
   async stop(): Promise<void> {
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());

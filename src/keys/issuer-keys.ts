@@ -24,8 +24,8 @@ export class IssuerKeys {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
-  ownKey(kid: string | undefined, alg: string): VerifyKey[] {
-    const key = this.own.verifyingKey(kid);
+  async ownKey(kid: string | undefined, alg: string): Promise<VerifyKey[]> {
+    const key = await this.own.findVerifyingKey(kid);
     return key !== undefined && key.alg === alg ? [key.publicKey] : [];
   }
 

@@ -46,9 +46,15 @@ function publicPart(jwk: JWK): JWK {
 export class OwnKeys {
   private readonly verifying = new Map<string, VerifyingKey>();
   private readonly sealKeys = new Map<string, SealKeyPair>();
+  /** Public keys other replicas published (Redis); replaced wholesale on every refresh. */
+  private peers = new Map<string, VerifyingKey>();
+  /** When each of our signing keys stopped signing (ms); the current one has none. */
+  private readonly retired = new Map<string, number>();
+  private peerRefresh: (() => Promise<void>) | undefined;
+  private lastPeerRefresh = 0;
 
   private constructor(
-    readonly signing: SigningKey,
+    private signingKey: SigningKey,
     signingPublic: VerifyingKey,
     readonly seal: SealKeyPair,
     extraVerifying: VerifyingKey[],
@@ -58,17 +64,74 @@ export class OwnKeys {
     for (const key of [seal, ...extraSeal]) this.sealKeys.set(key.kid, key);
   }
 
+  get signing(): SigningKey {
+    return this.signingKey;
+  }
+
+  /** A fresh ES256 key takes over signing; the old one keeps verifying what it signed. */
+  async rotate(now = Date.now()): Promise<SigningKey> {
+    const { signing, verifying } = await generateSigningKey();
+    this.verifying.set(verifying.kid, verifying);
+    this.retired.set(this.signingKey.kid, now);
+    this.signingKey = signing;
+    return signing;
+  }
+
+  /** Our own public signing keys, each with the time it stopped signing (undefined: still signs). */
+  ownPublicKeys(): Array<{ jwk: JWK; retiredAt: number | undefined }> {
+    return [...this.verifying.values()].map((k) => ({ jwk: k.publicJwk, retiredAt: this.retired.get(k.kid) }));
+  }
+
+  /** Forget our retired keys once nothing they signed can still be valid. */
+  dropRetiredBefore(cutoff: number): void {
+    for (const [kid, at] of this.retired) {
+      if (at < cutoff) {
+        this.retired.delete(kid);
+        this.verifying.delete(kid);
+      }
+    }
+  }
+
+  /** Replace the set of peers' public keys (ours are skipped); keys that do not import are ignored. */
+  async setPeerKeys(jwks: readonly JWK[]): Promise<void> {
+    const next = new Map<string, VerifyingKey>();
+    for (const jwk of jwks) {
+      if (typeof jwk.kid !== 'string' || typeof jwk.alg !== 'string' || this.verifying.has(jwk.kid)) continue;
+      const known = this.peers.get(jwk.kid);
+      if (known !== undefined) {
+        next.set(jwk.kid, known);
+        continue;
+      }
+      try {
+        const publicKey = (await importJWK(publicPart(jwk), jwk.alg)) as CryptoKey;
+        next.set(jwk.kid, { kid: jwk.kid, alg: jwk.alg, publicKey, publicJwk: publicPart(jwk) });
+      } catch {
+        // A malformed published key must not hide the others.
+      }
+    }
+    this.peers = next;
+  }
+
+  /** Where peers' keys come from; asked again (at most once a second) when a kid is unknown. */
+  setPeerRefresh(refresh: () => Promise<void>): void {
+    this.peerRefresh = refresh;
+  }
+
+  /** A verifying key of ours or of a peer; an unknown kid triggers a rate-limited peer refresh. */
+  async findVerifyingKey(kid: string | undefined): Promise<VerifyingKey | undefined> {
+    const known = this.verifyingKey(kid);
+    if (known !== undefined || kid === undefined || this.peerRefresh === undefined) return known;
+    const now = Date.now();
+    if (now - this.lastPeerRefresh < 1000) return undefined;
+    this.lastPeerRefresh = now;
+    await this.peerRefresh().catch(() => undefined);
+    return this.verifyingKey(kid);
+  }
+
   /** Fresh ES256 and ECDH-ES P-256 key pairs, kid = RFC 7638 thumbprint. */
   static async generate(): Promise<OwnKeys> {
-    const sig = await generateKeyPair('ES256', { extractable: true });
-    const sigJwk = publicPart(await exportJWK(sig.publicKey));
-    const kid = await calculateJwkThumbprint(sigJwk);
-    const seal = await generateSealKey();
-    return new OwnKeys(
-      { kid, alg: 'ES256', privateKey: sig.privateKey },
-      { kid, alg: 'ES256', publicKey: sig.publicKey, publicJwk: { ...sigJwk, kid, alg: 'ES256', use: 'sig' } },
-      seal, [], [],
-    );
+    const { signing, verifying } = await generateSigningKey();
+    return new OwnKeys(signing, verifying, await generateSealKey(), [], []);
   }
 
   /** A JWK Set of private keys: the first signing key signs, the rest verify; `use: enc` keys seal. */
@@ -129,8 +192,8 @@ export class OwnKeys {
   }
 
   verifyingKey(kid: string | undefined): VerifyingKey | undefined {
-    if (kid !== undefined) return this.verifying.get(kid);
-    return this.verifying.size === 1 ? this.verifying.values().next().value : undefined;
+    if (kid !== undefined) return this.verifying.get(kid) ?? this.peers.get(kid);
+    return this.verifying.size === 1 && this.peers.size === 0 ? this.verifying.values().next().value : undefined;
   }
 
   sealKey(kid: string | undefined): SealKeyPair | undefined {
@@ -139,8 +202,24 @@ export class OwnKeys {
 
   /** What `/.well-known/jwks.json` serves: public halves only. */
   publicJwks(): { keys: JWK[] } {
-    return { keys: [...[...this.verifying.values()].map((k) => k.publicJwk), ...[...this.sealKeys.values()].map((k) => k.publicJwk)] };
+    return {
+      keys: [
+        ...[...this.verifying.values()].map((k) => k.publicJwk),
+        ...[...this.peers.values()].map((k) => k.publicJwk),
+        ...[...this.sealKeys.values()].map((k) => k.publicJwk),
+      ],
+    };
   }
+}
+
+async function generateSigningKey(): Promise<{ signing: SigningKey; verifying: VerifyingKey }> {
+  const pair = await generateKeyPair('ES256', { extractable: true });
+  const jwk = publicPart(await exportJWK(pair.publicKey));
+  const kid = await calculateJwkThumbprint(jwk);
+  return {
+    signing: { kid, alg: 'ES256', privateKey: pair.privateKey },
+    verifying: { kid, alg: 'ES256', publicKey: pair.publicKey, publicJwk: { ...jwk, kid, alg: 'ES256', use: 'sig' } },
+  };
 }
 
 async function generateSealKey(): Promise<SealKeyPair> {

@@ -1,6 +1,7 @@
 import type { JWK } from 'jose';
 import type { IssuerRecord } from '../registry/records.js';
 import { type FetchLimits, FetchFailedError, fetchJson } from './fetch-json.js';
+import type { SharedJwksCache } from './shared-jwks.js';
 
 export interface RemoteJwksOptions {
   fetch: FetchLimits;
@@ -13,6 +14,10 @@ export interface RemoteJwksOptions {
   now?: () => number;
   /** Observes every fetch: issuer, outcome and duration. */
   onFetch?: (issuer: string, outcome: 'ok' | 'error', durationMs: number) => void;
+  /** Keys and a fetch lock shared by replicas (Redis); absent in embedded mode. */
+  shared?: SharedJwksCache;
+  /** How long a replica waits for another replica's fetch before fetching itself. */
+  lockWaitMs?: number;
 }
 
 export const DEFAULT_REMOTE_JWKS_OPTIONS: Omit<RemoteJwksOptions, 'fetch'> = {
@@ -71,7 +76,7 @@ export class RemoteJwks {
     const mayFetch = current === undefined || !fresh || now - state.lastAttempt >= this.options.cooldownMs;
     if (!mayFetch) return current.keys;
     try {
-      return (await this.refresh(issuer, state)).keys;
+      return (await this.refresh(issuer, state, kid)).keys;
     } catch (error) {
       if (current !== undefined && now - current.fetchedAt < this.options.maxStaleMs) return current.keys;
       throw new KeysUnavailableError(`keys of ${issuer.issuer} unavailable: ${(error as Error).message}`);
@@ -92,25 +97,76 @@ export class RemoteJwks {
     return state;
   }
 
-  private refresh(issuer: IssuerRecord, state: IssuerState): Promise<IssuerKeys> {
+  /** One refresh per issuer at a time in this process; `kid` is the key the caller is missing. */
+  private refresh(issuer: IssuerRecord, state: IssuerState, kid: string | undefined): Promise<IssuerKeys> {
     if (state.inflight) return state.inflight;
     state.lastAttempt = this.now();
-    const started = performance.now();
-    const attempt = this.fetchKeys(issuer, state).then(
-      (result) => {
+    state.inflight = this.refreshShared(issuer, state, kid)
+      .then((result) => {
         state.current = result;
-        this.options.onFetch?.(issuer.issuer, 'ok', performance.now() - started);
         return result;
-      },
-      (error: unknown) => {
-        this.options.onFetch?.(issuer.issuer, 'error', performance.now() - started);
-        throw error;
-      },
-    );
-    state.inflight = attempt.finally(() => {
-      state.inflight = undefined;
-    });
+      })
+      .finally(() => {
+        state.inflight = undefined;
+      });
     return state.inflight;
+  }
+
+  /**
+   * Across replicas: adopt a key set another replica fetched recently; otherwise take the lock and
+   * fetch; if another replica holds the lock, wait for its result before fetching ourselves.
+   */
+  private async refreshShared(issuer: IssuerRecord, state: IssuerState, kid: string | undefined): Promise<IssuerKeys> {
+    const shared = this.options.shared;
+    if (shared === undefined) return this.fetchFromIdp(issuer, state);
+    const adoptable = (set: IssuerKeys | undefined): set is IssuerKeys => {
+      if (set === undefined || set.fetchedAt <= (state.current?.fetchedAt ?? -1)) return false;
+      const age = this.now() - set.fetchedAt;
+      if (age >= this.options.maxAgeMs) return false;
+      // A set fetched within the cooldown is the freshest anyone may ask for, kid or no kid.
+      return kid === undefined || set.keys.some((k) => k.kid === kid) || age < this.options.cooldownMs;
+    };
+    const cached = await shared.read(issuer);
+    if (adoptable(cached)) return cached;
+    const lock = await shared.lock(issuer, this.options.fetch.timeoutMs * 2 + 1000);
+    if (lock.acquired) {
+      // Another replica may have fetched and released the lock between our read and our lock.
+      const meanwhile = await shared.read(issuer);
+      if (meanwhile !== undefined && meanwhile.fetchedAt > (cached?.fetchedAt ?? -1) && adoptable(meanwhile)) {
+        await lock.release();
+        return meanwhile;
+      }
+    } else {
+      const deadline = this.now() + (this.options.lockWaitMs ?? this.options.fetch.timeoutMs + 500);
+      while (this.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        const theirs = await shared.read(issuer);
+        if (theirs !== undefined && theirs.fetchedAt > (cached?.fetchedAt ?? -1) && adoptable(theirs)) return theirs;
+      }
+    }
+    try {
+      const fetched = await this.fetchFromIdp(issuer, state);
+      await shared.write(issuer, fetched, this.options.maxStaleMs);
+      return fetched;
+    } catch (error) {
+      // The IdP is down: a copy another replica fetched is still better than nothing.
+      if (cached !== undefined && this.now() - cached.fetchedAt < this.options.maxStaleMs && cached.fetchedAt > (state.current?.fetchedAt ?? -1)) return cached;
+      throw error;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private async fetchFromIdp(issuer: IssuerRecord, state: IssuerState): Promise<IssuerKeys> {
+    const started = performance.now();
+    try {
+      const result = await this.fetchKeys(issuer, state);
+      this.options.onFetch?.(issuer.issuer, 'ok', performance.now() - started);
+      return result;
+    } catch (error) {
+      this.options.onFetch?.(issuer.issuer, 'error', performance.now() - started);
+      throw error;
+    }
   }
 
   private async fetchKeys(issuer: IssuerRecord, state: IssuerState): Promise<IssuerKeys> {

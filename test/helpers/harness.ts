@@ -9,6 +9,7 @@ import { createLogger } from '../../src/telemetry/logger.js';
 export interface Harness {
   readonly service: RunningService;
   readonly client: EnvoyLikeClient;
+  /** The embedded registry (with REDIS_URL in `env`, the service reads Redis instead and this is unused). */
   readonly registry: MemoryRegistry;
   /** Every log line the service wrote, parsed. */
   readonly logs: Array<Record<string, unknown>>;
@@ -42,7 +43,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const registry = new MemoryRegistry({ ...emptyContents(), ...options.contents });
   const service = await startService(config, createLogger(config.logLevel, sink), {
-    registry,
+    ...(config.redisUrl === undefined ? { registry } : {}),
     ...(options.ownKeys ? { ownKeys: options.ownKeys } : {}),
     ...(options.now ? { now: options.now } : {}),
     ...(options.processEnv ? { env: options.processEnv } : {}),

@@ -1,0 +1,143 @@
+import type { Logger } from 'pino';
+import { MemoryRegistry } from './memory-registry.js';
+import type { RedisClient } from './redis-connection.js';
+import type { RegistryStore } from './registry-store.js';
+import { type RegistryReader, RegistryUnavailableError } from './registry.js';
+import type { IssuerRecord, ServicePolicy, TenantPolicy } from './records.js';
+
+export interface RedisRegistryOptions {
+  /** Safety net for a lost change notice: compare `{p}:version` this often. */
+  pollIntervalMs: number;
+  /** Called with the issuers whose record changed or disappeared (their cached keys are dropped). */
+  onIssuersChanged?: (issuers: string[]) => void;
+}
+
+/**
+ * The registry of a fleet: a whole-registry snapshot held in process memory, so a Check never
+ * waits on Redis. A change notice on the pub/sub channel (or a version mismatch found by the poll,
+ * or a reconnect) reloads the snapshot. While Redis is unreachable the last snapshot keeps serving
+ * known issuers; an issuer it does not know may have been added meanwhile, so it is answered as
+ * "unavailable" (503), never as "untrusted".
+ */
+export class RedisRegistry implements RegistryReader {
+  private current: MemoryRegistry | undefined;
+  private loadedVersion = -1;
+  private issuerDocs = new Map<string, string>();
+  private reloading: Promise<void> | undefined;
+  private again = false;
+  private poller: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly store: RegistryStore,
+    private readonly subscriber: RedisClient,
+    private readonly logger: Logger,
+    private readonly options: RedisRegistryOptions,
+  ) {}
+
+  /** Subscribe and load in the background: startup never waits for Redis. */
+  start(): void {
+    this.subscriber.on('message', (channel: string) => {
+      if (channel === this.store.layout.changes) this.reload('change notice');
+    });
+    // Every (re)connection may have missed notices: resubscribe and resynchronise.
+    this.subscriber.on('ready', () => {
+      this.subscriber.subscribe(this.store.layout.changes).catch((error: Error) => this.logger.warn({ err: error.message }, 'registry subscribe failed'));
+      this.reload('connected');
+    });
+    this.store.redis.on('ready', () => this.reload('connected'));
+    this.poller = setInterval(() => void this.poll(), this.options.pollIntervalMs);
+    this.poller.unref();
+    if (this.store.redis.status === 'ready') this.reload('start');
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.poller) clearInterval(this.poller);
+    await this.reloading;
+  }
+
+  ready(): boolean {
+    return this.current !== undefined;
+  }
+
+  /** Redis answers and the snapshot reflects it; false while disconnected or resynchronising. */
+  private get live(): boolean {
+    return this.store.redis.status === 'ready' && this.reloading === undefined;
+  }
+
+  async issuer(iss: string): Promise<IssuerRecord | undefined> {
+    const snapshot = this.snapshotOrThrow();
+    const record = await snapshot.issuer(iss);
+    if (record === undefined && !this.live) {
+      if (this.reloading !== undefined && this.store.redis.status === 'ready') {
+        await this.reloading;
+        return this.snapshotOrThrow().issuer(iss);
+      }
+      throw new RegistryUnavailableError(`issuer ${iss} not in the cached registry and Redis is unreachable`);
+    }
+    return record;
+  }
+
+  async tenant(tenant: string): Promise<TenantPolicy | undefined> {
+    return this.snapshotOrThrow().tenant(tenant);
+  }
+
+  async service(sid: string): Promise<ServicePolicy | undefined> {
+    return this.snapshotOrThrow().service(sid);
+  }
+
+  async principal(principal: string): Promise<string | undefined> {
+    return this.snapshotOrThrow().principal(principal);
+  }
+
+  /** Resolves when the current (or next) reload is done; for tests and readiness probes. */
+  async settled(): Promise<void> {
+    while (this.reloading) await this.reloading;
+  }
+
+  private snapshotOrThrow(): MemoryRegistry {
+    if (this.current === undefined) throw new RegistryUnavailableError('registry not loaded yet (Redis unreachable)');
+    return this.current;
+  }
+
+  private async poll(): Promise<void> {
+    if (this.closed || this.reloading || this.store.redis.status !== 'ready') return;
+    try {
+      if ((await this.store.version()) !== this.loadedVersion) this.reload('version changed');
+    } catch {
+      // The next poll or reconnect will try again; serving continues from the snapshot.
+    }
+  }
+
+  private reload(why: string): void {
+    if (this.closed) return;
+    if (this.reloading) {
+      this.again = true;
+      return;
+    }
+    this.reloading = this.load(why).finally(() => {
+      this.reloading = undefined;
+      if (this.again) {
+        this.again = false;
+        this.reload('queued change');
+      }
+    });
+  }
+
+  private async load(why: string): Promise<void> {
+    try {
+      const snapshot = await this.store.snapshot();
+      for (const problem of snapshot.invalid) this.logger.error({ problem }, 'invalid registry record in Redis skipped');
+      const docs = new Map(snapshot.contents.issuers.map((i) => [i.issuer, JSON.stringify(i)]));
+      const changed = [...new Set([...docs.keys(), ...this.issuerDocs.keys()])].filter((iss) => docs.get(iss) !== this.issuerDocs.get(iss));
+      this.current = new MemoryRegistry(snapshot.contents);
+      this.issuerDocs = docs;
+      this.loadedVersion = snapshot.version;
+      if (changed.length > 0) this.options.onIssuersChanged?.(changed);
+      this.logger.debug({ why, version: snapshot.version, issuers: docs.size }, 'registry reloaded');
+    } catch (error) {
+      this.logger.warn({ why, err: (error as Error).message }, 'registry reload failed; serving the last snapshot');
+    }
+  }
+}
