@@ -126,3 +126,28 @@ describe('a fleet of replicas on one Redis', () => {
     }
   });
 });
+
+describe('startup with Redis', () => {
+  it('never waits for Redis or an IdP, and turns ready once Redis answered', async () => {
+    const redis = await RedisServer.start();
+    await redis.stop();
+    const replica = await spawnServe({ REDIS_URL: redis.url, MATRYOSHKA_REGISTRY_POLL_MS: '200' });
+    const client = new EnvoyLikeClient(`127.0.0.1:${replica.grpcPort}`);
+    const idp = await LocalIssuer.start();
+    try {
+      assert.equal((await fetch(`http://127.0.0.1:${replica.httpPort}/readyz`)).status, 503, 'not ready before Redis answered');
+      assert.equal((await fetch(`http://127.0.0.1:${replica.httpPort}/healthz`)).status, 200, 'but alive');
+      const result = await client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' });
+      assert.equal(result.httpStatus, 503, 'no registry yet: unavailable, never allow and never 401');
+      await redis.start();
+      await eventually(async () => (await fetch(`http://127.0.0.1:${replica.httpPort}/readyz`)).status === 200, 5000, 'ready after Redis came up');
+      assert.equal((await client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' })).httpStatus, 401, 'now an unknown issuer is simply untrusted');
+      assert.equal(idp.hits.jwks + idp.hits.discovery, 0, 'no IdP was asked for an unregistered issuer');
+    } finally {
+      client.close();
+      await replica.stop();
+      await idp.stop();
+      await redis.dispose();
+    }
+  });
+});

@@ -107,6 +107,18 @@ describe('signatures and issuers', () => {
     assert.equal(idp.hits.jwks + idp.hits.discovery, hits.idp);
   });
 
+  it('answers 503, never 401 or allow, when an issuer\'s keys cannot be had and none are cached', async () => {
+    const down = await LocalIssuer.start();
+    h.registry.putIssuer(issuer({ issuer: down.issuer, tenant: 'acme', jwks_uri: down.jwksUri }));
+    const token = await down.mint({ sub: 'alice' });
+    await down.stop();
+    const result = await h.client.check({ token, sid: 'A' });
+    assert.equal(result.httpStatus, 503);
+    assert.equal(result.grpcCode, 14);
+    assert.equal(lastReason(h), 'unavailable');
+    assert.equal((JSON.parse(result.body) as { error: string }).error, 'unavailable');
+  });
+
   it('refuses a token signed by a key the issuer never published', async () => {
     const token = await idp.mint({ sub: 'alice' }, { kid: 'not-a-published-kid' });
     assert.equal((await h.client.check({ token, sid: 'A' })).httpStatus, 401);
