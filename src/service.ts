@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { context, trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { type ChainLimits } from './chain/limits.js';
 import type { Config } from './config/config.js';
@@ -17,6 +18,9 @@ import { type RunningGrpcServer, startGrpcServer } from './server/grpc-server.js
 import { HealthState } from './server/health.js';
 import { type RunningHttpServer, startHttpServer } from './server/http-server.js';
 import { logDecision } from './telemetry/audit.js';
+import { inCheckScope, type CheckStats } from './telemetry/check-scope.js';
+import { finishCheckSpan, startCheckSpan } from './telemetry/check-span.js';
+import { AuthzMetrics } from './telemetry/metrics.js';
 
 export interface ServiceOverrides {
   /** A registry to use instead of the one the config names (tests, the demo). */
@@ -32,6 +36,7 @@ export interface RunningService {
   readonly registry: RegistryReader;
   readonly ownKeys: OwnKeys;
   readonly health: HealthState;
+  readonly metrics: AuthzMetrics;
   /** Health turns NOT_SERVING, in-flight checks finish (up to `graceMs`), servers close. */
   close(graceMs?: number): Promise<void>;
 }
@@ -52,9 +57,13 @@ function embeddedRegistry(config: Config, logger: Logger): RegistryReader {
 export async function startService(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<RunningService> {
   const ownKeys = overrides.ownKeys ?? (config.signingKeysFile !== undefined ? await OwnKeys.fromFile(config.signingKeysFile) : await OwnKeys.generate());
   // The key cache is built before the registry so that registry changes can drop stale keys.
+  const metrics = new AuthzMetrics(process.env['OTEL_SERVICE_NAME'] || 'matryoshka-authz');
   let remote: RemoteJwks | undefined;
   const redis = overrides.registry === undefined && config.redisUrl !== undefined
-    ? startRedisBackend(config, config.redisUrl, ownKeys, logger, (issuers) => issuers.forEach((i) => remote?.forget(i)))
+    ? startRedisBackend(config, config.redisUrl, ownKeys, logger, {
+        onIssuersChanged: (issuers) => issuers.forEach((i) => remote?.forget(i)),
+        onError: (kind) => metrics.recordRedisError(kind),
+      })
     : undefined;
   const registry = overrides.registry ?? redis?.registry ?? embeddedRegistry(config, logger);
   remote = new RemoteJwks({
@@ -62,7 +71,10 @@ export async function startService(config: Config, logger: Logger, overrides: Se
     maxStaleMs: config.jwksMaxStaleSeconds * 1000,
     cooldownMs: config.jwksCooldownMs,
     fetch: { ...DEFAULT_FETCH_LIMITS, timeoutMs: config.jwksTimeoutMs, allowInsecure: config.allowInsecureIssuers },
-    onFetch: (issuer, outcome, durationMs) => logger.info({ issuer, outcome, duration_ms: Math.round(durationMs) }, 'jwks fetch'),
+    onFetch: (issuer, outcome, durationMs) => {
+      metrics.recordKeyFetch(outcome);
+      logger.info({ issuer, outcome, duration_ms: Math.round(durationMs) }, 'jwks fetch');
+    },
     ...(redis ? { shared: redis.jwksCache } : {}),
   });
   const limits: ChainLimits = {
@@ -72,6 +84,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
     clockSkewSeconds: config.clockSkewSeconds,
   };
   const now = overrides.now ?? (() => Math.floor(Date.now() / 1000));
+  const tracer = trace.getTracer('matryoshka-authz');
   const deps: CheckDeps = {
     registry,
     trust: { ownIssuer: config.issuer, registry, keys: new IssuerKeys(ownKeys, remote, overrides.env ?? process.env) },
@@ -83,6 +96,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
     shadow: config.shadow,
     now,
     onUnexpected: (error) => logger.error({ err: error }, 'check failed unexpectedly'),
+    tracer,
   };
   const settings = { forwardHeader: config.forwardHeader, debugReasons: config.debugReasons };
   const health = new HealthState();
@@ -92,8 +106,15 @@ export async function startService(config: Config, logger: Logger, overrides: Se
     const started = performance.now();
     inFlight++;
     try {
-      const record = await check(toCheckInput(request), deps);
-      logDecision(logger, record, performance.now() - started);
+      const input = toCheckInput(request);
+      const { span, ctx } = startCheckSpan(tracer, input.headers);
+      const stats: CheckStats = { keyCacheMiss: false };
+      const record = await context.with(ctx, () => inCheckScope(stats, () => check(input, deps)));
+      const duration = performance.now() - started;
+      finishCheckSpan(span, record, stats.keyCacheMiss);
+      metrics.recordDecision(record, duration / 1000, stats.keyCacheMiss);
+      const spanContext = span.spanContext();
+      logDecision(logger, record, duration, trace.isSpanContextValid(spanContext) ? spanContext.traceId : undefined);
       return buildCheckResponse(record, settings);
     } finally {
       inFlight--;
@@ -108,6 +129,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
       jwks: () => ownKeys.publicJwks(),
       live: () => true,
       ready: () => health.current === 'SERVING' && registry.ready(),
+      metrics: () => metrics.render(),
     });
   } catch (error) {
     await grpcServer?.shutdown(0);
@@ -137,6 +159,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
     registry,
     ownKeys,
     health,
+    metrics,
     close: (graceMs = 10_000) => {
       closing ??= (async () => {
         health.set('NOT_SERVING');
@@ -144,6 +167,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
         health.endWatches();
         await httpServer.close();
         await redis?.close();
+        await metrics.shutdown();
         logger.info({ in_flight_at_exit: inFlight }, 'matryoshka-authz stopped');
       })();
       return closing;

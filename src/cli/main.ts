@@ -7,6 +7,7 @@ import { KeyFileError, generateKeyFile } from '../keys/own-keys.js';
 import { RecordError } from '../registry/records.js';
 import { startService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';
+import { startTracing } from '../telemetry/tracing.js';
 import { inspectCommand } from './inspect-command.js';
 import { issuerCommand, principalCommand, registryCommand, serviceCommand, tenantCommand } from './registry-commands.js';
 import { UsageError } from './usage-error.js';
@@ -39,16 +40,21 @@ async function serve(): Promise<void> {
       'embedded registry is empty: only tokens minted by this service are trusted; set MATRYOSHKA_REGISTRY_FILE to register issuers',
     );
   }
+  const tracing = startTracing(process.env);
+  logger.info({ tracing: tracing.enabled ? 'otlp (OTEL_* variables)' : 'off (no OTEL_EXPORTER_OTLP_ENDPOINT)', metrics: '/metrics' }, 'telemetry');
   const service = await startService(config, logger);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    service.close(10_000).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    service
+      .close(10_000)
+      .then(() => tracing.shutdown())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -1,7 +1,11 @@
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { JWK } from 'jose';
 import type { IssuerRecord } from '../registry/records.js';
 import { type FetchLimits, FetchFailedError, fetchJson } from './fetch-json.js';
 import type { SharedJwksCache } from './shared-jwks.js';
+import { noteKeyCacheMiss } from '../telemetry/check-scope.js';
+
+const tracer = trace.getTracer('matryoshka-authz');
 
 export interface RemoteJwksOptions {
   fetch: FetchLimits;
@@ -99,6 +103,7 @@ export class RemoteJwks {
 
   /** One refresh per issuer at a time in this process; `kid` is the key the caller is missing. */
   private refresh(issuer: IssuerRecord, state: IssuerState, kid: string | undefined): Promise<IssuerKeys> {
+    noteKeyCacheMiss();
     if (state.inflight) return state.inflight;
     state.lastAttempt = this.now();
     state.inflight = this.refreshShared(issuer, state, kid)
@@ -157,16 +162,22 @@ export class RemoteJwks {
     }
   }
 
-  private async fetchFromIdp(issuer: IssuerRecord, state: IssuerState): Promise<IssuerKeys> {
-    const started = performance.now();
-    try {
-      const result = await this.fetchKeys(issuer, state);
-      this.options.onFetch?.(issuer.issuer, 'ok', performance.now() - started);
-      return result;
-    } catch (error) {
-      this.options.onFetch?.(issuer.issuer, 'error', performance.now() - started);
-      throw error;
-    }
+  private fetchFromIdp(issuer: IssuerRecord, state: IssuerState): Promise<IssuerKeys> {
+    return tracer.startActiveSpan('jwks fetch', { attributes: { 'authz.issuer': issuer.issuer, 'authz.tenant': issuer.tenant } }, async (span) => {
+      const started = performance.now();
+      try {
+        const result = await this.fetchKeys(issuer, state);
+        span.setAttribute('authz.keys', result.keys.length);
+        this.options.onFetch?.(issuer.issuer, 'ok', performance.now() - started);
+        return result;
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+        this.options.onFetch?.(issuer.issuer, 'error', performance.now() - started);
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
   }
 
   private async fetchKeys(issuer: IssuerRecord, state: IssuerState): Promise<IssuerKeys> {

@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import { ulid } from 'ulid';
 import type { ChainLimits } from '../chain/limits.js';
 import { openChain } from '../chain/open-chain.js';
@@ -13,7 +14,8 @@ import type { DecisionRecord } from './decision.js';
 import { resolveDestination } from './destination.js';
 import { extractToken } from './extract.js';
 import { type MintSettings, type Minted, mintExtended } from './mint.js';
-import { resolveTenant } from './resolve-tenant.js';
+import { chainTenant, checkTenantBindings } from './resolve-tenant.js';
+import { inChildSpan } from '../telemetry/check-span.js';
 
 export interface CheckDeps {
   readonly registry: RegistryReader;
@@ -28,6 +30,8 @@ export interface CheckDeps {
   readonly now: () => number;
   /** A failure that is not a decision (a bug, a dependency exploding): logged, answered 503. */
   readonly onUnexpected: (error: unknown) => void;
+  /** Child spans for the pipeline steps (a no-op tracer when tracing is off). */
+  readonly tracer: Tracer;
 }
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -96,13 +100,11 @@ function finish(draft: Draft, allowed: boolean, reason: DenyReason | undefined, 
 
 async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Promise<void> {
   const token = extractToken(input);
-  const chain = await openChain(token, { trust: deps.trust, ownKeys: deps.ownKeys, limits: deps.limits, now: deps.now });
+  const chain = await inChildSpan(deps.tracer, 'chain open', () =>
+    openChain(token, { trust: deps.trust, ownKeys: deps.ownKeys, limits: deps.limits, now: deps.now }),
+  );
   draft.chain = chain;
-
-  const destination = await resolveDestination(input, deps.registry, deps.defaultServiceId);
-  draft.destination = destination.sid;
-  const registeredService = await deps.registry.service(destination.sid);
-  const tenant = resolveTenant(chain, destination, registeredService);
+  const tenant = chainTenant(chain);
   draft.tenant = tenant;
 
   // The user is the origin's; when the chain is sealed, the innermost level we could open
@@ -113,6 +115,16 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   draft.user = subject;
   draft.roles = innermost.roles;
 
+  const { destination, registeredService, tenantPolicy, sourceSid } = await inChildSpan(deps.tracer, 'registry read', async () => {
+    const destination = await resolveDestination(input, deps.registry, deps.defaultServiceId);
+    draft.destination = destination.sid;
+    const registeredService = await deps.registry.service(destination.sid);
+    checkTenantBindings(tenant, destination, registeredService);
+    const tenantPolicy = (await deps.registry.tenant(tenant)) ?? defaultTenantPolicy(tenant);
+    const sourceSid = input.sourcePrincipal === undefined ? undefined : await deps.registry.principal(input.sourcePrincipal);
+    return { destination, registeredService, tenantPolicy, sourceSid };
+  });
+
   const sourcePrincipal = input.sourcePrincipal;
   const outcome = decide({
     destination: destination.sid,
@@ -122,11 +134,11 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     caller: chain.outer.stack?.sid,
     outerMintedHere: chain.outer.own && chain.depth > 0,
     roles: innermost.roles,
-    tenant: (await deps.registry.tenant(tenant)) ?? defaultTenantPolicy(tenant),
+    tenant: tenantPolicy,
     service: registeredService ?? defaultServicePolicy(destination.sid),
     defaultMaxDepth: deps.defaultMaxDepth,
     routeMaxDepth: destination.routeMaxDepth,
-    source: sourcePrincipal === undefined ? undefined : { principal: sourcePrincipal, sid: await deps.registry.principal(sourcePrincipal) },
+    source: sourcePrincipal === undefined ? undefined : { principal: sourcePrincipal, sid: sourceSid },
   });
   if (!outcome.allow) {
     if (!deps.shadow) deny(outcome.reason, outcome.detail);
@@ -137,7 +149,7 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     draft.recursionAudited = outcome.recursionAudited;
   }
 
-  draft.minted = await mintExtended(
+  draft.minted = await inChildSpan(deps.tracer, 'token mint', () => mintExtended(
     {
       incoming: token,
       chain,
@@ -150,5 +162,5 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     },
     deps.ownKeys,
     deps.mint,
-  );
+  ));
 }

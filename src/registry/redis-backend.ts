@@ -15,10 +15,18 @@ export interface RedisBackend {
   close(): Promise<void>;
 }
 
-/** Log connection trouble once per state change, not once per reconnect attempt. */
-function watchConnection(client: RedisClient, name: string, logger: Logger): void {
+export interface RedisBackendHooks {
+  /** Issuers whose record changed or disappeared: their cached keys must go. */
+  onIssuersChanged: (issuers: string[]) => void;
+  /** Every Redis failure, for the error counter. */
+  onError: (kind: 'connection' | 'reload') => void;
+}
+
+/** Log connection trouble once per state change, not once per reconnect attempt; count every one. */
+function watchConnection(client: RedisClient, name: string, logger: Logger, hooks: RedisBackendHooks): void {
   let down = false;
   client.on('error', (error: Error) => {
+    hooks.onError('connection');
     if (down) return;
     down = true;
     logger.warn({ connection: name, err: error.message }, 'redis unreachable; serving from memory');
@@ -39,16 +47,17 @@ export function startRedisBackend(
   url: string,
   ownKeys: OwnKeys,
   logger: Logger,
-  onIssuersChanged: (issuers: string[]) => void,
+  hooks: RedisBackendHooks,
 ): RedisBackend {
   const redis = connectRedis(url);
   const subscriber = duplicateForSubscribe(redis);
-  watchConnection(redis, 'commands', logger);
-  watchConnection(subscriber, 'subscriber', logger);
+  watchConnection(redis, 'commands', logger, hooks);
+  watchConnection(subscriber, 'subscriber', logger, hooks);
   const layout = new RedisLayout(config.redisPrefix);
   const registry = new RedisRegistry(new RegistryStore(redis, layout, config.allowInsecureIssuers), subscriber, logger, {
     pollIntervalMs: config.registryPollMs,
-    onIssuersChanged,
+    onIssuersChanged: hooks.onIssuersChanged,
+    onReloadFailed: () => hooks.onError('reload'),
   });
   registry.start();
   const publisher = new KeyPublisher(

@@ -10,6 +10,7 @@ export interface RedisRegistryOptions {
   pollIntervalMs: number;
   /** Called with the issuers whose record changed or disappeared (their cached keys are dropped). */
   onIssuersChanged?: (issuers: string[]) => void;
+  onReloadFailed?: () => void;
 }
 
 /**
@@ -137,6 +138,7 @@ export class RedisRegistry implements RegistryReader {
       if (changed.length > 0) this.options.onIssuersChanged?.(changed);
       this.logger.debug({ why, version: snapshot.version, issuers: docs.size }, 'registry reloaded');
     } catch (error) {
+      this.options.onReloadFailed?.();
       this.logger.warn({ why, err: (error as Error).message }, 'registry reload failed; serving the last snapshot');
     }
   }

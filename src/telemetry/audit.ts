@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { DecisionRecord } from '../pipeline/decision.js';
 
 /** One JSON line per decision: the audit trail. No token text, ever; only what the record names. */
-export function logDecision(logger: Logger, record: DecisionRecord, durationMs: number): void {
+export function logDecision(logger: Logger, record: DecisionRecord, durationMs: number, traceId: string | undefined): void {
   const line = {
     request_id: record.requestId,
     tenant_id: record.tenant,
@@ -16,6 +16,7 @@ export function logDecision(logger: Logger, record: DecisionRecord, durationMs: 
     chain: record.minted?.sids.join(',') ?? record.chain?.sids.join(','),
     recursion_audited: record.recursionAudited || undefined,
     duration_ms: Math.round(durationMs * 1000) / 1000,
+    trace_id: traceId,
   };
   if (record.allowed && record.reason === undefined) logger.info(line, 'check');
   else logger.warn(line, 'check');

@@ -1,0 +1,90 @@
+import { type Context, type Span, SpanKind, SpanStatusCode, type TextMapGetter, type Tracer, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
+import type { DecisionRecord } from '../pipeline/decision.js';
+import { decisionLabel } from './metrics.js';
+
+/**
+ * Envoy passes the request's trace headers in the CheckRequest; the Check span continues that
+ * trace whatever the mesh uses: W3C `traceparent`/`tracestate`, B3 multi-header (`x-b3-*`, Istio's
+ * default) or B3 single (`b3`).
+ */
+const propagator = new CompositePropagator({
+  propagators: [new W3CTraceContextPropagator(), new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER })],
+});
+
+const getter: TextMapGetter<ReadonlyMap<string, string>> = {
+  keys: (carrier) => [...carrier.keys()],
+  get: (carrier, key) => carrier.get(key.toLowerCase()),
+};
+
+export function parentContextOf(headers: ReadonlyMap<string, string>): Context {
+  return propagator.extract(ROOT_CONTEXT, headers, getter);
+}
+
+export function startCheckSpan(tracer: Tracer, headers: ReadonlyMap<string, string>): { span: Span; ctx: Context } {
+  const parent = parentContextOf(headers);
+  const span = tracer.startSpan('authz check', { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': 'envoy.service.auth.v3.Authorization', 'rpc.method': 'Check' } }, parent);
+  return { span, ctx: trace.setSpan(parent, span) };
+}
+
+/**
+ * Everything a person needs to understand the decision from the trace view, and nothing that
+ * could authenticate: no token, signature or secret is ever an attribute.
+ */
+export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss: boolean): void {
+  if (!span.isRecording()) {
+    span.end();
+    return;
+  }
+  const decision = decisionLabel(record);
+  span.updateName(`authz ${decision} ${record.destination ?? 'unknown'}`);
+  const chain = record.chain;
+  const origin = chain?.sealed ? undefined : chain?.levels[0];
+  span.setAttributes({
+    'authz.decision': decision,
+    'authz.reason': record.reason ?? 'none',
+    'authz.request_id': record.requestId,
+    ...(record.tenant !== undefined ? { 'authz.tenant': record.tenant } : {}),
+    ...(record.destination !== undefined ? { 'authz.destination': record.destination } : {}),
+    ...(origin !== undefined ? { 'authz.origin_issuer': origin.iss } : {}),
+    ...(chain !== undefined
+      ? {
+          'authz.depth': chain.depth,
+          'authz.chain': chain.sids.join(','),
+          'authz.sealed': chain.sealed,
+          'authz.key_cache': keyCacheMiss ? 'miss' : 'hit',
+        }
+      : {}),
+    ...(record.minted !== undefined ? { 'authz.minted_depth': record.minted.depth, 'authz.minted_chain': record.minted.sids.join(',') } : {}),
+    'authz.recursion': record.reason === 'recursion' || record.recursionAudited,
+    'authz.shadow': record.shadow,
+  });
+  for (const level of chain?.levels ?? []) {
+    span.addEvent('chain level', {
+      'level.depth': level.depth,
+      'level.iss': level.iss,
+      ...(level.stack?.sid !== undefined ? { 'level.sid': level.stack.sid } : {}),
+      'level.alg': level.jws.alg,
+      ...(level.jws.kid !== undefined ? { 'level.kid': level.jws.kid } : {}),
+      'level.verified': 'signature',
+    });
+  }
+  // A denial is the service doing its job; only "could not decide" is an error in the trace.
+  if (record.reason === 'unavailable') span.setStatus({ code: SpanStatusCode.ERROR, message: 'unavailable' });
+  span.end();
+}
+
+/** A child span around one pipeline step; the no-op tracer makes this free when tracing is off. */
+export async function inChildSpan<T>(tracer: Tracer, name: string, run: () => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(name, async (span) => {
+    try {
+      return await run();
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}

@@ -1,0 +1,88 @@
+import type { Counter, Histogram } from '@opentelemetry/api';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AggregationType, MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { DecisionRecord } from '../pipeline/decision.js';
+
+/** Buckets for Check latency: tens of microseconds (warm) to the 200 ms Envoy waits by default. */
+const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1];
+const DEPTH_BUCKETS = [0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32];
+
+export function decisionLabel(record: DecisionRecord): 'allow' | 'deny' | 'shadow_allow' {
+  if (!record.allowed) return 'deny';
+  return record.reason === undefined ? 'allow' : 'shadow_allow';
+}
+
+/**
+ * Instrument names are already Prometheus names (the exporter adds `_total` to counters and
+ * `_bucket`/`_sum`/`_count` to histograms), so dashboards read the conventional `_seconds`.
+ *
+ * The service's metrics, through the OpenTelemetry metrics SDK, read as Prometheus text on
+ * `/metrics`. Each service instance owns its MeterProvider (no global state), so several can run
+ * in one process (tests) without mixing counts.
+ */
+export class AuthzMetrics {
+  private readonly exporter: PrometheusExporter;
+  private readonly provider: MeterProvider;
+  private readonly serializer = new PrometheusSerializer();
+  private readonly decisions: Counter;
+  private readonly duration: Histogram;
+  private readonly depth: Histogram;
+  private readonly keyFetches: Counter;
+  private readonly keyLookups: Counter;
+  private readonly redisErrors: Counter;
+  private lookups = { hit: 0, miss: 0 };
+
+  constructor(serviceName: string) {
+    this.exporter = new PrometheusExporter({ preventServerStart: true });
+    this.provider = new MeterProvider({
+      resource: resourceFromAttributes({ 'service.name': serviceName }),
+      readers: [this.exporter],
+      views: [
+        { instrumentName: 'authz_check_duration_seconds', aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: DURATION_BUCKETS } } },
+        { instrumentName: 'authz_chain_depth', aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: DEPTH_BUCKETS } } },
+      ],
+    });
+    const meter = this.provider.getMeter('matryoshka-authz');
+    this.decisions = meter.createCounter('authz_decisions', { description: 'Check decisions by decision, reason and tenant' });
+    this.duration = meter.createHistogram('authz_check_duration_seconds', { unit: 's', description: 'Check latency inside the service' });
+    this.depth = meter.createHistogram('authz_chain_depth', { description: 'Depth of the incoming chain' });
+    this.keyFetches = meter.createCounter('authz_key_fetches', { description: 'Issuer key fetches (discovery + JWKS) by outcome' });
+    this.keyLookups = meter.createCounter('authz_key_cache_lookups', { description: 'Checks whose issuer keys were in memory (hit) or not (miss)' });
+    this.redisErrors = meter.createCounter('authz_redis_errors', { description: 'Redis connection and command failures' });
+    meter
+      .createObservableGauge('authz_key_cache_hit_ratio', { description: 'Share of checks served from in-memory keys since start' })
+      .addCallback((result) => {
+        const total = this.lookups.hit + this.lookups.miss;
+        if (total > 0) result.observe(this.lookups.hit / total);
+      });
+  }
+
+  recordDecision(record: DecisionRecord, durationSeconds: number, keyCacheMiss: boolean): void {
+    this.decisions.add(1, { decision: decisionLabel(record), reason: record.reason ?? 'none', tenant: record.tenant ?? 'unknown' });
+    this.duration.record(durationSeconds, { decision: decisionLabel(record) });
+    if (record.chain !== undefined) {
+      this.depth.record(record.chain.depth);
+      const result = keyCacheMiss ? 'miss' : 'hit';
+      this.lookups[result]++;
+      this.keyLookups.add(1, { result });
+    }
+  }
+
+  recordKeyFetch(outcome: 'ok' | 'error'): void {
+    this.keyFetches.add(1, { outcome });
+  }
+
+  recordRedisError(kind: string): void {
+    this.redisErrors.add(1, { kind });
+  }
+
+  async render(): Promise<string> {
+    const { resourceMetrics } = await this.exporter.collect();
+    return this.serializer.serialize(resourceMetrics);
+  }
+
+  async shutdown(): Promise<void> {
+    await this.provider.shutdown();
+  }
+}

@@ -1,0 +1,43 @@
+import { NodeSDK } from '@opentelemetry/sdk-node';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const set = (env: Env, name: string): boolean => (env[name] ?? '').trim() !== '';
+
+/**
+ * Tracing is on when the standard variables say where spans go: an OTLP endpoint, or an explicit
+ * OTEL_TRACES_EXPORTER other than `none`. Otherwise the SDK would export to localhost:4318 by
+ * default and log a failure for every batch — "telemetry off" must be silent.
+ */
+export function tracingConfigured(env: Env): boolean {
+  if ((env['OTEL_SDK_DISABLED'] ?? '').toLowerCase() === 'true') return false;
+  const exporters = (env['OTEL_TRACES_EXPORTER'] ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+  if (exporters.length > 0) return !exporters.includes('none');
+  return set(env, 'OTEL_EXPORTER_OTLP_ENDPOINT') || set(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+}
+
+export interface Tracing {
+  readonly enabled: boolean;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Start the OpenTelemetry Node SDK for traces, configured entirely by the standard OTEL_*
+ * variables (exporter, endpoint, protocol, headers, service name, sampler, resource attributes).
+ * Metrics are not the SDK's job here: the service owns its MeterProvider and serves `/metrics`.
+ */
+export function startTracing(env: Env = process.env): Tracing {
+  const enabled = tracingConfigured(env);
+  const sdk = new NodeSDK({
+    ...(enabled ? {} : { spanProcessors: [] }),
+    ...(set(env, 'OTEL_SERVICE_NAME') ? {} : { serviceName: 'matryoshka-authz' }),
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: [],
+  });
+  sdk.start();
+  return {
+    enabled,
+    shutdown: () => sdk.shutdown().catch(() => undefined),
+  };
+}
