@@ -50,10 +50,14 @@ async function withStore<T>(task: (store: RegistryStore) => Promise<T>): Promise
   if (config.redisUrl === undefined) throw new ConfigError('REDIS_URL', 'registry commands need REDIS_URL (the embedded registry lives in the service process)');
   // The CLI may wait for a connection (unlike a Check), but not forever and not retrying.
   const redis = connectRedis(config.redisUrl, { enableOfflineQueue: true, retryStrategy: () => null, lazyConnect: true });
-  redis.on('error', () => undefined);
+  // The connect() rejection only says "Connection is closed"; the 'error' event says why (TLS, auth, refused).
+  let cause: string | undefined;
+  redis.on('error', (error: Error) => {
+    cause ??= error.message;
+  });
   try {
     await redis.connect().catch((error: Error) => {
-      throw new Error(`cannot reach Redis: ${error.message}`);
+      throw new Error(`cannot reach Redis: ${cause ?? error.message}`);
     });
     return await task(new RegistryStore(redis, new RedisLayout(config.redisPrefix), config.allowInsecureIssuers));
   } finally {

@@ -10,6 +10,7 @@ import { MemoryRegistry } from '../registry/memory-registry.js';
 import { parseIssuer, parseService, parseTenant } from '../registry/records.js';
 import { type RunningService, startService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';
+import { startTracing } from '../telemetry/tracing.js';
 import { type CheckResult, EnvoyLikeClient } from './envoy-client.js';
 import { LocalIssuer } from './local-issuer.js';
 
@@ -90,6 +91,8 @@ async function main(): Promise<void> {
   let idp: LocalIssuer | undefined;
   let service: RunningService | undefined;
   let client: EnvoyLikeClient | undefined;
+  // With OTEL_EXPORTER_OTLP_ENDPOINT set (deploy/compose does), every decision below is a span.
+  const tracing = startTracing(process.env);
   try {
     console.log(HEADER);
     idp = await LocalIssuer.start({ alg: 'ES256' });
@@ -110,10 +113,12 @@ async function main(): Promise<void> {
     const final = await walk(client, origin);
     showChain(origin, final);
     console.log('\nDemo finished: every hop behaved as expected.');
+    if (tracing.enabled) console.log(`Each decision was exported as a span to ${process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? 'the configured OTLP endpoint'}.`);
   } finally {
     client?.close();
     await service?.close(1000);
     await idp?.stop();
+    await tracing.shutdown();
   }
 }
 

@@ -54,7 +54,10 @@ export function connectRedis(url: string, extra: RedisOptions = {}): RedisClient
   return new Cluster(
     hosts(hostList, 6379),
     {
-      enableOfflineQueue: false,
+      // ioredis reads these for the cluster as a whole, not from redisOptions.
+      enableOfflineQueue: options.enableOfflineQueue ?? false,
+      lazyConnect: options.lazyConnect ?? false,
+      clusterRetryStrategy: (times: number) => options.retryStrategy?.(times) ?? null,
       redisOptions: { ...options, ...(password !== undefined ? { password } : {}), ...(username !== undefined ? { username } : {}), ...(tls ? { tls } : {}) },
     },
   );
