@@ -1,4 +1,3 @@
-import * as grpc from '@grpc/grpc-js';
 import { context, trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { type ChainLimits } from './chain/limits.js';
@@ -21,6 +20,7 @@ import { logDecision } from './telemetry/audit.js';
 import { inCheckScope, type CheckStats } from './telemetry/check-scope.js';
 import { finishCheckSpan, startCheckSpan } from './telemetry/check-span.js';
 import { AuthzMetrics } from './telemetry/metrics.js';
+import { grpcServerCredentials } from './tls/server-credentials.js';
 
 export interface ServiceOverrides {
   /** A registry to use instead of the one the config names (tests, the demo). */
@@ -41,10 +41,6 @@ export interface RunningService {
   close(graceMs?: number): Promise<void>;
 }
 
-function serverCredentials(config: Config): grpc.ServerCredentials {
-  if (config.tlsCert === undefined || config.tlsKey === undefined) return grpc.ServerCredentials.createInsecure();
-  throw new Error('TLS is configured but not supported by this build');
-}
 
 function embeddedRegistry(config: Config, logger: Logger): RegistryReader {
   if (config.registryFile === undefined) return new MemoryRegistry();
@@ -124,7 +120,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
   let grpcServer: RunningGrpcServer | undefined;
   let httpServer: RunningHttpServer | undefined;
   try {
-    grpcServer = await startGrpcServer({ host: config.host, port: config.grpcPort, credentials: serverCredentials(config), health, check: handleCheck });
+    grpcServer = await startGrpcServer({ host: config.host, port: config.grpcPort, credentials: grpcServerCredentials({ cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa, reloadMs: config.tlsReloadMs }), health, check: handleCheck });
     httpServer = await startHttpServer(config.host, config.httpPort, {
       jwks: () => ownKeys.publicJwks(),
       live: () => true,
@@ -160,11 +156,12 @@ export async function startService(config: Config, logger: Logger, overrides: Se
     ownKeys,
     health,
     metrics,
-    close: (graceMs = 10_000) => {
+    close: (graceMs = config.shutdownGraceMs) => {
       closing ??= (async () => {
+        // Watchers hear NOT_SERVING first; their streams then end so they do not hold up the drain.
         health.set('NOT_SERVING');
-        await grpcServer.shutdown(graceMs);
         health.endWatches();
+        await grpcServer.shutdown(graceMs);
         await httpServer.close();
         await redis?.close();
         await metrics.shutdown();

@@ -65,6 +65,8 @@ describe('loadConfig', () => {
     MATRYOSHKA_REDIS_PREFIX: ['redisPrefix', String],
     MATRYOSHKA_REGISTRY_POLL_MS: ['registryPollMs', Number],
     MATRYOSHKA_KEY_ROTATION: ['keyRotationSeconds', Number],
+    MATRYOSHKA_TLS_RELOAD_MS: ['tlsReloadMs', Number],
+    MATRYOSHKA_SHUTDOWN_GRACE_MS: ['shutdownGraceMs', Number],
     LOG_LEVEL: ['logLevel', String],
   };
   /** Read before loadConfig (src/config/config-file.ts), so they feed no Config field. */

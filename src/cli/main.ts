@@ -11,11 +11,14 @@ import { startTracing } from '../telemetry/tracing.js';
 import { inspectCommand } from './inspect-command.js';
 import { issuerCommand, principalCommand, registryCommand, serviceCommand, tenantCommand } from './registry-commands.js';
 import { UsageError } from './usage-error.js';
+import { DEFAULT_DEV_HOSTS, generateDevCertificates } from '../tls/dev-certs.js';
 
 const USAGE = `usage: matryoshka-authz <command>
   serve                          run the service (configured by environment; see README)
   inspect [TOKEN|-] [--json]     print a chain as a tree, without verifying it
   keys generate [--out FILE]     write a JWK Set for MATRYOSHKA_SIGNING_KEYS
+  certs generate --dir D [--host H]... [--days N]
+                                 a development CA, server and client certificates for mTLS
 registry commands (need REDIS_URL; every change reaches every replica within a second):
   issuer add --tenant T --issuer URL [--jwks-uri URL] [--audience A]... [--algorithms ES256,RS256]
              [--secret-env NAME] [--roles-claim PATH]
@@ -47,9 +50,9 @@ async function serve(): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal, grace_ms: config.shutdownGraceMs }, 'shutting down: health NOT_SERVING, draining in-flight checks');
     service
-      .close(10_000)
+      .close()
       .then(() => tracing.shutdown())
       .then(
         () => process.exit(0),
@@ -68,6 +71,23 @@ async function keys(args: string[]): Promise<void> {
   else writeFileSync(values.out, text, { mode: 0o600 });
 }
 
+async function certs(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { dir: { type: 'string' }, host: { type: 'string', multiple: true }, days: { type: 'string', default: '30' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals[0] !== 'generate' || positionals.length !== 1 || values.dir === undefined) {
+    throw new UsageError('usage: certs generate --dir D [--host H]... [--days N]');
+  }
+  if (!/^\d{1,4}$/.test(values.days ?? '') || Number(values.days) < 1) throw new UsageError('--days must be a whole number of days');
+  const hosts = values.host ?? DEFAULT_DEV_HOSTS;
+  for (const host of hosts) if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(host)) throw new UsageError(`--host ${host} is not a DNS name or IP address`);
+  const files = await generateDevCertificates(values.dir, { hosts, days: Number(values.days) });
+  print(files.join('\n'));
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -78,6 +98,9 @@ async function main(argv: string[]): Promise<number> {
       return inspectCommand(rest, print);
     case 'keys':
       await keys(rest);
+      return 0;
+    case 'certs':
+      await certs(rest);
       return 0;
     case 'issuer':
       await issuerCommand(rest, print);

@@ -31,6 +31,8 @@ export interface Config {
   readonly redisPrefix: string;
   readonly registryPollMs: number;
   readonly keyRotationSeconds: number;
+  readonly tlsReloadMs: number;
+  readonly shutdownGraceMs: number;
 }
 
 export interface ConfigVariable {
@@ -57,6 +59,8 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: 'MATRYOSHKA_TLS_CERT', default: undefined, description: 'server certificate (PEM) for gRPC TLS' },
   { name: 'MATRYOSHKA_TLS_KEY', default: undefined, description: 'server private key (PEM) for gRPC TLS' },
   { name: 'MATRYOSHKA_TLS_CA', default: undefined, description: 'CA bundle; when set, client certificates are required (mTLS)' },
+  { name: 'MATRYOSHKA_TLS_RELOAD_MS', default: '10000', description: 'how often the TLS files are re-read (rotation without restart)' },
+  { name: 'MATRYOSHKA_SHUTDOWN_GRACE_MS', default: '10000', description: 'on SIGTERM, how long in-flight checks may take before the process exits' },
   { name: 'MATRYOSHKA_ALLOW_INSECURE_ISSUERS', default: 'false', description: 'allow http:// issuer and JWKS URLs (tests, local dev)' },
   { name: 'MATRYOSHKA_CLOCK_SKEW', default: '30', description: 'seconds of tolerance on exp/nbf/iat' },
   { name: 'MATRYOSHKA_COMPRESSION', default: 'gzip', description: 'container compression when minting at depth >= 3: gzip | brotli' },
@@ -166,5 +170,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisPrefix: redisPrefix(env),
     registryPollMs: integer(env, 'MATRYOSHKA_REGISTRY_POLL_MS', 100, 600_000),
     keyRotationSeconds: integer(env, 'MATRYOSHKA_KEY_ROTATION', 60, 30 * 86_400),
+    tlsReloadMs: integer(env, 'MATRYOSHKA_TLS_RELOAD_MS', 100, 3_600_000),
+    shutdownGraceMs: integer(env, 'MATRYOSHKA_SHUTDOWN_GRACE_MS', 0, 600_000),
   };
 }

@@ -5,6 +5,8 @@ import { type CryptoKey, type JWK, type JWTPayload, SignJWT, calculateJwkThumbpr
 export interface LocalIssuerOptions {
   alg?: 'ES256' | 'RS256' | 'PS256' | 'EdDSA';
   host?: string;
+  /** Answer JWKS requests this much later (a slow IdP, to keep checks in flight in tests). */
+  jwksDelayMs?: number;
 }
 
 interface IssuerKey {
@@ -38,8 +40,11 @@ export class LocalIssuer {
         res.end(JSON.stringify({ issuer: self.issuer, jwks_uri: `${self.issuer}/jwks`, id_token_signing_alg_values_supported: [self.alg] }));
       } else if (path === '/jwks') {
         self.hits.jwks++;
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ keys: self.keys.map((k) => k.publicJwk) }));
+        const body = JSON.stringify({ keys: self.keys.map((k) => k.publicJwk) });
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(body);
+        }, options.jwksDelayMs ?? 0);
       } else {
         res.writeHead(404).end();
       }

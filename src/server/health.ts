@@ -16,7 +16,7 @@ interface HealthResponse {
 /** Serving status shared by grpc.health.v1 Check/Watch and `/readyz`; watchers hear every change. */
 export class HealthState {
   private status: ServingStatus = 'NOT_SERVING';
-  private readonly watchers = new Set<(status: ServingStatus) => void>();
+  private readonly watchers = new Map<grpc.ServerWritableStream<HealthRequest, HealthResponse>, (status: ServingStatus) => void>();
 
   get current(): ServingStatus {
     return this.status;
@@ -25,7 +25,7 @@ export class HealthState {
   set(status: ServingStatus): void {
     if (status === this.status) return;
     this.status = status;
-    for (const watcher of this.watchers) watcher(status);
+    for (const watcher of this.watchers.values()) watcher(status);
   }
 
   handlers(): grpc.UntypedServiceImplementation {
@@ -47,9 +47,9 @@ export class HealthState {
           call.write({ status });
         };
         send(this.status);
-        this.watchers.add(send);
+        this.watchers.set(call, send);
         const stop = (): void => {
-          this.watchers.delete(send);
+          this.watchers.delete(call);
         };
         call.on('cancelled', stop);
         call.on('close', stop);
@@ -60,6 +60,7 @@ export class HealthState {
 
   /** End every Watch stream (at shutdown), so clients see the stream close rather than hang. */
   endWatches(): void {
+    for (const call of this.watchers.keys()) call.end();
     this.watchers.clear();
   }
 }
