@@ -6,7 +6,7 @@ import { DEFAULT_FETCH_LIMITS } from './keys/fetch-json.js';
 import { IssuerKeys } from './keys/issuer-keys.js';
 import { OwnKeys } from './keys/own-keys.js';
 import { RemoteJwks } from './keys/remote-jwks.js';
-import { type CheckDeps, check } from './pipeline/check.js';
+import { type CheckDeps, checkWithin } from './pipeline/check.js';
 import { buildCheckResponse } from './pipeline/respond.js';
 import { MemoryRegistry } from './registry/memory-registry.js';
 import { startRedisBackend } from './registry/redis-backend.js';
@@ -14,7 +14,7 @@ import type { RegistryReader } from './registry/registry.js';
 import { loadRegistryFile } from './registry/registry-file.js';
 import { type CheckRequestMessage, toCheckInput } from './server/check-request.js';
 import { type RunningGrpcServer, startGrpcServer } from './server/grpc-server.js';
-import { HealthState } from './server/health.js';
+import { AUTHZ_SERVICE, HealthState } from './server/health.js';
 import { type RunningHttpServer, startHttpServer } from './server/http-server.js';
 import { logDecision } from './telemetry/audit.js';
 import { inCheckScope, type CheckStats } from './telemetry/check-scope.js';
@@ -98,14 +98,16 @@ export async function startService(config: Config, logger: Logger, overrides: Se
   const health = new HealthState();
   let inFlight = 0;
 
-  const handleCheck = async (request: CheckRequestMessage) => {
+  const handleCheck = async (request: CheckRequestMessage, deadline: number | undefined) => {
     const started = performance.now();
+    // Answer a little before the caller's deadline, so the answer is still on the wire in time.
+    const budgetMs = deadline === undefined ? undefined : deadline - Date.now() - Math.min(10, Math.max(1, (deadline - Date.now()) / 10));
     inFlight++;
     try {
       const input = toCheckInput(request);
       const { span, ctx } = startCheckSpan(tracer, input.headers);
       const stats: CheckStats = { keyCacheMiss: false };
-      const record = await context.with(ctx, () => inCheckScope(stats, () => check(input, deps)));
+      const record = await context.with(ctx, () => inCheckScope(stats, () => checkWithin(input, deps, budgetMs)));
       const duration = performance.now() - started;
       finishCheckSpan(span, record, stats.keyCacheMiss);
       metrics.recordDecision(record, duration / 1000, stats.keyCacheMiss);
@@ -124,7 +126,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
     httpServer = await startHttpServer(config.host, config.httpPort, {
       jwks: () => ownKeys.publicJwks(),
       live: () => true,
-      ready: () => health.current === 'SERVING' && registry.ready(),
+      ready: () => health.status(AUTHZ_SERVICE) === 'SERVING',
       metrics: () => metrics.render(),
     });
   } catch (error) {
@@ -132,7 +134,15 @@ export async function startService(config: Config, logger: Logger, overrides: Se
     await redis?.close();
     throw error;
   }
-  health.set('SERVING');
+  // Live as soon as the ports are open; ready (Checks decidable) once the registry has answered.
+  health.set('', 'SERVING');
+  let closingStarted = false;
+  const syncReadiness = (): void => {
+    if (!closingStarted) health.set(AUTHZ_SERVICE, registry.ready() ? 'SERVING' : 'NOT_SERVING');
+  };
+  syncReadiness();
+  const readinessTimer = setInterval(syncReadiness, 200);
+  readinessTimer.unref();
   const grpcPort = grpcServer.port;
   const httpPort = httpServer.port;
   logger.info(
@@ -159,7 +169,9 @@ export async function startService(config: Config, logger: Logger, overrides: Se
     close: (graceMs = config.shutdownGraceMs) => {
       closing ??= (async () => {
         // Watchers hear NOT_SERVING first; their streams then end so they do not hold up the drain.
-        health.set('NOT_SERVING');
+        closingStarted = true;
+        clearInterval(readinessTimer);
+        health.setAll('NOT_SERVING');
         health.endWatches();
         await grpcServer.shutdown(graceMs);
         await httpServer.close();

@@ -251,6 +251,7 @@ describe('registry file: the product.md example', () => {
         algorithms: ['ES256', 'RS256'],
         rolesClaim: 'realm_access.roles',
         secretEnv: undefined,
+        mintsFor: [],
       },
       {
         issuer: 'legacy-hs',
@@ -260,6 +261,7 @@ describe('registry file: the product.md example', () => {
         algorithms: ['HS256'],
         rolesClaim: 'roles',
         secretEnv: 'LEGACY_HS_SECRET',
+        mintsFor: [],
       },
     ]);
     assert.deepEqual(contents.tenants, [{ tenant: 'acme', maxDepth: 6, recursion: 'deny', sealed: 'allow', entryOnly: false }]);

@@ -29,7 +29,7 @@ describe("tokens in the seed's style from another implementation", () => {
   let h: Harness;
   before(async () => {
     h = await startHarness({
-      contents: { issuers: [issuer({ issuer: 'legacy-hs', tenant: 'acme', algorithms: ['HS256'], secret_env: 'LEGACY_HS_SECRET' })] },
+      contents: { issuers: [issuer({ issuer: 'legacy-hs', tenant: 'acme', algorithms: ['HS256'], secret_env: 'LEGACY_HS_SECRET', mints_for: ['Organization.Services.*'] })] },
       processEnv: { LEGACY_HS_SECRET: SECRET },
     });
   });

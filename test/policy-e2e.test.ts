@@ -18,7 +18,7 @@ describe('tenant, caller and role policy through Check', () => {
       contents: {
         issuers: [
           issuer({ issuer: acmeIdp.issuer, tenant: 'acme', jwks_uri: acmeIdp.jwksUri, audiences: ['orders-api'], roles_claim: 'realm_access.roles' }),
-          issuer({ issuer: globexIdp.issuer, tenant: 'globex', jwks_uri: globexIdp.jwksUri }),
+          issuer({ issuer: globexIdp.issuer, tenant: 'globex', jwks_uri: globexIdp.jwksUri, mints_for: ['globex-*'] }),
         ],
         tenants: [tenant('acme', { recursion: 'audit' })],
         services: [

@@ -4,6 +4,20 @@ import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { type Served, eventually, runCli, spawnServe } from './helpers/processes.js';
 import { RedisServer } from './helpers/redis-server.js';
+import * as grpc from '@grpc/grpc-js';
+import { loadProtos } from '../src/server/protos.js';
+
+function grpcHealth(port: number, service: string): Promise<string> {
+  const { HealthClient } = loadProtos();
+  const client = new HealthClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+  return new Promise((resolve, reject) =>
+    (client['Check'] as Function).call(client, { service }, (error: Error | null, response: { status: string }) => {
+      client.close();
+      if (error) reject(error);
+      else resolve(response.status);
+    }),
+  );
+}
 
 /**
  * A fleet of two replica processes sharing one Redis, managed through the CLI — the way
@@ -137,10 +151,13 @@ describe('startup with Redis', () => {
     try {
       assert.equal((await fetch(`http://127.0.0.1:${replica.httpPort}/readyz`)).status, 503, 'not ready before Redis answered');
       assert.equal((await fetch(`http://127.0.0.1:${replica.httpPort}/healthz`)).status, 200, 'but alive');
+      assert.equal(await grpcHealth(replica.grpcPort, 'envoy.service.auth.v3.Authorization'), 'NOT_SERVING', 'gRPC readiness agrees');
+      assert.equal(await grpcHealth(replica.grpcPort, ''), 'SERVING', 'gRPC liveness agrees');
       const result = await client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' });
       assert.equal(result.httpStatus, 503, 'no registry yet: unavailable, never allow and never 401');
       await redis.start();
       await eventually(async () => (await fetch(`http://127.0.0.1:${replica.httpPort}/readyz`)).status === 200, 5000, 'ready after Redis came up');
+      await eventually(async () => (await grpcHealth(replica.grpcPort, 'envoy.service.auth.v3.Authorization')) === 'SERVING', 2000, 'gRPC readiness follows');
       assert.equal((await client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' })).httpStatus, 401, 'now an unknown issuer is simply untrusted');
       assert.equal(idp.hits.jwks + idp.hits.discovery, 0, 'no IdP was asked for an unregistered issuer');
     } finally {

@@ -19,8 +19,8 @@ describe('sealed (JWE) levels', () => {
     h = await startHarness({
       contents: {
         issuers: [
-          issuer({ issuer: open.issuer, tenant: 'open', jwks_uri: open.jwksUri }),
-          issuer({ issuer: closed.issuer, tenant: 'closed', jwks_uri: closed.jwksUri }),
+          issuer({ issuer: open.issuer, tenant: 'open', jwks_uri: open.jwksUri, mints_for: ['partner-*'] }),
+          issuer({ issuer: closed.issuer, tenant: 'closed', jwks_uri: closed.jwksUri, mints_for: ['partner-*'] }),
         ],
         tenants: [tenant('open', { sealed: 'allow' }), tenant('closed', { sealed: 'deny' })],
         services: [service('vault', { seal: true })],

@@ -1,4 +1,5 @@
 import { decodeSegment } from './base64.js';
+import { hasDuplicateKeys } from './duplicate-keys.js';
 
 /** A compact JWS split and decoded once; every later step reads these fields, never the string. */
 export interface CompactJws {
@@ -44,6 +45,7 @@ function decodeJsonObject(segment: string, what: string): Record<string, unknown
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new CompactFormatError(`${what} is not a JSON object`);
   }
+  if (hasDuplicateKeys(text)) throw new CompactFormatError(`${what} repeats a member name`);
   return value as Record<string, unknown>;
 }
 

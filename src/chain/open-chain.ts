@@ -7,6 +7,7 @@ import type { ChainLimits } from './limits.js';
 import { SealError, unsealContainer } from './seal.js';
 import type { Chain, VerifiedLevel } from './types.js';
 import { type LevelTrust, type TrustedSigner, verifyLevel } from './verify-level.js';
+import { globMatches } from '../policy/glob.js';
 
 export interface OpenChainDeps {
   readonly trust: LevelTrust;
@@ -44,6 +45,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     const signer = await verifyLevel(jws, deps.trust, malformed);
     const iat = checkTime(jws, outermost, referenceTime, enclosingIat, limits.clockSkewSeconds, malformed);
     const stack = readStack(jws);
+    if (stack !== undefined) checkMayWrap(signer, stack);
     opened.push({ jws, signer, stack });
     if (stack === undefined) break;
 
@@ -63,6 +65,14 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     enclosingIat = iat;
   }
   return assemble(opened, sealed);
+}
+
+/** Only we, and foreign minters for the sids they are registered for, may wrap a chain. */
+function checkMayWrap(signer: TrustedSigner, stack: AuthStack): void {
+  if (signer.issuer === undefined) return;
+  const sid = stack.sid;
+  const allowed = signer.issuer.mintsFor.some((glob) => glob === '*' || (sid !== undefined && globMatches(glob, sid)));
+  if (!allowed) deny('untrusted_issuer', `${signer.issuer.issuer} may not mint chain levels for ${sid ?? '(no sid)'}`);
 }
 
 function parseLevel(token: string, malformed: DenyReason): CompactJws {

@@ -21,7 +21,7 @@ const USAGE = `usage: matryoshka-authz <command>
                                  a development CA, server and client certificates for mTLS
 registry commands (need REDIS_URL; every change reaches every replica within a second):
   issuer add --tenant T --issuer URL [--jwks-uri URL] [--audience A]... [--algorithms ES256,RS256]
-             [--secret-env NAME] [--roles-claim PATH]
+             [--secret-env NAME] [--roles-claim PATH] [--mints-for GLOB,...]
   issuer list [--tenant T] [--json]          issuer remove --issuer URL
   tenant set --tenant T [--max-depth N] [--recursion deny|audit] [--sealed allow|deny] [--entry-only]
   tenant show [--tenant T] [--json]

@@ -79,6 +79,7 @@ export async function issuerCommand(args: string[], out: Out): Promise<void> {
         algorithms: { type: 'string' },
         'secret-env': { type: 'string' },
         'roles-claim': { type: 'string' },
+        'mints-for': { type: 'string' },
       });
       const record = validated(() =>
         parseIssuer(
@@ -90,6 +91,7 @@ export async function issuerCommand(args: string[], out: Out): Promise<void> {
             ...(f.algorithms !== undefined ? { algorithms: f.algorithms } : {}),
             ...(f['secret-env'] !== undefined ? { secret_env: f['secret-env'] } : {}),
             ...(f['roles-claim'] !== undefined ? { roles_claim: f['roles-claim'] } : {}),
+            ...(f['mints-for'] !== undefined ? { mints_for: f['mints-for'] } : {}),
           },
           'issuer',
           allowInsecure(),

@@ -5,8 +5,8 @@ import { CONFIG_VARIABLES, ConfigError } from './config.js';
 type Env = Readonly<Record<string, string | undefined>>;
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-/** Variables whose value is (or embeds) a credential. */
-const SECRET_NAMES = /SECRET|PASSWORD|TOKEN|CREDENTIAL/;
+/** Variables whose value is a credential, by the name's last word (MATRYOSHKA_TOKEN_TTL is not one). */
+const SECRET_NAMES = /(SECRET|PASSWORD|TOKEN|CREDENTIALS?)$/;
 
 /** A literal password in a URL's userinfo (`redis://:pw@host`) is a secret in the file. */
 function embedsLiteralCredential(name: string, value: string): boolean {

@@ -1,6 +1,6 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type CryptoKey, type JWK, type JWTPayload, SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import { type CryptoKey, CompactSign, FlattenedSign, type JWK, type JWTPayload, SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 
 export interface LocalIssuerOptions {
   alg?: 'ES256' | 'RS256' | 'PS256' | 'EdDSA';
@@ -89,6 +89,27 @@ export class LocalIssuer {
   async resume(): Promise<void> {
     const url = new URL(this.issuer);
     await new Promise<void>((resolve) => this.server.listen(Number(url.port), url.hostname, resolve));
+  }
+
+  /**
+   * Sign any header and payload bytes with the current key: tokens a well-behaved IdP would never
+   * issue (odd headers, duplicate members, non-JSON payloads), for attack tests.
+   */
+  async signCompact(header: Record<string, unknown>, payload: string | Uint8Array, crit?: Record<string, boolean>): Promise<string> {
+    const key = this.keys[0] as IssuerKey;
+    const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
+    return new CompactSign(bytes)
+      .setProtectedHeader({ alg: this.alg, kid: key.kid, ...header } as { alg: string })
+      .sign(key.privateKey, crit === undefined ? undefined : { crit });
+  }
+
+  /** RFC 7797 unencoded payload (`b64: false`), in compact form with the raw payload. */
+  async signUnencoded(payload: string): Promise<string> {
+    const key = this.keys[0] as IssuerKey;
+    const jws = await new FlattenedSign(new TextEncoder().encode(payload))
+      .setProtectedHeader({ alg: this.alg, kid: key.kid, b64: false, crit: ['b64'] })
+      .sign(key.privateKey);
+    return `${jws.protected}.${payload}.${jws.signature}`;
   }
 
   async stop(): Promise<void> {

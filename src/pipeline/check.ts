@@ -81,6 +81,28 @@ export async function check(input: CheckInput, deps: CheckDeps): Promise<Decisio
   }
 }
 
+/**
+ * `check` bounded by the caller's deadline. Envoy gives up at its timeout and applies its own
+ * error policy; answering `unavailable` (fail closed) just before that keeps the decision ours and
+ * recorded. The pipeline keeps running in the background (a slow key fetch then warms the cache
+ * for the next request) but its result is no longer awaited.
+ */
+export async function checkWithin(input: CheckInput, deps: CheckDeps, budgetMs: number | undefined): Promise<DecisionRecord> {
+  if (budgetMs === undefined) return check(input, deps);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<DecisionRecord>((resolve) => {
+    timer = setTimeout(() => {
+      const draft: Draft = { requestId: requestIdOf(input), roles: [], recursionAudited: false };
+      resolve(finish(draft, deps.shadow, 'unavailable', `no decision within the caller's deadline (${Math.round(budgetMs)} ms)`, deps.shadow));
+    }, Math.max(0, budgetMs));
+  });
+  try {
+    return await Promise.race([check(input, deps), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function finish(draft: Draft, allowed: boolean, reason: DenyReason | undefined, detail: string | undefined, shadow: boolean): DecisionRecord {
   return {
     requestId: draft.requestId,

@@ -1,13 +1,20 @@
 import { deny } from '../reasons.js';
 import type { CheckInput } from './check-input.js';
 
-const BEARER = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]+)[ \t]*$/i;
+const BEARER_SCHEME = /^Bearer[ \t]+/i;
+/** RFC 6750 b64token: the only characters a bearer token can have. */
+const B64TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
 
-/** The bearer token from `authorization`; anything else is `missing_token`. */
+/**
+ * The bearer token from `authorization`. No header or another scheme is `missing_token`; a Bearer
+ * value that cannot be a token (spaces, quotes, braces…) is `malformed_token`.
+ */
 export function extractToken(input: CheckInput): string {
   const header = input.headers.get('authorization');
   if (header === undefined || header.length === 0) deny('missing_token', 'no authorization header');
-  const match = BEARER.exec(header);
-  if (match === null) deny('missing_token', 'authorization is not a Bearer token');
-  return match[1] as string;
+  const scheme = BEARER_SCHEME.exec(header);
+  if (scheme === null) deny('missing_token', 'authorization is not a Bearer token');
+  const token = header.slice(scheme[0].length).replace(/[ \t]+$/, '');
+  if (!B64TOKEN.test(token)) deny('malformed_token', 'the Bearer value is not a token');
+  return token;
 }

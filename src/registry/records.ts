@@ -20,6 +20,12 @@ export interface IssuerRecord {
   readonly rolesClaim: string;
   /** HMAC issuers only: the name of the environment variable that holds the shared secret. */
   readonly secretEnv: string | undefined;
+  /**
+   * Globs of the service ids this issuer may mint chain levels for (another Matryoshka
+   * implementation). Empty: it issues origin tokens only, and a level of it that wraps a chain is
+   * refused — otherwise any registered IdP could re-wrap a chain and claim any caller sid.
+   */
+  readonly mintsFor: readonly string[];
 }
 
 export interface TenantPolicy {
@@ -182,7 +188,7 @@ function secretReference(raw: Raw, field: string): { name: string; field: string
 
 export function parseIssuer(value: unknown, field: string, allowInsecure: boolean): IssuerRecord {
   const raw = asObject(value, field);
-  refuseUnknown(raw, ['issuer', 'tenant', 'jwks_uri', 'audiences', 'algorithms', 'roles_claim', 'secret_env'], field, true);
+  refuseUnknown(raw, ['issuer', 'tenant', 'jwks_uri', 'audiences', 'algorithms', 'roles_claim', 'secret_env', 'mints_for'], field, true);
   const issuer = raw['issuer'];
   if (typeof issuer !== 'string' || issuer.length === 0 || issuer.length > 512) throw new RecordError(`${field}.issuer`, 'must be a non-empty string');
   const tenant = identifier(raw['tenant'], `${field}.tenant`);
@@ -209,7 +215,8 @@ export function parseIssuer(value: unknown, field: string, allowInsecure: boolea
   const audiences = raw['audiences'] === undefined ? undefined : stringList(raw['audiences'], `${field}.audiences`, /^[^\s,]{1,256}$/, 'an audience');
   const rolesClaim = optionalString(raw['roles_claim'], `${field}.roles_claim`) ?? 'roles';
   if (!CLAIM_PATH.test(rolesClaim)) throw new RecordError(`${field}.roles_claim`, 'must be a claim name or dotted path');
-  return { issuer, tenant, jwksUri, audiences, algorithms: algorithms as Algorithm[], rolesClaim, secretEnv };
+  const mintsFor = stringList(raw['mints_for'], `${field}.mints_for`, GLOB, 'a glob of service ids (letters, digits, . _ : @ / - * ?)');
+  return { issuer, tenant, jwksUri, audiences, algorithms: algorithms as Algorithm[], rolesClaim, secretEnv, mintsFor };
 }
 
 export function parseTenant(tenant: string, value: unknown, field: string): TenantPolicy {
@@ -248,6 +255,7 @@ export function issuerToRaw(record: IssuerRecord): Raw {
   raw['algorithms'] = [...record.algorithms];
   if (record.rolesClaim !== 'roles') raw['roles_claim'] = record.rolesClaim;
   if (record.secretEnv !== undefined) raw['secret_env'] = record.secretEnv;
+  if (record.mintsFor.length > 0) raw['mints_for'] = [...record.mintsFor];
   return raw;
 }
 

@@ -9,8 +9,11 @@ export interface GrpcServerOptions {
   readonly port: number;
   readonly credentials: grpc.ServerCredentials;
   readonly health: HealthState;
-  /** Must never reject: every outcome, denial or error, is a CheckResponse. */
-  readonly check: (request: CheckRequestMessage) => Promise<CheckResponseMessage>;
+  /**
+   * Must never reject: every outcome, denial or error, is a CheckResponse. `deadline` is the
+   * caller's (Envoy sends `grpc-timeout`), in epoch ms, or undefined when it set none.
+   */
+  readonly check: (request: CheckRequestMessage, deadline: number | undefined) => Promise<CheckResponseMessage>;
 }
 
 export interface RunningGrpcServer {
@@ -35,7 +38,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   } as grpc.ServerOptions);
   server.addService(protos.authorization, {
     Check: (call: grpc.ServerUnaryCall<CheckRequestMessage, CheckResponseMessage>, callback: grpc.sendUnaryData<CheckResponseMessage>) => {
-      options.check(call.request).then(
+      const deadline = Number(call.getDeadline());
+      options.check(call.request, Number.isFinite(deadline) ? deadline : undefined).then(
         (response) => callback(null, response),
         () => callback({ code: grpc.status.INTERNAL, details: 'internal error' }),
       );

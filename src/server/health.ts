@@ -3,8 +3,11 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 
 export type ServingStatus = 'SERVING' | 'NOT_SERVING';
 
-/** The services grpc.health.v1 knows; "" is the server as a whole. */
-export const HEALTH_SERVICES = ['', 'envoy.service.auth.v3.Authorization'] as const;
+/** The Check service's health name: SERVING only while Checks can be answered (registry ready). */
+export const AUTHZ_SERVICE = 'envoy.service.auth.v3.Authorization';
+/** The services grpc.health.v1 knows; "" is the process as a whole (liveness). */
+export const HEALTH_SERVICES = ['', AUTHZ_SERVICE] as const;
+export type HealthService = (typeof HEALTH_SERVICES)[number];
 
 interface HealthRequest {
   service?: string;
@@ -12,42 +15,58 @@ interface HealthRequest {
 interface HealthResponse {
   status: ServingStatus | 'SERVICE_UNKNOWN';
 }
+type WatchCall = grpc.ServerWritableStream<HealthRequest, HealthResponse>;
 
-/** Serving status shared by grpc.health.v1 Check/Watch and `/readyz`; watchers hear every change. */
+/**
+ * Serving status per health service, shared by grpc.health.v1 Check/Watch and `/readyz`.
+ * `""` answers "is the process up" (liveness); the Authorization service answers "can Checks be
+ * decided" (readiness: the registry has answered, and we are not shutting down).
+ */
 export class HealthState {
-  private status: ServingStatus = 'NOT_SERVING';
-  private readonly watchers = new Map<grpc.ServerWritableStream<HealthRequest, HealthResponse>, (status: ServingStatus) => void>();
+  private readonly statuses = new Map<HealthService, ServingStatus>(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING']));
+  private readonly watchers = new Map<WatchCall, { service: HealthService; send: (status: ServingStatus) => void }>();
 
+  /** Readiness: whether Checks can be decided now. */
   get current(): ServingStatus {
-    return this.status;
+    return this.status(AUTHZ_SERVICE);
   }
 
-  set(status: ServingStatus): void {
-    if (status === this.status) return;
-    this.status = status;
-    for (const watcher of this.watchers.values()) watcher(status);
+  status(service: HealthService = AUTHZ_SERVICE): ServingStatus {
+    return this.statuses.get(service) ?? 'NOT_SERVING';
+  }
+
+  set(service: HealthService, status: ServingStatus): void {
+    if (this.statuses.get(service) === status) return;
+    this.statuses.set(service, status);
+    for (const watcher of this.watchers.values()) if (watcher.service === service) watcher.send(status);
+  }
+
+  setAll(status: ServingStatus): void {
+    for (const service of HEALTH_SERVICES) this.set(service, status);
   }
 
   handlers(): grpc.UntypedServiceImplementation {
-    const known = (service: string | undefined): boolean => (HEALTH_SERVICES as readonly string[]).includes(service ?? '');
+    const known = (service: string | undefined): service is HealthService => (HEALTH_SERVICES as readonly string[]).includes(service ?? '');
     return {
       Check: (call: grpc.ServerUnaryCall<HealthRequest, HealthResponse>, callback: grpc.sendUnaryData<HealthResponse>) => {
-        if (!known(call.request.service)) {
+        const service = call.request.service ?? '';
+        if (!known(service)) {
           callback({ code: grpcStatus.NOT_FOUND, details: 'unknown service' });
           return;
         }
-        callback(null, { status: this.status });
+        callback(null, { status: this.status(service) });
       },
-      Watch: (call: grpc.ServerWritableStream<HealthRequest, HealthResponse>) => {
-        if (!known(call.request.service)) {
+      Watch: (call: WatchCall) => {
+        const service = call.request.service ?? '';
+        if (!known(service)) {
           call.write({ status: 'SERVICE_UNKNOWN' });
           return;
         }
         const send = (status: ServingStatus): void => {
           call.write({ status });
         };
-        send(this.status);
-        this.watchers.set(call, send);
+        send(this.status(service));
+        this.watchers.set(call, { service, send });
         const stop = (): void => {
           this.watchers.delete(call);
         };
