@@ -77,7 +77,8 @@ export class RemoteJwks {
     const hasKid = current !== undefined && (kid === undefined || current.keys.some((k) => k.kid === kid));
     const fresh = current !== undefined && now - current.fetchedAt < this.options.maxAgeMs;
     if (hasKid && fresh) return current.keys;
-    const mayFetch = current === undefined || !fresh || now - state.lastAttempt >= this.options.cooldownMs;
+    // A refetch already under way is joined, whatever the cooldown: the kid may be in its answer.
+    const mayFetch = current === undefined || !fresh || state.inflight !== undefined || now - state.lastAttempt >= this.options.cooldownMs;
     if (!mayFetch) return current.keys;
     try {
       return (await this.refresh(issuer, state, kid)).keys;

@@ -27,8 +27,8 @@ export function toCheckInput(request: CheckRequestMessage | null | undefined): C
   const http = attributes?.request?.http ?? undefined;
   const headers = new Map<string, string>();
   const add = (key: string, value: string): void => {
-    if (headers.size >= MAX_HEADERS && !headers.has(key)) return;
     const name = key.toLowerCase();
+    if (headers.size >= MAX_HEADERS && !headers.has(name)) return;
     const existing = headers.get(name);
     headers.set(name, existing === undefined ? value : `${existing},${value}`);
   };
