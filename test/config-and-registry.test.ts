@@ -67,6 +67,7 @@ describe('loadConfig', () => {
     MATRYOSHKA_KEY_ROTATION: ['keyRotationSeconds', Number],
     MATRYOSHKA_TLS_RELOAD_MS: ['tlsReloadMs', Number],
     MATRYOSHKA_SHUTDOWN_GRACE_MS: ['shutdownGraceMs', Number],
+    MATRYOSHKA_MEMO_ENTRIES: ['memoEntries', Number],
     LOG_LEVEL: ['logLevel', String],
   };
   /** Read before loadConfig (src/config/config-file.ts), so they feed no Config field. */

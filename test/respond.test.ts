@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseCompactJws } from '../src/chain/compact.js';
 import type { Chain, VerifiedLevel } from '../src/chain/types.js';
 import { IDENTITY_HEADERS } from '../src/pipeline/check-input.js';
 import type { DecisionRecord } from '../src/pipeline/decision.js';
@@ -17,13 +16,18 @@ import { loadProtos } from '../src/server/protos.js';
 const MINTED_TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln';
 const DEFAULTS: ResponseSettings = { forwardHeader: 'authorization', debugReasons: false };
 
-const minted = (overrides: Partial<Minted> = {}): Minted => ({ token: MINTED_TOKEN, depth: 2, sids: ['gateway', 'orders'], compressed: false, ...overrides });
+const minted = (overrides: Partial<Minted> = {}): Minted => ({ token: MINTED_TOKEN, depth: 2, sids: ['gateway', 'orders'], compressed: false, container: 'inner.token.here', cmp: undefined, ...overrides });
 
 /** A one-level chain of the given depth (only `depth` matters to the response). */
 function chainOfDepth(depth: number): Chain {
   const level: VerifiedLevel = {
-    jws: parseCompactJws(MINTED_TOKEN),
     iss: 'https://idp.acme.example',
+    alg: 'ES256',
+    kid: undefined,
+    exp: undefined,
+    nbf: undefined,
+    iat: undefined,
+    memoized: false,
     own: false,
     issuer: undefined,
     tenant: 'acme',

@@ -3,11 +3,13 @@ import { hasDuplicateKeys } from './duplicate-keys.js';
 
 /** A compact JWS split and decoded once; every later step reads these fields, never the string. */
 export interface CompactJws {
-  readonly compact: string;
   readonly header: Readonly<Record<string, unknown>>;
   readonly payload: Readonly<Record<string, unknown>>;
   readonly alg: string;
   readonly kid: string | undefined;
+  /** `header.payload`, what the signature covers. */
+  readonly signingInput: string;
+  readonly signature: Buffer;
 }
 
 export type CompactKind = 'jws' | 'jwe' | 'neither';
@@ -60,13 +62,14 @@ export function parseCompactJws(token: string): CompactJws {
   const second = token.indexOf('.', first + 1);
   const header = decodeJsonObject(token.slice(0, first), 'header');
   const payload = decodeJsonObject(token.slice(first + 1, second), 'payload');
-  if (decodeSegment(token.slice(second + 1)) === undefined) throw new CompactFormatError('signature is not base64url');
+  const signature = decodeSegment(token.slice(second + 1));
+  if (signature === undefined) throw new CompactFormatError('signature is not base64url');
   const { alg, kid } = header;
   if (typeof alg !== 'string' || alg.length === 0) throw new CompactFormatError('header has no alg');
   if (kid !== undefined && typeof kid !== 'string') throw new CompactFormatError('kid is not a string');
   if ('crit' in header) throw new CompactFormatError('crit header parameters are not supported');
   if ('b64' in header) throw new CompactFormatError('b64 header parameter is not supported');
-  return { compact: token, header, payload, alg, kid };
+  return { header, payload, alg, kid, signingInput: token.slice(0, second), signature };
 }
 
 /** The protected header of a compact JWE, for routing it to a decryption key. */

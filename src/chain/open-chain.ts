@@ -1,13 +1,14 @@
 import type { OwnKeys } from '../keys/own-keys.js';
+import { globMatches } from '../policy/glob.js';
 import { DenyError, type DenyReason, deny } from '../reasons.js';
 import { type AuthStack, StackFormatError, readAuthStack, unpackContainer } from './auth-stack.js';
+import { ChainMemo, type MemoizedChain } from './chain-memo.js';
 import { ClaimError, numericDate, rolesAt, subjectOf } from './claims.js';
 import { type CompactJws, CompactFormatError, compactKind, parseCompactJws } from './compact.js';
 import type { ChainLimits } from './limits.js';
 import { SealError, unsealContainer } from './seal.js';
 import type { Chain, VerifiedLevel } from './types.js';
 import { type LevelTrust, type TrustedSigner, verifyLevel } from './verify-level.js';
-import { globMatches } from '../policy/glob.js';
 
 export interface OpenChainDeps {
   readonly trust: LevelTrust;
@@ -15,26 +16,47 @@ export interface OpenChainDeps {
   readonly limits: ChainLimits;
   /** Seconds since the epoch; injectable so time rules can be tested exactly. */
   readonly now: () => number;
+  /** Chains verified before; absent: every level is verified every time. */
+  readonly memo?: ChainMemo | undefined;
+}
+
+interface Times {
+  readonly exp: number | undefined;
+  readonly nbf: number | undefined;
+  readonly iat: number | undefined;
 }
 
 interface OpenedLevel {
   readonly jws: CompactJws;
   readonly signer: TrustedSigner;
+  readonly times: Times;
   readonly stack: AuthStack | undefined;
 }
 
 /**
  * Open and verify a whole chain, from the outermost level inwards, iteratively and within the
  * limits. Every level is verified against its own issuer before its container is even unpacked,
- * so an unauthenticated token never makes us inflate or decrypt anything.
+ * so an unauthenticated token never makes us inflate or decrypt anything. Where the memo already
+ * holds the chain below a level (verified by an earlier Check), the walk stops there and only the
+ * relation between that level and the memoised one is checked.
  */
 export async function openChain(token: string, deps: OpenChainDeps): Promise<Chain> {
-  const { limits } = deps;
+  const { limits, memo } = deps;
   if (token.length > limits.maxTokenLength) deny('stack_too_large', `token of ${token.length} characters`);
+  const registryVersion = deps.trust.registry.version();
+  const tokenKey = memo === undefined ? undefined : ChainMemo.key(undefined, token);
+  const seen = tokenKey === undefined ? undefined : memo?.get(tokenKey, registryVersion);
+  if (seen !== undefined) {
+    const outer = seen.levels[seen.levels.length - 1] as VerifiedLevel;
+    checkTime(outer, true, deps.now(), undefined, limits.clockSkewSeconds, 'malformed_token');
+    return toChain(fromMemo(seen.levels), seen.sealed);
+  }
+
   const opened: OpenedLevel[] = [];
   let current = token;
   let referenceTime = deps.now();
   let enclosingIat: number | undefined;
+  let below: MemoizedChain | undefined;
   let sealed = false;
 
   for (;;) {
@@ -43,12 +65,22 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     const malformed: DenyReason = outermost ? 'malformed_token' : 'stack_malformed';
     const jws = parseLevel(current, malformed);
     const signer = await verifyLevel(jws, deps.trust, malformed);
-    const iat = checkTime(jws, outermost, referenceTime, enclosingIat, limits.clockSkewSeconds, malformed);
+    const times = readTimes(jws, malformed);
+    checkTime(times, outermost, referenceTime, enclosingIat, limits.clockSkewSeconds, malformed);
     const stack = readStack(jws);
     if (stack !== undefined) checkMayWrap(signer, stack);
-    opened.push({ jws, signer, stack });
+    opened.push({ jws, signer, times, stack });
     if (stack === undefined) break;
+    // The level inside must have been valid when this one wrapped it.
+    referenceTime = times.iat ?? referenceTime;
+    enclosingIat = times.iat;
 
+    below = memo?.get(ChainMemo.key(stack.cmp, stack.container), registryVersion);
+    if (below !== undefined) {
+      checkTime(below.levels[below.levels.length - 1] as VerifiedLevel, false, referenceTime, enclosingIat, limits.clockSkewSeconds, 'stack_malformed');
+      sealed = below.sealed;
+      break;
+    }
     let inner = unpack(stack, limits.maxContainerBytes);
     if (stack.fmt === 'JWE') {
       if (compactKind(inner) !== 'jwe') deny('stack_malformed', 'fmt JWE but the container is not a compact JWE');
@@ -60,11 +92,11 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
       inner = unsealed;
     }
     current = inner;
-    // The level inside must have been valid when this one wrapped it.
-    referenceTime = iat ?? referenceTime;
-    enclosingIat = iat;
   }
-  return assemble(opened, sealed);
+  const levels = assemble(opened, below?.levels ?? [], sealed);
+  const chain = toChain(levels, sealed);
+  if (memo !== undefined && tokenKey !== undefined) memo.set(tokenKey, levels, sealed, registryVersion, chain.outer.exp);
+  return chain;
 }
 
 /** Only we, and foreign minters for the sids they are registered for, may wrap a chain. */
@@ -111,30 +143,21 @@ async function unseal(jwe: string, keys: OwnKeys, maxBytes: number): Promise<str
   }
 }
 
-/**
- * The outermost level must be valid now and carry `exp`. An inner level must have been valid when
- * the level around it was issued (`reference`), and cannot have been issued after it.
- * Returns the level's `iat` for the next level in.
- */
-function checkTime(
-  jws: CompactJws,
-  outermost: boolean,
-  reference: number,
-  enclosingIat: number | undefined,
-  skew: number,
-  malformed: DenyReason,
-): number | undefined {
-  let exp: number | undefined;
-  let nbf: number | undefined;
-  let iat: number | undefined;
+function readTimes(jws: CompactJws, malformed: DenyReason): Times {
   try {
-    exp = numericDate(jws.payload, 'exp');
-    nbf = numericDate(jws.payload, 'nbf');
-    iat = numericDate(jws.payload, 'iat');
+    return { exp: numericDate(jws.payload, 'exp'), nbf: numericDate(jws.payload, 'nbf'), iat: numericDate(jws.payload, 'iat') };
   } catch (error) {
     throw new DenyError(malformed, (error as ClaimError).message);
   }
-  if (outermost && exp === undefined) deny('malformed_token', 'token has no exp');
+}
+
+/**
+ * The outermost level must be valid now and carry `exp`. An inner level must have been valid when
+ * the level around it was issued (`reference`), and cannot have been issued after it.
+ */
+function checkTime(times: Times, outermost: boolean, reference: number, enclosingIat: number | undefined, skew: number, malformed: DenyReason): void {
+  const { exp, nbf, iat } = times;
+  if (outermost && exp === undefined) deny(malformed, 'token has no exp');
   if (exp !== undefined && exp < reference - skew) {
     deny('expired', outermost ? 'token expired' : 'an inner level had expired before it was wrapped');
   }
@@ -145,39 +168,50 @@ function checkTime(
   if (!outermost && iat !== undefined && enclosingIat !== undefined && iat > enclosingIat + skew) {
     deny('stack_malformed', 'an inner level was issued after the level that wraps it');
   }
-  return iat;
 }
 
-function assemble(opened: readonly OpenedLevel[], sealed: boolean): Chain {
+/** Depths, identity and the slim level records, innermost first; `below` is a memoised chain. */
+function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[], sealed: boolean): VerifiedLevel[] {
   const innermost = opened[opened.length - 1];
   if (innermost === undefined) throw new Error('unreachable: a chain has at least one level');
   let base = 0;
-  if (sealed) {
+  if (below.length > 0) {
+    base = (below[below.length - 1] as VerifiedLevel).depth + 1;
+  } else if (sealed) {
     const declared = innermost.stack?.depth;
     if (declared === undefined) deny('stack_malformed', 'a sealed container must declare its depth');
     base = declared;
   }
-  const levels: VerifiedLevel[] = [];
+  const levels: VerifiedLevel[] = fromMemo(below);
   for (let i = opened.length - 1; i >= 0; i--) {
     const level = opened[i] as OpenedLevel;
     const depth = base + (opened.length - 1 - i);
-    const declared = level.stack?.depth;
-    if (declared !== undefined && declared !== depth) {
-      deny('stack_malformed', `level declares depth ${declared} but ${depth} levels lie below it`);
+    const stack = level.stack;
+    if (stack?.depth !== undefined && stack.depth !== depth) {
+      deny('stack_malformed', `level declares depth ${stack.depth} but ${depth} levels lie below it`);
     }
     const rolesClaim = level.signer.issuer?.rolesClaim ?? 'roles';
     levels.push({
-      jws: level.jws,
       iss: level.jws.payload['iss'] as string,
+      alg: level.jws.alg,
+      kid: level.jws.kid,
+      ...level.times,
       own: level.signer.own,
       issuer: level.signer.issuer,
       tenant: level.signer.tenant,
-      stack: level.stack,
+      stack: stack === undefined ? undefined : { fmt: stack.fmt, cmp: stack.cmp, sid: stack.sid, depth: stack.depth },
       depth,
       subject: subjectOf(level.jws.payload),
       roles: rolesAt(level.jws.payload, rolesClaim),
+      memoized: false,
     });
   }
+  return levels;
+}
+
+const fromMemo = (levels: readonly VerifiedLevel[]): VerifiedLevel[] => levels.map((l) => (l.memoized ? l : { ...l, memoized: true }));
+
+function toChain(levels: readonly VerifiedLevel[], sealed: boolean): Chain {
   const outer = levels[levels.length - 1] as VerifiedLevel;
   const sids = levels.flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
   return { levels, outer, depth: outer.depth, sealed, sids };

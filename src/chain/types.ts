@@ -1,23 +1,40 @@
 import type { IssuerRecord } from '../registry/records.js';
-import type { AuthStack } from './auth-stack.js';
-import type { CompactJws } from './compact.js';
+import type { ContainerFormat } from './auth-stack.js';
+import type { Compression } from './compression.js';
 
-/** One level of a chain whose signature, issuer, audience and time have all been checked. */
+/** What a level says about its container, without the container itself. */
+export interface LevelStack {
+  readonly fmt: ContainerFormat;
+  readonly cmp: Compression | undefined;
+  readonly sid: string | undefined;
+  readonly depth: number | undefined;
+}
+
+/**
+ * One level of a chain whose signature, issuer, audience and time have all been checked. Only
+ * what later steps read is kept — no token text — so verified chains are cheap to memoise.
+ */
 export interface VerifiedLevel {
-  readonly jws: CompactJws;
   readonly iss: string;
+  readonly alg: string;
+  readonly kid: string | undefined;
+  readonly exp: number | undefined;
+  readonly nbf: number | undefined;
+  readonly iat: number | undefined;
   /** Minted by this service (our issuer, our keys). */
   readonly own: boolean;
   /** The registry record of a foreign issuer; undefined for our own levels. */
   readonly issuer: IssuerRecord | undefined;
   /** Tenant this level belongs to: the registry's for foreign issuers, the signed claim for ours. */
   readonly tenant: string;
-  readonly stack: AuthStack | undefined;
+  readonly stack: LevelStack | undefined;
   /** Number of levels below this one. */
   readonly depth: number;
   /** The claims of an origin as the service reads them: user, roles. */
   readonly subject: string | undefined;
   readonly roles: readonly string[];
+  /** Taken from the memo of chains verified earlier, rather than verified in this Check. */
+  readonly memoized: boolean;
 }
 
 /** A chain as opened from the outside in, reported origin first. */

@@ -33,6 +33,7 @@ export interface Config {
   readonly keyRotationSeconds: number;
   readonly tlsReloadMs: number;
   readonly shutdownGraceMs: number;
+  readonly memoEntries: number;
 }
 
 export interface ConfigVariable {
@@ -75,6 +76,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: 'MATRYOSHKA_REGISTRY_POLL_MS', default: '5000', description: 'registry version check, the safety net behind pub/sub' },
   { name: 'MATRYOSHKA_KEY_ROTATION', default: '21600', description: 'seconds between rotations of generated signing keys (Redis mode)' },
   { name: 'MATRYOSHKA_CONFIG_FILE', default: undefined, description: 'optional YAML file of these same variables; the environment wins' },
+  { name: 'MATRYOSHKA_MEMO_ENTRIES', default: '20000', description: 'verified chains remembered so a hop verifies only its own level (0 = off)' },
   { name: 'LOG_LEVEL', default: 'info', description: 'pino level' },
 ];
 
@@ -172,5 +174,6 @@ export function loadConfig(env: Env = process.env): Config {
     keyRotationSeconds: integer(env, 'MATRYOSHKA_KEY_ROTATION', 60, 30 * 86_400),
     tlsReloadMs: integer(env, 'MATRYOSHKA_TLS_RELOAD_MS', 100, 3_600_000),
     shutdownGraceMs: integer(env, 'MATRYOSHKA_SHUTDOWN_GRACE_MS', 0, 600_000),
+    memoEntries: integer(env, 'MATRYOSHKA_MEMO_ENTRIES', 0, 10_000_000),
   };
 }

@@ -1,10 +1,11 @@
-import { type CryptoKey, type JWK, importJWK } from 'jose';
+import { type JsonWebKey, type KeyObject, createPublicKey, createSecretKey } from 'node:crypto';
+import type { JWK } from 'jose';
 import type { IssuerRecord } from '../registry/records.js';
-import { isHmac, jwkFitsAlgorithm } from './key-fit.js';
+import { isHmac, jwkFitsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
 import type { OwnKeys } from './own-keys.js';
 import { KeysUnavailableError, type RemoteJwks } from './remote-jwks.js';
 
-export type VerifyKey = CryptoKey | Uint8Array;
+export type VerifyKey = KeyObject;
 
 /** Tokens without a `kid` are tried against at most this many keys of their issuer. */
 const MAX_KID_LESS_CANDIDATES = 4;
@@ -15,8 +16,8 @@ const MAX_KID_LESS_CANDIDATES = 4;
  * otherwise. Imported keys are cached per JWK object, so a key is imported once per refresh.
  */
 export class IssuerKeys {
-  private readonly imported = new WeakMap<JWK, Map<string, Promise<CryptoKey | undefined>>>();
-  private readonly secrets = new Map<string, { value: string; bytes: Uint8Array }>();
+  private readonly imported = new WeakMap<JWK, KeyObject | null>();
+  private readonly secrets = new Map<string, { value: string; key: KeyObject }>();
 
   constructor(
     private readonly own: OwnKeys,
@@ -34,11 +35,10 @@ export class IssuerKeys {
     const jwks = await this.remote.keys(issuer, kid);
     const fitting = jwks.filter((jwk) => (kid === undefined || jwk.kid === kid) && jwkFitsAlgorithm(jwk, alg));
     const chosen = kid === undefined ? fitting.slice(0, MAX_KID_LESS_CANDIDATES) : fitting.slice(0, 1);
-    const keys = await Promise.all(chosen.map((jwk) => this.importOnce(jwk, alg)));
-    return keys.filter((k): k is CryptoKey => k !== undefined);
+    return chosen.map((jwk) => this.importOnce(jwk)).filter((k): k is KeyObject => k !== null && keyFitsAlgorithm(k, alg));
   }
 
-  private secret(issuer: IssuerRecord): Uint8Array {
+  private secret(issuer: IssuerRecord): KeyObject {
     const name = issuer.secretEnv;
     const value = name === undefined ? undefined : this.env[name];
     if (name === undefined || value === undefined || value.length === 0) {
@@ -46,26 +46,22 @@ export class IssuerKeys {
     }
     let secret = this.secrets.get(name);
     if (secret?.value !== value) {
-      secret = { value, bytes: new TextEncoder().encode(value) };
+      secret = { value, key: createSecretKey(Buffer.from(value, 'utf8')) };
       this.secrets.set(name, secret);
     }
-    return secret.bytes;
+    return secret.key;
   }
 
-  private importOnce(jwk: JWK, alg: string): Promise<CryptoKey | undefined> {
-    let byAlg = this.imported.get(jwk);
-    if (byAlg === undefined) {
-      byAlg = new Map();
-      this.imported.set(jwk, byAlg);
-    }
-    let key = byAlg.get(alg);
+  /** One import per published key (until the issuer's set is refreshed); a malformed JWK is skipped. */
+  private importOnce(jwk: JWK): KeyObject | null {
+    let key = this.imported.get(jwk);
     if (key === undefined) {
-      // A malformed JWK in an issuer's set must not break the keys next to it.
-      key = importJWK({ ...jwk, alg }, alg).then(
-        (k) => (k instanceof Uint8Array ? undefined : k),
-        () => undefined,
-      );
-      byAlg.set(alg, key);
+      try {
+        key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+      } catch {
+        key = null;
+      }
+      this.imported.set(jwk, key);
     }
     return key;
   }

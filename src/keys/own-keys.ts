@@ -1,3 +1,4 @@
+import { type JsonWebKey, KeyObject, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type CryptoKey, type JWK, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK } from 'jose';
 
@@ -5,18 +6,22 @@ import { type CryptoKey, type JWK, calculateJwkThumbprint, exportJWK, generateKe
 export const SEAL_KEY_ALG = 'ECDH-ES+A256KW';
 export const SEAL_CONTENT_ENC = 'A256GCM';
 
+/** Signing and verifying keys are node:crypto KeyObjects (the hot path); sealing keys stay jose's. */
 export interface SigningKey {
   readonly kid: string;
   readonly alg: string;
-  readonly privateKey: CryptoKey;
+  readonly privateKey: KeyObject;
 }
 
 export interface VerifyingKey {
   readonly kid: string;
   readonly alg: string;
-  readonly publicKey: CryptoKey;
+  readonly publicKey: KeyObject;
   readonly publicJwk: JWK;
 }
+
+const toPrivate = (jwk: JWK): KeyObject => createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
+const toPublic = (jwk: JWK): KeyObject => createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
 
 export interface SealKeyPair {
   readonly kid: string;
@@ -103,8 +108,7 @@ export class OwnKeys {
         continue;
       }
       try {
-        const publicKey = (await importJWK(publicPart(jwk), jwk.alg)) as CryptoKey;
-        next.set(jwk.kid, { kid: jwk.kid, alg: jwk.alg, publicKey, publicJwk: publicPart(jwk) });
+        next.set(jwk.kid, { kid: jwk.kid, alg: jwk.alg, publicKey: toPublic(publicPart(jwk)), publicJwk: publicPart(jwk) });
       } catch {
         // A malformed published key must not hide the others.
       }
@@ -138,7 +142,7 @@ export class OwnKeys {
   static async fromJwkSet(doc: unknown): Promise<OwnKeys> {
     const keys = (doc as { keys?: unknown } | null)?.keys;
     if (!Array.isArray(keys) || keys.length === 0) throw new KeyFileError('not a JWK Set with keys');
-    const signing: Array<{ priv: CryptoKey; pub: VerifyingKey }> = [];
+    const signing: Array<{ priv: KeyObject; pub: VerifyingKey }> = [];
     const seals: SealKeyPair[] = [];
     for (const [i, raw] of keys.entries()) {
       const jwk = raw as JWK;
@@ -160,8 +164,8 @@ export class OwnKeys {
           const alg = jwk.alg ?? DEFAULT_SIGNING_ALG[jwk.kty === 'RSA' ? 'RSA' : `${jwk.kty}:${jwk.crv}`];
           if (alg === undefined) throw new KeyFileError(`keys[${i}]: cannot tell its algorithm; set alg`);
           signing.push({
-            priv: (await importJWK(jwk, alg)) as CryptoKey,
-            pub: { kid, alg, publicKey: (await importJWK(pubJwk, alg)) as CryptoKey, publicJwk: { ...pubJwk, kid, alg, use: 'sig' } },
+            priv: toPrivate(jwk),
+            pub: { kid, alg, publicKey: toPublic(pubJwk), publicJwk: { ...pubJwk, kid, alg, use: 'sig' } },
           });
         }
       } catch (error) {
@@ -217,8 +221,8 @@ async function generateSigningKey(): Promise<{ signing: SigningKey; verifying: V
   const jwk = publicPart(await exportJWK(pair.publicKey));
   const kid = await calculateJwkThumbprint(jwk);
   return {
-    signing: { kid, alg: 'ES256', privateKey: pair.privateKey },
-    verifying: { kid, alg: 'ES256', publicKey: pair.publicKey, publicJwk: { ...jwk, kid, alg: 'ES256', use: 'sig' } },
+    signing: { kid, alg: 'ES256', privateKey: KeyObject.from(pair.privateKey) },
+    verifying: { kid, alg: 'ES256', publicKey: KeyObject.from(pair.publicKey), publicJwk: { ...jwk, kid, alg: 'ES256', use: 'sig' } },
   };
 }
 

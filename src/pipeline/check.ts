@@ -1,5 +1,6 @@
 import type { Tracer } from '@opentelemetry/api';
 import { ulid } from 'ulid';
+import { ChainMemo } from '../chain/chain-memo.js';
 import type { ChainLimits } from '../chain/limits.js';
 import { openChain } from '../chain/open-chain.js';
 import type { Chain } from '../chain/types.js';
@@ -32,6 +33,8 @@ export interface CheckDeps {
   readonly onUnexpected: (error: unknown) => void;
   /** Child spans for the pipeline steps (a no-op tracer when tracing is off). */
   readonly tracer: Tracer;
+  /** Chains verified before (see ChainMemo); absent: verify every level every time. */
+  readonly memo: ChainMemo | undefined;
 }
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -123,7 +126,7 @@ function finish(draft: Draft, allowed: boolean, reason: DenyReason | undefined, 
 async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Promise<void> {
   const token = extractToken(input);
   const chain = await inChildSpan(deps.tracer, 'chain open', () =>
-    openChain(token, { trust: deps.trust, ownKeys: deps.ownKeys, limits: deps.limits, now: deps.now }),
+    openChain(token, { trust: deps.trust, ownKeys: deps.ownKeys, limits: deps.limits, now: deps.now, memo: deps.memo }),
   );
   draft.chain = chain;
   const tenant = chainTenant(chain);
@@ -171,7 +174,8 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     draft.recursionAudited = outcome.recursionAudited;
   }
 
-  draft.minted = await inChildSpan(deps.tracer, 'token mint', () => mintExtended(
+  const registryVersion = deps.registry.version();
+  const minted = await inChildSpan(deps.tracer, 'token mint', () => mintExtended(
     {
       incoming: token,
       chain,
@@ -185,4 +189,8 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     deps.ownKeys,
     deps.mint,
   ));
+  // What we just verified is what the next hop will find inside the token we mint: remember it
+  // under that container, so the next Check verifies only the new level.
+  deps.memo?.set(ChainMemo.key(minted.cmp, minted.container), chain.levels, chain.sealed, registryVersion, chain.outer.exp);
+  draft.minted = minted;
 }

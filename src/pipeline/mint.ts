@@ -1,9 +1,9 @@
-import { CompactSign } from 'jose';
-import { ulid } from 'ulid';
+import { randomUUID } from 'node:crypto';
 import { encodeStandardBase64 } from '../chain/base64.js';
 import { type Compression, compress } from '../chain/compression.js';
 import { sealContainer } from '../chain/seal.js';
 import type { Chain } from '../chain/types.js';
+import { compactSign } from '../keys/jws-crypto.js';
 import type { OwnKeys } from '../keys/own-keys.js';
 
 export interface MintSettings {
@@ -31,6 +31,9 @@ export interface Minted {
   readonly depth: number;
   readonly sids: readonly string[];
   readonly compressed: boolean;
+  /** The container exactly as written into the new level, and its compression: the memo key of the chain it carries. */
+  readonly container: string;
+  readonly cmp: Compression | undefined;
 }
 
 /** Compress only when it pays: the base64 of the compressed bytes must be shorter. */
@@ -43,8 +46,7 @@ export function packContainer(container: string, kind: Compression): string | un
 export function mintedExpiry(chain: Chain, now: number, ttlSeconds: number): number {
   let exp = now + ttlSeconds;
   for (const level of chain.levels) {
-    const levelExp = level.jws.payload['exp'];
-    if (typeof levelExp === 'number' && levelExp < exp) exp = Math.floor(levelExp);
+    if (level.exp !== undefined && level.exp < exp) exp = Math.floor(level.exp);
   }
   return exp;
 }
@@ -68,13 +70,11 @@ export async function mintExtended(request: MintRequest, keys: OwnKeys, settings
     aud: settings.issuer,
     iat: request.now,
     exp: mintedExpiry(request.chain, request.now, settings.ttlSeconds),
-    jti: ulid(),
+    jti: randomUUID(),
     tenant_id: request.tenant,
     roles: request.roles,
     auth_stack: { fmt, ...(cmp === undefined ? {} : { cmp }), sid: request.destination, depth, container },
   };
-  const token = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-    .setProtectedHeader({ alg: keys.signing.alg, kid: keys.signing.kid, typ: 'JWT' })
-    .sign(keys.signing.privateKey);
-  return { token, depth, sids: [...request.chain.sids, request.destination], compressed: cmp !== undefined };
+  const token = compactSign(keys.signing.alg, keys.signing.kid, keys.signing.privateKey, payload);
+  return { token, depth, sids: [...request.chain.sids, request.destination], compressed: cmp !== undefined, container, cmp };
 }

@@ -18,6 +18,7 @@ export class MemoryRegistry implements RegistryReader {
   private readonly tenants = new Map<string, TenantPolicy>();
   private readonly services = new Map<string, ServicePolicy>();
   private readonly principals = new Map<string, string>();
+  private changes = 0;
 
   constructor(contents: RegistryContents = emptyContents()) {
     for (const issuer of contents.issuers) this.putIssuer(issuer);
@@ -27,18 +28,23 @@ export class MemoryRegistry implements RegistryReader {
   }
 
   putIssuer(record: IssuerRecord): void {
+    this.changes++;
     this.issuers.set(record.issuer, record);
   }
   removeIssuer(issuer: string): boolean {
+    this.changes++;
     return this.issuers.delete(issuer);
   }
   putTenant(policy: TenantPolicy): void {
+    this.changes++;
     this.tenants.set(policy.tenant, policy);
   }
   putService(policy: ServicePolicy): void {
+    this.changes++;
     this.services.set(policy.sid, policy);
   }
   mapPrincipal(principal: string, sid: string): void {
+    this.changes++;
     this.principals.set(principal, sid);
   }
   listIssuers(): IssuerRecord[] {
@@ -59,5 +65,8 @@ export class MemoryRegistry implements RegistryReader {
   }
   ready(): boolean {
     return true;
+  }
+  version(): number {
+    return this.changes;
   }
 }

@@ -23,6 +23,7 @@ export interface RedisRegistryOptions {
 export class RedisRegistry implements RegistryReader {
   private current: MemoryRegistry | undefined;
   private loadedVersion = -1;
+  private reloads = 0;
   private issuerDocs = new Map<string, string>();
   private reloading: Promise<void> | undefined;
   private again = false;
@@ -60,6 +61,11 @@ export class RedisRegistry implements RegistryReader {
 
   ready(): boolean {
     return this.current !== undefined;
+  }
+
+  /** Every reload builds a new snapshot, so count reloads rather than trust Redis's counter alone. */
+  version(): number {
+    return this.reloads;
   }
 
   /** Redis answers and the snapshot reflects it; false while disconnected or resynchronising. */
@@ -133,6 +139,7 @@ export class RedisRegistry implements RegistryReader {
       const docs = new Map(snapshot.contents.issuers.map((i) => [i.issuer, JSON.stringify(i)]));
       const changed = [...new Set([...docs.keys(), ...this.issuerDocs.keys()])].filter((iss) => docs.get(iss) !== this.issuerDocs.get(iss));
       this.current = new MemoryRegistry(snapshot.contents);
+      this.reloads++;
       this.issuerDocs = docs;
       this.loadedVersion = snapshot.version;
       if (changed.length > 0) this.options.onIssuersChanged?.(changed);

@@ -13,6 +13,8 @@ export interface RegistryReader {
   principal(principal: string): Promise<string | undefined>;
   /** True once the registry can answer (embedded: always; Redis: after the first reply). */
   ready(): boolean;
+  /** Changes whenever anything in the registry changes; memoised verifications of another version are ignored. */
+  version(): number;
 }
 
 export class RegistryUnavailableError extends Error {

@@ -65,9 +65,9 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
       'level.depth': level.depth,
       'level.iss': level.iss,
       ...(level.stack?.sid !== undefined ? { 'level.sid': level.stack.sid } : {}),
-      'level.alg': level.jws.alg,
-      ...(level.jws.kid !== undefined ? { 'level.kid': level.jws.kid } : {}),
-      'level.verified': 'signature',
+      'level.alg': level.alg,
+      ...(level.kid !== undefined ? { 'level.kid': level.kid } : {}),
+      'level.verified': level.memoized ? 'memo' : 'signature',
     });
   }
   // A denial is the service doing its job; only "could not decide" is an error in the trace.

@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { VerifiedLevel } from './types.js';
+
+/** A verified (sub)chain, innermost level first, as it was when verified. */
+export interface MemoizedChain {
+  readonly levels: readonly VerifiedLevel[];
+  readonly sealed: boolean;
+  readonly registryVersion: number;
+}
+
+/** Entries whose levels carry no `exp` still go after this long. */
+const DEFAULT_TTL_MS = 10 * 60_000;
+
+/**
+ * Chains verified before, keyed by the SHA-256 of the exact text that carried them: a whole token
+ * (as the outermost level of a later Check — fan-out), or a container as it sits in the level
+ * that wraps it (`cmp` + container text — the next hop). A hop then verifies only its own level,
+ * and the chain below is not re-inflated, re-parsed or re-verified.
+ *
+ * Only fully verified chains go in (after verification, or at mint: what we wrap we have just
+ * verified). An entry expires with its outermost level, and is ignored once the registry changes
+ * (an issuer removed must not keep working through the memo). Bounded in entries; levels hold no
+ * token text, so an entry is a few hundred bytes per level.
+ */
+export class ChainMemo {
+  private readonly cache: LRUCache<string, MemoizedChain>;
+
+  constructor(maxEntries: number) {
+    this.cache = new LRUCache({ max: maxEntries, ttl: DEFAULT_TTL_MS });
+  }
+
+  static key(cmp: string | undefined, text: string): string {
+    return createHash('sha256').update(cmp ?? '-').update(':').update(text).digest('base64url');
+  }
+
+  get(key: string, registryVersion: number): MemoizedChain | undefined {
+    const entry = this.cache.get(key);
+    return entry?.registryVersion === registryVersion ? entry : undefined;
+  }
+
+  /** `expiresAt` (epoch seconds): after it, the outermost level can be neither used nor wrapped. */
+  set(key: string, levels: readonly VerifiedLevel[], sealed: boolean, registryVersion: number, expiresAt: number | undefined): void {
+    const ttl = expiresAt === undefined ? DEFAULT_TTL_MS : Math.min(DEFAULT_TTL_MS, expiresAt * 1000 - Date.now());
+    if (ttl <= 0) return;
+    this.cache.set(key, { levels, sealed, registryVersion }, { ttl });
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  clear(): void {
+    this.cache.clear();
+  }
+}

@@ -1,0 +1,80 @@
+import { type KeyObject } from 'node:crypto';
+import type { JWK } from 'jose';
+
+/**
+ * The algorithm ↔ key binding, in one place. Every JWS algorithm we accept names its key family
+ * (and curve, and hash); a key is only ever used with an algorithm of its own family. This is
+ * what makes algorithm confusion (HS256 "signed" with an RSA public key) impossible: HMAC keys
+ * come only from the environment, and no public key fits an HMAC algorithm.
+ */
+interface AlgorithmSpec {
+  readonly family: 'ec' | 'rsa' | 'rsa-pss' | 'ed25519' | 'hmac';
+  /** node:crypto digest name; null for EdDSA (the hash is part of the scheme). */
+  readonly hash: 'sha256' | 'sha384' | 'sha512' | null;
+  /** JWK `crv` and node's `namedCurve` for EC. */
+  readonly curve?: { readonly jwk: string; readonly node: string };
+}
+
+const SPECS: Readonly<Record<string, AlgorithmSpec>> = {
+  ES256: { family: 'ec', hash: 'sha256', curve: { jwk: 'P-256', node: 'prime256v1' } },
+  ES384: { family: 'ec', hash: 'sha384', curve: { jwk: 'P-384', node: 'secp384r1' } },
+  ES512: { family: 'ec', hash: 'sha512', curve: { jwk: 'P-521', node: 'secp521r1' } },
+  RS256: { family: 'rsa', hash: 'sha256' },
+  RS384: { family: 'rsa', hash: 'sha384' },
+  RS512: { family: 'rsa', hash: 'sha512' },
+  PS256: { family: 'rsa-pss', hash: 'sha256' },
+  PS384: { family: 'rsa-pss', hash: 'sha384' },
+  PS512: { family: 'rsa-pss', hash: 'sha512' },
+  EdDSA: { family: 'ed25519', hash: null },
+  HS256: { family: 'hmac', hash: 'sha256' },
+  HS384: { family: 'hmac', hash: 'sha384' },
+  HS512: { family: 'hmac', hash: 'sha512' },
+};
+
+/** RSA keys below this size are refused whatever the issuer publishes. */
+const MIN_RSA_BITS = 2048;
+
+export function algorithmSpec(alg: string): AlgorithmSpec | undefined {
+  return Object.prototype.hasOwnProperty.call(SPECS, alg) ? SPECS[alg] : undefined;
+}
+
+export function isHmac(alg: string): boolean {
+  return algorithmSpec(alg)?.family === 'hmac';
+}
+
+/** Whether a published JWK may verify `alg` (selection among an issuer's keys). */
+export function jwkFitsAlgorithm(jwk: JWK, alg: string): boolean {
+  const spec = algorithmSpec(alg);
+  if (spec === undefined || spec.family === 'hmac') return false;
+  if (jwk.use !== undefined && jwk.use !== 'sig') return false;
+  if (jwk.alg !== undefined && jwk.alg !== alg) return false;
+  if (jwk.key_ops !== undefined && !jwk.key_ops.includes('verify')) return false;
+  switch (spec.family) {
+    case 'ec':
+      return jwk.kty === 'EC' && jwk.crv === spec.curve?.jwk;
+    case 'rsa':
+    case 'rsa-pss':
+      return jwk.kty === 'RSA';
+    case 'ed25519':
+      return jwk.kty === 'OKP' && jwk.crv === 'Ed25519';
+  }
+}
+
+/** Whether an imported key object may be used with `alg` (checked again at every use). */
+export function keyFitsAlgorithm(key: KeyObject, alg: string): boolean {
+  const spec = algorithmSpec(alg);
+  if (spec === undefined) return false;
+  if (spec.family === 'hmac') return key.type === 'secret';
+  if (key.type === 'secret') return false;
+  const details = key.asymmetricKeyDetails;
+  switch (spec.family) {
+    case 'ec':
+      return key.asymmetricKeyType === 'ec' && details?.namedCurve === spec.curve?.node;
+    case 'rsa':
+      return key.asymmetricKeyType === 'rsa' && (details?.modulusLength ?? 0) >= MIN_RSA_BITS;
+    case 'rsa-pss':
+      return (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') && (details?.modulusLength ?? 0) >= MIN_RSA_BITS;
+    case 'ed25519':
+      return key.asymmetricKeyType === 'ed25519';
+  }
+}
