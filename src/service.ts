@@ -18,7 +18,6 @@ import { type RunningGrpcServer, startGrpcServer } from './server/grpc-server.js
 import { AUTHZ_SERVICE, HealthState } from './server/health.js';
 import { type RunningHttpServer, startHttpServer } from './server/http-server.js';
 import { logDecision } from './telemetry/audit.js';
-import { inCheckScope, type CheckStats } from './telemetry/check-scope.js';
 import { finishCheckSpan, startCheckSpan } from './telemetry/check-span.js';
 import { AuthzMetrics } from './telemetry/metrics.js';
 import { grpcServerCredentials } from './tls/server-credentials.js';
@@ -110,11 +109,11 @@ export async function startService(config: Config, logger: Logger, overrides: Se
     try {
       const input = toCheckInput(request);
       const { span, ctx } = startCheckSpan(tracer, input.headers);
-      const stats: CheckStats = { keyCacheMiss: false };
-      const record = await context.with(ctx, () => inCheckScope(stats, () => checkWithin(input, deps, budgetMs)));
+      const record = await context.with(ctx, () => checkWithin(input, deps, budgetMs));
       const duration = performance.now() - started;
-      finishCheckSpan(span, record, stats.keyCacheMiss);
-      metrics.recordDecision(record, duration / 1000, stats.keyCacheMiss);
+      const keyCacheMiss = record.chain?.keyCacheMiss ?? false;
+      finishCheckSpan(span, record, keyCacheMiss);
+      metrics.recordDecision(record, duration / 1000, keyCacheMiss);
       const spanContext = span.spanContext();
       logDecision(logger, record, duration, trace.isSpanContextValid(spanContext) ? spanContext.traceId : undefined);
       return buildCheckResponse(record, settings);

@@ -36,7 +36,7 @@ function chainOfDepth(depth: number): Chain {
     subject: 'alice',
     roles: [],
   };
-  return { levels: [level], outer: level, depth, sealed: false, sids: [] };
+  return { levels: [level], outer: level, depth, sealed: false, sids: [], keyCacheMiss: false };
 }
 
 function allowed(overrides: Partial<DecisionRecord> = {}): DecisionRecord {

@@ -49,7 +49,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   if (seen !== undefined) {
     const outer = seen.levels[seen.levels.length - 1] as VerifiedLevel;
     checkTime(outer, true, deps.now(), undefined, limits.clockSkewSeconds, 'malformed_token');
-    return toChain(fromMemo(seen.levels), seen.sealed);
+    return toChain(fromMemo(seen.levels), seen.sealed, false);
   }
 
   const opened: OpenedLevel[] = [];
@@ -94,7 +94,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     current = inner;
   }
   const levels = assemble(opened, below?.levels ?? [], sealed);
-  const chain = toChain(levels, sealed);
+  const chain = toChain(levels, sealed, opened.some((l) => l.signer.keysRefreshed));
   if (memo !== undefined && tokenKey !== undefined) memo.set(tokenKey, levels, sealed, registryVersion, chain.outer.exp);
   return chain;
 }
@@ -211,8 +211,8 @@ function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[
 
 const fromMemo = (levels: readonly VerifiedLevel[]): VerifiedLevel[] => levels.map((l) => (l.memoized ? l : { ...l, memoized: true }));
 
-function toChain(levels: readonly VerifiedLevel[], sealed: boolean): Chain {
+function toChain(levels: readonly VerifiedLevel[], sealed: boolean, keyCacheMiss: boolean): Chain {
   const outer = levels[levels.length - 1] as VerifiedLevel;
   const sids = levels.flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
-  return { levels, outer, depth: outer.depth, sealed, sids };
+  return { levels, outer, depth: outer.depth, sealed, sids, keyCacheMiss };
 }

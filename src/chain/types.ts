@@ -48,4 +48,6 @@ export interface Chain {
   readonly sealed: boolean;
   /** Service ids of the call path, oldest first (only those we could see when sealed). */
   readonly sids: readonly string[];
+  /** Verifying it needed issuer keys that were not in memory. */
+  readonly keyCacheMiss: boolean;
 }

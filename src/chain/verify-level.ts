@@ -1,4 +1,4 @@
-import type { IssuerKeys, VerifyKey } from '../keys/issuer-keys.js';
+import type { IssuerKeys, KeyChoice } from '../keys/issuer-keys.js';
 import { verifyJwsSignature } from '../keys/jws-crypto.js';
 import { KeysUnavailableError } from '../keys/remote-jwks.js';
 import { DenyError, type DenyReason, deny } from '../reasons.js';
@@ -18,6 +18,8 @@ export interface TrustedSigner {
   readonly own: boolean;
   readonly issuer: IssuerRecord | undefined;
   readonly tenant: string;
+  /** The issuer's keys were not in memory and had to be fetched. */
+  readonly keysRefreshed: boolean;
 }
 
 /**
@@ -31,8 +33,9 @@ export interface TrustedSigner {
 export async function verifyLevel(jws: CompactJws, trust: LevelTrust, malformed: DenyReason): Promise<TrustedSigner> {
   const iss = jws.payload['iss'];
   if (typeof iss !== 'string' || iss.length === 0) deny(malformed, 'level has no iss');
-  const signer = await resolveSigner(jws, iss, trust, malformed);
-  const keys = await keysFor(jws, signer, trust);
+  const resolved = await resolveSigner(jws, iss, trust, malformed);
+  const { keys, refreshed } = await keysFor(jws, resolved, trust);
+  const signer = { ...resolved, keysRefreshed: refreshed };
   if (keys.length === 0) deny('bad_signature', `no key of ${iss} for kid ${jws.kid ?? '(none)'} and ${jws.alg}`);
   if (!keys.some((key) => verifyJwsSignature(jws.alg, key, jws.signingInput, jws.signature))) {
     deny('bad_signature', `signature of ${iss} does not verify`);
@@ -41,7 +44,7 @@ export async function verifyLevel(jws: CompactJws, trust: LevelTrust, malformed:
   return signer;
 }
 
-async function resolveSigner(jws: CompactJws, iss: string, trust: LevelTrust, malformed: DenyReason): Promise<TrustedSigner> {
+async function resolveSigner(jws: CompactJws, iss: string, trust: LevelTrust, malformed: DenyReason): Promise<Omit<TrustedSigner, 'keysRefreshed'>> {
   if (iss === trust.ownIssuer) {
     const tenant = jws.payload['tenant_id'];
     if (typeof tenant !== 'string' || tenant.length === 0) deny(malformed, 'own level without tenant_id');
@@ -59,7 +62,7 @@ async function resolveSigner(jws: CompactJws, iss: string, trust: LevelTrust, ma
   return { own: false, issuer: record, tenant: record.tenant };
 }
 
-async function keysFor(jws: CompactJws, signer: TrustedSigner, trust: LevelTrust): Promise<VerifyKey[]> {
+async function keysFor(jws: CompactJws, signer: Omit<TrustedSigner, 'keysRefreshed'>, trust: LevelTrust): Promise<KeyChoice> {
   if (signer.issuer === undefined) return trust.keys.ownKey(jws.kid, jws.alg);
   try {
     return await trust.keys.issuerKeys(signer.issuer, jws.alg, jws.kid);
@@ -69,7 +72,7 @@ async function keysFor(jws: CompactJws, signer: TrustedSigner, trust: LevelTrust
   }
 }
 
-function checkAudience(jws: CompactJws, signer: TrustedSigner, ownIssuer: string): void {
+function checkAudience(jws: CompactJws, signer: Omit<TrustedSigner, 'keysRefreshed'>, ownIssuer: string): void {
   const expected = signer.own ? [ownIssuer] : signer.issuer?.audiences;
   if (expected === undefined) return;
   let aud: string[];

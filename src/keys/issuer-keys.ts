@@ -7,6 +7,12 @@ import { KeysUnavailableError, type RemoteJwks } from './remote-jwks.js';
 
 export type VerifyKey = KeyObject;
 
+/** Candidate keys for one level, and whether they had to be fetched (a key-cache miss). */
+export interface KeyChoice {
+  readonly keys: VerifyKey[];
+  readonly refreshed: boolean;
+}
+
 /** Tokens without a `kid` are tried against at most this many keys of their issuer. */
 const MAX_KID_LESS_CANDIDATES = 4;
 
@@ -25,17 +31,17 @@ export class IssuerKeys {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
-  async ownKey(kid: string | undefined, alg: string): Promise<VerifyKey[]> {
+  async ownKey(kid: string | undefined, alg: string): Promise<KeyChoice> {
     const key = await this.own.findVerifyingKey(kid);
-    return key !== undefined && key.alg === alg ? [key.publicKey] : [];
+    return { keys: key !== undefined && key.alg === alg ? [key.publicKey] : [], refreshed: false };
   }
 
-  async issuerKeys(issuer: IssuerRecord, alg: string, kid: string | undefined): Promise<VerifyKey[]> {
-    if (isHmac(alg)) return [this.secret(issuer)];
-    const jwks = await this.remote.keys(issuer, kid);
+  async issuerKeys(issuer: IssuerRecord, alg: string, kid: string | undefined): Promise<KeyChoice> {
+    if (isHmac(alg)) return { keys: [this.secret(issuer)], refreshed: false };
+    const { keys: jwks, refreshed } = await this.remote.keys(issuer, kid);
     const fitting = jwks.filter((jwk) => (kid === undefined || jwk.kid === kid) && jwkFitsAlgorithm(jwk, alg));
     const chosen = kid === undefined ? fitting.slice(0, MAX_KID_LESS_CANDIDATES) : fitting.slice(0, 1);
-    return chosen.map((jwk) => this.importOnce(jwk)).filter((k): k is KeyObject => k !== null && keyFitsAlgorithm(k, alg));
+    return { keys: chosen.map((jwk) => this.importOnce(jwk)).filter((k): k is KeyObject => k !== null && keyFitsAlgorithm(k, alg)), refreshed };
   }
 
   private secret(issuer: IssuerRecord): KeyObject {

@@ -3,7 +3,6 @@ import type { JWK } from 'jose';
 import type { IssuerRecord } from '../registry/records.js';
 import { type FetchLimits, FetchFailedError, fetchJson } from './fetch-json.js';
 import type { SharedJwksCache } from './shared-jwks.js';
-import { noteKeyCacheMiss } from '../telemetry/check-scope.js';
 
 const tracer = trace.getTracer('matryoshka-authz');
 
@@ -69,21 +68,24 @@ export class RemoteJwks {
     this.now = options.now ?? Date.now;
   }
 
-  /** The issuer's current keys; refreshes first when `kid` is unknown or the set is old. */
-  async keys(issuer: IssuerRecord, kid: string | undefined): Promise<JWK[]> {
+  /**
+   * The issuer's current keys; refreshes first when `kid` is unknown or the set is old.
+   * `refreshed` says the keys were not simply in memory (the caller's key-cache miss).
+   */
+  async keys(issuer: IssuerRecord, kid: string | undefined): Promise<{ keys: JWK[]; refreshed: boolean }> {
     const state = this.stateOf(issuer.issuer);
     const now = this.now();
     const current = state.current;
     const hasKid = current !== undefined && (kid === undefined || current.keys.some((k) => k.kid === kid));
     const fresh = current !== undefined && now - current.fetchedAt < this.options.maxAgeMs;
-    if (hasKid && fresh) return current.keys;
+    if (hasKid && fresh) return { keys: current.keys, refreshed: false };
     // A refetch already under way is joined, whatever the cooldown: the kid may be in its answer.
     const mayFetch = current === undefined || !fresh || state.inflight !== undefined || now - state.lastAttempt >= this.options.cooldownMs;
-    if (!mayFetch) return current.keys;
+    if (!mayFetch) return { keys: current.keys, refreshed: false };
     try {
-      return (await this.refresh(issuer, state, kid)).keys;
+      return { keys: (await this.refresh(issuer, state, kid)).keys, refreshed: true };
     } catch (error) {
-      if (current !== undefined && now - current.fetchedAt < this.options.maxStaleMs) return current.keys;
+      if (current !== undefined && now - current.fetchedAt < this.options.maxStaleMs) return { keys: current.keys, refreshed: true };
       throw new KeysUnavailableError(`keys of ${issuer.issuer} unavailable: ${(error as Error).message}`);
     }
   }
@@ -104,7 +106,6 @@ export class RemoteJwks {
 
   /** One refresh per issuer at a time in this process; `kid` is the key the caller is missing. */
   private refresh(issuer: IssuerRecord, state: IssuerState, kid: string | undefined): Promise<IssuerKeys> {
-    noteKeyCacheMiss();
     if (state.inflight) return state.inflight;
     state.lastAttempt = this.now();
     state.inflight = this.refreshShared(issuer, state, kid)

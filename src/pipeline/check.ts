@@ -1,5 +1,4 @@
 import type { Tracer } from '@opentelemetry/api';
-import { ulid } from 'ulid';
 import { ChainMemo } from '../chain/chain-memo.js';
 import type { ChainLimits } from '../chain/limits.js';
 import { openChain } from '../chain/open-chain.js';
@@ -13,6 +12,7 @@ import { defaultServicePolicy, defaultTenantPolicy } from '../registry/records.j
 import type { CheckInput } from './check-input.js';
 import type { DecisionRecord } from './decision.js';
 import { resolveDestination } from './destination.js';
+import { newRequestId } from './request-id.js';
 import { extractToken } from './extract.js';
 import { type MintSettings, type Minted, mintExtended } from './mint.js';
 import { chainTenant, checkTenantBindings } from './resolve-tenant.js';
@@ -42,7 +42,7 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 /** Envoy's `x-request-id` when it is sane, else a fresh ULID. */
 export function requestIdOf(input: CheckInput): string {
   const given = input.headers.get('x-request-id');
-  return given !== undefined && REQUEST_ID.test(given) ? given : ulid();
+  return given !== undefined && REQUEST_ID.test(given) ? given : newRequestId();
 }
 
 /** Mutable while the pipeline runs; frozen into a DecisionRecord at the end. */
