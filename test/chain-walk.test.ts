@@ -78,3 +78,26 @@ describe('a chain walked hop by hop through Check', () => {
     assert.equal(idp.hits.jwks - before, 0, 'keys already cached from the first test');
   });
 });
+
+describe('the same walk with the memo of verified chains turned off', () => {
+  it('verifies every level every time and decides the same', async () => {
+    const idp = await LocalIssuer.start();
+    const h = await startHarness({
+      contents: { issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })] },
+      env: { MATRYOSHKA_MEMO_ENTRIES: '0' },
+    });
+    try {
+      let token = await idp.mint({ sub: 'alice' });
+      for (const sid of ['A', 'B', 'C']) {
+        const result = await h.client.check({ token, sid });
+        assert.equal(result.allowed, true);
+        token = result.forwardedToken as string;
+      }
+      assert.equal((await h.client.check({ token, sid: 'A' })).httpStatus, 403, 'recursion found without the memo');
+      assert.equal((await h.client.check({ token, sid: 'D' })).headers['x-auth-chain'], 'A,B,C,D');
+    } finally {
+      await h.stop();
+      await idp.stop();
+    }
+  });
+});

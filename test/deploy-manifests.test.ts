@@ -481,7 +481,8 @@ const built = base.filter((l) => !/\.example\.ya?ml$/.test(l.file) && l.doc.kind
 const kustomization = only(base, 'Kustomization');
 const namespace: string = kustomization.namespace;
 const deployment = only(built, 'Deployment');
-const service = only(built, 'Service');
+const service = only(built, 'Service', 'service.yaml');
+const headless = only(built, 'Service', 'service-headless.yaml');
 const hpa = only(built, 'HorizontalPodAutoscaler');
 const pdb = only(built, 'PodDisruptionBudget');
 const networkPolicy = only(built, 'NetworkPolicy');
@@ -540,6 +541,17 @@ describe('deploy/kubernetes: the Deployment matches what the service reads and s
   it('opens the ports of CONFIG_VARIABLES, and the Service targets them by name and number', () => {
     assert.deepEqual(containerPortProblems(deployment), []);
     assert.deepEqual(servicePortProblems(service, deployment), []);
+  });
+
+  it("gives Envoy a headless Service on the gRPC port, the one envoy/envoy.yaml's authz cluster resolves", () => {
+    assert.equal(headless.spec.clusterIP, 'None');
+    assert.deepEqual(
+      headless.spec.ports.map((p: { name: string; port: number; targetPort: string }) => [p.name, p.port, p.targetPort]),
+      [['grpc', GRPC_PORT, 'grpc']],
+    );
+    assert.deepEqual(headless.spec.selector, service.spec.selector, 'selects the same pods');
+    const envoy = readFileSync(join(ROOT, 'envoy/envoy.yaml'), 'utf8');
+    assert.match(envoy, new RegExp(`address: ${headless.metadata.name}\\.${namespace}\\.svc\\.cluster\\.local`));
   });
 
   it('sets only variables the service reads; REDIS_URL from a Secret; values the config loader accepts', () => {

@@ -77,6 +77,14 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
     assert.deepEqual(levels.map((e) => attribute(e, 'level.depth')), [0, 1, 2, 3]);
     assert.deepEqual(levels.map((e) => attribute(e, 'level.sid') ?? null), [null, 'A', 'B', 'C']);
     assert.ok(levels.every((e) => attribute(e, 'level.alg') === 'ES256' && typeof attribute(e, 'level.kid') === 'string'));
+    // The hop verifies only its own level; the chain below was verified by the previous hop.
+    assert.deepEqual(levels.map((e) => attribute(e, 'level.verified')), ['memo', 'memo', 'memo', 'signature']);
+
+    // Fan-out: the same token for another destination is entirely a memo hit.
+    const fanOutTrace = randomBytes(16).toString('hex');
+    assert.equal((await client.check({ token, sid: 'E', headers: { traceparent: `00-${fanOutTrace}-${randomBytes(8).toString('hex')}-01` } })).allowed, true);
+    const fanOut = await spanOf(fanOutTrace);
+    assert.deepEqual((fanOut.events ?? []).map((e) => attribute(e, 'level.verified')), ['memo', 'memo', 'memo', 'memo']);
 
     const children = receiver.spans.filter((s) => s.traceId === traceId && s.parentSpanId === span.spanId).map((s) => s.name).sort();
     assert.deepEqual(children, ['chain open', 'registry read', 'token mint']);

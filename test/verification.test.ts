@@ -125,6 +125,20 @@ describe('signatures and issuers', () => {
     assert.equal(lastReason(h), 'bad_signature');
   });
 
+  it('stops trusting memoised chains as soon as the registry changes', async () => {
+    const doomed = await LocalIssuer.start();
+    try {
+      h.registry.putIssuer(issuer({ issuer: doomed.issuer, tenant: 'acme', jwks_uri: doomed.jwksUri }));
+      const chain = await walk(h, await doomed.mint({ sub: 'alice' }), ['A']);
+      assert.equal((await h.client.check({ token: chain, sid: 'B' })).allowed, true, 'the chain is verified (and memoised)');
+      h.registry.removeIssuer(doomed.issuer);
+      assert.equal((await h.client.check({ token: chain, sid: 'B' })).httpStatus, 401, 'the removed issuer no longer verifies, memo or not');
+      assert.equal(lastReason(h), 'untrusted_issuer');
+    } finally {
+      await doomed.stop();
+    }
+  });
+
   it('refuses a missing token and a non-bearer scheme as missing_token', async () => {
     assert.equal((await h.client.check({ sid: 'A' })).httpStatus, 401);
     assert.equal(lastReason(h), 'missing_token');
