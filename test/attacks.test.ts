@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import type { DenyReason } from '../src/reasons.js';
-import { type Harness, startHarness } from './helpers/harness.js';
+import { type Harness, lastReason, startHarness } from './helpers/harness.js';
 import { issuer, service, tenant } from './helpers/records.js';
 
 /**
@@ -85,7 +85,7 @@ describe('attack suite', () => {
     const result = await h.client.check({ token, sid, ...extra });
     const elapsed = performance.now() - started;
     assert.equal(result.allowed, false, `must be denied (${reason})`);
-    assert.equal(h.logs.findLast((l) => l['msg'] === 'check')?.['reason'], reason);
+    assert.equal(lastReason(h), reason);
     assert.deepEqual(Object.keys(JSON.parse(result.body) as object).sort(), ['error', 'request_id']);
     return elapsed;
   }

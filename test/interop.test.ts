@@ -3,7 +3,7 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { inspectChain } from '../src/chain/inspect.js';
-import { type Harness, startHarness } from './helpers/harness.js';
+import { type Harness, lastReason, startHarness } from './helpers/harness.js';
 import { issuer } from './helpers/records.js';
 
 const SECRET = 'example'; // the seed's shared secret
@@ -71,7 +71,7 @@ describe("tokens in the seed's style from another implementation", () => {
     const l1 = await seedLevel(wrapClaims(origin, 'Organization.Services.ServiceA', 1), now - 10, now + 300);
     const result = await h.client.check({ token: l1, sid: 'Organization.Services.ServiceB' });
     assert.equal(result.httpStatus, 401);
-    assert.equal(h.logs.findLast((l) => l['msg'] === 'check')?.['reason'], 'expired');
+    assert.equal(lastReason(h), 'expired');
   });
 
   it('refuses a level whose declared depth lies about the chain below it', async () => {
@@ -80,7 +80,7 @@ describe("tokens in the seed's style from another implementation", () => {
     const lying = await seedLevel(wrapClaims(origin, 'Organization.Services.ServiceA', 3), now, now + 300);
     const result = await h.client.check({ token: lying, sid: 'Organization.Services.ServiceB' });
     assert.equal(result.httpStatus, 401);
-    assert.equal(h.logs.findLast((l) => l['msg'] === 'check')?.['reason'], 'stack_malformed');
+    assert.equal(lastReason(h), 'stack_malformed');
   });
 
   it('refuses an HS256 level signed with another secret', async () => {
@@ -92,6 +92,6 @@ describe("tokens in the seed's style from another implementation", () => {
       .setExpirationTime(now + 60)
       .sign(new TextEncoder().encode('guessed'));
     assert.equal((await h.client.check({ token: forged, sid: 'A' })).httpStatus, 401);
-    assert.equal(h.logs.findLast((l) => l['msg'] === 'check')?.['reason'], 'bad_signature');
+    assert.equal(lastReason(h), 'bad_signature');
   });
 });

@@ -12,12 +12,7 @@ import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { loadProtos } from '../src/server/protos.js';
 import { OtlpReceiver, attribute } from './helpers/otlp-receiver.js';
 import { eventually, runCli, spawnServe } from './helpers/processes.js';
-
-function registryFile(idp: LocalIssuer): string {
-  const dir = mkdtempSync(join(tmpdir(), 'matryoshka-life-'));
-  writeFileSync(join(dir, 'registry.yaml'), `issuers:\n  - issuer: ${idp.issuer}\n    tenant: acme\n    jwks_uri: ${idp.jwksUri}\n`);
-  return join(dir, 'registry.yaml');
-}
+import { registryFile } from './helpers/records.js';
 
 function certs(): string {
   const dir = mkdtempSync(join(tmpdir(), 'matryoshka-certs-'));

@@ -6,7 +6,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { loadProtos } from '../src/server/protos.js';
-import { type Harness, startHarness } from './helpers/harness.js';
+import { type Harness, lastReason, startHarness } from './helpers/harness.js';
 import { issuer } from './helpers/records.js';
 import { authStack } from './helpers/tokens.js';
 
@@ -95,7 +95,7 @@ describe('what Envoy gets back', () => {
   it('denies with unknown_service when no destination can be resolved', async () => {
     const result = await h.client.check({ token: await idp.mint({ sub: 'alice' }) });
     assert.equal(result.httpStatus, 403);
-    assert.equal(h.logs.findLast((l) => l['msg'] === 'check')?.['reason'], 'unknown_service');
+    assert.equal(lastReason(h), 'unknown_service');
   });
 
   it('resolves the destination from the destination principal mapping', async () => {

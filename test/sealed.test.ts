@@ -3,11 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { CompactEncrypt, generateKeyPair } from 'jose';
 import { inspectChain } from '../src/chain/inspect.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Harness, startHarness } from './helpers/harness.js';
+import { type Harness, lastReason, startHarness } from './helpers/harness.js';
 import { issuer, service, tenant } from './helpers/records.js';
 import { authStack } from './helpers/tokens.js';
 
-const lastReason = (h: Harness): unknown => h.logs.findLast((l) => l['msg'] === 'check')?.['reason'];
 
 describe('sealed (JWE) levels', () => {
   let open: LocalIssuer;

@@ -1,19 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { attribute, type OtlpSpan, OtlpReceiver } from './helpers/otlp-receiver.js';
 import { type Served, eventually, spawnServe } from './helpers/processes.js';
-
-function registryFile(idp: LocalIssuer): string {
-  const dir = mkdtempSync(join(tmpdir(), 'matryoshka-otel-'));
-  writeFileSync(join(dir, 'registry.yaml'), `issuers:\n  - issuer: ${idp.issuer}\n    tenant: acme\n    jwks_uri: ${idp.jwksUri}\n`);
-  return join(dir, 'registry.yaml');
-}
+import { registryFile } from './helpers/records.js';
 
 async function walk(client: EnvoyLikeClient, token: string, sids: string[]): Promise<string> {
   let current = token;

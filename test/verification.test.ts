@@ -4,14 +4,9 @@ import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { OwnKeys } from '../src/keys/own-keys.js';
 import { mintExtended } from '../src/pipeline/mint.js';
 import type { Chain } from '../src/chain/types.js';
-import { type Harness, startHarness } from './helpers/harness.js';
+import { type Harness, lastReason, startHarness } from './helpers/harness.js';
 import { issuer, tenant } from './helpers/records.js';
 import { claims, withPayload } from './helpers/tokens.js';
-
-/** The reason the service logged for the most recent decision. */
-function lastReason(h: Harness): unknown {
-  return h.logs.findLast((l) => l['msg'] === 'check')?.['reason'];
-}
 
 async function walk(h: Harness, token: string, sids: string[]): Promise<string> {
   let current = token;

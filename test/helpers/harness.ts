@@ -60,3 +60,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
   };
 }
+
+/** The reason code of the most recent decision the service logged. */
+export function lastReason(h: Harness): unknown {
+  return h.logs.findLast((l) => l['msg'] === 'check')?.['reason'];
+}

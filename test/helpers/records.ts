@@ -1,3 +1,7 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LocalIssuer } from '../../src/demo/local-issuer.js';
 import type { IssuerRecord, ServicePolicy, TenantPolicy } from '../../src/registry/records.js';
 import { parseIssuer, parseService, parseTenant } from '../../src/registry/records.js';
 
@@ -5,3 +9,10 @@ import { parseIssuer, parseService, parseTenant } from '../../src/registry/recor
 export const issuer = (raw: Record<string, unknown>): IssuerRecord => parseIssuer(raw, 'test', true);
 export const tenant = (name: string, raw: Record<string, unknown> = {}): TenantPolicy => parseTenant(name, raw, `tenants.${name}`);
 export const service = (sid: string, raw: Record<string, unknown> = {}): ServicePolicy => parseService(sid, raw, `services.${sid}`);
+
+/** A registry file (embedded mode) registering one local issuer for tenant acme; returns its path. */
+export function registryFile(idp: LocalIssuer): string {
+  const dir = mkdtempSync(join(tmpdir(), 'matryoshka-registry-'));
+  writeFileSync(join(dir, 'registry.yaml'), `issuers:\n  - issuer: ${idp.issuer}\n    tenant: acme\n    jwks_uri: ${idp.jwksUri}\n`);
+  return join(dir, 'registry.yaml');
+}
