@@ -29,10 +29,6 @@ export function httpStatusOf(reason: DenyReason): HttpDenyStatus {
   return DENY_REASONS[reason];
 }
 
-export function isDenyReason(value: string): value is DenyReason {
-  return Object.prototype.hasOwnProperty.call(DENY_REASONS, value);
-}
-
 /**
  * A failure that ends a Check with a specific reason. `detail` is for logs and spans only; it never
  * reaches the client.

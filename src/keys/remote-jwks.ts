@@ -23,12 +23,6 @@ export interface RemoteJwksOptions {
   lockWaitMs?: number;
 }
 
-export const DEFAULT_REMOTE_JWKS_OPTIONS: Omit<RemoteJwksOptions, 'fetch'> = {
-  maxAgeMs: 10 * 60_000,
-  maxStaleMs: 24 * 3600_000,
-  cooldownMs: 10_000,
-};
-
 /** The IdP could not be asked and nothing usable is cached: the answer is 503, never a denial. */
 export class KeysUnavailableError extends Error {
   constructor(detail: string) {
