@@ -84,7 +84,7 @@ function showChain(origin: string, final: string): void {
   console.log(`\nThe token service C received, opened from the origin (root) outwards (not verified, as \`inspect\` does):`);
   console.log(renderTree(inspection).replace(/^/gm, '  '));
   console.log(`\nSize: ${final.length} characters at depth ${inspection.levels.length - 1} (the origin alone: ${origin.length}).`);
-  console.log('At depth 3 the container is gzip-compressed (cmp=g); deeper levels wrap an already compressed chain, which would not shrink again.');
+  console.log('From depth 3 on, containers are gzip-compressed when that makes them shorter (cmp=g).');
 }
 
 async function main(): Promise<void> {
