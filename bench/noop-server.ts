@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { IDENTITY_HEADERS } from '../src/pipeline/check-input.js';
 import type { CheckResponseMessage, HeaderValueOption } from '../src/pipeline/respond.js';
 import type { CheckRequestMessage } from '../src/server/check-request.js';
+import { SERVER_OPTIONS } from '../src/server/grpc-server.js';
 import { loadProtos } from '../src/server/protos.js';
 
 const tokenLength = Number(process.env['NOOP_FORWARD_TOKEN_LENGTH'] ?? 2048);
@@ -46,12 +47,8 @@ function answer(request: CheckRequestMessage): CheckResponseMessage {
 }
 
 const protos = loadProtos();
-// The options of src/server/grpc-server.ts.
-const server = new grpc.Server({
-  'grpc.max_receive_message_length': 4 * 1024 * 1024,
-  'grpc.max_send_message_length': 4 * 1024 * 1024,
-  'grpc.keepalive_permit_without_calls': 1,
-});
+// The same stack and options as src/server/grpc-server.ts.
+const server = new grpc.Server(SERVER_OPTIONS);
 server.addService(protos.authorization, {
   Check: (call: grpc.ServerUnaryCall<CheckRequestMessage, CheckResponseMessage>, callback: grpc.sendUnaryData<CheckResponseMessage>) => {
     callback(null, answer(call.request));

@@ -27,13 +27,15 @@ export interface RunningGrpcServer {
  * The thin transport: Envoy's Check and grpc.health.v1 over one port. (grpc-js exposes no HTTP/2
  * window settings for servers; envoy/envoy.yaml raises Envoy's side and keeps several connections.)
  */
+export const SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': 4 * 1024 * 1024,
+  'grpc.max_send_message_length': 4 * 1024 * 1024,
+  'grpc.keepalive_permit_without_calls': 1,
+};
+
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const protos = loadProtos();
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': 4 * 1024 * 1024,
-    'grpc.max_send_message_length': 4 * 1024 * 1024,
-    'grpc.keepalive_permit_without_calls': 1,
-  });
+  const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(protos.authorization, {
     Check: (call: grpc.ServerUnaryCall<CheckRequestMessage, CheckResponseMessage>, callback: grpc.sendUnaryData<CheckResponseMessage>) => {
       const deadline = Number(call.getDeadline());
