@@ -118,36 +118,18 @@ function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
 /** Read JSON lines from a child's stdout until `ready` matches one; keep draining afterwards. */
 function waitForLine(child: ChildProcess, ready: (line: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    let buffered = '';
     let found = false;
-    const stderr: string[] = [];
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr.push(chunk.toString());
-      if (stderr.length > 50) stderr.shift();
-    });
-    const timer = setTimeout(() => reject(new Error(`${what} did not start within 20 s: ${stderr.join('')}`)), 20_000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const text = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        let line: Record<string, unknown>;
-        try {
-          line = JSON.parse(text) as Record<string, unknown>;
-        } catch {
-          line = { msg: text };
-        }
-        if (!found && ready(line)) {
-          found = true;
-          clearTimeout(timer);
-          resolve(line);
-        }
+    const timer = setTimeout(() => reject(new Error(`${what} did not start within 20 s: ${stderrTail.get(child) ?? ''}`)), 20_000);
+    drainLines(child, (line) => {
+      if (!found && ready(line)) {
+        found = true;
+        clearTimeout(timer);
+        resolve(line);
       }
     });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      if (!found) reject(new Error(`${what} exited (${code ?? signal}) before it was ready: ${stderr.join('')}`));
+      if (!found) reject(new Error(`${what} exited (${code ?? signal}) before it was ready: ${stderrTail.get(child) ?? ''}`));
     });
   });
 }

@@ -190,7 +190,10 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     deps.mint,
   ));
   // What we just verified is what the next hop will find inside the token we mint: remember it
-  // under that container, so the next Check verifies only the new level.
-  deps.memo?.set(ChainMemo.key(minted.cmp, minted.container), chain.levels, chain.sealed, registryVersion, chain.outer.exp);
+  // under that container, so the next Check verifies only the new level. A plain container is the
+  // incoming token itself, already remembered under the same key by openChain: no second hash.
+  if (minted.cmp !== undefined || minted.container !== token) {
+    deps.memo?.set(ChainMemo.key(minted.cmp, minted.container), chain.levels, chain.sealed, registryVersion, chain.outer.exp);
+  }
   draft.minted = minted;
 }
