@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
 import { signJws, verifyJwsSignature } from '../src/keys/jws-crypto.js';
+import { type CompressionCost, compressionCosts } from './lib/compression-costs.js';
 import { GrpcH2Pool } from './lib/h2grpc.js';
 import { type Memory, machineInfo, machineJiffies, processMemory } from './lib/proc.js';
 import { type ProfileSummary, summarizeProfile } from './lib/profile.js';
@@ -715,6 +716,7 @@ async function main(): Promise<void> {
 
     // (b) Our server at each depth; the half-load run on the deepest; then the no-op at that size.
     let deepestFile: string | undefined;
+    let deepestSample: string | undefined;
     let deepest: ScenarioResult | undefined;
     const runDepth = async (depth: number, logLevel: string, name: string): Promise<void> => {
       const server = await startServe(name, serveOptions(logLevel));
@@ -759,6 +761,7 @@ async function main(): Promise<void> {
         const file = join(workDir as string, `pool-${name}.bin`);
         writePool(file, tokens.map((t, i) => encodeCheckFrame(checkRequest(t, knobs.dest, i))));
         const requestTokenLength = avg(tokens);
+        if (depth === maxDepth && logLevel === 'warn') deepestSample = tokens[0];
         tokens = [];
         const before = await durationBuckets(server);
         const load = await runLoad(loadConfig(name, server, { kind: 'pool', file }, { expectDepth: depth + 1 }));
@@ -830,6 +833,13 @@ async function main(): Promise<void> {
       });
     }
     if (deepestFile !== undefined) rmSync(deepestFile, { force: true });
+
+    // In the coordinator, with no server running: what each compression setting costs on a real minted token.
+    let compression: CompressionCost[] | undefined;
+    if (deepestSample !== undefined) {
+      compression = compressionCosts(deepestSample);
+      log(`compression of one depth-${maxDepth} token: ${compression.map((c) => `${c.name} ${c.micros.toFixed(0)} µs → ${c.base64Length}`).join('; ')}`);
+    }
 
     if (want('info')) await withRetry('depth 1 info', () => runDepth(1, 'info', 'depth 1 info'));
 
@@ -928,6 +938,9 @@ async function main(): Promise<void> {
       const trace = m.trace.filter((_, i) => i % step === 0 || i === m.trace.length - 1).map((p) => `${(p.completed / 1000).toFixed(0)}k:${mib(p.rssKiB)}`).join(' ');
       sideNotes.push(`memory (issue 6): ${m.checks} checks with distinct HS256 origin tokens at ${m.requestsPerSecond.toFixed(0)}/s: VmHWM ${mib(m.idle.hwmKiB)} MiB idle, ${mib(m.afterWarmup.hwmKiB)} MiB after warm-up, ${mib(m.after.hwmKiB)} MiB after (VmRSS ${mib(m.after.rssKiB)} MiB); VmRSS MiB along the run (checks:MiB) ${trace}; memo capped at MATRYOSHKA_MEMO_ENTRIES=20000`);
     }
+    if (compression !== undefined && deepestSample !== undefined) {
+      sideNotes.push(`compression of one depth-${maxDepth} token (${deepestSample.length} characters) at mint, CPU µs → base64 characters: ${compression.map((c) => `${c.name} ${c.micros.toFixed(0)} µs → ${c.base64Length}`).join('; ')}`);
+    }
     sideNotes.push('pools: every request of a depth-d run carries a distinct outermost level (built through the server before the run, wrapping one already-verified depth-(d-1) chain); depth 0: distinct origin tokens; the no-op runs cycle a pool (nothing to cache). A pool that ran out is reported below.');
     sideNotes.push(...retried);
     if (sideNotes.length > 0) process.stdout.write(`\nnotes:\n${sideNotes.map((n) => `  - ${n}`).join('\n')}\n`);
@@ -943,6 +956,7 @@ async function main(): Promise<void> {
       knobs: { ...knobs, scenarios: [...knobs.scenarios], profile: [...knobs.profile] },
       cryptoFloor: floor,
       cryptoFloor16k: floorLarge,
+      compression,
       originTokenLength: sampleOrigin.length,
       scenarios: results.map((r) => ({ ...r, load: { ...r.load } })),
       ratios: {

@@ -219,6 +219,15 @@ describe('attack suite', () => {
     assert.equal((await h.client.check({ token: honest, sid: 'gateway' })).allowed, true, 'the same partner, for its own sid');
   });
 
+  it("a foreign level reusing the jti of a level we minted does not borrow that level's verified chain", async () => {
+    // The memo keeps the chain below each level we mint under that level's jti (ChainMemo.mintedKey).
+    const minted = (await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'gateway' })).forwardedToken as string;
+    const jti = (JSON.parse(Buffer.from(minted.split('.')[1] as string, 'base64url').toString()) as { jti: string }).jti;
+    const forgedOrigin = `${b64u(JSON.stringify({ alg: 'ES256', kid: idp.currentKid }))}.${b64u(claims({ sub: 'mallory', roles: ['admin'] }))}.${b64u(Buffer.alloc(64, 7))}`;
+    const wrapped = await partner.mint({ sub: 'mallory', jti, auth_stack: { fmt: 'JWT', sid: 'partner-gw', depth: 1, container: forgedOrigin } });
+    await expectDenied(wrapped, 'bad_signature', 'gateway');
+  });
+
   describe('replay of tokens taken from a chain', () => {
     it('an origin token extracted from a chain is refused by internal services', async () => {
       const origin = await idp.mint({ sub: 'alice' });

@@ -690,6 +690,43 @@ describe('property: the codec on arbitrary input', () => {
     );
   });
 
+  it('base64 decoders accept exactly the canonical spellings the alphabet rules allow (reference: the rules written out)', () => {
+    const INDEX = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+    const sextet = (c: string): number => (c === '+' || c === '-' ? 62 : c === '/' || c === '_' ? 63 : INDEX.indexOf(c));
+    const unusedBitsZero = (unpadded: string): boolean => {
+      const rest = unpadded.length % 4;
+      return rest === 0 || (sextet(unpadded.slice(-1)) & (rest === 2 ? 0x0f : 0x03)) === 0;
+    };
+    const referenceSegment = (t: string): boolean => /^[A-Za-z0-9_-]*$/.test(t) && t.length % 4 !== 1 && unusedBitsZero(t);
+    const referenceAny = (t: string): boolean => {
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) && !/^[A-Za-z0-9_-]*={0,2}$/.test(t)) return false;
+      const unpadded = t.replace(/=+$/, '');
+      return unpadded.length % 4 !== 1 && (t.length === unpadded.length || t.length % 4 === 0) && unusedBitsZero(unpadded);
+    };
+    const chars = fc.constantFrom(...`${INDEX}+/-_= .\n%`.split(''));
+    const textArb = fc.oneof(
+      fc.string({ unit: chars, maxLength: 24 }),
+      fc.tuple(fc.uint8Array({ maxLength: 24 }), fc.constantFrom(...B64_VARIANTS)).map(([bytes, v]) => encodeB64(Buffer.from(bytes), v)),
+      // A canonical spelling with one character changed, added or removed.
+      fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 24 }), fc.constantFrom(...B64_VARIANTS), fc.nat(), chars, fc.constantFrom('set', 'insert', 'delete')).map(([bytes, v, at, c, op]) => {
+        const t = encodeB64(Buffer.from(bytes), v);
+        const i = at % t.length;
+        return op === 'set' ? t.slice(0, i) + c + t.slice(i + 1) : op === 'insert' ? t.slice(0, i) + c + t.slice(i) : t.slice(0, i) + t.slice(i + 1);
+      }),
+    );
+    fc.assert(
+      fc.property(textArb, (text) => {
+        const segment = decodeSegment(text);
+        assert.equal(segment !== undefined, referenceSegment(text), `decodeSegment(${JSON.stringify(text)})`);
+        if (segment !== undefined) assert.equal(segment.toString('base64url'), text);
+        const any = decodeAnyBase64(text);
+        assert.equal(any !== undefined, referenceAny(text), `decodeAnyBase64(${JSON.stringify(text)})`);
+        if (any !== undefined) assert.deepEqual(any, Buffer.from(text, 'base64'));
+      }),
+      params(PURE_RUNS),
+    );
+  });
+
   it('hasDuplicateKeys agrees with a reference on JSON texts with repeated, escaped and nested member names', () => {
     fc.assert(
       fc.property(jnodeArb, fc.integer(), (node, salt) => {

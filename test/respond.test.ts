@@ -16,7 +16,7 @@ import { loadProtos } from '../src/server/protos.js';
 const MINTED_TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln';
 const DEFAULTS: ResponseSettings = { forwardHeader: 'authorization', debugReasons: false };
 
-const minted = (overrides: Partial<Minted> = {}): Minted => ({ token: MINTED_TOKEN, depth: 2, sids: ['gateway', 'orders'], compressed: false, container: 'inner.token.here', cmp: undefined, ...overrides });
+const minted = (overrides: Partial<Minted> = {}): Minted => ({ token: MINTED_TOKEN, depth: 2, sids: ['gateway', 'orders'], compressed: false, jti: 'f5a0c1de-0000-4000-8000-000000000001', ...overrides });
 
 /** A one-level chain of the given depth (only `depth` matters to the response). */
 function chainOfDepth(depth: number): Chain {

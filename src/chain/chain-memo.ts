@@ -13,10 +13,14 @@ export interface MemoizedChain {
 const DEFAULT_TTL_MS = 10 * 60_000;
 
 /**
- * Chains verified before, keyed by the SHA-256 of the exact text that carried them: a whole token
- * (as the outermost level of a later Check — fan-out), or a container as it sits in the level
- * that wraps it (`cmp` + container text — the next hop). A hop then verifies only its own level,
- * and the chain below is not re-inflated, re-parsed or re-verified.
+ * Chains verified before, under one of two keys:
+ * - the SHA-256 of the exact text that carried them: a whole token (the outermost level of a later
+ *   Check — fan-out), which is also the key of a plain container holding that token;
+ * - the `jti` of a level we minted around them (`mintedKey`): the next hop has verified that
+ *   level's signature with our key before it looks, and we never sign two levels with one jti, so
+ *   the jti stands for the exact container we wrote — without hashing 20 KB of it twice per hop.
+ * A hop then verifies only its own level, and the chain below is not re-inflated, re-parsed or
+ * re-verified.
  *
  * Only fully verified chains go in (after verification, or at mint: what we wrap we have just
  * verified). An entry expires with its outermost level, and is ignored once the registry changes
@@ -32,6 +36,11 @@ export class ChainMemo {
 
   static key(cmp: string | undefined, text: string): string {
     return createHash('sha256').update(cmp ?? '-').update(':').update(text).digest('base64url');
+  }
+
+  /** Cannot collide with `key`: base64url has no colon. */
+  static mintedKey(jti: string): string {
+    return `jti:${jti}`;
   }
 
   get(key: string, registryVersion: number): MemoizedChain | undefined {

@@ -75,7 +75,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     referenceTime = times.iat ?? referenceTime;
     enclosingIat = times.iat;
 
-    below = memo?.get(ChainMemo.key(stack.cmp, stack.container), registryVersion);
+    below = memo === undefined ? undefined : memoBelow(memo, jws, signer, stack, registryVersion);
     if (below !== undefined) {
       checkTime(below.levels[below.levels.length - 1] as VerifiedLevel, false, referenceTime, enclosingIat, limits.clockSkewSeconds, 'stack_malformed');
       sealed = below.sealed;
@@ -97,6 +97,21 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   const chain = toChain(levels, sealed, opened.some((l) => l.signer.keysRefreshed));
   if (memo !== undefined && tokenKey !== undefined) memo.set(tokenKey, levels, sealed, registryVersion, chain.outer.exp);
   return chain;
+}
+
+/**
+ * The chain inside `level`, if verified before: for a level we minted, under its jti (set at mint);
+ * else, for a plain JWT container, under the key the inner token had as a whole token. A compressed
+ * or sealed container we did not mint is never in the memo, so it is not hashed at all.
+ */
+function memoBelow(memo: ChainMemo, level: CompactJws, signer: TrustedSigner, stack: AuthStack, registryVersion: number): MemoizedChain | undefined {
+  const jti = level.payload['jti'];
+  if (signer.own && typeof jti === 'string' && jti.length > 0) {
+    const minted = memo.get(ChainMemo.mintedKey(jti), registryVersion);
+    if (minted !== undefined) return minted;
+  }
+  if (stack.cmp !== undefined || stack.fmt === 'JWE') return undefined;
+  return memo.get(ChainMemo.key(undefined, stack.container), registryVersion);
 }
 
 /** Only we, and foreign minters for the sids they are registered for, may wrap a chain. */

@@ -190,10 +190,7 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     deps.mint,
   ));
   // What we just verified is what the next hop will find inside the token we mint: remember it
-  // under that container, so the next Check verifies only the new level. A plain container is the
-  // incoming token itself, already remembered under the same key by openChain: no second hash.
-  if (minted.cmp !== undefined || minted.container !== token) {
-    deps.memo?.set(ChainMemo.key(minted.cmp, minted.container), chain.levels, chain.sealed, registryVersion, chain.outer.exp);
-  }
+  // under the new level's jti, so the next Check verifies only that level (see ChainMemo).
+  deps.memo?.set(ChainMemo.mintedKey(minted.jti), chain.levels, chain.sealed, registryVersion, chain.outer.exp);
   draft.minted = minted;
 }

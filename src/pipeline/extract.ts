@@ -2,12 +2,13 @@ import { deny } from '../reasons.js';
 import type { CheckInput } from './check-input.js';
 
 const BEARER_SCHEME = /^Bearer[ \t]+/i;
-/** RFC 6750 b64token: the only characters a bearer token can have. */
-const B64TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
 
 /**
- * The bearer token from `authorization`. No header or another scheme is `missing_token`; a Bearer
- * value that cannot be a token (spaces, quotes, braces…) is `malformed_token`.
+ * The bearer token from `authorization`. No header or another scheme is `missing_token`; an empty
+ * Bearer value is `malformed_token`. Its characters are not scanned here: the chain opener accepts
+ * only a compact JWS whose every segment is canonical base64url, which is stricter than RFC 6750's
+ * b64token, and refuses anything else (spaces, quotes, braces…) as `malformed_token` too — one
+ * pass over a 20 KB token instead of two.
  */
 export function extractToken(input: CheckInput): string {
   const header = input.headers.get('authorization');
@@ -18,6 +19,6 @@ export function extractToken(input: CheckInput): string {
   let end = header.length;
   while (end > scheme[0].length && (header.charCodeAt(end - 1) === 32 || header.charCodeAt(end - 1) === 9)) end--;
   const token = header.slice(scheme[0].length, end);
-  if (!B64TOKEN.test(token)) deny('malformed_token', 'the Bearer value is not a token');
+  if (token.length === 0) deny('malformed_token', 'the Bearer value is empty');
   return token;
 }

@@ -31,9 +31,8 @@ export interface Minted {
   readonly depth: number;
   readonly sids: readonly string[];
   readonly compressed: boolean;
-  /** The container exactly as written into the new level, and its compression: the memo key of the chain it carries. */
-  readonly container: string;
-  readonly cmp: Compression | undefined;
+  /** Unique per minted level: the memo key of the chain it carries. */
+  readonly jti: string;
 }
 
 /** Compress only when it pays: the base64 of the compressed bytes must be shorter. */
@@ -64,17 +63,18 @@ export async function mintExtended(request: MintRequest, keys: OwnKeys, settings
       cmp = settings.compression;
     }
   }
+  const jti = randomUUID();
   const payload = {
     iss: settings.issuer,
     sub: request.subject,
     aud: settings.issuer,
     iat: request.now,
     exp: mintedExpiry(request.chain, request.now, settings.ttlSeconds),
-    jti: randomUUID(),
+    jti,
     tenant_id: request.tenant,
     roles: request.roles,
     auth_stack: { fmt, ...(cmp === undefined ? {} : { cmp }), sid: request.destination, depth, container },
   };
   const token = compactSign(keys.signing.alg, keys.signing.kid, keys.signing.privateKey, payload);
-  return { token, depth, sids: [...request.chain.sids, request.destination], compressed: cmp !== undefined, container, cmp };
+  return { token, depth, sids: [...request.chain.sids, request.destination], compressed: cmp !== undefined, jti };
 }
