@@ -27,7 +27,6 @@ function chainOfDepth(depth: number): Chain {
     exp: undefined,
     nbf: undefined,
     iat: undefined,
-    memoized: false,
     own: false,
     issuer: undefined,
     tenant: 'acme',
@@ -36,7 +35,7 @@ function chainOfDepth(depth: number): Chain {
     subject: 'alice',
     roles: [],
   };
-  return { levels: [level], outer: level, depth, sealed: false, sids: [], keyCacheMiss: false };
+  return { levels: [level], outer: level, depth, sealed: false, sids: [], verifiedHere: 1, keyCacheMiss: false };
 }
 
 function allowed(overrides: Partial<DecisionRecord> = {}): DecisionRecord {

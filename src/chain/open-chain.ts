@@ -49,7 +49,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   if (seen !== undefined) {
     const outer = seen.levels[seen.levels.length - 1] as VerifiedLevel;
     checkTime(outer, true, deps.now(), undefined, limits.clockSkewSeconds, 'malformed_token');
-    return toChain(fromMemo(seen.levels), seen.sealed, false);
+    return toChain(seen.levels, seen.sealed, 0, false);
   }
 
   const opened: OpenedLevel[] = [];
@@ -94,7 +94,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     current = inner;
   }
   const levels = assemble(opened, below?.levels ?? [], sealed);
-  const chain = toChain(levels, sealed, opened.some((l) => l.signer.keysRefreshed));
+  const chain = toChain(levels, sealed, opened.length, opened.some((l) => l.signer.keysRefreshed));
   if (memo !== undefined && tokenKey !== undefined) memo.set(tokenKey, levels, sealed, registryVersion, chain.outer.exp);
   return chain;
 }
@@ -197,7 +197,7 @@ function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[
     if (declared === undefined) deny('stack_malformed', 'a sealed container must declare its depth');
     base = declared;
   }
-  const levels: VerifiedLevel[] = fromMemo(below);
+  const levels: VerifiedLevel[] = below.slice();
   for (let i = opened.length - 1; i >= 0; i--) {
     const level = opened[i] as OpenedLevel;
     const depth = base + (opened.length - 1 - i);
@@ -218,16 +218,13 @@ function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[
       depth,
       subject: subjectOf(level.jws.payload),
       roles: rolesAt(level.jws.payload, rolesClaim),
-      memoized: false,
     });
   }
   return levels;
 }
 
-const fromMemo = (levels: readonly VerifiedLevel[]): VerifiedLevel[] => levels.map((l) => (l.memoized ? l : { ...l, memoized: true }));
-
-function toChain(levels: readonly VerifiedLevel[], sealed: boolean, keyCacheMiss: boolean): Chain {
+function toChain(levels: readonly VerifiedLevel[], sealed: boolean, verifiedHere: number, keyCacheMiss: boolean): Chain {
   const outer = levels[levels.length - 1] as VerifiedLevel;
   const sids = levels.flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
-  return { levels, outer, depth: outer.depth, sealed, sids, keyCacheMiss };
+  return { levels, outer, depth: outer.depth, sealed, sids, verifiedHere, keyCacheMiss };
 }

@@ -33,8 +33,6 @@ export interface VerifiedLevel {
   /** The claims of an origin as the service reads them: user, roles. */
   readonly subject: string | undefined;
   readonly roles: readonly string[];
-  /** Taken from the memo of chains verified earlier, rather than verified in this Check. */
-  readonly memoized: boolean;
 }
 
 /** A chain as opened from the outside in, reported origin first. */
@@ -48,6 +46,11 @@ export interface Chain {
   readonly sealed: boolean;
   /** Service ids of the call path, oldest first (only those we could see when sealed). */
   readonly sids: readonly string[];
+  /**
+   * How many of the outermost levels had their signature verified in this Check; the levels below
+   * them came from the memo of chains verified earlier (and are shared with it, never copied).
+   */
+  readonly verifiedHere: number;
   /** Verifying it needed issuer keys that were not in memory. */
   readonly keyCacheMiss: boolean;
 }

@@ -60,14 +60,16 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
     'authz.recursion': record.reason === 'recursion' || record.recursionAudited,
     'authz.shadow': record.shadow,
   });
-  for (const level of chain?.levels ?? []) {
+  const levels = chain?.levels ?? [];
+  const firstVerifiedHere = levels.length - (chain?.verifiedHere ?? 0);
+  for (const [index, level] of levels.entries()) {
     span.addEvent('chain level', {
       'level.depth': level.depth,
       'level.iss': level.iss,
       ...(level.stack?.sid !== undefined ? { 'level.sid': level.stack.sid } : {}),
       'level.alg': level.alg,
       ...(level.kid !== undefined ? { 'level.kid': level.kid } : {}),
-      'level.verified': level.memoized ? 'memo' : 'signature',
+      'level.verified': index < firstVerifiedHere ? 'memo' : 'signature',
     });
   }
   // A denial is the service doing its job; only "could not decide" is an error in the trace.
