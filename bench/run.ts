@@ -158,6 +158,8 @@ interface ServeOptions {
   readonly logLevel: string;
   readonly registryFile: string;
   readonly hsSecret: string;
+  /** MATRYOSHKA_MEMO_ENTRIES; the service's default when absent. */
+  readonly memoEntries?: number;
 }
 
 async function startServe(label: string, options: ServeOptions): Promise<RunningServer> {
@@ -183,6 +185,7 @@ async function startServe(label: string, options: ServeOptions): Promise<Running
         MATRYOSHKA_TOKEN_TTL: '3600',
         LOG_LEVEL: options.logLevel,
         BENCH_HS_SECRET: options.hsSecret,
+        ...(options.memoEntries !== undefined ? { MATRYOSHKA_MEMO_ENTRIES: String(options.memoEntries) } : {}),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -685,7 +688,11 @@ async function main(): Promise<void> {
       '',
     ].join('\n'),
   );
-  const serveOptions = (logLevel: string): ServeOptions => ({ logLevel, registryFile, hsSecret });
+  const serveOptions = (logLevel: string, memoEntries?: number): ServeOptions => ({ logLevel, registryFile, hsSecret, ...(memoEntries !== undefined ? { memoEntries } : {}) });
+  // A depth run mints its whole pool before the run, each level remembered (by jti) until its own
+  // Check arrives; a real next hop arrives milliseconds after the mint. The memo must hold the pool
+  // (N entries) plus what the run adds (2 per Check), or the run would measure evictions instead.
+  const poolMemoEntries = 3 * knobs.poolMax + 20_000;
   const pad = await originPad(issuer, knobs.originBytes);
   const sampleOrigin = await issuer.mint(originClaims(1, pad), { ttl: 3600 });
   log(`origin tokens: ${sampleOrigin.length} characters (ES256, LocalIssuer at ${issuer.issuer})`);
@@ -719,7 +726,7 @@ async function main(): Promise<void> {
     let deepestSample: string | undefined;
     let deepest: ScenarioResult | undefined;
     const runDepth = async (depth: number, logLevel: string, name: string): Promise<void> => {
-      const server = await startServe(name, serveOptions(logLevel));
+      const server = await startServe(name, serveOptions(logLevel, poolMemoEntries));
       const windows: Array<{ start: number; end: number }> = [];
       try {
         const client = await GrpcH2Pool.connect(server.address, { sessions: knobs.sessions, streamWindow: knobs.streamWindow, sessionWindow: knobs.sessionWindow, timeoutMs: 0 });
