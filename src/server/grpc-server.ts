@@ -29,6 +29,9 @@ export const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.max_receive_message_length': 4 * 1024 * 1024,
   'grpc.max_send_message_length': 4 * 1024 * 1024,
   'grpc.keepalive_permit_without_calls': 1,
+  // Channelz bookkeeping runs on every call (~5 µs in the depth-0 profile) and we serve no channelz
+  // service that could read it.
+  'grpc.enable_channelz': 0,
 };
 
 /**
