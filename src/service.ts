@@ -19,6 +19,7 @@ import { AUTHZ_SERVICE, HealthState } from './server/health.js';
 import { type RunningHttpServer, startHttpServer } from './server/http-server.js';
 import { logDecision } from './telemetry/audit.js';
 import { finishCheckSpan, startCheckSpan } from './telemetry/check-span.js';
+import { auditLogger } from './telemetry/logger.js';
 import { AuthzMetrics } from './telemetry/metrics.js';
 import { grpcServerCredentials } from './tls/server-credentials.js';
 
@@ -98,6 +99,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
   const settings = { forwardHeader: config.forwardHeader, debugReasons: config.debugReasons };
   const health = new HealthState();
   let inFlight = 0;
+  const audit = auditLogger(logger);
 
   const handleCheck = async (request: CheckRequestMessage, deadline: number | undefined) => {
     const started = performance.now();
@@ -115,7 +117,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
       finishCheckSpan(span, record, keyCacheMiss);
       metrics.recordDecision(record, duration / 1000, keyCacheMiss);
       const spanContext = span.spanContext();
-      logDecision(logger, record, duration, trace.isSpanContextValid(spanContext) ? spanContext.traceId : undefined);
+      logDecision(audit, record, duration, trace.isSpanContextValid(spanContext) ? spanContext.traceId : undefined);
       return buildCheckResponse(record, settings);
     } finally {
       inFlight--;
