@@ -103,8 +103,8 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
 
   it('counts decisions by reason on /metrics', async () => {
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${served.httpPort}/metrics`)).text();
-    const count = (text: string, labels: RegExp): number =>
-      text.split('\n').filter((l) => l.startsWith('authz_decisions_total{') && labels.test(l)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    const count = (text: string, labels: RegExp, metric = 'authz_decisions_total'): number =>
+      text.split('\n').filter((l) => l.startsWith(`${metric}{`) && labels.test(l)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
     const before = await scrape();
     const token = await idp.mint({ sub: 'alice' });
     await client.check({ token, sid: 'A' });
@@ -113,7 +113,10 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
     const after = await scrape();
     assert.equal(count(after, /decision="allow".*reason="none"/) - count(before, /decision="allow".*reason="none"/), 2);
     assert.equal(count(after, /decision="deny".*reason="malformed_token"/) - count(before, /decision="deny".*reason="malformed_token"/), 1);
-    assert.match(after, /authz_check_duration_seconds_bucket\{/);
+    assert.match(after, /# TYPE authz_decisions_total counter/);
+    // The two checks that opened a chain found their keys in memory; the malformed one opened none.
+    assert.equal(count(after, /result="hit"/, 'authz_key_cache_lookups_total') - count(before, /result="hit"/, 'authz_key_cache_lookups_total'), 2);
+    assert.match(after, /authz_check_duration_seconds_bucket\{[^}]*decision="allow"/);
     assert.match(after, /authz_chain_depth_bucket\{/);
     assert.match(after, /authz_key_fetches_total\{[^}]*outcome="ok"[^}]*\} 1/);
     assert.match(after, /authz_key_cache_hit_ratio/);

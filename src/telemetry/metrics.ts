@@ -1,4 +1,4 @@
-import type { Counter, Histogram } from '@opentelemetry/api';
+import type { Attributes, Counter, Histogram } from '@opentelemetry/api';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationType, MeterProvider } from '@opentelemetry/sdk-metrics';
@@ -7,6 +7,13 @@ import type { DecisionRecord } from '../pipeline/decision.js';
 /** Buckets for Check latency: tens of microseconds (warm) to the 200 ms Envoy waits by default. */
 const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1];
 const DEPTH_BUCKETS = [0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32];
+
+/** One attribute object per label value, made once. */
+const DECISION_ATTRIBUTES = {
+  allow: Object.freeze({ decision: 'allow' }),
+  deny: Object.freeze({ decision: 'deny' }),
+  shadow_allow: Object.freeze({ decision: 'shadow_allow' }),
+} as const;
 
 export function decisionLabel(record: DecisionRecord): 'allow' | 'deny' | 'shadow_allow' {
   if (!record.allowed) return 'deny';
@@ -25,12 +32,15 @@ export class AuthzMetrics {
   private readonly exporter: PrometheusExporter;
   private readonly provider: MeterProvider;
   private readonly serializer = new PrometheusSerializer();
-  private readonly decisions: Counter;
   private readonly duration: Histogram;
   private readonly depth: Histogram;
   private readonly keyFetches: Counter;
-  private readonly keyLookups: Counter;
   private readonly redisErrors: Counter;
+  /**
+   * The two per-check counters are counted here and read by observable instruments at scrape
+   * time: a synchronous OTel counter hashes its attribute set on every add (≈ 5 µs each).
+   */
+  private readonly decisionCounts = new Map<string, { readonly attributes: Attributes; count: number }>();
   private lookups = { hit: 0, miss: 0 };
 
   constructor(serviceName: string) {
@@ -44,11 +54,15 @@ export class AuthzMetrics {
       ],
     });
     const meter = this.provider.getMeter('matryoshka-authz');
-    this.decisions = meter.createCounter('authz_decisions', { description: 'Check decisions by decision, reason and tenant' });
+    meter.createObservableCounter('authz_decisions', { description: 'Check decisions by decision, reason and tenant' }).addCallback((result) => {
+      for (const { attributes, count } of this.decisionCounts.values()) result.observe(count, attributes);
+    });
     this.duration = meter.createHistogram('authz_check_duration_seconds', { unit: 's', description: 'Check latency inside the service' });
     this.depth = meter.createHistogram('authz_chain_depth', { description: 'Depth of the incoming chain' });
     this.keyFetches = meter.createCounter('authz_key_fetches', { description: 'Issuer key fetches (discovery + JWKS) by outcome' });
-    this.keyLookups = meter.createCounter('authz_key_cache_lookups', { description: 'Checks whose issuer keys were in memory (hit) or not (miss)' });
+    meter.createObservableCounter('authz_key_cache_lookups', { description: 'Checks whose issuer keys were in memory (hit) or not (miss)' }).addCallback((result) => {
+      for (const outcome of ['hit', 'miss'] as const) if (this.lookups[outcome] > 0) result.observe(this.lookups[outcome], { result: outcome });
+    });
     this.redisErrors = meter.createCounter('authz_redis_errors', { description: 'Redis connection and command failures' });
     meter
       .createObservableGauge('authz_key_cache_hit_ratio', { description: 'Share of checks served from in-memory keys since start' })
@@ -59,13 +73,17 @@ export class AuthzMetrics {
   }
 
   recordDecision(record: DecisionRecord, durationSeconds: number, keyCacheMiss: boolean): void {
-    this.decisions.add(1, { decision: decisionLabel(record), reason: record.reason ?? 'none', tenant: record.tenant ?? 'unknown' });
-    this.duration.record(durationSeconds, { decision: decisionLabel(record) });
+    const decision = decisionLabel(record);
+    const reason = record.reason ?? 'none';
+    const tenant = record.tenant ?? 'unknown';
+    const key = `${decision}\u0000${reason}\u0000${tenant}`;
+    const counted = this.decisionCounts.get(key);
+    if (counted === undefined) this.decisionCounts.set(key, { attributes: { decision, reason, tenant }, count: 1 });
+    else counted.count++;
+    this.duration.record(durationSeconds, DECISION_ATTRIBUTES[decision]);
     if (record.chain !== undefined) {
       this.depth.record(record.chain.depth);
-      const result = keyCacheMiss ? 'miss' : 'hit';
-      this.lookups[result]++;
-      this.keyLookups.add(1, { result });
+      this.lookups[keyCacheMiss ? 'miss' : 'hit']++;
     }
   }
 
