@@ -37,9 +37,9 @@ export function inflateBounded(data: Buffer, kind: Compression, maxBytes: number
  * We compress on every mint at depth ≥ 3, so the settings are chosen for CPU. What a container
  * holds is mostly base64 of an already compressed inner container: there is almost nothing for
  * LZ77 to match, and the whole gain is entropy coding 6-bit symbols held in 8-bit characters.
- * Measured on a 20 KB depth-8 token (bench/README.md, "Compression settings"): gzip Huffman-only
- * gives the same length as level 6 (within 0.2%) at about half the CPU; brotli quality 1 the
- * same length as quality 5 at about a third.
+ * `npm run bench` measures the settings on a real depth-8 token (its "compression" note): gzip
+ * Huffman-only gives the length of level 6 (within 0.2%) at about half the CPU, brotli quality 1
+ * the length of quality 5 at about half.
  */
 export function compress(data: Buffer, kind: Compression): Buffer {
   return kind === 'g'

@@ -61,7 +61,11 @@ function widenReceiveWindows(server: grpc.Server): boolean {
   for (const http2Server of servers.keys() as IterableIterator<SessionEmitter>) {
     http2Server.on('session', (session) => {
       const widen = (): void => {
-        if (!session.destroyed) session.setLocalWindowSize(CONNECTION_RECEIVE_WINDOW);
+        try {
+          if (!session.destroyed && !session.closed) session.setLocalWindowSize(CONNECTION_RECEIVE_WINDOW);
+        } catch {
+          // A connection that went away in between: nothing to widen, and never a reason to crash.
+        }
       };
       // setLocalWindowSize before the connection is up is lost; after the handshake it is a WINDOW_UPDATE.
       if (session.connecting) session.once('connect', widen);
