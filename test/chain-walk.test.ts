@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { inspectChain } from '../src/chain/inspect.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Harness, startHarness } from './helpers/harness.js';
+import { compactSign } from '../src/keys/jws-crypto.js';
+import { OwnKeys } from '../src/keys/own-keys.js';
+import { type Harness, lastReason, startHarness } from './helpers/harness.js';
 import { issuer } from './helpers/records.js';
 import { authStack, claims } from './helpers/tokens.js';
 
@@ -76,6 +78,36 @@ describe('a chain walked hop by hop through Check', () => {
     const token = await idp.mint({ sub: 'bob' });
     for (let i = 0; i < 20; i++) assert.equal((await h.client.check({ token, sid: 'A' })).allowed, true);
     assert.equal(idp.hits.jwks - before, 0, 'keys already cached from the first test');
+  });
+});
+
+describe('the memo of verified chains: a hop opens only its own level', () => {
+  it('does not inflate, parse or verify the container of a level we minted once that level has verified', async () => {
+    const idp = await LocalIssuer.start();
+    const ownKeys = await OwnKeys.generate();
+    const h = await startHarness({ contents: { issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })] }, ownKeys });
+    try {
+      let token = await idp.mint({ sub: 'alice' });
+      for (const sid of ['A', 'B']) token = (await h.client.check({ token, sid })).forwardedToken as string;
+      const minted = (await h.client.check({ token, sid: 'C' })).forwardedToken as string; // depth 3: a gzip container
+      const payload = JSON.parse(Buffer.from(minted.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown> & { auth_stack: Record<string, unknown> };
+      assert.equal(payload.auth_stack['cmp'], 'g');
+      // The same level, signed with our key, around a container that does not even inflate: only a
+      // hop that never touches the container can accept it. (We never sign two levels with one jti.)
+      const garbage = { ...payload, auth_stack: { ...payload.auth_stack, container: Buffer.from('not gzip at all').toString('base64') } };
+      const { alg, kid, privateKey } = ownKeys.signing;
+      const sameJti = compactSign(alg, kid, privateKey, garbage);
+      const next = await h.client.check({ token: sameJti, sid: 'D' });
+      assert.equal(next.allowed, true, next.body);
+      assert.equal(next.headers['x-auth-chain'], 'A,B,C,D');
+      // With a jti the memo does not hold, the container is opened — and refused.
+      const otherJti = compactSign(alg, kid, privateKey, { ...garbage, jti: 'never-minted-here' });
+      assert.equal((await h.client.check({ token: otherJti, sid: 'D' })).allowed, false);
+      assert.equal(lastReason(h), 'stack_malformed');
+    } finally {
+      await h.stop();
+      await idp.stop();
+    }
   });
 });
 
