@@ -92,6 +92,22 @@ describe('a fleet of replicas on one Redis', () => {
     assert.ok(jwks.keys.filter((k) => k.use === 'sig').length >= 2, "each replica's JWKS serves the fleet's published keys");
   });
 
+  it('makes no Redis round trip per check once warm', async () => {
+    const admin = redis.client();
+    try {
+      const commandsSoFar = async (): Promise<number> => Number(/total_commands_processed:(\d+)/.exec(await admin.info('stats'))?.[1]);
+      assert.equal((await clients[0]!.check({ token: await idp.mint({ sub: 'warm' }), sid: 'A' })).allowed, true);
+      const tokens = await Promise.all(Array.from({ length: 200 }, (_, i) => idp.mint({ sub: `user-${i}` })));
+      const before = await commandsSoFar();
+      for (const token of tokens) assert.equal((await clients[0]!.check({ token, sid: 'A' })).allowed, true);
+      // Minus our own second INFO; what is left is the replicas' background work (version polls).
+      const used = (await commandsSoFar()) - before - 1;
+      assert.ok(used < 20, `${used} Redis commands during 200 checks with distinct tokens`);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
   it('picks up a key rotated at the IdP with one refetch, even for 50 concurrent checks across replicas', async () => {
     const before = idp.hits.jwks;
     await idp.rotate();
