@@ -925,8 +925,7 @@ async function main(): Promise<void> {
       const a = above(r, base);
       return a === undefined || floor === undefined ? undefined : a / floor.pairMicros;
     };
-    const overFloorCorrected = (r: ScenarioResult | undefined, base = noop): number | undefined =>
-      r?.floorNear === undefined || base?.floorNear === undefined ? undefined : driftCorrected(r, base);
+    const overFloorCorrected = (r: ScenarioResult | undefined): number | undefined => driftCorrected(r, noop);
     // A run whose answers were not (almost all) allows measured something else: its targets are void.
     const valid = (...rs: Array<ScenarioResult | undefined>): boolean =>
       rs.every((r) => r !== undefined && r.load.completed > 0 && r.load.allowed / r.load.completed >= 0.99);
@@ -1022,8 +1021,9 @@ function mib(kib: number): string {
 }
 
 /** (CPU ÷ the floor measured beside it) − (no-op CPU ÷ the floor beside the no-op): above ÷ floor, machine drift cancelled. */
-function driftCorrected(r: ScenarioResult, base: ScenarioResult): number {
-  return r.load.serverCpuMicrosPerCheck / (r.floorNear as number) - base.load.serverCpuMicrosPerCheck / (base.floorNear as number);
+function driftCorrected(r: ScenarioResult | undefined, base: ScenarioResult | undefined): number | undefined {
+  if (r?.floorNear === undefined || base?.floorNear === undefined) return undefined;
+  return r.load.serverCpuMicrosPerCheck / r.floorNear - base.load.serverCpuMicrosPerCheck / base.floorNear;
 }
 
 function renderTable(rows: readonly ScenarioResult[], floor: CryptoFloor | undefined, noop: ScenarioResult | undefined): string {
@@ -1041,7 +1041,7 @@ function renderTable(rows: readonly ScenarioResult[], floor: CryptoFloor | undef
       above === undefined ? '—' : above.toFixed(1),
       above === undefined || floor === undefined ? '—' : (above / floor.pairMicros).toFixed(2),
       r.floorNear === undefined ? '—' : r.floorNear.toFixed(1),
-      r.kind !== 'serve' || noop?.floorNear === undefined || r.floorNear === undefined ? '—' : driftCorrected(r, noop).toFixed(2),
+      (r.kind === 'serve' ? driftCorrected(r, noop)?.toFixed(2) : undefined) ?? '—',
       l.serverCores.toFixed(2),
       l.clientCpuMicrosPerRequest.toFixed(1),
       Math.max(0, l.machineBusyCores - l.serverCores - l.clientCores).toFixed(2),

@@ -52,11 +52,11 @@ interface SessionEmitter {
  * connection window. If a grpc-js upgrade moves it, we keep serving with nghttp2's default and say
  * so once (a test pins the window, so the upgrade is noticed in CI).
  */
-function widenReceiveWindows(server: grpc.Server): boolean {
+function widenReceiveWindows(server: grpc.Server): void {
   const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
   if (!(servers instanceof Map)) {
     process.emitWarning('grpc-js internals changed: HTTP/2 connection windows stay at 64 KiB', { code: 'MATRYOSHKA_H2_WINDOW' });
-    return false;
+    return;
   }
   for (const http2Server of servers.keys() as IterableIterator<SessionEmitter>) {
     http2Server.on('session', (session) => {
@@ -72,7 +72,6 @@ function widenReceiveWindows(server: grpc.Server): boolean {
       else widen();
     });
   }
-  return true;
 }
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
