@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
 import { signJws, verifyJwsSignature } from '../src/keys/jws-crypto.js';
+import { generateKeyFile } from '../src/keys/own-keys.js';
 import { type CompressionCost, compressionCosts } from './lib/compression-costs.js';
 import { GrpcH2Pool } from './lib/h2grpc.js';
 import { type Memory, machineInfo, machineJiffies, processMemory } from './lib/proc.js';
@@ -43,13 +44,15 @@ const num = (name: string, fallback: number): number => {
   if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number`);
   return value;
 };
-const ALL_SCENARIOS = ['crypto', 'noop', 'depths', 'half', 'noop-large', 'info', 'memory'] as const;
+const ALL_SCENARIOS = ['crypto', 'noop', 'depths', 'half', 'peer', 'noop-large', 'info', 'memory'] as const;
 const knobs = {
   warmupMs: num('BENCH_WARMUP_S', 1) * 1000,
   durationMs: num('BENCH_DURATION_S', 5) * 1000,
   concurrency: num('BENCH_CONCURRENCY', 64),
   sessions: num('BENCH_SESSIONS', 4),
   depths: (env['BENCH_DEPTHS'] ?? '0,1,2,4,8').split(',').filter((s) => s.trim() !== '').map(Number),
+  /** Depths measured again with each request's outer level minted by another replica (the targets' depths by default). */
+  peerDepths: env['BENCH_PEER_DEPTHS'] === undefined ? undefined : env['BENCH_PEER_DEPTHS'].split(',').filter((s) => s.trim() !== '').map(Number),
   scenarios: new Set((env['BENCH_SCENARIOS'] ?? ALL_SCENARIOS.join(',')).split(',').map((s) => s.trim())),
   memoryChecks: num('BENCH_MEMORY_CHECKS', 200_000),
   timeoutMs: num('BENCH_GRPC_TIMEOUT_MS', 250),
@@ -72,6 +75,8 @@ for (const d of knobs.depths) if (!Number.isInteger(d) || d < 0 || d > 30) throw
 const want = (s: (typeof ALL_SCENARIOS)[number]): boolean => knobs.scenarios.has(s);
 const profiled = (label: string): boolean => knobs.profile.has('1') || knobs.profile.has('all') || knobs.profile.has(label);
 const maxDepth = Math.max(...knobs.depths, 0);
+const peerDepths = (knobs.peerDepths ?? [1, maxDepth]).filter((d, i, all) => d >= 1 && all.indexOf(d) === i);
+for (const d of peerDepths) if (!Number.isInteger(d) || d > 30) throw new Error(`BENCH_PEER_DEPTHS: ${d} is not a depth`);
 
 // ---------------------------------------------------------------------------------------------
 // Children: everything spawned is killed on exit, error or signal.
@@ -160,6 +165,8 @@ interface ServeOptions {
   readonly hsSecret: string;
   /** MATRYOSHKA_MEMO_ENTRIES; the service's default when absent. */
   readonly memoEntries?: number;
+  /** MATRYOSHKA_SIGNING_KEYS: replicas that share it accept each other's levels. */
+  readonly signingKeysFile?: string;
 }
 
 async function startServe(label: string, options: ServeOptions): Promise<RunningServer> {
@@ -186,6 +193,7 @@ async function startServe(label: string, options: ServeOptions): Promise<Running
         LOG_LEVEL: options.logLevel,
         BENCH_HS_SECRET: options.hsSecret,
         ...(options.memoEntries !== undefined ? { MATRYOSHKA_MEMO_ENTRIES: String(options.memoEntries) } : {}),
+        ...(options.signingKeysFile !== undefined ? { MATRYOSHKA_SIGNING_KEYS: options.signingKeysFile } : {}),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -713,11 +721,21 @@ async function main(): Promise<void> {
       '',
     ].join('\n'),
   );
-  const serveOptions = (logLevel: string, memoEntries?: number): ServeOptions => ({ logLevel, registryFile, hsSecret, ...(memoEntries !== undefined ? { memoEntries } : {}) });
-  // A depth run mints its whole pool before the run, each level remembered (by jti) until its own
-  // Check arrives; a real next hop arrives milliseconds after the mint. The memo must hold the pool
-  // (N entries) plus what the run adds (2 per Check), or the run would measure evictions instead.
-  const poolMemoEntries = 3 * knobs.poolMax + 20_000;
+  const serveOptions = (logLevel: string, memoEntries?: number, signingKeysFile?: string): ServeOptions => ({
+    logLevel,
+    registryFile,
+    hsSecret,
+    ...(memoEntries !== undefined ? { memoEntries } : {}),
+    ...(signingKeysFile !== undefined ? { signingKeysFile } : {}),
+  });
+  // A depth run mints its whole pool before the run, each level remembered (by its text and its
+  // jti) until its own Check arrives; a real next hop arrives milliseconds after the mint. The memo
+  // must hold the pool (2 entries per token) plus what the run adds (2 per Check), or the run would
+  // measure evictions instead.
+  const poolMemoEntries = 4 * knobs.poolMax + 20_000;
+  // The peer runs: two replicas with one key file, as in deploy/kubernetes.
+  const sharedKeysFile = join(workDir, 'signing-keys.json');
+  writeFileSync(sharedKeysFile, `${JSON.stringify(await generateKeyFile(), null, 2)}\n`, { mode: 0o600 });
   const pad = await originPad(issuer, knobs.originBytes);
   const sampleOrigin = await issuer.mint(originClaims(1, pad), { ttl: 3600 });
   log(`origin tokens: ${sampleOrigin.length} characters (ES256, LocalIssuer at ${issuer.issuer})`);
@@ -750,11 +768,18 @@ async function main(): Promise<void> {
     let deepestFile: string | undefined;
     let deepestSample: string | undefined;
     let deepest: ScenarioResult | undefined;
-    const runDepth = async (depth: number, logLevel: string, name: string): Promise<void> => {
-      const server = await startServe(name, serveOptions(logLevel, poolMemoEntries));
+    /**
+     * `peer`: the outer level of every request is minted by another replica (same key file) around
+     * a chain the measured server minted one hop earlier — replicas taking turns, as behind a
+     * Kubernetes Service. Otherwise the measured server minted the outer level itself.
+     */
+    const runDepth = async (depth: number, logLevel: string, name: string, peer = false): Promise<void> => {
+      const server = await startServe(name, serveOptions(logLevel, poolMemoEntries, peer ? sharedKeysFile : undefined));
       const windows: Array<{ start: number; end: number }> = [];
       try {
         const client = await GrpcH2Pool.connect(server.address, { sessions: knobs.sessions, streamWindow: knobs.streamWindow, sessionWindow: knobs.sessionWindow, timeoutMs: 0 });
+        const minter = peer ? await startServe(`${name} minter`, serveOptions(logLevel, poolMemoEntries, sharedKeysFile)) : undefined;
+        const minterClient = minter === undefined ? client : await GrpcH2Pool.connect(minter.address, { sessions: knobs.sessions, streamWindow: knobs.streamWindow, sessionWindow: knobs.sessionWindow, timeoutMs: 0 });
         let tokens: string[];
         let poolNote: string;
         let inner: string | undefined;
@@ -774,7 +799,7 @@ async function main(): Promise<void> {
             // As many as the run will use at the rate the server now wraps (re-estimated as it warms up).
             let target = 2000;
             const marks: Array<{ done: number; ms: number }> = [{ done: 0, ms: 0 }];
-            const built = await wrapMany(client, t, `hop-${depth}`, (done, elapsedMs) => {
+            const built = await wrapMany(minterClient, t, `hop-${depth}`, (done, elapsedMs) => {
               const last = marks[marks.length - 1] as { done: number; ms: number };
               if (elapsedMs - last.ms >= 250) {
                 marks.push({ done, ms: elapsedMs });
@@ -784,16 +809,20 @@ async function main(): Promise<void> {
               return target;
             });
             tokens = built.tokens;
-            poolNote = `${tokens.length} distinct depth-${depth} levels around one depth-${depth - 1} chain (built at ${built.rate.toFixed(0)}/s)`;
+            poolNote = `${tokens.length} distinct depth-${depth} levels ${peer ? 'minted by another replica ' : ''}around one depth-${depth - 1} chain (built at ${built.rate.toFixed(0)}/s)`;
             log(`${name}: built ${tokens.length} distinct depth-${depth} tokens (${tokens[0]?.length ?? 0} characters) at ${built.rate.toFixed(0)}/s`);
           }
         } finally {
           client.close();
+          if (minter !== undefined) {
+            minterClient.close();
+            await stopServer(minter, []);
+          }
         }
         const file = join(workDir as string, `pool-${name}.bin`);
         writePool(file, tokens.map((t, i) => encodeCheckFrame(checkRequest(t, knobs.dest, i))));
         const requestTokenLength = avg(tokens);
-        if (depth === maxDepth && logLevel === 'warn') deepestSample = tokens[0];
+        if (depth === maxDepth && logLevel === 'warn' && !peer) deepestSample = tokens[0];
         tokens = [];
         const before = await durationBuckets(server);
         const { load, floorNear } = await runLoadBesideFloor(loadConfig(name, server, { kind: 'pool', file }, { expectDepth: depth + 1 }));
@@ -809,7 +838,7 @@ async function main(): Promise<void> {
         };
         results.push(result);
 
-        if (depth === maxDepth && logLevel === 'warn' && want('half') && inner !== undefined) {
+        if (depth === maxDepth && logLevel === 'warn' && !peer && want('half') && inner !== undefined) {
           const rate = load.allowedPerSecond / 2;
           const client2 = await GrpcH2Pool.connect(server.address, { sessions: knobs.sessions, streamWindow: knobs.streamWindow, sessionWindow: knobs.sessionWindow, timeoutMs: 0 });
           const count = Math.ceil(rate * windowSeconds * 1.15) + 200;
@@ -830,7 +859,7 @@ async function main(): Promise<void> {
             serverLogProblems: { count: server.problemCount, first: server.problems }, floorNear: halfFloor,
           });
         }
-        if (depth === maxDepth && logLevel === 'warn') {
+        if (depth === maxDepth && logLevel === 'warn' && !peer) {
           deepestFile = file;
           deepest = result;
         } else {
@@ -849,6 +878,10 @@ async function main(): Promise<void> {
 
     if (want('depths')) {
       for (const depth of knobs.depths) await withRetry(`depth ${depth}`, () => runDepth(depth, 'warn', `depth ${depth}`));
+    }
+
+    if (want('peer')) {
+      for (const depth of peerDepths) await withRetry(`depth ${depth} peer`, () => runDepth(depth, 'warn', `depth ${depth} peer`, true));
     }
 
     if (want('noop-large') && deepestFile !== undefined && deepest !== undefined) {
@@ -919,6 +952,8 @@ async function main(): Promise<void> {
     const d8 = byName(`depth ${maxDepth}`);
     const half = byName(`depth ${maxDepth}@50%`);
     const noopLarge = byName(`noop@d${maxDepth}-size`);
+    const d1Peer = byName('depth 1 peer');
+    const d8Peer = byName(`depth ${maxDepth} peer`);
     const above = (r: ScenarioResult | undefined, base = noop): number | undefined =>
       r === undefined || base === undefined ? undefined : r.load.serverCpuMicrosPerCheck - base.load.serverCpuMicrosPerCheck;
     const overFloor = (r: ScenarioResult | undefined, base = noop): number | undefined => {
@@ -932,7 +967,10 @@ async function main(): Promise<void> {
     const targets = [
       { target: 'CPU above no-op ≤ 1.5× crypto floor at depth 1', value: overFloor(d1), corrected: overFloorCorrected(d1), limit: 1.5, unit: '×', better: 'lower' as const, ok: valid(d1, noop) },
       { target: `CPU above no-op ≤ 2.5× crypto floor at depth ${maxDepth}`, value: overFloor(d8), corrected: overFloorCorrected(d8), limit: 2.5, unit: '×', better: 'lower' as const, ok: valid(d8, noop) },
+      { target: 'the same, when another replica minted the outer level (depth 1 peer)', value: overFloor(d1Peer), corrected: overFloorCorrected(d1Peer), limit: 1.5, unit: '×', better: 'lower' as const, ok: valid(d1Peer, noop) },
+      { target: `the same, when another replica minted the outer level (depth ${maxDepth} peer)`, value: overFloor(d8Peer), corrected: overFloorCorrected(d8Peer), limit: 2.5, unit: '×', better: 'lower' as const, ok: valid(d8Peer, noop) },
       { target: `throughput at depth ${maxDepth} ≥ 50% of no-op`, corrected: undefined, value: d8 !== undefined && noop !== undefined ? d8.load.allowedPerSecond / noop.load.allowedPerSecond : undefined, limit: 0.5, unit: '×', better: 'higher' as const, ok: valid(d8, noop) },
+      { target: `the same, when another replica minted the outer level (depth ${maxDepth} peer)`, corrected: undefined, value: d8Peer !== undefined && noop !== undefined ? d8Peer.load.allowedPerSecond / noop.load.allowedPerSecond : undefined, limit: 0.5, unit: '×', better: 'higher' as const, ok: valid(d8Peer, noop) },
       { target: `p99 ≤ 5 ms at half of max load, depth ${maxDepth}`, corrected: undefined, value: half?.load.latencyMs.p99, limit: 5, unit: 'ms', better: 'lower' as const, ok: valid(half) },
     ].map(({ ok, ...t }) => ({
       ...t,
@@ -975,7 +1013,7 @@ async function main(): Promise<void> {
     if (compression !== undefined && deepestSample !== undefined) {
       sideNotes.push(`compression of one depth-${maxDepth} token (${deepestSample.length} characters) at mint, CPU µs → base64 characters: ${compression.map((c) => `${c.name} ${c.micros.toFixed(0)} µs → ${c.base64Length}`).join('; ')}`);
     }
-    sideNotes.push('pools: every request of a depth-d run carries a distinct outermost level (built through the server before the run, wrapping one already-verified depth-(d-1) chain); depth 0: distinct origin tokens; the no-op runs cycle a pool (nothing to cache). A pool that ran out is reported below.');
+    sideNotes.push('pools: every request of a depth-d run carries a distinct outermost level (built before the run, wrapping one depth-(d-1) chain the server minted); "depth d": the measured server minted each outer level itself (a hop answered by the replica that answered the previous one: it remembers the token it signed, and verifies no signature); "depth d peer": another replica with the same key file minted them (the server verifies that level, and finds the chain inside it in its memo); depth 0: distinct origin tokens; the no-op runs cycle a pool (nothing to cache). A pool that ran out is reported below.');
     sideNotes.push(...retried);
     if (sideNotes.length > 0) process.stdout.write(`\nnotes:\n${sideNotes.map((n) => `  - ${n}`).join('\n')}\n`);
     if (notes.length > 0) process.stdout.write(`\nproblems:\n${notes.map((n) => `  - ${n}`).join('\n')}\n`);

@@ -16,11 +16,14 @@ import { loadProtos } from '../src/server/protos.js';
 const MINTED_TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln';
 const DEFAULTS: ResponseSettings = { forwardHeader: 'authorization', debugReasons: false };
 
-const minted = (overrides: Partial<Minted> = {}): Minted => ({ token: MINTED_TOKEN, depth: 2, sids: ['gateway', 'orders'], compressed: false, jti: 'f5a0c1de-0000-4000-8000-000000000001', ...overrides });
-
 /** A one-level chain of the given depth (only `depth` matters to the response). */
 function chainOfDepth(depth: number): Chain {
-  const level: VerifiedLevel = {
+  const level = levelAt(depth);
+  return { levels: [level], outer: level, depth, sealed: false, sids: [], verifiedHere: 1, keyCacheMiss: false };
+}
+
+function levelAt(depth: number): VerifiedLevel {
+  return {
     iss: 'https://idp.acme.example',
     alg: 'ES256',
     kid: undefined,
@@ -35,8 +38,17 @@ function chainOfDepth(depth: number): Chain {
     subject: 'alice',
     roles: [],
   };
-  return { levels: [level], outer: level, depth, sealed: false, sids: [], verifiedHere: 1, keyCacheMiss: false };
 }
+
+const minted = (overrides: Partial<Minted> = {}): Minted => ({
+  token: MINTED_TOKEN,
+  depth: 2,
+  sids: ['gateway', 'orders'],
+  compressed: false,
+  jti: 'f5a0c1de-0000-4000-8000-000000000001',
+  level: levelAt(2),
+  ...overrides,
+});
 
 function allowed(overrides: Partial<DecisionRecord> = {}): DecisionRecord {
   return {

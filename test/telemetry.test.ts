@@ -69,14 +69,20 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
     assert.deepEqual(levels.map((e) => attribute(e, 'level.depth')), [0, 1, 2, 3]);
     assert.deepEqual(levels.map((e) => attribute(e, 'level.sid') ?? null), [null, 'A', 'B', 'C']);
     assert.ok(levels.every((e) => attribute(e, 'level.alg') === 'ES256' && typeof attribute(e, 'level.kid') === 'string'));
-    // The hop verifies only its own level; the chain below was verified by the previous hop.
-    assert.deepEqual(levels.map((e) => attribute(e, 'level.verified')), ['memo', 'memo', 'memo', 'signature']);
+    // This replica minted the token it is shown (at hop C) and remembers it by its text: the hop
+    // verifies no signature at all. (A level it did not mint is verified: the fresh origin below.)
+    assert.deepEqual(levels.map((e) => attribute(e, 'level.verified')), ['memo', 'memo', 'memo', 'memo']);
 
     // Fan-out: the same token for another destination is entirely a memo hit.
     const fanOutTrace = randomBytes(16).toString('hex');
     assert.equal((await client.check({ token, sid: 'E', headers: { traceparent: `00-${fanOutTrace}-${randomBytes(8).toString('hex')}-01` } })).allowed, true);
     const fanOut = await spanOf(fanOutTrace);
     assert.deepEqual((fanOut.events ?? []).map((e) => attribute(e, 'level.verified')), ['memo', 'memo', 'memo', 'memo']);
+
+    const originTrace = randomBytes(16).toString('hex');
+    const origin = await idp.mint({ sub: 'bob' });
+    assert.equal((await client.check({ token: origin, sid: 'A', headers: { traceparent: `00-${originTrace}-${randomBytes(8).toString('hex')}-01` } })).allowed, true);
+    assert.deepEqual(((await spanOf(originTrace)).events ?? []).map((e) => attribute(e, 'level.verified')), ['signature']);
 
     const children = receiver.spans.filter((s) => s.traceId === traceId && s.parentSpanId === span.spanId).map((s) => s.name).sort();
     assert.deepEqual(children, ['chain open', 'registry read', 'token mint']);

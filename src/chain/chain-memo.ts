@@ -15,7 +15,7 @@ const DEFAULT_TTL_MS = 10 * 60_000;
 /**
  * Chains verified before, under one of two keys:
  * - the SHA-256 of the exact text that carried them: a whole token (the outermost level of a later
- *   Check — fan-out), which is also the key of a plain container holding that token;
+ *   Check — fan-out — or a token we minted), which is also the key of a container holding it;
  * - the `jti` of a level we minted around them (`mintedKey`): the next hop has verified that
  *   level's signature with our key before it looks, and we never sign two levels with one jti, so
  *   the jti stands for the exact container we wrote — without hashing 20 KB of it twice per hop.
@@ -53,6 +53,18 @@ export class ChainMemo {
     const ttl = expiresAt === undefined ? DEFAULT_TTL_MS : Math.min(DEFAULT_TTL_MS, expiresAt * 1000 - Date.now());
     if (ttl <= 0) return;
     this.cache.set(key, { levels, sealed, registryVersion }, { ttl });
+  }
+
+  /**
+   * At mint: the chain we just verified (`inside`) is what the next hop will find in the token we
+   * minted around it. The whole new token goes in under its text, with its own level on top, so a
+   * hop this replica answers verifies nothing we signed ourselves (the text is what we signed); the
+   * chain inside goes in under the new level's jti, for a replica that finds the level some other
+   * way (wrapped by another level) once that level's signature has verified.
+   */
+  rememberMinted(token: string, jti: string, level: VerifiedLevel, inside: readonly VerifiedLevel[], sealed: boolean, registryVersion: number): void {
+    this.set(ChainMemo.key(undefined, token), [...inside, level], sealed, registryVersion, level.exp);
+    this.set(ChainMemo.mintedKey(jti), inside, sealed, registryVersion, inside[inside.length - 1]?.exp);
   }
 
   get size(): number {

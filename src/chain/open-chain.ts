@@ -58,6 +58,9 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   let enclosingIat: number | undefined;
   let below: MemoizedChain | undefined;
   let sealed = false;
+  // textKeys[i]: the memo key of the text level i was read from, when it was looked up and missed;
+  // once the walk has verified everything below, that sub-chain goes in under it (fan-in).
+  const textKeys: Array<string | undefined> = [];
 
   for (;;) {
     if (opened.length >= limits.maxLevels) deny('stack_too_large', `more than ${limits.maxLevels} levels`);
@@ -75,11 +78,13 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     referenceTime = times.iat ?? referenceTime;
     enclosingIat = times.iat;
 
-    below = memo === undefined ? undefined : memoBelow(memo, jws, signer, stack, registryVersion);
-    if (below !== undefined) {
-      checkTime(below.levels[below.levels.length - 1] as VerifiedLevel, false, referenceTime, enclosingIat, limits.clockSkewSeconds, 'stack_malformed');
-      sealed = below.sealed;
-      break;
+    below = memo === undefined ? undefined : mintedBelow(memo, jws, signer, registryVersion);
+    if (below !== undefined) break;
+    let innerKey: string | undefined;
+    if (memo !== undefined && stack.cmp === undefined && stack.fmt === 'JWT') {
+      innerKey = ChainMemo.key(undefined, stack.container);
+      below = memo.get(innerKey, registryVersion);
+      if (below !== undefined) break;
     }
     let inner = unpack(stack, limits.maxContainerBytes);
     if (stack.fmt === 'JWE') {
@@ -91,27 +96,45 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
       }
       inner = unsealed;
     }
+    // A level we (or a replica sharing our keys) packed holds a token some replica minted or
+    // verified: this one may know that token by its text, sparing its parse and verification.
+    if (memo !== undefined && signer.own && (stack.cmp !== undefined || stack.fmt === 'JWE')) {
+      innerKey = ChainMemo.key(undefined, inner);
+      below = memo.get(innerKey, registryVersion);
+      if (below !== undefined) break;
+    }
+    textKeys[opened.length] = innerKey;
     current = inner;
+  }
+  if (below !== undefined) {
+    checkTime(below.levels[below.levels.length - 1] as VerifiedLevel, false, referenceTime, enclosingIat, limits.clockSkewSeconds, 'stack_malformed');
+    sealed = below.sealed;
   }
   const levels = assemble(opened, below?.levels ?? [], sealed);
   const chain = toChain(levels, sealed, opened.length, opened.some((l) => l.signer.keysRefreshed));
-  if (memo !== undefined && tokenKey !== undefined) memo.set(tokenKey, levels, sealed, registryVersion, chain.outer.exp);
+  if (memo !== undefined && tokenKey !== undefined) {
+    memo.set(tokenKey, levels, sealed, registryVersion, chain.outer.exp);
+    const base = below?.levels.length ?? 0;
+    for (let i = 1; i < opened.length; i++) {
+      const key = textKeys[i];
+      if (key === undefined) continue;
+      const top = base + opened.length - 1 - i;
+      memo.set(key, levels.slice(0, top + 1), sealed, registryVersion, (levels[top] as VerifiedLevel).exp);
+    }
+  }
   return chain;
 }
 
 /**
- * The chain inside `level`, if verified before: for a level we minted, under its jti (set at mint);
- * else, for a plain JWT container, under the key the inner token had as a whole token. A compressed
- * or sealed container we did not mint is never in the memo, so it is not hashed at all.
+ * The chain inside a level we minted, under its jti (set at mint), once its signature has verified.
+ * Otherwise the walk looks the inner token up by its text: at once for a plain container; for a
+ * compressed or sealed one only once opened, and only when the level is our own (a foreign one
+ * is never in the memo, so it is not hashed at all).
  */
-function memoBelow(memo: ChainMemo, level: CompactJws, signer: TrustedSigner, stack: AuthStack, registryVersion: number): MemoizedChain | undefined {
+function mintedBelow(memo: ChainMemo, level: CompactJws, signer: TrustedSigner, registryVersion: number): MemoizedChain | undefined {
   const jti = level.payload['jti'];
-  if (signer.own && typeof jti === 'string' && jti.length > 0) {
-    const minted = memo.get(ChainMemo.mintedKey(jti), registryVersion);
-    if (minted !== undefined) return minted;
-  }
-  if (stack.cmp !== undefined || stack.fmt === 'JWE') return undefined;
-  return memo.get(ChainMemo.key(undefined, stack.container), registryVersion);
+  if (!signer.own || typeof jti !== 'string' || jti.length === 0) return undefined;
+  return memo.get(ChainMemo.mintedKey(jti), registryVersion);
 }
 
 /** Only we, and foreign minters for the sids they are registered for, may wrap a chain. */

@@ -1,5 +1,5 @@
 import type { Tracer } from '@opentelemetry/api';
-import { ChainMemo } from '../chain/chain-memo.js';
+import type { ChainMemo } from '../chain/chain-memo.js';
 import type { ChainLimits } from '../chain/limits.js';
 import { openChain } from '../chain/open-chain.js';
 import type { Chain } from '../chain/types.js';
@@ -189,8 +189,6 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     deps.ownKeys,
     deps.mint,
   ));
-  // What we just verified is what the next hop will find inside the token we mint: remember it
-  // under the new level's jti, so the next Check verifies only that level (see ChainMemo).
-  deps.memo?.set(ChainMemo.mintedKey(minted.jti), chain.levels, chain.sealed, registryVersion, chain.outer.exp);
+  deps.memo?.rememberMinted(minted.token, minted.jti, minted.level, chain.levels, chain.sealed, registryVersion);
   draft.minted = minted;
 }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { encodeStandardBase64 } from '../chain/base64.js';
 import { type Compression, compress } from '../chain/compression.js';
 import { sealContainer } from '../chain/seal.js';
-import type { Chain } from '../chain/types.js';
+import { numericDate, rolesAt, subjectOf } from '../chain/claims.js';
+import type { Chain, VerifiedLevel } from '../chain/types.js';
 import { compactSign } from '../keys/jws-crypto.js';
 import type { OwnKeys } from '../keys/own-keys.js';
 
@@ -33,6 +34,11 @@ export interface Minted {
   readonly compressed: boolean;
   /** Unique per minted level: the memo key of the chain it carries. */
   readonly jti: string;
+  /**
+   * The new level exactly as `openChain` will record it when the token comes back: we signed it,
+   * so a hop that finds this very token in the memo (keyed by its text) need not verify it again.
+   */
+  readonly level: VerifiedLevel;
 }
 
 /** Compress only when it pays: the base64 of the compressed bytes must be shorter. */
@@ -76,5 +82,21 @@ export async function mintExtended(request: MintRequest, keys: OwnKeys, settings
     auth_stack: { fmt, ...(cmp === undefined ? {} : { cmp }), sid: request.destination, depth, container },
   };
   const token = compactSign(keys.signing.alg, keys.signing.kid, keys.signing.privateKey, payload);
-  return { token, depth, sids: [...request.chain.sids, request.destination], compressed: cmp !== undefined, jti };
+  // Read back with the verifier's own claim readers, so the record cannot drift from theirs.
+  const level: VerifiedLevel = {
+    iss: settings.issuer,
+    alg: keys.signing.alg,
+    kid: keys.signing.kid,
+    exp: numericDate(payload, 'exp'),
+    nbf: undefined,
+    iat: numericDate(payload, 'iat'),
+    own: true,
+    issuer: undefined,
+    tenant: request.tenant,
+    stack: { fmt, cmp, sid: request.destination, depth },
+    depth,
+    subject: subjectOf(payload),
+    roles: rolesAt(payload, 'roles'),
+  };
+  return { token, depth, sids: [...request.chain.sids, request.destination], compressed: cmp !== undefined, jti, level };
 }
