@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { inspectChain } from '../src/chain/inspect.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { compactSign } from '../src/keys/jws-crypto.js';
@@ -64,6 +65,14 @@ describe('a chain walked hop by hop through Check', () => {
     }
     // Depth 4 of a ~1 KB origin: gzip pays, so the depth-3 and -4 containers are compressed.
     assert.equal(authStack(token)['cmp'], 'g');
+    // The first compression of the chain looks for repeats: the origin's 700 'x' are still there,
+    // as plain text two levels down, and go (an entropy coder alone would save about a quarter).
+    const inflate = (container: unknown): string => gunzipSync(Buffer.from(container as string, 'base64')).toString('latin1');
+    const third = authStack(inflate(authStack(token)['container']));
+    assert.equal(third['cmp'], 'g');
+    const thirdContainer = third['container'] as string;
+    const inflatedThird = inflate(thirdContainer);
+    assert.ok(thirdContainer.length < inflatedThird.length * 0.6, `depth 3: ${inflatedThird.length} → ${thirdContainer.length}`);
 
     const recursion = await h.client.check({ token, sid: 'B' });
     assert.equal(recursion.allowed, false);

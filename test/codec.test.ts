@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:zlib';
+import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
 import { before, describe, it } from 'node:test';
 import { CompactEncrypt, SignJWT, generateKeyPair } from 'jose';
 import { type AuthStack, StackFormatError, readAuthStack, unpackContainer } from '../src/chain/auth-stack.js';
@@ -108,6 +108,19 @@ describe('compression: inflateBounded and compress', () => {
       const packed = compress(sample, kind);
       assert.ok(packed.length < sample.length * 0.8, `compressed ${sample.length} to ${packed.length} bytes`);
       assert.deepEqual(inflateBounded(packed, kind, CAP), sample);
+    });
+
+    it(`${kind === 'g' ? 'gzip' : 'brotli'}: 'repeats' finds repeated text, and both efforts open anywhere`, () => {
+      const repetitive = Buffer.from(Buffer.from(JSON.stringify({ groups: Array.from({ length: 60 }, (_, i) => `/acme/engineering/team-${i % 6}`) })).toString('base64url'));
+      const thorough = compress(repetitive, kind, 'repeats');
+      const cheap = compress(repetitive, kind, 'entropy');
+      assert.ok(thorough.length < repetitive.length * 0.4, `repeats: ${repetitive.length} → ${thorough.length}`);
+      // Huffman-only gzip cannot match repeats at all; brotli's quality 1 still does, less well.
+      if (kind === 'g') assert.ok(cheap.length > repetitive.length * 0.6, `entropy: ${repetitive.length} → ${cheap.length}`);
+      else assert.ok(cheap.length >= thorough.length, `entropy ${cheap.length}, repeats ${thorough.length}`);
+      const standard = kind === 'g' ? gunzipSync : brotliDecompressSync;
+      assert.deepEqual(standard(thorough), repetitive);
+      assert.deepEqual(standard(cheap), repetitive);
     });
 
     it(`${kind === 'g' ? 'gzip' : 'brotli'}: output exactly at the cap is accepted, one byte over is not`, () => {

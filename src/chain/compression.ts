@@ -34,20 +34,23 @@ export function inflateBounded(data: Buffer, kind: Compression, maxBytes: number
 }
 
 /**
- * We compress on every mint at depth ≥ 3, so the settings are chosen for CPU. What a container
- * holds is mostly base64 of an already compressed inner container: there is almost nothing for
- * LZ77 to match, and the whole gain is entropy coding 6-bit symbols held in 8-bit characters.
- * `npm run bench` measures the settings on a real depth-8 token (its "compression" note): gzip
- * Huffman-only gives the length of level 6 (within 0.2%) at about half the CPU, brotli quality 1
- * the length of quality 5 at about half.
+ * How hard to look for repeats. A container that already holds a compressed container is base64
+ * of compressed bytes nested in base64url: there is nothing for LZ77 to match, and the whole gain
+ * (3–5%, measured) is entropy-coding 6-bit symbols held in 8-bit characters — so `entropy`, for CPU:
+ * gzip Huffman-only gives the length of level 6 (within 0.2%) at about half the CPU, brotli quality 1
+ * the length of quality 5 at about half (`npm run bench`, its "compression" note). The first
+ * compression of a chain holds the origin and the first levels as plain text, where the origin's
+ * own repeats survive: `repeats` (zlib's level 6, brotli quality 5) finds them — 0.05 → 0.46 saved
+ * on a token with a repetitive claim — for tens of µs on a 3–5 KB token.
  */
-export function compress(data: Buffer, kind: Compression): Buffer {
-  return kind === 'g'
-    ? gzipSync(data, { strategy: constants.Z_HUFFMAN_ONLY })
-    : brotliCompressSync(data, {
-        params: {
-          [constants.BROTLI_PARAM_QUALITY]: 1,
-          [constants.BROTLI_PARAM_SIZE_HINT]: data.length,
-        },
-      });
+export type CompressionEffort = 'repeats' | 'entropy';
+
+export function compress(data: Buffer, kind: Compression, effort: CompressionEffort = 'entropy'): Buffer {
+  if (kind === 'g') return effort === 'entropy' ? gzipSync(data, { strategy: constants.Z_HUFFMAN_ONLY }) : gzipSync(data);
+  return brotliCompressSync(data, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: effort === 'entropy' ? 1 : 5,
+      [constants.BROTLI_PARAM_SIZE_HINT]: data.length,
+    },
+  });
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { encodeStandardBase64 } from '../chain/base64.js';
-import { type Compression, compress } from '../chain/compression.js';
+import { type Compression, type CompressionEffort, compress } from '../chain/compression.js';
 import { sealContainer } from '../chain/seal.js';
 import { numericDate, rolesAt, subjectOf } from '../chain/claims.js';
 import type { Chain, VerifiedLevel } from '../chain/types.js';
@@ -42,8 +42,8 @@ export interface Minted {
 }
 
 /** Compress only when it pays: the base64 of the compressed bytes must be shorter. */
-export function packContainer(container: string, kind: Compression): string | undefined {
-  const packed = encodeStandardBase64(compress(Buffer.from(container, 'latin1'), kind));
+export function packContainer(container: string, kind: Compression, effort: CompressionEffort = 'entropy'): string | undefined {
+  const packed = encodeStandardBase64(compress(Buffer.from(container, 'latin1'), kind, effort));
   return packed.length < container.length ? packed : undefined;
 }
 
@@ -63,7 +63,9 @@ export async function mintExtended(request: MintRequest, keys: OwnKeys, settings
   let container = request.seal ? await sealContainer(request.incoming, keys) : request.incoming;
   let cmp: Compression | undefined;
   if (depth >= settings.compressFromDepth) {
-    const packed = packContainer(container, settings.compression);
+    // Once a level below holds compressed (or sealed) bytes, nothing is left to find but entropy.
+    const effort = request.chain.levels.some((l) => l.stack?.cmp !== undefined || l.stack?.fmt === 'JWE') || request.seal ? 'entropy' : 'repeats';
+    const packed = packContainer(container, settings.compression, effort);
     if (packed !== undefined) {
       container = packed;
       cmp = settings.compression;
