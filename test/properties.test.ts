@@ -38,6 +38,7 @@ import { decodeAnyBase64, decodeSegment } from '../src/chain/base64.js';
 import { CompactFormatError, parseCompactJws } from '../src/chain/compact.js';
 import { hasDuplicateKeys } from '../src/chain/duplicate-keys.js';
 import { inspectChain } from '../src/chain/inspect.js';
+import { withContainer } from '../src/pipeline/mint.js';
 import { DEFAULT_LIMITS } from '../src/chain/limits.js';
 import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
@@ -572,6 +573,20 @@ function referenceInflate(bytes: Buffer, cmp: Cmp): Buffer | undefined {
 }
 
 describe('property: the codec on arbitrary input', () => {
+  it('a payload with its container spliced in parses to the payload JSON.stringify would give', () => {
+    const base64ish = fc.string({ unit: fc.constantFrom(...'ABCxyz019+/=_-.'.split('')), maxLength: 400 });
+    // The fast path is for our own encodings; a quote or backslash must still come out intact.
+    const hostile = fc.tuple(base64ish, fc.constantFrom('"', '\\', '\\"', '"}}'), base64ish).map(([a, b, c]) => a + b + c);
+    fc.assert(
+      fc.property(fc.oneof(base64ish, hostile), fc.string({ maxLength: 40 }), fc.array(fc.string({ maxLength: 12 }), { maxLength: 4 }), (container, sub, roles) => {
+        const payload = { iss: 'https://authz.test', sub, roles, auth_stack: { fmt: 'JWT', cmp: 'g', sid: 'svc', depth: 3, container: '' } };
+        const json = withContainer(payload, container);
+        assert.deepEqual(JSON.parse(json), { ...payload, auth_stack: { ...payload.auth_stack, container } });
+      }),
+      params(PURE_RUNS),
+    );
+  });
+
   it('inspectChain never throws and always names why it stopped', () => {
     fc.assert(
       fc.property(tokenishArb, fc.constantFrom('', 'Bearer ', 'bearer\t', '  '), (token, prefix) => {

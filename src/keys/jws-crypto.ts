@@ -36,10 +36,15 @@ export function signJws(alg: string, key: KeyObject, signingInput: string): Buff
   return sign(spec.hash, Buffer.from(signingInput, 'latin1'), options(alg, key) as Parameters<typeof sign>[2]);
 }
 
-/** header.payload.signature, each base64url; the payload is serialised once by the caller. */
+/** header.payload.signature, each base64url. */
 export function compactSign(alg: string, kid: string, key: KeyObject, payload: object): string {
+  return compactSignJson(alg, kid, key, JSON.stringify(payload));
+}
+
+/** The same, for a payload the caller has serialised itself. */
+export function compactSignJson(alg: string, kid: string, key: KeyObject, payloadJson: string): string {
   const header = Buffer.from(JSON.stringify({ alg, kid, typ: 'JWT' })).toString('base64url');
-  const body = Buffer.from(JSON.stringify(payload)).toString('base64url');
+  const body = Buffer.from(payloadJson).toString('base64url');
   const input = `${header}.${body}`;
   return `${input}.${signJws(alg, key, input).toString('base64url')}`;
 }
