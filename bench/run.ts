@@ -782,7 +782,6 @@ async function main(): Promise<void> {
         const minterClient = minter === undefined ? client : await GrpcH2Pool.connect(minter.address, { sessions: knobs.sessions, streamWindow: knobs.streamWindow, sessionWindow: knobs.sessionWindow, timeoutMs: 0 });
         let tokens: string[];
         let poolNote: string;
-        let inner: string | undefined;
         try {
           if (depth === 0) {
             // Our rate is at most what 1.2 cores give at (no-op CPU + crypto floor) per check, and at most the no-op's.
@@ -795,7 +794,6 @@ async function main(): Promise<void> {
             // A depth-(d-1) chain T the server has verified (and memoised), then N fresh levels around it.
             let t = await issuer.mint(originClaims(7, pad), { ttl: 3600 });
             for (let hop = 1; hop < depth; hop++) t = (await checkOnce(client, t, `hop-${hop}`, hop)).token;
-            inner = t;
             // As many as the run will use at the rate the server now wraps (re-estimated as it warms up).
             let target = 2000;
             const marks: Array<{ done: number; ms: number }> = [{ done: 0, ms: 0 }];
@@ -838,26 +836,8 @@ async function main(): Promise<void> {
         };
         results.push(result);
 
-        if (depth === maxDepth && logLevel === 'warn' && !peer && want('half') && inner !== undefined) {
-          const rate = load.allowedPerSecond / 2;
-          const client2 = await GrpcH2Pool.connect(server.address, { sessions: knobs.sessions, streamWindow: knobs.streamWindow, sessionWindow: knobs.sessionWindow, timeoutMs: 0 });
-          const count = Math.ceil(rate * windowSeconds * 1.15) + 200;
-          const built = await wrapMany(client2, inner, `hop-${depth}`, () => count).finally(() => client2.close());
-          const halfFile = join(workDir as string, `pool-${name}-half.bin`);
-          writePool(halfFile, built.tokens.map((t, i) => encodeCheckFrame(checkRequest(t, knobs.dest, i))));
-          log(`${name}@50%: open loop at ${rate.toFixed(0)} req/s (half of the measured maximum), ${built.tokens.length} fresh tokens`);
-          const halfBefore = await durationBuckets(server);
-          const { load: half, floorNear: halfFloor } = await runLoadBesideFloor(loadConfig(`${name}@50%`, server, { kind: 'pool', file: halfFile }, { expectDepth: depth + 1, rate, maxInFlight: 1024 }));
-          const halfHandler = handlerPercentiles(halfBefore, await durationBuckets(server));
-          windows.push(half.windowMonotonicUs);
-          check(half, `${name}@50%`);
-          log(`${name}@50%: ${half.requestsPerSecond.toFixed(0)} req/s, p50 ${half.latencyMs.p50.toFixed(2)} ms, p99 ${half.latencyMs.p99.toFixed(2)} ms (from intended send ${half.latencyFromIntendedMs?.p99.toFixed(2)} ms)`);
-          results.push({
-            name: `${name}@50%`, kind: 'serve', depth, logLevel, load: half, requestTokenLength: avg(built.tokens),
-            forwardedTokenLength: half.samples.forwardedTokenLength?.mean, poolNote: `${built.tokens.length} distinct (fresh, not those of the max run)`, handler: halfHandler,
-            serverPeak: processMemory(server.pid), serverIdle: server.idleMemory,
-            serverLogProblems: { count: server.problemCount, first: server.problems }, floorNear: halfFloor,
-          });
+        if (depth === maxDepth && logLevel === 'warn' && !peer && want('half')) {
+          halfRate = load.allowedPerSecond / 2;
         }
         if (depth === maxDepth && logLevel === 'warn' && !peer) {
           deepestFile = file;
@@ -867,17 +847,61 @@ async function main(): Promise<void> {
         }
       } finally {
         const profiles = await stopServer(server, windows);
-        if (profiles !== undefined) {
-          for (const [i, p] of profiles.entries()) {
-            const target = results.find((r) => r.name === (i === 0 ? name : `${name}@50%`));
-            if (target !== undefined) (target as { profile?: ProfileSummary }).profile = p;
-          }
-        }
+        const target = results.find((r) => r.name === name);
+        if (profiles?.[0] !== undefined && target !== undefined) (target as { profile?: ProfileSummary }).profile = profiles[0];
       }
     };
 
+    /**
+     * The p99 target: open loop at half of the measured maximum, on a fresh server with the
+     * service's default memo (20,000 entries hold this run's pool and what it adds) — the large memo
+     * the maximum run needs for its pre-minted pool would only make every major GC slower than in
+     * production.
+     */
+    const runHalf = async (depth: number, rate: number, name: string): Promise<void> => {
+      const server = await startServe(name, serveOptions('warn'));
+      let window: { start: number; end: number } | undefined;
+      try {
+        const client = await GrpcH2Pool.connect(server.address, { sessions: knobs.sessions, streamWindow: knobs.streamWindow, sessionWindow: knobs.sessionWindow, timeoutMs: 0 });
+        const count = Math.ceil(rate * windowSeconds * 1.15) + 200;
+        let built: { tokens: string[]; rate: number };
+        try {
+          let t = await issuer.mint(originClaims(7, pad), { ttl: 3600 });
+          for (let hop = 1; hop < depth; hop++) t = (await checkOnce(client, t, `hop-${hop}`, hop)).token;
+          built = await wrapMany(client, t, `hop-${depth}`, () => count);
+        } finally {
+          client.close();
+        }
+        const file = join(workDir as string, `pool-${name}.bin`);
+        writePool(file, built.tokens.map((t, i) => encodeCheckFrame(checkRequest(t, knobs.dest, i))));
+        log(`${name}: open loop at ${rate.toFixed(0)} req/s (half of the measured maximum), ${built.tokens.length} fresh tokens, a fresh server with the default memo`);
+        const before = await durationBuckets(server);
+        const { load: half, floorNear } = await runLoadBesideFloor(loadConfig(name, server, { kind: 'pool', file }, { expectDepth: depth + 1, rate, maxInFlight: 1024 }));
+        const handler = handlerPercentiles(before, await durationBuckets(server));
+        window = half.windowMonotonicUs;
+        rmSync(file, { force: true });
+        check(half, name);
+        log(`${name}: ${half.requestsPerSecond.toFixed(0)} req/s, p50 ${half.latencyMs.p50.toFixed(2)} ms, p99 ${half.latencyMs.p99.toFixed(2)} ms (from intended send ${half.latencyFromIntendedMs?.p99.toFixed(2)} ms)`);
+        results.push({
+          name, kind: 'serve', depth, logLevel: 'warn', load: half, requestTokenLength: avg(built.tokens),
+          forwardedTokenLength: half.samples.forwardedTokenLength?.mean, poolNote: `${built.tokens.length} distinct, on a fresh server (default memo)`, handler,
+          serverPeak: processMemory(server.pid), serverIdle: server.idleMemory,
+          serverLogProblems: { count: server.problemCount, first: server.problems }, floorNear,
+        });
+      } finally {
+        const profiles = await stopServer(server, window === undefined ? [] : [window]);
+        const target = results.find((r) => r.name === name);
+        if (profiles?.[0] !== undefined && target !== undefined) (target as { profile?: ProfileSummary }).profile = profiles[0];
+      }
+    };
+
+    let halfRate: number | undefined;
     if (want('depths')) {
       for (const depth of knobs.depths) await withRetry(`depth ${depth}`, () => runDepth(depth, 'warn', `depth ${depth}`));
+    }
+    if (halfRate !== undefined) {
+      const rate = halfRate;
+      await withRetry(`depth ${maxDepth}@50%`, () => runHalf(maxDepth, rate, `depth ${maxDepth}@50%`));
     }
 
     if (want('peer')) {
@@ -892,9 +916,16 @@ async function main(): Promise<void> {
         log(`noop@d${d.depth}-size: the no-op with the depth-${d.depth} requests and a ${fwd}-character forwarded token`);
         const { load, floorNear } = await runLoadBesideFloor(loadConfig(`noop@d${d.depth}-size`, server, { kind: 'pool', file: file }));
         const peak = processMemory(server.pid);
-        await stopServer(server, []);
         check({ ...load, pool: { ...load.pool, reused: 0 } }, 'noop-large');
         results.push({ name: `noop@d${d.depth}-size`, kind: 'noop', depth: undefined, logLevel: undefined, load, requestTokenLength: d.requestTokenLength, forwardedTokenLength: load.samples.forwardedTokenLength?.mean, poolNote: 'depth pool, cycled (no cache)', serverPeak: peak, serverIdle: server.idleMemory, serverLogProblems: { count: 0, first: [] }, floorNear });
+        // The same open loop as the half-load run, against a server that does no work: what the
+        // transport and the load generator (sharing the cores) put into a p99 by themselves.
+        if (halfRate !== undefined) {
+          const { load: open, floorNear: openFloor } = await runLoadBesideFloor(loadConfig(`noop@d${d.depth}-size@50%`, server, { kind: 'pool', file: file }, { rate: halfRate, maxInFlight: 1024 }));
+          check({ ...open, pool: { ...open.pool, reused: 0 } }, 'noop-large@50%');
+          results.push({ name: `noop@d${d.depth}-size@50%`, kind: 'noop', depth: undefined, logLevel: undefined, load: open, requestTokenLength: d.requestTokenLength, forwardedTokenLength: open.samples.forwardedTokenLength?.mean, poolNote: 'depth pool, cycled, open loop at the half-load rate', serverPeak: processMemory(server.pid), serverIdle: server.idleMemory, serverLogProblems: { count: 0, first: [] }, floorNear: openFloor });
+        }
+        await stopServer(server, []);
       });
     }
     if (deepestFile !== undefined) rmSync(deepestFile, { force: true });
@@ -996,6 +1027,10 @@ async function main(): Promise<void> {
     const sideNotes: string[] = [];
     if (noopLarge !== undefined && d8 !== undefined && floor !== undefined) {
       sideNotes.push(`size-matched baseline: depth ${maxDepth} CPU above the no-op at depth-${maxDepth} sizes = ${(above(d8, noopLarge) ?? NaN).toFixed(1)} µs = ${(overFloor(d8, noopLarge) ?? NaN).toFixed(2)}× the floor (${floorLarge !== undefined ? `${((above(d8, noopLarge) ?? NaN) / floorLarge.pairMicros).toFixed(2)}× the 16 KB floor` : ''}); throughput ${(d8.load.allowedPerSecond / noopLarge.load.allowedPerSecond * 100).toFixed(0)}% of it`);
+    }
+    const noopHalf = byName(`noop@d${maxDepth}-size@50%`);
+    if (noopHalf !== undefined && half !== undefined) {
+      sideNotes.push(`the same open loop (${noopHalf.load.offeredRate?.toFixed(0)} req/s, depth-${maxDepth} sizes) against the no-op: p50 ${noopHalf.load.latencyMs.p50.toFixed(2)} ms, p99 ${noopHalf.load.latencyMs.p99.toFixed(2)} ms — what transport and load generator alone put into the half-load p99 (ours ${half.load.latencyMs.p99.toFixed(2)} ms)`);
     }
     if (half?.load.latencyFromIntendedMs !== undefined) {
       sideNotes.push(`depth ${maxDepth}@50%: offered ${half.load.offeredRate?.toFixed(0)} req/s open loop; p99 from the intended send time (no coordinated omission) ${half.load.latencyFromIntendedMs.p99.toFixed(2)} ms, p99.9 ${half.load.latencyMs.p999.toFixed(2)} ms; inside the service (handler start → response built, its own histogram) p50 ≤ ${half.handler?.p50Ms ?? '?'} ms, p99 ≤ ${half.handler?.p99Ms ?? '?'} ms; load generator's own event-loop delay p99 ${half.load.clientLoopDelayMs.p99.toFixed(1)} ms (max ${half.load.clientLoopDelayMs.max.toFixed(1)})`);
