@@ -42,9 +42,7 @@ function levelAt(depth: number): VerifiedLevel {
 
 const minted = (overrides: Partial<Minted> = {}): Minted => ({
   token: MINTED_TOKEN,
-  depth: 2,
   sids: ['gateway', 'orders'],
-  compressed: false,
   jti: 'f5a0c1de-0000-4000-8000-000000000001',
   level: levelAt(2),
   ...overrides,

@@ -29,14 +29,13 @@ export interface MintRequest {
 
 export interface Minted {
   readonly token: string;
-  readonly depth: number;
   readonly sids: readonly string[];
-  readonly compressed: boolean;
   /** Unique per minted level: the memo key of the chain it carries. */
   readonly jti: string;
   /**
    * The new level exactly as `openChain` will record it when the token comes back: we signed it,
    * so a hop that finds this very token in the memo (keyed by its text) need not verify it again.
+   * Its `depth` is the depth of the new token.
    */
   readonly level: VerifiedLevel;
 }
@@ -121,5 +120,5 @@ export async function mintExtended(request: MintRequest, keys: OwnKeys, settings
     subject: subjectOf(payload),
     roles: rolesAt(payload, 'roles'),
   };
-  return { token, depth, sids: [...request.chain.sids, request.destination], compressed: cmp !== undefined, jti, level };
+  return { token, sids: [...request.chain.sids, request.destination], jti, level };
 }

@@ -37,7 +37,7 @@ function metadata(record: DecisionRecord): ProtoStruct {
   };
   if (record.reason !== undefined) fields['reason'] = { stringValue: record.reason };
   if (record.tenant !== undefined) fields['tenant_id'] = { stringValue: record.tenant };
-  if (record.minted !== undefined) fields['depth'] = { numberValue: record.minted.depth };
+  if (record.minted !== undefined) fields['depth'] = { numberValue: record.minted.level.depth };
   else if (record.chain !== undefined) fields['depth'] = { numberValue: record.chain.depth };
   fields['request_id'] = { stringValue: record.requestId };
   return { fields };
@@ -52,7 +52,7 @@ function allowResponse(record: DecisionRecord, settings: ResponseSettings): Chec
     if (record.tenant !== undefined) headers.push(set('x-tenant-id', record.tenant));
     if (record.user !== undefined) headers.push(set('x-user-id', record.user));
     if (record.roles.length > 0) headers.push(set('x-user-roles', record.roles.join(',')));
-    headers.push(set('x-auth-depth', String(minted.depth)));
+    headers.push(set('x-auth-depth', String(minted.level.depth)));
     headers.push(set('x-auth-chain', minted.sids.join(',')));
   }
   headers.push(set('x-request-id', record.requestId));

@@ -12,7 +12,7 @@ export function logDecision(logger: Logger, record: DecisionRecord, durationMs: 
     detail: record.detail,
     shadow: record.shadow || undefined,
     destination: record.destination,
-    depth: record.minted?.depth ?? record.chain?.depth,
+    depth: record.minted?.level.depth ?? record.chain?.depth,
     chain: record.minted?.sids.join(',') ?? record.chain?.sids.join(','),
     recursion_audited: record.recursionAudited || undefined,
     duration_ms: Math.round(durationMs * 1000) / 1000,

@@ -56,7 +56,7 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
           'authz.key_cache': keyCacheMiss ? 'miss' : 'hit',
         }
       : {}),
-    ...(record.minted !== undefined ? { 'authz.minted_depth': record.minted.depth, 'authz.minted_chain': record.minted.sids.join(',') } : {}),
+    ...(record.minted !== undefined ? { 'authz.minted_depth': record.minted.level.depth, 'authz.minted_chain': record.minted.sids.join(',') } : {}),
     'authz.recursion': record.reason === 'recursion' || record.recursionAudited,
     'authz.shadow': record.shadow,
   });
