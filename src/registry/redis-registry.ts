@@ -42,10 +42,14 @@ export class RedisRegistry implements RegistryReader {
     this.subscriber.on('message', (channel: string) => {
       if (channel === this.store.layout.changes) this.reload('change notice');
     });
-    // Every (re)connection may have missed notices: resubscribe and resynchronise.
+    // Every (re)connection may have missed notices: resubscribe, then resynchronise. In that order:
+    // a change written before the subscription took effect is read by the reload that follows it,
+    // one written after it sends a notice — none falls between the two and waits for the poll.
     this.subscriber.on('ready', () => {
-      this.subscriber.subscribe(this.store.layout.changes).catch((error: Error) => this.logger.warn({ err: error.message }, 'registry subscribe failed'));
-      this.reload('connected');
+      this.subscriber
+        .subscribe(this.store.layout.changes)
+        .then(() => this.reload('subscribed'))
+        .catch((error: Error) => this.logger.warn({ err: error.message }, 'registry subscribe failed'));
     });
     this.store.redis.on('ready', () => this.reload('connected'));
     this.poller = setInterval(() => void this.poll(), this.options.pollIntervalMs);
