@@ -159,6 +159,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
       signing_kid: ownKeys.signing.kid,
       registry: redis ? 'redis' : config.registryFile !== undefined ? 'file' : 'embedded',
       mode: config.shadow ? 'shadow' : 'enforce',
+      memo: deps.memo === undefined ? 'off' : { entries: config.memoEntries, hash: deps.memo.hash },
     },
     'matryoshka-authz serving',
   );

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ChainMemo } from '../src/chain/chain-memo.js';
+import { fastestMemoHash, memoDigest } from '../src/chain/memo-hash.js';
 import { openChain, type OpenChainDeps } from '../src/chain/open-chain.js';
 import type { Chain } from '../src/chain/types.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
@@ -70,8 +71,8 @@ describe('the record of a level we mint', () => {
     });
   }
 
-  it('lets the memo answer for exactly that text, and nothing else', async () => {
-    const memo = new ChainMemo(100);
+  for (const hash of ['sha256', 'blake2b512'] as const) it(`lets the memo answer for exactly that text, and nothing else (keys by ${hash})`, async () => {
+    const memo = new ChainMemo(100, hash);
     const deps: OpenChainDeps = { ...bare, memo };
     const origin = await idp.mint({ sub: 'alice' });
     const chain = await openChain(origin, deps);
@@ -92,9 +93,9 @@ describe('the record of a level we mint', () => {
     await assert.rejects(openChain(flipped, deps), (error: unknown) => error instanceof DenyError && error.reason === 'bad_signature');
   });
 
-  it('lets replicas that take turns verify only the level the other one minted, compressed or not', async () => {
+  for (const hash of ['sha256', 'blake2b512'] as const) it(`lets replicas that take turns verify only the level the other one minted, compressed or not (keys by ${hash})`, async () => {
     // Two replicas sharing one key file: each has its own memo.
-    const replicas = [new ChainMemo(100), new ChainMemo(100)];
+    const replicas = [new ChainMemo(100, hash), new ChainMemo(100, hash)];
     const settings: MintSettings = { issuer: OWN_ISSUER, ttlSeconds: 300, compression: 'g', compressFromDepth: 3 };
     let token = await idp.mint({ sub: 'alice', pad: 'y'.repeat(600) });
     for (let depth = 1; depth <= 5; depth++) {
@@ -137,5 +138,20 @@ describe('the record of a level we mint', () => {
         assert.deepEqual(opened.levels, (await openChain(token, bare)).levels);
       }
     }
+  });
+});
+
+describe('memo keys', () => {
+  it('bind one exact text under either digest, in 43 base64url characters with no colon', () => {
+    const text = `eyJhbGciOiJFUzI1NiJ9.${'a'.repeat(20_000)}.sig`;
+    for (const hash of ['sha256', 'blake2b512'] as const) {
+      const key = memoDigest(hash, text);
+      assert.match(key, /^[A-Za-z0-9_-]{43}$/);
+      assert.equal(memoDigest(hash, `${text}`), key, 'the same text, the same key');
+      assert.notEqual(memoDigest(hash, `${text.slice(0, -1)}h`), key, 'one character changed, another key');
+      assert.notEqual(memoDigest(hash, text.slice(0, -1)), key, 'one character fewer, another key');
+    }
+    assert.notEqual(memoDigest('sha256', text), memoDigest('blake2b512', text));
+    assert.ok(['sha256', 'blake2b512'].includes(fastestMemoHash(2)));
   });
 });

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { type MemoHash, fastestMemoHash, memoDigest } from './memo-hash.js';
 import type { VerifiedLevel } from './types.js';
 
 /** A verified (sub)chain, innermost level first, as it was when verified. */
@@ -14,7 +14,7 @@ const DEFAULT_TTL_MS = 10 * 60_000;
 
 /**
  * Chains verified before, under one of two keys:
- * - the SHA-256 of the exact text that carried them: a whole token (the outermost level of a later
+ * - a digest (SHA-256 or BLAKE2b, see memo-hash.ts) of the exact text that carried them: a whole token (the outermost level of a later
  *   Check — fan-out — or a token we minted), which is also the key of a container holding it;
  * - the `jti` of a level we minted around them (`mintedKey`): the next hop has verified that
  *   level's signature with our key before it looks, and we never sign two levels with one jti, so
@@ -30,12 +30,24 @@ const DEFAULT_TTL_MS = 10 * 60_000;
 export class ChainMemo {
   private readonly cache: LRUCache<string, MemoizedChain>;
 
-  constructor(maxEntries: number) {
+  /** `hash` by default: the faster digest on this CPU, timed once per process. */
+  constructor(
+    maxEntries: number,
+    readonly hash: MemoHash = ChainMemo.defaultHash(),
+  ) {
     this.cache = new LRUCache({ max: maxEntries, ttl: DEFAULT_TTL_MS });
   }
 
-  static key(cmp: string | undefined, text: string): string {
-    return createHash('sha256').update(cmp ?? '-').update(':').update(text).digest('base64url');
+  private static chosen: MemoHash | undefined;
+
+  static defaultHash(): MemoHash {
+    ChainMemo.chosen ??= fastestMemoHash();
+    return ChainMemo.chosen;
+  }
+
+  /** The key of a whole token's text (a token we minted or verified, or one found in a container). */
+  key(text: string): string {
+    return memoDigest(this.hash, text);
   }
 
   /** Cannot collide with `key`: base64url has no colon. */
@@ -63,7 +75,7 @@ export class ChainMemo {
    * way (wrapped by another level) once that level's signature has verified.
    */
   rememberMinted(token: string, jti: string, level: VerifiedLevel, inside: readonly VerifiedLevel[], sealed: boolean, registryVersion: number): void {
-    this.set(ChainMemo.key(undefined, token), [...inside, level], sealed, registryVersion, level.exp);
+    this.set(this.key(token), [...inside, level], sealed, registryVersion, level.exp);
     this.set(ChainMemo.mintedKey(jti), inside, sealed, registryVersion, inside[inside.length - 1]?.exp);
   }
 

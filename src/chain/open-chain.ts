@@ -44,7 +44,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   const { limits, memo } = deps;
   if (token.length > limits.maxTokenLength) deny('stack_too_large', `token of ${token.length} characters`);
   const registryVersion = deps.trust.registry.version();
-  const tokenKey = memo === undefined ? undefined : ChainMemo.key(undefined, token);
+  const tokenKey = memo?.key(token);
   const seen = tokenKey === undefined ? undefined : memo?.get(tokenKey, registryVersion);
   if (seen !== undefined) {
     const outer = seen.levels[seen.levels.length - 1] as VerifiedLevel;
@@ -82,7 +82,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     if (below !== undefined) break;
     let innerKey: string | undefined;
     if (memo !== undefined && stack.cmp === undefined && stack.fmt === 'JWT') {
-      innerKey = ChainMemo.key(undefined, stack.container);
+      innerKey = memo.key(stack.container);
       below = memo.get(innerKey, registryVersion);
       if (below !== undefined) break;
     }
@@ -99,7 +99,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     // A level we (or a replica sharing our keys) packed holds a token some replica minted or
     // verified: this one may know that token by its text, sparing its parse and verification.
     if (memo !== undefined && signer.own && (stack.cmp !== undefined || stack.fmt === 'JWE')) {
-      innerKey = ChainMemo.key(undefined, inner);
+      innerKey = memo.key(inner);
       below = memo.get(innerKey, registryVersion);
       if (below !== undefined) break;
     }
