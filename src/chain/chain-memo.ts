@@ -14,8 +14,9 @@ const DEFAULT_TTL_MS = 10 * 60_000;
 
 /**
  * Chains verified before, under one of two keys:
- * - a digest (SHA-256 or BLAKE2b, see memo-hash.ts) of the exact text that carried them: a whole token (the outermost level of a later
- *   Check — fan-out — or a token we minted), which is also the key of a container holding it;
+ * - a digest (SHA-256 or BLAKE2b, see memo-hash.ts) of the exact text that carried them: a whole
+ *   token (the outermost level of a later Check — fan-out — or a token we minted), which is also
+ *   the key of a container holding it;
  * - the `jti` of a level we minted around them (`mintedKey`): the next hop has verified that
  *   level's signature with our key before it looks, and we never sign two levels with one jti, so
  *   the jti stands for the exact container we wrote — without hashing 20 KB of it twice per hop.

@@ -11,9 +11,9 @@ export function memoDigest(hash: MemoHash, text: string): string {
 /**
  * The faster of the two on this CPU. Without SHA extensions (x86 before Ice Lake / Zen) SHA-256
  * runs at ≈ 370 MB/s and BLAKE2b-512 at ≈ 650 MB/s (≈ 35 µs less per 29 KB depth-8 token, hashed
- * twice per hop); with them SHA-256 is the faster by as much. A few milliseconds at startup,
- * interleaved so both see the same machine; the choice changes the cost of a key, never which
- * texts share one.
+ * twice per hop); with them SHA-256 is usually the faster — so it is measured, not assumed: a few
+ * ms at startup, interleaved so both see the same machine. The choice changes the cost of a key,
+ * never which texts share one.
  */
 export function fastestMemoHash(rounds = 7): MemoHash {
   if (!getHashes().includes('blake2b512')) return 'sha256';

@@ -46,10 +46,11 @@ export class RedisRegistry implements RegistryReader {
     // a change written before the subscription took effect is read by the reload that follows it,
     // one written after it sends a notice — none falls between the two and waits for the poll.
     this.subscriber.on('ready', () => {
+      // Resynchronised even when SUBSCRIBE failed: the poll (and the next reconnect) cover notices.
       this.subscriber
         .subscribe(this.store.layout.changes)
-        .then(() => this.reload('subscribed'))
-        .catch((error: Error) => this.logger.warn({ err: error.message }, 'registry subscribe failed'));
+        .catch((error: Error) => this.logger.warn({ err: error.message }, 'registry subscribe failed'))
+        .then(() => this.reload('subscribed'));
     });
     this.store.redis.on('ready', () => this.reload('connected'));
     this.poller = setInterval(() => void this.poll(), this.options.pollIntervalMs);
