@@ -64,14 +64,17 @@ export function mintedExpiry(chain: Chain, now: number, ttlSeconds: number): num
  * the ordinary way.
  */
 export function withContainer(payload: { auth_stack: object }, container: string): string {
-  if (container.includes('"') || container.includes('\\')) {
-    return JSON.stringify({ ...payload, auth_stack: { ...payload.auth_stack, container } });
-  }
+  if (container.includes('"') || container.includes('\\')) return stringifyWith(payload, container);
   const json = JSON.stringify(payload);
   const tail = '""}}';
   if (!json.endsWith(`"container":${tail}`)) throw new Error('unreachable: the container placeholder is not the last member');
   const at = json.length - tail.length + 1;
   return json.slice(0, at) + container + json.slice(at);
+}
+
+/** The payload with `container` in its place, serialised the ordinary way. */
+function stringifyWith(payload: { auth_stack: object }, container: string): string {
+  return JSON.stringify({ ...payload, auth_stack: { ...payload.auth_stack, container } });
 }
 
 /** Wrap the incoming token in a new level for `destination` (format spec, rules 5 and 6). */
@@ -102,7 +105,7 @@ export async function mintExtended(request: MintRequest, keys: OwnKeys, settings
     auth_stack: { fmt, ...(cmp === undefined ? {} : { cmp }), sid: request.destination, depth, container: '' },
   };
   // A plain container is the incoming token itself: serialised the ordinary way.
-  const json = cmp !== undefined || request.seal ? withContainer(payload, container) : JSON.stringify({ ...payload, auth_stack: { ...payload.auth_stack, container } });
+  const json = cmp !== undefined || request.seal ? withContainer(payload, container) : stringifyWith(payload, container);
   const token = compactSignJson(keys.signing.alg, keys.signing.kid, keys.signing.privateKey, json);
   // Read back with the verifier's own claim readers, so the record cannot drift from theirs.
   const level: VerifiedLevel = {
