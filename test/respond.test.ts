@@ -19,7 +19,7 @@ const DEFAULTS: ResponseSettings = { forwardHeader: 'authorization', debugReason
 /** A one-level chain of the given depth (only `depth` matters to the response). */
 function chainOfDepth(depth: number): Chain {
   const level = levelAt(depth);
-  return { levels: [level], outer: level, depth, sealed: false, sids: [], verifiedHere: 1, keyCacheMiss: false };
+  return { levels: [level], outer: level, depth, sealed: false, sids: [], verifiedHere: 1, keyCacheMiss: false, registryVersion: 0 };
 }
 
 function levelAt(depth: number): VerifiedLevel {

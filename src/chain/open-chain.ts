@@ -49,7 +49,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   if (seen !== undefined) {
     const outer = seen.levels[seen.levels.length - 1] as VerifiedLevel;
     checkTime(outer, true, deps.now(), undefined, limits.clockSkewSeconds, 'malformed_token');
-    return toChain(seen.levels, seen.sealed, 0, false);
+    return toChain(seen.levels, seen.sealed, 0, false, registryVersion);
   }
 
   const opened: OpenedLevel[] = [];
@@ -111,7 +111,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     sealed = below.sealed;
   }
   const levels = assemble(opened, below?.levels ?? [], sealed);
-  const chain = toChain(levels, sealed, opened.length, opened.some((l) => l.signer.keysRefreshed));
+  const chain = toChain(levels, sealed, opened.length, opened.some((l) => l.signer.keysRefreshed), registryVersion);
   if (memo !== undefined && tokenKey !== undefined) {
     memo.set(tokenKey, levels, sealed, registryVersion, chain.outer.exp);
     const base = below?.levels.length ?? 0;
@@ -246,8 +246,8 @@ function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[
   return levels;
 }
 
-function toChain(levels: readonly VerifiedLevel[], sealed: boolean, verifiedHere: number, keyCacheMiss: boolean): Chain {
+function toChain(levels: readonly VerifiedLevel[], sealed: boolean, verifiedHere: number, keyCacheMiss: boolean, registryVersion: number): Chain {
   const outer = levels[levels.length - 1] as VerifiedLevel;
   const sids = levels.flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
-  return { levels, outer, depth: outer.depth, sealed, sids, verifiedHere, keyCacheMiss };
+  return { levels, outer, depth: outer.depth, sealed, sids, verifiedHere, keyCacheMiss, registryVersion };
 }

@@ -174,7 +174,6 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     draft.recursionAudited = outcome.recursionAudited;
   }
 
-  const registryVersion = deps.registry.version();
   const minted = await inChildSpan(deps.tracer, 'token mint', () => mintExtended(
     {
       incoming: token,
@@ -189,6 +188,8 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     deps.ownKeys,
     deps.mint,
   ));
-  deps.memo?.rememberMinted(minted.token, minted.jti, minted.level, chain.levels, chain.sealed, registryVersion);
+  // Filed under the version the chain was verified under: if the registry changed meanwhile, the
+  // entry is stale at once and the next hop verifies the whole chain against the registry it has.
+  deps.memo?.rememberMinted(minted.token, minted.jti, minted.level, chain.levels, chain.sealed, chain.registryVersion);
   draft.minted = minted;
 }

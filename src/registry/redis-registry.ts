@@ -8,6 +8,13 @@ import type { IssuerRecord, ServicePolicy, TenantPolicy } from './records.js';
 export interface RedisRegistryOptions {
   /** Safety net for a lost change notice: compare `{p}:version` this often. */
   pollIntervalMs: number;
+  /**
+   * How long the snapshot counts as current after Redis last confirmed it (a reload, or a poll
+   * that found the same version). Default: three poll intervals.
+   */
+  staleAfterMs?: number;
+  /** Milliseconds on a monotonic clock; injectable for tests. */
+  clock?: () => number;
   /** Called with the issuers whose record changed or disappeared (their cached keys are dropped). */
   onIssuersChanged?: (issuers: string[]) => void;
   onReloadFailed?: () => void;
@@ -28,7 +35,10 @@ export class RedisRegistry implements RegistryReader {
   private reloading: Promise<void> | undefined;
   private again = false;
   private poller: NodeJS.Timeout | undefined;
+  private polling = false;
   private closed = false;
+  /** When Redis last confirmed that the snapshot is the registry (-Infinity: never). */
+  private confirmedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly store: RegistryStore,
@@ -73,20 +83,39 @@ export class RedisRegistry implements RegistryReader {
     return this.reloads;
   }
 
-  /** Redis answers and the snapshot reflects it; false while disconnected or resynchronising. */
+  /**
+   * Redis answers and the snapshot reflects it; false while disconnected or resynchronising, and
+   * while Redis has not confirmed the snapshot for `staleAfterMs`. A Redis that accepts commands
+   * but answers none (paused, overloaded, a half-open connection) keeps the client "ready": only
+   * the age of the last confirmed sync tells it from a live one.
+   */
   private get live(): boolean {
-    return this.store.redis.status === 'ready' && this.reloading === undefined;
+    return this.store.redis.status === 'ready' && this.reloading === undefined && this.fresh();
+  }
+
+  private fresh(): boolean {
+    return this.now() - this.confirmedAt <= this.staleAfterMs;
+  }
+
+  private get staleAfterMs(): number {
+    return this.options.staleAfterMs ?? 3 * this.options.pollIntervalMs;
+  }
+
+  private now(): number {
+    return (this.options.clock ?? performance.now.bind(performance))();
   }
 
   async issuer(iss: string): Promise<IssuerRecord | undefined> {
     const snapshot = this.snapshotOrThrow();
     const record = await snapshot.issuer(iss);
     if (record === undefined && !this.live) {
-      if (this.reloading !== undefined && this.store.redis.status === 'ready') {
+      // A reload under way on a Redis that was answering a moment ago is worth waiting for (the
+      // issuer may be what it brings); a stale snapshot's reload is not (Redis has stopped answering).
+      if (this.reloading !== undefined && this.store.redis.status === 'ready' && this.fresh()) {
         await this.reloading;
-        return this.snapshotOrThrow().issuer(iss);
+        if (this.live) return this.snapshotOrThrow().issuer(iss);
       }
-      throw new RegistryUnavailableError(`issuer ${iss} not in the cached registry and Redis is unreachable`);
+      throw new RegistryUnavailableError(`issuer ${iss} not in the cached registry and Redis is unreachable or not answering`);
     }
     return record;
   }
@@ -114,11 +143,16 @@ export class RedisRegistry implements RegistryReader {
   }
 
   private async poll(): Promise<void> {
-    if (this.closed || this.reloading || this.store.redis.status !== 'ready') return;
+    if (this.closed || this.reloading || this.polling || this.store.redis.status !== 'ready') return;
+    this.polling = true;
     try {
+      const asked = this.now();
       if ((await this.store.version()) !== this.loadedVersion) this.reload('version changed');
+      else this.confirmedAt = Math.max(this.confirmedAt, asked);
     } catch {
       // The next poll or reconnect will try again; serving continues from the snapshot.
+    } finally {
+      this.polling = false;
     }
   }
 
@@ -139,6 +173,7 @@ export class RedisRegistry implements RegistryReader {
 
   private async load(why: string): Promise<void> {
     try {
+      const asked = this.now();
       const snapshot = await this.store.snapshot();
       for (const problem of snapshot.invalid) this.logger.error({ problem }, 'invalid registry record in Redis skipped');
       const docs = new Map(snapshot.contents.issuers.map((i) => [i.issuer, JSON.stringify(i)]));
@@ -147,6 +182,7 @@ export class RedisRegistry implements RegistryReader {
       this.reloads++;
       this.issuerDocs = docs;
       this.loadedVersion = snapshot.version;
+      this.confirmedAt = Math.max(this.confirmedAt, asked);
       if (changed.length > 0) this.options.onIssuersChanged?.(changed);
       this.logger.debug({ why, version: snapshot.version, issuers: docs.size }, 'registry reloaded');
     } catch (error) {
