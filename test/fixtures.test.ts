@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Harness, startHarness } from './helpers/harness.js';
 import { checkRaw, encodeCheckRequest, loadWireRoot } from './helpers/wire.js';
 
-const FIXTURES = fileURLToPath(new URL('../../../shared/fixtures/checkrequests/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../../test/fixtures/checkrequests/', import.meta.url));
 const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.json')).sort();
 
 describe('CheckRequests captured from real Envoy, Istio and OPA deployments', () => {
