@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { untrustedText } from '../untrusted-text.js';
 import { MemoryRegistry } from './memory-registry.js';
 import type { RedisClient } from './redis-connection.js';
 import type { RegistryStore } from './registry-store.js';
@@ -86,7 +87,7 @@ export class RedisRegistry implements RegistryReader {
         await this.reloading;
         return this.snapshotOrThrow().issuer(iss);
       }
-      throw new RegistryUnavailableError(`issuer ${iss} not in the cached registry and Redis is unreachable`);
+      throw new RegistryUnavailableError(`issuer ${untrustedText(iss)} not in the cached registry and Redis is unreachable`);
     }
     return record;
   }
