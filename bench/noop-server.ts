@@ -6,7 +6,7 @@
  * Forked by bench/run.ts; prints its port as one JSON line and exits when its parent goes away.
  */
 import * as grpc from '@grpc/grpc-js';
-import { IDENTITY_HEADERS } from '../src/pipeline/check-input.js';
+import { IDENTITY_HEADERS } from '../src/pipeline/owned-headers.js';
 import type { CheckResponseMessage, HeaderValueOption } from '../src/pipeline/respond.js';
 import type { CheckRequestMessage } from '../src/server/check-request.js';
 import { SERVER_OPTIONS } from '../src/server/grpc-server.js';

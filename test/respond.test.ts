@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Chain, VerifiedLevel } from '../src/chain/types.js';
-import { IDENTITY_HEADERS } from '../src/pipeline/check-input.js';
+import { IDENTITY_HEADERS } from '../src/pipeline/owned-headers.js';
 import type { DecisionRecord } from '../src/pipeline/decision.js';
 import type { Minted } from '../src/pipeline/mint.js';
 import { type CheckResponseMessage, type HeaderValueOption, type ResponseSettings, buildCheckResponse } from '../src/pipeline/respond.js';
@@ -143,11 +143,11 @@ describe('buildCheckResponse: allow', () => {
     assert.equal(headerMap(okPart(buildCheckResponse(allowed(), DEFAULTS)).headers).get('authorization'), `Bearer ${MINTED_TOKEN}`);
   });
 
-  it('an allow without a minted token (shadow) sets only x-request-id and strips every identity header', () => {
+  it('an allow without a minted token (shadow) sets only x-request-id and strips the forward and every identity header', () => {
     const record = allowed({ reason: 'recursion', shadow: true, minted: undefined });
     const ok = okPart(buildCheckResponse(record, DEFAULTS));
     assert.deepEqual(Object.fromEntries(headerMap(ok.headers)), { 'x-request-id': 'req-123' });
-    assert.deepEqual([...ok.headers_to_remove].sort(), [...IDENTITY_HEADERS].sort());
+    assert.deepEqual([...ok.headers_to_remove].sort(), ['authorization', ...IDENTITY_HEADERS].sort());
   });
 
   it('never sends x-authz-reason on allow, even with debug reasons on', () => {

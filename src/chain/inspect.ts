@@ -11,8 +11,13 @@ export interface InspectedLevel {
   readonly tenant: string | undefined;
   readonly alg: string;
   readonly kid: string | undefined;
-  readonly iat: number | undefined;
-  readonly exp: number | undefined;
+  /**
+   * The claims exactly as the token carries them (any JSON value, not only a valid NumericDate):
+   * a person inspecting a suspicious token needs to see what it says, and the tree decides how
+   * to show a value that is not a representable time.
+   */
+  readonly iat: unknown;
+  readonly exp: unknown;
   /** Format and compression of this level's container; absent for the origin. */
   readonly fmt: string | undefined;
   readonly cmp: string | undefined;
@@ -28,7 +33,6 @@ export interface Inspection {
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
 /**
  * Open a chain without trusting it, for people: every level's header and claims, where the walk
@@ -67,8 +71,8 @@ export function inspectChain(token: string, limits: ChainLimits = DEFAULT_LIMITS
       tenant: str(p['tenant_id']),
       alg: jws.alg,
       kid: jws.kid,
-      iat: num(p['iat']),
-      exp: num(p['exp']),
+      iat: p['iat'],
+      exp: p['exp'],
       fmt: stack?.fmt,
       cmp: stack?.cmp,
       length: current.length,

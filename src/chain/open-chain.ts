@@ -1,6 +1,7 @@
 import type { OwnKeys } from '../keys/own-keys.js';
 import { globMatches } from '../policy/glob.js';
 import { DenyError, type DenyReason, deny } from '../reasons.js';
+import { untrustedText } from '../untrusted-text.js';
 import { type AuthStack, StackFormatError, readAuthStack, unpackContainer } from './auth-stack.js';
 import { ChainMemo, type MemoizedChain } from './chain-memo.js';
 import { ClaimError, numericDate, rolesAt, subjectOf } from './claims.js';
@@ -142,7 +143,7 @@ function checkMayWrap(signer: TrustedSigner, stack: AuthStack): void {
   if (signer.issuer === undefined) return;
   const sid = stack.sid;
   const allowed = signer.issuer.mintsFor.some((glob) => glob === '*' || (sid !== undefined && globMatches(glob, sid)));
-  if (!allowed) deny('untrusted_issuer', `${signer.issuer.issuer} may not mint chain levels for ${sid ?? '(no sid)'}`);
+  if (!allowed) deny('untrusted_issuer', `${signer.issuer.issuer} may not mint chain levels for ${sid === undefined ? '(no sid)' : untrustedText(sid)}`);
 }
 
 function parseLevel(token: string, malformed: DenyReason): CompactJws {

@@ -4,6 +4,7 @@ import { KeysUnavailableError } from '../keys/remote-jwks.js';
 import { DenyError, type DenyReason, deny } from '../reasons.js';
 import { type RegistryReader, RegistryUnavailableError } from '../registry/registry.js';
 import type { IssuerRecord } from '../registry/records.js';
+import { untrustedText } from '../untrusted-text.js';
 import { ClaimError, audiences } from './claims.js';
 import type { CompactJws } from './compact.js';
 
@@ -36,9 +37,9 @@ export async function verifyLevel(jws: CompactJws, trust: LevelTrust, malformed:
   const resolved = await resolveSigner(jws, iss, trust, malformed);
   const { keys, refreshed } = await keysFor(jws, resolved, trust);
   const signer = { ...resolved, keysRefreshed: refreshed };
-  if (keys.length === 0) deny('bad_signature', `no key of ${iss} for kid ${jws.kid ?? '(none)'} and ${jws.alg}`);
+  if (keys.length === 0) deny('bad_signature', `no key of ${untrustedText(iss)} for kid ${jws.kid === undefined ? '(none)' : untrustedText(jws.kid)} and ${untrustedText(jws.alg)}`);
   if (!keys.some((key) => verifyJwsSignature(jws.alg, key, jws.signingInput, jws.signature))) {
-    deny('bad_signature', `signature of ${iss} does not verify`);
+    deny('bad_signature', `signature of ${untrustedText(iss)} does not verify`);
   }
   checkAudience(jws, signer, trust.ownIssuer);
   return signer;
@@ -57,8 +58,8 @@ async function resolveSigner(jws: CompactJws, iss: string, trust: LevelTrust, ma
     if (error instanceof RegistryUnavailableError) deny('unavailable', error.message);
     throw error;
   }
-  if (record === undefined) deny('untrusted_issuer', `issuer ${iss} is not registered`);
-  if (!(record.algorithms as readonly string[]).includes(jws.alg)) deny('bad_signature', `${jws.alg} is not allowed for ${iss}`);
+  if (record === undefined) deny('untrusted_issuer', `issuer ${untrustedText(iss)} is not registered`);
+  if (!(record.algorithms as readonly string[]).includes(jws.alg)) deny('bad_signature', `${untrustedText(jws.alg)} is not allowed for ${untrustedText(iss)}`);
   return { own: false, issuer: record, tenant: record.tenant };
 }
 

@@ -1,4 +1,5 @@
 import type { Compression } from '../chain/compression.js';
+import { RESERVED_FORWARD_HEADERS } from '../pipeline/owned-headers.js';
 
 export interface Config {
   readonly grpcPort: number;
@@ -126,6 +127,10 @@ export function loadConfig(env: Env = process.env): Config {
   const forwardHeader = (raw(env, 'MATRYOSHKA_FORWARD_HEADER') ?? 'authorization').toLowerCase();
   if (!/^[a-z0-9-]{1,64}$/.test(forwardHeader) || forwardHeader.startsWith('x-envoy-')) {
     throw new ConfigError('MATRYOSHKA_FORWARD_HEADER', 'must be a plain header name');
+  }
+  // The token and an identity header under one name: one of them would be lost, or both sent.
+  if (RESERVED_FORWARD_HEADERS.includes(forwardHeader)) {
+    throw new ConfigError('MATRYOSHKA_FORWARD_HEADER', `must not be ${forwardHeader}, a header the service sets itself`);
   }
   const issuer = raw(env, 'MATRYOSHKA_ISSUER') ?? '';
   if (issuer.length === 0 || issuer.length > 256) throw new ConfigError('MATRYOSHKA_ISSUER', 'must be a non-empty string');

@@ -9,6 +9,3 @@ export interface CheckInput {
   readonly sourcePrincipal: string | undefined;
   readonly destinationPrincipal: string | undefined;
 }
-
-/** Identity headers we own upstream: whatever the client sent under these names is never trusted. */
-export const IDENTITY_HEADERS = ['x-tenant-id', 'x-user-id', 'x-user-roles', 'x-auth-depth', 'x-auth-chain'] as const;

@@ -1,6 +1,6 @@
 import { type DenyReason, httpStatusOf } from '../reasons.js';
-import { IDENTITY_HEADERS } from './check-input.js';
 import type { DecisionRecord } from './decision.js';
+import { IDENTITY_HEADERS, type IdentityHeader, REQUEST_ID_HEADER, ownedHeaders } from './owned-headers.js';
 
 /** The CheckResponse as the proto-loader object form (`keepCase`); see proto/envoy/service/auth/v3. */
 export interface HeaderValueOption {
@@ -43,21 +43,41 @@ function metadata(record: DecisionRecord): ProtoStruct {
   return { fields };
 }
 
-function allowResponse(record: DecisionRecord, settings: ResponseSettings): CheckResponseMessage {
-  const headers: HeaderValueOption[] = [];
+/**
+ * What we say upstream under the headers we own; a name without a value is removed. Only a minted
+ * level vouches for anyone: a pass-through without one (shadow mode letting a would-be denial, a
+ * missing or unreadable token or a timeout through) sets nothing but the request id, so a
+ * client's own forward or identity header never reaches the upstream.
+ */
+function upstreamValues(record: DecisionRecord, settings: ResponseSettings): ReadonlyMap<string, string> {
+  const values = new Map<string, string>([[REQUEST_ID_HEADER, record.requestId]]);
   const minted = record.minted;
-  if (minted !== undefined) {
-    const forward = settings.forwardHeader === 'authorization' ? `Bearer ${minted.token}` : minted.token;
-    headers.push(set(settings.forwardHeader, forward));
-    if (record.tenant !== undefined) headers.push(set('x-tenant-id', record.tenant));
-    if (record.user !== undefined) headers.push(set('x-user-id', record.user));
-    if (record.roles.length > 0) headers.push(set('x-user-roles', record.roles.join(',')));
-    headers.push(set('x-auth-depth', String(minted.level.depth)));
-    headers.push(set('x-auth-chain', minted.sids.join(',')));
+  if (minted === undefined) return values;
+  values.set(settings.forwardHeader, settings.forwardHeader === 'authorization' ? `Bearer ${minted.token}` : minted.token);
+  // A Record over every identity header: declaring a new one does not compile until it has a value here.
+  const identity: Record<IdentityHeader, string | undefined> = {
+    'x-tenant-id': record.tenant,
+    'x-user-id': record.user,
+    'x-user-roles': record.roles.length > 0 ? record.roles.join(',') : undefined,
+    'x-auth-depth': String(minted.level.depth),
+    'x-auth-chain': minted.sids.join(','),
+  };
+  for (const name of IDENTITY_HEADERS) {
+    const value = identity[name];
+    if (value !== undefined) values.set(name, value);
   }
-  headers.push(set('x-request-id', record.requestId));
-  const setNames = new Set(headers.map((h) => h.header.key));
-  const headersToRemove = IDENTITY_HEADERS.filter((name) => !setNames.has(name));
+  return values;
+}
+
+function allowResponse(record: DecisionRecord, settings: ResponseSettings): CheckResponseMessage {
+  const values = upstreamValues(record, settings);
+  const headers: HeaderValueOption[] = [];
+  const headersToRemove: string[] = [];
+  for (const name of ownedHeaders(settings.forwardHeader)) {
+    const value = values.get(name);
+    if (value === undefined) headersToRemove.push(name);
+    else headers.push(set(name, value));
+  }
   return { status: { code: GRPC_OK, message: '' }, ok_response: { headers, headers_to_remove: headersToRemove }, dynamic_metadata: metadata(record) };
 }
 

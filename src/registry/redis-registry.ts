@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { untrustedText } from '../untrusted-text.js';
 import { MemoryRegistry } from './memory-registry.js';
 import type { RedisClient } from './redis-connection.js';
 import type { RegistryStore } from './registry-store.js';
@@ -115,7 +116,7 @@ export class RedisRegistry implements RegistryReader {
         await this.reloading;
         if (this.live) return this.snapshotOrThrow().issuer(iss);
       }
-      throw new RegistryUnavailableError(`issuer ${iss} not in the cached registry and Redis is unreachable or not answering`);
+      throw new RegistryUnavailableError(`issuer ${untrustedText(iss)} not in the cached registry and Redis is unreachable or not answering`);
     }
     return record;
   }

@@ -2,7 +2,11 @@ import { type Context, type Span, SpanKind, SpanStatusCode, type TextMapGetter, 
 import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import type { DecisionRecord } from '../pipeline/decision.js';
+import { untrustedText } from '../untrusted-text.js';
 import { decisionLabel } from './metrics.js';
+
+/** Token-derived text as an attribute value: escaped and bounded (see untrusted-text.ts). */
+const sidList = (sids: readonly string[]): string => sids.map((sid) => untrustedText(sid)).join(',');
 
 /**
  * Envoy passes the request's trace headers in the CheckRequest; the Check span continues that
@@ -38,25 +42,25 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
     return;
   }
   const decision = decisionLabel(record);
-  span.updateName(`authz ${decision} ${record.destination ?? 'unknown'}`);
+  span.updateName(`authz ${decision} ${record.destination === undefined ? 'unknown' : untrustedText(record.destination)}`);
   const chain = record.chain;
   const origin = chain?.sealed ? undefined : chain?.levels[0];
   span.setAttributes({
     'authz.decision': decision,
     'authz.reason': record.reason ?? 'none',
     'authz.request_id': record.requestId,
-    ...(record.tenant !== undefined ? { 'authz.tenant': record.tenant } : {}),
-    ...(record.destination !== undefined ? { 'authz.destination': record.destination } : {}),
-    ...(origin !== undefined ? { 'authz.origin_issuer': origin.iss } : {}),
+    ...(record.tenant !== undefined ? { 'authz.tenant': untrustedText(record.tenant) } : {}),
+    ...(record.destination !== undefined ? { 'authz.destination': untrustedText(record.destination) } : {}),
+    ...(origin !== undefined ? { 'authz.origin_issuer': untrustedText(origin.iss) } : {}),
     ...(chain !== undefined
       ? {
           'authz.depth': chain.depth,
-          'authz.chain': chain.sids.join(','),
+          'authz.chain': sidList(chain.sids),
           'authz.sealed': chain.sealed,
           'authz.key_cache': keyCacheMiss ? 'miss' : 'hit',
         }
       : {}),
-    ...(record.minted !== undefined ? { 'authz.minted_depth': record.minted.level.depth, 'authz.minted_chain': record.minted.sids.join(',') } : {}),
+    ...(record.minted !== undefined ? { 'authz.minted_depth': record.minted.level.depth, 'authz.minted_chain': sidList(record.minted.sids) } : {}),
     'authz.recursion': record.reason === 'recursion' || record.recursionAudited,
     'authz.shadow': record.shadow,
   });
@@ -65,10 +69,10 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
   for (const [index, level] of levels.entries()) {
     span.addEvent('chain level', {
       'level.depth': level.depth,
-      'level.iss': level.iss,
-      ...(level.stack?.sid !== undefined ? { 'level.sid': level.stack.sid } : {}),
-      'level.alg': level.alg,
-      ...(level.kid !== undefined ? { 'level.kid': level.kid } : {}),
+      'level.iss': untrustedText(level.iss),
+      ...(level.stack?.sid !== undefined ? { 'level.sid': untrustedText(level.stack.sid) } : {}),
+      'level.alg': untrustedText(level.alg),
+      ...(level.kid !== undefined ? { 'level.kid': untrustedText(level.kid) } : {}),
       'level.verified': index < firstVerifiedHere ? 'memo' : 'signature',
     });
   }
