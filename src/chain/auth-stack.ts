@@ -1,3 +1,4 @@
+import { IDENTIFIER_DESCRIPTION, isIdentifier } from '../header-grammar.js';
 import { decodeAnyBase64 } from './base64.js';
 import { type Compression, InflateLimitError, inflateBounded } from './compression.js';
 
@@ -42,8 +43,10 @@ export function readAuthStack(payload: Readonly<Record<string, unknown>>): AuthS
   const container = claim['container'];
   if (typeof container !== 'string' || container.length === 0) throw new StackFormatError('auth_stack.container must be a non-empty string');
 
+  // Every level's sid, ours or foreign, becomes one element of x-auth-chain and a name policy
+  // compares: one with a comma or a control character would forge a hop or hide a recursion.
   const sid = claim['sid'];
-  if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0)) throw new StackFormatError('auth_stack.sid must be a non-empty string');
+  if (sid !== undefined && !isIdentifier(sid)) throw new StackFormatError(`auth_stack.sid must be ${IDENTIFIER_DESCRIPTION}`);
 
   const depth = claim['depth'];
   if (depth !== undefined && !(typeof depth === 'number' && Number.isSafeInteger(depth) && depth >= 1)) {

@@ -239,11 +239,21 @@ function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[
       tenant: level.signer.tenant,
       stack: stack === undefined ? undefined : { fmt: stack.fmt, cmp: stack.cmp, sid: stack.sid, depth: stack.depth },
       depth,
-      subject: subjectOf(level.jws.payload),
+      subject: subjectOfLevel(level.jws),
       roles: rolesAt(level.jws.payload, rolesClaim),
     });
   }
   return levels;
+}
+
+/** An unusable subject makes the level malformed, at any depth: it is the user the chain speaks for. */
+function subjectOfLevel(jws: CompactJws): string | undefined {
+  try {
+    return subjectOf(jws.payload);
+  } catch (error) {
+    if (error instanceof ClaimError) deny('malformed_token', error.message);
+    throw error;
+  }
 }
 
 function toChain(levels: readonly VerifiedLevel[], sealed: boolean, verifiedHere: number, keyCacheMiss: boolean): Chain {
