@@ -4,7 +4,7 @@ import type { ChainLimits } from '../chain/limits.js';
 import { openChain } from '../chain/open-chain.js';
 import type { Chain } from '../chain/types.js';
 import type { LevelTrust } from '../chain/verify-level.js';
-import { unsafeIdentity, isIdentifier } from '../header-grammar.js';
+import { isIdentifier, unsafeIdentity } from '../header-grammar.js';
 import type { OwnKeys } from '../keys/own-keys.js';
 import { decide } from '../policy/decide.js';
 import { DenyError, type DenyReason, deny } from '../reasons.js';

@@ -127,7 +127,7 @@ export function optionalDepth(value: unknown, field: string): number | undefined
   return n;
 }
 
-/** stringList takes a pattern; roles are checked by the header grammar's own predicate. */
+/** The header grammar's role predicate, in the shape stringList takes (one grammar, not a copy of it). */
 const ROLE = { test: (value: string): boolean => isRole(value) };
 
 function stringList(value: unknown, field: string, pattern: { test(value: string): boolean }, what: string): string[] {
