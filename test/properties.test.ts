@@ -449,7 +449,11 @@ interface GeneratedChain {
   readonly cmps: ReadonlyArray<Cmp | undefined>;
 }
 
-const sidArb = fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_:@/'.split('')), minLength: 1, maxLength: 16 });
+// The sid grammar (src/header-grammar.ts): a letter or digit, then letters, digits and . - _ : @ /.
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+const sidArb = fc
+  .tuple(fc.constantFrom(...ALNUM.split('')), fc.string({ unit: fc.constantFrom(...`${ALNUM}.-_:@/`.split('')), maxLength: 15 }))
+  .map(([first, rest]) => first + rest);
 const levelSpecArb = fc.record({
   sid: fc.option(sidArb, { nil: undefined }),
   fmt: fc.constantFrom('JWT', 'jwt', 'Jwt'),
@@ -498,7 +502,7 @@ function stackIsValidPerSpec(payload: Record<string, unknown>): boolean {
   const fmtOk = typeof c['fmt'] === 'string' && ['JWT', 'JWE'].includes(c['fmt'].toUpperCase());
   const cmpOk = c['cmp'] === undefined || c['cmp'] === null || c['cmp'] === 'g' || c['cmp'] === 'b';
   const containerOk = typeof c['container'] === 'string' && c['container'] !== '';
-  const sidOk = c['sid'] === undefined || (typeof c['sid'] === 'string' && c['sid'] !== '');
+  const sidOk = c['sid'] === undefined || (typeof c['sid'] === 'string' && /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/.test(c['sid']));
   const d = c['depth'];
   const depthOk = d === undefined || (typeof d === 'number' && Number.isInteger(d) && d >= 1 && d <= Number.MAX_SAFE_INTEGER);
   return fmtOk && cmpOk && containerOk && sidOk && depthOk;

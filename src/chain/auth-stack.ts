@@ -1,3 +1,4 @@
+import { IDENTIFIER_DESCRIPTION, isIdentifier } from '../header-grammar.js';
 import { decodeAnyBase64 } from './base64.js';
 import { type Compression, InflateLimitError, inflateBounded } from './compression.js';
 
@@ -23,6 +24,15 @@ export class StackFormatError extends Error {
 }
 
 /** Returns undefined for a level without `auth_stack` (an origin token). */
+/**
+ * Every level's sid, ours or foreign, becomes one element of x-auth-chain and a name policy
+ * compares: one with a comma or a control character would forge a hop or hide a recursion. The
+ * Check path applies this to every level it opens; `inspect` shows such a sid (escaped) instead.
+ */
+export function checkStackSid(stack: AuthStack): void {
+  if (stack.sid !== undefined && !isIdentifier(stack.sid)) throw new StackFormatError(`auth_stack.sid must be ${IDENTIFIER_DESCRIPTION}`);
+}
+
 export function readAuthStack(payload: Readonly<Record<string, unknown>>): AuthStack | undefined {
   if (!Object.prototype.hasOwnProperty.call(payload, 'auth_stack')) return undefined;
   const raw = payload['auth_stack'];

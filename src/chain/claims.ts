@@ -1,3 +1,5 @@
+import { MAX_SUBJECT_LENGTH, isRole, isSubject } from '../header-grammar.js';
+
 /**
  * Reading registered claims the same way everywhere: numeric dates, audiences, roles.
  * Each reader returns `undefined` for "absent" and throws ClaimError for "present but invalid".
@@ -24,7 +26,12 @@ export function audiences(payload: Readonly<Record<string, unknown>>): string[] 
   throw new ClaimError('aud is not a string or list of strings');
 }
 
-/** A dotted path (`realm_access.roles`) into the payload; an array of strings or a space/comma list. */
+/**
+ * A dotted path (`realm_access.roles`) into the payload; an array of strings or a space/comma list.
+ * Roles are copied into the comma-separated `x-user-roles`, so one that is not a safe list element
+ * (control characters, DEL, non-ASCII such as NEL, over 256 characters) is dropped: a role can
+ * only be lost that way, never gained, so policy that requires it fails closed.
+ */
 export function rolesAt(payload: Readonly<Record<string, unknown>>, path: string): string[] {
   let value: unknown = payload;
   for (const part of path.split('.')) {
@@ -33,14 +40,22 @@ export function rolesAt(payload: Readonly<Record<string, unknown>>, path: string
     value = (value as Record<string, unknown>)[part];
   }
   const list = typeof value === 'string' ? value.split(/[\s,]+/) : Array.isArray(value) ? value : [];
-  return list.filter((r): r is string => typeof r === 'string' && r.length > 0 && r.length <= 256 && !/[,\s]/.test(r)).slice(0, 256);
+  return list.filter(isRole).slice(0, 256);
 }
 
-/** The user a token speaks for: `sub`, or for client-credentials tokens without one, the client. */
+/**
+ * The user a token speaks for: `sub`; only when a token has no `sub` at all (client credentials),
+ * the client (`client_id`, then `azp`). The first of these the token carries is the answer or the
+ * level is malformed: an unusable `sub` (not a string, empty, over 1,024 characters, outside the
+ * header charset) must not quietly become another claim's value, which the token's holder may
+ * choose more freely (`sub: 42, client_id: "admin"`).
+ */
 export function subjectOf(payload: Readonly<Record<string, unknown>>): string | undefined {
   for (const name of ['sub', 'client_id', 'azp']) {
+    if (!Object.prototype.hasOwnProperty.call(payload, name)) continue;
     const value = payload[name];
-    if (typeof value === 'string' && value.length > 0 && value.length <= 1024) return value;
+    if (!isSubject(value)) throw new ClaimError(`${name} is not a usable subject (printable ASCII, 1 to ${MAX_SUBJECT_LENGTH} characters)`);
+    return value;
   }
   return undefined;
 }

@@ -2,7 +2,7 @@ import type { OwnKeys } from '../keys/own-keys.js';
 import { globMatches } from '../policy/glob.js';
 import { DenyError, type DenyReason, deny } from '../reasons.js';
 import { untrustedText } from '../untrusted-text.js';
-import { type AuthStack, StackFormatError, readAuthStack, unpackContainer } from './auth-stack.js';
+import { type AuthStack, StackFormatError, checkStackSid, readAuthStack, unpackContainer } from './auth-stack.js';
 import { ChainMemo, type MemoizedChain } from './chain-memo.js';
 import { ClaimError, numericDate, rolesAt, subjectOf } from './claims.js';
 import { type CompactJws, CompactFormatError, compactKind, parseCompactJws } from './compact.js';
@@ -157,7 +157,9 @@ function parseLevel(token: string, malformed: DenyReason): CompactJws {
 
 function readStack(jws: CompactJws): AuthStack | undefined {
   try {
-    return readAuthStack(jws.payload);
+    const stack = readAuthStack(jws.payload);
+    if (stack !== undefined) checkStackSid(stack);
+    return stack;
   } catch (error) {
     if (error instanceof StackFormatError) deny('stack_malformed', error.message);
     throw error;
@@ -240,11 +242,21 @@ function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[
       tenant: level.signer.tenant,
       stack: stack === undefined ? undefined : { fmt: stack.fmt, cmp: stack.cmp, sid: stack.sid, depth: stack.depth },
       depth,
-      subject: subjectOf(level.jws.payload),
+      subject: subjectOfLevel(level.jws),
       roles: rolesAt(level.jws.payload, rolesClaim),
     });
   }
   return levels;
+}
+
+/** An unusable subject makes the level malformed, at any depth: it is the user the chain speaks for. */
+function subjectOfLevel(jws: CompactJws): string | undefined {
+  try {
+    return subjectOf(jws.payload);
+  } catch (error) {
+    if (error instanceof ClaimError) deny('malformed_token', error.message);
+    throw error;
+  }
 }
 
 function toChain(levels: readonly VerifiedLevel[], sealed: boolean, verifiedHere: number, keyCacheMiss: boolean, registryVersion: number): Chain {

@@ -1,3 +1,4 @@
+import { isIdentifier } from '../header-grammar.js';
 import type { IssuerKeys, KeyChoice } from '../keys/issuer-keys.js';
 import { verifyJwsSignature } from '../keys/jws-crypto.js';
 import { KeysUnavailableError } from '../keys/remote-jwks.js';
@@ -48,7 +49,8 @@ export async function verifyLevel(jws: CompactJws, trust: LevelTrust, malformed:
 async function resolveSigner(jws: CompactJws, iss: string, trust: LevelTrust, malformed: DenyReason): Promise<Omit<TrustedSigner, 'keysRefreshed'>> {
   if (iss === trust.ownIssuer) {
     const tenant = jws.payload['tenant_id'];
-    if (typeof tenant !== 'string' || tenant.length === 0) deny(malformed, 'own level without tenant_id');
+    // The tenant becomes x-tenant-id: only a tenant id, even under our own signature.
+    if (!isIdentifier(tenant)) deny(malformed, 'own level without a valid tenant_id');
     return { own: true, issuer: undefined, tenant };
   }
   let record: IssuerRecord | undefined;
@@ -59,6 +61,8 @@ async function resolveSigner(jws: CompactJws, iss: string, trust: LevelTrust, ma
     throw error;
   }
   if (record === undefined) deny('untrusted_issuer', `issuer ${untrustedText(iss)} is not registered`);
+  // Records are validated where they enter the registry; one that slipped past is as good as absent.
+  if (!isIdentifier(record.tenant)) deny('untrusted_issuer', `issuer ${untrustedText(iss)} is registered with an invalid tenant`);
   if (!(record.algorithms as readonly string[]).includes(jws.alg)) deny('bad_signature', `${untrustedText(jws.alg)} is not allowed for ${untrustedText(iss)}`);
   return { own: false, issuer: record, tenant: record.tenant };
 }

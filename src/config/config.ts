@@ -1,5 +1,6 @@
 import type { Compression } from '../chain/compression.js';
 import { RESERVED_FORWARD_HEADERS } from '../pipeline/owned-headers.js';
+import { IDENTIFIER_DESCRIPTION, isIdentifier } from '../header-grammar.js';
 
 export interface Config {
   readonly grpcPort: number;
@@ -139,6 +140,8 @@ export function loadConfig(env: Env = process.env): Config {
   if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError('MATRYOSHKA_TLS_CERT', 'and MATRYOSHKA_TLS_KEY go together');
   const tlsCa = raw(env, 'MATRYOSHKA_TLS_CA');
   if (tlsCa !== undefined && tlsCert === undefined) throw new ConfigError('MATRYOSHKA_TLS_CA', 'needs MATRYOSHKA_TLS_CERT and MATRYOSHKA_TLS_KEY');
+  const serviceId = raw(env, 'MATRYOSHKA_SERVICE_ID');
+  if (serviceId !== undefined && !isIdentifier(serviceId)) throw new ConfigError('MATRYOSHKA_SERVICE_ID', `must be ${IDENTIFIER_DESCRIPTION}`);
   const redisUrl = raw(env, 'REDIS_URL');
   if (redisUrl !== undefined && !/^(redis|rediss|redis\+sentinel|redis\+cluster)s?:\/\//.test(redisUrl)) {
     throw new ConfigError('REDIS_URL', 'must be a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL');
@@ -154,7 +157,7 @@ export function loadConfig(env: Env = process.env): Config {
     registryFile: raw(env, 'MATRYOSHKA_REGISTRY_FILE'),
     issuer,
     signingKeysFile: raw(env, 'MATRYOSHKA_SIGNING_KEYS'),
-    serviceId: raw(env, 'MATRYOSHKA_SERVICE_ID'),
+    serviceId,
     maxDepth: integer(env, 'MATRYOSHKA_MAX_DEPTH', 1, 64),
     tokenTtlSeconds: integer(env, 'MATRYOSHKA_TOKEN_TTL', 5, 86_400),
     forwardHeader,

@@ -4,6 +4,7 @@ import type { ChainLimits } from '../chain/limits.js';
 import { openChain } from '../chain/open-chain.js';
 import type { Chain } from '../chain/types.js';
 import type { LevelTrust } from '../chain/verify-level.js';
+import { isIdentifier, unsafeIdentity } from '../header-grammar.js';
 import type { OwnKeys } from '../keys/own-keys.js';
 import { decide } from '../policy/decide.js';
 import { DenyError, type DenyReason, deny } from '../reasons.js';
@@ -107,6 +108,27 @@ export async function checkWithin(input: CheckInput, deps: CheckDeps, budgetMs: 
 }
 
 function finish(draft: Draft, allowed: boolean, reason: DenyReason | undefined, detail: string | undefined, shadow: boolean): DecisionRecord {
+  if (allowed) {
+    // Every value was validated where it entered; should one have slipped through, nothing is
+    // emitted and the request is refused, in shadow mode too (the record says so, as the response will).
+    const unsafe = unsafeIdentity({ tenant: draft.tenant, user: draft.user, roles: draft.roles, sids: draft.minted?.sids ?? [] });
+    if (unsafe !== undefined) {
+      return {
+        requestId: draft.requestId,
+        allowed: false,
+        reason: 'unavailable',
+        detail: `refused to emit an unsafe ${unsafe} header value`,
+        shadow: false,
+        tenant: undefined,
+        user: undefined,
+        roles: [],
+        destination: draft.destination,
+        chain: draft.chain,
+        minted: undefined,
+        recursionAudited: draft.recursionAudited,
+      };
+    }
+  }
   return {
     requestId: draft.requestId,
     allowed,
@@ -146,7 +168,9 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     const registeredService = await deps.registry.service(destination.sid);
     checkTenantBindings(tenant, destination, registeredService);
     const tenantPolicy = (await deps.registry.tenant(tenant)) ?? defaultTenantPolicy(tenant);
-    const sourceSid = input.sourcePrincipal === undefined ? undefined : await deps.registry.principal(input.sourcePrincipal);
+    const mappedSource = input.sourcePrincipal === undefined ? undefined : await deps.registry.principal(input.sourcePrincipal);
+    // A mapping to something that is not a sid is a workload we do not know (bind_source refuses it).
+    const sourceSid = isIdentifier(mappedSource) ? mappedSource : undefined;
     return { destination, registeredService, tenantPolicy, sourceSid };
   });
 

@@ -1,3 +1,4 @@
+import { isIdentifier } from '../header-grammar.js';
 import { deny } from '../reasons.js';
 import type { RegistryReader } from '../registry/registry.js';
 import type { CheckInput } from './check-input.js';
@@ -20,6 +21,9 @@ export async function resolveDestination(input: CheckInput, registry: RegistryRe
   if (sid === undefined && input.destinationPrincipal !== undefined) sid = await registry.principal(input.destinationPrincipal);
   sid ??= defaultSid;
   if (sid === undefined) deny('unknown_service', 'no destination service id');
+  // Whichever source named it, the destination becomes the last element of x-auth-chain and the
+  // sid of the level we mint: a route or principal mapping that is not a service id names none.
+  if (!isIdentifier(sid)) deny('unknown_service', 'the destination service id is not a valid sid');
   const rawDepth = nonEmpty(ext['max_depth']);
   let routeMaxDepth: number | undefined;
   if (rawDepth !== undefined) {
@@ -27,7 +31,10 @@ export async function resolveDestination(input: CheckInput, registry: RegistryRe
     if (!/^\d{1,2}$/.test(rawDepth)) deny('depth_exceeded', `route max_depth ${JSON.stringify(rawDepth)} is not a number`);
     routeMaxDepth = Number(rawDepth);
   }
-  return { sid, routeTenant: nonEmpty(ext['tenant']), routeMaxDepth };
+  const routeTenant = nonEmpty(ext['tenant']);
+  // A route bound to a tenant it cannot name is bound to none we serve: refuse, never ignore.
+  if (routeTenant !== undefined && !isIdentifier(routeTenant)) deny('tenant_mismatch', 'route tenant is not a valid tenant id');
+  return { sid, routeTenant, routeMaxDepth };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

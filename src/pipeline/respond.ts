@@ -1,3 +1,4 @@
+import { isHeaderValue, unsafeIdentity } from '../header-grammar.js';
 import { type DenyReason, httpStatusOf } from '../reasons.js';
 import type { DecisionRecord } from './decision.js';
 import { IDENTITY_HEADERS, type IdentityHeader, REQUEST_ID_HEADER, ownedHeaders } from './owned-headers.js';
@@ -78,7 +79,23 @@ function allowResponse(record: DecisionRecord, settings: ResponseSettings): Chec
     if (value === undefined) headersToRemove.push(name);
     else headers.push(set(name, value));
   }
+  if (!emittable(record, headers)) {
+    // Fail closed rather than hand Envoy a value it might forward without validating it.
+    return denyResponse({ ...record, allowed: false, reason: 'unavailable', tenant: undefined, user: undefined, roles: [], minted: undefined }, 'unavailable', settings);
+  }
   return { status: { code: GRPC_OK, message: '' }, ok_response: { headers, headers_to_remove: headersToRemove }, dynamic_metadata: metadata(record) };
+}
+
+/**
+ * The last line before Envoy: list elements still one element each, and every value, whatever
+ * header carries it, free of anything an HTTP parser could read two ways (CR, LF, NUL, DEL,
+ * non-ASCII, edge spaces) — so the headers are safe even where Envoy runs without
+ * `validate_mutations`.
+ */
+function emittable(record: DecisionRecord, headers: readonly HeaderValueOption[]): boolean {
+  const sids = record.minted?.sids ?? [];
+  if (unsafeIdentity({ tenant: record.tenant, user: record.user, roles: record.roles, sids }) !== undefined) return false;
+  return headers.every((h) => isHeaderValue(h.header.value));
 }
 
 function denyResponse(record: DecisionRecord, reason: DenyReason, settings: ResponseSettings): CheckResponseMessage {

@@ -1,3 +1,5 @@
+import { IDENTIFIER_DESCRIPTION, MAX_ROLE_LENGTH, isIdentifier, isRole } from '../header-grammar.js';
+
 /**
  * Registry records and their validation. Every way a record enters the service (YAML file, CLI,
  * Redis) goes through these parsers, so an invalid record is refused with the same one-line error
@@ -68,7 +70,6 @@ export function defaultServicePolicy(sid: string): ServicePolicy {
 
 type Raw = Record<string, unknown>;
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const ENV_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 const GLOB = /^[A-Za-z0-9._:@/*?-]{1,128}$/;
@@ -101,8 +102,9 @@ function refuseUnknown(raw: Raw, known: readonly string[], field: string, secret
   }
 }
 
+/** Service ids and tenants: the one grammar of src/header-grammar.ts, which the Check path enforces too. */
 export function identifier(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !ID.test(value)) throw new RecordError(field, 'must be an identifier (letters, digits, . _ : @ / -)');
+  if (!isIdentifier(value)) throw new RecordError(field, `must be ${IDENTIFIER_DESCRIPTION}`);
   return value;
 }
 
@@ -125,7 +127,10 @@ export function optionalDepth(value: unknown, field: string): number | undefined
   return n;
 }
 
-function stringList(value: unknown, field: string, pattern: RegExp, what: string): string[] {
+/** The header grammar's role predicate, in the shape stringList takes (one grammar, not a copy of it). */
+const ROLE = { test: (value: string): boolean => isRole(value) };
+
+function stringList(value: unknown, field: string, pattern: { test(value: string): boolean }, what: string): string[] {
   if (value === undefined || value === null) return [];
   const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter((s) => s.length > 0) : value;
   if (!Array.isArray(list)) throw new RecordError(field, 'must be a list');
@@ -239,7 +244,8 @@ export function parseService(sid: string, value: unknown, field: string): Servic
     sid: identifier(sid, field),
     tenant,
     allowedCallers: stringList(raw['allowed_callers'], `${field}.allowed_callers`, GLOB, 'a glob of service ids (letters, digits, . _ : @ / - * ?)'),
-    requiredRoles: stringList(raw['required_roles'], `${field}.required_roles`, /^[^\s,]{1,128}$/, 'a role name'),
+    // A role outside the role grammar is dropped from every token, so requiring one could never be met.
+    requiredRoles: stringList(raw['required_roles'], `${field}.required_roles`, ROLE, `a role name (printable ASCII without comma or space, at most ${MAX_ROLE_LENGTH})`),
     maxDepth: optionalDepth(raw['max_depth'], `${field}.max_depth`),
     seal: optionalBool(raw['seal'], `${field}.seal`),
     entry: optionalBool(raw['entry'], `${field}.entry`),

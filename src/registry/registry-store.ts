@@ -5,6 +5,7 @@ import {
   type IssuerRecord,
   type ServicePolicy,
   type TenantPolicy,
+  identifier,
   issuerToRaw,
   parseIssuer,
   parseService,
@@ -74,6 +75,7 @@ export class RegistryStore {
   }
 
   async mapPrincipal(principal: string, sid: string): Promise<void> {
+    identifier(sid, `principal ${principal}`);
     const tx = this.redis.multi();
     tx.hset(this.layout.principals, principal, sid);
     await this.commit(tx);
@@ -119,13 +121,22 @@ export class RegistryStore {
           return [];
         }
       });
+    // A mapped sid becomes a destination or a caller: one that is not a sid is skipped like any record.
+    const validPrincipals: Record<string, string> = {};
+    for (const [principal, sid] of Object.entries(principals)) {
+      try {
+        validPrincipals[principal] = identifier(sid, `principal ${principal}`);
+      } catch (error) {
+        invalid.push((error as Error).message);
+      }
+    }
     return {
       version: Number(version ?? '0'),
       contents: {
         issuers: parsed(issuerNames, issuerDocs, (name, raw) => parseIssuer(raw, `issuer ${name}`, this.allowInsecure)),
         tenants: parsed(tenantNames, tenantDocs, (name, raw) => parseTenant(name, raw, `tenant ${name}`)),
         services: parsed(serviceNames, serviceDocs, (name, raw) => parseService(name, raw, `service ${name}`)),
-        principals,
+        principals: validPrincipals,
       },
       invalid,
     };
