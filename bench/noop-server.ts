@@ -9,7 +9,8 @@ import * as grpc from '@grpc/grpc-js';
 import { IDENTITY_HEADERS } from '../src/pipeline/owned-headers.js';
 import type { CheckResponseMessage, HeaderValueOption } from '../src/pipeline/respond.js';
 import type { CheckRequestMessage } from '../src/server/check-request.js';
-import { SERVER_OPTIONS } from '../src/server/grpc-server.js';
+import { loadConfig } from '../src/config/config.js';
+import { serverOptions } from '../src/server/grpc-server.js';
 import { loadProtos } from '../src/server/protos.js';
 
 const tokenLength = Number(process.env['NOOP_FORWARD_TOKEN_LENGTH'] ?? 2048);
@@ -48,7 +49,8 @@ function answer(request: CheckRequestMessage): CheckResponseMessage {
 
 const protos = loadProtos();
 // The same stack and options as src/server/grpc-server.ts.
-const server = new grpc.Server(SERVER_OPTIONS);
+const defaults = loadConfig({});
+const server = new grpc.Server(serverOptions({ maxTokenLength: defaults.maxTokenLength, idleTimeoutMs: defaults.idleTimeoutMs }));
 server.addService(protos.authorization, {
   Check: (call: grpc.ServerUnaryCall<CheckRequestMessage, CheckResponseMessage>, callback: grpc.sendUnaryData<CheckResponseMessage>) => {
     callback(null, answer(call.request));

@@ -127,8 +127,8 @@ export async function startService(config: Config, logger: Logger, overrides: Se
   let grpcServer: RunningGrpcServer | undefined;
   let httpServer: RunningHttpServer | undefined;
   try {
-    grpcServer = await startGrpcServer({ host: config.host, port: config.grpcPort, credentials: grpcServerCredentials({ cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa, reloadMs: config.tlsReloadMs }), health, check: handleCheck });
-    httpServer = await startHttpServer(config.host, config.httpPort, {
+    grpcServer = await startGrpcServer({ host: config.host, port: config.grpcPort, credentials: grpcServerCredentials({ cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa, reloadMs: config.tlsReloadMs }), health, check: handleCheck, limits: { maxTokenLength: config.maxTokenLength, idleTimeoutMs: config.idleTimeoutMs } });
+    httpServer = await startHttpServer(config.host, config.httpPort, { idleTimeoutMs: config.idleTimeoutMs }, {
       jwks: () => ownKeys.publicJwks(),
       live: () => true,
       ready: () => health.status(AUTHZ_SERVICE) === 'SERVING',

@@ -68,6 +68,7 @@ describe('loadConfig', () => {
     MATRYOSHKA_TLS_RELOAD_MS: ['tlsReloadMs', Number],
     MATRYOSHKA_SHUTDOWN_GRACE_MS: ['shutdownGraceMs', Number],
     MATRYOSHKA_MEMO_ENTRIES: ['memoEntries', Number],
+    MATRYOSHKA_IDLE_TIMEOUT_MS: ['idleTimeoutMs', Number],
     LOG_LEVEL: ['logLevel', String],
   };
   /** Read before loadConfig (src/config/config-file.ts), so they feed no Config field. */

@@ -99,7 +99,9 @@ describe('graceful shutdown', () => {
     const served = await spawnServe({ MATRYOSHKA_REGISTRY_FILE: registryFile(idp), MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' });
     const address = `127.0.0.1:${served.grpcPort}`;
     const { HealthClient } = loadProtos();
-    const health = new HealthClient(address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientReadableStream<{ status: string }>>;
+    // Its own connection, as Envoy's and kubelet's health checks have: with the Watch on the checks'
+    // connection, 100 checks would be one stream past the server's per-connection limit.
+    const health = new HealthClient(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientReadableStream<{ status: string }>>;
     const seen: Array<{ status: string; at: number }> = [];
     const watch = health['Watch']!.call(health, { service: 'envoy.service.auth.v3.Authorization' });
     watch.on('data', (m: { status: string }) => seen.push({ status: m.status, at: Date.now() }));

@@ -36,6 +36,7 @@ export interface Config {
   readonly tlsReloadMs: number;
   readonly shutdownGraceMs: number;
   readonly memoEntries: number;
+  readonly idleTimeoutMs: number;
 }
 
 export interface ConfigVariable {
@@ -79,6 +80,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: 'MATRYOSHKA_KEY_ROTATION', default: '21600', description: 'seconds between rotations of generated signing keys (Redis mode)' },
   { name: 'MATRYOSHKA_CONFIG_FILE', default: undefined, description: 'optional YAML file of these same variables; the environment wins' },
   { name: 'MATRYOSHKA_MEMO_ENTRIES', default: '20000', description: 'verified chains remembered so a hop verifies only its own level (0 = off)' },
+  { name: 'MATRYOSHKA_IDLE_TIMEOUT_MS', default: '300000', description: 'a connection (gRPC or HTTP) without a request in progress is closed after this; stalled handshakes and requests after at most 10 s' },
   { name: 'LOG_LEVEL', default: 'info', description: 'pino level' },
 ];
 
@@ -183,5 +185,6 @@ export function loadConfig(env: Env = process.env): Config {
     tlsReloadMs: integer(env, 'MATRYOSHKA_TLS_RELOAD_MS', 100, 3_600_000),
     shutdownGraceMs: integer(env, 'MATRYOSHKA_SHUTDOWN_GRACE_MS', 0, 600_000),
     memoEntries: integer(env, 'MATRYOSHKA_MEMO_ENTRIES', 0, 10_000_000),
+    idleTimeoutMs: integer(env, 'MATRYOSHKA_IDLE_TIMEOUT_MS', 100, 86_400_000),
   };
 }

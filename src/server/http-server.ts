@@ -12,6 +12,24 @@ export interface HttpRoutes {
   metrics?(): Promise<string>;
 }
 
+export interface HttpLimits {
+  /** `MATRYOSHKA_IDLE_TIMEOUT_MS`: caps the keep-alive wait and the time to send one request. */
+  readonly idleTimeoutMs: number;
+}
+
+/**
+ * Probes and scrapers need a handful of connections; past this many, new ones are closed at once,
+ * so a flood on the operator's port cannot take the file descriptors the gRPC port and our own
+ * outgoing connections (Redis, JWKS) need.
+ */
+export const HTTP_MAX_CONNECTIONS = 64;
+
+/** Whole request (headers included) within this; a prober that needs longer is not a prober. */
+export const HTTP_REQUEST_TIMEOUT_MS = 10_000;
+
+/** Node's default wait for the next request on a kept-alive connection. */
+export const HTTP_KEEP_ALIVE_MS = 5_000;
+
 export interface RunningHttpServer {
   readonly port: number;
   close(): Promise<void>;
@@ -23,7 +41,7 @@ function send(res: ServerResponse, status: number, type: string, body: string, e
 }
 
 /** The operator's port: JWKS, liveness, readiness, metrics. GET only, nothing else. */
-export async function startHttpServer(host: string, port: number, routes: HttpRoutes): Promise<RunningHttpServer> {
+export async function startHttpServer(host: string, port: number, limits: HttpLimits, routes: HttpRoutes): Promise<RunningHttpServer> {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' });
@@ -41,18 +59,30 @@ export async function startHttpServer(host: string, port: number, routes: HttpRo
         return send(res, 404, 'text/plain', 'not found\n');
     }
   };
-  const server: Server = createServer((req, res) => {
+  const requestTimeout = Math.min(HTTP_REQUEST_TIMEOUT_MS, limits.idleTimeoutMs);
+  // Node checks the header and request deadlines on this interval (30 s by default), so it bounds
+  // how late a socket that never sends a byte is closed.
+  const checkEvery = Math.max(50, Math.min(1000, Math.floor(requestTimeout / 4)));
+  const server: Server = createServer({ connectionsCheckingInterval: checkEvery }, (req, res) => {
     handle(req, res).catch(() => {
       if (!res.headersSent) send(res, 500, 'text/plain', 'internal error\n');
       else res.destroy();
     });
   });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 10_000;
+  server.headersTimeout = requestTimeout;
+  server.requestTimeout = requestTimeout;
+  server.keepAliveTimeout = Math.min(HTTP_KEEP_ALIVE_MS, limits.idleTimeoutMs);
+  server.maxConnections = HTTP_MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
+  // Once listening, the only errors are failed accepts (EMFILE when descriptors run out): the
+  // connection is lost, the server keeps listening, and the process must not die of it.
+  server.on('error', () => {});
   return {
     port: (server.address() as AddressInfo).port,
     close: () =>

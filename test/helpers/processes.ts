@@ -29,11 +29,18 @@ export interface Served {
   stop(): Promise<number | null>;
 }
 
+export interface ServeOptions {
+  /** Run under this RLIMIT_NOFILE (soft and hard), through util-linux `prlimit`, which execs node in place. */
+  readonly fdLimit?: number;
+}
+
 /** Start `serve` exactly as `npm start` does (after its build step) and wait for the ports it logs. */
-export function spawnServe(env: Record<string, string>): Promise<Served> {
+export function spawnServe(env: Record<string, string>, options: ServeOptions = {}): Promise<Served> {
   const [node, script, ...args] = (scripts['start'] ?? '').split(' ');
   assert.equal(node, 'node');
-  const child = spawn(process.execPath, [join(ROOT, script ?? ''), ...args], {
+  const command = [process.execPath, join(ROOT, script ?? ''), ...args];
+  const [file, ...argv] = options.fdLimit === undefined ? command : ['prlimit', `--nofile=${options.fdLimit}:${options.fdLimit}`, ...command];
+  const child = spawn(file ?? process.execPath, argv, {
     env: { ...baseEnv(), MATRYOSHKA_GRPC_PORT: '0', MATRYOSHKA_HTTP_PORT: '0', MATRYOSHKA_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
