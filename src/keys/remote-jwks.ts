@@ -74,9 +74,11 @@ const knows = (set: KeySet, kid: string | undefined): boolean =>
 const toShared = (set: KeySet): SharedKeySet => ({ keys: set.published, fetchedAt: set.fetchedAt });
 
 /**
- * Per-issuer JWKS, fetched lazily on first use, kept in process memory, refreshed when a token
- * names a `kid` we do not have (at most once per cooldown, one fetch at a time per issuer), and
- * served stale while the IdP is down. Keys are never looked up across issuers.
+ * Per-issuer JWKS, fetched lazily on first use, vetted and imported once per key set
+ * (src/keys/published-keys.ts), kept in process memory, refreshed when a token names a `kid` we
+ * do not have (at most once per cooldown, one fetch at a time per issuer) and in the background
+ * once older than max-age, and served stale while the IdP is down or hangs, up to max-stale.
+ * Keys are never looked up across issuers.
  */
 export class RemoteJwks {
   private readonly states = new Map<string, IssuerState>();
@@ -147,20 +149,25 @@ export class RemoteJwks {
   }
 
   private loadShared(issuer: IssuerRecord, state: IssuerState): Promise<void> {
-    state.loading ??= this.readShared(issuer)
+    state.loading ??= this.readShared(issuer, state.current?.fetchedAt ?? -1)
       .then((set) => {
-        if (set !== undefined && this.usable(set) !== undefined && set.fetchedAt > (state.current?.fetchedAt ?? -1)) this.adopt(issuer.issuer, state, set);
+        if (set !== undefined && this.usable(set) !== undefined) this.adopt(issuer.issuer, state, set);
       })
+      // The shared cache is an optimisation: without it we simply ask the IdP.
+      .catch(() => undefined)
       .finally(() => {
         state.loading = undefined;
       });
     return state.loading;
   }
 
-  /** The fleet's copy, vetted again: Redis may hold a set written by another version. */
-  private async readShared(issuer: IssuerRecord): Promise<KeySet | undefined> {
+  /**
+   * The fleet's copy when it is newer than `than`, vetted again (Redis may hold a set written by
+   * another version); older copies are not imported at all (this is polled while waiting on a lock).
+   */
+  private async readShared(issuer: IssuerRecord, than: number): Promise<KeySet | undefined> {
     const raw = await this.options.shared?.read(issuer);
-    return raw === undefined ? undefined : keySet(raw.keys, raw.fetchedAt);
+    return raw === undefined || raw.fetchedAt <= than ? undefined : keySet(raw.keys, raw.fetchedAt);
   }
 
   /** `set` becomes the issuer's keys; its refusals not reported for the previous set are reported now. */
@@ -201,13 +208,13 @@ export class RemoteJwks {
       // A set fetched within the cooldown is the freshest anyone may ask for, kid or no kid.
       return knows(set, kid) || age < this.options.cooldownMs;
     };
-    const cached = await this.readShared(issuer);
+    const cached = await this.readShared(issuer, -1);
     if (cached !== undefined && adoptable(cached)) return cached;
     const lock = await shared.lock(issuer, this.options.fetch.timeoutMs * 2 + 1000);
     if (lock.acquired) {
       // Another replica may have fetched and released the lock between our read and our lock.
-      const meanwhile = await this.readShared(issuer);
-      if (meanwhile !== undefined && meanwhile.fetchedAt > (cached?.fetchedAt ?? -1) && adoptable(meanwhile)) {
+      const meanwhile = await this.readShared(issuer, cached?.fetchedAt ?? -1);
+      if (meanwhile !== undefined && adoptable(meanwhile)) {
         await lock.release();
         return meanwhile;
       }
@@ -215,8 +222,8 @@ export class RemoteJwks {
       const deadline = this.now() + (this.options.lockWaitMs ?? this.options.fetch.timeoutMs + 500);
       while (this.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 25));
-        const theirs = await this.readShared(issuer);
-        if (theirs !== undefined && theirs.fetchedAt > (cached?.fetchedAt ?? -1) && adoptable(theirs)) return theirs;
+        const theirs = await this.readShared(issuer, cached?.fetchedAt ?? -1);
+        if (theirs !== undefined && adoptable(theirs)) return theirs;
       }
     }
     try {
