@@ -72,6 +72,10 @@ export async function startService(config: Config, logger: Logger, overrides: Se
       metrics.recordKeyFetch(outcome);
       logger.info({ issuer, outcome, duration_ms: Math.round(durationMs) }, 'jwks fetch');
     },
+    onKeyRefused: (issuer, refusal) => {
+      metrics.recordKeyRefused(issuer, refusal.reason);
+      logger.warn({ issuer, key: refusal.id, reason: refusal.reason, detail: refusal.detail }, 'jwks key refused');
+    },
     ...(redis ? { shared: redis.jwksCache } : {}),
   });
   const limits: ChainLimits = {

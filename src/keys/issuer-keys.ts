@@ -1,5 +1,4 @@
-import { type JsonWebKey, type KeyObject, createPublicKey, createSecretKey } from 'node:crypto';
-import type { JWK } from 'jose';
+import { type KeyObject, createSecretKey } from 'node:crypto';
 import type { IssuerRecord } from '../registry/records.js';
 import { isHmac, jwkFitsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
 import type { OwnKeys } from './own-keys.js';
@@ -13,16 +12,19 @@ export interface KeyChoice {
   readonly refreshed: boolean;
 }
 
-/** Tokens without a `kid` are tried against at most this many keys of their issuer. */
-const MAX_KID_LESS_CANDIDATES = 4;
+/**
+ * Tokens without a `kid` are tried against at most this many keys of their issuer (those that
+ * fit the algorithm, in published order): with keys bounded at import, a level costs at most four
+ * signature checks (four RSA-8192 verifications, ~1–2 ms), however many keys the issuer publishes.
+ */
+export const MAX_KID_LESS_CANDIDATES = 4;
 
 /**
  * Verification keys for one level, chosen only among the keys of that level's own issuer:
  * our own keys for our issuer, the environment secret for HMAC issuers, the issuer's JWKS
- * otherwise. Imported keys are cached per JWK object, so a key is imported once per refresh.
+ * otherwise (imported and bounded once per key set, by RemoteJwks).
  */
 export class IssuerKeys {
-  private readonly imported = new WeakMap<JWK, KeyObject | null>();
   private readonly secrets = new Map<string, { value: string; key: KeyObject }>();
 
   constructor(
@@ -38,10 +40,10 @@ export class IssuerKeys {
 
   async issuerKeys(issuer: IssuerRecord, alg: string, kid: string | undefined): Promise<KeyChoice> {
     if (isHmac(alg)) return { keys: [this.secret(issuer)], refreshed: false };
-    const { keys: jwks, refreshed } = await this.remote.keys(issuer, kid);
-    const fitting = jwks.filter((jwk) => (kid === undefined || jwk.kid === kid) && jwkFitsAlgorithm(jwk, alg));
+    const { keys: published, refreshed } = await this.remote.keys(issuer, kid);
+    const fitting = published.filter((k) => (kid === undefined || k.jwk.kid === kid) && jwkFitsAlgorithm(k.jwk, alg) && keyFitsAlgorithm(k.key, alg));
     const chosen = kid === undefined ? fitting.slice(0, MAX_KID_LESS_CANDIDATES) : fitting.slice(0, 1);
-    return { keys: chosen.map((jwk) => this.importOnce(jwk)).filter((k): k is KeyObject => k !== null && keyFitsAlgorithm(k, alg)), refreshed };
+    return { keys: chosen.map((k) => k.key), refreshed };
   }
 
   private secret(issuer: IssuerRecord): KeyObject {
@@ -56,19 +58,5 @@ export class IssuerKeys {
       this.secrets.set(name, secret);
     }
     return secret.key;
-  }
-
-  /** One import per published key (until the issuer's set is refreshed); a malformed JWK is skipped. */
-  private importOnce(jwk: JWK): KeyObject | null {
-    let key = this.imported.get(jwk);
-    if (key === undefined) {
-      try {
-        key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
-      } catch {
-        key = null;
-      }
-      this.imported.set(jwk, key);
-    }
-    return key;
   }
 }

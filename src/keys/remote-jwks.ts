@@ -1,16 +1,16 @@
 import { SpanStatusCode, trace } from '@opentelemetry/api';
-import type { JWK } from 'jose';
 import type { IssuerRecord } from '../registry/records.js';
 import { type FetchLimits, FetchFailedError, fetchJson } from './fetch-json.js';
-import type { SharedJwksCache } from './shared-jwks.js';
+import { type KeyRefusal, MAX_KEYS_PER_SET, type PublishedKey, vetKeySet } from './published-keys.js';
+import type { SharedJwksCache, SharedKeySet } from './shared-jwks.js';
 
 const tracer = trace.getTracer('matryoshka-authz');
 
 export interface RemoteJwksOptions {
   fetch: FetchLimits;
-  /** Keys older than this are refetched before use (served stale if the refetch fails). */
+  /** Keys older than this are refetched in the background; until that lands they are served as they are. */
   maxAgeMs: number;
-  /** How long the last good keys keep being served while the IdP is unreachable. */
+  /** How long the last good keys keep being served while the IdP is unreachable (or hangs). */
   maxStaleMs: number;
   /** Minimum time between two fetches for one issuer when a token names an unknown `kid`. */
   cooldownMs: number;
@@ -21,6 +21,8 @@ export interface RemoteJwksOptions {
   shared?: SharedJwksCache;
   /** How long a replica waits for another replica's fetch before fetching itself. */
   lockWaitMs?: number;
+  /** A published key was refused at import: called once per issuer and key while the key stays published. */
+  onKeyRefused?: (issuer: string, refusal: KeyRefusal) => void;
 }
 
 /** The IdP could not be asked and nothing usable is cached: the answer is 503, never a denial. */
@@ -31,28 +33,52 @@ export class KeysUnavailableError extends Error {
   }
 }
 
-interface IssuerKeys {
-  keys: JWK[];
-  fetchedAt: number;
+/** One issuer's key set as we hold it: only keys within bounds, imported. */
+interface KeySet {
+  readonly keys: readonly PublishedKey[];
+  /** `kid`s of refused keys: known (a token naming one is refused at once, without a refetch), never used. */
+  readonly refusedKids: ReadonlySet<string>;
+  readonly refusals: readonly KeyRefusal[];
+  /** The entries as published (the first MAX_KEYS_PER_SET), for the shared cache. */
+  readonly published: readonly unknown[];
+  readonly fetchedAt: number;
 }
 
 interface IssuerState {
-  current: IssuerKeys | undefined;
+  current: KeySet | undefined;
   lastAttempt: number;
-  inflight: Promise<IssuerKeys> | undefined;
+  inflight: Promise<KeySet> | undefined;
+  /** A read of the shared cache by a replica that holds nothing yet for this issuer. */
+  loading: Promise<void> | undefined;
   jwksUri: string | undefined;
+  /** Refusals of the current set already reported, so each is logged and counted once. */
+  reported: ReadonlySet<string>;
 }
 
-function readJwks(doc: unknown, url: string): JWK[] {
+function keySet(entries: readonly unknown[], fetchedAt: number): KeySet {
+  const { keys, refusals } = vetKeySet(entries);
+  const refusedKids = new Set(refusals.flatMap((r) => (r.kid === undefined ? [] : [r.kid])));
+  return { keys, refusedKids, refusals, published: entries.slice(0, MAX_KEYS_PER_SET), fetchedAt };
+}
+
+function readJwks(doc: unknown, url: string): unknown[] {
   const keys = (doc as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(keys)) throw new FetchFailedError(url, 'not a JWK Set');
-  return keys.filter((k): k is JWK => k !== null && typeof k === 'object' && typeof (k as JWK).kty === 'string').slice(0, 100);
+  return keys;
 }
 
+const knows = (set: KeySet, kid: string | undefined): boolean =>
+  kid === undefined || set.refusedKids.has(kid) || set.keys.some((k) => k.jwk.kid === kid);
+
+/** What the fleet shares: the entries as published, so every replica vets (and reports) the same keys. */
+const toShared = (set: KeySet): SharedKeySet => ({ keys: set.published, fetchedAt: set.fetchedAt });
+
 /**
- * Per-issuer JWKS, fetched lazily on first use, kept in process memory, refreshed when a token
- * names a `kid` we do not have (at most once per cooldown, one fetch at a time per issuer), and
- * served stale while the IdP is down. Keys are never looked up across issuers.
+ * Per-issuer JWKS, fetched lazily on first use, vetted and imported once per key set
+ * (src/keys/published-keys.ts), kept in process memory, refreshed when a token names a `kid` we
+ * do not have (at most once per cooldown, one fetch at a time per issuer) and in the background
+ * once older than max-age, and served stale while the IdP is down or hangs, up to max-stale.
+ * Keys are never looked up across issuers.
  */
 export class RemoteJwks {
   private readonly states = new Map<string, IssuerState>();
@@ -63,23 +89,33 @@ export class RemoteJwks {
   }
 
   /**
-   * The issuer's current keys; refreshes first when `kid` is unknown or the set is old.
-   * `refreshed` says the keys were not simply in memory (the caller's key-cache miss).
+   * The issuer's keys for a token naming `kid` (or none). Keys we hold that know the `kid` are
+   * answered at once, even when old: past max-age a background refresh is started (one per
+   * issuer, at most one per cooldown) and the old keys are served until it lands or they pass
+   * max-stale — a hanging IdP never holds a check. Only an unknown `kid`, or no usable keys at
+   * all, waits for the network. `refreshed` says the keys were not simply in memory.
    */
-  async keys(issuer: IssuerRecord, kid: string | undefined): Promise<{ keys: JWK[]; refreshed: boolean }> {
+  async keys(issuer: IssuerRecord, kid: string | undefined): Promise<{ keys: readonly PublishedKey[]; refreshed: boolean }> {
     const state = this.stateOf(issuer.issuer);
+    if (this.usable(state.current) === undefined && this.options.shared !== undefined && state.inflight === undefined) {
+      // A replica starting cold adopts what the fleet already holds, stale or not, before waiting on the IdP.
+      await this.loadShared(issuer, state);
+    }
     const now = this.now();
-    const current = state.current;
-    const hasKid = current !== undefined && (kid === undefined || current.keys.some((k) => k.kid === kid));
-    const fresh = current !== undefined && now - current.fetchedAt < this.options.maxAgeMs;
-    if (hasKid && fresh) return { keys: current.keys, refreshed: false };
-    // A refetch already under way is joined, whatever the cooldown: the kid may be in its answer.
-    const mayFetch = current === undefined || !fresh || state.inflight !== undefined || now - state.lastAttempt >= this.options.cooldownMs;
+    const current = this.usable(state.current);
+    if (current !== undefined && knows(current, kid)) {
+      if (now - current.fetchedAt >= this.options.maxAgeMs) this.revalidate(issuer, state, now);
+      return { keys: current.keys, refreshed: false };
+    }
+    // An unknown kid: a refetch under way is joined (the kid may be in its answer); otherwise at
+    // most one fetch per cooldown while we hold usable keys.
+    const mayFetch = current === undefined || state.inflight !== undefined || now - state.lastAttempt >= this.options.cooldownMs;
     if (!mayFetch) return { keys: current.keys, refreshed: false };
     try {
       return { keys: (await this.refresh(issuer, state, kid)).keys, refreshed: true };
     } catch (error) {
-      if (current !== undefined && now - current.fetchedAt < this.options.maxStaleMs) return { keys: current.keys, refreshed: true };
+      const fallback = this.usable(state.current);
+      if (fallback !== undefined) return { keys: fallback.keys, refreshed: true };
       throw new KeysUnavailableError(`keys of ${issuer.issuer} unavailable: ${(error as Error).message}`);
     }
   }
@@ -92,19 +128,63 @@ export class RemoteJwks {
   private stateOf(issuer: string): IssuerState {
     let state = this.states.get(issuer);
     if (state === undefined) {
-      state = { current: undefined, lastAttempt: 0, inflight: undefined, jwksUri: undefined };
+      state = { current: undefined, lastAttempt: 0, inflight: undefined, loading: undefined, jwksUri: undefined, reported: new Set() };
       this.states.set(issuer, state);
     }
     return state;
   }
 
+  /** A set we may still answer from: fresh, or stale within max-stale. */
+  private usable(set: KeySet | undefined): KeySet | undefined {
+    if (set === undefined) return undefined;
+    const age = this.now() - set.fetchedAt;
+    return age < this.options.maxAgeMs || age < this.options.maxStaleMs ? set : undefined;
+  }
+
+  /** Refresh old keys without anyone waiting: at most one in flight, one started per cooldown. */
+  private revalidate(issuer: IssuerRecord, state: IssuerState, now: number): void {
+    if (state.inflight !== undefined || now - state.lastAttempt < this.options.cooldownMs) return;
+    // The outcome is reported through onFetch; a failure leaves the old keys in place.
+    this.refresh(issuer, state, undefined).catch(() => undefined);
+  }
+
+  private loadShared(issuer: IssuerRecord, state: IssuerState): Promise<void> {
+    state.loading ??= this.readShared(issuer, state.current?.fetchedAt ?? -1)
+      .then((set) => {
+        if (set !== undefined && this.usable(set) !== undefined) this.adopt(issuer.issuer, state, set);
+      })
+      // The shared cache is an optimisation: without it we simply ask the IdP.
+      .catch(() => undefined)
+      .finally(() => {
+        state.loading = undefined;
+      });
+    return state.loading;
+  }
+
+  /**
+   * The fleet's copy when it is newer than `than`, vetted again (Redis may hold a set written by
+   * another version); older copies are not imported at all (this is polled while waiting on a lock).
+   */
+  private async readShared(issuer: IssuerRecord, than: number): Promise<KeySet | undefined> {
+    const raw = await this.options.shared?.read(issuer);
+    return raw === undefined || raw.fetchedAt <= than ? undefined : keySet(raw.keys, raw.fetchedAt);
+  }
+
+  /** `set` becomes the issuer's keys; its refusals not reported for the previous set are reported now. */
+  private adopt(issuer: string, state: IssuerState, set: KeySet): void {
+    state.current = set;
+    const ids = new Set(set.refusals.map((r) => r.id));
+    for (const refusal of set.refusals) if (!state.reported.has(refusal.id)) this.options.onKeyRefused?.(issuer, refusal);
+    state.reported = ids;
+  }
+
   /** One refresh per issuer at a time in this process; `kid` is the key the caller is missing. */
-  private refresh(issuer: IssuerRecord, state: IssuerState, kid: string | undefined): Promise<IssuerKeys> {
+  private refresh(issuer: IssuerRecord, state: IssuerState, kid: string | undefined): Promise<KeySet> {
     if (state.inflight) return state.inflight;
     state.lastAttempt = this.now();
     state.inflight = this.refreshShared(issuer, state, kid)
       .then((result) => {
-        state.current = result;
+        this.adopt(issuer.issuer, state, result);
         return result;
       })
       .finally(() => {
@@ -117,23 +197,24 @@ export class RemoteJwks {
    * Across replicas: adopt a key set another replica fetched recently; otherwise take the lock and
    * fetch; if another replica holds the lock, wait for its result before fetching ourselves.
    */
-  private async refreshShared(issuer: IssuerRecord, state: IssuerState, kid: string | undefined): Promise<IssuerKeys> {
+  private async refreshShared(issuer: IssuerRecord, state: IssuerState, kid: string | undefined): Promise<KeySet> {
     const shared = this.options.shared;
     if (shared === undefined) return this.fetchFromIdp(issuer, state);
-    const adoptable = (set: IssuerKeys | undefined): set is IssuerKeys => {
-      if (set === undefined || set.fetchedAt <= (state.current?.fetchedAt ?? -1)) return false;
+    // A plain boolean, not a type guard: a set that is not adoptable is still a set (the fallback below).
+    const adoptable = (set: KeySet): boolean => {
+      if (set.fetchedAt <= (state.current?.fetchedAt ?? -1)) return false;
       const age = this.now() - set.fetchedAt;
       if (age >= this.options.maxAgeMs) return false;
       // A set fetched within the cooldown is the freshest anyone may ask for, kid or no kid.
-      return kid === undefined || set.keys.some((k) => k.kid === kid) || age < this.options.cooldownMs;
+      return knows(set, kid) || age < this.options.cooldownMs;
     };
-    const cached = await shared.read(issuer);
-    if (adoptable(cached)) return cached;
+    const cached = await this.readShared(issuer, -1);
+    if (cached !== undefined && adoptable(cached)) return cached;
     const lock = await shared.lock(issuer, this.options.fetch.timeoutMs * 2 + 1000);
     if (lock.acquired) {
       // Another replica may have fetched and released the lock between our read and our lock.
-      const meanwhile = await shared.read(issuer);
-      if (meanwhile !== undefined && meanwhile.fetchedAt > (cached?.fetchedAt ?? -1) && adoptable(meanwhile)) {
+      const meanwhile = await this.readShared(issuer, cached?.fetchedAt ?? -1);
+      if (meanwhile !== undefined && adoptable(meanwhile)) {
         await lock.release();
         return meanwhile;
       }
@@ -141,13 +222,13 @@ export class RemoteJwks {
       const deadline = this.now() + (this.options.lockWaitMs ?? this.options.fetch.timeoutMs + 500);
       while (this.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 25));
-        const theirs = await shared.read(issuer);
-        if (theirs !== undefined && theirs.fetchedAt > (cached?.fetchedAt ?? -1) && adoptable(theirs)) return theirs;
+        const theirs = await this.readShared(issuer, cached?.fetchedAt ?? -1);
+        if (theirs !== undefined && adoptable(theirs)) return theirs;
       }
     }
     try {
       const fetched = await this.fetchFromIdp(issuer, state);
-      await shared.write(issuer, fetched, this.options.maxStaleMs);
+      await shared.write(issuer, toShared(fetched), this.options.maxStaleMs);
       return fetched;
     } catch (error) {
       // The IdP is down: a copy another replica fetched is still better than nothing.
@@ -158,7 +239,7 @@ export class RemoteJwks {
     }
   }
 
-  private fetchFromIdp(issuer: IssuerRecord, state: IssuerState): Promise<IssuerKeys> {
+  private fetchFromIdp(issuer: IssuerRecord, state: IssuerState): Promise<KeySet> {
     return tracer.startActiveSpan('jwks fetch', { attributes: { 'authz.issuer': issuer.issuer, 'authz.tenant': issuer.tenant } }, async (span) => {
       const started = performance.now();
       try {
@@ -176,11 +257,10 @@ export class RemoteJwks {
     });
   }
 
-  private async fetchKeys(issuer: IssuerRecord, state: IssuerState): Promise<IssuerKeys> {
+  private async fetchKeys(issuer: IssuerRecord, state: IssuerState): Promise<KeySet> {
     const jwksUri = issuer.jwksUri ?? state.jwksUri ?? (await this.discover(issuer));
     state.jwksUri = issuer.jwksUri === undefined ? jwksUri : undefined;
-    const keys = readJwks(await fetchJson(jwksUri, this.options.fetch), jwksUri);
-    return { keys, fetchedAt: this.now() };
+    return keySet(readJwks(await fetchJson(jwksUri, this.options.fetch), jwksUri), this.now());
   }
 
   /** OIDC discovery; the document must name the registered issuer exactly (OpenID Connect Discovery §4.3). */

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { JWK } from 'jose';
 import type { RedisClient } from '../registry/redis-connection.js';
 import type { RedisLayout } from '../registry/redis-layout.js';
 import type { IssuerRecord } from '../registry/records.js';
 
 export interface SharedKeySet {
-  readonly keys: JWK[];
+  /** JWK Set entries as the IdP published them; every reader vets them before use. */
+  readonly keys: readonly unknown[];
   readonly fetchedAt: number;
 }
 
@@ -35,7 +35,7 @@ export class RedisJwksCache implements SharedJwksCache {
       if (doc === null) return undefined;
       const parsed = JSON.parse(doc) as { keys?: unknown; fetched_at?: unknown };
       if (!Array.isArray(parsed.keys) || typeof parsed.fetched_at !== 'number') return undefined;
-      return { keys: parsed.keys as JWK[], fetchedAt: parsed.fetched_at };
+      return { keys: parsed.keys as unknown[], fetchedAt: parsed.fetched_at };
     } catch {
       return undefined;
     }

@@ -42,6 +42,8 @@ export class AuthzMetrics {
    */
   private readonly decisionCounts = new Map<string, { readonly attributes: Attributes; count: number }>();
   private lookups = { hit: 0, miss: 0 };
+  /** Published keys refused at import, by issuer and reason (each key counted once while published). */
+  private readonly refusedKeys = new Map<string, { readonly attributes: Attributes; count: number }>();
 
   constructor(serviceName: string) {
     this.exporter = new PrometheusExporter({ preventServerStart: true });
@@ -62,6 +64,9 @@ export class AuthzMetrics {
     this.keyFetches = meter.createCounter('authz_key_fetches', { description: 'Issuer key fetches (discovery + JWKS) by outcome' });
     meter.createObservableCounter('authz_key_cache_lookups', { description: 'Checks whose issuer keys were in memory (hit) or not (miss)' }).addCallback((result) => {
       for (const outcome of ['hit', 'miss'] as const) if (this.lookups[outcome] > 0) result.observe(this.lookups[outcome], { result: outcome });
+    });
+    meter.createObservableCounter('authz_jwks_keys_refused', { description: 'Keys of issuer JWK Sets refused at import (size, exponent, curve, type), by issuer and reason' }).addCallback((result) => {
+      for (const { attributes, count } of this.refusedKeys.values()) result.observe(count, attributes);
     });
     this.redisErrors = meter.createCounter('authz_redis_errors', { description: 'Redis connection and command failures' });
     meter
@@ -89,6 +94,13 @@ export class AuthzMetrics {
 
   recordKeyFetch(outcome: 'ok' | 'error'): void {
     this.keyFetches.add(1, { outcome });
+  }
+
+  recordKeyRefused(issuer: string, reason: string): void {
+    const key = `${issuer}\u0000${reason}`;
+    const counted = this.refusedKeys.get(key);
+    if (counted === undefined) this.refusedKeys.set(key, { attributes: { issuer, reason }, count: 1 });
+    else counted.count++;
   }
 
   recordRedisError(kind: string): void {
