@@ -1,5 +1,5 @@
 /**
- * The load generator: a separate process (forked by bench/run.ts) that speaks gRPC over node:http2
+ * The load generator: a separate process (forked by bench/lib/load-runner.ts) that speaks gRPC over node:http2
  * to one server, with fixed concurrency (closed loop) or a fixed arrival rate (open loop), for a
  * warm-up and then a measured window. It samples the server's own CPU time and memory from /proc
  * at the edges of the window, checks every answer (grpc-status, allow vs deny), and reports one

@@ -3,7 +3,7 @@
  * the same protos through src/server/protos.ts, the same server options) that decides nothing and
  * answers a fixed allow shaped like ours: a forwarded token (NOOP_FORWARD_TOKEN_LENGTH characters),
  * the identity headers, x-request-id (echoed, as ours does), headers_to_remove and dynamic_metadata.
- * Forked by bench/run.ts; prints its port as one JSON line and exits when its parent goes away.
+ * Forked by the bench runner (bench/lib/servers.ts); prints its port as one JSON line and exits when its parent goes away.
  */
 import * as grpc from '@grpc/grpc-js';
 import { IDENTITY_HEADERS } from '../src/pipeline/owned-headers.js';
@@ -19,14 +19,14 @@ const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 let token = '';
 for (let i = 0; i < tokenLength; i++) token += i % 200 === 199 ? '.' : alphabet[(i * 7) % 64];
 
-const set = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });
+const setHeader = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });
 const fixed: HeaderValueOption[] = [
-  set('authorization', `Bearer ${token}`),
-  set('x-tenant-id', 'bench'),
-  set('x-user-id', 'user-0001@example.com'),
-  set('x-user-roles', 'orders:read,orders:write,cart:read,billing:read'),
-  set('x-auth-depth', String(depth)),
-  set('x-auth-chain', Array.from({ length: depth }, (_, i) => (i === depth - 1 ? 'dest' : `hop-${i + 1}`)).join(',')),
+  setHeader('authorization', `Bearer ${token}`),
+  setHeader('x-tenant-id', 'bench'),
+  setHeader('x-user-id', 'user-0001@example.com'),
+  setHeader('x-user-roles', 'orders:read,orders:write,cart:read,billing:read'),
+  setHeader('x-auth-depth', String(depth)),
+  setHeader('x-auth-chain', Array.from({ length: depth }, (_, i) => (i === depth - 1 ? 'dest' : `hop-${i + 1}`)).join(',')),
 ];
 const setNames = new Set([...fixed.map((h) => h.header.key), 'x-request-id']);
 const headersToRemove = IDENTITY_HEADERS.filter((name) => !setNames.has(name));
@@ -35,7 +35,7 @@ function answer(request: CheckRequestMessage): CheckResponseMessage {
   const requestId = request.attributes?.request?.http?.headers?.['x-request-id'] ?? '01JBENCHNOOP0000000000000';
   return {
     status: { code: 0, message: '' },
-    ok_response: { headers: [...fixed, set('x-request-id', requestId)], headers_to_remove: headersToRemove },
+    ok_response: { headers: [...fixed, setHeader('x-request-id', requestId)], headers_to_remove: headersToRemove },
     dynamic_metadata: {
       fields: {
         decision: { stringValue: 'allow' },

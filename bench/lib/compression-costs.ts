@@ -1,5 +1,6 @@
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { compress } from '../../src/chain/compression.js';
+import { cpuMicros } from './floor.js';
 
 export interface CompressionCost {
   readonly name: string;
@@ -15,13 +16,6 @@ const VARIANTS: ReadonlyArray<readonly [string, (data: Buffer) => Buffer]> = [
   ['brotli quality 5', (d) => brotliCompressSync(d, { params: { [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT, [constants.BROTLI_PARAM_SIZE_HINT]: d.length } })],
   ['brotli quality 1 (ours past the first compression, cmp b)', (d) => compress(d, 'b')],
 ];
-
-function cpuMicros(f: () => void, iterations: number): number {
-  const start = process.cpuUsage();
-  for (let i = 0; i < iterations; i++) f();
-  const used = process.cpuUsage(start);
-  return (used.user + used.system) / iterations;
-}
 
 /**
  * What each compression setting costs on a real minted token (the deepest level the bench built):

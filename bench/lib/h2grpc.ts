@@ -1,7 +1,7 @@
 /**
  * Unary gRPC over node:http2, without @grpc/grpc-js (whose client costs ≈150 µs per call and would
  * saturate before the server). Several sessions, each with a large receive window, so responses
- * never wait on flow control (perf-facts: one connection with a 64 KiB window starves streams).
+ * never wait on flow control (one connection with a 64 KiB window starves its streams).
  */
 import http2 from 'node:http2';
 

@@ -1,4 +1,4 @@
-/** The contract between bench/run.ts and the load generator (bench/load.ts). */
+/** The contract between the bench runner (bench/lib/load-runner.ts) and the load generator (bench/load.ts). */
 import type { Memory } from './proc.js';
 import type { LatencySummary } from './stats.js';
 

@@ -50,12 +50,12 @@ export interface DecodedCheckResponse {
   readonly metadata: Record<string, string | number | boolean>;
 }
 
-type StructIn = { fields?: Record<string, { stringValue?: string; numberValue?: number; boolValue?: boolean }> };
+type DecodedStruct = { fields?: Record<string, { stringValue?: string; numberValue?: number; boolValue?: boolean }> };
 interface ResponseObject {
   status?: { code?: number };
   ok_response?: { headers?: Array<{ header?: { key?: string; value?: string } }> };
   denied_response?: { headers?: Array<{ header?: { key?: string; value?: string } }> };
-  dynamic_metadata?: StructIn;
+  dynamic_metadata?: DecodedStruct;
 }
 
 /** Full decode (protobufjs), for pool building and for sampled verification under load. */
