@@ -198,8 +198,13 @@ describe('attack suite', () => {
     } finally {
       await capped.stop();
     }
+    // Past the token cap but within one gRPC message: our denial.
+    await expectDenied(`${b64u('{"alg":"ES256"}')}.${'A'.repeat(100 * 1024)}.${'B'.repeat(86)}`, 'stack_too_large');
+    // Several MB: the transport refuses the message (RESOURCE_EXHAUSTED, Envoy's status_on_error)
+    // as soon as its length prefix arrives, before any of it is buffered; the service stays up.
     const huge = `${b64u('{"alg":"ES256"}')}.${'A'.repeat(3 * 1024 * 1024)}.${'B'.repeat(86)}`;
-    await expectDenied(huge, 'stack_too_large');
+    await assert.rejects(h.client.check({ token: huge, sid: 'A' }), (error: { code?: number }) => error.code === 8);
+    assert.equal((await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' })).allowed, true, 'still serving');
   });
 
   it('a level from tenant B spliced into a chain of tenant A', async () => {

@@ -343,7 +343,7 @@ describe('auth-stack: unpackContainer', () => {
   function assertStackError(fn: () => unknown, tooLarge: boolean): void {
     assert.throws(fn, (error: unknown) => {
       assert.ok(error instanceof StackFormatError, `expected StackFormatError, got ${String(error)}`);
-      assert.equal(error.tooLarge, tooLarge, `tooLarge of "${error.message}"`);
+      assert.equal(error.code === 'ERR_STACK_TOO_LARGE', tooLarge, `tooLarge of "${error.message}"`);
       return true;
     });
   }

@@ -103,28 +103,35 @@ describe('pass-through answers set or remove every header we own (shadow mode, c
     assert.ok(result.headersToRemove.includes('x-user-roles'), 'no roles: the spoofed x-user-roles is removed');
   });
 
-  it('no token, a malformed token and an unregistered issuer pass through with the forward header removed', async () => {
-    const cases: Array<[string, string | undefined, string]> = [
-      ['no token', undefined, 'missing_token'],
-      ['malformed token', 'not.a.token', 'malformed_token'],
-      ['unregistered issuer', await stranger.mint({ sub: 'eve' }), 'untrusted_issuer'],
-    ];
-    for (const [what, token, reason] of cases) {
-      const result = await h.client.check({ ...(token === undefined ? {} : { token }), sid: 'A', headers: spoofed });
-      assertVouchesForNothing(result, FORWARD, reason, what);
-    }
-  });
-
-  it('a check that misses the caller\'s deadline passes through with every owned header removed', async () => {
-    const token = await slowIdp.mint({ sub: 'alice' });
-    const result = await h.client.check({ token, sid: 'A', headers: spoofed, deadlineMs: 600 });
-    assertVouchesForNothing(result, FORWARD, 'unavailable', 'deadline');
+  it('a chain with no destination to mint for passes through in shadow mode vouching for nothing', async () => {
+    // A genuine chain, but no route sid, principal or default names the destination: a policy
+    // denial (unknown_service), let through by dry-run with nothing minted.
+    const result = await h.client.check({ token: await idp.mint({ sub: 'alice' }), headers: spoofed });
+    assertVouchesForNothing(result, FORWARD, 'unknown_service', 'no destination');
   });
 
   it('with the default forward header, a pass-through removes the client\'s own authorization', async () => {
-    const result = await plain.client.check({ token: await stranger.mint({ sub: 'eve' }), sid: 'A', headers: spoofed });
-    assertVouchesForNothing(result, 'authorization', 'untrusted_issuer', 'default forward header');
+    const result = await plain.client.check({ token: await idp.mint({ sub: 'alice' }), headers: spoofed });
+    assertVouchesForNothing(result, 'authorization', 'unknown_service', 'default forward header');
     assert.ok(result.headersToRemove.includes('authorization'));
+  });
+
+  it('no token, a malformed token, an unregistered issuer and a missed deadline are denied even in shadow mode', async () => {
+    // Authenticity is never shadowed: dry-run lets policy through, never an unproven identity.
+    const cases: Array<[string, string | undefined, string, number]> = [
+      ['no token', undefined, 'missing_token', 401],
+      ['malformed token', 'not.a.token', 'malformed_token', 401],
+      ['unregistered issuer', await stranger.mint({ sub: 'eve' }), 'untrusted_issuer', 401],
+      ['deadline', await slowIdp.mint({ sub: 'alice' }), 'unavailable', 503],
+    ];
+    for (const [what, token, reason, status] of cases) {
+      const result = await h.client.check({ ...(token === undefined ? {} : { token }), sid: 'A', headers: spoofed, deadlineMs: 600 });
+      assert.equal(result.allowed, false, what);
+      assert.equal(result.httpStatus, status, what);
+      assert.equal(result.metadata['decision'], 'deny', what);
+      assert.equal(result.metadata['reason'], reason, what);
+      assert.equal(result.raw.ok_response, undefined, `${what}: nothing goes upstream`);
+    }
   });
 
   it('refuses a forward header that is one of the headers the service sets itself', () => {

@@ -93,7 +93,7 @@ function deniedPart(response: CheckResponseMessage): NonNullable<CheckResponseMe
 }
 
 const reasonsWith = (status: number): DenyReason[] =>
-  (Object.keys(DENY_REASONS) as DenyReason[]).filter((reason) => DENY_REASONS[reason] === status);
+  (Object.keys(DENY_REASONS) as DenyReason[]).filter((reason) => DENY_REASONS[reason].status === status);
 
 describe('buildCheckResponse: allow', () => {
   it('answers gRPC OK with the minted token and every identity header', () => {
@@ -180,7 +180,7 @@ describe('buildCheckResponse: deny', () => {
   it('sends www-authenticate on 401 only', () => {
     for (const reason of Object.keys(DENY_REASONS) as DenyReason[]) {
       const headers = headerMap(deniedPart(buildCheckResponse(denied(reason), DEFAULTS)).headers);
-      if (DENY_REASONS[reason] === 401) assert.equal(headers.get('www-authenticate'), 'Bearer error="invalid_token"', reason);
+      if (DENY_REASONS[reason].status === 401) assert.equal(headers.get('www-authenticate'), 'Bearer error="invalid_token"', reason);
       else assert.equal(headers.has('www-authenticate'), false, reason);
     }
   });

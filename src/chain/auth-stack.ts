@@ -1,3 +1,4 @@
+import { MatryoshkaError } from '../errors.js';
 import { IDENTIFIER_DESCRIPTION, isIdentifier } from '../header-grammar.js';
 import { decodeAnyBase64 } from './base64.js';
 import { type Compression, InflateLimitError, inflateBounded } from './compression.js';
@@ -14,12 +15,9 @@ export interface AuthStack {
 }
 
 /** Why a claim could not be read; mapped to `stack_malformed` or `stack_too_large` by the caller. */
-export class StackFormatError extends Error {
-  readonly tooLarge: boolean;
+export class StackFormatError extends MatryoshkaError {
   constructor(message: string, tooLarge = false) {
-    super(message);
-    this.name = 'StackFormatError';
-    this.tooLarge = tooLarge;
+    super(tooLarge ? 'ERR_STACK_TOO_LARGE' : 'ERR_STACK_FORMAT', message);
   }
 }
 

@@ -1,13 +1,13 @@
+import { MatryoshkaError } from '../errors.js';
 import { MAX_SUBJECT_LENGTH, isRole, isSubject } from '../header-grammar.js';
 
 /**
  * Reading registered claims the same way everywhere: numeric dates, audiences, roles.
  * Each reader returns `undefined` for "absent" and throws ClaimError for "present but invalid".
  */
-export class ClaimError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ClaimError';
+export class ClaimError extends MatryoshkaError {
+  constructor(message: string, code: 'ERR_CLAIM_INVALID' | 'ERR_AUDIENCE_INVALID' | 'ERR_SUBJECT_INVALID' = 'ERR_CLAIM_INVALID') {
+    super(code, message);
   }
 }
 
@@ -23,7 +23,7 @@ export function audiences(payload: Readonly<Record<string, unknown>>): string[] 
   if (aud === undefined) return [];
   if (typeof aud === 'string') return [aud];
   if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return aud as string[];
-  throw new ClaimError('aud is not a string or list of strings');
+  throw new ClaimError('aud is not a string or list of strings', 'ERR_AUDIENCE_INVALID');
 }
 
 /**
@@ -54,7 +54,7 @@ export function subjectOf(payload: Readonly<Record<string, unknown>>): string | 
   for (const name of ['sub', 'client_id', 'azp']) {
     if (!Object.prototype.hasOwnProperty.call(payload, name)) continue;
     const value = payload[name];
-    if (!isSubject(value)) throw new ClaimError(`${name} is not a usable subject (printable ASCII, 1 to ${MAX_SUBJECT_LENGTH} characters)`);
+    if (!isSubject(value)) throw new ClaimError(`${name} is not a usable subject (printable ASCII, 1 to ${MAX_SUBJECT_LENGTH} characters)`, 'ERR_SUBJECT_INVALID');
     return value;
   }
   return undefined;

@@ -1,3 +1,4 @@
+import { MatryoshkaError } from '../errors.js';
 import { decodeSegment } from './base64.js';
 import { hasDuplicateKeys } from './duplicate-keys.js';
 
@@ -14,10 +15,9 @@ export interface CompactJws {
 
 export type CompactKind = 'jws' | 'jwe' | 'neither';
 
-export class CompactFormatError extends Error {
+export class CompactFormatError extends MatryoshkaError {
   constructor(message: string) {
-    super(message);
-    this.name = 'CompactFormatError';
+    super('ERR_COMPACT_FORMAT', message);
   }
 }
 

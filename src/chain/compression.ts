@@ -1,19 +1,18 @@
+import { MatryoshkaError } from '../errors.js';
 import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync } from 'node:zlib';
 
 /** The `cmp` values of the format: `g` gzip, `b` brotli. */
 export type Compression = 'g' | 'b';
 
-export class InflateLimitError extends Error {
+export class InflateLimitError extends MatryoshkaError {
   constructor(limit: number) {
-    super(`container inflates beyond ${limit} bytes`);
-    this.name = 'InflateLimitError';
+    super('ERR_INFLATE_LIMIT', `container inflates beyond ${limit} bytes`);
   }
 }
 
-export class InflateFormatError extends Error {
+export class InflateFormatError extends MatryoshkaError {
   constructor(cause: unknown) {
-    super(`container does not inflate: ${cause instanceof Error ? cause.message : String(cause)}`);
-    this.name = 'InflateFormatError';
+    super('ERR_INFLATE_FORMAT', `container does not inflate: ${cause instanceof Error ? cause.message : String(cause)}`);
   }
 }
 

@@ -1,5 +1,6 @@
-import { StackFormatError, readAuthStack, unpackContainer } from './auth-stack.js';
-import { CompactFormatError, compactKind, parseCompactJws } from './compact.js';
+import { MatryoshkaError } from '../errors.js';
+import { readAuthStack, unpackContainer } from './auth-stack.js';
+import { compactKind, parseCompactJws } from './compact.js';
 import { DEFAULT_LIMITS, type ChainLimits } from './limits.js';
 
 /** What one level says about itself. Nothing here is verified. */
@@ -52,14 +53,14 @@ export function inspectChain(token: string, limits: ChainLimits = DEFAULT_LIMITS
     try {
       jws = parseCompactJws(current);
     } catch (error) {
-      stop = { kind: 'error', detail: `level ${outerFirst.length + 1} from the outside: ${(error as CompactFormatError).message}` };
+      stop = { kind: 'error', detail: `level ${outerFirst.length + 1} from the outside: ${formatProblem(error)}` };
       break;
     }
     let stack;
     try {
       stack = readAuthStack(jws.payload);
     } catch (error) {
-      stop = { kind: 'error', detail: (error as StackFormatError).message };
+      stop = { kind: 'error', detail: formatProblem(error) };
       break;
     }
     const p = jws.payload;
@@ -81,7 +82,7 @@ export function inspectChain(token: string, limits: ChainLimits = DEFAULT_LIMITS
     try {
       current = unpackContainer(stack, limits.maxContainerBytes);
     } catch (error) {
-      stop = { kind: 'error', detail: (error as StackFormatError).message };
+      stop = { kind: 'error', detail: formatProblem(error) };
       break;
     }
     if (stack.fmt === 'JWE' || compactKind(current) === 'jwe') {
@@ -91,4 +92,10 @@ export function inspectChain(token: string, limits: ChainLimits = DEFAULT_LIMITS
     }
   }
   return { levels: outerFirst.reverse(), sealed, stop };
+}
+
+/** What is wrong with the token, from our own format errors; anything else is a bug and propagates. */
+function formatProblem(error: unknown): string {
+  if (error instanceof MatryoshkaError) return error.message;
+  throw error;
 }

@@ -1,13 +1,13 @@
 import type { OwnKeys } from '../keys/own-keys.js';
 import { globMatches } from '../policy/glob.js';
-import { DenyError, type DenyReason, deny } from '../reasons.js';
+import { type DenyReason, deny, denying } from '../reasons.js';
 import { untrustedText } from '../untrusted-text.js';
-import { type AuthStack, StackFormatError, checkStackSid, readAuthStack, unpackContainer } from './auth-stack.js';
+import { type AuthStack, checkStackSid, readAuthStack, unpackContainer } from './auth-stack.js';
 import { ChainMemo, type MemoizedChain } from './chain-memo.js';
-import { ClaimError, numericDate, rolesAt, subjectOf } from './claims.js';
-import { type CompactJws, CompactFormatError, compactKind, parseCompactJws } from './compact.js';
+import { numericDate, rolesAt, subjectOf } from './claims.js';
+import { type CompactJws, compactKind, parseCompactJws } from './compact.js';
 import type { ChainLimits } from './limits.js';
-import { SealError, unsealContainer } from './seal.js';
+import { unsealContainer } from './seal.js';
 import type { Chain, VerifiedLevel } from './types.js';
 import { type LevelTrust, type TrustedSigner, verifyLevel } from './verify-level.js';
 
@@ -67,11 +67,11 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     if (opened.length >= limits.maxLevels) deny('stack_too_large', `more than ${limits.maxLevels} levels`);
     const outermost = opened.length === 0;
     const malformed: DenyReason = outermost ? 'malformed_token' : 'stack_malformed';
-    const jws = parseLevel(current, malformed);
+    const jws = denying(malformed, () => parseCompactJws(current));
     const signer = await verifyLevel(jws, deps.trust, malformed);
-    const times = readTimes(jws, malformed);
+    const times = denying(malformed, () => readTimes(jws));
     checkTime(times, outermost, referenceTime, enclosingIat, limits.clockSkewSeconds, malformed);
-    const stack = readStack(jws);
+    const stack = denying(malformed, () => readStack(jws));
     if (stack !== undefined) checkMayWrap(signer, stack);
     opened.push({ jws, signer, times, stack });
     if (stack === undefined) break;
@@ -87,10 +87,11 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
       below = memo.get(innerKey, registryVersion);
       if (below !== undefined) break;
     }
-    let inner = unpack(stack, limits.maxContainerBytes);
+    let inner = denying(malformed, () => unpackContainer(stack, limits.maxContainerBytes));
     if (stack.fmt === 'JWE') {
       if (compactKind(inner) !== 'jwe') deny('stack_malformed', 'fmt JWE but the container is not a compact JWE');
-      const unsealed = await unseal(inner, deps.ownKeys, limits.maxContainerBytes);
+      const sealedText = inner;
+      const unsealed = await denying(malformed, () => unsealContainer(sealedText, deps.ownKeys, limits.maxContainerBytes));
       if (unsealed === undefined) {
         sealed = true;
         break;
@@ -146,50 +147,14 @@ function checkMayWrap(signer: TrustedSigner, stack: AuthStack): void {
   if (!allowed) deny('untrusted_issuer', `${signer.issuer.issuer} may not mint chain levels for ${sid === undefined ? '(no sid)' : untrustedText(sid)}`);
 }
 
-function parseLevel(token: string, malformed: DenyReason): CompactJws {
-  try {
-    return parseCompactJws(token);
-  } catch (error) {
-    if (error instanceof CompactFormatError) deny(malformed, error.message);
-    throw error;
-  }
-}
-
 function readStack(jws: CompactJws): AuthStack | undefined {
-  try {
-    const stack = readAuthStack(jws.payload);
-    if (stack !== undefined) checkStackSid(stack);
-    return stack;
-  } catch (error) {
-    if (error instanceof StackFormatError) deny('stack_malformed', error.message);
-    throw error;
-  }
+  const stack = readAuthStack(jws.payload);
+  if (stack !== undefined) checkStackSid(stack);
+  return stack;
 }
 
-function unpack(stack: AuthStack, maxBytes: number): string {
-  try {
-    return unpackContainer(stack, maxBytes);
-  } catch (error) {
-    if (error instanceof StackFormatError) deny(error.tooLarge ? 'stack_too_large' : 'stack_malformed', error.message);
-    throw error;
-  }
-}
-
-async function unseal(jwe: string, keys: OwnKeys, maxBytes: number): Promise<string | undefined> {
-  try {
-    return await unsealContainer(jwe, keys, maxBytes);
-  } catch (error) {
-    if (error instanceof SealError) deny('stack_malformed', error.message);
-    throw error;
-  }
-}
-
-function readTimes(jws: CompactJws, malformed: DenyReason): Times {
-  try {
-    return { exp: numericDate(jws.payload, 'exp'), nbf: numericDate(jws.payload, 'nbf'), iat: numericDate(jws.payload, 'iat') };
-  } catch (error) {
-    throw new DenyError(malformed, (error as ClaimError).message);
-  }
+function readTimes(jws: CompactJws): Times {
+  return { exp: numericDate(jws.payload, 'exp'), nbf: numericDate(jws.payload, 'nbf'), iat: numericDate(jws.payload, 'iat') };
 }
 
 /**
@@ -242,21 +207,12 @@ function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[
       tenant: level.signer.tenant,
       stack: stack === undefined ? undefined : { fmt: stack.fmt, cmp: stack.cmp, sid: stack.sid, depth: stack.depth },
       depth,
-      subject: subjectOfLevel(level.jws),
+      // An unusable subject makes the level malformed, at any depth: it is the user the chain speaks for.
+      subject: denying('malformed_token', () => subjectOf(level.jws.payload)),
       roles: rolesAt(level.jws.payload, rolesClaim),
     });
   }
   return levels;
-}
-
-/** An unusable subject makes the level malformed, at any depth: it is the user the chain speaks for. */
-function subjectOfLevel(jws: CompactJws): string | undefined {
-  try {
-    return subjectOf(jws.payload);
-  } catch (error) {
-    if (error instanceof ClaimError) deny('malformed_token', error.message);
-    throw error;
-  }
 }
 
 function toChain(levels: readonly VerifiedLevel[], sealed: boolean, verifiedHere: number, keyCacheMiss: boolean, registryVersion: number): Chain {

@@ -1,11 +1,11 @@
+import { MatryoshkaError } from '../errors.js';
 import { CompactEncrypt, compactDecrypt, errors as joseErrors } from 'jose';
 import { type OwnKeys, SEAL_CONTENT_ENC, SEAL_KEY_ALG } from '../keys/own-keys.js';
 import { CompactFormatError, parseJweHeader } from './compact.js';
 
-export class SealError extends Error {
+export class SealError extends MatryoshkaError {
   constructor(message: string) {
-    super(message);
-    this.name = 'SealError';
+    super('ERR_SEAL', message);
   }
 }
 
@@ -26,7 +26,8 @@ export async function unsealContainer(jwe: string, keys: OwnKeys, maxBytes: numb
   try {
     header = parseJweHeader(jwe);
   } catch (error) {
-    throw new SealError((error as CompactFormatError).message);
+    if (error instanceof CompactFormatError) throw new SealError(error.message);
+    throw error;
   }
   const kid = typeof header['kid'] === 'string' ? header['kid'] : undefined;
   const key = keys.sealKey(kid);

@@ -1,12 +1,11 @@
 import { isIdentifier } from '../header-grammar.js';
 import type { IssuerKeys, KeyChoice } from '../keys/issuer-keys.js';
 import { verifyJwsSignature } from '../keys/jws-crypto.js';
-import { KeysUnavailableError } from '../keys/remote-jwks.js';
-import { DenyError, type DenyReason, deny } from '../reasons.js';
-import { type RegistryReader, RegistryUnavailableError } from '../registry/registry.js';
+import { type DenyReason, deny, denying } from '../reasons.js';
+import type { RegistryReader } from '../registry/registry.js';
 import type { IssuerRecord } from '../registry/records.js';
 import { untrustedText } from '../untrusted-text.js';
-import { ClaimError, audiences } from './claims.js';
+import { audiences } from './claims.js';
 import type { CompactJws } from './compact.js';
 
 export interface LevelTrust {
@@ -53,13 +52,7 @@ async function resolveSigner(jws: CompactJws, iss: string, trust: LevelTrust, ma
     if (!isIdentifier(tenant)) deny(malformed, 'own level without a valid tenant_id');
     return { own: true, issuer: undefined, tenant };
   }
-  let record: IssuerRecord | undefined;
-  try {
-    record = await trust.registry.issuer(iss);
-  } catch (error) {
-    if (error instanceof RegistryUnavailableError) deny('unavailable', error.message);
-    throw error;
-  }
+  const record = await denying(malformed, () => trust.registry.issuer(iss));
   if (record === undefined) deny('untrusted_issuer', `issuer ${untrustedText(iss)} is not registered`);
   // Records are validated where they enter the registry; one that slipped past is as good as absent.
   if (!isIdentifier(record.tenant)) deny('untrusted_issuer', `issuer ${untrustedText(iss)} is registered with an invalid tenant`);
@@ -68,23 +61,14 @@ async function resolveSigner(jws: CompactJws, iss: string, trust: LevelTrust, ma
 }
 
 async function keysFor(jws: CompactJws, signer: Omit<TrustedSigner, 'keysRefreshed'>, trust: LevelTrust): Promise<KeyChoice> {
-  if (signer.issuer === undefined) return trust.keys.ownKey(jws.kid, jws.alg);
-  try {
-    return await trust.keys.issuerKeys(signer.issuer, jws.alg, jws.kid);
-  } catch (error) {
-    if (error instanceof KeysUnavailableError) deny('unavailable', error.message);
-    throw error;
-  }
+  const issuer = signer.issuer;
+  if (issuer === undefined) return trust.keys.ownKey(jws.kid, jws.alg);
+  return denying('unavailable', () => trust.keys.issuerKeys(issuer, jws.alg, jws.kid));
 }
 
 function checkAudience(jws: CompactJws, signer: Omit<TrustedSigner, 'keysRefreshed'>, ownIssuer: string): void {
   const expected = signer.own ? [ownIssuer] : signer.issuer?.audiences;
   if (expected === undefined) return;
-  let aud: string[];
-  try {
-    aud = audiences(jws.payload);
-  } catch (error) {
-    throw new DenyError('audience_mismatch', (error as ClaimError).message);
-  }
+  const aud = denying('audience_mismatch', () => audiences(jws.payload));
   if (!aud.some((a) => expected.includes(a))) deny('audience_mismatch', `aud does not name ${expected.join(' or ')}`);
 }

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
+import { isUserMistake } from '../errors.js';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { environmentWithConfigFile } from '../config/config-file.js';
-import { ConfigError, loadConfig } from '../config/config.js';
-import { KeyFileError, generateKeyFile } from '../keys/own-keys.js';
-import { RecordError } from '../registry/records.js';
+import { loadConfig } from '../config/config.js';
+import { generateKeyFile } from '../keys/own-keys.js';
 import { startService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';
 import { startTracing } from '../telemetry/tracing.js';
@@ -133,11 +133,11 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (error: unknown) => {
-    const known = error instanceof UsageError || error instanceof ConfigError || error instanceof RecordError || error instanceof KeyFileError
-      || (error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
-      || (error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
-      || (error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
-    process.stderr.write(`matryoshka-authz: ${known ? (error as Error).message : `error: ${(error as Error).message ?? String(error)}`}\n`);
-    process.exitCode = known ? 2 : 1;
+    // A user's mistake is one of our coded errors (or node's own flag parser's): one line, exit 2.
+    // Anything else is a bug: said as such, exit 1.
+    const mistake = isUserMistake(error) || (error instanceof Error && String((error as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS_'));
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`matryoshka-authz: ${mistake ? message : `internal error: ${message}`}\n`);
+    process.exitCode = mistake ? 2 : 1;
   },
 );

@@ -1,3 +1,4 @@
+import { MatryoshkaError } from '../errors.js';
 import type { Compression } from '../chain/compression.js';
 import { RESERVED_FORWARD_HEADERS } from '../pipeline/owned-headers.js';
 import { IDENTIFIER_DESCRIPTION, isIdentifier } from '../header-grammar.js';
@@ -85,10 +86,9 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
 ];
 
 /** A configuration problem: one line naming the variable, and the service does not start. */
-export class ConfigError extends Error {
+export class ConfigError extends MatryoshkaError {
   constructor(name: string, problem: string) {
-    super(`${name}: ${problem}`);
-    this.name = 'ConfigError';
+    super('ERR_CONFIG', `${name}: ${problem}`);
   }
 }
 

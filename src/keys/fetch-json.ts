@@ -1,3 +1,4 @@
+import { MatryoshkaError } from '../errors.js';
 /**
  * GET a JSON document from an identity provider with every bound a hostile or broken IdP needs:
  * a deadline, a response size cap enforced while reading, https-only unless explicitly relaxed,
@@ -11,10 +12,9 @@ export interface FetchLimits {
 
 export const DEFAULT_FETCH_LIMITS: FetchLimits = Object.freeze({ timeoutMs: 3000, maxBytes: 512 * 1024, allowInsecure: false });
 
-export class FetchFailedError extends Error {
+export class FetchFailedError extends MatryoshkaError {
   constructor(url: string, problem: string) {
-    super(`${url}: ${problem}`);
-    this.name = 'FetchFailedError';
+    super('ERR_FETCH_FAILED', `${url}: ${problem}`);
   }
 }
 

@@ -1,3 +1,4 @@
+import { MatryoshkaError } from '../errors.js';
 import { type JsonWebKey, KeyObject, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type CryptoKey, type JWK, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK } from 'jose';
@@ -30,10 +31,9 @@ export interface SealKeyPair {
   readonly publicJwk: JWK;
 }
 
-export class KeyFileError extends Error {
+export class KeyFileError extends MatryoshkaError {
   constructor(message: string) {
-    super(`MATRYOSHKA_SIGNING_KEYS: ${message}`);
-    this.name = 'KeyFileError';
+    super('ERR_KEY_FILE', `MATRYOSHKA_SIGNING_KEYS: ${message}`);
   }
 }
 

@@ -1,3 +1,4 @@
+import { MatryoshkaError } from '../errors.js';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { IssuerRecord } from '../registry/records.js';
 import { type FetchLimits, FetchFailedError, fetchJson } from './fetch-json.js';
@@ -26,10 +27,9 @@ export interface RemoteJwksOptions {
 }
 
 /** The IdP could not be asked and nothing usable is cached: the answer is 503, never a denial. */
-export class KeysUnavailableError extends Error {
+export class KeysUnavailableError extends MatryoshkaError {
   constructor(detail: string) {
-    super(detail);
-    this.name = 'KeysUnavailableError';
+    super('ERR_KEYS_UNAVAILABLE', detail);
   }
 }
 

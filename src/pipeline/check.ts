@@ -7,12 +7,13 @@ import type { LevelTrust } from '../chain/verify-level.js';
 import { isIdentifier, unsafeIdentity } from '../header-grammar.js';
 import type { OwnKeys } from '../keys/own-keys.js';
 import { decide } from '../policy/decide.js';
-import { DenyError, type DenyReason, deny } from '../reasons.js';
-import { type RegistryReader, RegistryUnavailableError } from '../registry/registry.js';
+import { MatryoshkaError } from '../errors.js';
+import { DenyError, type DenyReason, classOf, deny } from '../reasons.js';
+import type { RegistryReader } from '../registry/registry.js';
 import { defaultServicePolicy, defaultTenantPolicy } from '../registry/records.js';
 import type { CheckInput } from './check-input.js';
 import type { DecisionRecord } from './decision.js';
-import { resolveDestination } from './destination.js';
+import { resolveDestinationSid, routeBindings } from './destination.js';
 import { newRequestId } from './request-id.js';
 import { extractToken } from './extract.js';
 import { type MintSettings, type Minted, mintExtended } from './mint.js';
@@ -46,6 +47,12 @@ export function requestIdOf(input: CheckInput): string {
   return given !== undefined && REQUEST_ID.test(given) ? given : newRequestId();
 }
 
+/** A denial the pipeline met; whether it stands is decided once, at the end (see `settle`). */
+interface Denial {
+  readonly reason: DenyReason;
+  readonly detail: string;
+}
+
 /** Mutable while the pipeline runs; frozen into a DecisionRecord at the end. */
 interface Draft {
   requestId: string;
@@ -56,33 +63,44 @@ interface Draft {
   chain?: Chain;
   minted?: Minted;
   recursionAudited: boolean;
-  shadowReason?: DenyReason;
-  shadowDetail?: string;
+  /** The first policy denial met; later steps still run, so shadow mode can mint. */
+  policyDenial?: Denial;
 }
+
+const newDraft = (input: CheckInput): Draft => ({ requestId: requestIdOf(input), roles: [], recursionAudited: false });
 
 /**
  * One Check: extract → open and verify the chain → destination → tenant → decide → mint.
  * Never throws: every path ends in a DecisionRecord, and anything unexpected fails closed (503).
+ *
+ * A policy denial does not stop the walk: it is recorded and `settle` decides, in one place,
+ * whether it stands (enforce) or is let through (dry-run). An authenticity denial, an outage or a
+ * bug ends the Check at once, denied whatever the mode.
  */
 export async function check(input: CheckInput, deps: CheckDeps): Promise<DecisionRecord> {
-  const draft: Draft = { requestId: requestIdOf(input), roles: [], recursionAudited: false };
+  const draft = newDraft(input);
   try {
     await runPipeline(input, deps, draft);
-    return finish(draft, true, draft.shadowReason, draft.shadowDetail, draft.shadowReason !== undefined);
+    return settle(draft, deps);
   } catch (error) {
-    let reason: DenyReason = 'unavailable';
-    let detail: string;
-    if (error instanceof DenyError) {
-      reason = error.reason;
-      detail = error.message;
-    } else if (error instanceof RegistryUnavailableError) {
-      detail = error.message;
-    } else {
-      detail = 'internal error';
-      deps.onUnexpected(error);
+    if (error instanceof DenyError) return finish(draft, false, { reason: error.reason, detail: error.message });
+    if (error instanceof MatryoshkaError && (error.code === 'ERR_REGISTRY_UNAVAILABLE' || error.code === 'ERR_KEYS_UNAVAILABLE')) {
+      return finish(draft, false, { reason: 'unavailable', detail: error.message });
     }
-    return finish(draft, deps.shadow, reason, detail, deps.shadow);
+    deps.onUnexpected(error);
+    return finish(draft, false, { reason: 'unavailable', detail: 'internal error' });
   }
+}
+
+/** Dry-run, applied once: a policy denial in shadow mode is allowed and recorded as what it would have been. */
+function shadowed(deps: CheckDeps): boolean {
+  return deps.shadow;
+}
+
+function settle(draft: Draft, deps: CheckDeps): DecisionRecord {
+  const denial = draft.policyDenial;
+  if (denial === undefined) return finish(draft, true, undefined);
+  return finish(draft, shadowed(deps), denial);
 }
 
 /**
@@ -96,8 +114,7 @@ export async function checkWithin(input: CheckInput, deps: CheckDeps, budgetMs: 
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<DecisionRecord>((resolve) => {
     timer = setTimeout(() => {
-      const draft: Draft = { requestId: requestIdOf(input), roles: [], recursionAudited: false };
-      resolve(finish(draft, deps.shadow, 'unavailable', `no decision within the caller's deadline (${Math.round(budgetMs)} ms)`, deps.shadow));
+      resolve(finish(newDraft(input), false, { reason: 'unavailable', detail: `no decision within the caller's deadline (${Math.round(budgetMs)} ms)` }));
     }, Math.max(0, budgetMs));
   });
   try {
@@ -107,34 +124,25 @@ export async function checkWithin(input: CheckInput, deps: CheckDeps, budgetMs: 
   }
 }
 
-function finish(draft: Draft, allowed: boolean, reason: DenyReason | undefined, detail: string | undefined, shadow: boolean): DecisionRecord {
+/** `denial` present and `allowed`: a denial dry-run let through (`shadow`). */
+function finish(draft: Draft, allowed: boolean, denial: Denial | undefined): DecisionRecord {
   if (allowed) {
     // Every value was validated where it entered; should one have slipped through, nothing is
     // emitted and the request is refused, in shadow mode too (the record says so, as the response will).
     const unsafe = unsafeIdentity({ tenant: draft.tenant, user: draft.user, roles: draft.roles, sids: draft.minted?.sids ?? [] });
     if (unsafe !== undefined) {
-      return {
-        requestId: draft.requestId,
-        allowed: false,
+      return finish({ ...draft, tenant: undefined, user: undefined, roles: [], minted: undefined }, false, {
         reason: 'unavailable',
         detail: `refused to emit an unsafe ${unsafe} header value`,
-        shadow: false,
-        tenant: undefined,
-        user: undefined,
-        roles: [],
-        destination: draft.destination,
-        chain: draft.chain,
-        minted: undefined,
-        recursionAudited: draft.recursionAudited,
-      };
+      });
     }
   }
   return {
     requestId: draft.requestId,
     allowed,
-    reason,
-    detail,
-    shadow,
+    reason: denial?.reason,
+    detail: denial?.detail,
+    shadow: allowed && denial !== undefined,
     tenant: draft.tenant,
     user: draft.user,
     roles: draft.roles,
@@ -145,14 +153,26 @@ function finish(draft: Draft, allowed: boolean, reason: DenyReason | undefined, 
   };
 }
 
+/**
+ * Run a step whose refusal is a policy decision: the first one is recorded and `fallback` stands
+ * in for its result, so the walk goes on; any other failure propagates.
+ */
+async function policyStep<T>(draft: Draft, step: () => T | Promise<T>, fallback: T): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (!(error instanceof DenyError) || classOf(error.reason) !== 'policy') throw error;
+    draft.policyDenial ??= { reason: error.reason, detail: error.message };
+    return fallback;
+  }
+}
+
 async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Promise<void> {
   const token = extractToken(input);
   const chain = await inChildSpan(deps.tracer, 'chain open', () =>
     openChain(token, { trust: deps.trust, ownKeys: deps.ownKeys, limits: deps.limits, now: deps.now, memo: deps.memo }),
   );
   draft.chain = chain;
-  const tenant = chainTenant(chain);
-  draft.tenant = tenant;
 
   // The user is the origin's; when the chain is sealed, the innermost level we could open
   // (minted levels carry the origin's sub and roles forward for exactly this reason).
@@ -161,18 +181,27 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   if (innermost === undefined || subject === undefined) deny('malformed_token', 'the chain names no user');
   draft.user = subject;
   draft.roles = innermost.roles;
+  // A chain spanning tenants is refused by policy; dry-run goes on as the outermost level's tenant.
+  const tenant = await policyStep(draft, () => chainTenant(chain), chain.outer.tenant);
+  draft.tenant = tenant;
 
-  const { destination, registeredService, tenantPolicy, sourceSid } = await inChildSpan(deps.tracer, 'registry read', async () => {
-    const destination = await resolveDestination(input, deps.registry, deps.defaultServiceId);
-    draft.destination = destination.sid;
+  const resolved = await inChildSpan(deps.tracer, 'registry read', async () => {
+    const sid = await policyStep(draft, () => resolveDestinationSid(input, deps.registry, deps.defaultServiceId), undefined);
+    if (sid === undefined) return undefined;
+    draft.destination = sid;
+    // An unreadable route binding is refused by policy; dry-run goes on without it.
+    const destination = { sid, ...(await policyStep(draft, () => routeBindings(input), { routeTenant: undefined, routeMaxDepth: undefined })) };
     const registeredService = await deps.registry.service(destination.sid);
-    checkTenantBindings(tenant, destination, registeredService);
+    await policyStep(draft, () => checkTenantBindings(tenant, destination, registeredService), undefined);
     const tenantPolicy = (await deps.registry.tenant(tenant)) ?? defaultTenantPolicy(tenant);
     const mappedSource = input.sourcePrincipal === undefined ? undefined : await deps.registry.principal(input.sourcePrincipal);
     // A mapping to something that is not a sid is a workload we do not know (bind_source refuses it).
     const sourceSid = isIdentifier(mappedSource) ? mappedSource : undefined;
     return { destination, registeredService, tenantPolicy, sourceSid };
   });
+  // No destination: nothing to decide for and no sid to mint for.
+  if (resolved === undefined) return;
+  const { destination, registeredService, tenantPolicy, sourceSid } = resolved;
 
   const sourcePrincipal = input.sourcePrincipal;
   const outcome = decide({
@@ -189,14 +218,11 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     routeMaxDepth: destination.routeMaxDepth,
     source: sourcePrincipal === undefined ? undefined : { principal: sourcePrincipal, sid: sourceSid },
   });
-  if (!outcome.allow) {
-    if (!deps.shadow) deny(outcome.reason, outcome.detail);
-    // Shadow mode still extends the chain, so the services behind it keep working during rollout.
-    draft.shadowReason = outcome.reason;
-    draft.shadowDetail = outcome.detail;
-  } else {
-    draft.recursionAudited = outcome.recursionAudited;
-  }
+  if (outcome.allow) draft.recursionAudited = outcome.recursionAudited;
+  else draft.policyDenial ??= { reason: outcome.reason, detail: outcome.detail };
+  // Only what will be allowed is minted: dry-run extends the chain, so the services behind it
+  // keep working during rollout; an enforced denial signs nothing.
+  if (draft.policyDenial !== undefined && !shadowed(deps)) return;
 
   const minted = await inChildSpan(deps.tracer, 'token mint', () => mintExtended(
     {

@@ -1,3 +1,4 @@
+import { MatryoshkaError } from '../errors.js';
 import { IDENTIFIER_DESCRIPTION, MAX_ROLE_LENGTH, isIdentifier, isRole } from '../header-grammar.js';
 
 /**
@@ -51,10 +52,9 @@ export interface ServicePolicy {
 }
 
 /** A record that cannot be accepted; the message names the field (e.g. `issuers[1].algorithms`). */
-export class RecordError extends Error {
+export class RecordError extends MatryoshkaError {
   constructor(field: string, problem: string) {
-    super(`${field}: ${problem}`);
-    this.name = 'RecordError';
+    super('ERR_RECORD_INVALID', `${field}: ${problem}`);
   }
 }
 

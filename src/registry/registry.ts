@@ -1,3 +1,4 @@
+import { MatryoshkaError } from '../errors.js';
 import type { IssuerRecord, ServicePolicy, TenantPolicy } from './records.js';
 
 /**
@@ -17,9 +18,8 @@ export interface RegistryReader {
   version(): number;
 }
 
-export class RegistryUnavailableError extends Error {
+export class RegistryUnavailableError extends MatryoshkaError {
   constructor(detail: string) {
-    super(detail);
-    this.name = 'RegistryUnavailableError';
+    super('ERR_REGISTRY_UNAVAILABLE', detail);
   }
 }
