@@ -1,4 +1,4 @@
-import { context, trace } from '@opentelemetry/api';
+import { trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { ChainMemo } from './chain/chain-memo.js';
 import { type ChainLimits } from './chain/limits.js';
@@ -7,18 +7,17 @@ import { DEFAULT_FETCH_LIMITS } from './keys/fetch-json.js';
 import { IssuerKeys } from './keys/issuer-keys.js';
 import { OwnKeys } from './keys/own-keys.js';
 import { RemoteJwks } from './keys/remote-jwks.js';
-import { type CheckDeps, checkWithin } from './pipeline/check.js';
+import type { CheckDeps } from './pipeline/check.js';
 import { buildCheckResponse } from './pipeline/respond.js';
 import { MemoryRegistry } from './registry/memory-registry.js';
-import { startRedisBackend } from './registry/redis-backend.js';
+import { startRedisBackend } from './fleet/redis-backend.js';
 import type { RegistryReader } from './registry/registry.js';
 import { loadRegistryFile } from './registry/registry-file.js';
+import { CheckHandler } from './server/check-handler.js';
 import { type CheckRequestMessage, toCheckInput } from './server/check-request.js';
 import { type RunningGrpcServer, startGrpcServer } from './server/grpc-server.js';
 import { AUTHZ_SERVICE, HealthState } from './server/health.js';
 import { type RunningHttpServer, startHttpServer } from './server/http-server.js';
-import { logDecision } from './telemetry/audit.js';
-import { finishCheckSpan, startCheckSpan } from './telemetry/check-span.js';
 import { auditLogger } from './telemetry/logger.js';
 import { AuthzMetrics } from './telemetry/metrics.js';
 import { grpcServerCredentials } from './tls/server-credentials.js';
@@ -102,31 +101,9 @@ export async function startService(config: Config, logger: Logger, overrides: Se
   };
   const settings = { forwardHeader: config.forwardHeader, debugReasons: config.debugReasons };
   const health = new HealthState();
-  let inFlight = 0;
-  const audit = auditLogger(logger);
-
-  const handleCheck = async (request: CheckRequestMessage, deadline: number | undefined) => {
-    const started = performance.now();
-    // Decide a fifth of the caller's budget early (5–50 ms): logging, encoding and the network hop
-    // still have to fit before Envoy gives up and applies its own error policy.
-    const remaining = deadline === undefined ? undefined : deadline - Date.now();
-    const budgetMs = remaining === undefined ? undefined : remaining - Math.min(50, Math.max(5, remaining / 5));
-    inFlight++;
-    try {
-      const input = toCheckInput(request);
-      const { span, ctx } = startCheckSpan(tracer, input.headers);
-      const record = await context.with(ctx, () => checkWithin(input, deps, budgetMs));
-      const duration = performance.now() - started;
-      const keyCacheMiss = record.chain?.keyCacheMiss ?? false;
-      finishCheckSpan(span, record, keyCacheMiss);
-      metrics.recordDecision(record, duration / 1000, keyCacheMiss);
-      const spanContext = span.spanContext();
-      logDecision(audit, record, duration, trace.isSpanContextValid(spanContext) ? spanContext.traceId : undefined);
-      return buildCheckResponse(record, settings);
-    } finally {
-      inFlight--;
-    }
-  };
+  const checks = new CheckHandler({ pipeline: deps, tracer, metrics, audit: auditLogger(logger) });
+  const handleCheck = async (request: CheckRequestMessage, deadline: number | undefined) =>
+    buildCheckResponse(await checks.decide(toCheckInput(request), deadline), settings);
 
   let grpcServer: RunningGrpcServer | undefined;
   let httpServer: RunningHttpServer | undefined;
@@ -187,7 +164,7 @@ export async function startService(config: Config, logger: Logger, overrides: Se
         await httpServer.close();
         await redis?.close();
         await metrics.shutdown();
-        logger.info({ in_flight_at_exit: inFlight }, 'matryoshka-authz stopped');
+        logger.info({ in_flight_at_exit: checks.inFlight }, 'matryoshka-authz stopped');
       })();
       return closing;
     },

@@ -11,7 +11,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config/config.js';
-import { RedisLayout } from '../src/registry/redis-layout.js';
+import { RedisLayout } from '../src/redis/layout.js';
 import { AUTHZ_SERVICE, HEALTH_SERVICES } from '../src/server/health.js';
 import { MAIN, ROOT } from './helpers/processes.js';
 import { RedisServer } from './helpers/redis-server.js';

@@ -20,7 +20,7 @@ import { buildCheckResponse } from '../src/pipeline/respond.js';
 import { globMatches } from '../src/policy/glob.js';
 import type { DenyReason } from '../src/reasons.js';
 import { RecordError, parseIssuer, parseService, parseTenant } from '../src/registry/records.js';
-import { RedisLayout } from '../src/registry/redis-layout.js';
+import { RedisLayout } from '../src/redis/layout.js';
 import { parseRegistryDocument } from '../src/registry/registry-file.js';
 import { RegistryStore } from '../src/registry/registry-store.js';
 import { type Harness, lastReason, startHarness } from './helpers/harness.js';

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { parseIssuer } from '../src/registry/records.js';
-import { RedisLayout } from '../src/registry/redis-layout.js';
+import { RedisLayout } from '../src/redis/layout.js';
 import { RedisRegistry } from '../src/registry/redis-registry.js';
 import { RegistryStore } from '../src/registry/registry-store.js';
 import { eventually } from './helpers/processes.js';

@@ -2,8 +2,8 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { environmentWithConfigFile } from '../config/config-file.js';
-import { connectRedis } from '../registry/redis-connection.js';
-import { RedisLayout } from '../registry/redis-layout.js';
+import { connectRedis } from '../redis/connection.js';
+import { RedisLayout } from '../redis/layout.js';
 import { RegistryStore } from '../registry/registry-store.js';
 import { loadRegistryFile } from '../registry/registry-file.js';
 import {

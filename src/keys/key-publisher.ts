@@ -1,7 +1,7 @@
 import type { JWK } from 'jose';
 import type { Logger } from 'pino';
-import type { RedisClient } from '../registry/redis-connection.js';
-import type { RedisLayout } from '../registry/redis-layout.js';
+import type { RedisClient } from '../redis/connection.js';
+import type { RedisLayout } from '../redis/layout.js';
 import type { OwnKeys } from './own-keys.js';
 
 export interface KeyPublisherOptions {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { RedisClient } from '../registry/redis-connection.js';
-import type { RedisLayout } from '../registry/redis-layout.js';
+import type { RedisClient } from '../redis/connection.js';
+import type { RedisLayout } from '../redis/layout.js';
 import type { IssuerRecord } from '../registry/records.js';
 
 export interface SharedKeySet {

@@ -18,7 +18,7 @@ import { newRequestId } from './request-id.js';
 import { extractToken } from './extract.js';
 import { type MintSettings, type Minted, mintExtended } from './mint.js';
 import { chainTenant, checkTenantBindings } from './resolve-tenant.js';
-import { inChildSpan } from '../telemetry/check-span.js';
+import { inChildSpan } from './step-span.js';
 
 export interface CheckDeps {
   readonly registry: RegistryReader;

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { untrustedText } from '../untrusted-text.js';
 import { MemoryRegistry } from './memory-registry.js';
-import type { RedisClient } from './redis-connection.js';
+import type { RedisClient } from '../redis/connection.js';
 import type { RegistryStore } from './registry-store.js';
 import { type RegistryReader, RegistryUnavailableError } from './registry.js';
 import type { IssuerRecord, ServicePolicy, TenantPolicy } from './records.js';

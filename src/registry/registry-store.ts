@@ -1,5 +1,5 @@
-import type { RedisClient } from './redis-connection.js';
-import type { RedisLayout } from './redis-layout.js';
+import type { RedisClient } from '../redis/connection.js';
+import type { RedisLayout } from '../redis/layout.js';
 import type { RegistryContents } from './memory-registry.js';
 import {
   type IssuerRecord,

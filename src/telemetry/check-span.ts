@@ -80,17 +80,3 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
   if (record.reason === 'unavailable') span.setStatus({ code: SpanStatusCode.ERROR, message: 'unavailable' });
   span.end();
 }
-
-/** A child span around one pipeline step; the no-op tracer makes this free when tracing is off. */
-export async function inChildSpan<T>(tracer: Tracer, name: string, run: () => Promise<T>): Promise<T> {
-  return tracer.startActiveSpan(name, async (span) => {
-    try {
-      return await run();
-    } catch (error) {
-      span.setStatus({ code: SpanStatusCode.ERROR });
-      throw error;
-    } finally {
-      span.end();
-    }
-  });
-}

@@ -3,10 +3,10 @@ import type { Config } from '../config/config.js';
 import { KeyPublisher } from '../keys/key-publisher.js';
 import type { OwnKeys } from '../keys/own-keys.js';
 import { RedisJwksCache } from '../keys/shared-jwks.js';
-import { type RedisClient, connectRedis, duplicateForSubscribe } from './redis-connection.js';
-import { RedisLayout } from './redis-layout.js';
-import { RedisRegistry } from './redis-registry.js';
-import { RegistryStore } from './registry-store.js';
+import { type RedisClient, connectRedis, duplicateForSubscribe } from '../redis/connection.js';
+import { RedisLayout } from '../redis/layout.js';
+import { RedisRegistry } from '../registry/redis-registry.js';
+import { RegistryStore } from '../registry/registry-store.js';
 
 export interface RedisBackend {
   readonly registry: RedisRegistry;
