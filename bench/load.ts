@@ -12,12 +12,21 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { GrpcH2Pool, type UnaryResult } from './lib/h2grpc.js';
 import { type Memory, machineJiffies, processCpuMicros, processMemory } from './lib/proc.js';
 import { Samples, summarize } from './lib/stats.js';
-import { COUNTER_MARK, type LoadConfig, type LoadResult, type LoadSource } from './lib/load-types.js';
+import {
+  COUNTER_MARK,
+  type LoadConfig,
+  type LoadResult,
+  type LoadSource,
+} from './lib/load-types.js';
 import { decodeCheckResponse, quickVerdict, unframe } from './lib/wire.js';
 
 type NextRequest = () => Buffer;
 
-function poolSource(file: string): { next: NextRequest; size: number; stats: () => { used: number; reused: number } } {
+function poolSource(file: string): {
+  next: NextRequest;
+  size: number;
+  stats: () => { used: number; reused: number };
+} {
   const data = readFileSync(file);
   const frames: Buffer[] = [];
   for (let at = 0; at < data.length; ) {
@@ -34,10 +43,15 @@ function poolSource(file: string): { next: NextRequest; size: number; stats: () 
   };
 }
 
-function hs256Source(source: Extract<LoadSource, { kind: 'hs256' }>): { next: NextRequest; size: number; stats: () => { used: number; reused: number } } {
+function hs256Source(source: Extract<LoadSource, { kind: 'hs256' }>): {
+  next: NextRequest;
+  size: number;
+  stats: () => { used: number; reused: number };
+} {
   const template = Buffer.from(source.frameTemplate, 'base64');
   const [before, ...rest] = source.payloadTemplate.split(COUNTER_MARK);
-  if (before === undefined || rest.length === 0) throw new Error('payload template has no counter mark');
+  if (before === undefined || rest.length === 0)
+    throw new Error('payload template has no counter mark');
   let counter = 0;
   return {
     size: Infinity,
@@ -46,7 +60,8 @@ function hs256Source(source: Extract<LoadSource, { kind: 'hs256' }>): { next: Ne
       const payload = before + n + rest.join(n);
       const input = `${source.header}.${Buffer.from(payload).toString('base64url')}`;
       const token = `${input}.${createHmac('sha256', source.secret).update(input).digest('base64url')}`;
-      if (token.length !== source.tokenLength) throw new Error(`token length ${token.length} != ${source.tokenLength}`);
+      if (token.length !== source.tokenLength)
+        throw new Error(`token length ${token.length} != ${source.tokenLength}`);
       const frame = Buffer.from(template);
       frame.write(token, source.tokenOffset, 'latin1');
       return frame;
@@ -56,7 +71,8 @@ function hs256Source(source: Extract<LoadSource, { kind: 'hs256' }>): { next: Ne
 }
 
 async function run(config: LoadConfig): Promise<LoadResult> {
-  const source = config.source.kind === 'pool' ? poolSource(config.source.file) : hs256Source(config.source);
+  const source =
+    config.source.kind === 'pool' ? poolSource(config.source.file) : hs256Source(config.source);
   const client = await GrpcH2Pool.connect(config.target, {
     sessions: config.sessions,
     streamWindow: config.streamWindow,
@@ -98,7 +114,8 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     completed++;
     latencies.push(now - sentAt);
     const bucket = Math.floor((now - startWall) / 250);
-    while (timeline.length <= bucket) timeline.push({ atMs: timeline.length * 250, completed: 0, maxLatencyMs: 0 });
+    while (timeline.length <= bucket)
+      timeline.push({ atMs: timeline.length * 250, completed: 0, maxLatencyMs: 0 });
     const slot = timeline[bucket] as { completed: number; maxLatencyMs: number };
     slot.completed++;
     if (now - sentAt > slot.maxLatencyMs) slot.maxLatencyMs = now - sentAt;
@@ -109,7 +126,9 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     } else if (result.grpcStatus !== 0) {
       const key = String(result.grpcStatus);
       grpcErrors[key] = (grpcErrors[key] ?? 0) + 1;
-      problem(`grpc-status ${result.grpcStatus} (http ${result.httpStatus}): ${result.grpcMessage ?? ''}`);
+      problem(
+        `grpc-status ${result.grpcStatus} (http ${result.httpStatus}): ${result.grpcMessage ?? ''}`,
+      );
     } else {
       const message = result.body === undefined ? undefined : unframe(result.body);
       const verdict = message === undefined ? 'malformed' : quickVerdict(message);
@@ -119,8 +138,15 @@ async function run(config: LoadConfig): Promise<LoadResult> {
         malformed++;
         problem('malformed response body');
       }
-      const sampleIt = message !== undefined && verdict !== 'malformed' && (decoded < 32 || verdict === 'deny' || windowCompletions % config.sampleEvery === 0);
-      if (sampleIt && message !== undefined && (verdict !== 'deny' || Object.keys(denyReasons).length < 50)) {
+      const sampleIt =
+        message !== undefined &&
+        verdict !== 'malformed' &&
+        (decoded < 32 || verdict === 'deny' || windowCompletions % config.sampleEvery === 0);
+      if (
+        sampleIt &&
+        message !== undefined &&
+        (verdict !== 'deny' || Object.keys(denyReasons).length < 50)
+      ) {
         decoded++;
         const response = decodeCheckResponse(message);
         const decision = String(response.metadata['decision'] ?? '(none)');
@@ -132,14 +158,20 @@ async function run(config: LoadConfig): Promise<LoadResult> {
         } else {
           const forward = response.headers['authorization'];
           if (forward !== undefined) fwdLengths.push(forward.replace(/^Bearer /, '').length);
-          if (config.expectDepth !== undefined && response.headers['x-auth-depth'] !== String(config.expectDepth)) {
+          if (
+            config.expectDepth !== undefined &&
+            response.headers['x-auth-depth'] !== String(config.expectDepth)
+          ) {
             depthMismatches++;
-            problem(`x-auth-depth ${response.headers['x-auth-depth']} where ${config.expectDepth} was expected`);
+            problem(
+              `x-auth-depth ${response.headers['x-auth-depth']} where ${config.expectDepth} was expected`,
+            );
           }
         }
       }
     }
-    if (config.maxRequests !== undefined && windowCompletions >= config.maxRequests) closeWindow?.();
+    if (config.maxRequests !== undefined && windowCompletions >= config.maxRequests)
+      closeWindow?.();
   };
 
   const send = (intendedAt: number | undefined): void => {
@@ -161,7 +193,14 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   let startWall = 0;
   let startMono = 0;
   const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
-  const windowDone = new Promise<{ cpu: number; client: NodeJS.CpuUsage; machine: { busy: number; total: number }; memory: Memory; seconds: number; mono: { start: number; end: number } }>((resolve) => {
+  const windowDone = new Promise<{
+    cpu: number;
+    client: NodeJS.CpuUsage;
+    machine: { busy: number; total: number };
+    memory: Memory;
+    seconds: number;
+    mono: { start: number; end: number };
+  }>((resolve) => {
     closeWindow = () => {
       if (stopping) return;
       stopping = true;
@@ -170,7 +209,10 @@ async function run(config: LoadConfig): Promise<LoadResult> {
       resolve({
         cpu: processCpuMicros(config.serverPid) - startCpu,
         client: process.cpuUsage(startClient),
-        machine: ((end) => ({ busy: end.busy - startMachine.busy, total: end.total - startMachine.total }))(machineJiffies()),
+        machine: ((end) => ({
+          busy: end.busy - startMachine.busy,
+          total: end.total - startMachine.total,
+        }))(machineJiffies()),
         memory: processMemory(config.serverPid),
         seconds,
         mono: { start: startMono, end: monoUs() },
@@ -209,7 +251,8 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     let k = 0;
     ticker = setInterval(() => {
       const now = performance.now();
-      while (!stopping && inFlight < cap && started + k * interval <= now) send(started + interval * k++);
+      while (!stopping && inFlight < cap && started + k * interval <= now)
+        send(started + interval * k++);
     }, 1);
   }
   setTimeout(openWindow, config.warmupMs);
@@ -255,13 +298,22 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     machineBusyCores: machineCores,
     serverMemoryStart: startMemory,
     serverMemoryEnd: edges.memory,
-    pool: { size: source.size === Infinity ? poolStats.used : source.size, used: poolStats.used, reused: poolStats.reused },
+    pool: {
+      size: source.size === Infinity ? poolStats.used : source.size,
+      used: poolStats.used,
+      reused: poolStats.reused,
+    },
     samples: {
       decoded,
       depthMismatches,
-      forwardedTokenLength: fwdLengths.length === 0
-        ? undefined
-        : { min: Math.min(...fwdLengths), max: Math.max(...fwdLengths), mean: fwdLengths.reduce((a, b) => a + b, 0) / fwdLengths.length },
+      forwardedTokenLength:
+        fwdLengths.length === 0
+          ? undefined
+          : {
+              min: Math.min(...fwdLengths),
+              max: Math.max(...fwdLengths),
+              mean: fwdLengths.reduce((a, b) => a + b, 0) / fwdLengths.length,
+            },
       decisions,
     },
     sentTotal: sent,

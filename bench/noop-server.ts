@@ -19,23 +19,33 @@ const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 let token = '';
 for (let i = 0; i < tokenLength; i++) token += i % 200 === 199 ? '.' : alphabet[(i * 7) % 64];
 
-const setHeader = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });
+const setHeader = (key: string, value: string): HeaderValueOption => ({
+  header: { key, value },
+  append: { value: false },
+});
 const fixed: HeaderValueOption[] = [
   setHeader('authorization', `Bearer ${token}`),
   setHeader('x-tenant-id', 'bench'),
   setHeader('x-user-id', 'user-0001@example.com'),
   setHeader('x-user-roles', 'orders:read,orders:write,cart:read,billing:read'),
   setHeader('x-auth-depth', String(depth)),
-  setHeader('x-auth-chain', Array.from({ length: depth }, (_, i) => (i === depth - 1 ? 'dest' : `hop-${i + 1}`)).join(',')),
+  setHeader(
+    'x-auth-chain',
+    Array.from({ length: depth }, (_, i) => (i === depth - 1 ? 'dest' : `hop-${i + 1}`)).join(','),
+  ),
 ];
 const setNames = new Set([...fixed.map((h) => h.header.key), 'x-request-id']);
 const headersToRemove = IDENTITY_HEADERS.filter((name) => !setNames.has(name));
 
 function answer(request: CheckRequestMessage): CheckResponseMessage {
-  const requestId = request.attributes?.request?.http?.headers?.['x-request-id'] ?? '01JBENCHNOOP0000000000000';
+  const requestId =
+    request.attributes?.request?.http?.headers?.['x-request-id'] ?? '01JBENCHNOOP0000000000000';
   return {
     status: { code: 0, message: '' },
-    ok_response: { headers: [...fixed, setHeader('x-request-id', requestId)], headers_to_remove: headersToRemove },
+    ok_response: {
+      headers: [...fixed, setHeader('x-request-id', requestId)],
+      headers_to_remove: headersToRemove,
+    },
     dynamic_metadata: {
       fields: {
         decision: { stringValue: 'allow' },
@@ -50,9 +60,14 @@ function answer(request: CheckRequestMessage): CheckResponseMessage {
 const protos = loadProtos();
 // The same stack and options as src/server/grpc-server.ts.
 const defaults = loadConfig({});
-const server = new grpc.Server(serverOptions({ maxTokenLength: defaults.maxTokenLength, idleTimeoutMs: defaults.idleTimeoutMs }));
+const server = new grpc.Server(
+  serverOptions({ maxTokenLength: defaults.maxTokenLength, idleTimeoutMs: defaults.idleTimeoutMs }),
+);
 server.addService(protos.authorization, {
-  Check: (call: grpc.ServerUnaryCall<CheckRequestMessage, CheckResponseMessage>, callback: grpc.sendUnaryData<CheckResponseMessage>) => {
+  Check: (
+    call: grpc.ServerUnaryCall<CheckRequestMessage, CheckResponseMessage>,
+    callback: grpc.sendUnaryData<CheckResponseMessage>,
+  ) => {
     callback(null, answer(call.request));
   },
 });
@@ -61,7 +76,9 @@ server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error,
     process.stderr.write(`noop server: ${error.message}\n`);
     process.exit(1);
   }
-  process.stdout.write(`${JSON.stringify({ msg: 'noop serving', grpc_port: port, pid: process.pid })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ msg: 'noop serving', grpc_port: port, pid: process.pid })}\n`,
+  );
 });
 const stop = (): void => {
   server.forceShutdown();

@@ -40,14 +40,20 @@ const machine = machineInfo();
 
 async function runBench(): Promise<void> {
   const startedAt = new Date();
-  log(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, node ${machine.node}, load ${machine.loadAverage}`);
-  log(`knobs: warm-up ${knobs.warmupMs / 1000} s, window ${knobs.durationMs / 1000} s, concurrency ${knobs.concurrency}, ${knobs.sessions} HTTP/2 sessions, depths ${knobs.depths.join(',')}, scenarios ${[...knobs.scenarios].join(',')}`);
+  log(
+    `machine: ${machine.nproc} CPUs, ${machine.cpuModel}, node ${machine.node}, load ${machine.loadAverage}`,
+  );
+  log(
+    `knobs: warm-up ${knobs.warmupMs / 1000} s, window ${knobs.durationMs / 1000} s, concurrency ${knobs.concurrency}, ${knobs.sessions} HTTP/2 sessions, depths ${knobs.depths.join(',')}, scenarios ${[...knobs.scenarios].join(',')}`,
+  );
   const workDir = mkdtempSync(join(tmpdir(), 'matryoshka-bench-'));
   children.removeOnExit(workDir);
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   const base: BenchContext = { knobs, machine, children, sink: new ResultsSink(), workDir };
 
-  const floors: CryptoFloors | undefined = wants(knobs, 'crypto') ? runCryptoFloor(base) : undefined;
+  const floors: CryptoFloors | undefined = wants(knobs, 'crypto')
+    ? runCryptoFloor(base)
+    : undefined;
 
   const fixture = await prepareFixture(knobs, workDir);
   const ctx: ServeContext = { ...base, fixture };
@@ -56,18 +62,36 @@ async function runBench(): Promise<void> {
     const baseline = { noop, floor: floors?.floor };
 
     const deepest = wants(knobs, 'depths') ? await runDepths(ctx, baseline) : undefined;
-    const halfRate = deepest !== undefined && wants(knobs, 'half') ? deepest.result.load.allowedPerSecond / 2 : undefined;
+    const halfRate =
+      deepest !== undefined && wants(knobs, 'half')
+        ? deepest.result.load.allowedPerSecond / 2
+        : undefined;
     if (halfRate !== undefined) await runHalfLoad(ctx, halfRate);
     if (wants(knobs, 'peer')) await runPeer(ctx);
-    if (wants(knobs, 'noop-large') && deepest !== undefined) await runNoopLarge(ctx, deepest, halfRate);
+    if (wants(knobs, 'noop-large') && deepest !== undefined)
+      await runNoopLarge(ctx, deepest, halfRate);
     if (deepest !== undefined) rmSync(deepest.pool.file, { force: true });
 
-    const compression: CompressionFigures | undefined = deepest?.pool.sample !== undefined ? runCompression(ctx, deepest.pool.sample) : undefined;
+    const compression: CompressionFigures | undefined =
+      deepest?.pool.sample !== undefined ? runCompression(ctx, deepest.pool.sample) : undefined;
     if (wants(knobs, 'info')) await runInfo(ctx);
-    const memory: MemoryFigures | undefined = wants(knobs, 'memory') && knobs.memoryChecks > 0 ? await runMemory(ctx) : undefined;
+    const memory: MemoryFigures | undefined =
+      wants(knobs, 'memory') && knobs.memoryChecks > 0 ? await runMemory(ctx) : undefined;
 
     const { sink } = ctx;
-    writeReport({ startedAt, machine, knobs, floors, compression, originTokenLength: fixture.originTokenLength, noop, results: sink.results, memory, problems: sink.problems, retried: sink.retried });
+    writeReport({
+      startedAt,
+      machine,
+      knobs,
+      floors,
+      compression,
+      originTokenLength: fixture.originTokenLength,
+      noop,
+      results: sink.results,
+      memory,
+      problems: sink.problems,
+      retried: sink.retried,
+    });
   } finally {
     await fixture.issuer.stop();
   }

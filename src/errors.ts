@@ -37,7 +37,12 @@ export class MatryoshkaError extends Error {
 }
 
 /** A mistake of the person at the keyboard (flag, file, variable): one line and exit 2, no stack. */
-const USER_MISTAKES: ReadonlySet<ErrorCode> = new Set(['ERR_CONFIG', 'ERR_USAGE', 'ERR_RECORD_INVALID', 'ERR_KEY_FILE']);
+const USER_MISTAKES: ReadonlySet<ErrorCode> = new Set([
+  'ERR_CONFIG',
+  'ERR_USAGE',
+  'ERR_RECORD_INVALID',
+  'ERR_KEY_FILE',
+]);
 
 export function isUserMistake(error: unknown): error is MatryoshkaError {
   return error instanceof MatryoshkaError && USER_MISTAKES.has(error.code);

@@ -31,7 +31,8 @@ export const MAX_SUBJECT_LENGTH = 1024;
 export const MAX_ROLE_LENGTH = 256;
 
 /** What an identifier looks like, for one-line error messages. */
-export const IDENTIFIER_DESCRIPTION = 'an identifier (letters, digits, . _ : @ / -, at most 128, starting with a letter or digit)';
+export const IDENTIFIER_DESCRIPTION =
+  'an identifier (letters, digits, . _ : @ / -, at most 128, starting with a letter or digit)';
 
 export function isIdentifier(value: unknown): value is string {
   return typeof value === 'string' && IDENTIFIER.test(value);

@@ -95,7 +95,8 @@ export function asDenial(error: unknown, malformed: DenyReason): unknown {
 export function denying<T>(malformed: DenyReason, step: () => T): T {
   try {
     const result = step();
-    if (result instanceof Promise) return result.catch((error: unknown) => Promise.reject(asDenial(error, malformed))) as T;
+    if (result instanceof Promise)
+      return result.catch((error: unknown) => Promise.reject(asDenial(error, malformed))) as T;
     return result;
   } catch (error) {
     throw asDenial(error, malformed);

@@ -1,7 +1,7 @@
 import { trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { ChainMemo } from './chain/chain-memo.js';
-import { type ChainLimits } from './chain/limits.js';
+import type { ChainLimits } from './chain/limits.js';
 import type { Config } from './config/config.js';
 import { DEFAULT_FETCH_LIMITS } from './keys/fetch-json.js';
 import { IssuerKeys } from './keys/issuer-keys.js';
@@ -41,39 +41,64 @@ export interface RunningService {
   close(graceMs?: number): Promise<void>;
 }
 
-
 function embeddedRegistry(config: Config, logger: Logger): RegistryReader {
   if (config.registryFile === undefined) return new MemoryRegistry();
-  const registry = new MemoryRegistry(loadRegistryFile(config.registryFile, config.allowInsecureIssuers));
-  logger.info({ file: config.registryFile, issuers: registry.listIssuers().map((i) => ({ issuer: i.issuer, tenant: i.tenant })) }, 'registry loaded');
+  const registry = new MemoryRegistry(
+    loadRegistryFile(config.registryFile, config.allowInsecureIssuers),
+  );
+  logger.info(
+    {
+      file: config.registryFile,
+      issuers: registry.listIssuers().map((i) => ({ issuer: i.issuer, tenant: i.tenant })),
+    },
+    'registry loaded',
+  );
   return registry;
 }
 
 /** Assemble and start the whole service from a Config: registry, keys, pipeline, gRPC and HTTP. */
-export async function startService(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<RunningService> {
-  const ownKeys = overrides.ownKeys ?? (config.signingKeysFile !== undefined ? await OwnKeys.fromFile(config.signingKeysFile) : await OwnKeys.generate());
+export async function startService(
+  config: Config,
+  logger: Logger,
+  overrides: ServiceOverrides = {},
+): Promise<RunningService> {
+  const ownKeys =
+    overrides.ownKeys ??
+    (config.signingKeysFile !== undefined
+      ? await OwnKeys.fromFile(config.signingKeysFile)
+      : await OwnKeys.generate());
   // The key cache is built before the registry so that registry changes can drop stale keys.
   const metrics = new AuthzMetrics(process.env['OTEL_SERVICE_NAME'] || 'matryoshka-authz');
   let remote: RemoteJwks | undefined;
-  const redis = overrides.registry === undefined && config.redisUrl !== undefined
-    ? startRedisBackend(config, config.redisUrl, ownKeys, logger, {
-        onIssuersChanged: (issuers) => issuers.forEach((i) => remote?.forget(i)),
-        onError: (kind) => metrics.recordRedisError(kind),
-      })
-    : undefined;
+  const redis =
+    overrides.registry === undefined && config.redisUrl !== undefined
+      ? startRedisBackend(config, config.redisUrl, ownKeys, logger, {
+          onIssuersChanged: (issuers) => {
+            for (const i of issuers) remote?.forget(i);
+          },
+          onError: (kind) => metrics.recordRedisError(kind),
+        })
+      : undefined;
   const registry = overrides.registry ?? redis?.registry ?? embeddedRegistry(config, logger);
   remote = new RemoteJwks({
     maxAgeMs: config.jwksMaxAgeSeconds * 1000,
     maxStaleMs: config.jwksMaxStaleSeconds * 1000,
     cooldownMs: config.jwksCooldownMs,
-    fetch: { ...DEFAULT_FETCH_LIMITS, timeoutMs: config.jwksTimeoutMs, allowInsecure: config.allowInsecureIssuers },
+    fetch: {
+      ...DEFAULT_FETCH_LIMITS,
+      timeoutMs: config.jwksTimeoutMs,
+      allowInsecure: config.allowInsecureIssuers,
+    },
     onFetch: (issuer, outcome, durationMs) => {
       metrics.recordKeyFetch(outcome);
       logger.info({ issuer, outcome, duration_ms: Math.round(durationMs) }, 'jwks fetch');
     },
     onKeyRefused: (issuer, refusal) => {
       metrics.recordKeyRefused(issuer, refusal.reason);
-      logger.warn({ issuer, key: refusal.id, reason: refusal.reason, detail: refusal.detail }, 'jwks key refused');
+      logger.warn(
+        { issuer, key: refusal.id, reason: refusal.reason, detail: refusal.detail },
+        'jwks key refused',
+      );
     },
     ...(redis ? { shared: redis.jwksCache } : {}),
   });
@@ -87,10 +112,19 @@ export async function startService(config: Config, logger: Logger, overrides: Se
   const tracer = trace.getTracer('matryoshka-authz');
   const deps: CheckDeps = {
     registry,
-    trust: { ownIssuer: config.issuer, registry, keys: new IssuerKeys(ownKeys, remote, overrides.env ?? process.env) },
+    trust: {
+      ownIssuer: config.issuer,
+      registry,
+      keys: new IssuerKeys(ownKeys, remote, overrides.env ?? process.env),
+    },
     ownKeys,
     limits,
-    mint: { issuer: config.issuer, ttlSeconds: config.tokenTtlSeconds, compression: config.compression, compressFromDepth: 3 },
+    mint: {
+      issuer: config.issuer,
+      ttlSeconds: config.tokenTtlSeconds,
+      compression: config.compression,
+      compressFromDepth: 3,
+    },
     defaultMaxDepth: config.maxDepth,
     defaultServiceId: config.serviceId,
     shadow: config.shadow,
@@ -108,13 +142,30 @@ export async function startService(config: Config, logger: Logger, overrides: Se
   let grpcServer: RunningGrpcServer | undefined;
   let httpServer: RunningHttpServer | undefined;
   try {
-    grpcServer = await startGrpcServer({ host: config.host, port: config.grpcPort, credentials: grpcServerCredentials({ cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa, reloadMs: config.tlsReloadMs }), health, check: handleCheck, limits: { maxTokenLength: config.maxTokenLength, idleTimeoutMs: config.idleTimeoutMs } });
-    httpServer = await startHttpServer(config.host, config.httpPort, { idleTimeoutMs: config.idleTimeoutMs }, {
-      jwks: () => ownKeys.publicJwks(),
-      live: () => true,
-      ready: () => health.status(AUTHZ_SERVICE) === 'SERVING',
-      metrics: () => metrics.render(),
+    grpcServer = await startGrpcServer({
+      host: config.host,
+      port: config.grpcPort,
+      credentials: grpcServerCredentials({
+        cert: config.tlsCert,
+        key: config.tlsKey,
+        ca: config.tlsCa,
+        reloadMs: config.tlsReloadMs,
+      }),
+      health,
+      check: handleCheck,
+      limits: { maxTokenLength: config.maxTokenLength, idleTimeoutMs: config.idleTimeoutMs },
     });
+    httpServer = await startHttpServer(
+      config.host,
+      config.httpPort,
+      { idleTimeoutMs: config.idleTimeoutMs },
+      {
+        jwks: () => ownKeys.publicJwks(),
+        live: () => true,
+        ready: () => health.status(AUTHZ_SERVICE) === 'SERVING',
+        metrics: () => metrics.render(),
+      },
+    );
   } catch (error) {
     await grpcServer?.shutdown(0);
     await redis?.close();

@@ -11,7 +11,8 @@
  */
 
 /** C0, DEL, C1 (incl. NEL U+0085), the Arabic letter mark, LRM/RLM, line/paragraph separators, bidi embeddings, overrides and isolates. */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const UNSAFE =
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');
 
 /** Longest stretch of attacker-chosen text shown in one place, in characters (before the marker). */
@@ -20,7 +21,9 @@ export const UNTRUSTED_TEXT_BOUND = 256;
 /** The character as a JavaScript escape: visible, ASCII, and unambiguous about what was sent. */
 function escapeChar(char: string): string {
   const code = char.charCodeAt(0);
-  return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  return code < 0x100
+    ? `\\x${code.toString(16).padStart(2, '0')}`
+    : `\\u${code.toString(16).padStart(4, '0')}`;
 }
 
 /** Control characters written as escapes; everything else unchanged. Never longer than six times the input. */

@@ -20,7 +20,13 @@ const b64u = (value: string | Uint8Array): string => Buffer.from(value).toString
 
 /** Brotli of `size` zero bytes, streamed so the test never holds the expanded size itself. */
 async function brotliBomb(size: number): Promise<Buffer> {
-  const compressor = createBrotliCompress({ params: { [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_LGWIN]: 24, [constants.BROTLI_PARAM_SIZE_HINT]: size } });
+  const compressor = createBrotliCompress({
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: 5,
+      [constants.BROTLI_PARAM_LGWIN]: 24,
+      [constants.BROTLI_PARAM_SIZE_HINT]: size,
+    },
+  });
   const chunks: Buffer[] = [];
   compressor.on('data', (c: Buffer) => chunks.push(c));
   const done = new Promise((resolve) => compressor.on('end', resolve));
@@ -54,11 +60,37 @@ describe('attack suite', () => {
     h = await startHarness({
       contents: {
         issuers: [
-          issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] }),
-          issuer({ issuer: rsa.issuer, tenant: 'acme', jwks_uri: rsa.jwksUri, algorithms: ['RS256'] }),
-          issuer({ issuer: globex.issuer, tenant: 'globex', jwks_uri: globex.jwksUri, mints_for: ['*'] }),
-          issuer({ issuer: partner.issuer, tenant: 'acme', jwks_uri: partner.jwksUri, mints_for: ['partner-*'] }),
-          issuer({ issuer: 'legacy-hs', tenant: 'acme', algorithms: ['HS256'], secret_env: 'ATTACK_HS', mints_for: ['*'] }),
+          issuer({
+            issuer: idp.issuer,
+            tenant: 'acme',
+            jwks_uri: idp.jwksUri,
+            algorithms: ['ES256'],
+          }),
+          issuer({
+            issuer: rsa.issuer,
+            tenant: 'acme',
+            jwks_uri: rsa.jwksUri,
+            algorithms: ['RS256'],
+          }),
+          issuer({
+            issuer: globex.issuer,
+            tenant: 'globex',
+            jwks_uri: globex.jwksUri,
+            mints_for: ['*'],
+          }),
+          issuer({
+            issuer: partner.issuer,
+            tenant: 'acme',
+            jwks_uri: partner.jwksUri,
+            mints_for: ['partner-*'],
+          }),
+          issuer({
+            issuer: 'legacy-hs',
+            tenant: 'acme',
+            algorithms: ['HS256'],
+            secret_env: 'ATTACK_HS',
+            mints_for: ['*'],
+          }),
         ],
         tenants: [tenant('acme', { entry_only: true })],
         services: [
@@ -80,19 +112,33 @@ describe('attack suite', () => {
     await new Promise<void>((r) => attacker.close(() => r()));
   });
 
-  async function expectDenied(token: string, reason: DenyReason, sid = 'A', extra: { sourcePrincipal?: string } = {}): Promise<number> {
+  async function expectDenied(
+    token: string,
+    reason: DenyReason,
+    sid = 'A',
+    extra: { sourcePrincipal?: string } = {},
+  ): Promise<number> {
     const started = performance.now();
     const result = await h.client.check({ token, sid, ...extra });
     const elapsed = performance.now() - started;
     assert.equal(result.allowed, false, `must be denied (${reason})`);
     assert.equal(lastReason(h), reason);
-    assert.deepEqual(Object.keys(JSON.parse(result.body) as object).sort(), ['error', 'request_id']);
+    assert.deepEqual(Object.keys(JSON.parse(result.body) as object).sort(), [
+      'error',
+      'request_id',
+    ]);
     return elapsed;
   }
 
-  const claims = (extra: Record<string, unknown> = {}) => JSON.stringify({ iss: idp.issuer, sub: 'alice', iat: now(), exp: now() + 300, ...extra });
+  const claims = (extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ iss: idp.issuer, sub: 'alice', iat: now(), exp: now() + 300, ...extra });
   const hsLevel = (payload: Record<string, unknown>) =>
-    new SignJWT({ sub: 'alice', ...payload }).setProtectedHeader({ alg: 'HS256' }).setIssuer('legacy-hs').setIssuedAt().setExpirationTime('5m').sign(hsKey);
+    new SignJWT({ sub: 'alice', ...payload })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('legacy-hs')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(hsKey);
 
   it('alg none', async () => {
     await expectDenied(`${b64u('{"alg":"none","typ":"JWT"}')}.${b64u(claims())}.`, 'bad_signature');
@@ -101,15 +147,26 @@ describe('attack suite', () => {
   it('HS256 "signed" with an RS256 issuer\'s public key (algorithm confusion)', async () => {
     const jwks = (await (await fetch(rsa.jwksUri)).json()) as { keys: object[] };
     const publicKeyAsSecret = new TextEncoder().encode(JSON.stringify(jwks.keys[0]));
-    const forged = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'HS256', kid: rsa.currentKid }).setIssuer(rsa.issuer).setIssuedAt().setExpirationTime('5m').sign(publicKeyAsSecret);
+    const forged = await new SignJWT({ sub: 'alice' })
+      .setProtectedHeader({ alg: 'HS256', kid: rsa.currentKid })
+      .setIssuer(rsa.issuer)
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(publicKeyAsSecret);
     await expectDenied(forged, 'bad_signature');
   });
 
   it('unknown and path-like kid', async () => {
     const before = idp.hits.jwks;
     await expectDenied(await idp.signCompact({ kid: 'no-such-key' }, claims()), 'bad_signature');
-    await expectDenied(await idp.signCompact({ kid: '../../../../etc/passwd' }, claims()), 'bad_signature');
-    await expectDenied(await idp.signCompact({ kid: 'http://127.0.0.1:1/evil' }, claims()), 'bad_signature');
+    await expectDenied(
+      await idp.signCompact({ kid: '../../../../etc/passwd' }, claims()),
+      'bad_signature',
+    );
+    await expectDenied(
+      await idp.signCompact({ kid: 'http://127.0.0.1:1/evil' }, claims()),
+      'bad_signature',
+    );
     assert.ok(idp.hits.jwks - before <= 1, 'unknown kids cost at most one (rate-limited) refetch');
   });
 
@@ -118,7 +175,14 @@ describe('attack suite', () => {
     const evilJwk = await exportJWK(evil.publicKey);
     const url = `http://127.0.0.1:${(attacker.address() as AddressInfo).port}/jwks`;
     const forged = await new SignJWT({ sub: 'alice' })
-      .setProtectedHeader({ alg: 'ES256', kid: 'evil', jku: url, x5u: url, jwk: evilJwk, x5c: ['MIIBfake'] })
+      .setProtectedHeader({
+        alg: 'ES256',
+        kid: 'evil',
+        jku: url,
+        x5u: url,
+        jwk: evilJwk,
+        x5c: ['MIIBfake'],
+      })
       .setIssuer(idp.issuer)
       .setIssuedAt()
       .setExpirationTime('5m')
@@ -128,7 +192,12 @@ describe('attack suite', () => {
   });
 
   it('unknown crit, and b64: false', async () => {
-    await expectDenied(await idp.signCompact({ crit: ['urn:x-unknown'], 'urn:x-unknown': true }, claims(), { 'urn:x-unknown': true }), 'malformed_token');
+    await expectDenied(
+      await idp.signCompact({ crit: ['urn:x-unknown'], 'urn:x-unknown': true }, claims(), {
+        'urn:x-unknown': true,
+      }),
+      'malformed_token',
+    );
     await expectDenied(await idp.signUnencoded(claims()), 'malformed_token');
   });
 
@@ -137,21 +206,34 @@ describe('attack suite', () => {
     await expectDenied(await idp.signCompact({}, dup), 'malformed_token');
     const token = await idp.signCompact({}, claims());
     const [, p, s] = token.split('.');
-    await expectDenied(`${b64u(`{"alg":"ES256","kid":"${idp.currentKid}","alg":"none"}`)}.${p}.${s}`, 'malformed_token');
+    await expectDenied(
+      `${b64u(`{"alg":"ES256","kid":"${idp.currentKid}","alg":"none"}`)}.${p}.${s}`,
+      'malformed_token',
+    );
   });
 
   it('non-object payloads and invalid UTF-8', async () => {
-    for (const payload of ['[1,2,3]', '"alice"', '42', 'null', 'not json']) await expectDenied(await idp.signCompact({}, payload), 'malformed_token');
-    const invalidUtf8 = new Uint8Array([...Buffer.from(`{"iss":"${idp.issuer}","sub":"`), 0xff, 0xfe, ...Buffer.from(`","exp":${now() + 300}}`)]);
+    for (const payload of ['[1,2,3]', '"alice"', '42', 'null', 'not json'])
+      await expectDenied(await idp.signCompact({}, payload), 'malformed_token');
+    const invalidUtf8 = new Uint8Array([
+      ...Buffer.from(`{"iss":"${idp.issuer}","sub":"`),
+      0xff,
+      0xfe,
+      ...Buffer.from(`","exp":${now() + 300}}`),
+    ]);
     await expectDenied(await idp.signCompact({}, invalidUtf8), 'malformed_token');
   });
 
   it('container not a string; depth negative, fractional, huge or lying; unknown fmt or cmp', async () => {
     const origin = await hsLevel({});
-    const stack = (s: Record<string, unknown>) => hsLevel({ auth_stack: { fmt: 'JWT', sid: 'x', depth: 1, container: origin, ...s } });
-    for (const container of [42, null, ['a'], { token: origin }, '']) await expectDenied(await stack({ container }), 'stack_malformed');
-    for (const depth of [-1, 0, 1.5, 1e300, '1', 3]) await expectDenied(await stack({ depth }), 'stack_malformed');
-    for (const fmt of ['JWS', 'jwt ', 'xml', 7]) await expectDenied(await stack({ fmt }), 'stack_malformed');
+    const stack = (s: Record<string, unknown>) =>
+      hsLevel({ auth_stack: { fmt: 'JWT', sid: 'x', depth: 1, container: origin, ...s } });
+    for (const container of [42, null, ['a'], { token: origin }, ''])
+      await expectDenied(await stack({ container }), 'stack_malformed');
+    for (const depth of [-1, 0, 1.5, 1e300, '1', 3])
+      await expectDenied(await stack({ depth }), 'stack_malformed');
+    for (const fmt of ['JWS', 'jwt ', 'xml', 7])
+      await expectDenied(await stack({ fmt }), 'stack_malformed');
     for (const cmp of ['z', 'gzip', 1]) await expectDenied(await stack({ cmp }), 'stack_malformed');
     await expectDenied(await stack({ cmp: 'g', container: 'not base64 !!' }), 'stack_malformed');
   });
@@ -159,10 +241,19 @@ describe('attack suite', () => {
   it('gzip and brotli bombs are refused fast with bounded memory', async () => {
     const gzipBomb = gzipSync(Buffer.alloc(40 * 1024 * 1024), { level: 9 }).toString('base64');
     const brotli = (await brotliBomb(2 * 1024 * 1024 * 1024)).toString('base64');
-    assert.ok(brotli.length < 8 * 1024, `a few KB (${brotli.length} characters) expanding to 2 GiB`);
+    assert.ok(
+      brotli.length < 8 * 1024,
+      `a few KB (${brotli.length} characters) expanding to 2 GiB`,
+    );
     const rssBefore = process.memoryUsage().rss;
-    for (const [cmp, container] of [['g', gzipBomb], ['b', brotli]] as const) {
-      const elapsed = await expectDenied(await hsLevel({ auth_stack: { fmt: 'JWT', cmp, sid: 'x', depth: 1, container } }), 'stack_too_large');
+    for (const [cmp, container] of [
+      ['g', gzipBomb],
+      ['b', brotli],
+    ] as const) {
+      const elapsed = await expectDenied(
+        await hsLevel({ auth_stack: { fmt: 'JWT', cmp, sid: 'x', depth: 1, container } }),
+        'stack_too_large',
+      );
       assert.ok(elapsed < 1000, `${cmp} bomb refused in ${Math.round(elapsed)} ms`);
     }
     assert.ok(process.memoryUsage().rss - rssBefore < 100 * 1024 * 1024, 'memory stays bounded');
@@ -173,12 +264,19 @@ describe('attack suite', () => {
     // even with compression: 1,000 real levels cannot exist. What an attacker can send is a claim
     // of that depth, or as deep a real chain as fits — which the length and level caps stop.
     const origin = await hsLevel({});
-    await expectDenied(await hsLevel({ auth_stack: { fmt: 'JWT', sid: 's1', depth: 1000, container: origin } }), 'stack_malformed');
+    await expectDenied(
+      await hsLevel({ auth_stack: { fmt: 'JWT', sid: 's1', depth: 1000, container: origin } }),
+      'stack_malformed',
+    );
     const nest = async (levels: number): Promise<string> => {
       let t = origin;
       for (let depth = 1; depth <= levels; depth++) {
-        const container = brotliCompressSync(Buffer.from(t), { params: { [constants.BROTLI_PARAM_QUALITY]: 4 } }).toString('base64');
-        t = await hsLevel({ auth_stack: { fmt: 'JWT', cmp: 'b', sid: `s${depth}`, depth, container } });
+        const container = brotliCompressSync(Buffer.from(t), {
+          params: { [constants.BROTLI_PARAM_QUALITY]: 4 },
+        }).toString('base64');
+        t = await hsLevel({
+          auth_stack: { fmt: 'JWT', cmp: 'b', sid: `s${depth}`, depth, container },
+        });
       }
       return t;
     };
@@ -187,65 +285,142 @@ describe('attack suite', () => {
     while (deep.length <= 64 * 1024) deep = await nest(++levels);
     await expectDenied(deep, 'stack_too_large');
     const capped = await startHarness({
-      contents: { issuers: [issuer({ issuer: 'legacy-hs', tenant: 'acme', algorithms: ['HS256'], secret_env: 'ATTACK_HS', mints_for: ['*'] })] },
+      contents: {
+        issuers: [
+          issuer({
+            issuer: 'legacy-hs',
+            tenant: 'acme',
+            algorithms: ['HS256'],
+            secret_env: 'ATTACK_HS',
+            mints_for: ['*'],
+          }),
+        ],
+      },
       processEnv: { ATTACK_HS: HS_SECRET },
       env: { MATRYOSHKA_MAX_LEVELS: '4' },
     });
     try {
-      assert.equal((await capped.client.check({ token: await nest(3), sid: 'x' })).allowed, true, 'four levels are within the cap');
+      assert.equal(
+        (await capped.client.check({ token: await nest(3), sid: 'x' })).allowed,
+        true,
+        'four levels are within the cap',
+      );
       assert.equal((await capped.client.check({ token: await nest(4), sid: 'x' })).httpStatus, 401);
-      assert.equal(capped.logs.findLast((l) => l['msg'] === 'check')?.['reason'], 'stack_too_large');
+      assert.equal(
+        capped.logs.findLast((l) => l['msg'] === 'check')?.['reason'],
+        'stack_too_large',
+      );
     } finally {
       await capped.stop();
     }
     // Past the token cap but within one gRPC message: our denial.
-    await expectDenied(`${b64u('{"alg":"ES256"}')}.${'A'.repeat(100 * 1024)}.${'B'.repeat(86)}`, 'stack_too_large');
+    await expectDenied(
+      `${b64u('{"alg":"ES256"}')}.${'A'.repeat(100 * 1024)}.${'B'.repeat(86)}`,
+      'stack_too_large',
+    );
     // Several MB: the transport refuses the message (RESOURCE_EXHAUSTED, Envoy's status_on_error)
     // as soon as its length prefix arrives, before any of it is buffered; the service stays up.
     const huge = `${b64u('{"alg":"ES256"}')}.${'A'.repeat(3 * 1024 * 1024)}.${'B'.repeat(86)}`;
-    await assert.rejects(h.client.check({ token: huge, sid: 'A' }), (error: { code?: number }) => error.code === 8);
-    assert.equal((await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' })).allowed, true, 'still serving');
+    await assert.rejects(
+      h.client.check({ token: huge, sid: 'A' }),
+      (error: { code?: number }) => error.code === 8,
+    );
+    assert.equal(
+      (await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' })).allowed,
+      true,
+      'still serving',
+    );
   });
 
   it('a level from tenant B spliced into a chain of tenant A', async () => {
-    const acmeChain = (await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' })).forwardedToken as string;
-    const spliced = await globex.mint({ sub: 'alice', auth_stack: { fmt: 'JWT', sid: 'globex-gw', depth: 2, container: acmeChain } });
+    const acmeChain = (await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' }))
+      .forwardedToken as string;
+    const spliced = await globex.mint({
+      sub: 'alice',
+      auth_stack: { fmt: 'JWT', sid: 'globex-gw', depth: 2, container: acmeChain },
+    });
     await expectDenied(spliced, 'tenant_mismatch', 'B');
   });
 
   it('an inner level re-wrapped by a different registered issuer to fake a sid', async () => {
-    const chain = (await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' })).forwardedToken as string;
+    const chain = (await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' }))
+      .forwardedToken as string;
     // An IdP that issues origin tokens only may not wrap at all ...
-    await expectDenied(await idp.mint({ sub: 'alice', auth_stack: { fmt: 'JWT', sid: 'gateway', depth: 2, container: chain } }), 'untrusted_issuer', 'B');
+    await expectDenied(
+      await idp.mint({
+        sub: 'alice',
+        auth_stack: { fmt: 'JWT', sid: 'gateway', depth: 2, container: chain },
+      }),
+      'untrusted_issuer',
+      'B',
+    );
     // ... and a partner implementation only for the sids it is registered for.
-    await expectDenied(await partner.mint({ sub: 'alice', auth_stack: { fmt: 'JWT', sid: 'gateway', depth: 2, container: chain } }), 'untrusted_issuer', 'B');
-    const honest = await partner.mint({ sub: 'alice', auth_stack: { fmt: 'JWT', sid: 'partner-gw', depth: 2, container: chain } });
+    await expectDenied(
+      await partner.mint({
+        sub: 'alice',
+        auth_stack: { fmt: 'JWT', sid: 'gateway', depth: 2, container: chain },
+      }),
+      'untrusted_issuer',
+      'B',
+    );
+    const honest = await partner.mint({
+      sub: 'alice',
+      auth_stack: { fmt: 'JWT', sid: 'partner-gw', depth: 2, container: chain },
+    });
     // (acme is entry_only: a chain wrapped outside the mesh is accepted at entry services only.)
-    assert.equal((await h.client.check({ token: honest, sid: 'gateway' })).allowed, true, 'the same partner, for its own sid');
+    assert.equal(
+      (await h.client.check({ token: honest, sid: 'gateway' })).allowed,
+      true,
+      'the same partner, for its own sid',
+    );
   });
 
   it("a foreign level reusing the jti of a level we minted does not borrow that level's verified chain", async () => {
     // The memo keeps the chain below each level we mint under that level's jti (ChainMemo.mintedKey).
-    const minted = (await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'gateway' })).forwardedToken as string;
-    const jti = (JSON.parse(Buffer.from(minted.split('.')[1] as string, 'base64url').toString()) as { jti: string }).jti;
+    const minted = (
+      await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'gateway' })
+    ).forwardedToken as string;
+    const jti = (
+      JSON.parse(Buffer.from(minted.split('.')[1] as string, 'base64url').toString()) as {
+        jti: string;
+      }
+    ).jti;
     const forgedOrigin = `${b64u(JSON.stringify({ alg: 'ES256', kid: idp.currentKid }))}.${b64u(claims({ sub: 'mallory', roles: ['admin'] }))}.${b64u(Buffer.alloc(64, 7))}`;
-    const wrapped = await partner.mint({ sub: 'mallory', jti, auth_stack: { fmt: 'JWT', sid: 'partner-gw', depth: 1, container: forgedOrigin } });
+    const wrapped = await partner.mint({
+      sub: 'mallory',
+      jti,
+      auth_stack: { fmt: 'JWT', sid: 'partner-gw', depth: 1, container: forgedOrigin },
+    });
     await expectDenied(wrapped, 'bad_signature', 'gateway');
   });
 
   describe('replay of tokens taken from a chain', () => {
     it('an origin token extracted from a chain is refused by internal services', async () => {
       const origin = await idp.mint({ sub: 'alice' });
-      assert.equal((await h.client.check({ token: origin, sid: 'gateway' })).allowed, true, 'fine at the entry service');
+      assert.equal(
+        (await h.client.check({ token: origin, sid: 'gateway' })).allowed,
+        true,
+        'fine at the entry service',
+      );
       await expectDenied(origin, 'caller_not_allowed', 'orders');
     });
 
     it('a minted token replayed from another workload is refused', async () => {
-      const minted = (await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'gateway' })).forwardedToken as string;
-      const fromGateway = await h.client.check({ token: minted, sid: 'orders', sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/gateway' });
+      const minted = (
+        await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'gateway' })
+      ).forwardedToken as string;
+      const fromGateway = await h.client.check({
+        token: minted,
+        sid: 'orders',
+        sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/gateway',
+      });
       assert.equal(fromGateway.allowed, true, 'from the workload it was minted for');
-      await expectDenied(minted, 'caller_not_allowed', 'orders', { sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/evil' });
-      await expectDenied(minted, 'caller_not_allowed', 'orders', { sourcePrincipal: 'spiffe://cluster.local/ns/other/sa/unknown' });
+      await expectDenied(minted, 'caller_not_allowed', 'orders', {
+        sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/evil',
+      });
+      await expectDenied(minted, 'caller_not_allowed', 'orders', {
+        sourcePrincipal: 'spiffe://cluster.local/ns/other/sa/unknown',
+      });
     });
   });
 });

@@ -22,7 +22,12 @@ import { type Harness, lastReason, startHarness } from './helpers/harness.js';
 import { issuer } from './helpers/records.js';
 
 const OWN_ISSUER = 'https://authz.test';
-const SETTINGS: MintSettings = { issuer: OWN_ISSUER, ttlSeconds: 300, compression: 'g', compressFromDepth: 3 };
+const SETTINGS: MintSettings = {
+  issuer: OWN_ISSUER,
+  ttlSeconds: 300,
+  compression: 'g',
+  compressFromDepth: 3,
+};
 
 async function reasonOf(promise: Promise<unknown>): Promise<string> {
   try {
@@ -45,23 +50,54 @@ describe('time, audience and level rules of the chain walk', () => {
     idp = await LocalIssuer.start();
     ownKeys = await OwnKeys.generate();
     const registry = new MemoryRegistry({
-      issuers: [parseIssuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] }, 'issuer', true)],
+      issuers: [
+        parseIssuer(
+          { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
+          'issuer',
+          true,
+        ),
+      ],
       tenants: [],
       services: [],
       principals: {},
     });
-    const remote = new RemoteJwks({ fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true }, maxAgeMs: 60_000, maxStaleMs: 60_000, cooldownMs: 0 });
+    const remote = new RemoteJwks({
+      fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true },
+      maxAgeMs: 60_000,
+      maxStaleMs: 60_000,
+      cooldownMs: 0,
+    });
     base = {
       trust: { ownIssuer: OWN_ISSUER, registry, keys: new IssuerKeys(ownKeys, remote) },
       ownKeys,
-      limits: { maxLevels: 16, maxContainerBytes: 256 * 1024, maxTokenLength: 256 * 1024, clockSkewSeconds: 30 },
+      limits: {
+        maxLevels: 16,
+        maxContainerBytes: 256 * 1024,
+        maxTokenLength: 256 * 1024,
+        clockSkewSeconds: 30,
+      },
     };
   });
   after(() => idp.stop());
 
   /** Our level around `inner` (whose verified chain is `chain`), issued at `iat`. */
   const wrap = async (inner: string, chain: Chain, iat: number, destination = 'A') =>
-    (await mintExtended({ incoming: inner, chain, destination, tenant: 'acme', subject: 'alice', roles: [], seal: false, now: iat }, ownKeys, SETTINGS)).token;
+    (
+      await mintExtended(
+        {
+          incoming: inner,
+          chain,
+          destination,
+          tenant: 'acme',
+          subject: 'alice',
+          roles: [],
+          seal: false,
+          now: iat,
+        },
+        ownKeys,
+        SETTINGS,
+      )
+    ).token;
 
   it('refuses an inner level wrapped before it was valid (nbf), and accepts it wrapped after', async () => {
     const origin = await idp.mint({ sub: 'alice', nbf: T + 100 }, { iat: T - 10, ttl: 1000 });
@@ -82,9 +118,19 @@ describe('time, audience and level rules of the chain walk', () => {
   });
 
   /** The level re-signed with our key after `edit` (what a minter without our caps could issue). */
-  const resign = (token: string, edit: (claims: Record<string, unknown>) => Record<string, unknown>): string => {
-    const claims = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString('utf8')) as Record<string, unknown>;
-    return compactSignJson(ownKeys.signing.alg, ownKeys.signing.kid, ownKeys.signing.privateKey, JSON.stringify(edit(claims)));
+  const resign = (
+    token: string,
+    edit: (claims: Record<string, unknown>) => Record<string, unknown>,
+  ): string => {
+    const claims = JSON.parse(
+      Buffer.from(token.split('.')[1] as string, 'base64url').toString('utf8'),
+    ) as Record<string, unknown>;
+    return compactSignJson(
+      ownKeys.signing.alg,
+      ownKeys.signing.kid,
+      ownKeys.signing.privateKey,
+      JSON.stringify(edit(claims)),
+    );
   };
 
   it('applies the time rules to a sub-chain found in the memo as to one verified in full', async () => {
@@ -96,7 +142,11 @@ describe('time, audience and level rules of the chain walk', () => {
     const late = resign(await wrap(origin, originChain, T + 200), (c) => ({ ...c, exp: T + 500 }));
     assert.equal(await reasonOf(openChain(late, at(T + 210))), 'expired', 'verified in full');
     const viaMemo = openChain(late, { ...at(T + 210), memo });
-    assert.equal(await reasonOf(viaMemo), 'expired', 'the memoised origin was still checked against the time it was wrapped');
+    assert.equal(
+      await reasonOf(viaMemo),
+      'expired',
+      'the memoised origin was still checked against the time it was wrapped',
+    );
     const inTime = await wrap(origin, originChain, T + 50);
     const opened = await openChain(inTime, { ...at(T + 60), memo });
     assert.equal(opened.verifiedHere, 1, 'the origin came from the memo');
@@ -107,9 +157,27 @@ describe('time, audience and level rules of the chain walk', () => {
     const originChain = await openChain(origin, at(T));
     const good = await wrap(origin, originChain, T);
     assert.equal(await reasonOf(openChain(good, at(T))), 'allowed');
-    assert.equal(await reasonOf(openChain(resign(good, (c) => c), at(T))), 'allowed', 'a re-signed copy of itself');
+    assert.equal(
+      await reasonOf(
+        openChain(
+          resign(good, (c) => c),
+          at(T),
+        ),
+      ),
+      'allowed',
+      'a re-signed copy of itself',
+    );
     for (const aud of ['https://other-authz.test', ['https://other-authz.test', 'x'], 42]) {
-      assert.equal(await reasonOf(openChain(resign(good, (c) => ({ ...c, aud })), at(T))), 'audience_mismatch', JSON.stringify(aud));
+      assert.equal(
+        await reasonOf(
+          openChain(
+            resign(good, (c) => ({ ...c, aud })),
+            at(T),
+          ),
+        ),
+        'audience_mismatch',
+        JSON.stringify(aud),
+      );
     }
     const noAud = resign(good, ({ aud: _dropped, ...rest }) => rest);
     assert.equal(await reasonOf(openChain(noAud, at(T))), 'audience_mismatch', 'no aud at all');
@@ -127,8 +195,16 @@ describe('time, audience and level rules of the chain walk', () => {
     }
     for (let cap = 1; cap <= 6; cap++) {
       const deps: OpenChainDeps = { ...at(T), limits: { ...base.limits, maxLevels: cap } };
-      assert.equal(await reasonOf(openChain(byLevels[cap - 1] as string, deps)), 'allowed', `${cap} levels with a cap of ${cap}`);
-      assert.equal(await reasonOf(openChain(byLevels[cap] as string, deps)), 'stack_too_large', `${cap + 1} levels with a cap of ${cap}`);
+      assert.equal(
+        await reasonOf(openChain(byLevels[cap - 1] as string, deps)),
+        'allowed',
+        `${cap} levels with a cap of ${cap}`,
+      );
+      assert.equal(
+        await reasonOf(openChain(byLevels[cap] as string, deps)),
+        'stack_too_large',
+        `${cap + 1} levels with a cap of ${cap}`,
+      );
     }
   });
 });
@@ -138,7 +214,11 @@ describe('a route bound to a tenant, reached by a chain several hops deep', () =
   let h: Harness;
   before(async () => {
     acme = await LocalIssuer.start();
-    h = await startHarness({ contents: { issuers: [issuer({ issuer: acme.issuer, tenant: 'acme', jwks_uri: acme.jwksUri })] } });
+    h = await startHarness({
+      contents: {
+        issuers: [issuer({ issuer: acme.issuer, tenant: 'acme', jwks_uri: acme.jwksUri })],
+      },
+    });
   });
   after(async () => {
     await h.stop();
@@ -152,10 +232,18 @@ describe('a route bound to a tenant, reached by a chain several hops deep', () =
       assert.equal(hop.allowed, true, hop.body);
       token = hop.forwardedToken as string;
     }
-    const foreign = await h.client.check({ token, sid: 'billing', contextExtensions: { tenant: 'globex' } });
+    const foreign = await h.client.check({
+      token,
+      sid: 'billing',
+      contextExtensions: { tenant: 'globex' },
+    });
     assert.equal(foreign.httpStatus, 403);
     assert.equal(lastReason(h), 'tenant_mismatch');
     assert.equal(foreign.forwardedToken, undefined);
-    assert.equal((await h.client.check({ token, sid: 'billing', contextExtensions: { tenant: 'acme' } })).allowed, true);
+    assert.equal(
+      (await h.client.check({ token, sid: 'billing', contextExtensions: { tenant: 'acme' } }))
+        .allowed,
+      true,
+    );
   });
 });

@@ -16,7 +16,16 @@ describe('a chain walked hop by hop through Check', () => {
   before(async () => {
     idp = await LocalIssuer.start();
     h = await startHarness({
-      contents: { issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] })] },
+      contents: {
+        issuers: [
+          issuer({
+            issuer: idp.issuer,
+            tenant: 'acme',
+            jwks_uri: idp.jwksUri,
+            algorithms: ['ES256'],
+          }),
+        ],
+      },
     });
   });
   after(async () => {
@@ -25,7 +34,11 @@ describe('a chain walked hop by hop through Check', () => {
   });
 
   it('extends the chain A → B → C → D, compressing from depth 3 only when shorter, then refuses B as recursion', async () => {
-    const origin = await idp.mint({ sub: 'alice', roles: ['reader', 'writer'], pad: 'x'.repeat(700) });
+    const origin = await idp.mint({
+      sub: 'alice',
+      roles: ['reader', 'writer'],
+      pad: 'x'.repeat(700),
+    });
     let token = origin;
     const path = ['A', 'B', 'C', 'D'];
     for (const [i, sid] of path.entries()) {
@@ -57,22 +70,32 @@ describe('a chain walked hop by hop through Check', () => {
       const opened = inspectChain(minted);
       assert.equal(opened.stop.kind, 'origin');
       assert.equal(opened.levels.length, depth + 1);
-      assert.deepEqual(opened.levels.slice(1).map((l) => l.sid), path.slice(0, depth));
+      assert.deepEqual(
+        opened.levels.slice(1).map((l) => l.sid),
+        path.slice(0, depth),
+      );
       assert.equal(claims(minted)['sub'], 'alice');
       assert.equal(claims(minted)['tenant_id'], 'acme');
-      assert.ok((claims(minted)['exp'] as number) <= (claims(origin)['exp'] as number), 'never outlives the origin');
+      assert.ok(
+        (claims(minted)['exp'] as number) <= (claims(origin)['exp'] as number),
+        'never outlives the origin',
+      );
       token = minted;
     }
     // Depth 4 of a ~1 KB origin: gzip pays, so the depth-3 and -4 containers are compressed.
     assert.equal(authStack(token)['cmp'], 'g');
     // The first compression of the chain looks for repeats: the origin's 700 'x' are still there,
     // as plain text two levels down, and go (an entropy coder alone would save about a quarter).
-    const inflate = (container: unknown): string => gunzipSync(Buffer.from(container as string, 'base64')).toString('latin1');
+    const inflate = (container: unknown): string =>
+      gunzipSync(Buffer.from(container as string, 'base64')).toString('latin1');
     const third = authStack(inflate(authStack(token)['container']));
     assert.equal(third['cmp'], 'g');
     const thirdContainer = third['container'] as string;
     const inflatedThird = inflate(thirdContainer);
-    assert.ok(thirdContainer.length < inflatedThird.length * 0.6, `depth 3: ${inflatedThird.length} → ${thirdContainer.length}`);
+    assert.ok(
+      thirdContainer.length < inflatedThird.length * 0.6,
+      `depth 3: ${inflatedThird.length} → ${thirdContainer.length}`,
+    );
 
     const recursion = await h.client.check({ token, sid: 'B' });
     assert.equal(recursion.allowed, false);
@@ -85,7 +108,8 @@ describe('a chain walked hop by hop through Check', () => {
   it('fetches the issuer keys once for many checks', async () => {
     const before = idp.hits.jwks;
     const token = await idp.mint({ sub: 'bob' });
-    for (let i = 0; i < 20; i++) assert.equal((await h.client.check({ token, sid: 'A' })).allowed, true);
+    for (let i = 0; i < 20; i++)
+      assert.equal((await h.client.check({ token, sid: 'A' })).allowed, true);
     assert.equal(idp.hits.jwks - before, 0, 'keys already cached from the first test');
   });
 });
@@ -94,16 +118,30 @@ describe('the memo of verified chains: a hop opens only its own level', () => {
   it('does not inflate, parse or verify the container of a level we minted once that level has verified', async () => {
     const idp = await LocalIssuer.start();
     const ownKeys = await OwnKeys.generate();
-    const h = await startHarness({ contents: { issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })] }, ownKeys });
+    const h = await startHarness({
+      contents: {
+        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+      },
+      ownKeys,
+    });
     try {
       let token = await idp.mint({ sub: 'alice' });
-      for (const sid of ['A', 'B']) token = (await h.client.check({ token, sid })).forwardedToken as string;
+      for (const sid of ['A', 'B'])
+        token = (await h.client.check({ token, sid })).forwardedToken as string;
       const minted = (await h.client.check({ token, sid: 'C' })).forwardedToken as string; // depth 3: a gzip container
-      const payload = JSON.parse(Buffer.from(minted.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown> & { auth_stack: Record<string, unknown> };
+      const payload = JSON.parse(
+        Buffer.from(minted.split('.')[1] as string, 'base64url').toString(),
+      ) as Record<string, unknown> & { auth_stack: Record<string, unknown> };
       assert.equal(payload.auth_stack['cmp'], 'g');
       // The same level, signed with our key, around a container that does not even inflate: only a
       // hop that never touches the container can accept it. (We never sign two levels with one jti.)
-      const garbage = { ...payload, auth_stack: { ...payload.auth_stack, container: Buffer.from('not gzip at all').toString('base64') } };
+      const garbage = {
+        ...payload,
+        auth_stack: {
+          ...payload.auth_stack,
+          container: Buffer.from('not gzip at all').toString('base64'),
+        },
+      };
       const { alg, kid, privateKey } = ownKeys.signing;
       const sameJti = compactSign(alg, kid, privateKey, garbage);
       const next = await h.client.check({ token: sameJti, sid: 'D' });
@@ -124,7 +162,9 @@ describe('the same walk with the memo of verified chains turned off', () => {
   it('verifies every level every time and decides the same', async () => {
     const idp = await LocalIssuer.start();
     const h = await startHarness({
-      contents: { issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })] },
+      contents: {
+        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+      },
       env: { MATRYOSHKA_MEMO_ENTRIES: '0' },
     });
     try {
@@ -134,7 +174,11 @@ describe('the same walk with the memo of verified chains turned off', () => {
         assert.equal(result.allowed, true);
         token = result.forwardedToken as string;
       }
-      assert.equal((await h.client.check({ token, sid: 'A' })).httpStatus, 403, 'recursion found without the memo');
+      assert.equal(
+        (await h.client.check({ token, sid: 'A' })).httpStatus,
+        403,
+        'recursion found without the memo',
+      );
       assert.equal((await h.client.check({ token, sid: 'D' })).headers['x-auth-chain'], 'A,B,C,D');
     } finally {
       await h.stop();

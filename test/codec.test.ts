@@ -5,13 +5,34 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
+import {
+  brotliCompressSync,
+  brotliDecompressSync,
+  constants as zlibConstants,
+  gunzipSync,
+  gzipSync,
+} from 'node:zlib';
 import { before, describe, it } from 'node:test';
 import { CompactEncrypt, SignJWT, generateKeyPair } from 'jose';
-import { type AuthStack, StackFormatError, readAuthStack, unpackContainer } from '../src/chain/auth-stack.js';
+import {
+  type AuthStack,
+  StackFormatError,
+  readAuthStack,
+  unpackContainer,
+} from '../src/chain/auth-stack.js';
 import { decodeAnyBase64, decodeSegment, encodeStandardBase64 } from '../src/chain/base64.js';
-import { CompactFormatError, compactKind, parseCompactJws, parseJweHeader } from '../src/chain/compact.js';
-import { InflateFormatError, InflateLimitError, compress, inflateBounded } from '../src/chain/compression.js';
+import {
+  CompactFormatError,
+  compactKind,
+  parseCompactJws,
+  parseJweHeader,
+} from '../src/chain/compact.js';
+import {
+  InflateFormatError,
+  InflateLimitError,
+  compress,
+  inflateBounded,
+} from '../src/chain/compression.js';
 import { inspectChain } from '../src/chain/inspect.js';
 import { DEFAULT_LIMITS } from '../src/chain/limits.js';
 
@@ -21,10 +42,13 @@ const CAP = 256 * KiB;
 
 /** base64url of a JSON value (or of a raw string / bytes), as a compact segment. */
 const seg = (value: unknown): string =>
-  Buffer.isBuffer(value) ? value.toString('base64url') : Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+  Buffer.isBuffer(value)
+    ? value.toString('base64url')
+    : Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
 /** A compact JWS with an arbitrary header and payload and a dummy (but well-formed) signature. */
-const fakeJws = (header: unknown, payload: unknown, signature = seg('signature')): string => `${seg(header)}.${seg(payload)}.${signature}`;
+const fakeJws = (header: unknown, payload: unknown, signature = seg('signature')): string =>
+  `${seg(header)}.${seg(payload)}.${signature}`;
 
 const stackOf = (overrides: Partial<AuthStack>): AuthStack => ({
   fmt: 'JWT',
@@ -39,7 +63,11 @@ const stackOf = (overrides: Partial<AuthStack>): AuthStack => ({
  * Compressed + encoded forms of a token, chosen so that the encoding really exercises the alphabet
  * under test (the `pad` claim is varied until the predicate holds; gzip output is deterministic).
  */
-function packedToken(predicate: (standardBase64: string) => boolean): { token: string; packed: Buffer; standard: string } {
+function packedToken(predicate: (standardBase64: string) => boolean): {
+  token: string;
+  packed: Buffer;
+  standard: string;
+} {
   for (let pad = 0; pad < 500; pad++) {
     const token = fakeJws({ alg: 'ES256', kid: 'k1' }, { sub: 'alice', pad: 'p'.repeat(pad) });
     const packed = gzipSync(Buffer.from(token, 'latin1'));
@@ -101,23 +129,49 @@ describe('base64: decodeAnyBase64', () => {
 
 describe('compression: inflateBounded and compress', () => {
   // What a container holds: JSON around base64 of (compressed) bytes — 6 bits of entropy per character.
-  const sample = Buffer.from(JSON.stringify({ sub: 'alice', roles: ['a', 'b'], container: randomBytes(3750).toString('base64') }));
+  const sample = Buffer.from(
+    JSON.stringify({
+      sub: 'alice',
+      roles: ['a', 'b'],
+      container: randomBytes(3750).toString('base64'),
+    }),
+  );
 
   for (const kind of ['g', 'b'] as const) {
     it(`round-trips ${kind === 'g' ? 'gzip' : 'brotli'} and actually compresses base64 text`, () => {
       const packed = compress(sample, kind);
-      assert.ok(packed.length < sample.length * 0.8, `compressed ${sample.length} to ${packed.length} bytes`);
+      assert.ok(
+        packed.length < sample.length * 0.8,
+        `compressed ${sample.length} to ${packed.length} bytes`,
+      );
       assert.deepEqual(inflateBounded(packed, kind, CAP), sample);
     });
 
     it(`${kind === 'g' ? 'gzip' : 'brotli'}: 'repeats' finds repeated text, and both efforts open anywhere`, () => {
-      const repetitive = Buffer.from(Buffer.from(JSON.stringify({ groups: Array.from({ length: 60 }, (_, i) => `/acme/engineering/team-${i % 6}`) })).toString('base64url'));
+      const repetitive = Buffer.from(
+        Buffer.from(
+          JSON.stringify({
+            groups: Array.from({ length: 60 }, (_, i) => `/acme/engineering/team-${i % 6}`),
+          }),
+        ).toString('base64url'),
+      );
       const thorough = compress(repetitive, kind, 'repeats');
       const cheap = compress(repetitive, kind, 'entropy');
-      assert.ok(thorough.length < repetitive.length * 0.4, `repeats: ${repetitive.length} → ${thorough.length}`);
+      assert.ok(
+        thorough.length < repetitive.length * 0.4,
+        `repeats: ${repetitive.length} → ${thorough.length}`,
+      );
       // Huffman-only gzip cannot match repeats at all; brotli's quality 1 still does, less well.
-      if (kind === 'g') assert.ok(cheap.length > repetitive.length * 0.6, `entropy: ${repetitive.length} → ${cheap.length}`);
-      else assert.ok(cheap.length >= thorough.length, `entropy ${cheap.length}, repeats ${thorough.length}`);
+      if (kind === 'g')
+        assert.ok(
+          cheap.length > repetitive.length * 0.6,
+          `entropy: ${repetitive.length} → ${cheap.length}`,
+        );
+      else
+        assert.ok(
+          cheap.length >= thorough.length,
+          `entropy ${cheap.length}, repeats ${thorough.length}`,
+        );
       const standard = kind === 'g' ? gunzipSync : brotliDecompressSync;
       assert.deepEqual(standard(thorough), repetitive);
       assert.deepEqual(standard(cheap), repetitive);
@@ -140,7 +194,10 @@ describe('compression: inflateBounded and compress', () => {
     assert.throws(() => inflateBounded(garbage, 'g', CAP), InflateFormatError);
     assert.throws(() => inflateBounded(garbage, 'b', CAP), InflateFormatError);
     const gz = gzipSync(sample);
-    assert.throws(() => inflateBounded(gz.subarray(0, gz.length - 12), 'g', CAP), InflateFormatError);
+    assert.throws(
+      () => inflateBounded(gz.subarray(0, gz.length - 12), 'g', CAP),
+      InflateFormatError,
+    );
     assert.throws(() => inflateBounded(Buffer.alloc(0), 'g', CAP), InflateFormatError);
     assert.throws(() => inflateBounded(Buffer.alloc(0), 'b', CAP), InflateFormatError);
   });
@@ -156,10 +213,15 @@ describe('compression: inflateBounded and compress', () => {
     before(() => {
       const zeros = Buffer.alloc(64 * MiB);
       gzipBomb = gzipSync(zeros, { level: 9 });
-      brotliBomb = brotliCompressSync(zeros, { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 5 } });
+      brotliBomb = brotliCompressSync(zeros, {
+        params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 5 },
+      });
     });
 
-    for (const [name, kind] of [['gzip', 'g'], ['brotli', 'b']] as const) {
+    for (const [name, kind] of [
+      ['gzip', 'g'],
+      ['brotli', 'b'],
+    ] as const) {
       it(`${name}: throws InflateLimitError quickly without allocating the claimed size`, () => {
         const bomb = kind === 'g' ? gzipBomb : brotliBomb;
         assert.ok(bomb.length < 100 * KiB, `the ${name} bomb is small: ${bomb.length} bytes`);
@@ -173,7 +235,10 @@ describe('compression: inflateBounded and compress', () => {
         }
         const elapsed = performance.now() - started;
         const grown = process.memoryUsage().rss - rssBefore;
-        assert.ok(caught instanceof InflateLimitError, `expected InflateLimitError, got ${String(caught)}`);
+        assert.ok(
+          caught instanceof InflateLimitError,
+          `expected InflateLimitError, got ${String(caught)}`,
+        );
         assert.ok(elapsed < 250, `took ${elapsed.toFixed(1)} ms`);
         assert.ok(grown < 64 * MiB, `rss grew by ${(grown / MiB).toFixed(1)} MiB`);
       });
@@ -195,7 +260,10 @@ describe('compact: compactKind and parseCompactJws', () => {
     const token = fakeJws({ alg: 'ES256', kid: 'key-1', typ: 'JWT' }, { sub: 'alice', n: 1 });
     const jws = parseCompactJws(token);
     assert.equal(jws.signingInput, token.slice(0, token.lastIndexOf('.')));
-    assert.deepEqual(jws.signature, Buffer.from(token.slice(token.lastIndexOf('.') + 1), 'base64url'));
+    assert.deepEqual(
+      jws.signature,
+      Buffer.from(token.slice(token.lastIndexOf('.') + 1), 'base64url'),
+    );
     assert.equal(jws.alg, 'ES256');
     assert.equal(jws.kid, 'key-1');
     assert.deepEqual(jws.header, { alg: 'ES256', kid: 'key-1', typ: 'JWT' });
@@ -215,11 +283,25 @@ describe('compact: compactKind and parseCompactJws', () => {
 
   it('header and payload must be JSON objects', () => {
     for (const notObject of [[1, 2], 'text', 42, null, true]) {
-      assert.throws(() => parseCompactJws(fakeJws(notObject, {})), CompactFormatError, `header ${JSON.stringify(notObject)}`);
-      assert.throws(() => parseCompactJws(fakeJws({ alg: 'ES256' }, notObject)), CompactFormatError, `payload ${JSON.stringify(notObject)}`);
+      assert.throws(
+        () => parseCompactJws(fakeJws(notObject, {})),
+        CompactFormatError,
+        `header ${JSON.stringify(notObject)}`,
+      );
+      assert.throws(
+        () => parseCompactJws(fakeJws({ alg: 'ES256' }, notObject)),
+        CompactFormatError,
+        `payload ${JSON.stringify(notObject)}`,
+      );
     }
-    assert.throws(() => parseCompactJws(`${seg('{not json')}.${seg({})}.${seg('s')}`), /header is not JSON/);
-    assert.throws(() => parseCompactJws(`${seg({ alg: 'ES256' })}.${seg('{"sub":')}.${seg('s')}`), /payload is not JSON/);
+    assert.throws(
+      () => parseCompactJws(`${seg('{not json')}.${seg({})}.${seg('s')}`),
+      /header is not JSON/,
+    );
+    assert.throws(
+      () => parseCompactJws(`${seg({ alg: 'ES256' })}.${seg('{"sub":')}.${seg('s')}`),
+      /payload is not JSON/,
+    );
   });
 
   it('segments must be unpadded base64url', () => {
@@ -231,15 +313,32 @@ describe('compact: compactKind and parseCompactJws', () => {
   });
 
   it('rejects a header or payload that is not valid UTF-8', () => {
-    const badHeader = Buffer.concat([Buffer.from('{"alg":"ES256","x":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
-    assert.throws(() => parseCompactJws(`${seg(badHeader)}.${seg({})}.${seg('s')}`), /header is not valid UTF-8/);
-    const badPayload = Buffer.concat([Buffer.from('{"sub":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
-    assert.throws(() => parseCompactJws(`${seg({ alg: 'ES256' })}.${seg(badPayload)}.${seg('s')}`), /payload is not valid UTF-8/);
+    const badHeader = Buffer.concat([
+      Buffer.from('{"alg":"ES256","x":"'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from('"}'),
+    ]);
+    assert.throws(
+      () => parseCompactJws(`${seg(badHeader)}.${seg({})}.${seg('s')}`),
+      /header is not valid UTF-8/,
+    );
+    const badPayload = Buffer.concat([
+      Buffer.from('{"sub":"'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}'),
+    ]);
+    assert.throws(
+      () => parseCompactJws(`${seg({ alg: 'ES256' })}.${seg(badPayload)}.${seg('s')}`),
+      /payload is not valid UTF-8/,
+    );
   });
 
   it('rejects the crit and b64 header parameters', () => {
     assert.throws(() => parseCompactJws(fakeJws({ alg: 'ES256', crit: ['exp'] }, {})), /crit/);
-    assert.throws(() => parseCompactJws(fakeJws({ alg: 'ES256', b64: false, crit: ['b64'] }, {})), CompactFormatError);
+    assert.throws(
+      () => parseCompactJws(fakeJws({ alg: 'ES256', b64: false, crit: ['b64'] }, {})),
+      CompactFormatError,
+    );
     assert.throws(() => parseCompactJws(fakeJws({ alg: 'ES256', b64: true }, {})), /b64/);
   });
 
@@ -263,7 +362,8 @@ describe('compact: compactKind and parseCompactJws', () => {
 
 describe('auth-stack: readAuthStack', () => {
   const container = fakeJws({ alg: 'ES256' }, { sub: 'alice' });
-  const read = (authStack: unknown): AuthStack | undefined => readAuthStack({ iss: 'x', auth_stack: authStack });
+  const read = (authStack: unknown): AuthStack | undefined =>
+    readAuthStack({ iss: 'x', auth_stack: authStack });
 
   it('a payload without auth_stack is an origin: undefined', () => {
     assert.equal(readAuthStack({ iss: 'https://idp.example', sub: 'alice' }), undefined);
@@ -298,13 +398,21 @@ describe('auth-stack: readAuthStack', () => {
     assert.equal(read({ fmt: 'JWT', cmp: null, container })?.cmp, undefined);
     assert.equal(read({ fmt: 'JWT', container })?.cmp, undefined);
     for (const cmp of ['gzip', 'br', 'z', '', 0, false]) {
-      assert.throws(() => read({ fmt: 'JWT', cmp, container }), StackFormatError, `cmp ${JSON.stringify(cmp)}`);
+      assert.throws(
+        () => read({ fmt: 'JWT', cmp, container }),
+        StackFormatError,
+        `cmp ${JSON.stringify(cmp)}`,
+      );
     }
   });
 
   it('requires container to be a non-empty string', () => {
     for (const bad of [undefined, '', 42, null, ['a.b.c'], { token: 'a.b.c' }]) {
-      assert.throws(() => read({ fmt: 'JWT', container: bad }), StackFormatError, `container ${JSON.stringify(bad)}`);
+      assert.throws(
+        () => read({ fmt: 'JWT', container: bad }),
+        StackFormatError,
+        `container ${JSON.stringify(bad)}`,
+      );
     }
   });
 
@@ -316,7 +424,11 @@ describe('auth-stack: readAuthStack', () => {
 
   it('refuses a negative, zero, fractional, string or unsafe depth', () => {
     for (const depth of [-1, 0, 1.5, '2', 2 ** 53, null, true]) {
-      assert.throws(() => read({ fmt: 'JWT', container, depth }), /depth/, `depth ${JSON.stringify(depth)}`);
+      assert.throws(
+        () => read({ fmt: 'JWT', container, depth }),
+        /depth/,
+        `depth ${JSON.stringify(depth)}`,
+      );
     }
   });
 
@@ -328,7 +440,13 @@ describe('auth-stack: readAuthStack', () => {
 
   it('ignores unknown fields such as hash', () => {
     const stack = read({ fmt: 'jwt', container, hash: 'abc123', extra: { nested: true } });
-    assert.deepEqual(stack, { fmt: 'JWT', cmp: undefined, container, sid: undefined, depth: undefined });
+    assert.deepEqual(stack, {
+      fmt: 'JWT',
+      cmp: undefined,
+      container,
+      sid: undefined,
+      depth: undefined,
+    });
   });
 
   it('refuses an auth_stack that is not an object', () => {
@@ -342,8 +460,15 @@ describe('auth-stack: unpackContainer', () => {
   /** Assert a StackFormatError and whether it is the size cap. */
   function assertStackError(fn: () => unknown, tooLarge: boolean): void {
     assert.throws(fn, (error: unknown) => {
-      assert.ok(error instanceof StackFormatError, `expected StackFormatError, got ${String(error)}`);
-      assert.equal(error.code === 'ERR_STACK_TOO_LARGE', tooLarge, `tooLarge of "${error.message}"`);
+      assert.ok(
+        error instanceof StackFormatError,
+        `expected StackFormatError, got ${String(error)}`,
+      );
+      assert.equal(
+        error.code === 'ERR_STACK_TOO_LARGE',
+        tooLarge,
+        `tooLarge of "${error.message}"`,
+      );
       return true;
     });
   }
@@ -388,7 +513,10 @@ describe('auth-stack: unpackContainer', () => {
   });
 
   it('a compressed container that is not base64 is malformed, not too large', () => {
-    assertStackError(() => unpackContainer(stackOf({ cmp: 'g', container: 'H4sI AAAA' }), CAP), false);
+    assertStackError(
+      () => unpackContainer(stackOf({ cmp: 'g', container: 'H4sI AAAA' }), CAP),
+      false,
+    );
     assertStackError(() => unpackContainer(stackOf({ cmp: 'g', container: 'Q' }), CAP), false);
   });
 
@@ -431,9 +559,20 @@ describe('inspect: inspectChain', () => {
         .setIssuedAt(now)
         .setExpirationTime(now + 120)
         .sign(ownKey.privateKey);
-    level1 = await signLevel({ auth_stack: { fmt: 'JWT', sid: 'gateway', depth: 1, container: origin } });
+    level1 = await signLevel({
+      auth_stack: { fmt: 'JWT', sid: 'gateway', depth: 1, container: origin },
+    });
     const packed = gzipSync(Buffer.from(level1, 'latin1')).toString('base64');
-    level2 = await signLevel({ auth_stack: { fmt: 'jwt', cmp: 'g', sid: 'orders', depth: 2, container: packed, hash: 'ignored' } });
+    level2 = await signLevel({
+      auth_stack: {
+        fmt: 'jwt',
+        cmp: 'g',
+        sid: 'orders',
+        depth: 2,
+        container: packed,
+        hash: 'ignored',
+      },
+    });
   });
 
   it('opens a three-level chain origin first and stops at the origin', () => {
@@ -475,7 +614,10 @@ describe('inspect: inspectChain', () => {
   it('accepts the token with a Bearer prefix and surrounding whitespace', () => {
     const inspection = inspectChain(`  Bearer ${level2}\n`);
     assert.equal(inspection.stop.kind, 'origin');
-    assert.deepEqual(inspection.levels.map((l) => l.sid), [undefined, 'gateway', 'orders']);
+    assert.deepEqual(
+      inspection.levels.map((l) => l.sid),
+      [undefined, 'gateway', 'orders'],
+    );
   });
 
   it('an origin token alone is a one-level chain', () => {
@@ -490,7 +632,9 @@ describe('inspect: inspectChain', () => {
       .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: 'seal-1' })
       .encrypt(randomBytes(32));
     assert.equal(compactKind(jwe), 'jwe');
-    const outer = await signLevel({ auth_stack: { fmt: 'JWE', sid: 'payments', depth: 2, container: jwe } });
+    const outer = await signLevel({
+      auth_stack: { fmt: 'JWE', sid: 'payments', depth: 2, container: jwe },
+    });
     const inspection = inspectChain(outer);
     assert.equal(inspection.sealed, true);
     assert.equal(inspection.stop.kind, 'sealed');
@@ -510,7 +654,9 @@ describe('inspect: inspectChain', () => {
   });
 
   it('reports the readable outer levels when an inner container is garbage', async () => {
-    const outer = await signLevel({ auth_stack: { fmt: 'JWT', sid: 'gateway', depth: 1, container: 'not-a-token' } });
+    const outer = await signLevel({
+      auth_stack: { fmt: 'JWT', sid: 'gateway', depth: 1, container: 'not-a-token' },
+    });
     const inspection = inspectChain(outer);
     assert.equal(inspection.stop.kind, 'error');
     assert.equal(inspection.levels.length, 1);
@@ -526,7 +672,9 @@ describe('inspect: inspectChain', () => {
 
   it('stops with an error on a compressed bomb instead of inflating it', async () => {
     const bomb = gzipSync(Buffer.alloc(8 * MiB, 0x41), { level: 9 }).toString('base64');
-    const outer = await signLevel({ auth_stack: { fmt: 'JWT', cmp: 'g', sid: 'gateway', depth: 1, container: bomb } });
+    const outer = await signLevel({
+      auth_stack: { fmt: 'JWT', cmp: 'g', sid: 'gateway', depth: 1, container: bomb },
+    });
     const inspection = inspectChain(outer);
     assert.equal(inspection.stop.kind, 'error');
     assert.match(inspection.stop.detail, /inflates beyond/);
@@ -537,6 +685,10 @@ describe('inspect: inspectChain', () => {
     assert.equal(inspection.stop.kind, 'error');
     assert.match(inspection.stop.detail, /more than 2 levels/);
     assert.equal(inspection.levels.length, 2);
-    assert.equal(inspectChain(level2, { ...DEFAULT_LIMITS, maxLevels: 3 }).stop.kind, 'origin', 'exactly at the cap is fine');
+    assert.equal(
+      inspectChain(level2, { ...DEFAULT_LIMITS, maxLevels: 3 }).stop.kind,
+      'origin',
+      'exactly at the cap is fine',
+    );
   });
 });

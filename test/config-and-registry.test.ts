@@ -20,7 +20,11 @@ import {
 import { loadRegistryFile, parseRegistryDocument } from '../src/registry/registry-file.js';
 
 /** Assert that `fn` throws `type` with a one-line message that starts with `field: `. */
-function assertNamesField(fn: () => unknown, type: typeof ConfigError | typeof RecordError, field: string): void {
+function assertNamesField(
+  fn: () => unknown,
+  type: typeof ConfigError | typeof RecordError,
+  field: string,
+): void {
   assert.throws(fn, (error: unknown) => {
     assert.ok(error instanceof type, `expected ${type.name}, got ${String(error)}`);
     assert.ok(error.message.startsWith(`${field}: `), `"${error.message}" should name ${field}`);
@@ -151,27 +155,60 @@ describe('loadConfig', () => {
 
   it('an invalid port is a ConfigError naming the variable', () => {
     for (const value of ['65536', '-1', '80a', '1.5', 'http', '0x50']) {
-      assertNamesField(() => loadConfig({ MATRYOSHKA_GRPC_PORT: value }), ConfigError, 'MATRYOSHKA_GRPC_PORT');
-      assertNamesField(() => loadConfig({ MATRYOSHKA_HTTP_PORT: value }), ConfigError, 'MATRYOSHKA_HTTP_PORT');
+      assertNamesField(
+        () => loadConfig({ MATRYOSHKA_GRPC_PORT: value }),
+        ConfigError,
+        'MATRYOSHKA_GRPC_PORT',
+      );
+      assertNamesField(
+        () => loadConfig({ MATRYOSHKA_HTTP_PORT: value }),
+        ConfigError,
+        'MATRYOSHKA_HTTP_PORT',
+      );
     }
   });
 
   it('numbers out of range are refused naming the variable', () => {
-    assertNamesField(() => loadConfig({ MATRYOSHKA_MAX_DEPTH: '0' }), ConfigError, 'MATRYOSHKA_MAX_DEPTH');
-    assertNamesField(() => loadConfig({ MATRYOSHKA_MAX_DEPTH: '65' }), ConfigError, 'MATRYOSHKA_MAX_DEPTH');
-    assertNamesField(() => loadConfig({ MATRYOSHKA_TOKEN_TTL: 'two minutes' }), ConfigError, 'MATRYOSHKA_TOKEN_TTL');
+    assertNamesField(
+      () => loadConfig({ MATRYOSHKA_MAX_DEPTH: '0' }),
+      ConfigError,
+      'MATRYOSHKA_MAX_DEPTH',
+    );
+    assertNamesField(
+      () => loadConfig({ MATRYOSHKA_MAX_DEPTH: '65' }),
+      ConfigError,
+      'MATRYOSHKA_MAX_DEPTH',
+    );
+    assertNamesField(
+      () => loadConfig({ MATRYOSHKA_TOKEN_TTL: 'two minutes' }),
+      ConfigError,
+      'MATRYOSHKA_TOKEN_TTL',
+    );
   });
 
   it('booleans accept true/false/1/0/yes/no in any case', () => {
-    for (const yes of ['true', 'TRUE', '1', 'yes', 'Yes']) assert.equal(loadConfig({ MATRYOSHKA_DEBUG_REASONS: yes }).debugReasons, true, yes);
-    for (const no of ['false', 'False', '0', 'no']) assert.equal(loadConfig({ MATRYOSHKA_DEBUG_REASONS: no }).debugReasons, false, no);
-    assert.equal(loadConfig({ MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' }).allowInsecureIssuers, true);
+    for (const yes of ['true', 'TRUE', '1', 'yes', 'Yes'])
+      assert.equal(loadConfig({ MATRYOSHKA_DEBUG_REASONS: yes }).debugReasons, true, yes);
+    for (const no of ['false', 'False', '0', 'no'])
+      assert.equal(loadConfig({ MATRYOSHKA_DEBUG_REASONS: no }).debugReasons, false, no);
+    assert.equal(
+      loadConfig({ MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' }).allowInsecureIssuers,
+      true,
+    );
   });
 
   it('an invalid boolean is a ConfigError naming the variable', () => {
     for (const value of ['maybe', 'on', 'enabled', '2']) {
-      assertNamesField(() => loadConfig({ MATRYOSHKA_DEBUG_REASONS: value }), ConfigError, 'MATRYOSHKA_DEBUG_REASONS');
-      assertNamesField(() => loadConfig({ MATRYOSHKA_ALLOW_INSECURE_ISSUERS: value }), ConfigError, 'MATRYOSHKA_ALLOW_INSECURE_ISSUERS');
+      assertNamesField(
+        () => loadConfig({ MATRYOSHKA_DEBUG_REASONS: value }),
+        ConfigError,
+        'MATRYOSHKA_DEBUG_REASONS',
+      );
+      assertNamesField(
+        () => loadConfig({ MATRYOSHKA_ALLOW_INSECURE_ISSUERS: value }),
+        ConfigError,
+        'MATRYOSHKA_ALLOW_INSECURE_ISSUERS',
+      );
     }
   });
 
@@ -183,27 +220,58 @@ describe('loadConfig', () => {
 
   it('an unknown mode is a ConfigError naming the variable', () => {
     for (const value of ['audit', 'off', 'shadowed']) {
-      assertNamesField(() => loadConfig({ MATRYOSHKA_MODE: value }), ConfigError, 'MATRYOSHKA_MODE');
+      assertNamesField(
+        () => loadConfig({ MATRYOSHKA_MODE: value }),
+        ConfigError,
+        'MATRYOSHKA_MODE',
+      );
     }
   });
 
   it('a TLS certificate without its key is refused, and the reverse', () => {
-    assertNamesField(() => loadConfig({ MATRYOSHKA_TLS_CERT: '/tls/server.pem' }), ConfigError, 'MATRYOSHKA_TLS_CERT');
-    assert.throws(() => loadConfig({ MATRYOSHKA_TLS_KEY: '/tls/server.key' }), (e: unknown) => e instanceof ConfigError && /MATRYOSHKA_TLS_KEY/.test(e.message));
+    assertNamesField(
+      () => loadConfig({ MATRYOSHKA_TLS_CERT: '/tls/server.pem' }),
+      ConfigError,
+      'MATRYOSHKA_TLS_CERT',
+    );
+    assert.throws(
+      () => loadConfig({ MATRYOSHKA_TLS_KEY: '/tls/server.key' }),
+      (e: unknown) => e instanceof ConfigError && /MATRYOSHKA_TLS_KEY/.test(e.message),
+    );
   });
 
   it('a client CA without a server certificate is refused; with one it is mTLS', () => {
-    assertNamesField(() => loadConfig({ MATRYOSHKA_TLS_CA: '/tls/ca.pem' }), ConfigError, 'MATRYOSHKA_TLS_CA');
-    const config = loadConfig({ MATRYOSHKA_TLS_CERT: '/tls/server.pem', MATRYOSHKA_TLS_KEY: '/tls/server.key', MATRYOSHKA_TLS_CA: '/tls/ca.pem' });
+    assertNamesField(
+      () => loadConfig({ MATRYOSHKA_TLS_CA: '/tls/ca.pem' }),
+      ConfigError,
+      'MATRYOSHKA_TLS_CA',
+    );
+    const config = loadConfig({
+      MATRYOSHKA_TLS_CERT: '/tls/server.pem',
+      MATRYOSHKA_TLS_KEY: '/tls/server.key',
+      MATRYOSHKA_TLS_CA: '/tls/ca.pem',
+    });
     assert.equal(config.tlsCert, '/tls/server.pem');
     assert.equal(config.tlsKey, '/tls/server.key');
     assert.equal(config.tlsCa, '/tls/ca.pem');
   });
 
   it('refuses a REDIS_URL that is not a redis URL, and a forward header Envoy owns', () => {
-    assertNamesField(() => loadConfig({ REDIS_URL: 'http://cache:6379' }), ConfigError, 'REDIS_URL');
-    assertNamesField(() => loadConfig({ MATRYOSHKA_FORWARD_HEADER: 'x-envoy-original-path' }), ConfigError, 'MATRYOSHKA_FORWARD_HEADER');
-    assertNamesField(() => loadConfig({ MATRYOSHKA_FORWARD_HEADER: 'bad header' }), ConfigError, 'MATRYOSHKA_FORWARD_HEADER');
+    assertNamesField(
+      () => loadConfig({ REDIS_URL: 'http://cache:6379' }),
+      ConfigError,
+      'REDIS_URL',
+    );
+    assertNamesField(
+      () => loadConfig({ MATRYOSHKA_FORWARD_HEADER: 'x-envoy-original-path' }),
+      ConfigError,
+      'MATRYOSHKA_FORWARD_HEADER',
+    );
+    assertNamesField(
+      () => loadConfig({ MATRYOSHKA_FORWARD_HEADER: 'bad header' }),
+      ConfigError,
+      'MATRYOSHKA_FORWARD_HEADER',
+    );
   });
 
   it('an unknown log level is refused naming LOG_LEVEL', () => {
@@ -266,17 +334,47 @@ describe('registry file: the product.md example', () => {
         mintsFor: [],
       },
     ]);
-    assert.deepEqual(contents.tenants, [{ tenant: 'acme', maxDepth: 6, recursion: 'deny', sealed: 'allow', entryOnly: false }]);
+    assert.deepEqual(contents.tenants, [
+      { tenant: 'acme', maxDepth: 6, recursion: 'deny', sealed: 'allow', entryOnly: false },
+    ]);
     assert.deepEqual(contents.services, [
-      { sid: 'gateway', tenant: 'acme', allowedCallers: [], requiredRoles: [], maxDepth: undefined, seal: false, entry: true, bindSource: false },
-      { sid: 'orders', tenant: 'acme', allowedCallers: ['gateway', 'cart-*'], requiredRoles: [], maxDepth: 4, seal: false, entry: false, bindSource: true },
+      {
+        sid: 'gateway',
+        tenant: 'acme',
+        allowedCallers: [],
+        requiredRoles: [],
+        maxDepth: undefined,
+        seal: false,
+        entry: true,
+        bindSource: false,
+      },
+      {
+        sid: 'orders',
+        tenant: 'acme',
+        allowedCallers: ['gateway', 'cart-*'],
+        requiredRoles: [],
+        maxDepth: 4,
+        seal: false,
+        entry: false,
+        bindSource: true,
+      },
     ]);
     assert.deepEqual(contents.principals, { 'spiffe://cluster.local/ns/shop/sa/orders': 'orders' });
   });
 
   it('an empty document is an empty registry', () => {
-    assert.deepEqual(parseRegistryDocument('', false), { issuers: [], tenants: [], services: [], principals: {} });
-    assert.deepEqual(parseRegistryDocument('# nothing here\n', false), { issuers: [], tenants: [], services: [], principals: {} });
+    assert.deepEqual(parseRegistryDocument('', false), {
+      issuers: [],
+      tenants: [],
+      services: [],
+      principals: {},
+    });
+    assert.deepEqual(parseRegistryDocument('# nothing here\n', false), {
+      issuers: [],
+      tenants: [],
+      services: [],
+      principals: {},
+    });
   });
 });
 
@@ -284,7 +382,10 @@ describe('registry file: secrets', () => {
   it('refuses a literal secret, naming the field, without echoing the secret', () => {
     const doc = PRODUCT_EXAMPLE.replace('secret_env: LEGACY_HS_SECRET', 'secret: hunter2-literal');
     assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[1].secret');
-    assert.throws(() => parseRegistryDocument(doc, false), (e: unknown) => e instanceof Error && !e.message.includes('hunter2-literal'));
+    assert.throws(
+      () => parseRegistryDocument(doc, false),
+      (e: unknown) => e instanceof Error && !e.message.includes('hunter2-literal'),
+    );
   });
 
   it('refuses a literal under any secret-like key of an issuer', () => {
@@ -295,18 +396,44 @@ describe('registry file: secrets', () => {
   });
 
   it('accepts secret: ${NAME} as the name of the environment variable', () => {
-    const contents = parseRegistryDocument(issuerDoc('issuer: legacy', 'tenant: acme', 'algorithms: [HS256]', 'secret: ${LEGACY_SECRET}'), false);
+    const contents = parseRegistryDocument(
+      issuerDoc(
+        'issuer: legacy',
+        'tenant: acme',
+        'algorithms: [HS256]',
+        'secret: ${LEGACY_SECRET}',
+      ),
+      false,
+    );
     assert.equal(contents.issuers[0]?.secretEnv, 'LEGACY_SECRET');
   });
 
   it('refuses a secret_env that is not a variable name (a pasted secret)', () => {
-    const doc = issuerDoc('issuer: legacy', 'tenant: acme', 'algorithms: [HS256]', 'secret_env: "s3cr3t value!"');
+    const doc = issuerDoc(
+      'issuer: legacy',
+      'tenant: acme',
+      'algorithms: [HS256]',
+      'secret_env: "s3cr3t value!"',
+    );
     assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].secret_env');
   });
 
   it('an HMAC issuer must name its secret; a public-key issuer must not', () => {
-    assertNamesField(() => parseRegistryDocument(issuerDoc('issuer: legacy', 'tenant: acme', 'algorithms: [HS256]'), false), RecordError, 'issuers[0].secret_env');
-    const doc = issuerDoc('issuer: https://idp.example', 'tenant: acme', 'algorithms: [ES256]', 'secret_env: SOME_SECRET');
+    assertNamesField(
+      () =>
+        parseRegistryDocument(
+          issuerDoc('issuer: legacy', 'tenant: acme', 'algorithms: [HS256]'),
+          false,
+        ),
+      RecordError,
+      'issuers[0].secret_env',
+    );
+    const doc = issuerDoc(
+      'issuer: https://idp.example',
+      'tenant: acme',
+      'algorithms: [ES256]',
+      'secret_env: SOME_SECRET',
+    );
     assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].secret_env');
   });
 
@@ -315,30 +442,61 @@ describe('registry file: secrets', () => {
   // unknown-field check for tenants and services too, but only issuers check them, so these
   // literals are silently accepted.
   it('refuses a literal secret placed on a tenant or a service record', () => {
-    assert.throws(() => parseRegistryDocument('tenants:\n  acme: { max_depth: 6, secret: hunter2 }\n', false), RecordError);
-    assert.throws(() => parseRegistryDocument('services:\n  orders: { tenant: acme, password: hunter2 }\n', false), RecordError);
+    assert.throws(
+      () => parseRegistryDocument('tenants:\n  acme: { max_depth: 6, secret: hunter2 }\n', false),
+      RecordError,
+    );
+    assert.throws(
+      () =>
+        parseRegistryDocument('services:\n  orders: { tenant: acme, password: hunter2 }\n', false),
+      RecordError,
+    );
   });
 });
 
 describe('registry file: issuers', () => {
   it('refuses mixing HMAC and public-key algorithms', () => {
-    const doc = issuerDoc('issuer: legacy', 'tenant: acme', 'algorithms: [HS256, ES256]', 'secret_env: LEGACY');
+    const doc = issuerDoc(
+      'issuer: legacy',
+      'tenant: acme',
+      'algorithms: [HS256, ES256]',
+      'secret_env: LEGACY',
+    );
     assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].algorithms');
   });
 
   it('refuses an unknown algorithm, naming its position', () => {
     for (const alg of ['ES999', 'none', 'RSA1_5']) {
-      const doc = issuerDoc('issuer: https://idp.example', 'tenant: acme', `algorithms: [ES256, ${alg}]`);
-      assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].algorithms[1]');
+      const doc = issuerDoc(
+        'issuer: https://idp.example',
+        'tenant: acme',
+        `algorithms: [ES256, ${alg}]`,
+      );
+      assertNamesField(
+        () => parseRegistryDocument(doc, false),
+        RecordError,
+        'issuers[0].algorithms[1]',
+      );
     }
   });
 
   it('refuses an empty algorithm list', () => {
-    assertNamesField(() => parseRegistryDocument(issuerDoc('issuer: https://idp.example', 'tenant: acme', 'algorithms: []'), false), RecordError, 'issuers[0].algorithms');
+    assertNamesField(
+      () =>
+        parseRegistryDocument(
+          issuerDoc('issuer: https://idp.example', 'tenant: acme', 'algorithms: []'),
+          false,
+        ),
+      RecordError,
+      'issuers[0].algorithms',
+    );
   });
 
   it('defaults algorithms to ES256, RS256, PS256, EdDSA and roles_claim to roles', () => {
-    const contents = parseRegistryDocument(issuerDoc('issuer: https://idp.example', 'tenant: acme'), false);
+    const contents = parseRegistryDocument(
+      issuerDoc('issuer: https://idp.example', 'tenant: acme'),
+      false,
+    );
     assert.deepEqual(contents.issuers[0]?.algorithms, [...DEFAULT_ALGORITHMS]);
     assert.deepEqual([...DEFAULT_ALGORITHMS], ['ES256', 'RS256', 'PS256', 'EdDSA']);
     assert.equal(contents.issuers[0]?.rolesClaim, 'roles');
@@ -347,7 +505,11 @@ describe('registry file: issuers', () => {
   });
 
   it('refuses an http jwks_uri unless insecure issuers are allowed', () => {
-    const doc = issuerDoc('issuer: https://idp.example', 'tenant: acme', 'jwks_uri: http://idp.example/jwks');
+    const doc = issuerDoc(
+      'issuer: https://idp.example',
+      'tenant: acme',
+      'jwks_uri: http://idp.example/jwks',
+    );
     assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].jwks_uri');
     assert.equal(parseRegistryDocument(doc, true).issuers[0]?.jwksUri, 'http://idp.example/jwks');
   });
@@ -359,14 +521,23 @@ describe('registry file: issuers', () => {
   });
 
   it('refuses non-http URLs and URLs with credentials even in insecure mode', () => {
-    for (const uri of ['ftp://idp.example/jwks', 'file:///etc/jwks.json', 'not a url', 'https://user:pw@idp.example/jwks']) {
+    for (const uri of [
+      'ftp://idp.example/jwks',
+      'file:///etc/jwks.json',
+      'not a url',
+      'https://user:pw@idp.example/jwks',
+    ]) {
       const doc = issuerDoc('issuer: https://idp.example', 'tenant: acme', `jwks_uri: "${uri}"`);
       assertNamesField(() => parseRegistryDocument(doc, true), RecordError, 'issuers[0].jwks_uri');
     }
   });
 
   it('refuses an unknown field, naming it', () => {
-    const doc = issuerDoc('issuer: https://idp.example', 'tenant: acme', 'jwks_url: https://idp.example/jwks');
+    const doc = issuerDoc(
+      'issuer: https://idp.example',
+      'tenant: acme',
+      'jwks_url: https://idp.example/jwks',
+    );
     assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].jwks_url');
   });
 
@@ -380,10 +551,26 @@ describe('registry file: issuers', () => {
   });
 
   it('refuses a missing issuer or tenant and an invalid roles_claim', () => {
-    assertNamesField(() => parseRegistryDocument('issuers:\n  - { tenant: acme }\n', false), RecordError, 'issuers[0].issuer');
-    assertNamesField(() => parseRegistryDocument('issuers:\n  - { issuer: https://idp.example }\n', false), RecordError, 'issuers[0].tenant');
-    const doc = issuerDoc('issuer: https://idp.example', 'tenant: acme', 'roles_claim: "realm access..roles"');
-    assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].roles_claim');
+    assertNamesField(
+      () => parseRegistryDocument('issuers:\n  - { tenant: acme }\n', false),
+      RecordError,
+      'issuers[0].issuer',
+    );
+    assertNamesField(
+      () => parseRegistryDocument('issuers:\n  - { issuer: https://idp.example }\n', false),
+      RecordError,
+      'issuers[0].tenant',
+    );
+    const doc = issuerDoc(
+      'issuer: https://idp.example',
+      'tenant: acme',
+      'roles_claim: "realm access..roles"',
+    );
+    assertNamesField(
+      () => parseRegistryDocument(doc, false),
+      RecordError,
+      'issuers[0].roles_claim',
+    );
   });
 
   it('issuerToRaw is the inverse of parseIssuer', () => {
@@ -395,7 +582,13 @@ describe('registry file: issuers', () => {
 
 describe('registry file: tenants, services, principals', () => {
   it('a tenant without settings gets the fail-closed defaults', () => {
-    assert.deepEqual(parseTenant('beta', null, 'tenants.beta'), { tenant: 'beta', maxDepth: undefined, recursion: 'deny', sealed: 'deny', entryOnly: false });
+    assert.deepEqual(parseTenant('beta', null, 'tenants.beta'), {
+      tenant: 'beta',
+      maxDepth: undefined,
+      recursion: 'deny',
+      sealed: 'deny',
+      entryOnly: false,
+    });
   });
 
   it('a service without settings has no restrictions of its own', () => {
@@ -412,38 +605,106 @@ describe('registry file: tenants, services, principals', () => {
   });
 
   it('refuses an unknown field on a tenant or service, naming it', () => {
-    assertNamesField(() => parseRegistryDocument('tenants:\n  acme: { max_dept: 3 }\n', false), RecordError, 'tenants.acme.max_dept');
-    assertNamesField(() => parseRegistryDocument('services:\n  orders: { allowed_caller: [gateway] }\n', false), RecordError, 'services.orders.allowed_caller');
+    assertNamesField(
+      () => parseRegistryDocument('tenants:\n  acme: { max_dept: 3 }\n', false),
+      RecordError,
+      'tenants.acme.max_dept',
+    );
+    assertNamesField(
+      () => parseRegistryDocument('services:\n  orders: { allowed_caller: [gateway] }\n', false),
+      RecordError,
+      'services.orders.allowed_caller',
+    );
   });
 
   it('refuses invalid tenant values, naming the field', () => {
-    assertNamesField(() => parseRegistryDocument('tenants:\n  acme: { recursion: allow }\n', false), RecordError, 'tenants.acme.recursion');
-    assertNamesField(() => parseRegistryDocument('tenants:\n  acme: { sealed: maybe }\n', false), RecordError, 'tenants.acme.sealed');
-    assertNamesField(() => parseRegistryDocument('tenants:\n  acme: { max_depth: 65 }\n', false), RecordError, 'tenants.acme.max_depth');
-    assertNamesField(() => parseRegistryDocument('tenants:\n  acme: { max_depth: -1 }\n', false), RecordError, 'tenants.acme.max_depth');
-    assertNamesField(() => parseRegistryDocument('tenants:\n  acme: { entry_only: "yes" }\n', false), RecordError, 'tenants.acme.entry_only');
+    assertNamesField(
+      () => parseRegistryDocument('tenants:\n  acme: { recursion: allow }\n', false),
+      RecordError,
+      'tenants.acme.recursion',
+    );
+    assertNamesField(
+      () => parseRegistryDocument('tenants:\n  acme: { sealed: maybe }\n', false),
+      RecordError,
+      'tenants.acme.sealed',
+    );
+    assertNamesField(
+      () => parseRegistryDocument('tenants:\n  acme: { max_depth: 65 }\n', false),
+      RecordError,
+      'tenants.acme.max_depth',
+    );
+    assertNamesField(
+      () => parseRegistryDocument('tenants:\n  acme: { max_depth: -1 }\n', false),
+      RecordError,
+      'tenants.acme.max_depth',
+    );
+    assertNamesField(
+      () => parseRegistryDocument('tenants:\n  acme: { entry_only: "yes" }\n', false),
+      RecordError,
+      'tenants.acme.entry_only',
+    );
   });
 
   it('refuses an invalid caller glob or role, naming its position', () => {
-    assertNamesField(() => parseRegistryDocument('services:\n  orders: { allowed_callers: [gateway, "cart *"] }\n', false), RecordError, 'services.orders.allowed_callers[1]');
-    assertNamesField(() => parseRegistryDocument('services:\n  orders: { required_roles: ["a,b"] }\n', false), RecordError, 'services.orders.required_roles[0]');
+    assertNamesField(
+      () =>
+        parseRegistryDocument(
+          'services:\n  orders: { allowed_callers: [gateway, "cart *"] }\n',
+          false,
+        ),
+      RecordError,
+      'services.orders.allowed_callers[1]',
+    );
+    assertNamesField(
+      () => parseRegistryDocument('services:\n  orders: { required_roles: ["a,b"] }\n', false),
+      RecordError,
+      'services.orders.required_roles[0]',
+    );
   });
 
   it('refuses a principal mapped to something that is not a service id', () => {
-    assertNamesField(() => parseRegistryDocument('principals:\n  "spiffe://x": [orders]\n', false), RecordError, 'principals.spiffe://x');
+    assertNamesField(
+      () => parseRegistryDocument('principals:\n  "spiffe://x": [orders]\n', false),
+      RecordError,
+      'principals.spiffe://x',
+    );
   });
 
   it('refuses an unknown top-level section and a section of the wrong shape', () => {
-    assertNamesField(() => parseRegistryDocument('issuer:\n  - { issuer: https://idp.example, tenant: acme }\n', false), RecordError, 'issuer');
-    assertNamesField(() => parseRegistryDocument('issuers: { issuer: https://idp.example }\n', false), RecordError, 'issuers');
-    assertNamesField(() => parseRegistryDocument('tenants: [acme]\n', false), RecordError, 'tenants');
-    assertNamesField(() => parseRegistryDocument('- just a list\n', false), RecordError, 'registry file');
+    assertNamesField(
+      () =>
+        parseRegistryDocument(
+          'issuer:\n  - { issuer: https://idp.example, tenant: acme }\n',
+          false,
+        ),
+      RecordError,
+      'issuer',
+    );
+    assertNamesField(
+      () => parseRegistryDocument('issuers: { issuer: https://idp.example }\n', false),
+      RecordError,
+      'issuers',
+    );
+    assertNamesField(
+      () => parseRegistryDocument('tenants: [acme]\n', false),
+      RecordError,
+      'tenants',
+    );
+    assertNamesField(
+      () => parseRegistryDocument('- just a list\n', false),
+      RecordError,
+      'registry file',
+    );
   });
 });
 
 describe('registry file: YAML and files', () => {
   it('bad YAML is a one-line RecordError', () => {
-    for (const text of ['issuers: [\n', 'issuers:\n  - issuer: x\n    tenant: a\n  a: b\n', 'tenants:\n  acme: {}\n  acme: {}\n']) {
+    for (const text of [
+      'issuers: [\n',
+      'issuers:\n  - issuer: x\n    tenant: a\n  a: b\n',
+      'tenants:\n  acme: {}\n  acme: {}\n',
+    ]) {
       assertNamesField(() => parseRegistryDocument(text, false), RecordError, 'registry file');
     }
   });
@@ -466,7 +727,11 @@ describe('registry file: YAML and files', () => {
     });
 
     it('a missing file is a RecordError naming MATRYOSHKA_REGISTRY_FILE', () => {
-      assertNamesField(() => loadRegistryFile(join(dir, 'absent.yaml'), false), RecordError, 'MATRYOSHKA_REGISTRY_FILE');
+      assertNamesField(
+        () => loadRegistryFile(join(dir, 'absent.yaml'), false),
+        RecordError,
+        'MATRYOSHKA_REGISTRY_FILE',
+      );
     });
   });
 });

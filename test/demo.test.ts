@@ -4,18 +4,25 @@ import { fileURLToPath } from 'node:url';
 import { it } from 'node:test';
 import { OtlpReceiver, attribute } from './helpers/otlp-receiver.js';
 
-function runDemo(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runDemo(
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const script = fileURLToPath(new URL('../src/demo/walkthrough.js', import.meta.url));
-  const child = spawn(process.execPath, [script], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [script], {
+    env: { PATH: process.env['PATH'] ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  return new Promise((resolve) => child.once('exit', (code) => {
-    clearTimeout(timer);
-    resolve({ code, stdout, stderr });
-  }));
+  return new Promise((resolve) =>
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }
 
 it('npm run demo walks gateway → A → B → C → A and ends in a recursion denial', async () => {
@@ -31,12 +38,25 @@ it('npm run demo walks gateway → A → B → C → A and ends in a recursion d
 it('exports each demo decision as a span when an OTLP endpoint is set (what deploy/compose relies on)', async () => {
   const receiver = await OtlpReceiver.start();
   try {
-    const result = await runDemo({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'demo-under-test' });
+    const result = await runDemo({
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_SERVICE_NAME: 'demo-under-test',
+    });
     assert.equal(result.code, 0, result.stderr);
     const checks = receiver.spans.filter((s) => s.kind === 2);
     assert.equal(checks.length, 5);
-    assert.deepEqual(checks.map((s) => attribute(s, 'authz.decision')).sort(), ['allow', 'allow', 'allow', 'allow', 'deny']);
-    assert.equal(checks.find((s) => attribute(s, 'authz.decision') === 'deny')?.name, 'authz deny A');
+    assert.deepEqual(checks.map((s) => attribute(s, 'authz.decision')).sort(), [
+      'allow',
+      'allow',
+      'allow',
+      'allow',
+      'deny',
+    ]);
+    assert.equal(
+      checks.find((s) => attribute(s, 'authz.decision') === 'deny')?.name,
+      'authz deny A',
+    );
     assert.match(JSON.stringify(receiver.resources), /demo-under-test/);
   } finally {
     await receiver.stop();

@@ -30,59 +30,170 @@ interface World {
 }
 
 const POLICY: readonly Scenario[] = [
-  { reason: 'tenant_mismatch', how: 'route bound to another tenant', mints: true, call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }), sid: 'A', contextExtensions: { tenant: 'globex' } }) },
-  { reason: 'tenant_mismatch', how: 'route tenant that is not a tenant id', mints: true, call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }), sid: 'A', contextExtensions: { tenant: 'not a tenant' } }) },
-  { reason: 'tenant_mismatch', how: 'service bound to another tenant', mints: true, call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }), sid: 'globex-only' }) },
+  {
+    reason: 'tenant_mismatch',
+    how: 'route bound to another tenant',
+    mints: true,
+    call: async (w) => ({
+      token: await w.acme.mint({ sub: 'alice' }),
+      sid: 'A',
+      contextExtensions: { tenant: 'globex' },
+    }),
+  },
+  {
+    reason: 'tenant_mismatch',
+    how: 'route tenant that is not a tenant id',
+    mints: true,
+    call: async (w) => ({
+      token: await w.acme.mint({ sub: 'alice' }),
+      sid: 'A',
+      contextExtensions: { tenant: 'not a tenant' },
+    }),
+  },
+  {
+    reason: 'tenant_mismatch',
+    how: 'service bound to another tenant',
+    mints: true,
+    call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }), sid: 'globex-only' }),
+  },
   {
     reason: 'tenant_mismatch',
     how: 'a chain spanning two tenants',
     mints: true,
     call: async (w) => {
       const acmeChain = await walk(w.enforce, await w.acme.mint({ sub: 'alice' }), ['gateway']);
-      return { token: await w.partner.mint({ sub: 'alice', auth_stack: { fmt: 'JWT', sid: 'partner-gw', depth: 2, container: acmeChain } }), sid: 'A' };
+      return {
+        token: await w.partner.mint({
+          sub: 'alice',
+          auth_stack: { fmt: 'JWT', sid: 'partner-gw', depth: 2, container: acmeChain },
+        }),
+        sid: 'A',
+      };
     },
   },
-  { reason: 'recursion', how: 'a sid already in the path', mints: true, call: async (w) => ({ token: await walk(w.enforce, await w.acme.mint({ sub: 'alice' }), ['A', 'B']), sid: 'A' }) },
-  { reason: 'depth_exceeded', how: 'route max_depth', mints: true, call: async (w) => ({ token: await walk(w.enforce, await w.acme.mint({ sub: 'alice' }), ['A']), sid: 'B', contextExtensions: { max_depth: '1' } }) },
-  { reason: 'depth_exceeded', how: 'route max_depth that is not a number', mints: true, call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }), sid: 'B', contextExtensions: { max_depth: 'lots' } }) },
-  { reason: 'caller_not_allowed', how: 'allowed_callers', mints: true, call: async (w) => ({ token: await walk(w.enforce, await w.acme.mint({ sub: 'alice' }), ['A']), sid: 'picky' }) },
-  { reason: 'caller_not_allowed', how: 'entry_only tenant, origin token at a non-entry service', mints: true, call: async (w) => ({ token: await w.partner.mint({ sub: 'bob' }), sid: 'globex-only' }) },
+  {
+    reason: 'recursion',
+    how: 'a sid already in the path',
+    mints: true,
+    call: async (w) => ({
+      token: await walk(w.enforce, await w.acme.mint({ sub: 'alice' }), ['A', 'B']),
+      sid: 'A',
+    }),
+  },
+  {
+    reason: 'depth_exceeded',
+    how: 'route max_depth',
+    mints: true,
+    call: async (w) => ({
+      token: await walk(w.enforce, await w.acme.mint({ sub: 'alice' }), ['A']),
+      sid: 'B',
+      contextExtensions: { max_depth: '1' },
+    }),
+  },
+  {
+    reason: 'depth_exceeded',
+    how: 'route max_depth that is not a number',
+    mints: true,
+    call: async (w) => ({
+      token: await w.acme.mint({ sub: 'alice' }),
+      sid: 'B',
+      contextExtensions: { max_depth: 'lots' },
+    }),
+  },
+  {
+    reason: 'caller_not_allowed',
+    how: 'allowed_callers',
+    mints: true,
+    call: async (w) => ({
+      token: await walk(w.enforce, await w.acme.mint({ sub: 'alice' }), ['A']),
+      sid: 'picky',
+    }),
+  },
+  {
+    reason: 'caller_not_allowed',
+    how: 'entry_only tenant, origin token at a non-entry service',
+    mints: true,
+    call: async (w) => ({ token: await w.partner.mint({ sub: 'bob' }), sid: 'globex-only' }),
+  },
   {
     reason: 'caller_not_allowed',
     how: 'bind_source with another workload',
     mints: true,
-    call: async (w) => ({ token: await walk(w.enforce, await w.acme.mint({ sub: 'alice' }), ['A']), sid: 'bound', sourcePrincipal: 'spiffe://cluster.local/ns/x/sa/B' }),
+    call: async (w) => ({
+      token: await walk(w.enforce, await w.acme.mint({ sub: 'alice' }), ['A']),
+      sid: 'bound',
+      sourcePrincipal: 'spiffe://cluster.local/ns/x/sa/B',
+    }),
   },
-  { reason: 'role_missing', how: 'required_roles', mints: true, call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }), sid: 'admin-only' }) },
+  {
+    reason: 'role_missing',
+    how: 'required_roles',
+    mints: true,
+    call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }), sid: 'admin-only' }),
+  },
   {
     reason: 'sealed_chain',
     how: 'a chain sealed to a key we do not hold, tenant refuses sealed chains',
     mints: true,
     call: async (w) => {
       const partnerKey = await generateKeyPair('ECDH-ES+A256KW', { crv: 'P-256' });
-      const hidden = await new CompactEncrypt(new TextEncoder().encode(await w.partner.mint({ sub: 'bob' })))
+      const hidden = await new CompactEncrypt(
+        new TextEncoder().encode(await w.partner.mint({ sub: 'bob' })),
+      )
         .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', kid: 'partner-key' })
         .encrypt(partnerKey.publicKey);
-      return { token: await w.partner.mint({ sub: 'bob', auth_stack: { fmt: 'JWE', sid: 'partner-gw', depth: 2, container: hidden } }), sid: 'globex-entry' };
+      return {
+        token: await w.partner.mint({
+          sub: 'bob',
+          auth_stack: { fmt: 'JWE', sid: 'partner-gw', depth: 2, container: hidden },
+        }),
+        sid: 'globex-entry',
+      };
     },
   },
-  { reason: 'unknown_service', how: 'no destination at all', mints: false, call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }) }) },
-  { reason: 'unknown_service', how: 'a destination that is not a sid', mints: false, call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }), sid: 'a,b' }) },
+  {
+    reason: 'unknown_service',
+    how: 'no destination at all',
+    mints: false,
+    call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }) }),
+  },
+  {
+    reason: 'unknown_service',
+    how: 'a destination that is not a sid',
+    mints: false,
+    call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }), sid: 'a,b' }),
+  },
 ];
 
-const AUTHENTICITY: ReadonlyArray<{ reason: DenyReason; call: (w: World) => Promise<CheckCall> }> = [
-  { reason: 'missing_token', call: async () => ({ sid: 'A' }) },
-  { reason: 'malformed_token', call: async () => ({ token: 'not.a.token', sid: 'A' }) },
-  { reason: 'untrusted_issuer', call: async (w) => ({ token: await w.stranger.mint({ sub: 'eve' }), sid: 'A' }) },
-  {
-    reason: 'bad_signature',
-    call: async (w) => {
-      const [h, , sig] = (await w.acme.mint({ sub: 'alice' })).split('.');
-      return { token: `${h}.${Buffer.from(JSON.stringify({ iss: w.acme.issuer, sub: 'root', exp: 2e9 })).toString('base64url')}.${sig}`, sid: 'A' };
+const AUTHENTICITY: ReadonlyArray<{ reason: DenyReason; call: (w: World) => Promise<CheckCall> }> =
+  [
+    { reason: 'missing_token', call: async () => ({ sid: 'A' }) },
+    { reason: 'malformed_token', call: async () => ({ token: 'not.a.token', sid: 'A' }) },
+    {
+      reason: 'untrusted_issuer',
+      call: async (w) => ({ token: await w.stranger.mint({ sub: 'eve' }), sid: 'A' }),
     },
-  },
-  { reason: 'expired', call: async (w) => ({ token: await w.acme.mint({ sub: 'alice' }, { iat: Math.floor(Date.now() / 1000) - 7200, ttl: 60 }), sid: 'A' }) },
-];
+    {
+      reason: 'bad_signature',
+      call: async (w) => {
+        const [h, , sig] = (await w.acme.mint({ sub: 'alice' })).split('.');
+        return {
+          token: `${h}.${Buffer.from(JSON.stringify({ iss: w.acme.issuer, sub: 'root', exp: 2e9 })).toString('base64url')}.${sig}`,
+          sid: 'A',
+        };
+      },
+    },
+    {
+      reason: 'expired',
+      call: async (w) => ({
+        token: await w.acme.mint(
+          { sub: 'alice' },
+          { iat: Math.floor(Date.now() / 1000) - 7200, ttl: 60 },
+        ),
+        sid: 'A',
+      }),
+    },
+  ];
 
 describe('dry-run by reason class', () => {
   let world: World;
@@ -90,9 +201,17 @@ describe('dry-run by reason class', () => {
   const contents = (w: { acme: LocalIssuer; partner: LocalIssuer }) => ({
     issuers: [
       issuer({ issuer: w.acme.issuer, tenant: 'acme', jwks_uri: w.acme.jwksUri }),
-      issuer({ issuer: w.partner.issuer, tenant: 'globex', jwks_uri: w.partner.jwksUri, mints_for: ['partner-*'] }),
+      issuer({
+        issuer: w.partner.issuer,
+        tenant: 'globex',
+        jwks_uri: w.partner.jwksUri,
+        mints_for: ['partner-*'],
+      }),
     ],
-    tenants: [tenant('acme', { recursion: 'deny' }), tenant('globex', { entry_only: true, sealed: 'deny' })],
+    tenants: [
+      tenant('acme', { recursion: 'deny' }),
+      tenant('globex', { entry_only: true, sealed: 'deny' }),
+    ],
     services: [
       service('globex-only', { tenant: 'globex' }),
       service('globex-entry', { tenant: 'globex', entry: true }),
@@ -109,7 +228,11 @@ describe('dry-run by reason class', () => {
     const stranger = await LocalIssuer.start();
     const enforce = await inProcess({ contents: contents({ acme, partner }) });
     world = { acme, partner, stranger, enforce };
-    shadow = await inProcess({ contents: contents({ acme, partner }), shadow: true, ownKeys: enforce.ownKeys });
+    shadow = await inProcess({
+      contents: contents({ acme, partner }),
+      shadow: true,
+      ownKeys: enforce.ownKeys,
+    });
   });
   after(async () => {
     await world.acme.stop();
@@ -120,12 +243,18 @@ describe('dry-run by reason class', () => {
   it('classes every reason once: policy reasons are 403, authenticity reasons 401 or 503', () => {
     for (const reason of Object.keys(DENY_REASONS) as DenyReason[]) {
       const status = DENY_REASONS[reason].status;
-      assert.equal(classOf(reason) === 'policy', status === 403, `${reason} (${status}) is ${classOf(reason)}`);
+      assert.equal(
+        classOf(reason) === 'policy',
+        status === 403,
+        `${reason} (${status}) is ${classOf(reason)}`,
+      );
     }
   });
 
   it('covers every policy reason below', () => {
-    const policyReasons = (Object.keys(DENY_REASONS) as DenyReason[]).filter((r) => classOf(r) === 'policy');
+    const policyReasons = (Object.keys(DENY_REASONS) as DenyReason[]).filter(
+      (r) => classOf(r) === 'policy',
+    );
     assert.deepEqual([...new Set(POLICY.map((s) => s.reason))].sort(), policyReasons.sort());
   });
 

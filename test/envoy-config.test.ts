@@ -56,7 +56,8 @@ function replaceOnce(source: string, search: string, replacement: string): strin
 }
 
 const paths = (problems: readonly SchemaProblem[]): string[] => problems.map((p) => p.path);
-const show = (problems: readonly SchemaProblem[]): string => problems.map((p) => `${p.path}: ${p.message}`).join('\n');
+const show = (problems: readonly SchemaProblem[]): string =>
+  problems.map((p) => `${p.path}: ${p.message}`).join('\n');
 
 interface Located {
   readonly bootstrap: Obj;
@@ -79,11 +80,19 @@ function locate(config: unknown): Located {
         const hcm = obj(filter, 'network filter')['typed_config'];
         if (typeOf(hcm) !== HCM_TYPE || !isObj(hcm)) return;
         const filters = list(hcm['http_filters'], 'http_filters').map((f) => obj(f, 'http filter'));
-        const extAuthzIndex = filters.findIndex((f) => typeOf(f['typed_config']) === EXT_AUTHZ_TYPE);
+        const extAuthzIndex = filters.findIndex(
+          (f) => typeOf(f['typed_config']) === EXT_AUTHZ_TYPE,
+        );
         const routerIndex = filters.findIndex((f) => typeOf(f['typed_config']) === ROUTER_TYPE);
         const extAuthzFilter = filters[extAuthzIndex];
         if (extAuthzFilter === undefined) return;
-        found.push({ hcm, hcmPath: `$.static_resources.listeners[${li}].filter_chains[${ci}].filters[${fi}].typed_config`, extAuthzFilter, extAuthzIndex, routerIndex });
+        found.push({
+          hcm,
+          hcmPath: `$.static_resources.listeners[${li}].filter_chains[${ci}].filters[${fi}].typed_config`,
+          extAuthzFilter,
+          extAuthzIndex,
+          routerIndex,
+        });
       });
     });
   });
@@ -106,12 +115,20 @@ function routesOf(located: Located): RouteView[] {
   const views: RouteView[] = [];
   list(routeConfig['virtual_hosts'], 'virtual_hosts').forEach((vh, vi) => {
     const vhost = obj(vh, 'virtual host');
-    const vhostPerRoute = isObj(vhost['typed_per_filter_config']) ? vhost['typed_per_filter_config'][filterName as string] : undefined;
+    const vhostPerRoute = isObj(vhost['typed_per_filter_config'])
+      ? vhost['typed_per_filter_config'][filterName as string]
+      : undefined;
     list(vhost['routes'], 'routes').forEach((r, ri) => {
       const route = obj(r, 'route');
-      const perRoute = isObj(route['typed_per_filter_config']) ? route['typed_per_filter_config'][filterName as string] : undefined;
+      const perRoute = isObj(route['typed_per_filter_config'])
+        ? route['typed_per_filter_config'][filterName as string]
+        : undefined;
       const inForce = perRoute ?? vhostPerRoute;
-      views.push({ route, path: `${located.hcmPath}.route_config.virtual_hosts[${vi}].routes[${ri}]`, perRoute: isObj(inForce) ? inForce : undefined });
+      views.push({
+        route,
+        path: `${located.hcmPath}.route_config.virtual_hosts[${vi}].routes[${ri}]`,
+        perRoute: isObj(inForce) ? inForce : undefined,
+      });
     });
   });
   return views;
@@ -144,14 +161,21 @@ function withMtlsUncommented(source: string): { text: string; block: string } {
   const end = lines.findIndex((l) => l.trim() === MTLS_END);
   assert.ok(start > 0 && end > start + 1, 'envoy.yaml has the commented mTLS block');
   const block = lines.slice(start + 1, end).map((l) => l.replace(/^(\s*)# ?/, '$1'));
-  return { text: [...lines.slice(0, start + 1), ...block, ...lines.slice(end)].join('\n'), block: block.join('\n') };
+  return {
+    text: [...lines.slice(0, start + 1), ...block, ...lines.slice(end)].join('\n'),
+    block: block.join('\n'),
+  };
 }
 
 describe('envoy/envoy.yaml against Envoy v3 API protos (@grpc/grpc-js-xds)', () => {
   it('loads the real protos: Bootstrap, ext_authz, connection manager, router, upstream HTTP options', () => {
     const schema = loadEnvoySchema();
     const require = createRequire(import.meta.url);
-    const installed = (JSON.parse(readFileSync(require.resolve('@grpc/grpc-js-xds/package.json'), 'utf8')) as { version: string }).version;
+    const installed = (
+      JSON.parse(readFileSync(require.resolve('@grpc/grpc-js-xds/package.json'), 'utf8')) as {
+        version: string;
+      }
+    ).version;
     assert.equal(schema.packageVersion, installed);
     for (const file of [
       'envoy/config/bootstrap/v3/bootstrap.proto',
@@ -165,7 +189,10 @@ describe('envoy/envoy.yaml against Envoy v3 API protos (@grpc/grpc-js-xds)', () 
       assert.ok(schema.entryFiles.includes(file), `${file} is loaded`);
     }
     const extAuthz = schema.root.lookupType(EXT_AUTHZ_TYPE);
-    assert.ok(extAuthz.fields['failure_mode_allow'] !== undefined && extAuthz.fields['status_on_error'] !== undefined);
+    assert.ok(
+      extAuthz.fields['failure_mode_allow'] !== undefined &&
+        extAuthz.fields['status_on_error'] !== undefined,
+    );
   });
 
   it('passes the lint with zero problems, walking into every typed_config', () => {
@@ -191,86 +218,184 @@ describe('envoy/envoy.yaml against Envoy v3 API protos (@grpc/grpc-js-xds)', () 
     const located = locate(parseEnvoyYaml(text).value);
     const broken = replaceOnce(text, 'failure_mode_allow: false', 'failure_mode_alow: false');
     const { problems } = lintEnvoyYaml(broken);
-    assert.deepEqual(paths(problems), [`${located.hcmPath}.http_filters[${located.extAuthzIndex}].typed_config.failure_mode_alow`], show(problems));
-    assert.match(problems[0]?.message ?? '', /unknown field "failure_mode_alow" in envoy\.extensions\.filters\.http\.ext_authz\.v3\.ExtAuthz \(did you mean "failure_mode_allow"\?\)/);
+    assert.deepEqual(
+      paths(problems),
+      [`${located.hcmPath}.http_filters[${located.extAuthzIndex}].typed_config.failure_mode_alow`],
+      show(problems),
+    );
+    assert.match(
+      problems[0]?.message ?? '',
+      /unknown field "failure_mode_alow" in envoy\.extensions\.filters\.http\.ext_authz\.v3\.ExtAuthz \(did you mean "failure_mode_allow"\?\)/,
+    );
   });
 
   it("rejects a misspelt key inside a route's per-filter config, naming its path", () => {
     const located = locate(parseEnvoyYaml(text).value);
-    const billing = routesOf(located).find((r) => isObj(r.route['route']) && r.route['route']['cluster'] === 'billing');
+    const billing = routesOf(located).find(
+      (r) => isObj(r.route['route']) && r.route['route']['cluster'] === 'billing',
+    );
     assert.ok(billing !== undefined, 'a billing route');
-    const broken = replaceOnce(text, 'context_extensions:\n                                  sid: billing', 'context_extentions:\n                                  sid: billing');
+    const broken = replaceOnce(
+      text,
+      'context_extensions:\n                                  sid: billing',
+      'context_extentions:\n                                  sid: billing',
+    );
     const { problems } = lintEnvoyYaml(broken);
-    assert.deepEqual(paths(problems), [`${billing.path}.typed_per_filter_config["envoy.filters.http.ext_authz"].check_settings.context_extentions`], show(problems));
-    assert.match(problems[0]?.message ?? '', /unknown field "context_extentions" in envoy\.extensions\.filters\.http\.ext_authz\.v3\.CheckSettings/);
+    assert.deepEqual(
+      paths(problems),
+      [
+        `${billing.path}.typed_per_filter_config["envoy.filters.http.ext_authz"].check_settings.context_extentions`,
+      ],
+      show(problems),
+    );
+    assert.match(
+      problems[0]?.message ?? '',
+      /unknown field "context_extentions" in envoy\.extensions\.filters\.http\.ext_authz\.v3\.CheckSettings/,
+    );
 
     // `disabled` misspelt: the key is unknown AND the required oneof (disabled | check_settings) is empty.
-    const healthz = routesOf(located).find((r) => isObj(r.route['match']) && r.route['match']['path'] === '/healthz');
+    const healthz = routesOf(located).find(
+      (r) => isObj(r.route['match']) && r.route['match']['path'] === '/healthz',
+    );
     assert.ok(healthz !== undefined, 'a /healthz route');
     const lines = text.split('\n');
-    const at = lines.findIndex((l, i) => l.trim() === 'disabled: true' && lines.slice(0, i).some((p) => p.includes('path: /healthz')));
+    const at = lines.findIndex(
+      (l, i) =>
+        l.trim() === 'disabled: true' &&
+        lines.slice(0, i).some((p) => p.includes('path: /healthz')),
+    );
     lines[at] = (lines[at] ?? '').replace('disabled: true', 'disable: true');
     const second = lintEnvoyYaml(lines.join('\n')).problems;
     const perRoutePath = `${healthz.path}.typed_per_filter_config["envoy.filters.http.ext_authz"]`;
-    assert.deepEqual(paths(second).sort(), [perRoutePath, `${perRoutePath}.disable`].sort(), show(second));
+    assert.deepEqual(
+      paths(second).sort(),
+      [perRoutePath, `${perRoutePath}.disable`].sort(),
+      show(second),
+    );
   });
 
   it('rejects a typed_config whose @type is unknown, and one from the removed v2 API', () => {
     const located = locate(parseEnvoyYaml(text).value);
     const routerTypePath = `${located.hcmPath}.http_filters[${located.routerIndex}].typed_config["@type"]`;
-    const unknown = lintEnvoyYaml(replaceOnce(text, `${ROUTER_TYPE}\n`, `${ROUTER_TYPE}s\n`)).problems;
-    assert.ok(unknown.some((p) => p.path === routerTypePath && /unknown type "envoy\.extensions\.filters\.http\.router\.v3\.Routers"/.test(p.message)), show(unknown));
+    const unknown = lintEnvoyYaml(
+      replaceOnce(text, `${ROUTER_TYPE}\n`, `${ROUTER_TYPE}s\n`),
+    ).problems;
+    assert.ok(
+      unknown.some(
+        (p) =>
+          p.path === routerTypePath &&
+          /unknown type "envoy\.extensions\.filters\.http\.router\.v3\.Routers"/.test(p.message),
+      ),
+      show(unknown),
+    );
 
-    const v2 = lintEnvoyYaml(replaceOnce(text, `type.googleapis.com/${EXT_AUTHZ_TYPE}\n`, 'type.googleapis.com/envoy.config.filter.http.ext_authz.v2.ExtAuthz\n')).problems;
-    assert.ok(v2.some((p) => p.path === `${located.hcmPath}.http_filters[${located.extAuthzIndex}].typed_config["@type"]`), show(v2));
+    const v2 = lintEnvoyYaml(
+      replaceOnce(
+        text,
+        `type.googleapis.com/${EXT_AUTHZ_TYPE}\n`,
+        'type.googleapis.com/envoy.config.filter.http.ext_authz.v2.ExtAuthz\n',
+      ),
+    ).problems;
+    assert.ok(
+      v2.some(
+        (p) =>
+          p.path ===
+          `${located.hcmPath}.http_filters[${located.extAuthzIndex}].typed_config["@type"]`,
+      ),
+      show(v2),
+    );
 
     // Any payloads are validated where they sit: a route's per-filter config with an unknown type…
     const config = structuredClone(parseEnvoyYaml(text).value);
-    const orders = routesOf(locate(config)).find((r) => isObj(r.route['route']) && r.route['route']['cluster'] === 'orders');
+    const orders = routesOf(locate(config)).find(
+      (r) => isObj(r.route['route']) && r.route['route']['cluster'] === 'orders',
+    );
     assert.ok(orders?.perRoute !== undefined);
-    orders.perRoute['@type'] = 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRout';
+    orders.perRoute['@type'] =
+      'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRout';
     const perRoute = validateMessage(config, 'envoy.config.bootstrap.v3.Bootstrap').problems;
-    assert.deepEqual(paths(perRoute), [`${orders.path}.typed_per_filter_config["envoy.filters.http.ext_authz"]["@type"]`], show(perRoute));
+    assert.deepEqual(
+      paths(perRoute),
+      [`${orders.path}.typed_per_filter_config["envoy.filters.http.ext_authz"]["@type"]`],
+      show(perRoute),
+    );
     // …or none at all.
     delete orders.perRoute['@type'];
     const missing = validateMessage(config, 'envoy.config.bootstrap.v3.Bootstrap').problems;
-    assert.deepEqual(paths(missing), [`${orders.path}.typed_per_filter_config["envoy.filters.http.ext_authz"]`], show(missing));
+    assert.deepEqual(
+      paths(missing),
+      [`${orders.path}.typed_per_filter_config["envoy.filters.http.ext_authz"]`],
+      show(missing),
+    );
     assert.match(missing[0]?.message ?? '', /needs "@type"/);
   });
 
   it('resolves a TypedStruct by its type_url and validates its value', () => {
     const typed = (value: unknown, typeUrl = `type.googleapis.com/${ROUTER_TYPE}`): unknown => ({
       name: 'envoy.filters.http.router',
-      typed_config: { '@type': 'type.googleapis.com/xds.type.v3.TypedStruct', type_url: typeUrl, value },
+      typed_config: {
+        '@type': 'type.googleapis.com/xds.type.v3.TypedStruct',
+        type_url: typeUrl,
+        value,
+      },
     });
     const type = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter';
     assert.deepEqual(validateMessage(typed({ suppress_envoy_headers: true }), type).problems, []);
-    assert.deepEqual(paths(validateMessage(typed({ suppress_envoy_header: true }), type).problems), ['$.typed_config.value.suppress_envoy_header']);
-    assert.deepEqual(paths(validateMessage(typed({}, 'type.googleapis.com/nope.v3.Nothing'), type).problems), ['$.typed_config.type_url']);
+    assert.deepEqual(
+      paths(validateMessage(typed({ suppress_envoy_header: true }), type).problems),
+      ['$.typed_config.value.suppress_envoy_header'],
+    );
+    assert.deepEqual(
+      paths(validateMessage(typed({}, 'type.googleapis.com/nope.v3.Nothing'), type).problems),
+      ['$.typed_config.type_url'],
+    );
   });
 
   it('validates the commented mTLS block once uncommented, with the files `certs generate` writes', async () => {
     const { text: uncommented, block } = withMtlsUncommented(text);
     const result = lintEnvoyYaml(uncommented);
     assert.deepEqual(result.problems, [], show(result.problems));
-    assert.ok(result.typesSeen.has('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'), 'the TLS context was validated');
+    assert.ok(
+      result.typesSeen.has('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'),
+      'the TLS context was validated',
+    );
     const located = locate(result.config);
     const authz = located.clusters.find((c) => c['name'] === 'matryoshka_authz');
-    const socket = obj(obj(authz?.['transport_socket'], 'transport_socket')['typed_config'], 'tls context');
+    const socket = obj(
+      obj(authz?.['transport_socket'], 'transport_socket')['typed_config'],
+      'tls context',
+    );
     const common = obj(socket['common_tls_context'], 'common_tls_context');
     // The service is a Node HTTP/2 server: it negotiates h2 by ALPN.
     assert.ok(list(common['alpn_protocols'], 'alpn_protocols').includes('h2'));
     // The SNI and the SAN Envoy checks are names the dev server certificate carries.
-    assert.ok(DEFAULT_DEV_HOSTS.includes(socket['sni'] as string), `sni ${String(socket['sni'])} is in the dev certificate`);
-    const sans = list(obj(common['validation_context'], 'validation_context')['match_typed_subject_alt_names'], 'SAN matchers');
-    for (const san of sans) assert.ok(DEFAULT_DEV_HOSTS.includes(obj(obj(san, 'san')['matcher'], 'matcher')['exact'] as string));
+    assert.ok(
+      DEFAULT_DEV_HOSTS.includes(socket['sni'] as string),
+      `sni ${String(socket['sni'])} is in the dev certificate`,
+    );
+    const sans = list(
+      obj(common['validation_context'], 'validation_context')['match_typed_subject_alt_names'],
+      'SAN matchers',
+    );
+    for (const san of sans)
+      assert.ok(
+        DEFAULT_DEV_HOSTS.includes(obj(obj(san, 'san')['matcher'], 'matcher')['exact'] as string),
+      );
     // The file names are those `matryoshka-authz certs generate --dir D` writes.
     const dir = mkdtempSync(join(tmpdir(), 'envoy-certs-'));
     try {
-      const written = new Set((await generateDevCertificates(dir, { hosts: DEFAULT_DEV_HOSTS, days: 1 })).map((f) => basename(f)));
+      const written = new Set(
+        (await generateDevCertificates(dir, { hosts: DEFAULT_DEV_HOSTS, days: 1 })).map((f) =>
+          basename(f),
+        ),
+      );
       const named = [...block.matchAll(/filename: ([^\s}]+)/g)].map((m) => basename(m[1] ?? ''));
       assert.equal(named.length, 3);
-      for (const file of named) assert.ok(written.has(file), `${file} is written by certs generate (${[...written].join(', ')})`);
+      for (const file of named)
+        assert.ok(
+          written.has(file),
+          `${file} is written by certs generate (${[...written].join(', ')})`,
+        );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -281,9 +406,16 @@ describe('the schema lint itself: proto3 JSON forms, as Envoy reads them', () =>
   const grpc = 'envoy.config.core.v3.GrpcService';
 
   it('takes a Duration only as "<n>s"', () => {
-    assert.deepEqual(validateMessage({ envoy_grpc: { cluster_name: 'a' }, timeout: '0.25s' }, grpc).problems, []);
+    assert.deepEqual(
+      validateMessage({ envoy_grpc: { cluster_name: 'a' }, timeout: '0.25s' }, grpc).problems,
+      [],
+    );
     for (const bad of ['250ms', '0.25', 0.25, { seconds: 0, nanos: 250000000 }]) {
-      assert.deepEqual(paths(validateMessage({ envoy_grpc: { cluster_name: 'a' }, timeout: bad }, grpc).problems), ['$.timeout'], `timeout ${JSON.stringify(bad)}`);
+      assert.deepEqual(
+        paths(validateMessage({ envoy_grpc: { cluster_name: 'a' }, timeout: bad }, grpc).problems),
+        ['$.timeout'],
+        `timeout ${JSON.stringify(bad)}`,
+      );
     }
     assert.equal(parseDuration('0.25s'), 0.25);
     assert.equal(parseDuration('5s'), 5);
@@ -292,31 +424,81 @@ describe('the schema lint itself: proto3 JSON forms, as Envoy reads them', () =>
 
   it('takes wrapper types as bare scalars of the right type', () => {
     const h2 = 'envoy.config.core.v3.Http2ProtocolOptions';
-    assert.deepEqual(validateMessage({ initial_stream_window_size: 262144, allow_connect: true }, h2).problems, []);
-    assert.deepEqual(paths(validateMessage({ initial_stream_window_size: { value: 262144 } }, h2).problems), ['$.initial_stream_window_size']);
-    assert.deepEqual(paths(validateMessage({ initial_stream_window_size: 1.5 }, h2).problems), ['$.initial_stream_window_size']);
+    assert.deepEqual(
+      validateMessage({ initial_stream_window_size: 262144, allow_connect: true }, h2).problems,
+      [],
+    );
+    assert.deepEqual(
+      paths(validateMessage({ initial_stream_window_size: { value: 262144 } }, h2).problems),
+      ['$.initial_stream_window_size'],
+    );
+    assert.deepEqual(paths(validateMessage({ initial_stream_window_size: 1.5 }, h2).problems), [
+      '$.initial_stream_window_size',
+    ]);
     // protoc-gen-validate bounds apply inside the wrapper: at least the 65535 of the HTTP/2 spec.
-    assert.deepEqual(paths(validateMessage({ initial_stream_window_size: 1024 }, h2).problems), ['$.initial_stream_window_size']);
+    assert.deepEqual(paths(validateMessage({ initial_stream_window_size: 1024 }, h2).problems), [
+      '$.initial_stream_window_size',
+    ]);
     const hcm = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
     const base = { stat_prefix: 'x', rds: { route_config_name: 'r', config_source: { ads: {} } } };
     assert.deepEqual(validateMessage({ ...base, use_remote_address: true }, hcm).problems, []);
-    assert.deepEqual(paths(validateMessage({ ...base, use_remote_address: 'true' }, hcm).problems), ['$.use_remote_address']);
+    assert.deepEqual(
+      paths(validateMessage({ ...base, use_remote_address: 'true' }, hcm).problems),
+      ['$.use_remote_address'],
+    );
   });
 
   it('checks maps, lists, enums and strings, and accepts JSON names', () => {
     const settings = 'envoy.extensions.filters.http.ext_authz.v3.CheckSettings';
-    assert.deepEqual(validateMessage({ context_extensions: { sid: 'orders', max_depth: '4' } }, settings).problems, []);
-    assert.deepEqual(paths(validateMessage({ context_extensions: { sid: 'orders', max_depth: 4 } }, settings).problems), ['$.context_extensions.max_depth']);
-    assert.deepEqual(paths(validateMessage({ context_extensions: ['sid'] }, settings).problems), ['$.context_extensions']);
-    assert.deepEqual(paths(validateMessage({ static_resources: { clusters: { name: 'a' } } }, 'envoy.config.bootstrap.v3.Bootstrap').problems), ['$.static_resources.clusters']);
+    assert.deepEqual(
+      validateMessage({ context_extensions: { sid: 'orders', max_depth: '4' } }, settings).problems,
+      [],
+    );
+    assert.deepEqual(
+      paths(
+        validateMessage({ context_extensions: { sid: 'orders', max_depth: 4 } }, settings).problems,
+      ),
+      ['$.context_extensions.max_depth'],
+    );
+    assert.deepEqual(paths(validateMessage({ context_extensions: ['sid'] }, settings).problems), [
+      '$.context_extensions',
+    ]);
+    assert.deepEqual(
+      paths(
+        validateMessage(
+          { static_resources: { clusters: { name: 'a' } } },
+          'envoy.config.bootstrap.v3.Bootstrap',
+        ).problems,
+      ),
+      ['$.static_resources.clusters'],
+    );
     const cluster = { name: 'a', connect_timeout: '1s' };
-    assert.deepEqual(validateMessage({ ...cluster, lb_policy: 'LEAST_REQUEST' }, 'envoy.config.cluster.v3.Cluster').problems, []);
-    const badEnum = validateMessage({ ...cluster, lb_policy: 'LEAST_REQUESTS' }, 'envoy.config.cluster.v3.Cluster').problems;
+    assert.deepEqual(
+      validateMessage({ ...cluster, lb_policy: 'LEAST_REQUEST' }, 'envoy.config.cluster.v3.Cluster')
+        .problems,
+      [],
+    );
+    const badEnum = validateMessage(
+      { ...cluster, lb_policy: 'LEAST_REQUESTS' },
+      'envoy.config.cluster.v3.Cluster',
+    ).problems;
     assert.deepEqual(paths(badEnum), ['$.lb_policy']);
     assert.match(badEnum[0]?.message ?? '', /did you mean "LEAST_REQUEST"/);
-    assert.deepEqual(paths(validateMessage({ name: '', connect_timeout: '1s' }, 'envoy.config.cluster.v3.Cluster').problems), ['$.name'], 'PGV min_len on an unset-looking string');
+    assert.deepEqual(
+      paths(
+        validateMessage({ name: '', connect_timeout: '1s' }, 'envoy.config.cluster.v3.Cluster')
+          .problems,
+      ),
+      ['$.name'],
+      'PGV min_len on an unset-looking string',
+    );
     assert.deepEqual(validateMessage({ envoyGrpc: { clusterName: 'a' } }, grpc).problems, []);
-    assert.deepEqual(paths(validateMessage({ envoy_grpc: { cluster_name: 'a', clusterName: 'a' } }, grpc).problems), ['$.envoy_grpc.clusterName']);
+    assert.deepEqual(
+      paths(
+        validateMessage({ envoy_grpc: { cluster_name: 'a', clusterName: 'a' } }, grpc).problems,
+      ),
+      ['$.envoy_grpc.clusterName'],
+    );
     // A YAML key left empty is null: reported, and (as for Envoy) it leaves the required oneof unset.
     const empty = validateMessage({ envoy_grpc: null }, grpc).problems;
     assert.deepEqual(paths(empty), ['$.envoy_grpc', '$'], show(empty));
@@ -326,28 +508,71 @@ describe('the schema lint itself: proto3 JSON forms, as Envoy reads them', () =>
 
   it('takes Struct and Value free-form, but a Struct must be an object', () => {
     const metadata = 'envoy.config.core.v3.Metadata';
-    assert.deepEqual(validateMessage({ filter_metadata: { 'envoy.lb': { anything: [1, 'two', { three: null }], nested: { deep: true } } } }, metadata).problems, []);
-    assert.deepEqual(paths(validateMessage({ filter_metadata: { 'envoy.lb': [1, 2] } }, metadata).problems), ['$.filter_metadata["envoy.lb"]']);
+    assert.deepEqual(
+      validateMessage(
+        {
+          filter_metadata: {
+            'envoy.lb': { anything: [1, 'two', { three: null }], nested: { deep: true } },
+          },
+        },
+        metadata,
+      ).problems,
+      [],
+    );
+    assert.deepEqual(
+      paths(validateMessage({ filter_metadata: { 'envoy.lb': [1, 2] } }, metadata).problems),
+      ['$.filter_metadata["envoy.lb"]'],
+    );
   });
 
   it('flags deprecated fields and yaml-cpp booleans', () => {
-    const deprecated = lintEnvoyYaml(replaceOnce(text, '      lb_policy: ROUND_ROBIN\n', '      lb_policy: ROUND_ROBIN\n      http2_protocol_options: {}\n')).problems;
+    const deprecated = lintEnvoyYaml(
+      replaceOnce(
+        text,
+        '      lb_policy: ROUND_ROBIN\n',
+        '      lb_policy: ROUND_ROBIN\n      http2_protocol_options: {}\n',
+      ),
+    ).problems;
     assert.equal(deprecated.length, 1, show(deprecated));
-    assert.match(deprecated[0]?.path ?? '', /^\$\.static_resources\.clusters\[\d+\]\.http2_protocol_options$/);
+    assert.match(
+      deprecated[0]?.path ?? '',
+      /^\$\.static_resources\.clusters\[\d+\]\.http2_protocol_options$/,
+    );
     assert.match(deprecated[0]?.message ?? '', /deprecated/);
-    const yes = lintEnvoyYaml(replaceOnce(text, 'use_remote_address: true', 'use_remote_address: yes')).problems;
-    assert.ok(yes.some((p) => p.path.endsWith('.use_remote_address') && /yaml-cpp/.test(p.message)), show(yes));
+    const yes = lintEnvoyYaml(
+      replaceOnce(text, 'use_remote_address: true', 'use_remote_address: yes'),
+    ).problems;
+    assert.ok(
+      yes.some((p) => p.path.endsWith('.use_remote_address') && /yaml-cpp/.test(p.message)),
+      show(yes),
+    );
   });
 
   it('checks references: clusters exist, names are unique, the router comes last', () => {
-    const dangling = lintEnvoyYaml(replaceOnce(text, 'cluster_name: matryoshka_authz\n                        # Deadline', 'cluster_name: matryoshka_authz_typo\n                        # Deadline')).problems;
-    assert.ok(dangling.some((p) => p.path.endsWith('.grpc_service.envoy_grpc.cluster_name') && /matryoshka_authz_typo/.test(p.message)), show(dangling));
+    const dangling = lintEnvoyYaml(
+      replaceOnce(
+        text,
+        'cluster_name: matryoshka_authz\n                        # Deadline',
+        'cluster_name: matryoshka_authz_typo\n                        # Deadline',
+      ),
+    ).problems;
+    assert.ok(
+      dangling.some(
+        (p) =>
+          p.path.endsWith('.grpc_service.envoy_grpc.cluster_name') &&
+          /matryoshka_authz_typo/.test(p.message),
+      ),
+      show(dangling),
+    );
     const config = structuredClone(parseEnvoyYaml(text).value);
     const located = locate(config);
     const filters = list(located.hcm['http_filters'], 'http_filters');
     filters.reverse();
     const reordered = lintEnvoyYaml(JSON.stringify(config)).problems;
-    assert.ok(reordered.some((p) => /last HTTP filter must be the router/.test(p.message)), show(reordered));
+    assert.ok(
+      reordered.some((p) => /last HTTP filter must be the router/.test(p.message)),
+      show(reordered),
+    );
   });
 });
 
@@ -359,7 +584,10 @@ describe('envoy/envoy.yaml matches the service', () => {
   const authzCluster = located.clusters.find((c) => c['name'] === authzClusterName);
 
   it('runs ext_authz in gRPC v3 mode before the router, failing closed with 503 within a short deadline', () => {
-    assert.ok(located.extAuthzIndex >= 0 && located.extAuthzIndex < located.routerIndex, 'ext_authz runs before the router');
+    assert.ok(
+      located.extAuthzIndex >= 0 && located.extAuthzIndex < located.routerIndex,
+      'ext_authz runs before the router',
+    );
     assert.equal(located.extAuthzFilter['name'], 'envoy.filters.http.ext_authz');
     assert.equal(extAuthz['transport_api_version'], 'V3');
     assert.equal(extAuthz['http_service'], undefined);
@@ -367,19 +595,40 @@ describe('envoy/envoy.yaml matches the service', () => {
     assert.notEqual(extAuthz['failure_mode_allow_header_add'], true);
     const code = obj(extAuthz['status_on_error'], 'status_on_error')['code'];
     const statusCodes = loadEnvoySchema().root.lookupEnum('envoy.type.v3.StatusCode');
-    assert.equal(typeof code === 'number' ? code : statusCodes.values[code as string], 503, `status_on_error ${String(code)} is 503`);
+    assert.equal(
+      typeof code === 'number' ? code : statusCodes.values[code as string],
+      503,
+      `status_on_error ${String(code)} is 503`,
+    );
     const timeout = parseDuration(grpcService['timeout']);
-    assert.ok(timeout !== undefined && timeout > 0 && timeout <= 1, `a Check deadline in (0, 1s], got ${String(grpcService['timeout'])}`);
+    assert.ok(
+      timeout !== undefined && timeout > 0 && timeout <= 1,
+      `a Check deadline in (0, 1s], got ${String(grpcService['timeout'])}`,
+    );
     assert.equal(extAuthz['with_request_body'], undefined, 'no request body buffering');
   });
 
   it('sends the service the headers it reads', () => {
     const allowed = extAuthz['allowed_headers'];
     if (allowed === undefined) return; // no allow-list: every header is sent
-    const patterns = list(obj(allowed, 'allowed_headers')['patterns'], 'patterns').map((p) => obj(p, 'pattern'));
+    const patterns = list(obj(allowed, 'allowed_headers')['patterns'], 'patterns').map((p) =>
+      obj(p, 'pattern'),
+    );
     // the bearer token (src/pipeline/extract.ts), Envoy's request id (src/pipeline/check.ts), W3C and B3 trace context
-    for (const header of ['authorization', 'x-request-id', 'traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-sampled']) {
-      assert.ok(patterns.some((p) => matches(p, header)), `${header} reaches the service`);
+    for (const header of [
+      'authorization',
+      'x-request-id',
+      'traceparent',
+      'tracestate',
+      'b3',
+      'x-b3-traceid',
+      'x-b3-spanid',
+      'x-b3-sampled',
+    ]) {
+      assert.ok(
+        patterns.some((p) => matches(p, header)),
+        `${header} reaches the service`,
+      );
     }
     assert.ok(!patterns.some((p) => matches(p, 'cookie')), 'cookies stay in the proxy');
   });
@@ -389,33 +638,64 @@ describe('envoy/envoy.yaml matches the service', () => {
     const grpcPort = Number(defaultOf('MATRYOSHKA_GRPC_PORT'));
     assert.equal(grpcPort, 9191);
     const ports: unknown[] = [];
-    for (const group of list(obj(authzCluster['load_assignment'], 'load_assignment')['endpoints'], 'endpoints')) {
+    for (const group of list(
+      obj(authzCluster['load_assignment'], 'load_assignment')['endpoints'],
+      'endpoints',
+    )) {
       for (const lb of list(obj(group, 'locality')['lb_endpoints'], 'lb_endpoints')) {
         const endpoint = obj(obj(lb, 'lb endpoint')['endpoint'], 'endpoint');
-        ports.push(obj(obj(endpoint['address'], 'address')['socket_address'], 'socket_address')['port_value']);
+        ports.push(
+          obj(obj(endpoint['address'], 'address')['socket_address'], 'socket_address')[
+            'port_value'
+          ],
+        );
       }
     }
     assert.ok(ports.length > 0);
     for (const port of ports) assert.equal(port, grpcPort);
-    assert.notEqual(Number(defaultOf('MATRYOSHKA_HTTP_PORT')), grpcPort, 'not the HTTP (JWKS/metrics) port');
+    assert.notEqual(
+      Number(defaultOf('MATRYOSHKA_HTTP_PORT')),
+      grpcPort,
+      'not the HTTP (JWKS/metrics) port',
+    );
 
-    const options = obj(authzCluster['typed_extension_protocol_options'], 'typed_extension_protocol_options');
-    const http = obj(options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'], 'HttpProtocolOptions');
+    const options = obj(
+      authzCluster['typed_extension_protocol_options'],
+      'typed_extension_protocol_options',
+    );
+    const http = obj(
+      options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'],
+      'HttpProtocolOptions',
+    );
     assert.equal(typeOf(http), 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions');
-    const h2 = obj(obj(http['explicit_http_config'], 'explicit_http_config')['http2_protocol_options'], 'http2_protocol_options');
+    const h2 = obj(
+      obj(http['explicit_http_config'], 'explicit_http_config')['http2_protocol_options'],
+      'http2_protocol_options',
+    );
     const connectionWindow = h2['initial_connection_window_size'];
     const streamWindow = h2['initial_stream_window_size'];
-    assert.ok(typeof connectionWindow === 'number' && connectionWindow >= 1024 * 1024, `connection window ≥ 1 MiB, got ${String(connectionWindow)}`);
-    assert.ok(typeof streamWindow === 'number' && streamWindow > 65535, `stream window above the 64 KiB default, got ${String(streamWindow)}`);
+    assert.ok(
+      typeof connectionWindow === 'number' && connectionWindow >= 1024 * 1024,
+      `connection window ≥ 1 MiB, got ${String(connectionWindow)}`,
+    );
+    assert.ok(
+      typeof streamWindow === 'number' && streamWindow > 65535,
+      `stream window above the 64 KiB default, got ${String(streamWindow)}`,
+    );
   });
 
   it("health-checks the cluster over grpc.health.v1 with the service's own name", () => {
     assert.ok(authzCluster !== undefined);
-    const checks = list(authzCluster['health_checks'], 'health_checks').map((c) => obj(c, 'health check'));
+    const checks = list(authzCluster['health_checks'], 'health_checks').map((c) =>
+      obj(c, 'health check'),
+    );
     assert.equal(checks.length, 1);
     const serviceName = obj(checks[0]?.['grpc_health_check'], 'grpc_health_check')['service_name'];
     assert.equal(serviceName, 'envoy.service.auth.v3.Authorization');
-    assert.ok((HEALTH_SERVICES as readonly string[]).includes(serviceName as string), 'the service answers for that name (src/server/health.ts)');
+    assert.ok(
+      (HEALTH_SERVICES as readonly string[]).includes(serviceName as string),
+      'the service answers for that name (src/server/health.ts)',
+    );
   });
 
   it('names the destination service on every route that runs ext_authz, and no upstream is reached without it', () => {
@@ -424,33 +704,57 @@ describe('envoy/envoy.yaml matches the service', () => {
     assert.ok(checked.length >= 3, `at least three routes run ext_authz, got ${checked.length}`);
     const sids = new Set<string>();
     for (const view of checked) {
-      assert.equal(typeOf(view.perRoute), 'envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute', `${view.path} has an ExtAuthzPerRoute`);
-      const extensions = obj(obj(view.perRoute?.['check_settings'], `${view.path} check_settings`)['context_extensions'], `${view.path} context_extensions`);
+      assert.equal(
+        typeOf(view.perRoute),
+        'envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute',
+        `${view.path} has an ExtAuthzPerRoute`,
+      );
+      const extensions = obj(
+        obj(view.perRoute?.['check_settings'], `${view.path} check_settings`)['context_extensions'],
+        `${view.path} context_extensions`,
+      );
       const sid = extensions['sid'];
-      assert.ok(typeof sid === 'string' && sid.length > 0, `${view.path} sets context_extensions.sid`);
+      assert.ok(
+        typeof sid === 'string' && sid.length > 0,
+        `${view.path} sets context_extensions.sid`,
+      );
       assert.ok(!sids.has(sid), `sid ${sid} names one route's service`);
       sids.add(sid);
       const cluster = obj(view.route['route'], `${view.path} route`)['cluster'];
       assert.notEqual(cluster, authzClusterName, 'no route sends client traffic to the authorizer');
     }
     for (const view of routes.filter((r) => r.perRoute?.['disabled'] === true)) {
-      assert.ok(view.route['direct_response'] !== undefined && view.route['route'] === undefined, `${view.path} skips ext_authz, so Envoy must answer it itself`);
+      assert.ok(
+        view.route['direct_response'] !== undefined && view.route['route'] === undefined,
+        `${view.path} skips ext_authz, so Envoy must answer it itself`,
+      );
     }
   });
 
   it('binds one route to a tenant and a lower max_depth the service can read', () => {
     const bound = routesOf(located).filter((r) => {
-      const extensions = isObj(r.perRoute?.['check_settings']) ? (r.perRoute['check_settings'] as Obj)['context_extensions'] : undefined;
+      const extensions = isObj(r.perRoute?.['check_settings'])
+        ? (r.perRoute['check_settings'] as Obj)['context_extensions']
+        : undefined;
       return isObj(extensions) && extensions['tenant'] !== undefined;
     });
     assert.ok(bound.length >= 1, 'a route with context_extensions.tenant');
     for (const view of bound) {
-      const extensions = obj(obj(view.perRoute?.['check_settings'], 'check_settings')['context_extensions'], 'context_extensions');
+      const extensions = obj(
+        obj(view.perRoute?.['check_settings'], 'check_settings')['context_extensions'],
+        'context_extensions',
+      );
       assert.ok(typeof extensions['tenant'] === 'string' && extensions['tenant'].length > 0);
       const maxDepth = extensions['max_depth'];
       // src/pipeline/destination.ts reads it as /^\d{1,2}$/; anything else denies every request.
-      assert.ok(typeof maxDepth === 'string' && /^\d{1,2}$/.test(maxDepth), `max_depth ${String(maxDepth)} is a decimal string`);
-      assert.ok(Number(maxDepth) >= 1 && Number(maxDepth) <= Number(defaultOf('MATRYOSHKA_MAX_DEPTH')), 'it lowers the default depth limit');
+      assert.ok(
+        typeof maxDepth === 'string' && /^\d{1,2}$/.test(maxDepth),
+        `max_depth ${String(maxDepth)} is a decimal string`,
+      );
+      assert.ok(
+        Number(maxDepth) >= 1 && Number(maxDepth) <= Number(defaultOf('MATRYOSHKA_MAX_DEPTH')),
+        'it lowers the default depth limit',
+      );
     }
   });
 });

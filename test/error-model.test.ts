@@ -11,7 +11,7 @@ import { StackFormatError } from '../src/chain/auth-stack.js';
 import { SealError } from '../src/chain/seal.js';
 import { ConfigError } from '../src/config/config.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { ERROR_CODES, MatryoshkaError, isUserMistake } from '../src/errors.js';
+import { ERROR_CODES, type MatryoshkaError, isUserMistake } from '../src/errors.js';
 import { FetchFailedError } from '../src/keys/fetch-json.js';
 import { KeysUnavailableError } from '../src/keys/remote-jwks.js';
 import { DenyError, asDenial, denying } from '../src/reasons.js';
@@ -35,7 +35,10 @@ describe('coded errors and their denials', () => {
       [new RegistryUnavailableError('x'), 'unavailable', 'unavailable'],
     ];
     for (const [error, outer, inner] of cases) {
-      for (const [position, expected] of [['malformed_token', outer], ['stack_malformed', inner]] as const) {
+      for (const [position, expected] of [
+        ['malformed_token', outer],
+        ['stack_malformed', inner],
+      ] as const) {
         const mapped = asDenial(error, position);
         assert.ok(mapped instanceof DenyError, `${error.code} becomes a denial`);
         assert.equal(mapped.reason, expected, `${error.code} at ${position}`);
@@ -45,28 +48,76 @@ describe('coded errors and their denials', () => {
   });
 
   it('leaves anything that is not a decision untouched: bugs, outside errors, and our errors that are no denial', () => {
-    const notDecisions: unknown[] = [new TypeError('x is undefined'), new RangeError('r'), 'a string', { code: 'ERR_SEAL' }, new ConfigError('X', 'bad'), new FetchFailedError('u', 'p'), new UsageError('u')];
+    const notDecisions: unknown[] = [
+      new TypeError('x is undefined'),
+      new RangeError('r'),
+      'a string',
+      { code: 'ERR_SEAL' },
+      new ConfigError('X', 'bad'),
+      new FetchFailedError('u', 'p'),
+      new UsageError('u'),
+    ];
     for (const error of notDecisions) assert.equal(asDenial(error, 'malformed_token'), error);
     const denial = new DenyError('recursion', 'r');
     assert.equal(asDenial(denial, 'malformed_token'), denial, 'a denial keeps its reason');
   });
 
   it('denying() converts synchronous and asynchronous failures alike, and nothing else', async () => {
-    assert.throws(() => denying('stack_malformed', () => { throw new SealError('s'); }), (e: unknown) => e instanceof DenyError && e.reason === 'stack_malformed');
-    await assert.rejects(denying('stack_malformed', async () => { throw new KeysUnavailableError('k'); }), (e: unknown) => e instanceof DenyError && e.reason === 'unavailable');
+    assert.throws(
+      () =>
+        denying('stack_malformed', () => {
+          throw new SealError('s');
+        }),
+      (e: unknown) => e instanceof DenyError && e.reason === 'stack_malformed',
+    );
+    await assert.rejects(
+      denying('stack_malformed', async () => {
+        throw new KeysUnavailableError('k');
+      }),
+      (e: unknown) => e instanceof DenyError && e.reason === 'unavailable',
+    );
     const bug = new TypeError('boom');
-    assert.throws(() => denying('malformed_token', () => { throw bug; }), (e: unknown) => e === bug);
-    await assert.rejects(denying('malformed_token', async () => { throw bug; }), (e: unknown) => e === bug);
-    assert.equal(denying('malformed_token', () => 7), 7);
+    assert.throws(
+      () =>
+        denying('malformed_token', () => {
+          throw bug;
+        }),
+      (e: unknown) => e === bug,
+    );
+    await assert.rejects(
+      denying('malformed_token', async () => {
+        throw bug;
+      }),
+      (e: unknown) => e === bug,
+    );
+    assert.equal(
+      denying('malformed_token', () => 7),
+      7,
+    );
   });
 
   it('gives every error class a stable code from one list, and tells user mistakes from bugs by it', () => {
-    const samples = [new CompactFormatError('x'), new StackFormatError('x'), new ClaimError('x'), new SealError('x'), new KeysUnavailableError('x'), new RegistryUnavailableError('x'), new FetchFailedError('u', 'p'), new DenyError('expired', 'x'), new ConfigError('X', 'y'), new UsageError('u'), new RecordError('f', 'p')];
+    const samples = [
+      new CompactFormatError('x'),
+      new StackFormatError('x'),
+      new ClaimError('x'),
+      new SealError('x'),
+      new KeysUnavailableError('x'),
+      new RegistryUnavailableError('x'),
+      new FetchFailedError('u', 'p'),
+      new DenyError('expired', 'x'),
+      new ConfigError('X', 'y'),
+      new UsageError('u'),
+      new RecordError('f', 'p'),
+    ];
     for (const error of samples) {
       assert.ok((ERROR_CODES as readonly string[]).includes(error.code), error.code);
       assert.equal(error.name, error.constructor.name);
     }
-    assert.deepEqual(samples.filter(isUserMistake).map((e) => e.code), ['ERR_CONFIG', 'ERR_USAGE', 'ERR_RECORD_INVALID']);
+    assert.deepEqual(
+      samples.filter(isUserMistake).map((e) => e.code),
+      ['ERR_CONFIG', 'ERR_USAGE', 'ERR_RECORD_INVALID'],
+    );
     assert.equal(isUserMistake(new TypeError('x')), false);
   });
 });
@@ -77,36 +128,77 @@ describe('an unexpected failure at each step of the chain walk answers 503 and r
     idp = await LocalIssuer.start();
   });
   after(() => idp.stop());
-  const contents = () => ({ issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })], services: [service('vault', { seal: true })] });
+  const contents = () => ({
+    issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+    services: [service('vault', { seal: true })],
+  });
   const bug = () => new TypeError('a bug in a dependency');
 
   /** `target` with `method` failing as a bug would; everything else as it was. */
   function failing<T extends object>(target: T, method: string): T {
     return new Proxy(target, {
-      get: (object, prop) => (prop === method ? () => { throw bug(); } : Reflect.get(object, prop, object)),
+      get: (object, prop) =>
+        prop === method
+          ? () => {
+              throw bug();
+            }
+          : Reflect.get(object, prop, object),
     });
   }
 
   /** Each injection breaks one dependency a former error adapter sat in front of. */
   type Override = NonNullable<NonNullable<Parameters<typeof inProcess>[0]>['override']>;
-  const injections: Array<{ step: string; sealed?: boolean; memo?: boolean; override: Override }> = [
-    { step: 'issuer lookup (registry)', override: (d) => ({ trust: { ...d.trust, registry: failing(d.trust.registry, 'issuer') } }) },
-    { step: 'issuer keys', override: (d) => ({ trust: { ...d.trust, keys: failing(d.trust.keys, 'issuerKeys') } }) },
-    { step: 'our own keys', override: (d) => ({ trust: { ...d.trust, keys: failing(d.trust.keys, 'ownKey') } }) },
-    {
-      step: 'container unpacking (limits)',
-      override: (d) => ({ limits: Object.defineProperty({ ...d.limits }, 'maxContainerBytes', { get: () => { throw bug(); } }) }),
-    },
-    { step: 'unsealing (our seal keys)', sealed: true, override: (d) => ({ ownKeys: failing(d.ownKeys, 'sealKey') }) },
-    { step: 'memo lookup', memo: true, override: (d) => ({ memo: d.memo === undefined ? undefined : failing(d.memo, 'get') }) },
-  ];
+  const injections: Array<{ step: string; sealed?: boolean; memo?: boolean; override: Override }> =
+    [
+      {
+        step: 'issuer lookup (registry)',
+        override: (d) => ({ trust: { ...d.trust, registry: failing(d.trust.registry, 'issuer') } }),
+      },
+      {
+        step: 'issuer keys',
+        override: (d) => ({ trust: { ...d.trust, keys: failing(d.trust.keys, 'issuerKeys') } }),
+      },
+      {
+        step: 'our own keys',
+        override: (d) => ({ trust: { ...d.trust, keys: failing(d.trust.keys, 'ownKey') } }),
+      },
+      {
+        step: 'container unpacking (limits)',
+        override: (d) => ({
+          limits: Object.defineProperty({ ...d.limits }, 'maxContainerBytes', {
+            get: () => {
+              throw bug();
+            },
+          }),
+        }),
+      },
+      {
+        step: 'unsealing (our seal keys)',
+        sealed: true,
+        override: (d) => ({ ownKeys: failing(d.ownKeys, 'sealKey') }),
+      },
+      {
+        step: 'memo lookup',
+        memo: true,
+        override: (d) => ({ memo: d.memo === undefined ? undefined : failing(d.memo, 'get') }),
+      },
+    ];
 
   for (const { step, sealed, memo, override } of injections) {
     it(step, async () => {
       const healthy = await inProcess({ contents: contents(), memo: false });
       // A depth-2 chain (sealed where the step is unsealing), minted by a healthy replica with the same keys.
-      const token = await walk(healthy, await idp.mint({ sub: 'alice' }), sealed ? ['vault', 'B'] : ['A', 'B']);
-      const broken = await inProcess({ contents: contents(), ownKeys: healthy.ownKeys, memo: memo ?? false, override });
+      const token = await walk(
+        healthy,
+        await idp.mint({ sub: 'alice' }),
+        sealed ? ['vault', 'B'] : ['A', 'B'],
+      );
+      const broken = await inProcess({
+        contents: contents(),
+        ownKeys: healthy.ownKeys,
+        memo: memo ?? false,
+        override,
+      });
       const record = await broken.check({ token, sid: 'C' });
       assert.equal(record.allowed, false);
       assert.equal(record.reason, 'unavailable', `${step}: ${record.detail}`);

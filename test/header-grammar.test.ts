@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../src/config/config.js';
-import { type CheckResult } from '../src/demo/envoy-client.js';
+import type { CheckResult } from '../src/demo/envoy-client.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { isIdentifier, isRole, isSubject } from '../src/header-grammar.js';
 import { compactSign } from '../src/keys/jws-crypto.js';
@@ -65,9 +65,13 @@ function assertEverythingEmittedIsSafe(result: CheckResult, what: string): void 
     assert.match(value, SAFE_VALUE, `${what}: header ${name} ${JSON.stringify(value)}`);
   }
   const roles = result.headers['x-user-roles'];
-  if (roles !== undefined) for (const role of roles.split(',')) assert.ok(isRole(role), `${what}: role ${JSON.stringify(role)}`);
+  if (roles !== undefined)
+    for (const role of roles.split(','))
+      assert.ok(isRole(role), `${what}: role ${JSON.stringify(role)}`);
   const chain = result.headers['x-auth-chain'];
-  if (chain !== undefined) for (const sid of chain.split(',')) assert.ok(isIdentifier(sid), `${what}: sid ${JSON.stringify(sid)}`);
+  if (chain !== undefined)
+    for (const sid of chain.split(','))
+      assert.ok(isIdentifier(sid), `${what}: sid ${JSON.stringify(sid)}`);
 }
 
 describe('header grammar through the real gRPC server', () => {
@@ -86,9 +90,26 @@ describe('header grammar through the real gRPC server', () => {
       ownKeys,
       contents: {
         issuers: [
-          issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] }),
-          issuer({ issuer: partner.issuer, tenant: 'acme', jwks_uri: partner.jwksUri, algorithms: ['ES256'], mints_for: ['partner-*'] }),
-          issuer({ issuer: anyMinter.issuer, tenant: 'acme', jwks_uri: anyMinter.jwksUri, algorithms: ['ES256'], mints_for: ['*'] }),
+          issuer({
+            issuer: idp.issuer,
+            tenant: 'acme',
+            jwks_uri: idp.jwksUri,
+            algorithms: ['ES256'],
+          }),
+          issuer({
+            issuer: partner.issuer,
+            tenant: 'acme',
+            jwks_uri: partner.jwksUri,
+            algorithms: ['ES256'],
+            mints_for: ['partner-*'],
+          }),
+          issuer({
+            issuer: anyMinter.issuer,
+            tenant: 'acme',
+            jwks_uri: anyMinter.jwksUri,
+            algorithms: ['ES256'],
+            mints_for: ['*'],
+          }),
         ],
         tenants: [tenant('acme', { max_depth: 8 })],
         services: [
@@ -108,49 +129,98 @@ describe('header grammar through the real gRPC server', () => {
 
   /** An origin token with exactly these claims (no type coercion: `sub` may be anything JSON allows). */
   const origin = (claims: Record<string, unknown>): Promise<string> =>
-    idp.signCompact({ typ: 'JWT' }, JSON.stringify({ iss: idp.issuer, iat: now(), exp: now() + 300, ...claims }));
+    idp.signCompact(
+      { typ: 'JWT' },
+      JSON.stringify({ iss: idp.issuer, iat: now(), exp: now() + 300, ...claims }),
+    );
 
   /** A level of a registered minter wrapping `container`, for `sid`. */
-  const wrapped = (minter: LocalIssuer, sid: string, container: string, depth = 1): Promise<string> =>
-    minter.signCompact({ typ: 'JWT' }, JSON.stringify({ iss: minter.issuer, sub: 'alice', iat: now(), exp: now() + 300, auth_stack: { fmt: 'JWT', sid, depth, container } }));
+  const wrapped = (
+    minter: LocalIssuer,
+    sid: string,
+    container: string,
+    depth = 1,
+  ): Promise<string> =>
+    minter.signCompact(
+      { typ: 'JWT' },
+      JSON.stringify({
+        iss: minter.issuer,
+        sub: 'alice',
+        iat: now(),
+        exp: now() + 300,
+        auth_stack: { fmt: 'JWT', sid, depth, container },
+      }),
+    );
 
-  async function expectDenied(call: Parameters<Harness['client']['check']>[0], reason: DenyReason, what: string): Promise<void> {
+  async function expectDenied(
+    call: Parameters<Harness['client']['check']>[0],
+    reason: DenyReason,
+    what: string,
+  ): Promise<void> {
     const result = await h.client.check(call);
     assert.equal(result.allowed, false, `${what}: must be denied`);
     assert.equal(lastReason(h), reason, what);
-    for (const name of IDENTITY) assert.equal(result.headers[name], undefined, `${what}: ${name} emitted on a denial`);
+    for (const name of IDENTITY)
+      assert.equal(result.headers[name], undefined, `${what}: ${name} emitted on a denial`);
     assertEverythingEmittedIsSafe(result, what);
   }
 
   describe('subjects: what the token says or nothing', () => {
     it('a sub with CR LF, NUL, DEL, NEL, other controls or non-ASCII is malformed_token, never x-user-id', async () => {
       for (const [name, infix] of HOSTILE_INFIXES) {
-        await expectDenied({ token: await origin({ sub: `alice${infix}`, client_id: 'admin' }), sid: 'B' }, 'malformed_token', `sub with ${name}`);
+        await expectDenied(
+          { token: await origin({ sub: `alice${infix}`, client_id: 'admin' }), sid: 'B' },
+          'malformed_token',
+          `sub with ${name}`,
+        );
       }
       for (const sub of [' alice', 'alice ']) {
-        await expectDenied({ token: await origin({ sub }), sid: 'B' }, 'malformed_token', `sub ${JSON.stringify(sub)} (edge space a parser would strip)`);
+        await expectDenied(
+          { token: await origin({ sub }), sid: 'B' },
+          'malformed_token',
+          `sub ${JSON.stringify(sub)} (edge space a parser would strip)`,
+        );
       }
     });
 
     it('an invalid sub never falls back to client_id or azp (not a string, empty, 1,025 characters)', async () => {
       for (const sub of [42, '', 'a'.repeat(1025), null, true, ['alice'], { id: 'alice' }]) {
         const token = await origin({ sub, client_id: 'admin', azp: 'admin' });
-        await expectDenied({ token, sid: 'B' }, 'malformed_token', `sub ${JSON.stringify(sub).slice(0, 20)}`);
+        await expectDenied(
+          { token, sid: 'B' },
+          'malformed_token',
+          `sub ${JSON.stringify(sub).slice(0, 20)}`,
+        );
       }
     });
 
     it('client_id, then azp, stand in only when sub is absent, and are held to the same grammar', async () => {
-      const byClient = await h.client.check({ token: await origin({ client_id: 'svc-client', azp: 'other' }), sid: 'B' });
+      const byClient = await h.client.check({
+        token: await origin({ client_id: 'svc-client', azp: 'other' }),
+        sid: 'B',
+      });
       assert.equal(byClient.allowed, true);
       assert.equal(byClient.headers['x-user-id'], 'svc-client');
       const byAzp = await h.client.check({ token: await origin({ azp: 'svc-azp' }), sid: 'B' });
       assert.equal(byAzp.headers['x-user-id'], 'svc-azp');
-      await expectDenied({ token: await origin({ client_id: 'svc\r\nx', azp: 'svc-azp' }), sid: 'B' }, 'malformed_token', 'client_id with CR LF');
-      await expectDenied({ token: await origin({ client_id: 7, azp: 'svc-azp' }), sid: 'B' }, 'malformed_token', 'numeric client_id');
+      await expectDenied(
+        { token: await origin({ client_id: 'svc\r\nx', azp: 'svc-azp' }), sid: 'B' },
+        'malformed_token',
+        'client_id with CR LF',
+      );
+      await expectDenied(
+        { token: await origin({ client_id: 7, azp: 'svc-azp' }), sid: 'B' },
+        'malformed_token',
+        'numeric client_id',
+      );
     });
 
     it('a subject at the bound, or with inner spaces, is copied exactly', async () => {
-      for (const sub of ['a'.repeat(1024), 'CN=Alice Smith,O=Acme', 'auth0|5f7c8ec7c33c6c004bbafe82']) {
+      for (const sub of [
+        'a'.repeat(1024),
+        'CN=Alice Smith,O=Acme',
+        'auth0|5f7c8ec7c33c6c004bbafe82',
+      ]) {
         const result = await h.client.check({ token: await origin({ sub }), sid: 'B' });
         assert.equal(result.allowed, true, sub.slice(0, 20));
         assert.equal(result.headers['x-user-id'], sub);
@@ -160,62 +230,130 @@ describe('header grammar through the real gRPC server', () => {
 
     it('an inner level with an invalid sub makes the chain malformed too', async () => {
       const inner = await origin({ sub: 'alice\u0085', client_id: 'admin' });
-      await expectDenied({ token: await wrapped(partner, 'partner-gw', inner), sid: 'B' }, 'malformed_token', 'wrapped origin with NEL in sub');
+      await expectDenied(
+        { token: await wrapped(partner, 'partner-gw', inner), sid: 'B' },
+        'malformed_token',
+        'wrapped origin with NEL in sub',
+      );
     });
   });
 
   describe('roles', () => {
     it('a role with a control character, DEL, NEL, a comma or non-ASCII is dropped, never emitted', async () => {
-      const roles = ['reader', 'ad\u0000min', 'x\u007f', 'y\u0085', 'a,b', 'café', 'z\r\nx-tenant-id: globex', 'r'.repeat(257), 'writer'];
-      const result = await h.client.check({ token: await origin({ sub: 'alice', roles }), sid: 'B' });
+      const roles = [
+        'reader',
+        'ad\u0000min',
+        'x\u007f',
+        'y\u0085',
+        'a,b',
+        'café',
+        'z\r\nx-tenant-id: globex',
+        'r'.repeat(257),
+        'writer',
+      ];
+      const result = await h.client.check({
+        token: await origin({ sub: 'alice', roles }),
+        sid: 'B',
+      });
       assert.equal(result.allowed, true);
       assert.equal(result.headers['x-user-roles'], 'reader,writer');
       assertEverythingEmittedIsSafe(result, 'roles');
-      const asString = await h.client.check({ token: await origin({ sub: 'alice', roles: 'reader admin\u0085x' }), sid: 'B' });
+      const asString = await h.client.check({
+        token: await origin({ sub: 'alice', roles: 'reader admin\u0085x' }),
+        sid: 'B',
+      });
       assert.equal(asString.headers['x-user-roles'], 'reader');
     });
 
     it('a dropped role grants nothing: admin followed by NUL is not admin', async () => {
-      await expectDenied({ token: await origin({ sub: 'alice', roles: ['admin\u0000'] }), sid: 'needs-admin' }, 'role_missing', 'admin NUL');
-      assert.equal((await h.client.check({ token: await origin({ sub: 'alice', roles: ['admin'] }), sid: 'needs-admin' })).allowed, true);
+      await expectDenied(
+        { token: await origin({ sub: 'alice', roles: ['admin\u0000'] }), sid: 'needs-admin' },
+        'role_missing',
+        'admin NUL',
+      );
+      assert.equal(
+        (
+          await h.client.check({
+            token: await origin({ sub: 'alice', roles: ['admin'] }),
+            sid: 'needs-admin',
+          })
+        ).allowed,
+        true,
+      );
     });
   });
 
   describe('sids', () => {
     it('a registered minter cannot use a mints_for-matched sid that forges a hop (stack_malformed)', async () => {
-      const start = (await h.client.check({ token: await origin({ sub: 'alice' }), sid: 'gateway' })).forwardedToken as string;
+      const start = (
+        await h.client.check({ token: await origin({ sub: 'alice' }), sid: 'gateway' })
+      ).forwardedToken as string;
       for (const [name, sid] of HOSTILE_SIDS) {
-        await expectDenied({ token: await wrapped(partner, sid, start, 2), sid: 'B' }, 'stack_malformed', `partner sid with ${name}`);
+        await expectDenied(
+          { token: await wrapped(partner, sid, start, 2), sid: 'B' },
+          'stack_malformed',
+          `partner sid with ${name}`,
+        );
       }
-      const honest = await h.client.check({ token: await wrapped(partner, 'partner-gw', start, 2), sid: 'B' });
+      const honest = await h.client.check({
+        token: await wrapped(partner, 'partner-gw', start, 2),
+        sid: 'B',
+      });
       assert.equal(honest.allowed, true, 'the same partner, for a sid in the grammar');
       assert.equal(honest.headers['x-auth-chain'], 'gateway,partner-gw,B');
     });
 
     it('a comma-sid cannot hide a recursion (mints_for *)', async () => {
-      const start = (await h.client.check({ token: await origin({ sub: 'alice' }), sid: 'B' })).forwardedToken as string;
-      await expectDenied({ token: await wrapped(anyMinter, 'x,B', start, 2), sid: 'C' }, 'stack_malformed', 'x,B wrapping a chain through B');
-      await expectDenied({ token: await wrapped(anyMinter, 'C,B', await origin({ sub: 'alice' })), sid: 'B' }, 'stack_malformed', 'origin wrapped as C,B, calling B');
+      const start = (await h.client.check({ token: await origin({ sub: 'alice' }), sid: 'B' }))
+        .forwardedToken as string;
+      await expectDenied(
+        { token: await wrapped(anyMinter, 'x,B', start, 2), sid: 'C' },
+        'stack_malformed',
+        'x,B wrapping a chain through B',
+      );
+      await expectDenied(
+        { token: await wrapped(anyMinter, 'C,B', await origin({ sub: 'alice' })), sid: 'B' },
+        'stack_malformed',
+        'origin wrapped as C,B, calling B',
+      );
     });
 
     it('a minter registered for every sid (mints_for *) is still held to the grammar', async () => {
       const token = await origin({ sub: 'alice' });
       for (const [name, sid] of HOSTILE_SIDS) {
-        await expectDenied({ token: await wrapped(anyMinter, sid, token), sid: 'B' }, 'stack_malformed', `any-minter sid with ${name}`);
+        await expectDenied(
+          { token: await wrapped(anyMinter, sid, token), sid: 'B' },
+          'stack_malformed',
+          `any-minter sid with ${name}`,
+        );
       }
     });
 
     it('a route sid outside the grammar is unknown_service', async () => {
       const token = await origin({ sub: 'alice' });
-      for (const [name, sid] of [...HOSTILE_SIDS, ['leading space', ' B'], ['trailing space', 'B '], ['leading dash', '-B'], ['B comma', 'B,gateway']] as const) {
+      for (const [name, sid] of [
+        ...HOSTILE_SIDS,
+        ['leading space', ' B'],
+        ['trailing space', 'B '],
+        ['leading dash', '-B'],
+        ['B comma', 'B,gateway'],
+      ] as const) {
         await expectDenied({ token, sid }, 'unknown_service', `route sid with ${name}`);
       }
     });
 
     it('a route tenant outside the grammar is refused, not ignored', async () => {
       const token = await origin({ sub: 'alice' });
-      await expectDenied({ token, sid: 'B', contextExtensions: { tenant: 'acme\r\n' } }, 'tenant_mismatch', 'route tenant with CR LF');
-      await expectDenied({ token, sid: 'B', contextExtensions: { tenant: 'acme,globex' } }, 'tenant_mismatch', 'route tenant with comma');
+      await expectDenied(
+        { token, sid: 'B', contextExtensions: { tenant: 'acme\r\n' } },
+        'tenant_mismatch',
+        'route tenant with CR LF',
+      );
+      await expectDenied(
+        { token, sid: 'B', contextExtensions: { tenant: 'acme,globex' } },
+        'tenant_mismatch',
+        'route tenant with comma',
+      );
     });
 
     it('a principal mapped to a non-sid names no destination and no caller', async () => {
@@ -223,32 +361,74 @@ describe('header grammar through the real gRPC server', () => {
       h.registry.mapPrincipal('spiffe://cluster.local/ns/shop/sa/forged', 'B,gateway');
       h.registry.mapPrincipal('spiffe://cluster.local/ns/shop/sa/nel', 'gateway\u0085');
       const token = await origin({ sub: 'alice' });
-      await expectDenied({ token, destinationPrincipal: 'spiffe://cluster.local/ns/shop/sa/forged' }, 'unknown_service', 'destination principal → B,gateway');
+      await expectDenied(
+        { token, destinationPrincipal: 'spiffe://cluster.local/ns/shop/sa/forged' },
+        'unknown_service',
+        'destination principal → B,gateway',
+      );
       const minted = (await h.client.check({ token, sid: 'gateway' })).forwardedToken as string;
-      assert.equal((await h.client.check({ token: minted, sid: 'bound', sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/gateway' })).allowed, true);
-      await expectDenied({ token: minted, sid: 'bound', sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/nel' }, 'caller_not_allowed', 'source principal → gateway NEL');
+      assert.equal(
+        (
+          await h.client.check({
+            token: minted,
+            sid: 'bound',
+            sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/gateway',
+          })
+        ).allowed,
+        true,
+      );
+      await expectDenied(
+        { token: minted, sid: 'bound', sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/nel' },
+        'caller_not_allowed',
+        'source principal → gateway NEL',
+      );
     });
   });
 
   describe('tenants', () => {
     const ownLevel = (claims: Record<string, unknown>): string =>
       compactSign(ownKeys.signing.alg, ownKeys.signing.kid, ownKeys.signing.privateKey, {
-        iss: 'urn:matryoshka:authz', aud: 'urn:matryoshka:authz', sub: 'alice', iat: now(), exp: now() + 300, ...claims,
+        iss: 'urn:matryoshka:authz',
+        aud: 'urn:matryoshka:authz',
+        sub: 'alice',
+        iat: now(),
+        exp: now() + 300,
+        ...claims,
       });
 
     it('a tenant_id outside the grammar, even under our own signature, is malformed', async () => {
       // C has no record, so no tenant binding stands between the claim and x-tenant-id.
-      assert.equal((await h.client.check({ token: ownLevel({ tenant_id: 'acme' }), sid: 'C' })).allowed, true, 'the control');
+      assert.equal(
+        (await h.client.check({ token: ownLevel({ tenant_id: 'acme' }), sid: 'C' })).allowed,
+        true,
+        'the control',
+      );
       for (const [name, infix] of [...HOSTILE_INFIXES, ['comma', ',globex']] as const) {
-        await expectDenied({ token: ownLevel({ tenant_id: `acme${infix}` }), sid: 'C' }, 'malformed_token', `tenant_id with ${name}`);
+        await expectDenied(
+          { token: ownLevel({ tenant_id: `acme${infix}` }), sid: 'C' },
+          'malformed_token',
+          `tenant_id with ${name}`,
+        );
       }
     });
 
     it('an issuer record put in the registry without validation cannot lend its tenant', async () => {
       const rogue = await LocalIssuer.start();
       try {
-        h.registry.putIssuer({ ...issuer({ issuer: rogue.issuer, tenant: 'acme', jwks_uri: rogue.jwksUri, algorithms: ['ES256'] }), tenant: 'acme\r\nx-user-id: root' });
-        await expectDenied({ token: await rogue.mint({ sub: 'alice' }), sid: 'C' }, 'untrusted_issuer', 'registered tenant with CR LF');
+        h.registry.putIssuer({
+          ...issuer({
+            issuer: rogue.issuer,
+            tenant: 'acme',
+            jwks_uri: rogue.jwksUri,
+            algorithms: ['ES256'],
+          }),
+          tenant: 'acme\r\nx-user-id: root',
+        });
+        await expectDenied(
+          { token: await rogue.mint({ sub: 'alice' }), sid: 'C' },
+          'untrusted_issuer',
+          'registered tenant with CR LF',
+        );
       } finally {
         await rogue.stop();
       }
@@ -258,13 +438,28 @@ describe('header grammar through the real gRPC server', () => {
 
 describe('header grammar in the registry, the configuration and the response', () => {
   it('the sid grammar accepts what deployments use and refuses every hostile variant', () => {
-    for (const sid of ['A', 'gateway', 'cart-1', 'partner-gw', 'Organization.Services.ServiceB', 'spiffe://cluster.local/ns/shop/sa/orders', 'svc_a:v2@eu', 'x'.repeat(128)]) {
+    for (const sid of [
+      'A',
+      'gateway',
+      'cart-1',
+      'partner-gw',
+      'Organization.Services.ServiceB',
+      'spiffe://cluster.local/ns/shop/sa/orders',
+      'svc_a:v2@eu',
+      'x'.repeat(128),
+    ]) {
       assert.ok(isIdentifier(sid), sid);
     }
-    for (const [name, sid] of [...HOSTILE_SIDS, ['empty', ''], ['leading dot', '.a'], ['leading dash', '-a']] as const) {
+    for (const [name, sid] of [
+      ...HOSTILE_SIDS,
+      ['empty', ''],
+      ['leading dot', '.a'],
+      ['leading dash', '-a'],
+    ] as const) {
       assert.equal(isIdentifier(sid), false, name);
     }
-    for (const [name, infix] of HOSTILE_INFIXES) assert.equal(isSubject(`alice${infix}`), false, `subject with ${name}`);
+    for (const [name, infix] of HOSTILE_INFIXES)
+      assert.equal(isSubject(`alice${infix}`), false, `subject with ${name}`);
     assert.equal(isSubject('a'.repeat(1025)), false);
   });
 
@@ -279,27 +474,60 @@ describe('header grammar in the registry, the configuration and the response', (
 
   it('records refuse a sid, tenant, binding, principal or required role outside the grammar, naming the field', () => {
     for (const [name, bad] of [...HOSTILE_SIDS, ['empty', '']] as const) {
-      assert.throws(() => parseService(bad, {}, 'services.x'), RecordError, `service sid with ${name}`);
-      assert.throws(() => parseService('orders', { tenant: bad }, 'services.orders'), /services\.orders\.tenant/, `service tenant with ${name}`);
+      assert.throws(
+        () => parseService(bad, {}, 'services.x'),
+        RecordError,
+        `service sid with ${name}`,
+      );
+      assert.throws(
+        () => parseService('orders', { tenant: bad }, 'services.orders'),
+        /services\.orders\.tenant/,
+        `service tenant with ${name}`,
+      );
       assert.throws(() => parseTenant(bad, {}, 'tenants.x'), RecordError, `tenant with ${name}`);
-      assert.throws(() => parseIssuer({ issuer: 'https://idp.example', tenant: bad }, 'issuers[0]', false), /issuers\[0\]\.tenant/, `issuer tenant with ${name}`);
+      assert.throws(
+        () => parseIssuer({ issuer: 'https://idp.example', tenant: bad }, 'issuers[0]', false),
+        /issuers\[0\]\.tenant/,
+        `issuer tenant with ${name}`,
+      );
     }
     for (const role of ['admin\u0000', 'admin\u007f', 'admin\u0085', 'ad min', 'é']) {
-      assert.throws(() => parseService('orders', { required_roles: [role] }, 'services.orders'), /services\.orders\.required_roles\[0\]/, JSON.stringify(role));
+      assert.throws(
+        () => parseService('orders', { required_roles: [role] }, 'services.orders'),
+        /services\.orders\.required_roles\[0\]/,
+        JSON.stringify(role),
+      );
     }
     assert.throws(
-      () => parseRegistryDocument('principals:\n  "spiffe://cluster.local/ns/shop/sa/x": "partner-x,gateway"\n', false),
+      () =>
+        parseRegistryDocument(
+          'principals:\n  "spiffe://cluster.local/ns/shop/sa/x": "partner-x,gateway"\n',
+          false,
+        ),
       /principals\.spiffe:\/\/cluster\.local\/ns\/shop\/sa\/x/,
     );
-    assert.throws(() => parseRegistryDocument('principals:\n  "spiffe://x": "gateway\\u0085"\n', false), RecordError);
+    assert.throws(
+      () => parseRegistryDocument('principals:\n  "spiffe://x": "gateway\\u0085"\n', false),
+      RecordError,
+    );
     assert.throws(() => parseRegistryDocument('services:\n  "a,b": {}\n', false), /services\.a,b/);
   });
 
   it('MATRYOSHKA_SERVICE_ID outside the grammar stops the service with one line naming it', () => {
     for (const [name, bad] of HOSTILE_SIDS.filter(([, s]) => s.trim() === s)) {
-      assert.throws(() => loadConfig({ MATRYOSHKA_SERVICE_ID: bad }), (e: unknown) => e instanceof ConfigError && /^MATRYOSHKA_SERVICE_ID: /.test(e.message) && !e.message.includes('\n'), name);
+      assert.throws(
+        () => loadConfig({ MATRYOSHKA_SERVICE_ID: bad }),
+        (e: unknown) =>
+          e instanceof ConfigError &&
+          /^MATRYOSHKA_SERVICE_ID: /.test(e.message) &&
+          !e.message.includes('\n'),
+        name,
+      );
     }
-    assert.equal(loadConfig({ MATRYOSHKA_SERVICE_ID: 'spiffe://cluster.local/ns/shop/sa/orders' }).serviceId, 'spiffe://cluster.local/ns/shop/sa/orders');
+    assert.equal(
+      loadConfig({ MATRYOSHKA_SERVICE_ID: 'spiffe://cluster.local/ns/shop/sa/orders' }).serviceId,
+      'spiffe://cluster.local/ns/shop/sa/orders',
+    );
   });
 
   describe('Redis', () => {
@@ -318,16 +546,40 @@ describe('header grammar in the registry, the configuration and the response', (
       const layout = new RedisLayout();
       const store = new RegistryStore(client, layout, true);
       await store.mapPrincipal('spiffe://cluster.local/ns/shop/sa/orders', 'orders');
-      await client.hset(layout.principals, 'spiffe://cluster.local/ns/shop/sa/forged', 'partner-x,gateway');
-      await client.hset(layout.principals, 'spiffe://cluster.local/ns/shop/sa/nel', 'gateway\u0085');
+      await client.hset(
+        layout.principals,
+        'spiffe://cluster.local/ns/shop/sa/forged',
+        'partner-x,gateway',
+      );
+      await client.hset(
+        layout.principals,
+        'spiffe://cluster.local/ns/shop/sa/nel',
+        'gateway\u0085',
+      );
       const snapshot = await store.snapshot();
-      assert.deepEqual(snapshot.contents.principals, { 'spiffe://cluster.local/ns/shop/sa/orders': 'orders' });
+      assert.deepEqual(snapshot.contents.principals, {
+        'spiffe://cluster.local/ns/shop/sa/orders': 'orders',
+      });
       assert.equal(snapshot.invalid.length, 2);
       await assert.rejects(store.mapPrincipal('spiffe://x', 'a,b'), RecordError);
-      const cli = runCli(['principal', 'map', '--principal', 'spiffe://cluster.local/ns/shop/sa/cart', '--sid', 'cart,gateway'], { env: { REDIS_URL: redis.url } });
+      const cli = runCli(
+        [
+          'principal',
+          'map',
+          '--principal',
+          'spiffe://cluster.local/ns/shop/sa/cart',
+          '--sid',
+          'cart,gateway',
+        ],
+        { env: { REDIS_URL: redis.url } },
+      );
       assert.equal(cli.code, 2, cli.stderr);
       assert.equal(cli.stderr.trim().split('\n').length, 1);
-      assert.equal(await client.hget(layout.principals, 'spiffe://cluster.local/ns/shop/sa/cart'), null, 'nothing written');
+      assert.equal(
+        await client.hget(layout.principals, 'spiffe://cluster.local/ns/shop/sa/cart'),
+        null,
+        'nothing written',
+      );
     });
   });
 
@@ -347,7 +599,21 @@ describe('header grammar in the registry, the configuration and the response', (
         token: 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln',
         sids: ['gateway', 'B'],
         jti: 'j',
-        level: { iss: 'i', alg: 'ES256', kid: undefined, exp: undefined, nbf: undefined, iat: undefined, own: true, issuer: undefined, tenant: 'acme', stack: undefined, depth: 2, subject: 'alice', roles: [] },
+        level: {
+          iss: 'i',
+          alg: 'ES256',
+          kid: undefined,
+          exp: undefined,
+          nbf: undefined,
+          iat: undefined,
+          own: true,
+          issuer: undefined,
+          tenant: 'acme',
+          stack: undefined,
+          depth: 2,
+          subject: 'alice',
+          roles: [],
+        },
       },
       recursionAudited: false,
       ...overrides,
@@ -363,8 +629,24 @@ describe('header grammar in the registry, the configuration and the response', (
         ['tenant NUL', { tenant: 'acme\u0000' }],
         ['role DEL', { roles: ['reader\u007f'] }],
         ['role comma', { roles: ['reader,admin'] }],
-        ['sid comma', { minted: { ...(base.minted as NonNullable<DecisionRecord['minted']>), sids: ['partner-x,gateway', 'B'] } }],
-        ['token CR LF', { minted: { ...(base.minted as NonNullable<DecisionRecord['minted']>), token: 'a.b.c\r\nx: y' } }],
+        [
+          'sid comma',
+          {
+            minted: {
+              ...(base.minted as NonNullable<DecisionRecord['minted']>),
+              sids: ['partner-x,gateway', 'B'],
+            },
+          },
+        ],
+        [
+          'token CR LF',
+          {
+            minted: {
+              ...(base.minted as NonNullable<DecisionRecord['minted']>),
+              token: 'a.b.c\r\nx: y',
+            },
+          },
+        ],
         ['request id LF', { requestId: 'r\nx' }],
       ];
       for (const [name, overrides] of cases) {
@@ -372,8 +654,13 @@ describe('header grammar in the registry, the configuration and the response', (
         assert.equal(response.ok_response, undefined, name);
         assert.equal(response.denied_response?.status.code, 503, name);
         assert.equal(response.status.code, 14, name);
-        for (const { header } of response.denied_response?.headers ?? []) assert.match(header.value, SAFE_VALUE, `${name}: ${header.key}`);
-        assert.equal(response.dynamic_metadata.fields['tenant_id'], undefined, `${name}: no tenant in the metadata`);
+        for (const { header } of response.denied_response?.headers ?? [])
+          assert.match(header.value, SAFE_VALUE, `${name}: ${header.key}`);
+        assert.equal(
+          response.dynamic_metadata.fields['tenant_id'],
+          undefined,
+          `${name}: no tenant in the metadata`,
+        );
       }
     });
   });

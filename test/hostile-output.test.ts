@@ -14,16 +14,26 @@ import { ConfigError, loadConfig } from '../src/config/config.js';
 import { type CheckResult, EnvoyLikeClient } from '../src/demo/envoy-client.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { type Harness, startHarness } from './helpers/harness.js';
-import { attribute, type OtlpSpan, OtlpReceiver } from './helpers/otlp-receiver.js';
+import { type OtlpSpan, OtlpReceiver } from './helpers/otlp-receiver.js';
 import { type Served, eventually, runCli, spawnServe } from './helpers/processes.js';
 import { issuer, service } from './helpers/records.js';
 import { claims } from './helpers/tokens.js';
 
 /** Raw C0 (newline aside: it separates lines), DEL, C1 and bidi controls: none may be printed. */
-const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const RAW_CONTROL =
+  /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 /** The headers the service owns upstream, written out here as the contract rather than read from the code under test. */
-const ownedHeaders = (forward: string): string[] => [forward, 'x-tenant-id', 'x-user-id', 'x-user-roles', 'x-auth-depth', 'x-auth-chain', 'x-request-id'];
-const ANY_CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const ownedHeaders = (forward: string): string[] => [
+  forward,
+  'x-tenant-id',
+  'x-user-id',
+  'x-user-roles',
+  'x-auth-depth',
+  'x-auth-chain',
+  'x-request-id',
+];
+const ANY_CONTROL =
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 describe('pass-through answers set or remove every header we own (shadow mode, custom forward header)', () => {
   const FORWARD = 'x-chain-token';
@@ -52,7 +62,10 @@ describe('pass-through answers set or remove every header we own (shadow mode, c
       ],
       services: [service('guarded', { required_roles: ['admin'] })],
     };
-    h = await startHarness({ contents, env: { MATRYOSHKA_MODE: 'shadow', MATRYOSHKA_FORWARD_HEADER: FORWARD } });
+    h = await startHarness({
+      contents,
+      env: { MATRYOSHKA_MODE: 'shadow', MATRYOSHKA_FORWARD_HEADER: FORWARD },
+    });
     plain = await startHarness({ contents, env: { MATRYOSHKA_MODE: 'shadow' } });
   });
   after(async () => {
@@ -67,51 +80,96 @@ describe('pass-through answers set or remove every header we own (shadow mode, c
   function assertOwnedControlled(result: CheckResult, forward: string, what: string): void {
     assert.equal(result.allowed, true, `${what}: shadow mode lets it through`);
     const setNames = (result.raw.ok_response?.headers ?? []).map((o) => o.header.key);
-    for (const option of result.raw.ok_response?.headers ?? []) assert.deepEqual(option.append, { value: false }, `${what}: ${option.header.key} overwrites`);
+    for (const option of result.raw.ok_response?.headers ?? [])
+      assert.deepEqual(option.append, { value: false }, `${what}: ${option.header.key} overwrites`);
     for (const name of ownedHeaders(forward)) {
       const set = setNames.includes(name);
       const removed = result.headersToRemove.includes(name);
-      assert.ok(set !== removed, `${what}: ${name} is ${set ? 'set and removed' : 'neither set nor removed'}`);
-      if (set) assert.notEqual(result.headers[name], spoofed[name], `${what}: ${name} is ours, not the client's`);
+      assert.ok(
+        set !== removed,
+        `${what}: ${name} is ${set ? 'set and removed' : 'neither set nor removed'}`,
+      );
+      if (set)
+        assert.notEqual(
+          result.headers[name],
+          spoofed[name],
+          `${what}: ${name} is ours, not the client's`,
+        );
     }
   }
 
   /** A pass-through that minted nothing vouches for nothing: only the request id is set. */
-  function assertVouchesForNothing(result: CheckResult, forward: string, reason: string, what: string): void {
+  function assertVouchesForNothing(
+    result: CheckResult,
+    forward: string,
+    reason: string,
+    what: string,
+  ): void {
     assertOwnedControlled(result, forward, what);
     assert.equal(result.metadata['decision'], 'shadow_allow', what);
     assert.equal(result.metadata['reason'], reason, what);
-    assert.deepEqual(Object.keys(result.headers), ['x-request-id'], `${what}: nothing but the request id is set`);
-    assert.deepEqual([...result.headersToRemove].sort(), ownedHeaders(forward).filter((n) => n !== 'x-request-id').sort(), what);
+    assert.deepEqual(
+      Object.keys(result.headers),
+      ['x-request-id'],
+      `${what}: nothing but the request id is set`,
+    );
+    assert.deepEqual(
+      [...result.headersToRemove].sort(),
+      ownedHeaders(forward)
+        .filter((n) => n !== 'x-request-id')
+        .sort(),
+      what,
+    );
   }
 
   it('an allow sets the minted token under the forward header and overwrites every identity header', async () => {
-    const result = await h.client.check({ token: await idp.mint({ sub: 'alice', roles: ['reader'] }), sid: 'A', headers: spoofed });
+    const result = await h.client.check({
+      token: await idp.mint({ sub: 'alice', roles: ['reader'] }),
+      sid: 'A',
+      headers: spoofed,
+    });
     assertOwnedControlled(result, FORWARD, 'allow');
     assert.equal(result.metadata['decision'], 'allow');
-    assert.equal(claims(result.headers[FORWARD] as string)['iss'], 'urn:matryoshka:authz', 'the forward header carries our minted level');
+    assert.equal(
+      claims(result.headers[FORWARD] as string)['iss'],
+      'urn:matryoshka:authz',
+      'the forward header carries our minted level',
+    );
     assert.equal(result.headers['x-tenant-id'], 'acme');
     assert.equal(result.headers['x-user-id'], 'alice');
   });
 
   it('a would-be denial in shadow mode (role missing) still forwards only what we minted', async () => {
-    const result = await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'guarded', headers: spoofed });
+    const result = await h.client.check({
+      token: await idp.mint({ sub: 'alice' }),
+      sid: 'guarded',
+      headers: spoofed,
+    });
     assertOwnedControlled(result, FORWARD, 'shadow role_missing');
     assert.equal(result.metadata['decision'], 'shadow_allow');
     assert.equal(result.metadata['reason'], 'role_missing');
     assert.equal(claims(result.headers[FORWARD] as string)['iss'], 'urn:matryoshka:authz');
-    assert.ok(result.headersToRemove.includes('x-user-roles'), 'no roles: the spoofed x-user-roles is removed');
+    assert.ok(
+      result.headersToRemove.includes('x-user-roles'),
+      'no roles: the spoofed x-user-roles is removed',
+    );
   });
 
   it('a chain with no destination to mint for passes through in shadow mode vouching for nothing', async () => {
     // A genuine chain, but no route sid, principal or default names the destination: a policy
     // denial (unknown_service), let through by dry-run with nothing minted.
-    const result = await h.client.check({ token: await idp.mint({ sub: 'alice' }), headers: spoofed });
+    const result = await h.client.check({
+      token: await idp.mint({ sub: 'alice' }),
+      headers: spoofed,
+    });
     assertVouchesForNothing(result, FORWARD, 'unknown_service', 'no destination');
   });
 
-  it('with the default forward header, a pass-through removes the client\'s own authorization', async () => {
-    const result = await plain.client.check({ token: await idp.mint({ sub: 'alice' }), headers: spoofed });
+  it("with the default forward header, a pass-through removes the client's own authorization", async () => {
+    const result = await plain.client.check({
+      token: await idp.mint({ sub: 'alice' }),
+      headers: spoofed,
+    });
     assertVouchesForNothing(result, 'authorization', 'unknown_service', 'default forward header');
     assert.ok(result.headersToRemove.includes('authorization'));
   });
@@ -125,7 +183,12 @@ describe('pass-through answers set or remove every header we own (shadow mode, c
       ['deadline', await slowIdp.mint({ sub: 'alice' }), 'unavailable', 503],
     ];
     for (const [what, token, reason, status] of cases) {
-      const result = await h.client.check({ ...(token === undefined ? {} : { token }), sid: 'A', headers: spoofed, deadlineMs: 600 });
+      const result = await h.client.check({
+        ...(token === undefined ? {} : { token }),
+        sid: 'A',
+        headers: spoofed,
+        deadlineMs: 600,
+      });
       assert.equal(result.allowed, false, what);
       assert.equal(result.httpStatus, status, what);
       assert.equal(result.metadata['decision'], 'deny', what);
@@ -136,9 +199,16 @@ describe('pass-through answers set or remove every header we own (shadow mode, c
 
   it('refuses a forward header that is one of the headers the service sets itself', () => {
     for (const name of ['x-tenant-id', 'X-User-Roles', 'x-auth-chain', 'x-request-id']) {
-      assert.throws(() => loadConfig({ MATRYOSHKA_FORWARD_HEADER: name }), (e: unknown) => e instanceof ConfigError && /MATRYOSHKA_FORWARD_HEADER/.test(e.message), name);
+      assert.throws(
+        () => loadConfig({ MATRYOSHKA_FORWARD_HEADER: name }),
+        (e: unknown) => e instanceof ConfigError && /MATRYOSHKA_FORWARD_HEADER/.test(e.message),
+        name,
+      );
     }
-    assert.equal(loadConfig({ MATRYOSHKA_FORWARD_HEADER: 'x-chain-token' }).forwardHeader, 'x-chain-token');
+    assert.equal(
+      loadConfig({ MATRYOSHKA_FORWARD_HEADER: 'x-chain-token' }).forwardHeader,
+      'x-chain-token',
+    );
   });
 });
 
@@ -165,7 +235,12 @@ describe('inspect on hostile tokens', () => {
   const hostile = Object.values(ESCAPES).join('');
   const origin = unsigned(
     { alg: 'ES256', kid: `kid${ESCAPES.rlo}gnp.exe${ESCAPES.title}` },
-    JSON.stringify({ iss: `https://idp${ESCAPES.title}.example`, sub: `alice${ESCAPES.eraseLine}${ESCAPES.cr}root${ESCAPES.lf}forged line`, iat: 1700000000, exp: 1900000000 }),
+    JSON.stringify({
+      iss: `https://idp${ESCAPES.title}.example`,
+      sub: `alice${ESCAPES.eraseLine}${ESCAPES.cr}root${ESCAPES.lf}forged line`,
+      iat: 1700000000,
+      exp: 1900000000,
+    }),
   );
   const wrap = (inner: string, extra: string): string =>
     unsigned(
@@ -187,14 +262,24 @@ describe('inspect on hostile tokens', () => {
     assert.equal(tree.code, 0, tree.stderr);
     assert.equal(tree.stderr, '');
     const lines = assertSafeTree(tree.stdout, 2, 'hostile claims');
-    assert.match(lines[0] ?? '', /^origin  iss=https:\/\/idp\\x1b\]0;pwned\\x07\.example  sub=alice\\x1b\[2K\\x0droot\\x0aforged line  alg=ES256  kid=kid\\u202egnp\.exe\\x1b…  exp=2030-03-17T17:46:40Z/);
-    assert.match(lines[1] ?? '', /└── depth 1  sid=svc\\x1b.*\\x85.*\\u202e\\u2066\\u2069\\u2028  iss=urn:matryoshka:authz\\x85  sub=alice  tenant=acme\\x1b.*  alg=ES256\\x9b31m  kid=k  exp=2027-01-15T08:00:00Z  fmt=JWT  cmp=-/);
+    assert.match(
+      lines[0] ?? '',
+      /^origin {2}iss=https:\/\/idp\\x1b\]0;pwned\\x07\.example {2}sub=alice\\x1b\[2K\\x0droot\\x0aforged line {2}alg=ES256 {2}kid=kid\\u202egnp\.exe\\x1b… {2}exp=2030-03-17T17:46:40Z/,
+    );
+    assert.match(
+      lines[1] ?? '',
+      /└── depth 1 {2}sid=svc\\x1b.*\\x85.*\\u202e\\u2066\\u2069\\u2028 {2}iss=urn:matryoshka:authz\\x85 {2}sub=alice {2}tenant=acme\\x1b.* {2}alg=ES256\\x9b31m {2}kid=k {2}exp=2027-01-15T08:00:00Z {2}fmt=JWT {2}cmp=-/,
+    );
     assert.match(lines[2] ?? '', /^stopped: origin reached \(2 levels read\)$/);
 
     const json = runCli(['inspect', '--json', token]);
     assert.equal(json.code, 0);
     const parsed = JSON.parse(json.stdout) as { levels: Array<{ sub?: string; sid?: string }> };
-    assert.equal(parsed.levels[0]?.sub, `alice${ESCAPES.eraseLine}${ESCAPES.cr}root${ESCAPES.lf}forged line`, '--json keeps the value exactly (JSON-escaped)');
+    assert.equal(
+      parsed.levels[0]?.sub,
+      `alice${ESCAPES.eraseLine}${ESCAPES.cr}root${ESCAPES.lf}forged line`,
+      '--json keeps the value exactly (JSON-escaped)',
+    );
     assert.equal(parsed.levels[1]?.sid, `svc${hostile}`);
     assert.doesNotMatch(json.stdout, /[\u0000-\u0009\u000b-\u001f]/, 'JSON escaping covers C0');
   });
@@ -206,7 +291,11 @@ describe('inspect on hostile tokens', () => {
       ['exp -1', '"exp":-1', /exp=-1 /],
       ['exp beyond Date', '"exp":8640000000001', /exp=8640000000001 /],
       ['exp "x"', '"exp":"x"', /exp="x" /],
-      ['exp with ESC', `"exp":${JSON.stringify(`9${ESCAPES.title}`)}`, /exp="9\\u001b\]0;pwned\\u0007" /],
+      [
+        'exp with ESC',
+        `"exp":${JSON.stringify(`9${ESCAPES.title}`)}`,
+        /exp="9\\u001b\]0;pwned\\u0007" /,
+      ],
       ['exp an object', '"exp":{"a":[1,true,null]}', /exp=\{"a":\[1,true,null\]\} /],
       ['iat -1', '"iat":-1,"exp":1800000000', /exp=2027-01-15T08:00:00Z /],
       ['exp null', '"exp":null', /exp=null /],
@@ -234,13 +323,23 @@ describe('inspect on hostile tokens', () => {
   });
 
   it('bounds a 40 KB claim in the tree', () => {
-    const token = unsigned({ alg: 'ES256' }, JSON.stringify({ iss: `https://${'a'.repeat(40_000)}`, sub: '\u001b'.repeat(10_000), exp: 1800000000 }));
+    const token = unsigned(
+      { alg: 'ES256' },
+      JSON.stringify({
+        iss: `https://${'a'.repeat(40_000)}`,
+        sub: '\u001b'.repeat(10_000),
+        exp: 1800000000,
+      }),
+    );
     // Through standard input: 130 KB is more than one command-line argument may hold.
     const tree = runCli(['inspect', '-'], { input: token });
     assert.equal(tree.code, 0, tree.stderr);
     assertSafeTree(tree.stdout, 1, '40 KB iss');
     assert.ok(tree.stdout.length < 1200, `tree line of ${tree.stdout.length} characters`);
-    assert.match(tree.stdout, /iss=https:\/\/a+…\[truncated, 40008 chars\]  sub=(\\x1b)+…\[truncated, 10000 chars\]/);
+    assert.match(
+      tree.stdout,
+      /iss=https:\/\/a+…\[truncated, 40008 chars\] {2}sub=(\\x1b)+…\[truncated, 10000 chars\]/,
+    );
   });
 });
 
@@ -254,7 +353,10 @@ describe('token text in the audit line and the span is escaped and bounded', () 
     receiver = await OtlpReceiver.start();
     // A registered issuer that may wrap chains for any sid: its levels are verified, yet every string in them is its choice.
     const dir = mkdtempSync(join(tmpdir(), 'matryoshka-hostile-'));
-    writeFileSync(join(dir, 'registry.yaml'), `issuers:\n  - issuer: ${idp.issuer}\n    tenant: acme\n    jwks_uri: ${idp.jwksUri}\n    mints_for: ["*"]\n`);
+    writeFileSync(
+      join(dir, 'registry.yaml'),
+      `issuers:\n  - issuer: ${idp.issuer}\n    tenant: acme\n    jwks_uri: ${idp.jwksUri}\n    mints_for: ["*"]\n`,
+    );
     served = await spawnServe({
       MATRYOSHKA_REGISTRY_FILE: join(dir, 'registry.yaml'),
       MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
@@ -272,27 +374,49 @@ describe('token text in the audit line and the span is escaped and bounded', () 
   });
 
   const auditLine = (requestId: string): Promise<Record<string, unknown>> =>
-    eventually(async () => served.lines.some((l) => l['request_id'] === requestId), 3000, 'audit line').then(
+    eventually(
+      async () => served.lines.some((l) => l['request_id'] === requestId),
+      3000,
+      'audit line',
+    ).then(
       () => served.lines.find((l) => l['request_id'] === requestId) as Record<string, unknown>,
     );
 
   it('a 40 KB unregistered iss is cut to a bounded detail', async () => {
     const iss = `https://${'a'.repeat(40_000)}${'\u001b]0;pwned\u0007'}`;
     const now = Math.floor(Date.now() / 1000);
-    const token = await idp.signCompact({ typ: 'JWT' }, JSON.stringify({ iss, sub: 'eve', iat: now, exp: now + 600 }));
+    const token = await idp.signCompact(
+      { typ: 'JWT' },
+      JSON.stringify({ iss, sub: 'eve', iat: now, exp: now + 600 }),
+    );
     assert.ok(token.length < 65_536, 'under the token length cap: it reaches the issuer lookup');
-    const result = await client.check({ token, sid: 'A', headers: { 'x-request-id': 'req-hostile-iss' } });
+    const result = await client.check({
+      token,
+      sid: 'A',
+      headers: { 'x-request-id': 'req-hostile-iss' },
+    });
     assert.equal(result.allowed, false);
     const line = await auditLine('req-hostile-iss');
     assert.equal(line['reason'], 'untrusted_issuer');
     const detail = String(line['detail']);
     assert.match(detail, /^issuer https:\/\/a+…\[truncated, 40018 chars\] is not registered$/);
-    assert.ok(JSON.stringify(line).length < 1024, `audit line of ${JSON.stringify(line).length} characters`);
+    assert.ok(
+      JSON.stringify(line).length < 1024,
+      `audit line of ${JSON.stringify(line).length} characters`,
+    );
   });
 
   it('escapes control characters an unregistered iss carries into the detail', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const token = await idp.signCompact({ typ: 'JWT' }, JSON.stringify({ iss: 'https://x\u001b[2K\r\u0085\u202eevil', sub: 'eve', iat: now, exp: now + 600 }));
+    const token = await idp.signCompact(
+      { typ: 'JWT' },
+      JSON.stringify({
+        iss: 'https://x\u001b[2K\r\u0085\u202eevil',
+        sub: 'eve',
+        iat: now,
+        exp: now + 600,
+      }),
+    );
     await client.check({ token, sid: 'A', headers: { 'x-request-id': 'req-hostile-ctl' } });
     const line = await auditLine('req-hostile-ctl');
     assert.equal(line['detail'], 'issuer https://x\\x1b[2K\\x0d\\x85\\u202eevil is not registered');
@@ -303,9 +427,25 @@ describe('token text in the audit line and the span is escaped and bounded', () 
     const sub = `alice\u001b]0;pwned\u0007${'b'.repeat(900)}`;
     const sid = `svc\u202e\u001b[2K${'s'.repeat(5000)}`;
     const origin = await idp.mint({ sub });
-    const wrapped = await idp.signCompact({ typ: 'JWT' }, JSON.stringify({ iss: idp.issuer, sub, iat: now, exp: now + 300, auth_stack: { fmt: 'JWT', sid, depth: 1, container: origin } }));
+    const wrapped = await idp.signCompact(
+      { typ: 'JWT' },
+      JSON.stringify({
+        iss: idp.issuer,
+        sub,
+        iat: now,
+        exp: now + 300,
+        auth_stack: { fmt: 'JWT', sid, depth: 1, container: origin },
+      }),
+    );
     const traceId = randomBytes(16).toString('hex');
-    const result = await client.check({ token: wrapped, sid: 'D', headers: { 'x-request-id': 'req-hostile-sid', traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } });
+    const result = await client.check({
+      token: wrapped,
+      sid: 'D',
+      headers: {
+        'x-request-id': 'req-hostile-sid',
+        traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`,
+      },
+    });
     assert.equal(result.allowed, false, 'a sid outside the grammar never becomes a hop');
 
     const line = await auditLine('req-hostile-sid');
@@ -313,10 +453,15 @@ describe('token text in the audit line and the span is escaped and bounded', () 
     assert.ok(text.length < 2048, `audit line of ${text.length} characters`);
     assert.doesNotMatch(Object.values(line).map(String).join(' '), ANY_CONTROL);
 
-    const span = await eventually(async () => receiver.spans.some((s) => s.traceId === traceId && s.kind === 2), 5000, 'span exported').then(
-      () => receiver.spans.find((s) => s.traceId === traceId && s.kind === 2) as OtlpSpan,
-    );
-    const values = [...(span.attributes ?? []), ...(span.events ?? []).flatMap((e) => e.attributes ?? [])]
+    const span = await eventually(
+      async () => receiver.spans.some((s) => s.traceId === traceId && s.kind === 2),
+      5000,
+      'span exported',
+    ).then(() => receiver.spans.find((s) => s.traceId === traceId && s.kind === 2) as OtlpSpan);
+    const values = [
+      ...(span.attributes ?? []),
+      ...(span.events ?? []).flatMap((e) => e.attributes ?? []),
+    ]
       .map((a) => a.value.stringValue)
       .filter((v): v is string => v !== undefined);
     for (const value of values) {
@@ -328,15 +473,25 @@ describe('token text in the audit line and the span is escaped and bounded', () 
   it('an allowed chain with the longest subject the grammar admits: the audit line and span carry it bounded', async () => {
     const sub = `alice-${'b'.repeat(1018)}`;
     const traceId = randomBytes(16).toString('hex');
-    const result = await client.check({ token: await idp.mint({ sub }), sid: 'D', headers: { 'x-request-id': 'req-long-sub', traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } });
+    const result = await client.check({
+      token: await idp.mint({ sub }),
+      sid: 'D',
+      headers: {
+        'x-request-id': 'req-long-sub',
+        traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`,
+      },
+    });
     assert.equal(result.allowed, true, result.body);
     assert.equal(result.headers['x-user-id'], sub, 'the header carries the subject whole');
     const line = await auditLine('req-long-sub');
     assert.match(String(line['user_id']), /^alice-b+…\[truncated, 1024 chars\]$/);
     assert.ok(String(line['user_id']).length < 300);
-    const span = await eventually(async () => receiver.spans.some((s) => s.traceId === traceId && s.kind === 2), 5000, 'span exported').then(
-      () => receiver.spans.find((s) => s.traceId === traceId && s.kind === 2) as OtlpSpan,
-    );
-    for (const a of span.attributes ?? []) assert.ok((a.value.stringValue ?? '').length <= 600, `span attribute ${a.key}`);
+    const span = await eventually(
+      async () => receiver.spans.some((s) => s.traceId === traceId && s.kind === 2),
+      5000,
+      'span exported',
+    ).then(() => receiver.spans.find((s) => s.traceId === traceId && s.kind === 2) as OtlpSpan);
+    for (const a of span.attributes ?? [])
+      assert.ok((a.value.stringValue ?? '').length <= 600, `span attribute ${a.key}`);
   });
 });

@@ -25,20 +25,40 @@ function partOf(file: string): string {
 }
 
 function importsOf(file: string): string[] {
-  const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true);
+  const source = ts.createSourceFile(
+    file,
+    readFileSync(file, 'utf8'),
+    ts.ScriptTarget.ES2022,
+    true,
+  );
   const specifiers: string[] = [];
   const visit = (node: ts.Node): void => {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+    if (
+      (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
+      node.moduleSpecifier &&
+      ts.isStringLiteral(node.moduleSpecifier)
+    ) {
       specifiers.push(node.moduleSpecifier.text);
-    } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) {
+    } else if (
+      ts.isCallExpression(node) &&
+      node.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      node.arguments[0] &&
+      ts.isStringLiteral(node.arguments[0])
+    ) {
       specifiers.push(node.arguments[0].text);
-    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
+    } else if (
+      ts.isImportTypeNode(node) &&
+      ts.isLiteralTypeNode(node.argument) &&
+      ts.isStringLiteral(node.argument.literal)
+    ) {
       specifiers.push(node.argument.literal.text);
     }
     ts.forEachChild(node, visit);
   };
   visit(source);
-  return specifiers.filter((s) => s.startsWith('.')).map((s) => normalize(join(dirname(file), s.replace(/\.js$/, '.ts'))));
+  return specifiers
+    .filter((s) => s.startsWith('.'))
+    .map((s) => normalize(join(dirname(file), s.replace(/\.js$/, '.ts'))));
 }
 
 /** Part → the parts it imports, each with one file-level example. */
@@ -50,7 +70,8 @@ function partGraph(files: readonly string[]): Map<string, Map<string, string>> {
     graph.set(from, edges);
     for (const target of importsOf(file)) {
       const to = partOf(target);
-      if (to !== from && !edges.has(to)) edges.set(to, `${relative(ROOT, file)} → ${relative(ROOT, target)}`);
+      if (to !== from && !edges.has(to))
+        edges.set(to, `${relative(ROOT, file)} → ${relative(ROOT, target)}`);
     }
   }
   return graph;
@@ -106,7 +127,9 @@ describe('layers of src/', () => {
     assert.ok(graph.size > 10, 'the whole of src/ was read');
     const found = loops(graph);
     const explain = found.map((group) => {
-      const edges = group.flatMap((from) => group.filter((to) => graph.get(from)?.has(to)).map((to) => `  ${graph.get(from)?.get(to)}`));
+      const edges = group.flatMap((from) =>
+        group.filter((to) => graph.get(from)?.has(to)).map((to) => `  ${graph.get(from)?.get(to)}`),
+      );
       return `${group.join(' ⇄ ')}\n${edges.join('\n')}`;
     });
     assert.deepEqual(explain, [], `import loops between parts of src/:\n${explain.join('\n')}`);

@@ -10,18 +10,39 @@ const SECRET = 'example'; // the seed's shared secret
 const key = new TextEncoder().encode(SECRET);
 
 /** A level as another Matryoshka implementation writes it: HS256, lowercase fmt, a `hash` field. */
-async function seedLevel(claims: Record<string, unknown>, iat: number, exp: number): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuer('legacy-hs').setIssuedAt(iat).setExpirationTime(exp).sign(key);
+async function seedLevel(
+  claims: Record<string, unknown>,
+  iat: number,
+  exp: number,
+): Promise<string> {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuer('legacy-hs')
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .sign(key);
 }
 
-function wrapClaims(inner: string, sid: string, depth: number, cmp?: 'g' | 'b'): Record<string, unknown> {
+function wrapClaims(
+  inner: string,
+  sid: string,
+  depth: number,
+  cmp?: 'g' | 'b',
+): Record<string, unknown> {
   let container = inner;
   if (cmp === 'g') container = gzipSync(Buffer.from(inner)).toString('base64'); // standard alphabet, padded
   if (cmp === 'b') container = brotliCompressSync(Buffer.from(inner)).toString('base64url'); // URL-safe, unpadded
   return {
     sub: '1234567890',
     name: 'John Doe',
-    auth_stack: { fmt: 'jwt', ...(cmp ? { cmp } : { cmp: null }), sid, depth, container, hash: 'c2VlZC1oYXNo' },
+    auth_stack: {
+      fmt: 'jwt',
+      ...(cmp ? { cmp } : { cmp: null }),
+      sid,
+      depth,
+      container,
+      hash: 'c2VlZC1oYXNo',
+    },
   };
 }
 
@@ -29,7 +50,17 @@ describe("tokens in the seed's style from another implementation", () => {
   let h: Harness;
   before(async () => {
     h = await startHarness({
-      contents: { issuers: [issuer({ issuer: 'legacy-hs', tenant: 'acme', algorithms: ['HS256'], secret_env: 'LEGACY_HS_SECRET', mints_for: ['Organization.Services.*'] })] },
+      contents: {
+        issuers: [
+          issuer({
+            issuer: 'legacy-hs',
+            tenant: 'acme',
+            algorithms: ['HS256'],
+            secret_env: 'LEGACY_HS_SECRET',
+            mints_for: ['Organization.Services.*'],
+          }),
+        ],
+      },
       processEnv: { LEGACY_HS_SECRET: SECRET },
     });
   });
@@ -37,11 +68,31 @@ describe("tokens in the seed's style from another implementation", () => {
 
   it('opens an HS256 chain with lowercase fmt, a hash field, gzip in padded base64 and brotli', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const origin = await seedLevel({ sub: '1234567890', name: 'John Doe', roles: ['user'] }, now - 30, now + 600);
-    const l1 = await seedLevel(wrapClaims(origin, 'Organization.Services.ServiceA', 1), now - 20, now + 300);
-    const l2 = await seedLevel(wrapClaims(l1, 'Organization.Services.ServiceB', 2), now - 10, now + 300);
-    const l3 = await seedLevel(wrapClaims(l2, 'Organization.Services.ServiceC', 3, 'g'), now - 5, now + 300);
-    const l4 = await seedLevel(wrapClaims(l3, 'Organization.Services.ServiceD', 4, 'b'), now, now + 300);
+    const origin = await seedLevel(
+      { sub: '1234567890', name: 'John Doe', roles: ['user'] },
+      now - 30,
+      now + 600,
+    );
+    const l1 = await seedLevel(
+      wrapClaims(origin, 'Organization.Services.ServiceA', 1),
+      now - 20,
+      now + 300,
+    );
+    const l2 = await seedLevel(
+      wrapClaims(l1, 'Organization.Services.ServiceB', 2),
+      now - 10,
+      now + 300,
+    );
+    const l3 = await seedLevel(
+      wrapClaims(l2, 'Organization.Services.ServiceC', 3, 'g'),
+      now - 5,
+      now + 300,
+    );
+    const l4 = await seedLevel(
+      wrapClaims(l3, 'Organization.Services.ServiceD', 4, 'b'),
+      now,
+      now + 300,
+    );
     assert.ok(l3.includes('.'), 'sanity');
 
     const result = await h.client.check({ token: l4, sid: 'Organization.Services.ServiceE' });
@@ -60,7 +111,11 @@ describe("tokens in the seed's style from another implementation", () => {
     const now = Math.floor(Date.now() / 1000);
     // The origin expired 10 s ago, but it was valid when ServiceA wrapped it 60 s ago.
     const origin = await seedLevel({ sub: '1234567890' }, now - 120, now - 10);
-    const l1 = await seedLevel(wrapClaims(origin, 'Organization.Services.ServiceA', 1), now - 60, now + 300);
+    const l1 = await seedLevel(
+      wrapClaims(origin, 'Organization.Services.ServiceA', 1),
+      now - 60,
+      now + 300,
+    );
     const result = await h.client.check({ token: l1, sid: 'Organization.Services.ServiceB' });
     assert.equal(result.allowed, true, result.body);
   });
@@ -68,7 +123,11 @@ describe("tokens in the seed's style from another implementation", () => {
   it('refuses a level wrapped after its inner level had expired', async () => {
     const now = Math.floor(Date.now() / 1000);
     const origin = await seedLevel({ sub: '1234567890' }, now - 300, now - 200);
-    const l1 = await seedLevel(wrapClaims(origin, 'Organization.Services.ServiceA', 1), now - 10, now + 300);
+    const l1 = await seedLevel(
+      wrapClaims(origin, 'Organization.Services.ServiceA', 1),
+      now - 10,
+      now + 300,
+    );
     const result = await h.client.check({ token: l1, sid: 'Organization.Services.ServiceB' });
     assert.equal(result.httpStatus, 401);
     assert.equal(lastReason(h), 'expired');
@@ -77,7 +136,11 @@ describe("tokens in the seed's style from another implementation", () => {
   it('refuses a level whose declared depth lies about the chain below it', async () => {
     const now = Math.floor(Date.now() / 1000);
     const origin = await seedLevel({ sub: '1234567890' }, now - 30, now + 600);
-    const lying = await seedLevel(wrapClaims(origin, 'Organization.Services.ServiceA', 3), now, now + 300);
+    const lying = await seedLevel(
+      wrapClaims(origin, 'Organization.Services.ServiceA', 3),
+      now,
+      now + 300,
+    );
     const result = await h.client.check({ token: lying, sid: 'Organization.Services.ServiceB' });
     assert.equal(result.httpStatus, 401);
     assert.equal(lastReason(h), 'stack_malformed');

@@ -24,7 +24,11 @@ describe('issuer keys on the hot path', () => {
       onFetch: (issuer, outcome) => fetches.push(`${issuer} ${outcome}`),
     });
     const keys = new IssuerKeys(await OwnKeys.generate(), remote);
-    const record = parseIssuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] }, 'issuer', true);
+    const record = parseIssuer(
+      { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
+      'issuer',
+      true,
+    );
 
     const first = await keys.issuerKeys(record, 'ES256', idp.currentKid);
     assert.equal(first.keys.length, 1);

@@ -7,7 +7,8 @@ function sink(): { stream: Writable; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
       callback();
     },
   });
@@ -18,9 +19,17 @@ describe('loggers', () => {
   it('the process logger redacts tokens and credentials wherever a careless call puts them', () => {
     const { stream, lines } = sink();
     const logger = createLogger('info', stream);
-    logger.info({ token: 'T1', headers: { authorization: 'Bearer T2' }, upstream: { secret: 'S', jwt: 'T3' } }, 'careless');
+    logger.info(
+      {
+        token: 'T1',
+        headers: { authorization: 'Bearer T2' },
+        upstream: { secret: 'S', jwt: 'T3' },
+      },
+      'careless',
+    );
     const text = JSON.stringify(lines);
-    for (const leaked of ['T1', 'Bearer T2', '"S"', 'T3']) assert.ok(!text.includes(leaked), `${leaked} leaked: ${text}`);
+    for (const leaked of ['T1', 'Bearer T2', '"S"', 'T3'])
+      assert.ok(!text.includes(leaked), `${leaked} leaked: ${text}`);
     assert.equal(lines[0]?.['token'], '[redacted]');
   });
 

@@ -30,16 +30,32 @@ describe('the record of a level we mint', () => {
     idp = await LocalIssuer.start();
     ownKeys = await OwnKeys.generate();
     const registry = new MemoryRegistry({
-      issuers: [parseIssuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] }, 'issuer', true)],
+      issuers: [
+        parseIssuer(
+          { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
+          'issuer',
+          true,
+        ),
+      ],
       tenants: [],
       services: [],
       principals: {},
     });
-    const remote = new RemoteJwks({ fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true }, maxAgeMs: 60_000, maxStaleMs: 60_000, cooldownMs: 0 });
+    const remote = new RemoteJwks({
+      fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true },
+      maxAgeMs: 60_000,
+      maxStaleMs: 60_000,
+      cooldownMs: 0,
+    });
     bare = {
       trust: { ownIssuer: OWN_ISSUER, registry, keys: new IssuerKeys(ownKeys, remote) },
       ownKeys,
-      limits: { maxLevels: 16, maxContainerBytes: 256 * 1024, maxTokenLength: 256 * 1024, clockSkewSeconds: 30 },
+      limits: {
+        maxLevels: 16,
+        maxContainerBytes: 256 * 1024,
+        maxTokenLength: 256 * 1024,
+        clockSkewSeconds: 30,
+      },
       now: () => Math.floor(Date.now() / 1000),
     };
   });
@@ -47,14 +63,32 @@ describe('the record of a level we mint', () => {
 
   for (const compression of ['g', 'b'] as const) {
     it(`equals what verifying the minted token records, depths 1 to 6 (${compression}), sealed or not`, async () => {
-      const settings: MintSettings = { issuer: OWN_ISSUER, ttlSeconds: 300, compression, compressFromDepth: 3 };
-      let token = await idp.mint({ sub: 'alice', roles: ['reader', 'writer'], pad: 'x'.repeat(600) });
+      const settings: MintSettings = {
+        issuer: OWN_ISSUER,
+        ttlSeconds: 300,
+        compression,
+        compressFromDepth: 3,
+      };
+      let token = await idp.mint({
+        sub: 'alice',
+        roles: ['reader', 'writer'],
+        pad: 'x'.repeat(600),
+      });
       let chain: Chain = await openChain(token, bare);
       let compressedSeen = false;
       for (let depth = 1; depth <= 6; depth++) {
         const seal = depth === 4;
         const minted = await mintExtended(
-          { incoming: token, chain, destination: `svc-${depth}`, tenant: 'acme', subject: 'alice', roles: chain.levels[0]?.roles ?? [], seal, now: bare.now() },
+          {
+            incoming: token,
+            chain,
+            destination: `svc-${depth}`,
+            tenant: 'acme',
+            subject: 'alice',
+            roles: chain.levels[0]?.roles ?? [],
+            seal,
+            now: bare.now(),
+          },
           ownKeys,
           settings,
         );
@@ -71,62 +105,127 @@ describe('the record of a level we mint', () => {
     });
   }
 
-  for (const hash of ['sha256', 'blake2b512'] as const) it(`lets the memo answer for exactly that text, and nothing else (keys by ${hash})`, async () => {
-    const memo = new ChainMemo(100, hash);
-    const deps: OpenChainDeps = { ...bare, memo };
-    const origin = await idp.mint({ sub: 'alice' });
-    const chain = await openChain(origin, deps);
-    const minted = await mintExtended(
-      { incoming: origin, chain, destination: 'A', tenant: 'acme', subject: 'alice', roles: [], seal: false, now: bare.now() },
-      ownKeys,
-      { issuer: OWN_ISSUER, ttlSeconds: 300, compression: 'g', compressFromDepth: 3 },
-    );
-    memo.rememberMinted(minted.token, minted.jti, minted.level, chain.levels, chain.sealed, bare.trust.registry.version());
-
-    const seen = await openChain(minted.token, deps);
-    assert.equal(seen.verifiedHere, 0, 'nothing verified: we signed this very text');
-    assert.deepEqual(seen.levels, (await openChain(minted.token, bare)).levels);
-
-    // One character of the signature changed: not the text we signed, so it is verified — and fails.
-    const [head, body, sig] = minted.token.split('.') as [string, string, string];
-    const flipped = `${head}.${body}.${sig.startsWith('A') ? 'B' : 'A'}${sig.slice(1)}`;
-    await assert.rejects(openChain(flipped, deps), (error: unknown) => error instanceof DenyError && error.reason === 'bad_signature');
-  });
-
-  for (const hash of ['sha256', 'blake2b512'] as const) it(`lets replicas that take turns verify only the level the other one minted, compressed or not (keys by ${hash})`, async () => {
-    // Two replicas sharing one key file: each has its own memo.
-    const replicas = [new ChainMemo(100, hash), new ChainMemo(100, hash)];
-    const settings: MintSettings = { issuer: OWN_ISSUER, ttlSeconds: 300, compression: 'g', compressFromDepth: 3 };
-    let token = await idp.mint({ sub: 'alice', pad: 'y'.repeat(600) });
-    for (let depth = 1; depth <= 5; depth++) {
-      const memo = replicas[depth % 2] as ChainMemo;
-      const chain = await openChain(token, { ...bare, memo });
-      // The first hop verifies the origin and the second both levels; from then on the level
-      // inside the one just received was minted by this very replica, one hop earlier.
-      assert.equal(chain.verifiedHere, depth <= 2 ? depth : 1, `hop ${depth}`);
-      assert.deepEqual(chain.levels, (await openChain(token, bare)).levels);
+  for (const hash of ['sha256', 'blake2b512'] as const)
+    it(`lets the memo answer for exactly that text, and nothing else (keys by ${hash})`, async () => {
+      const memo = new ChainMemo(100, hash);
+      const deps: OpenChainDeps = { ...bare, memo };
+      const origin = await idp.mint({ sub: 'alice' });
+      const chain = await openChain(origin, deps);
       const minted = await mintExtended(
-        { incoming: token, chain, destination: `svc-${depth}`, tenant: 'acme', subject: 'alice', roles: [], seal: false, now: bare.now() },
+        {
+          incoming: origin,
+          chain,
+          destination: 'A',
+          tenant: 'acme',
+          subject: 'alice',
+          roles: [],
+          seal: false,
+          now: bare.now(),
+        },
         ownKeys,
-        settings,
+        { issuer: OWN_ISSUER, ttlSeconds: 300, compression: 'g', compressFromDepth: 3 },
       );
-      if (depth >= 3) assert.equal(minted.level.stack?.cmp, 'g');
-      memo.rememberMinted(minted.token, minted.jti, minted.level, chain.levels, chain.sealed, bare.trust.registry.version());
-      token = minted.token;
-    }
-  });
+      memo.rememberMinted(
+        minted.token,
+        minted.jti,
+        minted.level,
+        chain.levels,
+        chain.sealed,
+        bare.trust.registry.version(),
+      );
+
+      const seen = await openChain(minted.token, deps);
+      assert.equal(seen.verifiedHere, 0, 'nothing verified: we signed this very text');
+      assert.deepEqual(seen.levels, (await openChain(minted.token, bare)).levels);
+
+      // One character of the signature changed: not the text we signed, so it is verified — and fails.
+      const [head, body, sig] = minted.token.split('.') as [string, string, string];
+      const flipped = `${head}.${body}.${sig.startsWith('A') ? 'B' : 'A'}${sig.slice(1)}`;
+      await assert.rejects(
+        openChain(flipped, deps),
+        (error: unknown) => error instanceof DenyError && error.reason === 'bad_signature',
+      );
+    });
+
+  for (const hash of ['sha256', 'blake2b512'] as const)
+    it(`lets replicas that take turns verify only the level the other one minted, compressed or not (keys by ${hash})`, async () => {
+      // Two replicas sharing one key file: each has its own memo.
+      const replicas = [new ChainMemo(100, hash), new ChainMemo(100, hash)];
+      const settings: MintSettings = {
+        issuer: OWN_ISSUER,
+        ttlSeconds: 300,
+        compression: 'g',
+        compressFromDepth: 3,
+      };
+      let token = await idp.mint({ sub: 'alice', pad: 'y'.repeat(600) });
+      for (let depth = 1; depth <= 5; depth++) {
+        const memo = replicas[depth % 2] as ChainMemo;
+        const chain = await openChain(token, { ...bare, memo });
+        // The first hop verifies the origin and the second both levels; from then on the level
+        // inside the one just received was minted by this very replica, one hop earlier.
+        assert.equal(chain.verifiedHere, depth <= 2 ? depth : 1, `hop ${depth}`);
+        assert.deepEqual(chain.levels, (await openChain(token, bare)).levels);
+        const minted = await mintExtended(
+          {
+            incoming: token,
+            chain,
+            destination: `svc-${depth}`,
+            tenant: 'acme',
+            subject: 'alice',
+            roles: [],
+            seal: false,
+            now: bare.now(),
+          },
+          ownKeys,
+          settings,
+        );
+        if (depth >= 3) assert.equal(minted.level.stack?.cmp, 'g');
+        memo.rememberMinted(
+          minted.token,
+          minted.jti,
+          minted.level,
+          chain.levels,
+          chain.sealed,
+          bare.trust.registry.version(),
+        );
+        token = minted.token;
+      }
+    });
 
   it('verifies a chain once for the many levels other replicas mint around it (fan-in), plain or compressed', async () => {
-    const settings: MintSettings = { issuer: OWN_ISSUER, ttlSeconds: 300, compression: 'b', compressFromDepth: 3 };
+    const settings: MintSettings = {
+      issuer: OWN_ISSUER,
+      ttlSeconds: 300,
+      compression: 'b',
+      compressFromDepth: 3,
+    };
     const wrap = async (token: string, chain: Chain, sid: string) =>
-      (await mintExtended({ incoming: token, chain, destination: sid, tenant: 'acme', subject: 'alice', roles: [], seal: false, now: bare.now() }, ownKeys, settings)).token;
+      (
+        await mintExtended(
+          {
+            incoming: token,
+            chain,
+            destination: sid,
+            tenant: 'acme',
+            subject: 'alice',
+            roles: [],
+            seal: false,
+            now: bare.now(),
+          },
+          ownKeys,
+          settings,
+        )
+      ).token;
     // Another replica (no memo here) walks an origin to depth 2, then wraps it several times.
     let inner = await idp.mint({ sub: 'alice', pad: 'z'.repeat(600) });
     for (const sid of ['A', 'B']) inner = await wrap(inner, await openChain(inner, bare), sid);
     const innerChain = await openChain(inner, bare);
     const origin = await idp.mint({ sub: 'alice' });
     const originChain = await openChain(origin, bare);
-    for (const [around, chain, depth] of [[origin, originChain, 1], [inner, innerChain, 3]] as const) {
+    for (const [around, chain, depth] of [
+      [origin, originChain, 1],
+      [inner, innerChain, 3],
+    ] as const) {
       const memo = new ChainMemo(100);
       for (let n = 0; n < 3; n++) {
         const token = await wrap(around, chain, `C${n}`);
@@ -148,7 +247,11 @@ describe('memo keys', () => {
       const key = memoDigest(hash, text);
       assert.match(key, /^[A-Za-z0-9_-]{43}$/);
       assert.equal(memoDigest(hash, `${text}`), key, 'the same text, the same key');
-      assert.notEqual(memoDigest(hash, `${text.slice(0, -1)}h`), key, 'one character changed, another key');
+      assert.notEqual(
+        memoDigest(hash, `${text.slice(0, -1)}h`),
+        key,
+        'one character changed, another key',
+      );
       assert.notEqual(memoDigest(hash, text.slice(0, -1)), key, 'one character fewer, another key');
     }
     assert.notEqual(memoDigest('sha256', text), memoDigest('blake2b512', text));

@@ -13,12 +13,20 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
 
 /** Run the CLI as an operator would (`node dist/src/cli/main.js …`), without blocking the in-process IdP. */
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 20_000, encoding: 'utf8' }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 20_000, encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -39,17 +47,22 @@ describe('an issuer registered through the CLI with OIDC discovery (issue 3)', (
   before(async () => {
     redis = await RedisServer.start();
     idp = await TestOidcProvider.start();
-    const added = await cli(['issuer', 'add', '--tenant', 'acme', '--issuer', idp.issuer, '--audience', 'orders-api'], {
-      REDIS_URL: redis.url,
-      MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
-    });
+    const added = await cli(
+      ['issuer', 'add', '--tenant', 'acme', '--issuer', idp.issuer, '--audience', 'orders-api'],
+      {
+        REDIS_URL: redis.url,
+        MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
+      },
+    );
     assert.equal(added.code, 0, `issuer add failed: ${added.stderr}`);
     assert.match(added.stdout, /registered for tenant acme/);
     // The CLI only writes the registry: no discovery and no key fetch happen before the first Check.
     assert.equal(idp.discoveryHits, 0);
     assert.equal(idp.jwksHits, 0);
     token = await idp.clientCredentialsToken();
-    harness = await startHarness({ env: { REDIS_URL: redis.url, MATRYOSHKA_DEBUG_REASONS: 'true' } });
+    harness = await startHarness({
+      env: { REDIS_URL: redis.url, MATRYOSHKA_DEBUG_REASONS: 'true' },
+    });
   });
 
   after(async () => {
@@ -79,21 +92,36 @@ describe('an issuer registered through the CLI with OIDC discovery (issue 3)', (
       if (first.allowed || Date.now() > deadline) break;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    assert.equal(first.allowed, true, `not allowed within 2 s: ${first.httpStatus} ${first.headers['x-authz-reason'] ?? ''}`);
+    assert.equal(
+      first.allowed,
+      true,
+      `not allowed within 2 s: ${first.httpStatus} ${first.headers['x-authz-reason'] ?? ''}`,
+    );
 
     const results: CheckResult[] = [first];
     const batch = 20;
     while (results.length < 200) {
       const size = Math.min(batch, 200 - results.length);
-      results.push(...(await Promise.all(Array.from({ length: size }, () => client.check({ token, sid: 'orders' })))));
+      results.push(
+        ...(await Promise.all(
+          Array.from({ length: size }, () => client.check({ token, sid: 'orders' })),
+        )),
+      );
     }
     assert.equal(results.length, 200);
     for (const [i, result] of results.entries()) {
-      assert.equal(result.allowed, true, `check ${i} denied: ${result.httpStatus} ${result.headers['x-authz-reason'] ?? ''}`);
+      assert.equal(
+        result.allowed,
+        true,
+        `check ${i} denied: ${result.httpStatus} ${result.headers['x-authz-reason'] ?? ''}`,
+      );
       assert.equal(result.headers['x-user-id'], idp.clientId);
       assert.equal(result.headers['x-tenant-id'], 'acme');
       assert.equal(result.headers['x-auth-chain'], 'orders');
-      assert.ok(result.forwardedToken !== undefined && result.forwardedToken !== token, 'a freshly minted token goes upstream');
+      assert.ok(
+        result.forwardedToken !== undefined && result.forwardedToken !== token,
+        'a freshly minted token goes upstream',
+      );
     }
     assert.equal(idp.discoveryHits, 1, 'discovery fetched once');
     assert.equal(idp.jwksHits, 1, 'JWKS fetched once for 200 checks');

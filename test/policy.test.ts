@@ -4,13 +4,29 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type PolicyInput, type PolicyOutcome, decide, effectiveMaxDepth } from '../src/policy/decide.js';
+import {
+  type PolicyInput,
+  type PolicyOutcome,
+  decide,
+  effectiveMaxDepth,
+} from '../src/policy/decide.js';
 import { globMatches } from '../src/policy/glob.js';
 import type { DenyReason } from '../src/reasons.js';
-import { type ServicePolicy, type TenantPolicy, defaultServicePolicy, defaultTenantPolicy } from '../src/registry/records.js';
+import {
+  type ServicePolicy,
+  type TenantPolicy,
+  defaultServicePolicy,
+  defaultTenantPolicy,
+} from '../src/registry/records.js';
 
-const tenantPolicy = (overrides: Partial<TenantPolicy> = {}): TenantPolicy => ({ ...defaultTenantPolicy('acme'), ...overrides });
-const servicePolicy = (overrides: Partial<ServicePolicy> = {}): ServicePolicy => ({ ...defaultServicePolicy('orders'), ...overrides });
+const tenantPolicy = (overrides: Partial<TenantPolicy> = {}): TenantPolicy => ({
+  ...defaultTenantPolicy('acme'),
+  ...overrides,
+});
+const servicePolicy = (overrides: Partial<ServicePolicy> = {}): ServicePolicy => ({
+  ...defaultServicePolicy('orders'),
+  ...overrides,
+});
 
 /** A request to `orders` from `gateway` with a depth-1 chain (origin → gateway), allowed by default. */
 function input(overrides: Partial<PolicyInput> = {}): PolicyInput {
@@ -40,7 +56,10 @@ function assertDenied(outcome: PolicyOutcome, reason: DenyReason): void {
 }
 
 function assertAllowed(outcome: PolicyOutcome): Extract<PolicyOutcome, { allow: true }> {
-  assert.ok(outcome.allow, outcome.allow ? '' : `expected allow, got ${outcome.reason}: ${outcome.detail}`);
+  assert.ok(
+    outcome.allow,
+    outcome.allow ? '' : `expected allow, got ${outcome.reason}: ${outcome.detail}`,
+  );
   return outcome;
 }
 
@@ -64,7 +83,10 @@ describe('decide: the baseline', () => {
 describe('decide: sealed_chain', () => {
   it('denies a sealed chain when the tenant refuses sealed chains (the default)', () => {
     assertDenied(decide(input({ sealed: true })), 'sealed_chain');
-    assertDenied(decide(input({ sealed: true, tenant: tenantPolicy({ sealed: 'deny' }) })), 'sealed_chain');
+    assertDenied(
+      decide(input({ sealed: true, tenant: tenantPolicy({ sealed: 'deny' }) })),
+      'sealed_chain',
+    );
   });
 
   it('allows a sealed chain when the tenant allows sealed chains', () => {
@@ -85,7 +107,9 @@ describe('decide: entry_only tenants', () => {
   });
 
   it('accepts an origin token at an entry service', () => {
-    assertAllowed(decide(input({ ...origin, tenant: entryOnly, service: servicePolicy({ entry: true }) })));
+    assertAllowed(
+      decide(input({ ...origin, tenant: entryOnly, service: servicePolicy({ entry: true }) })),
+    );
   });
 
   it('accepts a chain minted here (depth ≥ 1) at a non-entry service', () => {
@@ -93,7 +117,10 @@ describe('decide: entry_only tenants', () => {
   });
 
   it('refuses a chain whose outermost level was minted elsewhere at a non-entry service', () => {
-    assertDenied(decide(input({ tenant: entryOnly, outerMintedHere: false })), 'caller_not_allowed');
+    assertDenied(
+      decide(input({ tenant: entryOnly, outerMintedHere: false })),
+      'caller_not_allowed',
+    );
   });
 
   it('does not restrict origin tokens when the tenant is not entry_only', () => {
@@ -103,18 +130,32 @@ describe('decide: entry_only tenants', () => {
 
 describe('decide: bind_source', () => {
   const bound = servicePolicy({ bindSource: true });
-  const source = (sid: string | undefined) => ({ principal: 'spiffe://cluster.local/ns/shop/sa/x', sid });
+  const source = (sid: string | undefined) => ({
+    principal: 'spiffe://cluster.local/ns/shop/sa/x',
+    sid,
+  });
 
   it('refuses when the source workload maps to another sid than the outermost level', () => {
-    assertDenied(decide(input({ service: bound, caller: 'gateway', source: source('cart') })), 'caller_not_allowed');
+    assertDenied(
+      decide(input({ service: bound, caller: 'gateway', source: source('cart') })),
+      'caller_not_allowed',
+    );
   });
 
   it('refuses when the source principal maps to no sid but the chain has a caller', () => {
-    assertDenied(decide(input({ service: bound, caller: 'gateway', source: source(undefined) })), 'caller_not_allowed');
+    assertDenied(
+      decide(input({ service: bound, caller: 'gateway', source: source(undefined) })),
+      'caller_not_allowed',
+    );
   });
 
   it('refuses an origin token from a source principal that maps to no sid', () => {
-    assertDenied(decide(input({ service: bound, depth: 0, sids: [], caller: undefined, source: source(undefined) })), 'caller_not_allowed');
+    assertDenied(
+      decide(
+        input({ service: bound, depth: 0, sids: [], caller: undefined, source: source(undefined) }),
+      ),
+      'caller_not_allowed',
+    );
   });
 
   it('allows when the source workload maps to the outermost level sid', () => {
@@ -126,7 +167,9 @@ describe('decide: bind_source', () => {
   });
 
   it('does not apply when the service does not bind the source', () => {
-    assertAllowed(decide(input({ service: servicePolicy({ bindSource: false }), source: source('cart') })));
+    assertAllowed(
+      decide(input({ service: servicePolicy({ bindSource: false }), source: source('cart') })),
+    );
   });
 });
 
@@ -135,16 +178,30 @@ describe('decide: recursion', () => {
 
   it('denies a destination already in the call path when the tenant says deny (the default)', () => {
     assertDenied(decide(input(recursive)), 'recursion');
-    assertDenied(decide(input({ ...recursive, tenant: tenantPolicy({ recursion: 'deny' }) })), 'recursion');
+    assertDenied(
+      decide(input({ ...recursive, tenant: tenantPolicy({ recursion: 'deny' }) })),
+      'recursion',
+    );
   });
 
   it('allows it under audit and flags recursionAudited', () => {
-    const outcome = assertAllowed(decide(input({ ...recursive, tenant: tenantPolicy({ recursion: 'audit' }) })));
+    const outcome = assertAllowed(
+      decide(input({ ...recursive, tenant: tenantPolicy({ recursion: 'audit' }) })),
+    );
     assert.equal(outcome.recursionAudited, true);
   });
 
   it('does not flag recursion when the destination is not in the path', () => {
-    const outcome = assertAllowed(decide(input({ sids: ['gateway', 'cart'], caller: 'cart', depth: 2, tenant: tenantPolicy({ recursion: 'audit' }) })));
+    const outcome = assertAllowed(
+      decide(
+        input({
+          sids: ['gateway', 'cart'],
+          caller: 'cart',
+          depth: 2,
+          tenant: tenantPolicy({ recursion: 'audit' }),
+        }),
+      ),
+    );
     assert.equal(outcome.recursionAudited, false);
   });
 
@@ -160,14 +217,24 @@ describe('decide: depth_exceeded', () => {
   });
 
   it('the lowest of default, tenant, service and route limits wins', () => {
-    const limits = { defaultMaxDepth: 8, tenant: tenantPolicy({ maxDepth: 6 }), service: servicePolicy({ maxDepth: 4 }), routeMaxDepth: 5 };
+    const limits = {
+      defaultMaxDepth: 8,
+      tenant: tenantPolicy({ maxDepth: 6 }),
+      service: servicePolicy({ maxDepth: 4 }),
+      routeMaxDepth: 5,
+    };
     assert.equal(effectiveMaxDepth(limits), 4);
     assertAllowed(decide(input({ ...limits, depth: 3 })));
     assertDenied(decide(input({ ...limits, depth: 4 })), 'depth_exceeded');
   });
 
   it('each limit alone can be the one that binds', () => {
-    const base = { defaultMaxDepth: 8, tenant: tenantPolicy(), service: servicePolicy(), routeMaxDepth: undefined };
+    const base = {
+      defaultMaxDepth: 8,
+      tenant: tenantPolicy(),
+      service: servicePolicy(),
+      routeMaxDepth: undefined,
+    };
     const cases: [string, Partial<PolicyInput>][] = [
       ['default', { defaultMaxDepth: 2 }],
       ['tenant', { tenant: tenantPolicy({ maxDepth: 2 }) }],
@@ -182,12 +249,25 @@ describe('decide: depth_exceeded', () => {
   });
 
   it('a registry limit above the default cannot raise it', () => {
-    assert.equal(effectiveMaxDepth({ defaultMaxDepth: 3, tenant: tenantPolicy({ maxDepth: 10 }), service: servicePolicy({ maxDepth: 20 }), routeMaxDepth: 30 }), 3);
-    assertDenied(decide(input({ depth: 3, defaultMaxDepth: 3, tenant: tenantPolicy({ maxDepth: 10 }) })), 'depth_exceeded');
+    assert.equal(
+      effectiveMaxDepth({
+        defaultMaxDepth: 3,
+        tenant: tenantPolicy({ maxDepth: 10 }),
+        service: servicePolicy({ maxDepth: 20 }),
+        routeMaxDepth: 30,
+      }),
+      3,
+    );
+    assertDenied(
+      decide(input({ depth: 3, defaultMaxDepth: 3, tenant: tenantPolicy({ maxDepth: 10 }) })),
+      'depth_exceeded',
+    );
   });
 
   it('reports the effective limit on allow', () => {
-    const outcome = assertAllowed(decide(input({ tenant: tenantPolicy({ maxDepth: 5 }), routeMaxDepth: 6 })));
+    const outcome = assertAllowed(
+      decide(input({ tenant: tenantPolicy({ maxDepth: 5 }), routeMaxDepth: 6 })),
+    );
     assert.equal(outcome.maxDepth, 5);
   });
 });
@@ -204,9 +284,15 @@ describe('decide: allowed_callers', () => {
 
   it('refuses a caller that matches no entry', () => {
     const service = callers('gateway', 'cart-*');
-    assertDenied(decide(input({ service, caller: 'billing', sids: ['billing'] })), 'caller_not_allowed');
+    assertDenied(
+      decide(input({ service, caller: 'billing', sids: ['billing'] })),
+      'caller_not_allowed',
+    );
     assertDenied(decide(input({ service, caller: 'cart', sids: ['cart'] })), 'caller_not_allowed');
-    assertDenied(decide(input({ service, caller: 'gateway2', sids: ['gateway2'] })), 'caller_not_allowed');
+    assertDenied(
+      decide(input({ service, caller: 'gateway2', sids: ['gateway2'] })),
+      'caller_not_allowed',
+    );
   });
 
   it('? matches exactly one character', () => {
@@ -217,7 +303,10 @@ describe('decide: allowed_callers', () => {
   });
 
   it('refuses an origin token (no caller) when allowed_callers is set', () => {
-    assertDenied(decide(input({ service: callers('*'), depth: 0, sids: [], caller: undefined })), 'caller_not_allowed');
+    assertDenied(
+      decide(input({ service: callers('*'), depth: 0, sids: [], caller: undefined })),
+      'caller_not_allowed',
+    );
   });
 
   it('an empty allowed_callers list allows any caller', () => {
@@ -259,7 +348,11 @@ describe('decide: which reason wins when several apply', () => {
     outerMintedHere: false,
     roles: [],
     tenant: tenantPolicy({ sealed: 'deny', entryOnly: true, recursion: 'deny', maxDepth: 0 }),
-    service: servicePolicy({ allowedCallers: ['gateway'], requiredRoles: ['admin'], bindSource: true }),
+    service: servicePolicy({
+      allowedCallers: ['gateway'],
+      requiredRoles: ['admin'],
+      bindSource: true,
+    }),
     source: { principal: 'spiffe://x', sid: 'cart' },
   };
 
@@ -276,37 +369,75 @@ describe('decide: which reason wins when several apply', () => {
   });
 
   it('then bind_source (caller_not_allowed) before recursion', () => {
-    const outcome = decide(input({ ...allWrong, sealed: false, tenant: tenantPolicy({ recursion: 'deny', maxDepth: 0 }) }));
+    const outcome = decide(
+      input({
+        ...allWrong,
+        sealed: false,
+        tenant: tenantPolicy({ recursion: 'deny', maxDepth: 0 }),
+      }),
+    );
     assertDenied(outcome, 'caller_not_allowed');
     assert.ok(!outcome.allow);
     assert.match(outcome.detail, /source/);
   });
 
   it('then recursion before depth_exceeded', () => {
-    assertDenied(decide(input({ ...allWrong, sealed: false, tenant: tenantPolicy({ maxDepth: 0 }), source: undefined })), 'recursion');
+    assertDenied(
+      decide(
+        input({
+          ...allWrong,
+          sealed: false,
+          tenant: tenantPolicy({ maxDepth: 0 }),
+          source: undefined,
+        }),
+      ),
+      'recursion',
+    );
   });
 
   it('then depth_exceeded before allowed_callers', () => {
     const tenant = tenantPolicy({ maxDepth: 0, recursion: 'audit' });
-    assertDenied(decide(input({ ...allWrong, sealed: false, tenant, source: undefined })), 'depth_exceeded');
+    assertDenied(
+      decide(input({ ...allWrong, sealed: false, tenant, source: undefined })),
+      'depth_exceeded',
+    );
   });
 
   it('then allowed_callers before role_missing', () => {
     const tenant = tenantPolicy({ recursion: 'audit' });
-    assertDenied(decide(input({ ...allWrong, sealed: false, tenant, source: undefined })), 'caller_not_allowed');
+    assertDenied(
+      decide(input({ ...allWrong, sealed: false, tenant, source: undefined })),
+      'caller_not_allowed',
+    );
   });
 
   it('role_missing last', () => {
     const tenant = tenantPolicy({ recursion: 'audit' });
-    assertDenied(decide(input({ ...allWrong, sealed: false, tenant, source: undefined, caller: 'gateway' })), 'role_missing');
+    assertDenied(
+      decide(input({ ...allWrong, sealed: false, tenant, source: undefined, caller: 'gateway' })),
+      'role_missing',
+    );
   });
 
   it('a sealed chain the tenant allows still goes through the other checks', () => {
-    assertDenied(decide(input({ sealed: true, tenant: tenantPolicy({ sealed: 'allow' }), sids: ['orders'] })), 'recursion');
+    assertDenied(
+      decide(input({ sealed: true, tenant: tenantPolicy({ sealed: 'allow' }), sids: ['orders'] })),
+      'recursion',
+    );
   });
 
   it('audited recursion still goes through the depth check', () => {
-    assertDenied(decide(input({ sids: ['orders'], depth: 1, defaultMaxDepth: 1, tenant: tenantPolicy({ recursion: 'audit' }) })), 'depth_exceeded');
+    assertDenied(
+      decide(
+        input({
+          sids: ['orders'],
+          depth: 1,
+          defaultMaxDepth: 1,
+          tenant: tenantPolicy({ recursion: 'audit' }),
+        }),
+      ),
+      'depth_exceeded',
+    );
   });
 });
 

@@ -7,15 +7,29 @@ import { RedisServer } from './helpers/redis-server.js';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos } from '../src/server/protos.js';
 
+/** A grpc-js unary method called with (request, callback). */
+type UnaryMethod = (
+  this: grpc.Client,
+  request: object,
+  callback: (error: grpc.ServiceError | null, response: { status: string }) => void,
+) => void;
+
 function grpcHealth(port: number, service: string): Promise<string> {
   const { HealthClient } = loadProtos();
-  const client = new HealthClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+  const client = new HealthClient(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createInsecure(),
+  ) as grpc.Client & Record<string, UnaryMethod>;
   return new Promise((resolve, reject) =>
-    (client['Check'] as Function).call(client, { service }, (error: Error | null, response: { status: string }) => {
-      client.close();
-      if (error) reject(error);
-      else resolve(response.status);
-    }),
+    (client['Check'] as UnaryMethod).call(
+      client,
+      { service },
+      (error: Error | null, response: { status: string }) => {
+        client.close();
+        if (error) reject(error);
+        else resolve(response.status);
+      },
+    ),
   );
 }
 
@@ -28,7 +42,10 @@ describe('a fleet of replicas on one Redis', () => {
   let idp: LocalIssuer;
   let replicas: Served[] = [];
   let clients: EnvoyLikeClient[] = [];
-  const env = (): Record<string, string> => ({ REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' });
+  const env = (): Record<string, string> => ({
+    REDIS_URL: redis.url,
+    MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
+  });
   const cli = (...args: string[]) => runCli(args, { env: env() });
 
   before(async () => {
@@ -37,7 +54,18 @@ describe('a fleet of replicas on one Redis', () => {
     const serveEnv = { ...env(), MATRYOSHKA_JWKS_COOLDOWN_MS: '0', LOG_LEVEL: 'info' };
     replicas = await Promise.all([spawnServe(serveEnv), spawnServe(serveEnv)]);
     clients = replicas.map((r) => new EnvoyLikeClient(`127.0.0.1:${r.grpcPort}`));
-    await eventually(async () => (await Promise.all(replicas.map(async (r) => (await fetch(`http://127.0.0.1:${r.httpPort}/readyz`)).status === 200))).every(Boolean), 5000, 'replicas ready');
+    await eventually(
+      async () =>
+        (
+          await Promise.all(
+            replicas.map(
+              async (r) => (await fetch(`http://127.0.0.1:${r.httpPort}/readyz`)).status === 200,
+            ),
+          )
+        ).every(Boolean),
+      5000,
+      'replicas ready',
+    );
   });
   after(async () => {
     for (const client of clients) client.close();
@@ -46,21 +74,40 @@ describe('a fleet of replicas on one Redis', () => {
     await redis.dispose();
   });
 
-  const jwksFetches = (r: Served): number => r.lines.filter((l) => l['msg'] === 'jwks fetch' && l['outcome'] === 'ok').length;
+  const jwksFetches = (r: Served): number =>
+    r.lines.filter((l) => l['msg'] === 'jwks fetch' && l['outcome'] === 'ok').length;
 
   it('honours an issuer added through the CLI on every replica within a second, shares its keys, and drops it when removed', async () => {
     const token = await idp.mint({ sub: 'alice' });
-    for (const client of clients) assert.equal((await client.check({ token, sid: 'A' })).httpStatus, 401, 'not registered yet');
+    for (const client of clients)
+      assert.equal((await client.check({ token, sid: 'A' })).httpStatus, 401, 'not registered yet');
 
-    const added = cli('issuer', 'add', '--tenant', 'acme', '--issuer', idp.issuer, '--jwks-uri', idp.jwksUri, '--algorithms', 'ES256');
+    const added = cli(
+      'issuer',
+      'add',
+      '--tenant',
+      'acme',
+      '--issuer',
+      idp.issuer,
+      '--jwks-uri',
+      idp.jwksUri,
+      '--algorithms',
+      'ES256',
+    );
     assert.equal(added.code, 0, added.stderr);
     for (const client of clients) {
-      const took = await eventually(async () => (await client.check({ token, sid: 'A' })).allowed, 1000, 'issuer reaches the replica');
+      const took = await eventually(
+        async () => (await client.check({ token, sid: 'A' })).allowed,
+        1000,
+        'issuer reaches the replica',
+      );
       assert.ok(took < 1000);
     }
     // 200 checks spread over both replicas: the IdP's JWKS was fetched once for the whole fleet.
     for (let i = 0; i < 200; i += 20) {
-      const batch = await Promise.all(Array.from({ length: 20 }, (_, j) => clients[(i + j) % 2]!.check({ token, sid: 'A' })));
+      const batch = await Promise.all(
+        Array.from({ length: 20 }, (_, j) => clients[(i + j) % 2]!.check({ token, sid: 'A' })),
+      );
       assert.ok(batch.every((r) => r.allowed));
     }
     assert.equal(idp.hits.jwks, 1, 'one JWKS fetch for the fleet');
@@ -68,15 +115,30 @@ describe('a fleet of replicas on one Redis', () => {
 
     const listed = cli('issuer', 'list', '--json');
     assert.equal(listed.code, 0, listed.stderr);
-    assert.deepEqual(JSON.parse(listed.stdout), [{ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] }]);
+    assert.deepEqual(JSON.parse(listed.stdout), [
+      { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
+    ]);
 
     const removed = cli('issuer', 'remove', '--issuer', idp.issuer);
     assert.equal(removed.code, 0, removed.stderr);
     for (const client of clients) {
-      await eventually(async () => (await client.check({ token, sid: 'A' })).httpStatus === 401, 1000, 'removal reaches the replica');
+      await eventually(
+        async () => (await client.check({ token, sid: 'A' })).httpStatus === 401,
+        1000,
+        'removal reaches the replica',
+      );
     }
-    assert.equal(cli('issuer', 'add', '--tenant', 'acme', '--issuer', idp.issuer, '--jwks-uri', idp.jwksUri).code, 0);
-    for (const client of clients) await eventually(async () => (await client.check({ token, sid: 'A' })).allowed, 1000, 're-added');
+    assert.equal(
+      cli('issuer', 'add', '--tenant', 'acme', '--issuer', idp.issuer, '--jwks-uri', idp.jwksUri)
+        .code,
+      0,
+    );
+    for (const client of clients)
+      await eventually(
+        async () => (await client.check({ token, sid: 'A' })).allowed,
+        1000,
+        're-added',
+      );
   });
 
   it('accepts on one replica a token minted by the other', async () => {
@@ -88,18 +150,30 @@ describe('a fleet of replicas on one Redis', () => {
     assert.equal(second.headers['x-auth-chain'], 'A,B');
     const back = await clients[0]!.check({ token: second.forwardedToken as string, sid: 'C' });
     assert.equal(back.allowed, true);
-    const jwks = (await (await fetch(`http://127.0.0.1:${replicas[0]!.httpPort}/.well-known/jwks.json`)).json()) as { keys: Array<{ use: string }> };
-    assert.ok(jwks.keys.filter((k) => k.use === 'sig').length >= 2, "each replica's JWKS serves the fleet's published keys");
+    const jwks = (await (
+      await fetch(`http://127.0.0.1:${replicas[0]!.httpPort}/.well-known/jwks.json`)
+    ).json()) as { keys: Array<{ use: string }> };
+    assert.ok(
+      jwks.keys.filter((k) => k.use === 'sig').length >= 2,
+      "each replica's JWKS serves the fleet's published keys",
+    );
   });
 
   it('makes no Redis round trip per check once warm', async () => {
     const admin = redis.client();
     try {
-      const commandsSoFar = async (): Promise<number> => Number(/total_commands_processed:(\d+)/.exec(await admin.info('stats'))?.[1]);
-      assert.equal((await clients[0]!.check({ token: await idp.mint({ sub: 'warm' }), sid: 'A' })).allowed, true);
-      const tokens = await Promise.all(Array.from({ length: 200 }, (_, i) => idp.mint({ sub: `user-${i}` })));
+      const commandsSoFar = async (): Promise<number> =>
+        Number(/total_commands_processed:(\d+)/.exec(await admin.info('stats'))?.[1]);
+      assert.equal(
+        (await clients[0]!.check({ token: await idp.mint({ sub: 'warm' }), sid: 'A' })).allowed,
+        true,
+      );
+      const tokens = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => idp.mint({ sub: `user-${i}` })),
+      );
       const before = await commandsSoFar();
-      for (const token of tokens) assert.equal((await clients[0]!.check({ token, sid: 'A' })).allowed, true);
+      for (const token of tokens)
+        assert.equal((await clients[0]!.check({ token, sid: 'A' })).allowed, true);
       // Minus our own second INFO; what is left is the replicas' background work (version polls).
       const used = (await commandsSoFar()) - before - 1;
       assert.ok(used < 20, `${used} Redis commands during 200 checks with distinct tokens`);
@@ -112,8 +186,13 @@ describe('a fleet of replicas on one Redis', () => {
     const before = idp.hits.jwks;
     await idp.rotate();
     const token = await idp.mint({ sub: 'alice' });
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => clients[i % 2]!.check({ token, sid: 'A' })));
-    assert.ok(results.every((r) => r.allowed), 'the new kid is accepted');
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => clients[i % 2]!.check({ token, sid: 'A' })),
+    );
+    assert.ok(
+      results.every((r) => r.allowed),
+      'the new kid is accepted',
+    );
     assert.equal(idp.hits.jwks - before, 1, 'one fetch for 50 checks on two replicas');
   });
 
@@ -121,9 +200,14 @@ describe('a fleet of replicas on one Redis', () => {
     const token = await idp.mint({ sub: 'alice' });
     await idp.stop();
     try {
-      for (const client of clients) assert.equal((await client.check({ token, sid: 'A' })).allowed, true);
+      for (const client of clients)
+        assert.equal((await client.check({ token, sid: 'A' })).allowed, true);
       const unknownKid = await idp.mint({ sub: 'alice' }, { kid: 'rotated-while-down' });
-      assert.equal((await clients[0]!.check({ token: unknownKid, sid: 'A' })).httpStatus, 401, 'an unknown kid cannot be fetched: refused, the known ones keep working');
+      assert.equal(
+        (await clients[0]!.check({ token: unknownKid, sid: 'A' })).httpStatus,
+        401,
+        'an unknown kid cannot be fetched: refused, the known ones keep working',
+      );
       assert.equal((await clients[1]!.check({ token, sid: 'A' })).allowed, true);
     } finally {
       await idp.resume();
@@ -137,20 +221,55 @@ describe('a fleet of replicas on one Redis', () => {
       const unseen = await stranger.mint({ sub: 'eve' });
       await redis.stop();
       for (const client of clients) {
-        assert.equal((await client.check({ token: known, sid: 'A' })).allowed, true, 'served from the in-process registry and keys');
+        assert.equal(
+          (await client.check({ token: known, sid: 'A' })).allowed,
+          true,
+          'served from the in-process registry and keys',
+        );
         const result = await client.check({ token: unseen, sid: 'A' });
-        assert.equal(result.httpStatus, 503, 'an issuer we never saw may have been added meanwhile: unavailable, not 401');
+        assert.equal(
+          result.httpStatus,
+          503,
+          'an issuer we never saw may have been added meanwhile: unavailable, not 401',
+        );
         assert.equal(result.grpcCode, 14);
       }
-      for (const r of replicas) assert.equal((await fetch(`http://127.0.0.1:${r.httpPort}/readyz`)).status, 200, 'still ready on a warm cache');
+      for (const r of replicas)
+        assert.equal(
+          (await fetch(`http://127.0.0.1:${r.httpPort}/readyz`)).status,
+          200,
+          'still ready on a warm cache',
+        );
 
       await redis.start();
-      const added = await eventually(async () => runCli(['issuer', 'add', '--tenant', 'acme', '--issuer', stranger.issuer, '--jwks-uri', stranger.jwksUri], { env: env() }).code === 0, 5000, 'CLI reaches Redis');
+      const added = await eventually(
+        async () =>
+          runCli(
+            [
+              'issuer',
+              'add',
+              '--tenant',
+              'acme',
+              '--issuer',
+              stranger.issuer,
+              '--jwks-uri',
+              stranger.jwksUri,
+            ],
+            { env: env() },
+          ).code === 0,
+        5000,
+        'CLI reaches Redis',
+      );
       assert.ok(added >= 0);
       for (const client of clients) {
-        await eventually(async () => (await client.check({ token: unseen, sid: 'A' })).allowed, 5000, 'a change after the restart reaches the replica');
+        await eventually(
+          async () => (await client.check({ token: unseen, sid: 'A' })).allowed,
+          5000,
+          'a change after the restart reaches the replica',
+        );
       }
-      for (const client of clients) assert.equal((await client.check({ token: known, sid: 'A' })).allowed, true);
+      for (const client of clients)
+        assert.equal((await client.check({ token: known, sid: 'A' })).allowed, true);
     } finally {
       await stranger.stop();
     }
@@ -165,17 +284,50 @@ describe('startup with Redis', () => {
     const client = new EnvoyLikeClient(`127.0.0.1:${replica.grpcPort}`);
     const idp = await LocalIssuer.start();
     try {
-      assert.equal((await fetch(`http://127.0.0.1:${replica.httpPort}/readyz`)).status, 503, 'not ready before Redis answered');
-      assert.equal((await fetch(`http://127.0.0.1:${replica.httpPort}/healthz`)).status, 200, 'but alive');
-      assert.equal(await grpcHealth(replica.grpcPort, 'envoy.service.auth.v3.Authorization'), 'NOT_SERVING', 'gRPC readiness agrees');
+      assert.equal(
+        (await fetch(`http://127.0.0.1:${replica.httpPort}/readyz`)).status,
+        503,
+        'not ready before Redis answered',
+      );
+      assert.equal(
+        (await fetch(`http://127.0.0.1:${replica.httpPort}/healthz`)).status,
+        200,
+        'but alive',
+      );
+      assert.equal(
+        await grpcHealth(replica.grpcPort, 'envoy.service.auth.v3.Authorization'),
+        'NOT_SERVING',
+        'gRPC readiness agrees',
+      );
       assert.equal(await grpcHealth(replica.grpcPort, ''), 'SERVING', 'gRPC liveness agrees');
       const result = await client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' });
-      assert.equal(result.httpStatus, 503, 'no registry yet: unavailable, never allow and never 401');
+      assert.equal(
+        result.httpStatus,
+        503,
+        'no registry yet: unavailable, never allow and never 401',
+      );
       await redis.start();
-      await eventually(async () => (await fetch(`http://127.0.0.1:${replica.httpPort}/readyz`)).status === 200, 5000, 'ready after Redis came up');
-      await eventually(async () => (await grpcHealth(replica.grpcPort, 'envoy.service.auth.v3.Authorization')) === 'SERVING', 2000, 'gRPC readiness follows');
-      assert.equal((await client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' })).httpStatus, 401, 'now an unknown issuer is simply untrusted');
-      assert.equal(idp.hits.jwks + idp.hits.discovery, 0, 'no IdP was asked for an unregistered issuer');
+      await eventually(
+        async () => (await fetch(`http://127.0.0.1:${replica.httpPort}/readyz`)).status === 200,
+        5000,
+        'ready after Redis came up',
+      );
+      await eventually(
+        async () =>
+          (await grpcHealth(replica.grpcPort, 'envoy.service.auth.v3.Authorization')) === 'SERVING',
+        2000,
+        'gRPC readiness follows',
+      );
+      assert.equal(
+        (await client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' })).httpStatus,
+        401,
+        'now an unknown issuer is simply untrusted',
+      );
+      assert.equal(
+        idp.hits.jwks + idp.hits.discovery,
+        0,
+        'no IdP was asked for an unregistered issuer',
+      );
     } finally {
       client.close();
       await replica.stop();

@@ -5,7 +5,11 @@ import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { type Harness, startHarness } from './helpers/harness.js';
 import { type Served, eventually, runCli, spawnServe } from './helpers/processes.js';
-import { RedisClusterServers, RedisSentinelServers, RedisTlsServer } from './helpers/redis-topologies.js';
+import {
+  RedisClusterServers,
+  RedisSentinelServers,
+  RedisTlsServer,
+} from './helpers/redis-topologies.js';
 
 /**
  * The registry on every Redis topology the product names besides a plain standalone server:
@@ -60,16 +64,39 @@ async function registerHonourListRemove(
   try {
     service = await start(fullEnv);
     const { client, httpPort } = service;
-    await eventually(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 10_000, 'service ready (registry loaded from Redis)');
+    await eventually(
+      async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200,
+      10_000,
+      'service ready (registry loaded from Redis)',
+    );
 
     const token = await idp.mint({ sub: 'alice' });
     const before = await client.check({ token, sid: 'A' });
-    assert.equal(before.httpStatus, 401, 'not registered yet: untrusted (401), and not 503 — the registry is live');
+    assert.equal(
+      before.httpStatus,
+      401,
+      'not registered yet: untrusted (401), and not 503 — the registry is live',
+    );
 
-    const added = cli('issuer', 'add', '--tenant', 'acme', '--issuer', idp.issuer, '--jwks-uri', idp.jwksUri, '--algorithms', 'ES256');
+    const added = cli(
+      'issuer',
+      'add',
+      '--tenant',
+      'acme',
+      '--issuer',
+      idp.issuer,
+      '--jwks-uri',
+      idp.jwksUri,
+      '--algorithms',
+      'ES256',
+    );
     assert.equal(added.code, 0, `issuer add: ${added.stderr}`);
     assert.match(added.stdout, /registered for tenant acme/);
-    const took = await eventually(async () => (await client.check({ token, sid: 'A' })).allowed, WINDOW_MS, 'added issuer reaches the service');
+    const took = await eventually(
+      async () => (await client.check({ token, sid: 'A' })).allowed,
+      WINDOW_MS,
+      'added issuer reaches the service',
+    );
     assert.ok(took < WINDOW_MS);
     const allowed = await client.check({ token, sid: 'A' });
     assert.equal(allowed.headers['x-tenant-id'], 'acme');
@@ -79,13 +106,19 @@ async function registerHonourListRemove(
 
     const listed = cli('issuer', 'list', '--json');
     assert.equal(listed.code, 0, `issuer list: ${listed.stderr}`);
-    assert.deepEqual(JSON.parse(listed.stdout), [{ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] }]);
+    assert.deepEqual(JSON.parse(listed.stdout), [
+      { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
+    ]);
 
     await between(idp);
 
     const removed = cli('issuer', 'remove', '--issuer', idp.issuer);
     assert.equal(removed.code, 0, `issuer remove: ${removed.stderr}`);
-    await eventually(async () => (await client.check({ token, sid: 'A' })).httpStatus === 401, WINDOW_MS, 'removal reaches the service');
+    await eventually(
+      async () => (await client.check({ token, sid: 'A' })).httpStatus === 401,
+      WINDOW_MS,
+      'removal reaches the service',
+    );
     const emptied = cli('issuer', 'list', '--json');
     assert.equal(emptied.code, 0, emptied.stderr);
     assert.deepEqual(JSON.parse(emptied.stdout), []);
@@ -115,16 +148,33 @@ describe('Redis Cluster (redis+cluster://, 3 masters)', () => {
         assert.equal(masters.length, 3);
         const perNode = await Promise.all(masters.map((node) => node.keys('*')));
         const keys = perNode.flat().sort();
-        for (const expected of ['{matryoshka}:version', '{matryoshka}:issuers', `{matryoshka}:issuer:${idp.issuer}`, '{matryoshka}:tenant:acme:issuers']) {
+        for (const expected of [
+          '{matryoshka}:version',
+          '{matryoshka}:issuers',
+          `{matryoshka}:issuer:${idp.issuer}`,
+          '{matryoshka}:tenant:acme:issuers',
+        ]) {
           assert.ok(keys.includes(expected), `${expected} written (have ${keys.join(', ')})`);
         }
-        assert.ok(keys.every((k) => k.startsWith('{matryoshka}:')), `nothing outside the namespace: ${keys.join(', ')}`);
+        assert.ok(
+          keys.every((k) => k.startsWith('{matryoshka}:')),
+          `nothing outside the namespace: ${keys.join(', ')}`,
+        );
         assert.equal(perNode.filter((k) => k.length > 0).length, 1, 'all keys on one master');
-        const slots = await Promise.all(keys.map((k) => own.cluster('KEYSLOT', k) as Promise<number>));
+        const slots = await Promise.all(
+          keys.map((k) => own.cluster('KEYSLOT', k) as Promise<number>),
+        );
         const tagSlot = (await own.cluster('KEYSLOT', 'matryoshka')) as number;
-        assert.deepEqual(new Set(slots), new Set([tagSlot]), 'every key hashes to the slot of the tag {matryoshka}');
+        assert.deepEqual(
+          new Set(slots),
+          new Set([tagSlot]),
+          'every key hashes to the slot of the tag {matryoshka}',
+        );
         // The service's own shared state (JWKS cache, published signing keys) sits there too.
-        assert.ok(keys.includes(`{matryoshka}:tenant:acme:jwks:${idp.issuer}`), 'shared JWKS cache written');
+        assert.ok(
+          keys.includes(`{matryoshka}:tenant:acme:jwks:${idp.issuer}`),
+          'shared JWKS cache written',
+        );
         assert.ok(keys.includes('{matryoshka}:signing-keys'), 'signing keys published');
       });
     } finally {
@@ -157,7 +207,9 @@ describe('Redis Sentinel (redis+sentinel://, one master, one sentinel)', () => {
   });
 
   it('a Sentinel URL without a master name is refused by the CLI', () => {
-    const result = runCli(['issuer', 'list'], { env: { REDIS_URL: `redis+sentinel://127.0.0.1:${sentinel.sentinelPort}` } });
+    const result = runCli(['issuer', 'list'], {
+      env: { REDIS_URL: `redis+sentinel://127.0.0.1:${sentinel.sentinelPort}` },
+    });
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /master/);
   });
@@ -175,20 +227,42 @@ describe('Redis over TLS (rediss://, trusted through NODE_EXTRA_CA_CERTS)', () =
   it('the CLI and a spawned service reach a TLS-only Redis once Node trusts the CA', async () => {
     const client = server.client();
     try {
-      await registerHonourListRemove({ REDIS_URL: server.url, NODE_EXTRA_CA_CERTS: server.caFile }, spawned, async (idp) => {
-        assert.ok(await client.sismember('{matryoshka}:issuers', idp.issuer), 'the write landed on the TLS server');
-      });
+      await registerHonourListRemove(
+        { REDIS_URL: server.url, NODE_EXTRA_CA_CERTS: server.caFile },
+        spawned,
+        async (idp) => {
+          assert.ok(
+            await client.sismember('{matryoshka}:issuers', idp.issuer),
+            'the write landed on the TLS server',
+          );
+        },
+      );
     } finally {
       client.disconnect();
     }
   });
 
   it('without the CA the CLI refuses the untrusted server certificate (exit ≠ 0, nothing written)', async () => {
-    const result = runCli(['issuer', 'add', '--tenant', 'acme', '--issuer', 'http://127.0.0.1:1', '--jwks-uri', 'http://127.0.0.1:1/jwks'], {
-      env: { REDIS_URL: server.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' },
-    });
+    const result = runCli(
+      [
+        'issuer',
+        'add',
+        '--tenant',
+        'acme',
+        '--issuer',
+        'http://127.0.0.1:1',
+        '--jwks-uri',
+        'http://127.0.0.1:1/jwks',
+      ],
+      {
+        env: { REDIS_URL: server.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' },
+      },
+    );
     assert.notEqual(result.code, 0);
-    assert.match(result.stderr, /cannot reach Redis|certificate|self[- ]signed|issuer certificate/i);
+    assert.match(
+      result.stderr,
+      /cannot reach Redis|certificate|self[- ]signed|issuer certificate/i,
+    );
     const client = server.client();
     try {
       assert.equal(await client.sismember('{matryoshka}:issuers', 'http://127.0.0.1:1'), 0);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import pino from 'pino';
 import { parseIssuer } from '../src/registry/records.js';
 import { RedisLayout } from '../src/redis/layout.js';
@@ -34,12 +34,17 @@ describe('registry change following', () => {
     const changeWritten = new Promise<void>((resolve) => {
       written = resolve;
     });
-    const subscribe = subscriber.subscribe.bind(subscriber) as (channel: string) => Promise<unknown>;
-    (subscriber as unknown as { subscribe: (channel: string) => Promise<unknown> }).subscribe = async (channel: string) => {
-      await changeWritten;
-      return subscribe(channel);
-    };
-    const registry = new RedisRegistry(store, subscriber as Redis, pino({ level: 'silent' }), { pollIntervalMs: 600_000 });
+    const subscribe = subscriber.subscribe.bind(subscriber) as (
+      channel: string,
+    ) => Promise<unknown>;
+    (subscriber as unknown as { subscribe: (channel: string) => Promise<unknown> }).subscribe =
+      async (channel: string) => {
+        await changeWritten;
+        return subscribe(channel);
+      };
+    const registry = new RedisRegistry(store, subscriber as Redis, pino({ level: 'silent' }), {
+      pollIntervalMs: 600_000,
+    });
     try {
       registry.start();
       await eventually(async () => registry.ready(), 5000, 'first snapshot loaded');
@@ -47,11 +52,21 @@ describe('registry change following', () => {
       assert.equal(await registry.issuer('https://idp.example'), undefined);
 
       const writer = new RegistryStore(redis.client(), layout, true);
-      await writer.putIssuer(parseIssuer({ issuer: 'https://idp.example', tenant: 'acme', jwks_uri: 'https://idp.example/jwks' }, 'issuer', true));
+      await writer.putIssuer(
+        parseIssuer(
+          { issuer: 'https://idp.example', tenant: 'acme', jwks_uri: 'https://idp.example/jwks' },
+          'issuer',
+          true,
+        ),
+      );
       writer.redis.disconnect();
       written();
 
-      await eventually(async () => (await registry.issuer('https://idp.example'))?.tenant === 'acme', 2000, 'the change reaches the snapshot');
+      await eventually(
+        async () => (await registry.issuer('https://idp.example'))?.tenant === 'acme',
+        2000,
+        'the change reaches the snapshot',
+      );
     } finally {
       await registry.close();
       commands.disconnect();

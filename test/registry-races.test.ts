@@ -16,14 +16,32 @@ describe('an issuer removed while a Check verifies its token', () => {
   let redis: RedisServer;
   let idp: LocalIssuer;
   let h: Harness;
-  const cli = (...args: string[]) => runCli(args, { env: { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' } });
+  const cli = (...args: string[]) =>
+    runCli(args, { env: { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' } });
 
   before(async () => {
     redis = await RedisServer.start();
     // The JWKS answers late, so the first Check is still waiting on it when the issuer goes.
     idp = await LocalIssuer.start({ jwksDelayMs: 1200 });
-    h = await startHarness({ env: { REDIS_URL: redis.url, MATRYOSHKA_REGISTRY_POLL_MS: '200', MATRYOSHKA_JWKS_TIMEOUT_MS: '5000' } });
-    const added = cli('issuer', 'add', '--tenant', 'acme', '--issuer', idp.issuer, '--jwks-uri', idp.jwksUri, '--algorithms', 'ES256');
+    h = await startHarness({
+      env: {
+        REDIS_URL: redis.url,
+        MATRYOSHKA_REGISTRY_POLL_MS: '200',
+        MATRYOSHKA_JWKS_TIMEOUT_MS: '5000',
+      },
+    });
+    const added = cli(
+      'issuer',
+      'add',
+      '--tenant',
+      'acme',
+      '--issuer',
+      idp.issuer,
+      '--jwks-uri',
+      idp.jwksUri,
+      '--algorithms',
+      'ES256',
+    );
     assert.equal(added.code, 0, added.stderr);
   });
   after(async () => {
@@ -34,20 +52,33 @@ describe('an issuer removed while a Check verifies its token', () => {
 
   it('does not let the token minted by that Check pass on the same replica', async () => {
     const origin = await idp.mint({ sub: 'alice' });
-    await eventually(async () => (await h.service.registry.issuer(idp.issuer).catch(() => undefined)) !== undefined, 5000, 'issuer added');
+    await eventually(
+      async () =>
+        (await h.service.registry.issuer(idp.issuer).catch(() => undefined)) !== undefined,
+      5000,
+      'issuer added',
+    );
 
     const first = h.client.check({ token: origin, sid: 'A', deadlineMs: 10_000 });
     await eventually(async () => idp.hits.jwks > 0, 3000, 'the Check asked for the keys');
     const before = h.service.registry.version();
     const removed = cli('issuer', 'remove', '--issuer', idp.issuer);
     assert.equal(removed.code, 0, removed.stderr);
-    await eventually(async () => h.service.registry.version() !== before, 3000, 'the removal reached the replica');
+    await eventually(
+      async () => h.service.registry.version() !== before,
+      3000,
+      'the removal reached the replica',
+    );
 
     const hop1 = await first;
     // Verified against the registry it read when it began: the race itself is allowed, and the
     // next hop is where the removal must take hold.
     assert.equal(hop1.allowed, true, hop1.body);
-    const next = await h.client.check({ token: hop1.forwardedToken as string, sid: 'B', deadlineMs: 10_000 });
+    const next = await h.client.check({
+      token: hop1.forwardedToken as string,
+      sid: 'B',
+      deadlineMs: 10_000,
+    });
     assert.equal(next.allowed, false, 'the minted token outlived the issuer it rests on');
     assert.equal(next.httpStatus, 401);
     assert.equal(lastReason(h), 'untrusted_issuer');
@@ -59,16 +90,33 @@ describe('a Redis that accepts commands but answers none', () => {
   let known: LocalIssuer;
   let unknown: LocalIssuer;
   let h: Harness;
-  const cli = (...args: string[]) => runCli(args, { env: { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' } });
+  const cli = (...args: string[]) =>
+    runCli(args, { env: { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' } });
 
   before(async () => {
     redis = await RedisServer.start();
     known = await LocalIssuer.start();
     unknown = await LocalIssuer.start();
-    const added = cli('issuer', 'add', '--tenant', 'acme', '--issuer', known.issuer, '--jwks-uri', known.jwksUri, '--algorithms', 'ES256');
+    const added = cli(
+      'issuer',
+      'add',
+      '--tenant',
+      'acme',
+      '--issuer',
+      known.issuer,
+      '--jwks-uri',
+      known.jwksUri,
+      '--algorithms',
+      'ES256',
+    );
     assert.equal(added.code, 0, added.stderr);
     h = await startHarness({ env: { REDIS_URL: redis.url, MATRYOSHKA_REGISTRY_POLL_MS: '200' } });
-    await eventually(async () => (await h.service.registry.issuer(known.issuer).catch(() => undefined)) !== undefined, 5000, 'registry loaded');
+    await eventually(
+      async () =>
+        (await h.service.registry.issuer(known.issuer).catch(() => undefined)) !== undefined,
+      5000,
+      'registry loaded',
+    );
   });
   after(async () => {
     await h.stop();
@@ -81,7 +129,11 @@ describe('a Redis that accepts commands but answers none', () => {
     const knownToken = await known.mint({ sub: 'alice' });
     const unknownToken = await unknown.mint({ sub: 'mallory' });
     assert.equal((await h.client.check({ token: knownToken, sid: 'A' })).allowed, true);
-    assert.equal((await h.client.check({ token: unknownToken, sid: 'A' })).httpStatus, 401, 'Redis answering: untrusted');
+    assert.equal(
+      (await h.client.check({ token: unknownToken, sid: 'A' })).httpStatus,
+      401,
+      'Redis answering: untrusted',
+    );
 
     const admin = new Redis(redis.url);
     try {
@@ -92,12 +144,20 @@ describe('a Redis that accepts commands but answers none', () => {
     // Past three poll intervals (and the command timeout of the poll under way) without a reply.
     await sleep(2000);
     const during = await h.client.check({ token: unknownToken, sid: 'A', deadlineMs: 2000 });
-    assert.equal(during.httpStatus, 503, `a hung Redis was taken for a live one: ${during.httpStatus}`);
+    assert.equal(
+      during.httpStatus,
+      503,
+      `a hung Redis was taken for a live one: ${during.httpStatus}`,
+    );
     assert.equal(lastReason(h), 'unavailable');
     const knownDuring = await h.client.check({ token: knownToken, sid: 'A', deadlineMs: 2000 });
     assert.equal(knownDuring.allowed, true, 'known issuers are served from memory');
 
     // Redis answers again: the next confirmed sync makes "not registered" an answer again.
-    await eventually(async () => (await h.client.check({ token: unknownToken, sid: 'A' })).httpStatus === 401, 10_000, 'untrusted again once Redis answers');
+    await eventually(
+      async () => (await h.client.check({ token: unknownToken, sid: 'A' })).httpStatus === 401,
+      10_000,
+      'untrusted again once Redis answers',
+    );
   });
 });

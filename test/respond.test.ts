@@ -9,7 +9,12 @@ import type { Chain, VerifiedLevel } from '../src/chain/types.js';
 import { IDENTITY_HEADERS } from '../src/pipeline/owned-headers.js';
 import type { DecisionRecord } from '../src/pipeline/decision.js';
 import type { Minted } from '../src/pipeline/mint.js';
-import { type CheckResponseMessage, type HeaderValueOption, type ResponseSettings, buildCheckResponse } from '../src/pipeline/respond.js';
+import {
+  type CheckResponseMessage,
+  type HeaderValueOption,
+  type ResponseSettings,
+  buildCheckResponse,
+} from '../src/pipeline/respond.js';
 import { DENY_REASONS, type DenyReason } from '../src/reasons.js';
 import { loadProtos } from '../src/server/protos.js';
 
@@ -19,7 +24,16 @@ const DEFAULTS: ResponseSettings = { forwardHeader: 'authorization', debugReason
 /** A one-level chain of the given depth (only `depth` matters to the response). */
 function chainOfDepth(depth: number): Chain {
   const level = levelAt(depth);
-  return { levels: [level], outer: level, depth, sealed: false, sids: [], verifiedHere: 1, keyCacheMiss: false, registryVersion: 0 };
+  return {
+    levels: [level],
+    outer: level,
+    depth,
+    sealed: false,
+    sids: [],
+    verifiedHere: 1,
+    keyCacheMiss: false,
+    registryVersion: 0,
+  };
 }
 
 function levelAt(depth: number): VerifiedLevel {
@@ -66,8 +80,17 @@ function allowed(overrides: Partial<DecisionRecord> = {}): DecisionRecord {
   };
 }
 
-function denied(reason: DenyReason | undefined, overrides: Partial<DecisionRecord> = {}): DecisionRecord {
-  return allowed({ allowed: false, reason, detail: 'issuer https://idp.acme.example key kid-7 rejected', minted: undefined, ...overrides });
+function denied(
+  reason: DenyReason | undefined,
+  overrides: Partial<DecisionRecord> = {},
+): DecisionRecord {
+  return allowed({
+    allowed: false,
+    reason,
+    detail: 'issuer https://idp.acme.example key kid-7 rejected',
+    minted: undefined,
+    ...overrides,
+  });
 }
 
 /** Headers as a name → value map, failing on a name set twice. */
@@ -86,14 +109,18 @@ function okPart(response: CheckResponseMessage): NonNullable<CheckResponseMessag
   return response.ok_response;
 }
 
-function deniedPart(response: CheckResponseMessage): NonNullable<CheckResponseMessage['denied_response']> {
+function deniedPart(
+  response: CheckResponseMessage,
+): NonNullable<CheckResponseMessage['denied_response']> {
   assert.ok(response.denied_response, 'denied_response present');
   assert.equal(response.ok_response, undefined);
   return response.denied_response;
 }
 
 const reasonsWith = (status: number): DenyReason[] =>
-  (Object.keys(DENY_REASONS) as DenyReason[]).filter((reason) => DENY_REASONS[reason].status === status);
+  (Object.keys(DENY_REASONS) as DenyReason[]).filter(
+    (reason) => DENY_REASONS[reason].status === status,
+  );
 
 describe('buildCheckResponse: allow', () => {
   it('answers gRPC OK with the minted token and every identity header', () => {
@@ -126,32 +153,55 @@ describe('buildCheckResponse: allow', () => {
   });
 
   it('removes every identity header it does not set', () => {
-    const ok = okPart(buildCheckResponse(allowed({ roles: [], user: undefined, tenant: undefined }), DEFAULTS));
+    const ok = okPart(
+      buildCheckResponse(allowed({ roles: [], user: undefined, tenant: undefined }), DEFAULTS),
+    );
     const headers = headerMap(ok.headers);
-    assert.deepEqual([...ok.headers_to_remove].sort(), ['x-tenant-id', 'x-user-id', 'x-user-roles']);
-    for (const name of ok.headers_to_remove) assert.equal(headers.has(name), false, `${name} is not both set and removed`);
+    assert.deepEqual([...ok.headers_to_remove].sort(), [
+      'x-tenant-id',
+      'x-user-id',
+      'x-user-roles',
+    ]);
+    for (const name of ok.headers_to_remove)
+      assert.equal(headers.has(name), false, `${name} is not both set and removed`);
     for (const name of IDENTITY_HEADERS) {
-      assert.ok(headers.has(name) !== ok.headers_to_remove.includes(name), `${name} is either set or removed`);
+      assert.ok(
+        headers.has(name) !== ok.headers_to_remove.includes(name),
+        `${name} is either set or removed`,
+      );
     }
   });
 
   it('uses the Bearer scheme only when the forward header is authorization', () => {
-    const custom = okPart(buildCheckResponse(allowed(), { forwardHeader: 'x-matryoshka-token', debugReasons: false }));
+    const custom = okPart(
+      buildCheckResponse(allowed(), { forwardHeader: 'x-matryoshka-token', debugReasons: false }),
+    );
     const headers = headerMap(custom.headers);
     assert.equal(headers.get('x-matryoshka-token'), MINTED_TOKEN);
     assert.equal(headers.has('authorization'), false);
-    assert.equal(headerMap(okPart(buildCheckResponse(allowed(), DEFAULTS)).headers).get('authorization'), `Bearer ${MINTED_TOKEN}`);
+    assert.equal(
+      headerMap(okPart(buildCheckResponse(allowed(), DEFAULTS)).headers).get('authorization'),
+      `Bearer ${MINTED_TOKEN}`,
+    );
   });
 
   it('an allow without a minted token (shadow) sets only x-request-id and strips the forward and every identity header', () => {
     const record = allowed({ reason: 'recursion', shadow: true, minted: undefined });
     const ok = okPart(buildCheckResponse(record, DEFAULTS));
     assert.deepEqual(Object.fromEntries(headerMap(ok.headers)), { 'x-request-id': 'req-123' });
-    assert.deepEqual([...ok.headers_to_remove].sort(), ['authorization', ...IDENTITY_HEADERS].sort());
+    assert.deepEqual(
+      [...ok.headers_to_remove].sort(),
+      ['authorization', ...IDENTITY_HEADERS].sort(),
+    );
   });
 
   it('never sends x-authz-reason on allow, even with debug reasons on', () => {
-    const ok = okPart(buildCheckResponse(allowed({ reason: 'recursion', shadow: true }), { forwardHeader: 'authorization', debugReasons: true }));
+    const ok = okPart(
+      buildCheckResponse(allowed({ reason: 'recursion', shadow: true }), {
+        forwardHeader: 'authorization',
+        debugReasons: true,
+      }),
+    );
     assert.equal(headerMap(ok.headers).has('x-authz-reason'), false);
   });
 });
@@ -180,7 +230,8 @@ describe('buildCheckResponse: deny', () => {
   it('sends www-authenticate on 401 only', () => {
     for (const reason of Object.keys(DENY_REASONS) as DenyReason[]) {
       const headers = headerMap(deniedPart(buildCheckResponse(denied(reason), DEFAULTS)).headers);
-      if (DENY_REASONS[reason].status === 401) assert.equal(headers.get('www-authenticate'), 'Bearer error="invalid_token"', reason);
+      if (DENY_REASONS[reason].status === 401)
+        assert.equal(headers.get('www-authenticate'), 'Bearer error="invalid_token"', reason);
       else assert.equal(headers.has('www-authenticate'), false, reason);
     }
   });
@@ -188,15 +239,26 @@ describe('buildCheckResponse: deny', () => {
   it('the body is exactly error and request_id: no reason, tenant, issuer or detail', () => {
     const record = denied('untrusted_issuer', { tenant: 'acme-tenant', user: 'alice-user' });
     const deniedResponse = deniedPart(buildCheckResponse(record, DEFAULTS));
-    assert.deepEqual(JSON.parse(deniedResponse.body), { error: 'unauthorized', request_id: 'req-123' });
+    assert.deepEqual(JSON.parse(deniedResponse.body), {
+      error: 'unauthorized',
+      request_id: 'req-123',
+    });
     const everything = deniedResponse.body + JSON.stringify(deniedResponse.headers);
-    for (const secret of ['untrusted_issuer', 'acme-tenant', 'alice-user', 'idp.acme.example', 'kid-7']) {
+    for (const secret of [
+      'untrusted_issuer',
+      'acme-tenant',
+      'alice-user',
+      'idp.acme.example',
+      'kid-7',
+    ]) {
       assert.ok(!everything.includes(secret), `${secret} leaks to the client`);
     }
   });
 
   it('the body is JSON with cache disabled', () => {
-    const headers = headerMap(deniedPart(buildCheckResponse(denied('recursion'), DEFAULTS)).headers);
+    const headers = headerMap(
+      deniedPart(buildCheckResponse(denied('recursion'), DEFAULTS)).headers,
+    );
     assert.equal(headers.get('content-type'), 'application/json');
     assert.equal(headers.get('cache-control'), 'no-store');
   });
@@ -205,7 +267,14 @@ describe('buildCheckResponse: deny', () => {
     for (const reason of ['expired', 'depth_exceeded', 'unavailable'] as const) {
       const quiet = headerMap(deniedPart(buildCheckResponse(denied(reason), DEFAULTS)).headers);
       assert.equal(quiet.has('x-authz-reason'), false, reason);
-      const loud = headerMap(deniedPart(buildCheckResponse(denied(reason), { forwardHeader: 'authorization', debugReasons: true })).headers);
+      const loud = headerMap(
+        deniedPart(
+          buildCheckResponse(denied(reason), {
+            forwardHeader: 'authorization',
+            debugReasons: true,
+          }),
+        ).headers,
+      );
       assert.equal(loud.get('x-authz-reason'), reason);
     }
   });
@@ -217,13 +286,20 @@ describe('buildCheckResponse: deny', () => {
   });
 
   it('never forwards a token or identity headers on deny', () => {
-    const headers = headerMap(deniedPart(buildCheckResponse(denied('role_missing', { minted: minted() }), DEFAULTS)).headers);
-    for (const name of ['authorization', ...IDENTITY_HEADERS]) assert.equal(headers.has(name), false, name);
+    const headers = headerMap(
+      deniedPart(buildCheckResponse(denied('role_missing', { minted: minted() }), DEFAULTS))
+        .headers,
+    );
+    for (const name of ['authorization', ...IDENTITY_HEADERS])
+      assert.equal(headers.has(name), false, name);
   });
 
   it('every deny header overwrites', () => {
-    const options = deniedPart(buildCheckResponse(denied('expired'), { forwardHeader: 'authorization', debugReasons: true })).headers;
-    for (const option of options) assert.deepEqual(option.append, { value: false }, option.header.key);
+    const options = deniedPart(
+      buildCheckResponse(denied('expired'), { forwardHeader: 'authorization', debugReasons: true }),
+    ).headers;
+    for (const option of options)
+      assert.deepEqual(option.append, { value: false }, option.header.key);
   });
 });
 
@@ -239,7 +315,10 @@ describe('buildCheckResponse: dynamic_metadata', () => {
   });
 
   it('deny: decision deny, the reason, and the incoming chain depth', () => {
-    const { fields } = buildCheckResponse(denied('depth_exceeded', { chain: chainOfDepth(5) }), DEFAULTS).dynamic_metadata;
+    const { fields } = buildCheckResponse(
+      denied('depth_exceeded', { chain: chainOfDepth(5) }),
+      DEFAULTS,
+    ).dynamic_metadata;
     assert.deepEqual(fields, {
       decision: { stringValue: 'deny' },
       reason: { stringValue: 'depth_exceeded' },
@@ -250,22 +329,33 @@ describe('buildCheckResponse: dynamic_metadata', () => {
   });
 
   it('shadow allow is told apart from a plain allow and carries the would-be reason', () => {
-    const { fields } = buildCheckResponse(allowed({ reason: 'caller_not_allowed', shadow: true }), DEFAULTS).dynamic_metadata;
+    const { fields } = buildCheckResponse(
+      allowed({ reason: 'caller_not_allowed', shadow: true }),
+      DEFAULTS,
+    ).dynamic_metadata;
     assert.deepEqual(fields['decision'], { stringValue: 'shadow_allow' });
     assert.deepEqual(fields['reason'], { stringValue: 'caller_not_allowed' });
   });
 
   it('omits tenant and depth when they are unknown', () => {
-    const { fields } = buildCheckResponse(denied('missing_token', { tenant: undefined, chain: undefined }), DEFAULTS).dynamic_metadata;
+    const { fields } = buildCheckResponse(
+      denied('missing_token', { tenant: undefined, chain: undefined }),
+      DEFAULTS,
+    ).dynamic_metadata;
     assert.deepEqual(Object.keys(fields).sort(), ['decision', 'reason', 'request_id']);
   });
 
   it('uses no snake_case Value keys', () => {
     for (const record of [allowed(), denied('expired')]) {
-      for (const [name, value] of Object.entries(buildCheckResponse(record, DEFAULTS).dynamic_metadata.fields)) {
+      for (const [name, value] of Object.entries(
+        buildCheckResponse(record, DEFAULTS).dynamic_metadata.fields,
+      )) {
         const keys = Object.keys(value);
         assert.equal(keys.length, 1, name);
-        assert.ok(['stringValue', 'numberValue', 'boolValue'].includes(keys[0] ?? ''), `${name}: ${keys.join()}`);
+        assert.ok(
+          ['stringValue', 'numberValue', 'boolValue'].includes(keys[0] ?? ''),
+          `${name}: ${keys.join()}`,
+        );
       }
     }
   });
@@ -281,7 +371,10 @@ describe('buildCheckResponse: through the real CheckResponse serialiser', () => 
   it('keeps the allow headers, removals and metadata', () => {
     const decoded = roundTrip(buildCheckResponse(allowed({ roles: [] }), DEFAULTS)) as {
       status: { code?: number };
-      ok_response: { headers: { header: { key: string; value: string }; append: { value?: boolean } }[]; headers_to_remove: string[] };
+      ok_response: {
+        headers: { header: { key: string; value: string }; append: { value?: boolean } }[];
+        headers_to_remove: string[];
+      };
       dynamic_metadata: { fields: Record<string, { stringValue?: string; numberValue?: number }> };
     };
     assert.ok((decoded.status.code ?? 0) === 0);
@@ -298,11 +391,19 @@ describe('buildCheckResponse: through the real CheckResponse serialiser', () => 
   it('keeps the denial status, body and metadata', () => {
     const decoded = roundTrip(buildCheckResponse(denied('sealed_chain'), DEFAULTS)) as {
       status: { code: number };
-      denied_response: { status: { code: unknown }; body: string; headers: { header: { key: string } }[] };
+      denied_response: {
+        status: { code: unknown };
+        body: string;
+        headers: { header: { key: string } }[];
+      };
       dynamic_metadata: { fields: Record<string, { stringValue?: string }> };
     };
     assert.equal(decoded.status.code, 7);
-    assert.ok(decoded.denied_response.status.code === 403 || decoded.denied_response.status.code === 'Forbidden', String(decoded.denied_response.status.code));
+    assert.ok(
+      decoded.denied_response.status.code === 403 ||
+        decoded.denied_response.status.code === 'Forbidden',
+      String(decoded.denied_response.status.code),
+    );
     assert.equal(decoded.denied_response.body, '{"error":"forbidden","request_id":"req-123"}');
     assert.equal(decoded.dynamic_metadata.fields['reason']?.stringValue, 'sealed_chain');
     assert.equal(decoded.dynamic_metadata.fields['decision']?.stringValue, 'deny');

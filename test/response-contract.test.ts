@@ -10,13 +10,22 @@ import { type Harness, lastReason, startHarness } from './helpers/harness.js';
 import { issuer } from './helpers/records.js';
 import { authStack } from './helpers/tokens.js';
 
+/** A grpc-js unary method called with (request, callback). */
+type UnaryMethod = (
+  this: grpc.Client,
+  request: object,
+  callback: (error: grpc.ServiceError | null, response: { status: string }) => void,
+) => void;
+
 describe('what Envoy gets back', () => {
   let idp: LocalIssuer;
   let h: Harness;
   let debug: Harness;
   before(async () => {
     idp = await LocalIssuer.start();
-    const contents = { issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })] };
+    const contents = {
+      issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+    };
     h = await startHarness({ contents });
     debug = await startHarness({ contents, env: { MATRYOSHKA_DEBUG_REASONS: 'true' } });
   });
@@ -31,7 +40,13 @@ describe('what Envoy gets back', () => {
     const result = await h.client.check({
       token,
       sid: 'A',
-      headers: { 'x-tenant-id': 'evil', 'x-user-id': 'root', 'x-user-roles': 'admin', 'x-auth-chain': 'forged', 'x-auth-depth': '0' },
+      headers: {
+        'x-tenant-id': 'evil',
+        'x-user-id': 'root',
+        'x-user-roles': 'admin',
+        'x-auth-chain': 'forged',
+        'x-auth-depth': '0',
+      },
     });
     assert.equal(result.allowed, true);
     assert.equal(result.headers['x-tenant-id'], 'acme');
@@ -58,12 +73,24 @@ describe('what Envoy gets back', () => {
       ];
       for (const denial of denials) {
         assert.equal(denial.allowed, false);
-        assert.doesNotMatch(denial.body, /untrusted|malformed|unknown_service|acme|127\.0\.0\.1|issuer|tenant/i);
-        assert.deepEqual(Object.keys(JSON.parse(denial.body) as object).sort(), ['error', 'request_id']);
+        assert.doesNotMatch(
+          denial.body,
+          /untrusted|malformed|unknown_service|acme|127\.0\.0\.1|issuer|tenant/i,
+        );
+        assert.deepEqual(Object.keys(JSON.parse(denial.body) as object).sort(), [
+          'error',
+          'request_id',
+        ]);
         assert.equal(denial.headers['x-authz-reason'], undefined);
       }
-      assert.deepEqual(denials.map((d) => d.httpStatus), [401, 401, 403]);
-      assert.deepEqual(denials.map((d) => d.grpcCode), [16, 16, 7]);
+      assert.deepEqual(
+        denials.map((d) => d.httpStatus),
+        [401, 401, 403],
+      );
+      assert.deepEqual(
+        denials.map((d) => d.grpcCode),
+        [16, 16, 7],
+      );
     } finally {
       await stranger.stop();
     }
@@ -74,20 +101,34 @@ describe('what Envoy gets back', () => {
     assert.equal(denial.headers['x-authz-reason'], 'malformed_token');
   });
 
-  it('uses a new ULID as request id when Envoy sent none, and keeps Envoy\'s otherwise', async () => {
+  it("uses a new ULID as request id when Envoy sent none, and keeps Envoy's otherwise", async () => {
     const token = await idp.mint({ sub: 'alice' });
     const generated = await h.client.check({ token, sid: 'A' });
     assert.match(generated.headers['x-request-id'] ?? '', /^[0-9A-HJKMNP-TV-Z]{26}$/);
-    const kept = await h.client.check({ token, sid: 'A', headers: { 'x-request-id': 'eed3400a-64fc-450b-9315-d30a080f244e' } });
+    const kept = await h.client.check({
+      token,
+      sid: 'A',
+      headers: { 'x-request-id': 'eed3400a-64fc-450b-9315-d30a080f244e' },
+    });
     assert.equal(kept.headers['x-request-id'], 'eed3400a-64fc-450b-9315-d30a080f244e');
   });
 
   it('reads header_map with raw_value bytes (encode_raw_headers)', async () => {
     const token = await idp.mint({ sub: 'alice' });
     const request = EnvoyLikeClient.request({ sid: 'A' });
-    const http = ((request['attributes'] as Record<string, unknown>)['request'] as Record<string, Record<string, unknown>>)['http'] as Record<string, unknown>;
+    const http = (
+      (request['attributes'] as Record<string, unknown>)['request'] as Record<
+        string,
+        Record<string, unknown>
+      >
+    )['http'] as Record<string, unknown>;
     delete http['headers'];
-    http['header_map'] = { headers: [{ key: 'authorization', raw_value: Buffer.from(`Bearer ${token}`) }, { key: ':path', raw_value: Buffer.from('/') }] };
+    http['header_map'] = {
+      headers: [
+        { key: 'authorization', raw_value: Buffer.from(`Bearer ${token}`) },
+        { key: ':path', raw_value: Buffer.from('/') },
+      ],
+    };
     const result = await h.client.send(request);
     assert.equal(result.allowed, true);
   });
@@ -100,23 +141,34 @@ describe('what Envoy gets back', () => {
 
   it('resolves the destination from the destination principal mapping', async () => {
     h.registry.mapPrincipal('spiffe://cluster.local/ns/shop/sa/orders', 'orders');
-    const result = await h.client.check({ token: await idp.mint({ sub: 'alice' }), destinationPrincipal: 'spiffe://cluster.local/ns/shop/sa/orders' });
+    const result = await h.client.check({
+      token: await idp.mint({ sub: 'alice' }),
+      destinationPrincipal: 'spiffe://cluster.local/ns/shop/sa/orders',
+    });
     assert.equal(result.allowed, true);
     assert.equal(result.headers['x-auth-chain'], 'orders');
   });
 
   it('mints tokens any JOSE library verifies with the published JWKS', async () => {
     let token = await idp.mint({ sub: 'alice', blob: 'y'.repeat(600) });
-    for (const sid of ['A', 'B', 'C']) token = (await h.client.check({ token, sid })).forwardedToken as string;
-    const jwks = createRemoteJWKSet(new URL(`http://127.0.0.1:${h.service.httpPort}/.well-known/jwks.json`));
-    const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer: 'urn:matryoshka:authz', audience: 'urn:matryoshka:authz' });
+    for (const sid of ['A', 'B', 'C'])
+      token = (await h.client.check({ token, sid })).forwardedToken as string;
+    const jwks = createRemoteJWKSet(
+      new URL(`http://127.0.0.1:${h.service.httpPort}/.well-known/jwks.json`),
+    );
+    const { payload, protectedHeader } = await jwtVerify(token, jwks, {
+      issuer: 'urn:matryoshka:authz',
+      audience: 'urn:matryoshka:authz',
+    });
     assert.equal(protectedHeader.alg, 'ES256');
     assert.equal(payload.sub, 'alice');
     // depth 3 with gzip: plain zlib + base64 is all it takes to open the container.
     const stack = authStack(token);
     assert.equal(stack['cmp'], 'g');
     const inner = gunzipSync(Buffer.from(stack['container'] as string, 'base64')).toString();
-    const { payload: innerPayload } = await jwtVerify(inner, jwks, { currentDate: new Date((payload.iat as number) * 1000) });
+    const { payload: innerPayload } = await jwtVerify(inner, jwks, {
+      currentDate: new Date((payload.iat as number) * 1000),
+    });
     assert.equal((innerPayload['auth_stack'] as { sid: string }).sid, 'B');
   });
 
@@ -124,19 +176,35 @@ describe('what Envoy gets back', () => {
     const base = `http://127.0.0.1:${h.service.httpPort}`;
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
-    const jwks = (await (await fetch(`${base}/.well-known/jwks.json`)).json()) as { keys: Array<Record<string, unknown>> };
+    const jwks = (await (await fetch(`${base}/.well-known/jwks.json`)).json()) as {
+      keys: Array<Record<string, unknown>>;
+    };
     assert.ok(jwks.keys.some((k) => k['use'] === 'sig' && k['alg'] === 'ES256'));
-    assert.ok(jwks.keys.every((k) => k['d'] === undefined), 'public halves only');
+    assert.ok(
+      jwks.keys.every((k) => k['d'] === undefined),
+      'public halves only',
+    );
     assert.equal((await fetch(`${base}/nope`)).status, 404);
 
     const { HealthClient } = loadProtos();
-    const health = new HealthClient(`127.0.0.1:${h.service.grpcPort}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+    const health = new HealthClient(
+      `127.0.0.1:${h.service.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as grpc.Client & Record<string, UnaryMethod>;
     const status = await new Promise<string>((resolve, reject) =>
-      (health['Check'] as Function).call(health, { service: 'envoy.service.auth.v3.Authorization' }, (e: Error | null, r: { status: string }) => (e ? reject(e) : resolve(r.status))),
+      (health['Check'] as UnaryMethod).call(
+        health,
+        { service: 'envoy.service.auth.v3.Authorization' },
+        (e: Error | null, r: { status: string }) => (e ? reject(e) : resolve(r.status)),
+      ),
     );
     assert.equal(status, 'SERVING');
     const unknown = await new Promise<number>((resolve) =>
-      (health['Check'] as Function).call(health, { service: 'nope' }, (e: grpc.ServiceError | null) => resolve(e?.code ?? 0)),
+      (health['Check'] as UnaryMethod).call(
+        health,
+        { service: 'nope' },
+        (e: grpc.ServiceError | null) => resolve(e?.code ?? 0),
+      ),
     );
     assert.equal(unknown, grpc.status.NOT_FOUND);
     health.close();

@@ -7,7 +7,6 @@ import { type Harness, lastReason, startHarness } from './helpers/harness.js';
 import { issuer, service, tenant } from './helpers/records.js';
 import { authStack } from './helpers/tokens.js';
 
-
 describe('sealed (JWE) levels', () => {
   let open: LocalIssuer;
   let closed: LocalIssuer;
@@ -18,8 +17,18 @@ describe('sealed (JWE) levels', () => {
     h = await startHarness({
       contents: {
         issuers: [
-          issuer({ issuer: open.issuer, tenant: 'open', jwks_uri: open.jwksUri, mints_for: ['partner-*'] }),
-          issuer({ issuer: closed.issuer, tenant: 'closed', jwks_uri: closed.jwksUri, mints_for: ['partner-*'] }),
+          issuer({
+            issuer: open.issuer,
+            tenant: 'open',
+            jwks_uri: open.jwksUri,
+            mints_for: ['partner-*'],
+          }),
+          issuer({
+            issuer: closed.issuer,
+            tenant: 'closed',
+            jwks_uri: closed.jwksUri,
+            mints_for: ['partner-*'],
+          }),
         ],
         tenants: [tenant('open', { sealed: 'allow' }), tenant('closed', { sealed: 'deny' })],
         services: [service('vault', { seal: true })],
@@ -40,12 +49,24 @@ describe('sealed (JWE) levels', () => {
     const sealedToken = toVault.forwardedToken as string;
     const stack = authStack(sealedToken);
     assert.equal(stack['fmt'], 'JWE');
-    assert.equal((stack['container'] as string).split('.').length, 5, 'the container is a compact JWE');
-    assert.equal(inspectChain(sealedToken).sealed, true, 'without our key the chain below is unreadable');
+    assert.equal(
+      (stack['container'] as string).split('.').length,
+      5,
+      'the container is a compact JWE',
+    );
+    assert.equal(
+      inspectChain(sealedToken).sealed,
+      true,
+      'without our key the chain below is unreadable',
+    );
 
     const onward = await h.client.check({ token: sealedToken, sid: 'B' });
     assert.equal(onward.allowed, true, onward.body);
-    assert.equal(onward.headers['x-auth-chain'], 'A,vault,B', 'we opened our own seal and saw the whole path');
+    assert.equal(
+      onward.headers['x-auth-chain'],
+      'A,vault,B',
+      'we opened our own seal and saw the whole path',
+    );
     assert.equal(onward.headers['x-auth-depth'], '3');
   });
 
@@ -55,13 +76,21 @@ describe('sealed (JWE) levels', () => {
     const hidden = await new CompactEncrypt(new TextEncoder().encode('hidden.chain.here'))
       .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', kid: 'partner-key' })
       .encrypt(partner.publicKey);
-    return idp.mint({ sub: 'alice', roles: ['buyer'], auth_stack: { fmt: 'JWE', sid: 'partner-gw', depth: 2, container: hidden } });
+    return idp.mint({
+      sub: 'alice',
+      roles: ['buyer'],
+      auth_stack: { fmt: 'JWE', sid: 'partner-gw', depth: 2, container: hidden },
+    });
   }
 
   it("lets the tenant's sealed policy allow a chain sealed to another party, counting its declared depth", async () => {
     const result = await h.client.check({ token: await sealedElsewhere(open), sid: 'A' });
     assert.equal(result.allowed, true, result.body);
-    assert.equal(result.headers['x-auth-depth'], '3', 'the partner level declares 2 levels below it; ours wraps it');
+    assert.equal(
+      result.headers['x-auth-depth'],
+      '3',
+      'the partner level declares 2 levels below it; ours wraps it',
+    );
     assert.equal(result.headers['x-auth-chain'], 'partner-gw,A', 'only the sids we could see');
     assert.equal(result.headers['x-user-id'], 'alice');
   });

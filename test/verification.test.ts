@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { OwnKeys } from '../src/keys/own-keys.js';
+import type { OwnKeys } from '../src/keys/own-keys.js';
 import { mintExtended } from '../src/pipeline/mint.js';
 import type { Chain } from '../src/chain/types.js';
 import { type Harness, lastReason, startHarness } from './helpers/harness.js';
@@ -45,7 +45,11 @@ describe('depth limits', () => {
 
   it("lets a route's max_depth lower the limit further", async () => {
     const token = await walk(h, await idp.mint({ sub: 'alice' }), ['A']);
-    const lowered = await h.client.check({ token, sid: 'B', contextExtensions: { max_depth: '1' } });
+    const lowered = await h.client.check({
+      token,
+      sid: 'B',
+      contextExtensions: { max_depth: '1' },
+    });
     assert.equal(lowered.allowed, false);
     assert.equal(lastReason(h), 'depth_exceeded');
     const same = await h.client.check({ token, sid: 'B', contextExtensions: { max_depth: '2' } });
@@ -60,7 +64,11 @@ describe('signatures and issuers', () => {
   before(async () => {
     idp = await LocalIssuer.start();
     stranger = await LocalIssuer.start();
-    h = await startHarness({ contents: { issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })] } });
+    h = await startHarness({
+      contents: {
+        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+      },
+    });
   });
   after(async () => {
     await h.stop();
@@ -85,14 +93,17 @@ describe('signatures and issuers', () => {
 
     // An inner level edited and re-wrapped by a validly signed outer level: every level is verified.
     const innerEdited = withPayload(depth1, { ...claims(depth1), roles: ['admin'] });
-    const keys = (h.service.ownKeys);
+    const keys = h.service.ownKeys;
     const rewrapped = await rewrap(innerEdited, keys);
     assert.equal((await h.client.check({ token: rewrapped, sid: 'C' })).httpStatus, 401);
     assert.equal(lastReason(h), 'bad_signature');
   });
 
   it('refuses an unregistered issuer without asking any JWKS endpoint', async () => {
-    const hits = { idp: idp.hits.jwks + idp.hits.discovery, stranger: stranger.hits.jwks + stranger.hits.discovery };
+    const hits = {
+      idp: idp.hits.jwks + idp.hits.discovery,
+      stranger: stranger.hits.jwks + stranger.hits.discovery,
+    };
     const token = await stranger.mint({ sub: 'eve' });
     const result = await h.client.check({ token, sid: 'A' });
     assert.equal(result.httpStatus, 401);
@@ -102,7 +113,7 @@ describe('signatures and issuers', () => {
     assert.equal(idp.hits.jwks + idp.hits.discovery, hits.idp);
   });
 
-  it('answers 503, never 401 or allow, when an issuer\'s keys cannot be had and none are cached', async () => {
+  it("answers 503, never 401 or allow, when an issuer's keys cannot be had and none are cached", async () => {
     const down = await LocalIssuer.start();
     h.registry.putIssuer(issuer({ issuer: down.issuer, tenant: 'acme', jwks_uri: down.jwksUri }));
     const token = await down.mint({ sub: 'alice' });
@@ -123,11 +134,21 @@ describe('signatures and issuers', () => {
   it('stops trusting memoised chains as soon as the registry changes', async () => {
     const doomed = await LocalIssuer.start();
     try {
-      h.registry.putIssuer(issuer({ issuer: doomed.issuer, tenant: 'acme', jwks_uri: doomed.jwksUri }));
+      h.registry.putIssuer(
+        issuer({ issuer: doomed.issuer, tenant: 'acme', jwks_uri: doomed.jwksUri }),
+      );
       const chain = await walk(h, await doomed.mint({ sub: 'alice' }), ['A']);
-      assert.equal((await h.client.check({ token: chain, sid: 'B' })).allowed, true, 'the chain is verified (and memoised)');
+      assert.equal(
+        (await h.client.check({ token: chain, sid: 'B' })).allowed,
+        true,
+        'the chain is verified (and memoised)',
+      );
       h.registry.removeIssuer(doomed.issuer);
-      assert.equal((await h.client.check({ token: chain, sid: 'B' })).httpStatus, 401, 'the removed issuer no longer verifies, memo or not');
+      assert.equal(
+        (await h.client.check({ token: chain, sid: 'B' })).httpStatus,
+        401,
+        'the removed issuer no longer verifies, memo or not',
+      );
       assert.equal(lastReason(h), 'untrusted_issuer');
     } finally {
       await doomed.stop();
@@ -137,7 +158,11 @@ describe('signatures and issuers', () => {
   it('refuses a missing token and a non-bearer scheme as missing_token', async () => {
     assert.equal((await h.client.check({ sid: 'A' })).httpStatus, 401);
     assert.equal(lastReason(h), 'missing_token');
-    assert.equal((await h.client.check({ sid: 'A', headers: { authorization: 'Basic Ym9iOnBhc3N3b3Jk' } })).httpStatus, 401);
+    assert.equal(
+      (await h.client.check({ sid: 'A', headers: { authorization: 'Basic Ym9iOnBhc3N3b3Jk' } }))
+        .httpStatus,
+      401,
+    );
     assert.equal(lastReason(h), 'missing_token');
   });
 });
@@ -152,7 +177,16 @@ async function rewrap(inner: string, keys: OwnKeys): Promise<string> {
     sids: [],
   } as unknown as Chain;
   const minted = await mintExtended(
-    { incoming: inner, chain: fakeChain, destination: 'Z', tenant: 'acme', subject: 'alice', roles: ['admin'], seal: false, now },
+    {
+      incoming: inner,
+      chain: fakeChain,
+      destination: 'Z',
+      tenant: 'acme',
+      subject: 'alice',
+      roles: ['admin'],
+      seal: false,
+      now,
+    },
     keys,
     { issuer: 'urn:matryoshka:authz', ttlSeconds: 60, compression: 'g', compressFromDepth: 3 },
   );
@@ -166,7 +200,9 @@ describe('time rules', () => {
   before(async () => {
     idp = await LocalIssuer.start();
     h = await startHarness({
-      contents: { issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })] },
+      contents: {
+        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+      },
       now: () => clock,
       env: { MATRYOSHKA_CLOCK_SKEW: '5', MATRYOSHKA_TOKEN_TTL: '120' },
     });
@@ -208,7 +244,16 @@ describe('time rules', () => {
     const now = clock;
     const fakeChain = { levels: [], depth: 0, sids: [] } as unknown as Chain;
     const minted = await mintExtended(
-      { incoming: origin, chain: fakeChain, destination: 'A', tenant: 'acme', subject: 'alice', roles: [], seal: false, now },
+      {
+        incoming: origin,
+        chain: fakeChain,
+        destination: 'A',
+        tenant: 'acme',
+        subject: 'alice',
+        roles: [],
+        seal: false,
+        now,
+      },
       h.service.ownKeys,
       { issuer: 'urn:matryoshka:authz', ttlSeconds: 60, compression: 'g', compressFromDepth: 3 },
     );

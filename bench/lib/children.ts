@@ -59,12 +59,15 @@ export function stderrTail(child: ChildProcess): string {
 }
 
 /** Keep reading a child's stdout (a full pipe would block it) and hand over each JSON line. */
-export function drainLines(child: ChildProcess, onLine: (line: Record<string, unknown>) => void, onRaw?: (text: string) => void): void {
+export function drainLines(
+  child: ChildProcess,
+  onLine: (line: Record<string, unknown>) => void,
+  onRaw?: (text: string) => void,
+): void {
   let buffered = '';
   child.stdout?.on('data', (chunk: Buffer) => {
     buffered += chunk.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
       const text = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
       let line: Record<string, unknown> | undefined;
@@ -76,14 +79,23 @@ export function drainLines(child: ChildProcess, onLine: (line: Record<string, un
       if (line !== undefined) onLine(line);
     }
   });
-  child.stderr?.on('data', (chunk: Buffer) => stderrTails.set(child, (stderrTail(child) + chunk.toString()).slice(-4000)));
+  child.stderr?.on('data', (chunk: Buffer) =>
+    stderrTails.set(child, (stderrTail(child) + chunk.toString()).slice(-4000)),
+  );
 }
 
 /** Read JSON lines from a child's stdout until `ready` matches one; keep draining afterwards. */
-export function waitForLine(child: ChildProcess, ready: (line: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
+export function waitForLine(
+  child: ChildProcess,
+  ready: (line: Record<string, unknown>) => boolean,
+  what: string,
+): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     let found = false;
-    const timer = setTimeout(() => reject(new Error(`${what} did not start within 20 s: ${stderrTail(child)}`)), 20_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${what} did not start within 20 s: ${stderrTail(child)}`)),
+      20_000,
+    );
     drainLines(child, (line) => {
       if (!found && ready(line)) {
         found = true;
@@ -93,7 +105,10 @@ export function waitForLine(child: ChildProcess, ready: (line: Record<string, un
     });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      if (!found) reject(new Error(`${what} exited (${code ?? signal}) before it was ready: ${stderrTail(child)}`));
+      if (!found)
+        reject(
+          new Error(`${what} exited (${code ?? signal}) before it was ready: ${stderrTail(child)}`),
+        );
     });
   });
 }

@@ -13,7 +13,17 @@ export interface CompressionCost {
 const VARIANTS: ReadonlyArray<readonly [string, (data: Buffer) => Buffer]> = [
   ['gzip level 6 (zlib default)', (d) => gzipSync(d)],
   ['gzip Huffman-only (ours past the first compression, cmp g)', (d) => compress(d, 'g')],
-  ['brotli quality 5', (d) => brotliCompressSync(d, { params: { [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT, [constants.BROTLI_PARAM_SIZE_HINT]: d.length } })],
+  [
+    'brotli quality 5',
+    (d) =>
+      brotliCompressSync(d, {
+        params: {
+          [constants.BROTLI_PARAM_QUALITY]: 5,
+          [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+          [constants.BROTLI_PARAM_SIZE_HINT]: d.length,
+        },
+      }),
+  ],
   ['brotli quality 1 (ours past the first compression, cmp b)', (d) => compress(d, 'b')],
 ];
 

@@ -28,7 +28,8 @@ import { type MonotonicWindow, startServe, stopServer } from './servers.js';
 export const poolMemoEntries = (knobs: Knobs): number => 4 * knobs.poolMax + 20_000;
 
 /** Requests a run at `rate` needs for warm-up plus window, with the margin of BENCH_POOL_FACTOR, capped. */
-export const poolSize = (knobs: Knobs, rate: number): number => Math.min(knobs.poolMax, Math.ceil(rate * loadSeconds(knobs) * knobs.poolFactor) + 200);
+export const poolSize = (knobs: Knobs, rate: number): number =>
+  Math.min(knobs.poolMax, Math.ceil(rate * loadSeconds(knobs) * knobs.poolFactor) + 200);
 
 /** What bounds the depth-0 pool: the no-op's rate and the crypto floor, when they were measured. */
 export interface DepthBaseline {
@@ -57,16 +58,41 @@ export interface DepthRun {
 }
 
 /** `baseline` only matters at depth 0 (without it, the pool is sized for 20,000/s). */
-export async function measureDepth(ctx: ServeContext, options: DepthRunOptions, baseline: DepthBaseline = { noop: undefined, floor: undefined }): Promise<DepthRun> {
+export async function measureDepth(
+  ctx: ServeContext,
+  options: DepthRunOptions,
+  baseline: DepthBaseline = { noop: undefined, floor: undefined },
+): Promise<DepthRun> {
   const { knobs, fixture } = ctx;
   const { depth, logLevel, name, peer } = options;
-  const server = await startServe(ctx, name, fixtureServeOptions(fixture, logLevel, poolMemoEntries(knobs), peer ? fixture.sharedKeysFile : undefined));
+  const server = await startServe(
+    ctx,
+    name,
+    fixtureServeOptions(
+      fixture,
+      logLevel,
+      poolMemoEntries(knobs),
+      peer ? fixture.sharedKeysFile : undefined,
+    ),
+  );
   const windows: MonotonicWindow[] = [];
   let result: ScenarioResult | undefined;
   try {
-    const connect = (address: string): Promise<GrpcH2Pool> => GrpcH2Pool.connect(address, { sessions: knobs.sessions, streamWindow: knobs.streamWindow, sessionWindow: knobs.sessionWindow, timeoutMs: 0 });
+    const connect = (address: string): Promise<GrpcH2Pool> =>
+      GrpcH2Pool.connect(address, {
+        sessions: knobs.sessions,
+        streamWindow: knobs.streamWindow,
+        sessionWindow: knobs.sessionWindow,
+        timeoutMs: 0,
+      });
     const client = await connect(server.address);
-    const minter = peer ? await startServe(ctx, `${name} minter`, fixtureServeOptions(fixture, logLevel, poolMemoEntries(knobs), fixture.sharedKeysFile)) : undefined;
+    const minter = peer
+      ? await startServe(
+          ctx,
+          `${name} minter`,
+          fixtureServeOptions(fixture, logLevel, poolMemoEntries(knobs), fixture.sharedKeysFile),
+        )
+      : undefined;
     const minterClient = minter === undefined ? client : await connect(minter.address);
     let tokens: string[];
     let poolNote: string;
@@ -74,7 +100,10 @@ export async function measureDepth(ctx: ServeContext, options: DepthRunOptions, 
       if (depth === 0) {
         // Our rate is at most what 1.2 cores give at (no-op CPU + crypto floor) per check, and at most the no-op's.
         const { noop, floor } = baseline;
-        const bound = noop !== undefined && floor !== undefined ? 1.2e6 / (noop.load.serverCpuMicrosPerCheck + floor.pairMicros) : Infinity;
+        const bound =
+          noop !== undefined && floor !== undefined
+            ? 1.2e6 / (noop.load.serverCpuMicrosPerCheck + floor.pairMicros)
+            : Infinity;
         const count = poolSize(knobs, Math.min(noop?.load.requestsPerSecond ?? 20_000, bound));
         log(`${name}: minting ${count} distinct origin tokens`);
         tokens = await mintOrigins(fixture.issuer, count, fixture.pad);
@@ -84,18 +113,30 @@ export async function measureDepth(ctx: ServeContext, options: DepthRunOptions, 
         // As many as the run will use at the rate the server now wraps (re-estimated as it warms up).
         let target = 2000;
         const marks: Array<{ done: number; ms: number }> = [{ done: 0, ms: 0 }];
-        const built = await wrapMany(minterClient, t, `hop-${depth}`, knobs.concurrency, (done, elapsedMs) => {
-          const last = marks[marks.length - 1] as { done: number; ms: number };
-          if (elapsedMs - last.ms >= 250) {
-            marks.push({ done, ms: elapsedMs });
-            const from = marks.find((m) => elapsedMs - m.ms <= 1500) ?? last;
-            if (done - from.done >= 200) target = Math.max(target, poolSize(knobs, ((done - from.done) / (elapsedMs - from.ms)) * 1000));
-          }
-          return target;
-        });
+        const built = await wrapMany(
+          minterClient,
+          t,
+          `hop-${depth}`,
+          knobs.concurrency,
+          (done, elapsedMs) => {
+            const last = marks[marks.length - 1] as { done: number; ms: number };
+            if (elapsedMs - last.ms >= 250) {
+              marks.push({ done, ms: elapsedMs });
+              const from = marks.find((m) => elapsedMs - m.ms <= 1500) ?? last;
+              if (done - from.done >= 200)
+                target = Math.max(
+                  target,
+                  poolSize(knobs, ((done - from.done) / (elapsedMs - from.ms)) * 1000),
+                );
+            }
+            return target;
+          },
+        );
         tokens = built.tokens;
         poolNote = `${tokens.length} distinct depth-${depth} levels ${peer ? 'minted by another replica ' : ''}around one depth-${depth - 1} chain (built at ${built.rate.toFixed(0)}/s)`;
-        log(`${name}: built ${tokens.length} distinct depth-${depth} tokens (${tokens[0]?.length ?? 0} characters) at ${built.rate.toFixed(0)}/s`);
+        log(
+          `${name}: built ${tokens.length} distinct depth-${depth} tokens (${tokens[0]?.length ?? 0} characters) at ${built.rate.toFixed(0)}/s`,
+        );
       }
     } finally {
       client.close();
@@ -110,16 +151,30 @@ export async function measureDepth(ctx: ServeContext, options: DepthRunOptions, 
     const sample = tokens[0];
     tokens = [];
     const before = await durationBuckets(server.httpPort);
-    const { load, floorNear } = await runLoadBesideFloor(ctx, generatorConfig(ctx, name, server, { kind: 'pool', file }, { expectDepth: depth + 1 }));
+    const { load, floorNear } = await runLoadBesideFloor(
+      ctx,
+      generatorConfig(ctx, name, server, { kind: 'pool', file }, { expectDepth: depth + 1 }),
+    );
     const handler = handlerPercentiles(before, await durationBuckets(server.httpPort));
     windows.push(load.windowMonotonicUs);
     ctx.sink.recordProblems(load, name);
-    log(`${name}: ${load.requestsPerSecond.toFixed(0)} req/s, p99 ${load.latencyMs.p99.toFixed(2)} ms, ${load.serverCpuMicrosPerCheck.toFixed(1)} µs CPU/check, ${load.allowed}/${load.completed} allowed`);
+    log(
+      `${name}: ${load.requestsPerSecond.toFixed(0)} req/s, p99 ${load.latencyMs.p99.toFixed(2)} ms, ${load.serverCpuMicrosPerCheck.toFixed(1)} µs CPU/check, ${load.allowed}/${load.completed} allowed`,
+    );
     result = {
-      name, kind: 'serve', depth, logLevel, load, requestTokenLength,
-      forwardedTokenLength: load.samples.forwardedTokenLength?.mean, poolNote, handler,
-      serverPeak: processMemory(server.pid), serverIdle: server.idleMemory,
-      serverLogProblems: { count: server.problemCount, first: server.problems }, floorNear,
+      name,
+      kind: 'serve',
+      depth,
+      logLevel,
+      load,
+      requestTokenLength,
+      forwardedTokenLength: load.samples.forwardedTokenLength?.mean,
+      poolNote,
+      handler,
+      serverPeak: processMemory(server.pid),
+      serverIdle: server.idleMemory,
+      serverLogProblems: { count: server.problemCount, first: server.problems },
+      floorNear,
     };
     ctx.sink.add(result);
     if (!options.keepPool) rmSync(file, { force: true });

@@ -49,14 +49,28 @@ export async function prepareFixture(knobs: Knobs, workDir: string): Promise<Fix
     ].join('\n'),
   );
   const sharedKeysFile = join(workDir, 'signing-keys.json');
-  writeFileSync(sharedKeysFile, `${JSON.stringify(await generateKeyFile(), null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(sharedKeysFile, `${JSON.stringify(await generateKeyFile(), null, 2)}\n`, {
+    mode: 0o600,
+  });
   const pad = await originPad(issuer, knobs.originBytes);
   const sampleOrigin = await issuer.mint(originClaims(1, pad), { ttl: 3600 });
   log(`origin tokens: ${sampleOrigin.length} characters (ES256, LocalIssuer at ${issuer.issuer})`);
-  return { issuer, hsSecret, registryFile, sharedKeysFile, pad, originTokenLength: sampleOrigin.length };
+  return {
+    issuer,
+    hsSecret,
+    registryFile,
+    sharedKeysFile,
+    pad,
+    originTokenLength: sampleOrigin.length,
+  };
 }
 
-export function fixtureServeOptions(fixture: Fixture, logLevel: string, memoEntries?: number, signingKeysFile?: string): ServeOptions {
+export function fixtureServeOptions(
+  fixture: Fixture,
+  logLevel: string,
+  memoEntries?: number,
+  signingKeysFile?: string,
+): ServeOptions {
   return {
     logLevel,
     registryFile: fixture.registryFile,

@@ -23,29 +23,68 @@ export function cpuMicros(f: () => void, iterations: number): number {
 
 export function cryptoFloor(inputBytes: number): CryptoFloor {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: 'k'.repeat(43), typ: 'JWT' })).toString('base64url');
-  const body = randomBytes(Math.max(16, Math.floor(((inputBytes - header.length - 1) * 3) / 4))).toString('base64url');
+  const header = Buffer.from(
+    JSON.stringify({ alg: 'ES256', kid: 'k'.repeat(43), typ: 'JWT' }),
+  ).toString('base64url');
+  const body = randomBytes(
+    Math.max(16, Math.floor(((inputBytes - header.length - 1) * 3) / 4)),
+  ).toString('base64url');
   const input = `${header}.${body}`;
   const bytes = Buffer.from(input, 'latin1');
   const options = { key: privateKey, dsaEncoding: 'ieee-p1363' as const };
   const verifyOptions = { key: publicKey, dsaEncoding: 'ieee-p1363' as const };
   const signature = sign('sha256', bytes, options);
-  if (!verify('sha256', bytes, verifyOptions, signature)) throw new Error('crypto floor: verify failed');
-  if (!verifyJwsSignature('ES256', publicKey, input, signJws('ES256', privateKey, input))) throw new Error('crypto floor: jws-crypto verify failed');
+  if (!verify('sha256', bytes, verifyOptions, signature))
+    throw new Error('crypto floor: verify failed');
+  if (!verifyJwsSignature('ES256', publicKey, input, signJws('ES256', privateKey, input)))
+    throw new Error('crypto floor: jws-crypto verify failed');
   const rounds = 7;
   const n = 600;
   const pair: number[] = [];
   const signs: number[] = [];
   const verifies: number[] = [];
   const viaProject: number[] = [];
-  cpuMicros(() => verify('sha256', Buffer.from(input, 'latin1'), verifyOptions, sign('sha256', Buffer.from(input, 'latin1'), options)), n); // warm-up
+  cpuMicros(
+    () =>
+      verify(
+        'sha256',
+        Buffer.from(input, 'latin1'),
+        verifyOptions,
+        sign('sha256', Buffer.from(input, 'latin1'), options),
+      ),
+    n,
+  ); // warm-up
   for (let r = 0; r < rounds; r++) {
-    pair.push(cpuMicros(() => verify('sha256', Buffer.from(input, 'latin1'), verifyOptions, sign('sha256', Buffer.from(input, 'latin1'), options)), n));
+    pair.push(
+      cpuMicros(
+        () =>
+          verify(
+            'sha256',
+            Buffer.from(input, 'latin1'),
+            verifyOptions,
+            sign('sha256', Buffer.from(input, 'latin1'), options),
+          ),
+        n,
+      ),
+    );
     signs.push(cpuMicros(() => sign('sha256', Buffer.from(input, 'latin1'), options), n));
-    verifies.push(cpuMicros(() => verify('sha256', Buffer.from(input, 'latin1'), verifyOptions, signature), n));
-    viaProject.push(cpuMicros(() => verifyJwsSignature('ES256', publicKey, input, signJws('ES256', privateKey, input)), n));
+    verifies.push(
+      cpuMicros(() => verify('sha256', Buffer.from(input, 'latin1'), verifyOptions, signature), n),
+    );
+    viaProject.push(
+      cpuMicros(
+        () => verifyJwsSignature('ES256', publicKey, input, signJws('ES256', privateKey, input)),
+        n,
+      ),
+    );
   }
-  return { inputBytes: input.length, pairMicros: median(pair), signMicros: median(signs), verifyMicros: median(verifies), pairMicrosViaJwsCrypto: median(viaProject) };
+  return {
+    inputBytes: input.length,
+    pairMicros: median(pair),
+    signMicros: median(signs),
+    verifyMicros: median(verifies),
+    pairMicrosViaJwsCrypto: median(viaProject),
+  };
 }
 
 /**
@@ -60,7 +99,13 @@ export const quickFloor = (() => {
   const verifyOptions = { key: publicKey, dsaEncoding: 'ieee-p1363' as const };
   return (): number => {
     const rounds: number[] = [];
-    for (let r = 0; r < 5; r++) rounds.push(cpuMicros(() => verify('sha256', input, verifyOptions, sign('sha256', input, options)), 300));
+    for (let r = 0; r < 5; r++)
+      rounds.push(
+        cpuMicros(
+          () => verify('sha256', input, verifyOptions, sign('sha256', input, options)),
+          300,
+        ),
+      );
     return median(rounds);
   };
 })();

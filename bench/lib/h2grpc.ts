@@ -32,7 +32,11 @@ export class GrpcH2Pool {
   private next = 0;
   private readonly headers: http2.OutgoingHttpHeaders;
 
-  private constructor(private readonly sessions: http2.ClientHttp2Session[], timeoutMs: number, authority: string) {
+  private constructor(
+    private readonly sessions: http2.ClientHttp2Session[],
+    timeoutMs: number,
+    authority: string,
+  ) {
     this.headers = {
       ':method': 'POST',
       ':path': CHECK_PATH,
@@ -47,21 +51,23 @@ export class GrpcH2Pool {
 
   static async connect(authority: string, options: PoolOptions): Promise<GrpcH2Pool> {
     const sessions = await Promise.all(
-      Array.from({ length: options.sessions }, () =>
-        new Promise<http2.ClientHttp2Session>((resolve, reject) => {
-          const session = http2.connect(`http://${authority}`, {
-            settings: { initialWindowSize: options.streamWindow, enablePush: false },
-            maxSessionMemory: 256,
-          });
-          const onError = (error: Error): void => reject(error);
-          session.once('error', onError);
-          session.once('connect', () => {
-            session.off('error', onError);
-            session.on('error', () => {}); // surfaced per stream
-            session.setLocalWindowSize(options.sessionWindow);
-            resolve(session);
-          });
-        }),
+      Array.from(
+        { length: options.sessions },
+        () =>
+          new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+            const session = http2.connect(`http://${authority}`, {
+              settings: { initialWindowSize: options.streamWindow, enablePush: false },
+              maxSessionMemory: 256,
+            });
+            const onError = (error: Error): void => reject(error);
+            session.once('error', onError);
+            session.once('connect', () => {
+              session.off('error', onError);
+              session.on('error', () => {}); // surfaced per stream
+              session.setLocalWindowSize(options.sessionWindow);
+              resolve(session);
+            });
+          }),
       ),
     );
     return new GrpcH2Pool(sessions, options.timeoutMs, authority);
@@ -79,7 +85,8 @@ export class GrpcH2Pool {
     const finish = (): void => {
       if (finished) return;
       finished = true;
-      const body = chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      const body =
+        chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
       done({ httpStatus, grpcStatus, grpcMessage, body, error });
     };
     let stream: http2.ClientHttp2Stream;
@@ -106,7 +113,12 @@ export class GrpcH2Pool {
       error ??= e.message;
     });
     stream.on('close', () => {
-      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && error === undefined) error = `RST_STREAM ${stream.rstCode}`;
+      if (
+        stream.rstCode !== undefined &&
+        stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR &&
+        error === undefined
+      )
+        error = `RST_STREAM ${stream.rstCode}`;
       finish();
     });
     stream.end(frame);

@@ -2,7 +2,16 @@
 import { join } from 'node:path';
 import { ROOT } from './paths.js';
 
-export const ALL_SCENARIOS = ['crypto', 'noop', 'depths', 'half', 'peer', 'noop-large', 'info', 'memory'] as const;
+export const ALL_SCENARIOS = [
+  'crypto',
+  'noop',
+  'depths',
+  'half',
+  'peer',
+  'noop-large',
+  'info',
+  'memory',
+] as const;
 export type ScenarioName = (typeof ALL_SCENARIOS)[number];
 
 /** Written into the JSON as they are: keep the fields (and their order) stable. */
@@ -38,11 +47,16 @@ function numberKnob(env: KnobEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number`);
+  if (!Number.isFinite(value) || value < 0)
+    throw new Error(`${name} must be a non-negative number`);
   return value;
 }
 
-const numberList = (raw: string): number[] => raw.split(',').filter((s) => s.trim() !== '').map(Number);
+const numberList = (raw: string): number[] =>
+  raw
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map(Number);
 
 export function readKnobs(env: KnobEnv): Knobs {
   const knobs: Knobs = {
@@ -51,14 +65,22 @@ export function readKnobs(env: KnobEnv): Knobs {
     concurrency: numberKnob(env, 'BENCH_CONCURRENCY', 64),
     sessions: numberKnob(env, 'BENCH_SESSIONS', 4),
     depths: numberList(env['BENCH_DEPTHS'] ?? '0,1,2,4,8'),
-    peerDepths: env['BENCH_PEER_DEPTHS'] === undefined ? undefined : numberList(env['BENCH_PEER_DEPTHS']),
-    scenarios: new Set((env['BENCH_SCENARIOS'] ?? ALL_SCENARIOS.join(',')).split(',').map((s) => s.trim())),
+    peerDepths:
+      env['BENCH_PEER_DEPTHS'] === undefined ? undefined : numberList(env['BENCH_PEER_DEPTHS']),
+    scenarios: new Set(
+      (env['BENCH_SCENARIOS'] ?? ALL_SCENARIOS.join(',')).split(',').map((s) => s.trim()),
+    ),
     memoryChecks: numberKnob(env, 'BENCH_MEMORY_CHECKS', 200_000),
     timeoutMs: numberKnob(env, 'BENCH_GRPC_TIMEOUT_MS', 250),
     poolFactor: numberKnob(env, 'BENCH_POOL_FACTOR', 1.4),
     poolMax: numberKnob(env, 'BENCH_POOL_MAX', 80_000),
     originBytes: numberKnob(env, 'BENCH_ORIGIN_BYTES', 1024),
-    profile: new Set((env['BENCH_PROFILE'] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')),
+    profile: new Set(
+      (env['BENCH_PROFILE'] ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    ),
     out: env['BENCH_OUT'] ?? join(ROOT, 'bench/results/latest.json'),
     quietWaitMs: numberKnob(env, 'BENCH_QUIET_WAIT_S', 30) * 1000,
     retries: numberKnob(env, 'BENCH_RETRIES', 1),
@@ -67,20 +89,29 @@ export function readKnobs(env: KnobEnv): Knobs {
     streamWindow: 1 << 20,
     sessionWindow: 16 << 20,
   };
-  for (const s of knobs.scenarios) if (!(ALL_SCENARIOS as readonly string[]).includes(s)) throw new Error(`BENCH_SCENARIOS: unknown scenario ${s}`);
-  for (const d of knobs.depths) if (!Number.isInteger(d) || d < 0 || d > 30) throw new Error(`BENCH_DEPTHS: ${d} is not a depth`);
-  for (const d of peerDepths(knobs)) if (!Number.isInteger(d) || d > 30) throw new Error(`BENCH_PEER_DEPTHS: ${d} is not a depth`);
+  for (const s of knobs.scenarios)
+    if (!(ALL_SCENARIOS as readonly string[]).includes(s))
+      throw new Error(`BENCH_SCENARIOS: unknown scenario ${s}`);
+  for (const d of knobs.depths)
+    if (!Number.isInteger(d) || d < 0 || d > 30)
+      throw new Error(`BENCH_DEPTHS: ${d} is not a depth`);
+  for (const d of peerDepths(knobs))
+    if (!Number.isInteger(d) || d > 30) throw new Error(`BENCH_PEER_DEPTHS: ${d} is not a depth`);
   return knobs;
 }
 
 export const wants = (knobs: Knobs, s: ScenarioName): boolean => knobs.scenarios.has(s);
 
-export const isProfiled = (knobs: Knobs, label: string): boolean => knobs.profile.has('1') || knobs.profile.has('all') || knobs.profile.has(label);
+export const isProfiled = (knobs: Knobs, label: string): boolean =>
+  knobs.profile.has('1') || knobs.profile.has('all') || knobs.profile.has(label);
 
 /** The deepest depth measured: it gets the half-load run, the size-matched no-op and the compression figures. */
 export const deepestDepth = (knobs: Knobs): number => Math.max(...knobs.depths, 0);
 
-export const peerDepths = (knobs: Knobs): number[] => (knobs.peerDepths ?? [1, deepestDepth(knobs)]).filter((d, i, all) => d >= 1 && all.indexOf(d) === i);
+export const peerDepths = (knobs: Knobs): number[] =>
+  (knobs.peerDepths ?? [1, deepestDepth(knobs)]).filter(
+    (d, i, all) => d >= 1 && all.indexOf(d) === i,
+  );
 
 /** Warm-up plus window, seconds: what a request pool has to cover. */
 export const loadSeconds = (knobs: Knobs): number => (knobs.warmupMs + knobs.durationMs) / 1000;

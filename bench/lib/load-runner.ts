@@ -19,25 +19,39 @@ async function waitForQuiet(ctx: BenchContext, label: string): Promise<void> {
     const a = machineJiffies();
     await new Promise((r) => setTimeout(r, 500));
     const b = machineJiffies();
-    const busyCores = b.total > a.total ? ((b.busy - a.busy) / (b.total - a.total)) * ctx.machine.nproc : 0;
+    const busyCores =
+      b.total > a.total ? ((b.busy - a.busy) / (b.total - a.total)) * ctx.machine.nproc : 0;
     if (busyCores < 0.3) return;
     if (Date.now() > deadline) {
-      log(`${label}: the machine is still busy (${busyCores.toFixed(2)} cores of other work); measuring anyway`);
+      log(
+        `${label}: the machine is still busy (${busyCores.toFixed(2)} cores of other work); measuring anyway`,
+      );
       return;
     }
-    if (!said) log(`${label}: waiting for the machine to quieten (${busyCores.toFixed(2)} cores busy with other work)`);
+    if (!said)
+      log(
+        `${label}: waiting for the machine to quieten (${busyCores.toFixed(2)} cores busy with other work)`,
+      );
     said = true;
   }
 }
 
 export async function runLoad(ctx: BenchContext, config: LoadConfig): Promise<LoadResult> {
   await waitForQuiet(ctx, config.label);
-  const child = ctx.children.track(fork(LOAD_SCRIPT, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] }));
-  const limitMs = config.warmupMs + (config.maxRequests !== undefined ? 600_000 : config.durationMs) + 60_000;
+  const child = ctx.children.track(
+    fork(LOAD_SCRIPT, [JSON.stringify(config)], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: [],
+    }),
+  );
+  const limitMs =
+    config.warmupMs + (config.maxRequests !== undefined ? 600_000 : config.durationMs) + 60_000;
   return await new Promise<LoadResult>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`load generator (${config.label}) did not finish within ${limitMs / 1000} s`));
+      reject(
+        new Error(`load generator (${config.label}) did not finish within ${limitMs / 1000} s`),
+      );
     }, limitMs);
     let settled = false;
     child.on('message', (message: { ok: boolean; result?: LoadResult; error?: string }) => {
@@ -54,7 +68,13 @@ export async function runLoad(ctx: BenchContext, config: LoadConfig): Promise<Lo
 }
 
 /** The load generator's settings for one run against `server`: the knobs, unless `extra` says otherwise. */
-export function generatorConfig(ctx: BenchContext, label: string, server: RunningServer, source: LoadSource, extra: Partial<LoadConfig> = {}): LoadConfig {
+export function generatorConfig(
+  ctx: BenchContext,
+  label: string,
+  server: RunningServer,
+  source: LoadSource,
+  extra: Partial<LoadConfig> = {},
+): LoadConfig {
   const { knobs } = ctx;
   return {
     label,
@@ -74,7 +94,10 @@ export function generatorConfig(ctx: BenchContext, label: string, server: Runnin
 }
 
 /** A run with a quick crypto floor taken right before and right after it (mean of the two). */
-export async function runLoadBesideFloor(ctx: BenchContext, config: LoadConfig): Promise<{ load: LoadResult; floorNear: number }> {
+export async function runLoadBesideFloor(
+  ctx: BenchContext,
+  config: LoadConfig,
+): Promise<{ load: LoadResult; floorNear: number }> {
   const before = quickFloor();
   const load = await runLoad(ctx, config);
   return { load, floorNear: (before + quickFloor()) / 2 };

@@ -57,9 +57,17 @@ export interface LoadResult {
   /** Allowed answers per second (what the targets use). */
   readonly allowedPerSecond: number;
   /** Per 250 ms of the window: answers completed and the slowest of them (ms) — where a stall shows. */
-  readonly timeline: Array<{ readonly atMs: number; readonly completed: number; readonly maxLatencyMs: number }>;
+  readonly timeline: Array<{
+    readonly atMs: number;
+    readonly completed: number;
+    readonly maxLatencyMs: number;
+  }>;
   /** Server VmRSS (KiB) every ~2 s of the window, against answers completed so far. */
-  readonly memoryTrace: Array<{ readonly completed: number; readonly rssKiB: number; readonly hwmKiB: number }>;
+  readonly memoryTrace: Array<{
+    readonly completed: number;
+    readonly rssKiB: number;
+    readonly hwmKiB: number;
+  }>;
   readonly latencyMs: LatencySummary;
   /** Open loop only: from the intended send time (includes waiting behind the in-flight cap). */
   readonly latencyFromIntendedMs: LatencySummary | undefined;
@@ -75,7 +83,9 @@ export interface LoadResult {
   readonly samples: {
     readonly decoded: number;
     readonly depthMismatches: number;
-    readonly forwardedTokenLength: { readonly min: number; readonly max: number; readonly mean: number } | undefined;
+    readonly forwardedTokenLength:
+      | { readonly min: number; readonly max: number; readonly mean: number }
+      | undefined;
     readonly decisions: Record<string, number>;
   };
   readonly sentTotal: number;
@@ -86,4 +96,3 @@ export interface LoadResult {
   /** Window edges on CLOCK_MONOTONIC in µs (the clock of V8 CPU profiles on Linux). */
   readonly windowMonotonicUs: { readonly start: number; readonly end: number };
 }
-

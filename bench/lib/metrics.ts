@@ -21,12 +21,16 @@ function httpText(port: number, path: string): Promise<string> {
 }
 
 /** Cumulative counts of `authz_check_duration_seconds` by bucket (`le`, seconds), all label sets summed. */
-export async function durationBuckets(httpPort: number | undefined): Promise<Map<number, number> | undefined> {
+export async function durationBuckets(
+  httpPort: number | undefined,
+): Promise<Map<number, number> | undefined> {
   if (httpPort === undefined) return undefined;
   try {
     const text = await httpText(httpPort, '/metrics');
     const buckets = new Map<number, number>();
-    for (const m of text.matchAll(/^authz_check_duration_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\d+(?:\.\d+)?)/gm)) {
+    for (const m of text.matchAll(
+      /^authz_check_duration_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\d+(?:\.\d+)?)/gm,
+    )) {
       const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
       buckets.set(le, (buckets.get(le) ?? 0) + Number(m[2]));
     }
@@ -37,7 +41,10 @@ export async function durationBuckets(httpPort: number | undefined): Promise<Map
 }
 
 /** Handler start → response built: the bucket bounds holding p50 and p99 of the checks between two scrapes. */
-export function handlerPercentiles(before: Map<number, number> | undefined, after: Map<number, number> | undefined): HandlerPercentiles | undefined {
+export function handlerPercentiles(
+  before: Map<number, number> | undefined,
+  after: Map<number, number> | undefined,
+): HandlerPercentiles | undefined {
   if (before === undefined || after === undefined) return undefined;
   const bounds = [...after.keys()].sort((a, b) => a - b);
   const counts = bounds.map((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0));

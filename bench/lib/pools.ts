@@ -20,7 +20,10 @@ function writePool(file: string, frames: readonly Buffer[]): void {
 
 /** Each token as a Check for `dest`, written to `file`. */
 export function writeCheckPool(file: string, tokens: readonly string[], dest: string): void {
-  writePool(file, tokens.map((t, i) => encodeCheckFrame(checkRequest(t, dest, i))));
+  writePool(
+    file,
+    tokens.map((t, i) => encodeCheckFrame(checkRequest(t, dest, i))),
+  );
 }
 
 interface Forwarded {
@@ -28,17 +31,26 @@ interface Forwarded {
   readonly depth: string | undefined;
 }
 
-async function checkOnce(client: GrpcH2Pool, token: string, sid: string, i: number): Promise<Forwarded> {
+async function checkOnce(
+  client: GrpcH2Pool,
+  token: string,
+  sid: string,
+  i: number,
+): Promise<Forwarded> {
   const result = await client.callAsync(encodeCheckFrame(checkRequest(token, sid, i)));
   if (result.error !== undefined || result.grpcStatus !== 0 || result.body === undefined) {
-    throw new Error(`pool build: Check to ${sid} failed (${result.error ?? `grpc-status ${result.grpcStatus} ${result.grpcMessage ?? ''}`})`);
+    throw new Error(
+      `pool build: Check to ${sid} failed (${result.error ?? `grpc-status ${result.grpcStatus} ${result.grpcMessage ?? ''}`})`,
+    );
   }
   const message = unframe(result.body);
   if (message === undefined) throw new Error('pool build: unreadable response');
   const response = decodeCheckResponse(message);
   const forward = response.headers['authorization'];
   if (!response.allowed || forward === undefined) {
-    throw new Error(`pool build: Check to ${sid} was denied (${String(response.metadata['reason'] ?? response.statusCode)})`);
+    throw new Error(
+      `pool build: Check to ${sid} was denied (${String(response.metadata['reason'] ?? response.statusCode)})`,
+    );
   }
   return { token: forward.replace(/^Bearer /, ''), depth: response.headers['x-auth-depth'] };
 }
@@ -47,14 +59,25 @@ async function checkOnce(client: GrpcH2Pool, token: string, sid: string, i: numb
  * The depth-(d−1) chain a depth-d pool wraps: a fresh origin walked through Checks to `hop-1` … so
  * the server has verified (and remembered) every level of it.
  */
-export async function innerChain(client: GrpcH2Pool, issuer: LocalIssuer, pad: string, depth: number): Promise<string> {
+export async function innerChain(
+  client: GrpcH2Pool,
+  issuer: LocalIssuer,
+  pad: string,
+  depth: number,
+): Promise<string> {
   let t = await issuer.mint(originClaims(7, pad), { ttl: 3600 });
   for (let hop = 1; hop < depth; hop++) t = (await checkOnce(client, t, `hop-${hop}`, hop)).token;
   return t;
 }
 
 /** Send `token` to `sid` until `target()` responses are in, `concurrency` at a time. */
-export async function wrapMany(client: GrpcH2Pool, token: string, sid: string, concurrency: number, target: (done: number, elapsedMs: number) => number): Promise<{ tokens: string[]; rate: number }> {
+export async function wrapMany(
+  client: GrpcH2Pool,
+  token: string,
+  sid: string,
+  concurrency: number,
+  target: (done: number, elapsedMs: number) => number,
+): Promise<{ tokens: string[]; rate: number }> {
   const frame = encodeCheckFrame(checkRequest(token, sid, 0)); // x-request-id repeats: harmless, ignored by the memo
   const tokens: string[] = [];
   const started = performance.now();
@@ -63,17 +86,23 @@ export async function wrapMany(client: GrpcH2Pool, token: string, sid: string, c
   await new Promise<void>((resolve) => {
     let active = 0;
     const launch = (): void => {
-      while (failure === undefined && active < concurrency && launched < target(tokens.length, performance.now() - started)) {
+      while (
+        failure === undefined &&
+        active < concurrency &&
+        launched < target(tokens.length, performance.now() - started)
+      ) {
         active++;
         launched++;
         client.call(frame, (result) => {
           active--;
           try {
-            if (result.error !== undefined || result.grpcStatus !== 0 || result.body === undefined) throw new Error(result.error ?? `grpc-status ${result.grpcStatus}`);
+            if (result.error !== undefined || result.grpcStatus !== 0 || result.body === undefined)
+              throw new Error(result.error ?? `grpc-status ${result.grpcStatus}`);
             const message = unframe(result.body);
             const response = message === undefined ? undefined : decodeCheckResponse(message);
             const forward = response?.headers['authorization'];
-            if (response === undefined || !response.allowed || forward === undefined) throw new Error(`denied (${String(response?.metadata['reason'] ?? '?')})`);
+            if (response === undefined || !response.allowed || forward === undefined)
+              throw new Error(`denied (${String(response?.metadata['reason'] ?? '?')})`);
             tokens.push(forward.slice('Bearer '.length));
           } catch (error) {
             failure ??= new Error(`pool build: wrapping for ${sid}: ${(error as Error).message}`);

@@ -40,7 +40,12 @@ function moduleOf(url: string, functionName: string): string {
     return (rest[0]?.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]) ?? url;
   }
   const dist = url.indexOf('/dist/');
-  if (dist >= 0) return url.slice(dist + '/dist/'.length).split('/').slice(0, 3).join('/');
+  if (dist >= 0)
+    return url
+      .slice(dist + '/dist/'.length)
+      .split('/')
+      .slice(0, 3)
+      .join('/');
   return url;
 }
 
@@ -49,7 +54,11 @@ function moduleOf(url: string, functionName: string): string {
  * whole life of the process. It is in µs on the profile's own clock: V8 stamps profiles with
  * CLOCK_MONOTONIC on Linux, the clock of `process.hrtime` in any process on the machine.
  */
-export function summarizeProfile(file: string, top = 25, window?: { fromUs: number; toUs: number }): ProfileSummary {
+export function summarizeProfile(
+  file: string,
+  top = 25,
+  window?: { fromUs: number; toUs: number },
+): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
@@ -71,17 +80,33 @@ export function summarizeProfile(file: string, top = 25, window?: { fromUs: numb
     const node = byId.get(id);
     if (node === undefined) continue;
     const { functionName, url, lineNumber } = node.callFrame;
-    const frame = `${functionName || '(anonymous)'} ${shortUrl(url)}${url ? `:${lineNumber + 1}` : ''}`.trim();
+    const frame =
+      `${functionName || '(anonymous)'} ${shortUrl(url)}${url ? `:${lineNumber + 1}` : ''}`.trim();
     frames.set(frame, (frames.get(frame) ?? 0) + us);
     const mod = moduleOf(url, functionName);
     modules.set(mod, (modules.get(mod) ?? 0) + us);
   }
   const rank = (m: Map<string, number>, n: number) =>
-    [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, us]) => ({ name, selfMs: us / 1000, percent: kept > 0 ? (100 * us) / kept : 0 }));
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([name, us]) => ({
+        name,
+        selfMs: us / 1000,
+        percent: kept > 0 ? (100 * us) / kept : 0,
+      }));
   return {
     file,
     sampledMs: kept / 1000,
-    topSelf: rank(frames, top).map(({ name, selfMs, percent }) => ({ frame: name, selfMs, percent })),
-    byModule: rank(modules, 15).map(({ name, selfMs, percent }) => ({ module: name, selfMs, percent })),
+    topSelf: rank(frames, top).map(({ name, selfMs, percent }) => ({
+      frame: name,
+      selfMs,
+      percent,
+    })),
+    byModule: rank(modules, 15).map(({ name, selfMs, percent }) => ({
+      module: name,
+      selfMs,
+      percent,
+    })),
   };
 }

@@ -3,7 +3,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import type { LocalIssuer } from '../../src/demo/local-issuer.js';
 
-const USER_AGENTS = ['Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36', 'okhttp/4.12.0', 'curl/8.5.0'];
+const USER_AGENTS = [
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36',
+  'okhttp/4.12.0',
+  'curl/8.5.0',
+];
 
 /** A CheckRequest as Envoy sends it for one call to `sid`: the headers a real request carries. */
 export function checkRequest(token: string, sid: string, i: number): Record<string, unknown> {
@@ -56,13 +60,23 @@ export async function originPad(issuer: LocalIssuer, bytes: number): Promise<str
   const missing = bytes - bare - 10; // `,"ext":""` in JSON is 9 bytes → 12 base64 characters
   // Opaque, incompressible text (a signed session reference, say): a run of one letter would make
   // the chain compress far better than real claims do.
-  return missing > 0 ? randomBytes(Math.floor((missing * 3) / 4)).toString('base64url').slice(0, Math.floor((missing * 3) / 4)) : '';
+  return missing > 0
+    ? randomBytes(Math.floor((missing * 3) / 4))
+        .toString('base64url')
+        .slice(0, Math.floor((missing * 3) / 4))
+    : '';
 }
 
-export async function mintOrigins(issuer: LocalIssuer, count: number, pad: string): Promise<string[]> {
+export async function mintOrigins(
+  issuer: LocalIssuer,
+  count: number,
+  pad: string,
+): Promise<string[]> {
   const tokens: string[] = [];
   for (let at = 0; at < count; at += 256) {
-    const batch = Array.from({ length: Math.min(256, count - at) }, (_, k) => issuer.mint(originClaims(at + k, pad), { ttl: 3600 }));
+    const batch = Array.from({ length: Math.min(256, count - at) }, (_, k) =>
+      issuer.mint(originClaims(at + k, pad), { ttl: 3600 }),
+    );
     tokens.push(...(await Promise.all(batch)));
   }
   return tokens;

@@ -26,7 +26,8 @@ export interface ScenarioResult {
 }
 
 /** Busy cores of the machine in the window that were neither the server's nor the load generator's. */
-export const otherCores = (load: LoadResult): number => load.machineBusyCores - load.serverCores - load.clientCores;
+export const otherCores = (load: LoadResult): number =>
+  load.machineBusyCores - load.serverCores - load.clientCores;
 
 export class ResultsSink {
   /** In the order they ran: the table's rows. */
@@ -42,16 +43,27 @@ export class ResultsSink {
 
   /** Note what makes a run's numbers suspect: answers other than the expected allow, a busy machine, a pool that ran out. */
   recordProblems(result: LoadResult, name: string): void {
-    const bad = result.denied + result.malformed + result.transportErrors + Object.values(result.grpcErrors).reduce((a, b) => a + b, 0) + result.samples.depthMismatches;
+    const bad =
+      result.denied +
+      result.malformed +
+      result.transportErrors +
+      Object.values(result.grpcErrors).reduce((a, b) => a + b, 0) +
+      result.samples.depthMismatches;
     if (bad > 0) {
-      this.warn(`${name}: ${bad} answers were not the expected allow: ${JSON.stringify({ denied: result.denied, denyReasons: result.denyReasons, grpcErrors: result.grpcErrors, transport: result.transportErrors, malformed: result.malformed, depthMismatches: result.samples.depthMismatches, first: result.firstProblems })}`);
+      this.warn(
+        `${name}: ${bad} answers were not the expected allow: ${JSON.stringify({ denied: result.denied, denyReasons: result.denyReasons, grpcErrors: result.grpcErrors, transport: result.transportErrors, malformed: result.malformed, depthMismatches: result.samples.depthMismatches, first: result.firstProblems })}`,
+      );
     }
     const other = otherCores(result);
     if (other > 0.3) {
-      this.warn(`${name}: the machine was busy with other work during the window (${other.toFixed(2)} cores besides the server and the load generator): its numbers are contended`);
+      this.warn(
+        `${name}: the machine was busy with other work during the window (${other.toFixed(2)} cores besides the server and the load generator): its numbers are contended`,
+      );
     }
     if (result.pool.reused > 0) {
-      this.warn(`${name}: the pool of ${result.pool.size} ran out; ${result.pool.reused} requests reused a token (whole-token memo hits)`);
+      this.warn(
+        `${name}: the pool of ${result.pool.size} ran out; ${result.pool.reused} requests reused a token (whole-token memo hits)`,
+      );
     }
   }
 
@@ -64,7 +76,10 @@ export class ResultsSink {
       const resultsBefore = this.results.length;
       const problemsBefore = this.problems.length;
       await attempt();
-      const worst = Math.max(0, ...this.results.slice(resultsBefore).map((r) => otherCores(r.load)));
+      const worst = Math.max(
+        0,
+        ...this.results.slice(resultsBefore).map((r) => otherCores(r.load)),
+      );
       if (worst <= 0.3 || tries >= retries) return;
       this.results.splice(resultsBefore);
       this.problems.splice(problemsBefore);

@@ -44,9 +44,15 @@ export interface MonotonicWindow {
   readonly end: number;
 }
 
-export async function startServe(ctx: BenchContext, label: string, options: ServeOptions): Promise<RunningServer> {
+export async function startServe(
+  ctx: BenchContext,
+  label: string,
+  options: ServeOptions,
+): Promise<RunningServer> {
   const { knobs } = ctx;
-  const profileDir = isProfiled(knobs, label) ? join(ROOT, 'bench/results/profiles', label) : undefined;
+  const profileDir = isProfiled(knobs, label)
+    ? join(ROOT, 'bench/results/profiles', label)
+    : undefined;
   if (profileDir !== undefined) {
     rmSync(profileDir, { recursive: true, force: true });
     mkdirSync(profileDir, { recursive: true });
@@ -54,28 +60,55 @@ export async function startServe(ctx: BenchContext, label: string, options: Serv
   const grpcPort = await freePort();
   const httpPort = await freePort();
   const child = ctx.children.track(
-    spawn(process.execPath, [...(profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...knobs.serveNodeArgs, SERVE_MAIN, 'serve'], {
-      env: {
-        PATH: process.env['PATH'] ?? '',
-        MATRYOSHKA_GRPC_PORT: String(grpcPort),
-        MATRYOSHKA_HTTP_PORT: String(httpPort),
-        MATRYOSHKA_HOST: '127.0.0.1',
-        MATRYOSHKA_REGISTRY_FILE: options.registryFile,
-        MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
-        // Depth-8 requests are answered with a depth-9 token: one above the default cap of 8.
-        MATRYOSHKA_MAX_DEPTH: String(Math.max(8, deepestDepth(knobs) + 1)),
-        // Pools are built before their run; minted levels must outlive the run (default 120 s).
-        MATRYOSHKA_TOKEN_TTL: '3600',
-        LOG_LEVEL: options.logLevel,
-        BENCH_HS_SECRET: options.hsSecret,
-        ...(options.memoEntries !== undefined ? { MATRYOSHKA_MEMO_ENTRIES: String(options.memoEntries) } : {}),
-        ...(options.signingKeysFile !== undefined ? { MATRYOSHKA_SIGNING_KEYS: options.signingKeysFile } : {}),
+    spawn(
+      process.execPath,
+      [
+        ...(profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+        ...knobs.serveNodeArgs,
+        SERVE_MAIN,
+        'serve',
+      ],
+      {
+        env: {
+          PATH: process.env['PATH'] ?? '',
+          MATRYOSHKA_GRPC_PORT: String(grpcPort),
+          MATRYOSHKA_HTTP_PORT: String(httpPort),
+          MATRYOSHKA_HOST: '127.0.0.1',
+          MATRYOSHKA_REGISTRY_FILE: options.registryFile,
+          MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
+          // Depth-8 requests are answered with a depth-9 token: one above the default cap of 8.
+          MATRYOSHKA_MAX_DEPTH: String(Math.max(8, deepestDepth(knobs) + 1)),
+          // Pools are built before their run; minted levels must outlive the run (default 120 s).
+          MATRYOSHKA_TOKEN_TTL: '3600',
+          LOG_LEVEL: options.logLevel,
+          BENCH_HS_SECRET: options.hsSecret,
+          ...(options.memoEntries !== undefined
+            ? { MATRYOSHKA_MEMO_ENTRIES: String(options.memoEntries) }
+            : {}),
+          ...(options.signingKeysFile !== undefined
+            ? { MATRYOSHKA_SIGNING_KEYS: options.signingKeysFile }
+            : {}),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
+    ),
   );
-  const server: RunningServer = { label, child, pid: child.pid as number, address: `127.0.0.1:${grpcPort}`, httpPort, idleMemory: { hwmKiB: NaN, rssKiB: NaN }, problems: [], problemCount: 0, logLines: 0, profileDir };
-  const rawLog = knobs.serveNodeArgs.length > 0 ? join(ROOT, 'bench/results', `serve-${label.replace(/[^A-Za-z0-9@%-]+/g, '_')}.log`) : undefined;
+  const server: RunningServer = {
+    label,
+    child,
+    pid: child.pid as number,
+    address: `127.0.0.1:${grpcPort}`,
+    httpPort,
+    idleMemory: { hwmKiB: NaN, rssKiB: NaN },
+    problems: [],
+    problemCount: 0,
+    logLines: 0,
+    profileDir,
+  };
+  const rawLog =
+    knobs.serveNodeArgs.length > 0
+      ? join(ROOT, 'bench/results', `serve-${label.replace(/[^A-Za-z0-9@%-]+/g, '_')}.log`)
+      : undefined;
   if (rawLog !== undefined) writeFileSync(rawLog, '');
   drainLines(
     child,
@@ -93,30 +126,56 @@ export async function startServe(ctx: BenchContext, label: string, options: Serv
   // At LOG_LEVEL=warn the service does not log its ports: give it free ones and poll /readyz.
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`serve (${label}) exited (${child.exitCode ?? child.signalCode}): ${stderrTail(child)}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(
+        `serve (${label}) exited (${child.exitCode ?? child.signalCode}): ${stderrTail(child)}`,
+      );
     if (await isReady(httpPort)) break;
-    if (Date.now() > deadline) throw new Error(`serve (${label}) was not ready within 20 s: ${stderrTail(child)}`);
+    if (Date.now() > deadline)
+      throw new Error(`serve (${label}) was not ready within 20 s: ${stderrTail(child)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   server.idleMemory = processMemory(server.pid);
   return server;
 }
 
-export async function startNoop(ctx: BenchContext, label: string, forwardTokenLength: number, depth: number): Promise<RunningServer> {
+export async function startNoop(
+  ctx: BenchContext,
+  label: string,
+  forwardTokenLength: number,
+  depth: number,
+): Promise<RunningServer> {
   const child = ctx.children.track(
     fork(NOOP_SCRIPT, [], {
-      env: { PATH: process.env['PATH'] ?? '', NOOP_FORWARD_TOKEN_LENGTH: String(forwardTokenLength), NOOP_DEPTH: String(depth) },
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        NOOP_FORWARD_TOKEN_LENGTH: String(forwardTokenLength),
+        NOOP_DEPTH: String(depth),
+      },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       execArgv: [],
     }),
   );
   const serving = await waitForLine(child, (l) => l['msg'] === 'noop serving', label);
   const pid = child.pid as number;
-  return { label, child, pid, address: `127.0.0.1:${serving['grpc_port'] as number}`, idleMemory: processMemory(pid), problems: [], problemCount: 0, logLines: 0, profileDir: undefined };
+  return {
+    label,
+    child,
+    pid,
+    address: `127.0.0.1:${serving['grpc_port'] as number}`,
+    idleMemory: processMemory(pid),
+    problems: [],
+    problemCount: 0,
+    logLines: 0,
+    profileDir: undefined,
+  };
 }
 
 /** Stop a server; when it ran profiled, summarise its profile over each of `windows`. */
-export async function stopServer(server: RunningServer, windows: readonly MonotonicWindow[]): Promise<ProfileSummary[] | undefined> {
+export async function stopServer(
+  server: RunningServer,
+  windows: readonly MonotonicWindow[],
+): Promise<ProfileSummary[] | undefined> {
   if (server.child.connected) server.child.disconnect();
   await stopChild(server.child);
   if (server.profileDir === undefined) return undefined;
@@ -142,10 +201,13 @@ function freePort(): Promise<number> {
 
 function isReady(httpPort: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = httpGet({ host: '127.0.0.1', port: httpPort, path: '/readyz', timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
+    const req = httpGet(
+      { host: '127.0.0.1', port: httpPort, path: '/readyz', timeout: 1000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
     req.on('error', () => resolve(false));
     req.on('timeout', () => {
       req.destroy();

@@ -11,7 +11,8 @@ let root: protobuf.Root | undefined;
 export function wireRoot(): protobuf.Root {
   if (root !== undefined) return root;
   const r = new protobuf.Root();
-  r.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : `${PROTO_ROOT}${target}`);
+  r.resolvePath = (_origin, target) =>
+    target.startsWith('google/protobuf/') ? target : `${PROTO_ROOT}${target}`;
   r.loadSync(['envoy/service/auth/v3/external_auth.proto'], { keepCase: true });
   r.resolveAll();
   root = r;
@@ -50,7 +51,9 @@ export interface DecodedCheckResponse {
   readonly metadata: Record<string, string | number | boolean>;
 }
 
-type DecodedStruct = { fields?: Record<string, { stringValue?: string; numberValue?: number; boolValue?: boolean }> };
+type DecodedStruct = {
+  fields?: Record<string, { stringValue?: string; numberValue?: number; boolValue?: boolean }>;
+};
 interface ResponseObject {
   status?: { code?: number };
   ok_response?: { headers?: Array<{ header?: { key?: string; value?: string } }> };
@@ -61,10 +64,15 @@ interface ResponseObject {
 /** Full decode (protobufjs), for pool building and for sampled verification under load. */
 export function decodeCheckResponse(message: Uint8Array): DecodedCheckResponse {
   const type = wireRoot().lookupType('envoy.service.auth.v3.CheckResponse');
-  const object = type.toObject(type.decode(message), { defaults: false, longs: Number, enums: String }) as ResponseObject;
+  const object = type.toObject(type.decode(message), {
+    defaults: false,
+    longs: Number,
+    enums: String,
+  }) as ResponseObject;
   const allowed = object.ok_response !== undefined;
   const headers: Record<string, string> = {};
-  for (const option of (allowed ? object.ok_response?.headers : object.denied_response?.headers) ?? []) {
+  for (const option of (allowed ? object.ok_response?.headers : object.denied_response?.headers) ??
+    []) {
     if (option.header?.key !== undefined) headers[option.header.key] = option.header.value ?? '';
   }
   const metadata: Record<string, string | number | boolean> = {};
@@ -91,14 +99,18 @@ function readVarint(buf: Buffer, at: number): [value: number, next: number] {
 
 function skipField(buf: Buffer, wireType: number, at: number): number {
   switch (wireType) {
-    case 0: return readVarint(buf, at)[1];
-    case 1: return at + 8;
+    case 0:
+      return readVarint(buf, at)[1];
+    case 1:
+      return at + 8;
     case 2: {
       const [length, next] = readVarint(buf, at);
       return next + length;
     }
-    case 5: return at + 4;
-    default: throw new Error(`wire type ${wireType}`);
+    case 5:
+      return at + 4;
+    default:
+      throw new Error(`wire type ${wireType}`);
   }
 }
 

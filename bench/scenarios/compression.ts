@@ -12,6 +12,8 @@ export interface CompressionFigures {
 
 export function runCompression(ctx: BenchContext, sample: string): CompressionFigures {
   const costs = compressionCosts(sample);
-  log(`compression of one depth-${deepestDepth(ctx.knobs)} token: ${costs.map((c) => `${c.name} ${c.micros.toFixed(0)} µs → ${c.base64Length}`).join('; ')}`);
+  log(
+    `compression of one depth-${deepestDepth(ctx.knobs)} token: ${costs.map((c) => `${c.name} ${c.micros.toFixed(0)} µs → ${c.base64Length}`).join('; ')}`,
+  );
   return { sample, costs };
 }

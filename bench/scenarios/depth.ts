@@ -6,13 +6,26 @@ import { deepestDepth } from '../lib/knobs.js';
 /** The deepest run and its kept pool: the half-load rate, the size-matched no-op and the compression figures come from it. */
 export type DeepestRun = DepthRun & { readonly pool: NonNullable<DepthRun['pool']> };
 
-export async function runDepths(ctx: ServeContext, baseline: DepthBaseline): Promise<DeepestRun | undefined> {
+export async function runDepths(
+  ctx: ServeContext,
+  baseline: DepthBaseline,
+): Promise<DeepestRun | undefined> {
   const { knobs, sink } = ctx;
   const maxDepth = deepestDepth(knobs);
   let deepest: DeepestRun | undefined;
   for (const depth of knobs.depths) {
     await sink.withRetry(`depth ${depth}`, knobs.retries, async () => {
-      const run = await measureDepth(ctx, { depth, logLevel: 'warn', name: `depth ${depth}`, peer: false, keepPool: depth === maxDepth }, baseline);
+      const run = await measureDepth(
+        ctx,
+        {
+          depth,
+          logLevel: 'warn',
+          name: `depth ${depth}`,
+          peer: false,
+          keepPool: depth === maxDepth,
+        },
+        baseline,
+      );
       if (run.pool !== undefined) deepest = { ...run, pool: run.pool };
     });
   }

@@ -19,7 +19,10 @@ import { processMemory } from '../lib/proc.js';
 import type { ScenarioResult } from '../lib/results.js';
 import { type MonotonicWindow, startServe, stopServer } from '../lib/servers.js';
 
-export async function runHalfLoad(ctx: ServeContext, rate: number): Promise<ScenarioResult | undefined> {
+export async function runHalfLoad(
+  ctx: ServeContext,
+  rate: number,
+): Promise<ScenarioResult | undefined> {
   const depth = deepestDepth(ctx.knobs);
   const name = `depth ${depth}@50%`;
   let result: ScenarioResult | undefined;
@@ -29,13 +32,23 @@ export async function runHalfLoad(ctx: ServeContext, rate: number): Promise<Scen
   return result;
 }
 
-async function measureHalfLoad(ctx: ServeContext, depth: number, rate: number, name: string): Promise<ScenarioResult> {
+async function measureHalfLoad(
+  ctx: ServeContext,
+  depth: number,
+  rate: number,
+  name: string,
+): Promise<ScenarioResult> {
   const { knobs, fixture } = ctx;
   const server = await startServe(ctx, name, fixtureServeOptions(fixture, 'warn'));
   let window: MonotonicWindow | undefined;
   let result: ScenarioResult | undefined;
   try {
-    const client = await GrpcH2Pool.connect(server.address, { sessions: knobs.sessions, streamWindow: knobs.streamWindow, sessionWindow: knobs.sessionWindow, timeoutMs: 0 });
+    const client = await GrpcH2Pool.connect(server.address, {
+      sessions: knobs.sessions,
+      streamWindow: knobs.streamWindow,
+      sessionWindow: knobs.sessionWindow,
+      timeoutMs: 0,
+    });
     const count = Math.ceil(rate * loadSeconds(knobs) * 1.15) + 200;
     let built: { tokens: string[]; rate: number };
     try {
@@ -46,19 +59,41 @@ async function measureHalfLoad(ctx: ServeContext, depth: number, rate: number, n
     }
     const file = join(ctx.workDir, `pool-${name}.bin`);
     writeCheckPool(file, built.tokens, knobs.dest);
-    log(`${name}: open loop at ${rate.toFixed(0)} req/s (half of the measured maximum), ${built.tokens.length} fresh tokens, a fresh server with the default memo`);
+    log(
+      `${name}: open loop at ${rate.toFixed(0)} req/s (half of the measured maximum), ${built.tokens.length} fresh tokens, a fresh server with the default memo`,
+    );
     const before = await durationBuckets(server.httpPort);
-    const { load: half, floorNear } = await runLoadBesideFloor(ctx, generatorConfig(ctx, name, server, { kind: 'pool', file }, { expectDepth: depth + 1, rate, maxInFlight: 1024 }));
+    const { load: half, floorNear } = await runLoadBesideFloor(
+      ctx,
+      generatorConfig(
+        ctx,
+        name,
+        server,
+        { kind: 'pool', file },
+        { expectDepth: depth + 1, rate, maxInFlight: 1024 },
+      ),
+    );
     const handler = handlerPercentiles(before, await durationBuckets(server.httpPort));
     window = half.windowMonotonicUs;
     rmSync(file, { force: true });
     ctx.sink.recordProblems(half, name);
-    log(`${name}: ${half.requestsPerSecond.toFixed(0)} req/s, p50 ${half.latencyMs.p50.toFixed(2)} ms, p99 ${half.latencyMs.p99.toFixed(2)} ms (from intended send ${half.latencyFromIntendedMs?.p99.toFixed(2)} ms)`);
+    log(
+      `${name}: ${half.requestsPerSecond.toFixed(0)} req/s, p50 ${half.latencyMs.p50.toFixed(2)} ms, p99 ${half.latencyMs.p99.toFixed(2)} ms (from intended send ${half.latencyFromIntendedMs?.p99.toFixed(2)} ms)`,
+    );
     result = {
-      name, kind: 'serve', depth, logLevel: 'warn', load: half, requestTokenLength: meanLength(built.tokens),
-      forwardedTokenLength: half.samples.forwardedTokenLength?.mean, poolNote: `${built.tokens.length} distinct, on a fresh server (default memo)`, handler,
-      serverPeak: processMemory(server.pid), serverIdle: server.idleMemory,
-      serverLogProblems: { count: server.problemCount, first: server.problems }, floorNear,
+      name,
+      kind: 'serve',
+      depth,
+      logLevel: 'warn',
+      load: half,
+      requestTokenLength: meanLength(built.tokens),
+      forwardedTokenLength: half.samples.forwardedTokenLength?.mean,
+      poolNote: `${built.tokens.length} distinct, on a fresh server (default memo)`,
+      handler,
+      serverPeak: processMemory(server.pid),
+      serverIdle: server.idleMemory,
+      serverLogProblems: { count: server.problemCount, first: server.problems },
+      floorNear,
     };
     ctx.sink.add(result);
     return result;

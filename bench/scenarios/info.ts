@@ -6,7 +6,15 @@ import type { ScenarioResult } from '../lib/results.js';
 export async function runInfo(ctx: ServeContext): Promise<ScenarioResult | undefined> {
   let result: ScenarioResult | undefined;
   await ctx.sink.withRetry('depth 1 info', ctx.knobs.retries, async () => {
-    result = (await measureDepth(ctx, { depth: 1, logLevel: 'info', name: 'depth 1 info', peer: false, keepPool: false })).result;
+    result = (
+      await measureDepth(ctx, {
+        depth: 1,
+        logLevel: 'info',
+        name: 'depth 1 info',
+        peer: false,
+        keepPool: false,
+      })
+    ).result;
   });
   return result;
 }

@@ -26,7 +26,11 @@ export interface MemoryFigures {
   readonly after: Memory;
   readonly memoEntries: number;
   readonly trace: LoadResult['memoryTrace'];
-  readonly problems: { readonly denied: number; readonly grpcErrors: Record<string, number>; readonly transportErrors: number };
+  readonly problems: {
+    readonly denied: number;
+    readonly grpcErrors: Record<string, number>;
+    readonly transportErrors: number;
+  };
 }
 
 export async function runMemory(ctx: ServeContext): Promise<MemoryFigures> {
@@ -35,7 +39,14 @@ export async function runMemory(ctx: ServeContext): Promise<MemoryFigures> {
   const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
   const base = originClaims(3, fixture.pad);
-  const payloadTemplate = JSON.stringify({ ...base, iss: 'bench-hs256', sub: `user-${COUNTER_MARK}@example.com`, jti: `jti-${COUNTER_MARK}`, iat: now, exp: now + 3600 });
+  const payloadTemplate = JSON.stringify({
+    ...base,
+    iss: 'bench-hs256',
+    sub: `user-${COUNTER_MARK}@example.com`,
+    jti: `jti-${COUNTER_MARK}`,
+    iat: now,
+    exp: now + 3600,
+  });
   const sample = ((n: string) => {
     const input = `${header}.${Buffer.from(payloadTemplate.split(COUNTER_MARK).join(n)).toString('base64url')}`;
     return `${input}.${createHmac('sha256', fixture.hsSecret).update(input).digest('base64url')}`;
@@ -44,13 +55,35 @@ export async function runMemory(ctx: ServeContext): Promise<MemoryFigures> {
   const placeholder = 'P'.repeat(sample.length);
   const template = encodeCheckFrame(checkRequest(placeholder, knobs.dest, 0));
   const offset = template.indexOf(Buffer.from(placeholder, 'latin1'));
-  if (offset < 0 || template.indexOf(Buffer.from(placeholder, 'latin1'), offset + 1) >= 0) throw new Error('memory: placeholder not found exactly once');
-  log(`memory: ${knobs.memoryChecks} checks with distinct HS256 origin tokens (${sample.length} characters), concurrency ${knobs.concurrency}`);
-  const load = await runLoad(ctx, generatorConfig(ctx, 'memory', server, { kind: 'hs256', frameTemplate: template.toString('base64'), tokenOffset: offset, tokenLength: sample.length, header, payloadTemplate, secret: fixture.hsSecret }, { maxRequests: knobs.memoryChecks, expectDepth: 1 }));
+  if (offset < 0 || template.indexOf(Buffer.from(placeholder, 'latin1'), offset + 1) >= 0)
+    throw new Error('memory: placeholder not found exactly once');
+  log(
+    `memory: ${knobs.memoryChecks} checks with distinct HS256 origin tokens (${sample.length} characters), concurrency ${knobs.concurrency}`,
+  );
+  const load = await runLoad(
+    ctx,
+    generatorConfig(
+      ctx,
+      'memory',
+      server,
+      {
+        kind: 'hs256',
+        frameTemplate: template.toString('base64'),
+        tokenOffset: offset,
+        tokenLength: sample.length,
+        header,
+        payloadTemplate,
+        secret: fixture.hsSecret,
+      },
+      { maxRequests: knobs.memoryChecks, expectDepth: 1 },
+    ),
+  );
   const end = processMemory(server.pid);
   await stopServer(server, []);
   ctx.sink.recordProblems(load, 'memory');
-  log(`memory: VmHWM ${mib(server.idleMemory.hwmKiB)} idle → ${mib(load.serverMemoryStart.hwmKiB)} after warm-up → ${mib(end.hwmKiB)} MiB after ${load.completed} checks (VmRSS ${mib(end.rssKiB)} MiB)`);
+  log(
+    `memory: VmHWM ${mib(server.idleMemory.hwmKiB)} idle → ${mib(load.serverMemoryStart.hwmKiB)} after warm-up → ${mib(end.hwmKiB)} MiB after ${load.completed} checks (VmRSS ${mib(end.rssKiB)} MiB)`,
+  );
   return {
     checks: load.completed,
     distinctTokens: load.pool.used,
@@ -62,6 +95,10 @@ export async function runMemory(ctx: ServeContext): Promise<MemoryFigures> {
     after: end,
     memoEntries: 20_000,
     trace: load.memoryTrace,
-    problems: { denied: load.denied, grpcErrors: load.grpcErrors, transportErrors: load.transportErrors },
+    problems: {
+      denied: load.denied,
+      grpcErrors: load.grpcErrors,
+      transportErrors: load.transportErrors,
+    },
   };
 }

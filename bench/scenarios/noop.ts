@@ -18,15 +18,35 @@ export async function runNoop(ctx: ServeContext): Promise<ScenarioResult | undef
     const file = join(ctx.workDir, 'pool-noop.bin');
     writeCheckPool(file, origins, knobs.dest);
     const server = await startNoop(ctx, 'noop', 2048, 1);
-    log('noop: transport ceiling (fixed allow, 2 KB forwarded token), 2,000 depth-0 requests cycled (it has no cache)');
-    const { load, floorNear } = await runLoadBesideFloor(ctx, generatorConfig(ctx, 'noop', server, { kind: 'pool', file }));
+    log(
+      'noop: transport ceiling (fixed allow, 2 KB forwarded token), 2,000 depth-0 requests cycled (it has no cache)',
+    );
+    const { load, floorNear } = await runLoadBesideFloor(
+      ctx,
+      generatorConfig(ctx, 'noop', server, { kind: 'pool', file }),
+    );
     const peak = processMemory(server.pid);
     await stopServer(server, []);
     // It cycles its pool on purpose: reuse is no problem here.
     sink.recordProblems({ ...load, pool: { ...load.pool, reused: 0 } }, 'noop');
-    noop = { name: 'noop', kind: 'noop', depth: undefined, logLevel: undefined, load, requestTokenLength: meanLength(origins), forwardedTokenLength: load.samples.forwardedTokenLength?.mean, poolNote: '2000 cycled (no cache)', serverPeak: peak, serverIdle: server.idleMemory, serverLogProblems: { count: 0, first: [] }, floorNear };
+    noop = {
+      name: 'noop',
+      kind: 'noop',
+      depth: undefined,
+      logLevel: undefined,
+      load,
+      requestTokenLength: meanLength(origins),
+      forwardedTokenLength: load.samples.forwardedTokenLength?.mean,
+      poolNote: '2000 cycled (no cache)',
+      serverPeak: peak,
+      serverIdle: server.idleMemory,
+      serverLogProblems: { count: 0, first: [] },
+      floorNear,
+    };
     sink.add(noop);
-    log(`noop: ${load.requestsPerSecond.toFixed(0)} req/s, ${load.serverCpuMicrosPerCheck.toFixed(1)} µs CPU/check`);
+    log(
+      `noop: ${load.requestsPerSecond.toFixed(0)} req/s, ${load.serverCpuMicrosPerCheck.toFixed(1)} µs CPU/check`,
+    );
   });
   return noop;
 }

@@ -10,7 +10,15 @@ export async function runPeer(ctx: ServeContext): Promise<ScenarioResult[]> {
   for (const depth of peerDepths(knobs)) {
     let result: ScenarioResult | undefined;
     await sink.withRetry(`depth ${depth} peer`, knobs.retries, async () => {
-      result = (await measureDepth(ctx, { depth, logLevel: 'warn', name: `depth ${depth} peer`, peer: true, keepPool: false })).result;
+      result = (
+        await measureDepth(ctx, {
+          depth,
+          logLevel: 'warn',
+          name: `depth ${depth} peer`,
+          peer: true,
+          keepPool: false,
+        })
+      ).result;
     });
     if (result !== undefined) results.push(result);
   }

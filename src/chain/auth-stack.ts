@@ -28,18 +28,21 @@ export class StackFormatError extends MatryoshkaError {
  * Check path applies this to every level it opens; `inspect` shows such a sid (escaped) instead.
  */
 export function checkStackSid(stack: AuthStack): void {
-  if (stack.sid !== undefined && !isIdentifier(stack.sid)) throw new StackFormatError(`auth_stack.sid must be ${IDENTIFIER_DESCRIPTION}`);
+  if (stack.sid !== undefined && !isIdentifier(stack.sid))
+    throw new StackFormatError(`auth_stack.sid must be ${IDENTIFIER_DESCRIPTION}`);
 }
 
 export function readAuthStack(payload: Readonly<Record<string, unknown>>): AuthStack | undefined {
-  if (!Object.prototype.hasOwnProperty.call(payload, 'auth_stack')) return undefined;
+  if (!Object.hasOwn(payload, 'auth_stack')) return undefined;
   const raw = payload['auth_stack'];
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new StackFormatError('auth_stack is not an object');
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new StackFormatError('auth_stack is not an object');
   const claim = raw as Record<string, unknown>;
 
   const fmtRaw = claim['fmt'];
   const fmt = typeof fmtRaw === 'string' ? fmtRaw.toUpperCase() : undefined;
-  if (fmt !== 'JWT' && fmt !== 'JWE') throw new StackFormatError('auth_stack.fmt must be JWT or JWE');
+  if (fmt !== 'JWT' && fmt !== 'JWE')
+    throw new StackFormatError('auth_stack.fmt must be JWT or JWE');
 
   const cmpRaw = claim['cmp'];
   if (cmpRaw !== undefined && cmpRaw !== null && cmpRaw !== 'g' && cmpRaw !== 'b') {
@@ -48,13 +51,18 @@ export function readAuthStack(payload: Readonly<Record<string, unknown>>): AuthS
   const cmp = cmpRaw === 'g' || cmpRaw === 'b' ? cmpRaw : undefined;
 
   const container = claim['container'];
-  if (typeof container !== 'string' || container.length === 0) throw new StackFormatError('auth_stack.container must be a non-empty string');
+  if (typeof container !== 'string' || container.length === 0)
+    throw new StackFormatError('auth_stack.container must be a non-empty string');
 
   const sid = claim['sid'];
-  if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0)) throw new StackFormatError('auth_stack.sid must be a non-empty string');
+  if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0))
+    throw new StackFormatError('auth_stack.sid must be a non-empty string');
 
   const depth = claim['depth'];
-  if (depth !== undefined && !(typeof depth === 'number' && Number.isSafeInteger(depth) && depth >= 1)) {
+  if (
+    depth !== undefined &&
+    !(typeof depth === 'number' && Number.isSafeInteger(depth) && depth >= 1)
+  ) {
     throw new StackFormatError('auth_stack.depth must be a positive integer');
   }
   return { fmt, cmp, container, sid, depth };
@@ -63,7 +71,8 @@ export function readAuthStack(payload: Readonly<Record<string, unknown>>): AuthS
 /** The inner token's compact form: the container itself, or its inflated bytes when `cmp` is set. */
 export function unpackContainer(stack: AuthStack, maxBytes: number): string {
   if (stack.cmp === undefined) {
-    if (stack.container.length > maxBytes) throw new StackFormatError('container exceeds the size cap', true);
+    if (stack.container.length > maxBytes)
+      throw new StackFormatError('container exceeds the size cap', true);
     return stack.container;
   }
   const packed = decodeAnyBase64(stack.container);

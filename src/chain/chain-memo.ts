@@ -62,8 +62,17 @@ export class ChainMemo {
   }
 
   /** `expiresAt` (epoch seconds): after it, the outermost level can be neither used nor wrapped. */
-  set(key: string, levels: readonly VerifiedLevel[], sealed: boolean, registryVersion: number, expiresAt: number | undefined): void {
-    const ttl = expiresAt === undefined ? DEFAULT_TTL_MS : Math.min(DEFAULT_TTL_MS, expiresAt * 1000 - Date.now());
+  set(
+    key: string,
+    levels: readonly VerifiedLevel[],
+    sealed: boolean,
+    registryVersion: number,
+    expiresAt: number | undefined,
+  ): void {
+    const ttl =
+      expiresAt === undefined
+        ? DEFAULT_TTL_MS
+        : Math.min(DEFAULT_TTL_MS, expiresAt * 1000 - Date.now());
     if (ttl <= 0) return;
     this.cache.set(key, { levels, sealed, registryVersion }, { ttl });
   }
@@ -75,9 +84,22 @@ export class ChainMemo {
    * chain inside goes in under the new level's jti, for a replica that finds the level some other
    * way (wrapped by another level) once that level's signature has verified.
    */
-  rememberMinted(token: string, jti: string, level: VerifiedLevel, inside: readonly VerifiedLevel[], sealed: boolean, registryVersion: number): void {
+  rememberMinted(
+    token: string,
+    jti: string,
+    level: VerifiedLevel,
+    inside: readonly VerifiedLevel[],
+    sealed: boolean,
+    registryVersion: number,
+  ): void {
     this.set(this.key(token), [...inside, level], sealed, registryVersion, level.exp);
-    this.set(ChainMemo.mintedKey(jti), inside, sealed, registryVersion, inside[inside.length - 1]?.exp);
+    this.set(
+      ChainMemo.mintedKey(jti),
+      inside,
+      sealed,
+      registryVersion,
+      inside[inside.length - 1]?.exp,
+    );
   }
 
   get size(): number {

@@ -6,15 +6,25 @@ import { MAX_SUBJECT_LENGTH, isRole, isSubject } from '../header-grammar.js';
  * Each reader returns `undefined` for "absent" and throws ClaimError for "present but invalid".
  */
 export class ClaimError extends MatryoshkaError {
-  constructor(message: string, code: 'ERR_CLAIM_INVALID' | 'ERR_AUDIENCE_INVALID' | 'ERR_SUBJECT_INVALID' = 'ERR_CLAIM_INVALID') {
+  constructor(
+    message: string,
+    code:
+      | 'ERR_CLAIM_INVALID'
+      | 'ERR_AUDIENCE_INVALID'
+      | 'ERR_SUBJECT_INVALID' = 'ERR_CLAIM_INVALID',
+  ) {
     super(code, message);
   }
 }
 
-export function numericDate(payload: Readonly<Record<string, unknown>>, name: 'exp' | 'nbf' | 'iat'): number | undefined {
+export function numericDate(
+  payload: Readonly<Record<string, unknown>>,
+  name: 'exp' | 'nbf' | 'iat',
+): number | undefined {
   const value = payload[name];
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new ClaimError(`${name} is not a NumericDate`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+    throw new ClaimError(`${name} is not a NumericDate`);
   return value;
 }
 
@@ -36,10 +46,11 @@ export function rolesAt(payload: Readonly<Record<string, unknown>>, path: string
   let value: unknown = payload;
   for (const part of path.split('.')) {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) return [];
-    if (!Object.prototype.hasOwnProperty.call(value, part)) return [];
+    if (!Object.hasOwn(value, part)) return [];
     value = (value as Record<string, unknown>)[part];
   }
-  const list = typeof value === 'string' ? value.split(/[\s,]+/) : Array.isArray(value) ? value : [];
+  const list =
+    typeof value === 'string' ? value.split(/[\s,]+/) : Array.isArray(value) ? value : [];
   return list.filter(isRole).slice(0, 256);
 }
 
@@ -52,9 +63,13 @@ export function rolesAt(payload: Readonly<Record<string, unknown>>, path: string
  */
 export function subjectOf(payload: Readonly<Record<string, unknown>>): string | undefined {
   for (const name of ['sub', 'client_id', 'azp']) {
-    if (!Object.prototype.hasOwnProperty.call(payload, name)) continue;
+    if (!Object.hasOwn(payload, name)) continue;
     const value = payload[name];
-    if (!isSubject(value)) throw new ClaimError(`${name} is not a usable subject (printable ASCII, 1 to ${MAX_SUBJECT_LENGTH} characters)`, 'ERR_SUBJECT_INVALID');
+    if (!isSubject(value))
+      throw new ClaimError(
+        `${name} is not a usable subject (printable ASCII, 1 to ${MAX_SUBJECT_LENGTH} characters)`,
+        'ERR_SUBJECT_INVALID',
+      );
     return value;
   }
   return undefined;

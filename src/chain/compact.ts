@@ -66,8 +66,10 @@ export function parseCompactJws(token: string): CompactJws {
   const signature = decodeSegment(token.slice(second + 1));
   if (signature === undefined) throw new CompactFormatError('signature is not base64url');
   const { alg, kid } = header;
-  if (typeof alg !== 'string' || alg.length === 0) throw new CompactFormatError('header has no alg');
-  if (kid !== undefined && typeof kid !== 'string') throw new CompactFormatError('kid is not a string');
+  if (typeof alg !== 'string' || alg.length === 0)
+    throw new CompactFormatError('header has no alg');
+  if (kid !== undefined && typeof kid !== 'string')
+    throw new CompactFormatError('kid is not a string');
   if ('crit' in header) throw new CompactFormatError('crit header parameters are not supported');
   if ('b64' in header) throw new CompactFormatError('b64 header parameter is not supported');
   return { header, payload, alg, kid, signingInput: token.slice(0, second), signature };

@@ -1,5 +1,11 @@
 import { MatryoshkaError } from '../errors.js';
-import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync } from 'node:zlib';
+import {
+  brotliCompressSync,
+  brotliDecompressSync,
+  constants,
+  gunzipSync,
+  gzipSync,
+} from 'node:zlib';
 
 /** The `cmp` values of the format: `g` gzip, `b` brotli. */
 export type Compression = 'g' | 'b';
@@ -12,7 +18,10 @@ export class InflateLimitError extends MatryoshkaError {
 
 export class InflateFormatError extends MatryoshkaError {
   constructor(cause: unknown) {
-    super('ERR_INFLATE_FORMAT', `container does not inflate: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(
+      'ERR_INFLATE_FORMAT',
+      `container does not inflate: ${cause instanceof Error ? cause.message : String(cause)}`,
+    );
   }
 }
 
@@ -27,7 +36,8 @@ export function inflateBounded(data: Buffer, kind: Compression, maxBytes: number
       ? gunzipSync(data, { maxOutputLength: maxBytes })
       : brotliDecompressSync(data, { maxOutputLength: maxBytes });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new InflateLimitError(maxBytes);
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw new InflateLimitError(maxBytes);
     throw new InflateFormatError(error);
   }
 }
@@ -44,8 +54,15 @@ export function inflateBounded(data: Buffer, kind: Compression, maxBytes: number
  */
 export type CompressionEffort = 'repeats' | 'entropy';
 
-export function compress(data: Buffer, kind: Compression, effort: CompressionEffort = 'entropy'): Buffer {
-  if (kind === 'g') return effort === 'entropy' ? gzipSync(data, { strategy: constants.Z_HUFFMAN_ONLY }) : gzipSync(data);
+export function compress(
+  data: Buffer,
+  kind: Compression,
+  effort: CompressionEffort = 'entropy',
+): Buffer {
+  if (kind === 'g')
+    return effort === 'entropy'
+      ? gzipSync(data, { strategy: constants.Z_HUFFMAN_ONLY })
+      : gzipSync(data);
   return brotliCompressSync(data, {
     params: {
       [constants.BROTLI_PARAM_QUALITY]: effort === 'entropy' ? 1 : 5,

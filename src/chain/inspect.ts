@@ -1,6 +1,6 @@
 import { MatryoshkaError } from '../errors.js';
-import { readAuthStack, unpackContainer } from './auth-stack.js';
-import { compactKind, parseCompactJws } from './compact.js';
+import { type AuthStack, readAuthStack, unpackContainer } from './auth-stack.js';
+import { type CompactJws, compactKind, parseCompactJws } from './compact.js';
 import { DEFAULT_LIMITS, type ChainLimits } from './limits.js';
 
 /** What one level says about itself. Nothing here is verified. */
@@ -49,14 +49,17 @@ export function inspectChain(token: string, limits: ChainLimits = DEFAULT_LIMITS
       stop = { kind: 'error', detail: `more than ${limits.maxLevels} levels` };
       break;
     }
-    let jws;
+    let jws: CompactJws;
     try {
       jws = parseCompactJws(current);
     } catch (error) {
-      stop = { kind: 'error', detail: `level ${outerFirst.length + 1} from the outside: ${formatProblem(error)}` };
+      stop = {
+        kind: 'error',
+        detail: `level ${outerFirst.length + 1} from the outside: ${formatProblem(error)}`,
+      };
       break;
     }
-    let stack;
+    let stack: AuthStack | undefined;
     try {
       stack = readAuthStack(jws.payload);
     } catch (error) {

@@ -43,7 +43,8 @@ interface OpenedLevel {
  */
 export async function openChain(token: string, deps: OpenChainDeps): Promise<Chain> {
   const { limits, memo } = deps;
-  if (token.length > limits.maxTokenLength) deny('stack_too_large', `token of ${token.length} characters`);
+  if (token.length > limits.maxTokenLength)
+    deny('stack_too_large', `token of ${token.length} characters`);
   const registryVersion = deps.trust.registry.version();
   const tokenKey = memo?.key(token);
   const seen = tokenKey === undefined ? undefined : memo?.get(tokenKey, registryVersion);
@@ -64,7 +65,8 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   const textKeys: Array<string | undefined> = [];
 
   for (;;) {
-    if (opened.length >= limits.maxLevels) deny('stack_too_large', `more than ${limits.maxLevels} levels`);
+    if (opened.length >= limits.maxLevels)
+      deny('stack_too_large', `more than ${limits.maxLevels} levels`);
     const outermost = opened.length === 0;
     const malformed: DenyReason = outermost ? 'malformed_token' : 'stack_malformed';
     const jws = denying(malformed, () => parseCompactJws(current));
@@ -89,9 +91,12 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     }
     let inner = denying(malformed, () => unpackContainer(stack, limits.maxContainerBytes));
     if (stack.fmt === 'JWE') {
-      if (compactKind(inner) !== 'jwe') deny('stack_malformed', 'fmt JWE but the container is not a compact JWE');
+      if (compactKind(inner) !== 'jwe')
+        deny('stack_malformed', 'fmt JWE but the container is not a compact JWE');
       const sealedText = inner;
-      const unsealed = await denying(malformed, () => unsealContainer(sealedText, deps.ownKeys, limits.maxContainerBytes));
+      const unsealed = await denying(malformed, () =>
+        unsealContainer(sealedText, deps.ownKeys, limits.maxContainerBytes),
+      );
       if (unsealed === undefined) {
         sealed = true;
         break;
@@ -109,11 +114,24 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     current = inner;
   }
   if (below !== undefined) {
-    checkTime(below.levels[below.levels.length - 1] as VerifiedLevel, false, referenceTime, enclosingIat, limits.clockSkewSeconds, 'stack_malformed');
+    checkTime(
+      below.levels[below.levels.length - 1] as VerifiedLevel,
+      false,
+      referenceTime,
+      enclosingIat,
+      limits.clockSkewSeconds,
+      'stack_malformed',
+    );
     sealed = below.sealed;
   }
   const levels = assemble(opened, below?.levels ?? [], sealed);
-  const chain = toChain(levels, sealed, opened.length, opened.some((l) => l.signer.keysRefreshed), registryVersion);
+  const chain = toChain(
+    levels,
+    sealed,
+    opened.length,
+    opened.some((l) => l.signer.keysRefreshed),
+    registryVersion,
+  );
   if (memo !== undefined && tokenKey !== undefined) {
     memo.set(tokenKey, levels, sealed, registryVersion, chain.outer.exp);
     const base = below?.levels.length ?? 0;
@@ -121,7 +139,13 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
       const key = textKeys[i];
       if (key === undefined) continue;
       const top = base + opened.length - 1 - i;
-      memo.set(key, levels.slice(0, top + 1), sealed, registryVersion, (levels[top] as VerifiedLevel).exp);
+      memo.set(
+        key,
+        levels.slice(0, top + 1),
+        sealed,
+        registryVersion,
+        (levels[top] as VerifiedLevel).exp,
+      );
     }
   }
   return chain;
@@ -133,7 +157,12 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
  * compressed or sealed one only once opened, and only when the level is our own (a foreign one
  * is never in the memo, so it is not hashed at all).
  */
-function mintedBelow(memo: ChainMemo, level: CompactJws, signer: TrustedSigner, registryVersion: number): MemoizedChain | undefined {
+function mintedBelow(
+  memo: ChainMemo,
+  level: CompactJws,
+  signer: TrustedSigner,
+  registryVersion: number,
+): MemoizedChain | undefined {
   const jti = level.payload['jti'];
   if (!signer.own || typeof jti !== 'string' || jti.length === 0) return undefined;
   return memo.get(ChainMemo.mintedKey(jti), registryVersion);
@@ -143,8 +172,14 @@ function mintedBelow(memo: ChainMemo, level: CompactJws, signer: TrustedSigner, 
 function checkMayWrap(signer: TrustedSigner, stack: AuthStack): void {
   if (signer.issuer === undefined) return;
   const sid = stack.sid;
-  const allowed = signer.issuer.mintsFor.some((glob) => glob === '*' || (sid !== undefined && globMatches(glob, sid)));
-  if (!allowed) deny('untrusted_issuer', `${signer.issuer.issuer} may not mint chain levels for ${sid === undefined ? '(no sid)' : untrustedText(sid)}`);
+  const allowed = signer.issuer.mintsFor.some(
+    (glob) => glob === '*' || (sid !== undefined && globMatches(glob, sid)),
+  );
+  if (!allowed)
+    deny(
+      'untrusted_issuer',
+      `${signer.issuer.issuer} may not mint chain levels for ${sid === undefined ? '(no sid)' : untrustedText(sid)}`,
+    );
 }
 
 function readStack(jws: CompactJws): AuthStack | undefined {
@@ -154,30 +189,52 @@ function readStack(jws: CompactJws): AuthStack | undefined {
 }
 
 function readTimes(jws: CompactJws): Times {
-  return { exp: numericDate(jws.payload, 'exp'), nbf: numericDate(jws.payload, 'nbf'), iat: numericDate(jws.payload, 'iat') };
+  return {
+    exp: numericDate(jws.payload, 'exp'),
+    nbf: numericDate(jws.payload, 'nbf'),
+    iat: numericDate(jws.payload, 'iat'),
+  };
 }
 
 /**
  * The outermost level must be valid now and carry `exp`. An inner level must have been valid when
  * the level around it was issued (`reference`), and cannot have been issued after it.
  */
-function checkTime(times: Times, outermost: boolean, reference: number, enclosingIat: number | undefined, skew: number, malformed: DenyReason): void {
+function checkTime(
+  times: Times,
+  outermost: boolean,
+  reference: number,
+  enclosingIat: number | undefined,
+  skew: number,
+  malformed: DenyReason,
+): void {
   const { exp, nbf, iat } = times;
   if (outermost && exp === undefined) deny(malformed, 'token has no exp');
   if (exp !== undefined && exp < reference - skew) {
-    deny('expired', outermost ? 'token expired' : 'an inner level had expired before it was wrapped');
+    deny(
+      'expired',
+      outermost ? 'token expired' : 'an inner level had expired before it was wrapped',
+    );
   }
   if (nbf !== undefined && nbf > reference + skew) {
-    deny('not_yet_valid', outermost ? 'token not yet valid' : 'an inner level was wrapped before it was valid');
+    deny(
+      'not_yet_valid',
+      outermost ? 'token not yet valid' : 'an inner level was wrapped before it was valid',
+    );
   }
-  if (outermost && iat !== undefined && iat > reference + skew) deny('not_yet_valid', 'token issued in the future');
+  if (outermost && iat !== undefined && iat > reference + skew)
+    deny('not_yet_valid', 'token issued in the future');
   if (!outermost && iat !== undefined && enclosingIat !== undefined && iat > enclosingIat + skew) {
     deny('stack_malformed', 'an inner level was issued after the level that wraps it');
   }
 }
 
 /** Depths, identity and the slim level records, innermost first; `below` is a memoised chain. */
-function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[], sealed: boolean): VerifiedLevel[] {
+function assemble(
+  opened: readonly OpenedLevel[],
+  below: readonly VerifiedLevel[],
+  sealed: boolean,
+): VerifiedLevel[] {
   const innermost = opened[opened.length - 1];
   if (innermost === undefined) throw new Error('unreachable: a chain has at least one level');
   let base = 0;
@@ -185,7 +242,8 @@ function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[
     base = (below[below.length - 1] as VerifiedLevel).depth + 1;
   } else if (sealed) {
     const declared = innermost.stack?.depth;
-    if (declared === undefined) deny('stack_malformed', 'a sealed container must declare its depth');
+    if (declared === undefined)
+      deny('stack_malformed', 'a sealed container must declare its depth');
     base = declared;
   }
   const levels: VerifiedLevel[] = below.slice();
@@ -194,7 +252,10 @@ function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[
     const depth = base + (opened.length - 1 - i);
     const stack = level.stack;
     if (stack?.depth !== undefined && stack.depth !== depth) {
-      deny('stack_malformed', `level declares depth ${stack.depth} but ${depth} levels lie below it`);
+      deny(
+        'stack_malformed',
+        `level declares depth ${stack.depth} but ${depth} levels lie below it`,
+      );
     }
     const rolesClaim = level.signer.issuer?.rolesClaim ?? 'roles';
     levels.push({
@@ -205,7 +266,10 @@ function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[
       own: level.signer.own,
       issuer: level.signer.issuer,
       tenant: level.signer.tenant,
-      stack: stack === undefined ? undefined : { fmt: stack.fmt, cmp: stack.cmp, sid: stack.sid, depth: stack.depth },
+      stack:
+        stack === undefined
+          ? undefined
+          : { fmt: stack.fmt, cmp: stack.cmp, sid: stack.sid, depth: stack.depth },
       depth,
       // An unusable subject makes the level malformed, at any depth: it is the user the chain speaks for.
       subject: denying('malformed_token', () => subjectOf(level.jws.payload)),
@@ -215,8 +279,23 @@ function assemble(opened: readonly OpenedLevel[], below: readonly VerifiedLevel[
   return levels;
 }
 
-function toChain(levels: readonly VerifiedLevel[], sealed: boolean, verifiedHere: number, keyCacheMiss: boolean, registryVersion: number): Chain {
+function toChain(
+  levels: readonly VerifiedLevel[],
+  sealed: boolean,
+  verifiedHere: number,
+  keyCacheMiss: boolean,
+  registryVersion: number,
+): Chain {
   const outer = levels[levels.length - 1] as VerifiedLevel;
   const sids = levels.flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
-  return { levels, outer, depth: outer.depth, sealed, sids, verifiedHere, keyCacheMiss, registryVersion };
+  return {
+    levels,
+    outer,
+    depth: outer.depth,
+    sealed,
+    sids,
+    verifiedHere,
+    keyCacheMiss,
+    registryVersion,
+  };
 }

@@ -12,7 +12,12 @@ export class SealError extends MatryoshkaError {
 /** Seal a container to our own key: only a holder of our sealing key can read the chain below. */
 export async function sealContainer(token: string, keys: OwnKeys): Promise<string> {
   return new CompactEncrypt(new TextEncoder().encode(token))
-    .setProtectedHeader({ alg: SEAL_KEY_ALG, enc: SEAL_CONTENT_ENC, kid: keys.seal.kid, cty: 'JWT' })
+    .setProtectedHeader({
+      alg: SEAL_KEY_ALG,
+      enc: SEAL_CONTENT_ENC,
+      kid: keys.seal.kid,
+      cty: 'JWT',
+    })
     .encrypt(keys.seal.publicKey);
 }
 
@@ -21,7 +26,11 @@ export async function sealContainer(token: string, keys: OwnKeys): Promise<strin
  * chain is sealed at this point and policy decides. A JWE addressed to our key that does not
  * decrypt has been tampered with, which is an error, not a seal.
  */
-export async function unsealContainer(jwe: string, keys: OwnKeys, maxBytes: number): Promise<string | undefined> {
+export async function unsealContainer(
+  jwe: string,
+  keys: OwnKeys,
+  maxBytes: number,
+): Promise<string | undefined> {
   let header: Record<string, unknown>;
   try {
     header = parseJweHeader(jwe);
@@ -39,7 +48,8 @@ export async function unsealContainer(jwe: string, keys: OwnKeys, maxBytes: numb
       contentEncryptionAlgorithms: [SEAL_CONTENT_ENC],
     }));
   } catch (error) {
-    if (error instanceof joseErrors.JOSEError) throw new SealError(`sealed container does not decrypt (${error.code})`);
+    if (error instanceof joseErrors.JOSEError)
+      throw new SealError(`sealed container does not decrypt (${error.code})`);
     throw error;
   }
   if (plaintext.byteLength > maxBytes) throw new SealError('sealed container exceeds the size cap');

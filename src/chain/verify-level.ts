@@ -31,13 +31,21 @@ export interface TrustedSigner {
  * `malformed` is the reason for a level that cannot be read at all: `malformed_token` for the
  * outermost, `stack_malformed` inside the stack.
  */
-export async function verifyLevel(jws: CompactJws, trust: LevelTrust, malformed: DenyReason): Promise<TrustedSigner> {
+export async function verifyLevel(
+  jws: CompactJws,
+  trust: LevelTrust,
+  malformed: DenyReason,
+): Promise<TrustedSigner> {
   const iss = jws.payload['iss'];
   if (typeof iss !== 'string' || iss.length === 0) deny(malformed, 'level has no iss');
   const resolved = await resolveSigner(jws, iss, trust, malformed);
   const { keys, refreshed } = await keysFor(jws, resolved, trust);
   const signer = { ...resolved, keysRefreshed: refreshed };
-  if (keys.length === 0) deny('bad_signature', `no key of ${untrustedText(iss)} for kid ${jws.kid === undefined ? '(none)' : untrustedText(jws.kid)} and ${untrustedText(jws.alg)}`);
+  if (keys.length === 0)
+    deny(
+      'bad_signature',
+      `no key of ${untrustedText(iss)} for kid ${jws.kid === undefined ? '(none)' : untrustedText(jws.kid)} and ${untrustedText(jws.alg)}`,
+    );
   if (!keys.some((key) => verifyJwsSignature(jws.alg, key, jws.signingInput, jws.signature))) {
     deny('bad_signature', `signature of ${untrustedText(iss)} does not verify`);
   }
@@ -45,7 +53,12 @@ export async function verifyLevel(jws: CompactJws, trust: LevelTrust, malformed:
   return signer;
 }
 
-async function resolveSigner(jws: CompactJws, iss: string, trust: LevelTrust, malformed: DenyReason): Promise<Omit<TrustedSigner, 'keysRefreshed'>> {
+async function resolveSigner(
+  jws: CompactJws,
+  iss: string,
+  trust: LevelTrust,
+  malformed: DenyReason,
+): Promise<Omit<TrustedSigner, 'keysRefreshed'>> {
   if (iss === trust.ownIssuer) {
     const tenant = jws.payload['tenant_id'];
     // The tenant becomes x-tenant-id: only a tenant id, even under our own signature.
@@ -53,22 +66,34 @@ async function resolveSigner(jws: CompactJws, iss: string, trust: LevelTrust, ma
     return { own: true, issuer: undefined, tenant };
   }
   const record = await denying(malformed, () => trust.registry.issuer(iss));
-  if (record === undefined) deny('untrusted_issuer', `issuer ${untrustedText(iss)} is not registered`);
+  if (record === undefined)
+    deny('untrusted_issuer', `issuer ${untrustedText(iss)} is not registered`);
   // Records are validated where they enter the registry; one that slipped past is as good as absent.
-  if (!isIdentifier(record.tenant)) deny('untrusted_issuer', `issuer ${untrustedText(iss)} is registered with an invalid tenant`);
-  if (!(record.algorithms as readonly string[]).includes(jws.alg)) deny('bad_signature', `${untrustedText(jws.alg)} is not allowed for ${untrustedText(iss)}`);
+  if (!isIdentifier(record.tenant))
+    deny('untrusted_issuer', `issuer ${untrustedText(iss)} is registered with an invalid tenant`);
+  if (!(record.algorithms as readonly string[]).includes(jws.alg))
+    deny('bad_signature', `${untrustedText(jws.alg)} is not allowed for ${untrustedText(iss)}`);
   return { own: false, issuer: record, tenant: record.tenant };
 }
 
-async function keysFor(jws: CompactJws, signer: Omit<TrustedSigner, 'keysRefreshed'>, trust: LevelTrust): Promise<KeyChoice> {
+async function keysFor(
+  jws: CompactJws,
+  signer: Omit<TrustedSigner, 'keysRefreshed'>,
+  trust: LevelTrust,
+): Promise<KeyChoice> {
   const issuer = signer.issuer;
   if (issuer === undefined) return trust.keys.ownKey(jws.kid, jws.alg);
   return denying('unavailable', () => trust.keys.issuerKeys(issuer, jws.alg, jws.kid));
 }
 
-function checkAudience(jws: CompactJws, signer: Omit<TrustedSigner, 'keysRefreshed'>, ownIssuer: string): void {
+function checkAudience(
+  jws: CompactJws,
+  signer: Omit<TrustedSigner, 'keysRefreshed'>,
+  ownIssuer: string,
+): void {
   const expected = signer.own ? [ownIssuer] : signer.issuer?.audiences;
   if (expected === undefined) return;
   const aud = denying('audience_mismatch', () => audiences(jws.payload));
-  if (!aud.some((a) => expected.includes(a))) deny('audience_mismatch', `aud does not name ${expected.join(' or ')}`);
+  if (!aud.some((a) => expected.includes(a)))
+    deny('audience_mismatch', `aud does not name ${expected.join(' or ')}`);
 }

@@ -6,8 +6,14 @@ import { UsageError } from './usage-error.js';
 
 /** `inspect [TOKEN|-] [--json]`: the chain as a tree, without trusting any of it. */
 export function inspectCommand(args: string[], out: (text: string) => void): number {
-  const { values, positionals } = parseArgs({ args, options: { json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
-  if (positionals.length > 1) throw new UsageError('inspect takes one token (or - for standard input)');
+  const { values, positionals } = parseArgs({
+    args,
+    options: { json: { type: 'boolean', default: false } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length > 1)
+    throw new UsageError('inspect takes one token (or - for standard input)');
   const source = positionals[0] ?? '-';
   const token = (source === '-' ? readFileSync(0, 'utf8') : source).trim();
   if (token.length === 0) throw new UsageError('inspect: no token given');

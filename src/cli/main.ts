@@ -9,7 +9,13 @@ import { startService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';
 import { startTracing } from '../telemetry/tracing.js';
 import { inspectCommand } from './inspect-command.js';
-import { issuerCommand, principalCommand, registryCommand, serviceCommand, tenantCommand } from './registry-commands.js';
+import {
+  issuerCommand,
+  principalCommand,
+  registryCommand,
+  serviceCommand,
+  tenantCommand,
+} from './registry-commands.js';
 import { UsageError } from './usage-error.js';
 import { DEFAULT_DEV_HOSTS, generateDevCertificates } from '../tls/dev-certs.js';
 
@@ -44,13 +50,22 @@ async function serve(): Promise<void> {
     );
   }
   const tracing = startTracing(process.env);
-  logger.info({ tracing: tracing.enabled ? 'otlp (OTEL_* variables)' : 'off (no OTEL_EXPORTER_OTLP_ENDPOINT)', metrics: '/metrics' }, 'telemetry');
+  logger.info(
+    {
+      tracing: tracing.enabled ? 'otlp (OTEL_* variables)' : 'off (no OTEL_EXPORTER_OTLP_ENDPOINT)',
+      metrics: '/metrics',
+    },
+    'telemetry',
+  );
   const service = await startService(config, logger);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal, grace_ms: config.shutdownGraceMs }, 'shutting down: health NOT_SERVING, draining in-flight checks');
+    logger.info(
+      { signal, grace_ms: config.shutdownGraceMs },
+      'shutting down: health NOT_SERVING, draining in-flight checks',
+    );
     service
       .close()
       .then(() => tracing.shutdown())
@@ -64,8 +79,14 @@ async function serve(): Promise<void> {
 }
 
 async function keys(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args, options: { out: { type: 'string' } }, allowPositionals: true, strict: true });
-  if (positionals[0] !== 'generate' || positionals.length !== 1) throw new UsageError('usage: keys generate [--out FILE]');
+  const { values, positionals } = parseArgs({
+    args,
+    options: { out: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals[0] !== 'generate' || positionals.length !== 1)
+    throw new UsageError('usage: keys generate [--out FILE]');
   const text = `${JSON.stringify(await generateKeyFile(), null, 2)}\n`;
   if (values.out === undefined) process.stdout.write(text);
   else writeFileSync(values.out, text, { mode: 0o600 });
@@ -74,16 +95,23 @@ async function keys(args: string[]): Promise<void> {
 async function certs(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
-    options: { dir: { type: 'string' }, host: { type: 'string', multiple: true }, days: { type: 'string', default: '30' } },
+    options: {
+      dir: { type: 'string' },
+      host: { type: 'string', multiple: true },
+      days: { type: 'string', default: '30' },
+    },
     allowPositionals: true,
     strict: true,
   });
   if (positionals[0] !== 'generate' || positionals.length !== 1 || values.dir === undefined) {
     throw new UsageError('usage: certs generate --dir D [--host H]... [--days N]');
   }
-  if (!/^\d{1,4}$/.test(values.days ?? '') || Number(values.days) < 1) throw new UsageError('--days must be a whole number of days');
+  if (!/^\d{1,4}$/.test(values.days ?? '') || Number(values.days) < 1)
+    throw new UsageError('--days must be a whole number of days');
   const hosts = values.host ?? DEFAULT_DEV_HOSTS;
-  for (const host of hosts) if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(host)) throw new UsageError(`--host ${host} is not a DNS name or IP address`);
+  for (const host of hosts)
+    if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(host))
+      throw new UsageError(`--host ${host} is not a DNS name or IP address`);
   const files = await generateDevCertificates(values.dir, { hosts, days: Number(values.days) });
   print(files.join('\n'));
 }
@@ -135,7 +163,10 @@ main(process.argv.slice(2)).then(
   (error: unknown) => {
     // A user's mistake is one of our coded errors (or node's own flag parser's): one line, exit 2.
     // Anything else is a bug: said as such, exit 1.
-    const mistake = isUserMistake(error) || (error instanceof Error && String((error as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS_'));
+    const mistake =
+      isUserMistake(error) ||
+      (error instanceof Error &&
+        String((error as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS_'));
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`matryoshka-authz: ${mistake ? message : `internal error: ${message}`}\n`);
     process.exitCode = mistake ? 2 : 1;

@@ -21,16 +21,23 @@ import { UsageError } from './usage-error.js';
 type Out = (text: string) => void;
 
 /** Parse flags strictly; every problem is a UsageError (exit 2) before Redis is touched. */
-function flags(args: string[], options: NonNullable<ParseArgsConfig['options']>): Record<string, unknown> {
+function flags(
+  args: string[],
+  options: NonNullable<ParseArgsConfig['options']>,
+): Record<string, unknown> {
   try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true }).values as Record<string, unknown>;
+    return parseArgs({ args, options, allowPositionals: false, strict: true }).values as Record<
+      string,
+      unknown
+    >;
   } catch (error) {
     throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
   }
 }
 
 function required(value: unknown, flag: string): string {
-  if (typeof value !== 'string' || value.length === 0) throw new UsageError(`--${flag} is required`);
+  if (typeof value !== 'string' || value.length === 0)
+    throw new UsageError(`--${flag} is required`);
   return value;
 }
 
@@ -47,9 +54,17 @@ function validated<T>(build: () => T): T {
 async function withStore<T>(task: (store: RegistryStore) => Promise<T>): Promise<T> {
   const env = environmentWithConfigFile(process.env);
   const config = loadConfig({ ...env, MATRYOSHKA_REGISTRY_FILE: undefined });
-  if (config.redisUrl === undefined) throw new ConfigError('REDIS_URL', 'registry commands need REDIS_URL (the embedded registry lives in the service process)');
+  if (config.redisUrl === undefined)
+    throw new ConfigError(
+      'REDIS_URL',
+      'registry commands need REDIS_URL (the embedded registry lives in the service process)',
+    );
   // The CLI may wait for a connection (unlike a Check), but not forever and not retrying.
-  const redis = connectRedis(config.redisUrl, { enableOfflineQueue: true, retryStrategy: () => null, lazyConnect: true });
+  const redis = connectRedis(config.redisUrl, {
+    enableOfflineQueue: true,
+    retryStrategy: () => null,
+    lazyConnect: true,
+  });
   // The connect() rejection only says "Connection is closed"; the 'error' event says why (TLS, auth, refused).
   let cause: string | undefined;
   redis.on('error', (error: Error) => {
@@ -59,13 +74,20 @@ async function withStore<T>(task: (store: RegistryStore) => Promise<T>): Promise
     await redis.connect().catch((error: Error) => {
       throw new Error(`cannot reach Redis: ${cause ?? error.message}`);
     });
-    return await task(new RegistryStore(redis, new RedisLayout(config.redisPrefix), config.allowInsecureIssuers));
+    return await task(
+      new RegistryStore(redis, new RedisLayout(config.redisPrefix), config.allowInsecureIssuers),
+    );
   } finally {
     redis.disconnect();
   }
 }
 
-const allowInsecure = (): boolean => loadConfig({ ...environmentWithConfigFile(process.env), MATRYOSHKA_REGISTRY_FILE: undefined, REDIS_URL: undefined }).allowInsecureIssuers;
+const allowInsecure = (): boolean =>
+  loadConfig({
+    ...environmentWithConfigFile(process.env),
+    MATRYOSHKA_REGISTRY_FILE: undefined,
+    REDIS_URL: undefined,
+  }).allowInsecureIssuers;
 
 export async function issuerCommand(args: string[], out: Out): Promise<void> {
   const [verb, ...rest] = args;
@@ -102,18 +124,28 @@ export async function issuerCommand(args: string[], out: Out): Promise<void> {
       return;
     }
     case 'list': {
-      const f = flags(rest, { tenant: { type: 'string' }, json: { type: 'boolean', default: false } });
+      const f = flags(rest, {
+        tenant: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      });
       const issuers = (await withStore((store) => store.snapshot())).contents.issuers
         .filter((i) => f.tenant === undefined || i.tenant === f.tenant)
         .sort((a, b) => a.issuer.localeCompare(b.issuer))
         .map(issuerToRaw);
-      out(f.json ? JSON.stringify(issuers, null, 2) : issuers.length === 0 ? '(no issuers)' : stringify(issuers).trimEnd());
+      out(
+        f.json
+          ? JSON.stringify(issuers, null, 2)
+          : issuers.length === 0
+            ? '(no issuers)'
+            : stringify(issuers).trimEnd(),
+      );
       return;
     }
     case 'remove': {
       const f = flags(rest, { issuer: { type: 'string' } });
       const iss = required(f.issuer, 'issuer');
-      if (!(await withStore((store) => store.removeIssuer(iss)))) throw new UsageError(`no issuer ${iss} is registered`);
+      if (!(await withStore((store) => store.removeIssuer(iss))))
+        throw new UsageError(`no issuer ${iss} is registered`);
       out(`issuer ${iss} removed`);
       return;
     }
@@ -150,13 +182,17 @@ export async function tenantCommand(args: string[], out: Out): Promise<void> {
     return;
   }
   if (verb === 'show') {
-    const f = flags(rest, { tenant: { type: 'string' }, json: { type: 'boolean', default: false } });
+    const f = flags(rest, {
+      tenant: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
     const tenants = Object.fromEntries(
       (await withStore((store) => store.snapshot())).contents.tenants
         .filter((t) => f.tenant === undefined || t.tenant === f.tenant)
         .map((t) => [t.tenant, tenantToRaw(t)]),
     );
-    if (f.tenant !== undefined && Object.keys(tenants).length === 0) throw new UsageError(`no tenant ${f.tenant} has a policy`);
+    if (f.tenant !== undefined && Object.keys(tenants).length === 0)
+      throw new UsageError(`no tenant ${f.tenant} has a policy`);
     out(f.json ? JSON.stringify(tenants, null, 2) : stringify(tenants).trimEnd());
     return;
   }
@@ -203,7 +239,8 @@ export async function serviceCommand(args: string[], out: Out): Promise<void> {
         .filter((s) => f.sid === undefined || s.sid === f.sid)
         .map((s) => [s.sid, serviceToRaw(s)]),
     );
-    if (f.sid !== undefined && Object.keys(services).length === 0) throw new UsageError(`no service ${f.sid} has a policy`);
+    if (f.sid !== undefined && Object.keys(services).length === 0)
+      throw new UsageError(`no service ${f.sid} has a policy`);
     out(f.json ? JSON.stringify(services, null, 2) : stringify(services).trimEnd());
     return;
   }
@@ -215,7 +252,8 @@ export async function principalCommand(args: string[], out: Out): Promise<void> 
   if (verb !== 'map') throw new UsageError('usage: principal map --principal P --sid S');
   const f = flags(rest, { principal: { type: 'string' }, sid: { type: 'string' } });
   const principal = required(f.principal, 'principal');
-  if (principal.length > 512 || /\s/.test(principal)) throw new UsageError('--principal must be a SPIFFE id or principal name without spaces');
+  if (principal.length > 512 || /\s/.test(principal))
+    throw new UsageError('--principal must be a SPIFFE id or principal name without spaces');
   const sid = validated(() => identifier(required(f.sid, 'sid'), '--sid'));
   await withStore((store) => store.mapPrincipal(principal, sid));
   out(`principal ${principal} → ${sid}`);
@@ -224,8 +262,11 @@ export async function principalCommand(args: string[], out: Out): Promise<void> 
 /** `registry import FILE`: the embedded-mode YAML, validated whole, then written to Redis. */
 export async function registryCommand(args: string[], out: Out): Promise<void> {
   const [verb, file, ...rest] = args;
-  if (verb !== 'import' || file === undefined || rest.length > 0) throw new UsageError('usage: registry import FILE');
+  if (verb !== 'import' || file === undefined || rest.length > 0)
+    throw new UsageError('usage: registry import FILE');
   const contents = validated(() => loadRegistryFile(file, allowInsecure()));
   await withStore((store) => store.importContents(contents));
-  out(`imported ${contents.issuers.length} issuers, ${contents.tenants.length} tenants, ${contents.services.length} services, ${Object.keys(contents.principals).length} principals`);
+  out(
+    `imported ${contents.issuers.length} issuers, ${contents.tenants.length} tenants, ${contents.services.length} services, ${Object.keys(contents.principals).length} principals`,
+  );
 }

@@ -8,7 +8,8 @@ import { untrustedText } from '../untrusted-text.js';
 const show = (text: string): string => untrustedText(text);
 
 /** Thumbprint kids are 43 characters; 12 identify a key among an issuer's few. The JSON output has them whole. */
-const shortKid = (kid: string | undefined): string => (kid === undefined ? '-' : show(kid.length > 14 ? `${kid.slice(0, 12)}…` : kid));
+const shortKid = (kid: string | undefined): string =>
+  kid === undefined ? '-' : show(kid.length > 14 ? `${kid.slice(0, 12)}…` : kid);
 
 /** Date's range is ±8.64e15 ms from the epoch; NumericDates before the epoch are not valid either. */
 const LATEST_DATE_SECONDS = 8.64e12;
@@ -16,7 +17,12 @@ const LATEST_DATE_SECONDS = 8.64e12;
 /** A NumericDate as UTC, or, when it is not one Date can show, the value as the token has it. */
 function time(value: unknown): string {
   if (value === undefined) return '-';
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= LATEST_DATE_SECONDS) {
+  if (
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    value >= 0 &&
+    value <= LATEST_DATE_SECONDS
+  ) {
     return new Date(value * 1000).toISOString().replace('.000Z', 'Z');
   }
   return show(rawValue(value));
@@ -33,7 +39,8 @@ function rawValue(value: unknown): string {
 }
 
 function describe(level: InspectedLevel, isRoot: boolean, sealed: boolean): string {
-  const name = isRoot && !sealed && level.fmt === undefined ? 'origin' : `depth ${level.depth ?? '?'}`;
+  const name =
+    isRoot && !sealed && level.fmt === undefined ? 'origin' : `depth ${level.depth ?? '?'}`;
   const parts = [
     name,
     level.sid === undefined ? undefined : `sid=${show(level.sid)}`,
@@ -62,6 +69,8 @@ export function renderTree(inspection: Inspection): string {
     lines.push(`${indent}${branch}${describe(level, i === 0, inspection.sealed)}`);
     if (i > 0 || inspection.sealed) indent += '    ';
   });
-  lines.push(`stopped: ${show(inspection.stop.detail)} (${inspection.levels.length} level${inspection.levels.length === 1 ? '' : 's'} read)`);
+  lines.push(
+    `stopped: ${show(inspection.stop.detail)} (${inspection.levels.length} level${inspection.levels.length === 1 ? '' : 's'} read)`,
+  );
   return lines.join('\n');
 }

@@ -29,25 +29,44 @@ export function environmentWithConfigFile(env: Env): Env {
   try {
     doc = parse(readFileSync(path, 'utf8'), { uniqueKeys: true });
   } catch (error) {
-    throw new ConfigError('MATRYOSHKA_CONFIG_FILE', `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message.split('\n')[0]})`);
+    throw new ConfigError(
+      'MATRYOSHKA_CONFIG_FILE',
+      `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message.split('\n')[0]})`,
+    );
   }
   if (doc === null || doc === undefined) return env;
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('MATRYOSHKA_CONFIG_FILE', 'must be a mapping of variable names to values');
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError(
+      'MATRYOSHKA_CONFIG_FILE',
+      'must be a mapping of variable names to values',
+    );
   const known = new Set(CONFIG_VARIABLES.map((v) => v.name));
   const fromFile: Record<string, string> = {};
   for (const [name, value] of Object.entries(doc as Record<string, unknown>)) {
-    if (!known.has(name) && !name.startsWith('OTEL_')) throw new ConfigError(`${path}: ${name}`, 'unknown variable');
-    if (name === 'MATRYOSHKA_CONFIG_FILE') throw new ConfigError(`${path}: ${name}`, 'cannot name another config file');
-    if (value === null || typeof value === 'object') throw new ConfigError(`${path}: ${name}`, 'must be a single value');
+    if (!known.has(name) && !name.startsWith('OTEL_'))
+      throw new ConfigError(`${path}: ${name}`, 'unknown variable');
+    if (name === 'MATRYOSHKA_CONFIG_FILE')
+      throw new ConfigError(`${path}: ${name}`, 'cannot name another config file');
+    if (value === null || typeof value === 'object')
+      throw new ConfigError(`${path}: ${name}`, 'must be a single value');
     const text = String(value);
     if (embedsLiteralCredential(name, text)) {
-      throw new ConfigError(`${path}: ${name}`, 'a secret must be an environment reference (${NAME}), not a literal');
+      throw new ConfigError(
+        `${path}: ${name}`,
+        'a secret must be an environment reference (${NAME}), not a literal',
+      );
     }
     fromFile[name] = text.replace(ENV_REF, (_match, ref: string) => {
       const resolved = env[ref];
-      if (resolved === undefined) throw new ConfigError(`${path}: ${name}`, `references \${${ref}}, which is not set`);
+      if (resolved === undefined)
+        throw new ConfigError(`${path}: ${name}`, `references \${${ref}}, which is not set`);
       return resolved;
     });
   }
-  return { ...fromFile, ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== '')) };
+  return {
+    ...fromFile,
+    ...Object.fromEntries(
+      Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''),
+    ),
+  };
 }

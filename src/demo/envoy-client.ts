@@ -27,28 +27,55 @@ export interface CheckResult {
   readonly raw: CheckResponseMessage;
 }
 
-type StructIn = { fields?: Record<string, { stringValue?: string; numberValue?: number; boolValue?: boolean }> };
+type StructIn = {
+  fields?: Record<string, { stringValue?: string; numberValue?: number; boolValue?: boolean }>;
+};
 type RawResponse = CheckResponseMessage & { http_response?: string; dynamic_metadata?: StructIn };
 
 /** What Envoy's ext_authz filter does, reduced to one call: build a CheckRequest, send it, read the answer. */
 export class EnvoyLikeClient {
   private readonly client: grpc.Client & Record<string, unknown>;
 
-  constructor(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(), options: grpc.ChannelOptions = {}) {
+  constructor(
+    address: string,
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+    options: grpc.ChannelOptions = {},
+  ) {
     const { AuthorizationClient } = loadProtos();
-    this.client = new AuthorizationClient(address, credentials, options) as grpc.Client & Record<string, unknown>;
+    this.client = new AuthorizationClient(address, credentials, options) as grpc.Client &
+      Record<string, unknown>;
   }
 
   static request(call: CheckCall): Record<string, unknown> {
-    const headers: Record<string, string> = { ':method': 'GET', ':path': '/', ':authority': 'upstream', ...(call.headers ?? {}) };
+    const headers: Record<string, string> = {
+      ':method': 'GET',
+      ':path': '/',
+      ':authority': 'upstream',
+      ...(call.headers ?? {}),
+    };
     if (call.token !== undefined) headers['authorization'] = `Bearer ${call.token}`;
     const contextExtensions = { ...(call.contextExtensions ?? {}) };
     if (call.sid !== undefined) contextExtensions['sid'] = call.sid;
     return {
       attributes: {
-        source: { address: { socket_address: { address: '127.0.0.1', port_value: 40000 } }, principal: call.sourcePrincipal ?? '' },
-        destination: { address: { socket_address: { address: '127.0.0.1', port_value: 8080 } }, principal: call.destinationPrincipal ?? '' },
-        request: { http: { id: '1', method: 'GET', path: '/', host: 'upstream', protocol: 'HTTP/1.1', headers } },
+        source: {
+          address: { socket_address: { address: '127.0.0.1', port_value: 40000 } },
+          principal: call.sourcePrincipal ?? '',
+        },
+        destination: {
+          address: { socket_address: { address: '127.0.0.1', port_value: 8080 } },
+          principal: call.destinationPrincipal ?? '',
+        },
+        request: {
+          http: {
+            id: '1',
+            method: 'GET',
+            path: '/',
+            host: 'upstream',
+            protocol: 'HTTP/1.1',
+            headers,
+          },
+        },
         context_extensions: contextExtensions,
       },
     };
@@ -61,11 +88,22 @@ export class EnvoyLikeClient {
   /** Send an already-built CheckRequest object (proto-loader shape). */
   send(request: Record<string, unknown>, deadlineMs = 5000): Promise<CheckResult> {
     return new Promise((resolve, reject) => {
-      const method = this.client['Check'] as (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: RawResponse) => void) => void;
-      method.call(this.client, request, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (error, response) => {
-        if (error) return reject(error);
-        resolve(EnvoyLikeClient.read(response));
-      });
+      const method = this.client['Check'] as (
+        req: unknown,
+        meta: grpc.Metadata,
+        opts: grpc.CallOptions,
+        cb: (e: grpc.ServiceError | null, r: RawResponse) => void,
+      ) => void;
+      method.call(
+        this.client,
+        request,
+        new grpc.Metadata(),
+        { deadline: Date.now() + deadlineMs },
+        (error, response) => {
+          if (error) return reject(error);
+          resolve(EnvoyLikeClient.read(response));
+        },
+      );
     });
   }
 
@@ -75,7 +113,9 @@ export class EnvoyLikeClient {
     const list = allowed ? response.ok_response?.headers : response.denied_response?.headers;
     for (const option of list ?? []) headers[option.header.key] = option.header.value;
     const metadata: Record<string, string | number | boolean> = {};
-    for (const [key, value] of Object.entries((response.dynamic_metadata as StructIn | undefined)?.fields ?? {})) {
+    for (const [key, value] of Object.entries(
+      (response.dynamic_metadata as StructIn | undefined)?.fields ?? {},
+    )) {
       const v = value.stringValue ?? value.numberValue ?? value.boolValue;
       if (v !== undefined) metadata[key] = v;
     }
@@ -99,7 +139,11 @@ export class EnvoyLikeClient {
   }
 }
 
-const STATUS_NAMES: Record<string, number> = { Unauthorized: 401, Forbidden: 403, ServiceUnavailable: 503 };
+const STATUS_NAMES: Record<string, number> = {
+  Unauthorized: 401,
+  Forbidden: 403,
+  ServiceUnavailable: 503,
+};
 function httpCode(code: number | string | undefined): number {
   if (typeof code === 'number') return code;
   return code === undefined ? 0 : (STATUS_NAMES[code] ?? -1);

@@ -1,6 +1,16 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type CryptoKey, CompactSign, FlattenedSign, type JWK, type JWTPayload, SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import {
+  type CryptoKey,
+  CompactSign,
+  FlattenedSign,
+  type JWK,
+  type JWTPayload,
+  SignJWT,
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+} from 'jose';
 
 export interface LocalIssuerOptions {
   alg?: 'ES256' | 'RS256' | 'PS256' | 'EdDSA';
@@ -37,7 +47,13 @@ export class LocalIssuer {
       if (path === '/.well-known/openid-configuration') {
         self.hits.discovery++;
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ issuer: self.issuer, jwks_uri: `${self.issuer}/jwks`, id_token_signing_alg_values_supported: [self.alg] }));
+        res.end(
+          JSON.stringify({
+            issuer: self.issuer,
+            jwks_uri: `${self.issuer}/jwks`,
+            id_token_signing_alg_values_supported: [self.alg],
+          }),
+        );
       } else if (path === '/jwks') {
         self.hits.jwks++;
         const body = JSON.stringify({ keys: self.keys.map((k) => k.publicJwk) });
@@ -69,12 +85,19 @@ export class LocalIssuer {
     const pair = await generateKeyPair(this.alg, { extractable: true });
     const publicJwk = await exportJWK(pair.publicKey);
     const kid = await calculateJwkThumbprint(publicJwk);
-    this.keys.unshift({ kid, privateKey: pair.privateKey, publicJwk: { ...publicJwk, kid, alg: this.alg, use: 'sig' } });
+    this.keys.unshift({
+      kid,
+      privateKey: pair.privateKey,
+      publicJwk: { ...publicJwk, kid, alg: this.alg, use: 'sig' },
+    });
     return kid;
   }
 
   /** A client token: `sub`, `roles` and whatever else is given; lifetime `ttl` seconds. */
-  async mint(claims: JWTPayload & { sub: string }, options: { ttl?: number; iat?: number; kid?: string } = {}): Promise<string> {
+  async mint(
+    claims: JWTPayload & { sub: string },
+    options: { ttl?: number; iat?: number; kid?: string } = {},
+  ): Promise<string> {
     const key = this.keys[0] as IssuerKey;
     const iat = options.iat ?? Math.floor(Date.now() / 1000);
     return new SignJWT(claims)
@@ -88,14 +111,20 @@ export class LocalIssuer {
   /** Listen again on the same address after `stop()`, keys unchanged (an IdP back from an outage). */
   async resume(): Promise<void> {
     const url = new URL(this.issuer);
-    await new Promise<void>((resolve) => this.server.listen(Number(url.port), url.hostname, resolve));
+    await new Promise<void>((resolve) =>
+      this.server.listen(Number(url.port), url.hostname, resolve),
+    );
   }
 
   /**
    * Sign any header and payload bytes with the current key: tokens a well-behaved IdP would never
    * issue (odd headers, duplicate members, non-JSON payloads), for attack tests.
    */
-  async signCompact(header: Record<string, unknown>, payload: string | Uint8Array, crit?: Record<string, boolean>): Promise<string> {
+  async signCompact(
+    header: Record<string, unknown>,
+    payload: string | Uint8Array,
+    crit?: Record<string, boolean>,
+  ): Promise<string> {
     const key = this.keys[0] as IssuerKey;
     const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
     return new CompactSign(bytes)

@@ -28,7 +28,13 @@ reason stays in the logs, spans and metrics and never reaches the caller.)`;
 function buildRegistry(idp: LocalIssuer): MemoryRegistry {
   // Through the same parsers as the YAML file and the CLI, so the demo cannot use a record they would refuse.
   return new MemoryRegistry({
-    issuers: [parseIssuer({ issuer: idp.issuer, tenant: TENANT, jwks_uri: idp.jwksUri, algorithms: ['ES256'] }, 'issuers[0]', true)],
+    issuers: [
+      parseIssuer(
+        { issuer: idp.issuer, tenant: TENANT, jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
+        'issuers[0]',
+        true,
+      ),
+    ],
     tenants: [parseTenant(TENANT, { recursion: 'deny', max_depth: 8 }, `tenants.${TENANT}`)],
     services: [
       parseService('gateway', { tenant: TENANT, entry: true }, 'services.gateway'),
@@ -47,14 +53,18 @@ function hopLine(hop: number, from: string, to: string, result: CheckResult): st
     (result.allowed ? 'ALLOW' : 'DENY').padEnd(6),
     String(result.httpStatus).padEnd(7),
     (result.headers['x-auth-depth'] ?? '-').padEnd(6),
-    result.allowed ? (result.headers['x-auth-chain'] ?? '-') : `reason: ${result.headers['x-authz-reason'] ?? '(none)'}`,
+    result.allowed
+      ? (result.headers['x-auth-chain'] ?? '-')
+      : `reason: ${result.headers['x-authz-reason'] ?? '(none)'}`,
   ];
   return cells.join('  ');
 }
 
 /** Plays Envoy for every hop; returns the last token minted (the one service C holds). */
 async function walk(client: EnvoyLikeClient, origin: string): Promise<string> {
-  console.log(`\nhop  ${'call'.padEnd(16)}  ${'result'.padEnd(6)}  ${'status'.padEnd(7)}  ${'depth'.padEnd(6)}  chain`);
+  console.log(
+    `\nhop  ${'call'.padEnd(16)}  ${'result'.padEnd(6)}  ${'status'.padEnd(7)}  ${'depth'.padEnd(6)}  chain`,
+  );
   let token = origin;
   for (const [i, to] of PATH.entries()) {
     const from = PATH[i - 1] ?? 'client';
@@ -65,14 +75,19 @@ async function walk(client: EnvoyLikeClient, origin: string): Promise<string> {
     if (i === PATH.length - 1) {
       const reason = result.headers['x-authz-reason'];
       if (result.allowed || reason !== 'recursion') {
-        throw new Error(`${hop} should be denied for recursion, got ${result.allowed ? 'ALLOW' : `DENY ${reason ?? '(no reason)'}`}`);
+        throw new Error(
+          `${hop} should be denied for recursion, got ${result.allowed ? 'ALLOW' : `DENY ${reason ?? '(no reason)'}`}`,
+        );
       }
       break;
     }
-    if (!result.allowed) throw new Error(`${hop} was denied: ${result.headers['x-authz-reason'] ?? '(no reason)'}`);
-    if (result.forwardedToken === undefined) throw new Error(`${hop} was allowed but no token was forwarded`);
+    if (!result.allowed)
+      throw new Error(`${hop} was denied: ${result.headers['x-authz-reason'] ?? '(no reason)'}`);
+    if (result.forwardedToken === undefined)
+      throw new Error(`${hop} was allowed but no token was forwarded`);
     const expected = PATH.slice(0, i + 1).join(',');
-    if (result.headers['x-auth-chain'] !== expected) throw new Error(`${hop}: chain ${result.headers['x-auth-chain']}, expected ${expected}`);
+    if (result.headers['x-auth-chain'] !== expected)
+      throw new Error(`${hop}: chain ${result.headers['x-auth-chain']}, expected ${expected}`);
     token = result.forwardedToken;
   }
   return token;
@@ -80,11 +95,18 @@ async function walk(client: EnvoyLikeClient, origin: string): Promise<string> {
 
 function showChain(origin: string, final: string): void {
   const inspection = inspectChain(final);
-  if (inspection.stop.kind !== 'origin') throw new Error(`the final chain does not open to its origin: ${inspection.stop.detail}`);
-  console.log(`\nThe token service C received, opened from the origin (root) outwards (not verified, as \`inspect\` does):`);
+  if (inspection.stop.kind !== 'origin')
+    throw new Error(`the final chain does not open to its origin: ${inspection.stop.detail}`);
+  console.log(
+    `\nThe token service C received, opened from the origin (root) outwards (not verified, as \`inspect\` does):`,
+  );
   console.log(renderTree(inspection).replace(/^/gm, '  '));
-  console.log(`\nSize: ${final.length} characters at depth ${inspection.levels.length - 1} (the origin alone: ${origin.length}).`);
-  console.log('From depth 3 on, containers are gzip-compressed when that makes them shorter (cmp=g).');
+  console.log(
+    `\nSize: ${final.length} characters at depth ${inspection.levels.length - 1} (the origin alone: ${origin.length}).`,
+  );
+  console.log(
+    'From depth 3 on, containers are gzip-compressed when that makes them shorter (cmp=g).',
+  );
 }
 
 async function main(): Promise<void> {
@@ -104,16 +126,23 @@ async function main(): Promise<void> {
       MATRYOSHKA_DEBUG_REASONS: 'true',
       LOG_LEVEL: 'silent',
     });
-    service = await startService(config, createLogger(config.logLevel), { registry: buildRegistry(idp) });
+    service = await startService(config, createLogger(config.logLevel), {
+      registry: buildRegistry(idp),
+    });
     client = new EnvoyLikeClient(`127.0.0.1:${service.grpcPort}`);
     console.log(`\nlocal issuer   ${idp.issuer} (ES256), trusted for tenant "${TENANT}"`);
-    console.log(`authz service  gRPC 127.0.0.1:${service.grpcPort}; B accepts calls only from A, C requires role "reader"`);
+    console.log(
+      `authz service  gRPC 127.0.0.1:${service.grpcPort}; B accepts calls only from A, C requires role "reader"`,
+    );
 
     const origin = await idp.mint({ sub: 'alice', roles: ['reader', 'writer'] });
     const final = await walk(client, origin);
     showChain(origin, final);
     console.log('\nDemo finished: every hop behaved as expected.');
-    if (tracing.enabled) console.log(`Each decision was exported as a span to ${process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? 'the configured OTLP endpoint'}.`);
+    if (tracing.enabled)
+      console.log(
+        `Each decision was exported as a span to ${process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? 'the configured OTLP endpoint'}.`,
+      );
   } finally {
     client?.close();
     await service?.close(1000);

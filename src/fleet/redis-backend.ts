@@ -23,7 +23,12 @@ export interface RedisBackendHooks {
 }
 
 /** Log connection trouble once per state change, not once per reconnect attempt; count every one. */
-function watchConnection(client: RedisClient, name: string, logger: Logger, hooks: RedisBackendHooks): void {
+function watchConnection(
+  client: RedisClient,
+  name: string,
+  logger: Logger,
+  hooks: RedisBackendHooks,
+): void {
   let down = false;
   client.on('error', (error: Error) => {
     hooks.onError('connection');
@@ -54,11 +59,16 @@ export function startRedisBackend(
   watchConnection(redis, 'commands', logger, hooks);
   watchConnection(subscriber, 'subscriber', logger, hooks);
   const layout = new RedisLayout(config.redisPrefix);
-  const registry = new RedisRegistry(new RegistryStore(redis, layout, config.allowInsecureIssuers), subscriber, logger, {
-    pollIntervalMs: config.registryPollMs,
-    onIssuersChanged: hooks.onIssuersChanged,
-    onReloadFailed: () => hooks.onError('reload'),
-  });
+  const registry = new RedisRegistry(
+    new RegistryStore(redis, layout, config.allowInsecureIssuers),
+    subscriber,
+    logger,
+    {
+      pollIntervalMs: config.registryPollMs,
+      onIssuersChanged: hooks.onIssuersChanged,
+      onReloadFailed: () => hooks.onError('reload'),
+    },
+  );
   registry.start();
   const publisher = new KeyPublisher(
     redis,
@@ -66,7 +76,8 @@ export function startRedisBackend(
     ownKeys,
     {
       tokenLifetimeMs: (config.tokenTtlSeconds + config.clockSkewSeconds) * 1000,
-      rotateEveryMs: config.signingKeysFile === undefined ? config.keyRotationSeconds * 1000 : undefined,
+      rotateEveryMs:
+        config.signingKeysFile === undefined ? config.keyRotationSeconds * 1000 : undefined,
       republishEveryMs: 60_000,
     },
     logger,

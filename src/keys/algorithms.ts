@@ -1,4 +1,4 @@
-import { type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 
 /**
@@ -42,23 +42,29 @@ export const RSA_MODULUS_BITS = Object.freeze({ min: 2048, max: 8192 });
 export const RSA_MAX_EXPONENT_BITS = 32;
 
 /** Why an RSA key is outside the bounds above, or undefined when it is within them. */
-export function rsaBoundsProblem(details: { modulusLength?: number; publicExponent?: bigint } | undefined): string | undefined {
+export function rsaBoundsProblem(
+  details: { modulusLength?: number; publicExponent?: bigint } | undefined,
+): string | undefined {
   const bits = details?.modulusLength ?? 0;
-  if (bits < RSA_MODULUS_BITS.min || bits > RSA_MODULUS_BITS.max) return `modulus of ${bits} bits (allowed ${RSA_MODULUS_BITS.min}..${RSA_MODULUS_BITS.max})`;
+  if (bits < RSA_MODULUS_BITS.min || bits > RSA_MODULUS_BITS.max)
+    return `modulus of ${bits} bits (allowed ${RSA_MODULUS_BITS.min}..${RSA_MODULUS_BITS.max})`;
   const e = details?.publicExponent ?? 0n;
   const eBits = e.toString(2).length;
-  if (eBits > RSA_MAX_EXPONENT_BITS) return `a ${eBits}-bit public exponent (at most ${RSA_MAX_EXPONENT_BITS} bits)`;
+  if (eBits > RSA_MAX_EXPONENT_BITS)
+    return `a ${eBits}-bit public exponent (at most ${RSA_MAX_EXPONENT_BITS} bits)`;
   if (e < 3n || e % 2n === 0n) return `public exponent ${e} (must be odd and at least 3)`;
   return undefined;
 }
 
 /** JWK curves (EC `crv`) any of our algorithms can verify with; all others are refused at import. */
-export const EC_CURVES: ReadonlySet<string> = new Set(Object.values(SPECS).flatMap((spec) => (spec.curve ? [spec.curve.jwk] : [])));
+export const EC_CURVES: ReadonlySet<string> = new Set(
+  Object.values(SPECS).flatMap((spec) => (spec.curve ? [spec.curve.jwk] : [])),
+);
 /** OKP curves likewise: EdDSA here means Ed25519 only. */
 export const OKP_CURVES: ReadonlySet<string> = new Set(['Ed25519']);
 
 export function algorithmSpec(alg: string): AlgorithmSpec | undefined {
-  return Object.prototype.hasOwnProperty.call(SPECS, alg) ? SPECS[alg] : undefined;
+  return Object.hasOwn(SPECS, alg) ? SPECS[alg] : undefined;
 }
 
 export function isHmac(alg: string): boolean {
@@ -96,7 +102,10 @@ export function keyFitsAlgorithm(key: KeyObject, alg: string): boolean {
     case 'rsa':
       return key.asymmetricKeyType === 'rsa' && rsaBoundsProblem(details) === undefined;
     case 'rsa-pss':
-      return (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') && rsaBoundsProblem(details) === undefined;
+      return (
+        (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') &&
+        rsaBoundsProblem(details) === undefined
+      );
     case 'ed25519':
       return key.asymmetricKeyType === 'ed25519';
   }

@@ -10,7 +10,11 @@ export interface FetchLimits {
   allowInsecure: boolean;
 }
 
-export const DEFAULT_FETCH_LIMITS: FetchLimits = Object.freeze({ timeoutMs: 3000, maxBytes: 512 * 1024, allowInsecure: false });
+export const DEFAULT_FETCH_LIMITS: FetchLimits = Object.freeze({
+  timeoutMs: 3000,
+  maxBytes: 512 * 1024,
+  allowInsecure: false,
+});
 
 export class FetchFailedError extends MatryoshkaError {
   constructor(url: string, problem: string) {
@@ -31,9 +35,16 @@ export async function fetchJson(url: string, limits: FetchLimits): Promise<unkno
   let response: Response;
   const signal = AbortSignal.timeout(limits.timeoutMs);
   try {
-    response = await fetch(parsed, { redirect: 'error', signal, headers: { accept: 'application/json' } });
+    response = await fetch(parsed, {
+      redirect: 'error',
+      signal,
+      headers: { accept: 'application/json' },
+    });
   } catch (error) {
-    throw new FetchFailedError(url, (error as Error).name === 'TimeoutError' ? 'timed out' : 'unreachable');
+    throw new FetchFailedError(
+      url,
+      (error as Error).name === 'TimeoutError' ? 'timed out' : 'unreachable',
+    );
   }
   if (response.status !== 200) {
     await response.body?.cancel().catch(() => undefined);

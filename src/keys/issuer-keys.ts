@@ -41,8 +41,14 @@ export class IssuerKeys {
   async issuerKeys(issuer: IssuerRecord, alg: string, kid: string | undefined): Promise<KeyChoice> {
     if (isHmac(alg)) return { keys: [this.secret(issuer)], refreshed: false };
     const { keys: published, refreshed } = await this.remote.keys(issuer, kid);
-    const fitting = published.filter((k) => (kid === undefined || k.jwk.kid === kid) && jwkFitsAlgorithm(k.jwk, alg) && keyFitsAlgorithm(k.key, alg));
-    const chosen = kid === undefined ? fitting.slice(0, MAX_KID_LESS_CANDIDATES) : fitting.slice(0, 1);
+    const fitting = published.filter(
+      (k) =>
+        (kid === undefined || k.jwk.kid === kid) &&
+        jwkFitsAlgorithm(k.jwk, alg) &&
+        keyFitsAlgorithm(k.key, alg),
+    );
+    const chosen =
+      kid === undefined ? fitting.slice(0, MAX_KID_LESS_CANDIDATES) : fitting.slice(0, 1);
     return { keys: chosen.map((k) => k.key), refreshed };
   }
 
@@ -50,7 +56,9 @@ export class IssuerKeys {
     const name = issuer.secretEnv;
     const value = name === undefined ? undefined : this.env[name];
     if (name === undefined || value === undefined || value.length === 0) {
-      throw new KeysUnavailableError(`secret for ${issuer.issuer} is not set (${name ?? 'no secret_env'})`);
+      throw new KeysUnavailableError(
+        `secret for ${issuer.issuer} is not set (${name ?? 'no secret_env'})`,
+      );
     }
     let secret = this.secrets.get(name);
     if (secret?.value !== value) {

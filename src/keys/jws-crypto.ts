@@ -10,15 +10,27 @@ import { algorithmSpec, keyFitsAlgorithm } from './algorithms.js';
 function options(alg: string, key: KeyObject): Parameters<typeof verify>[2] {
   const family = algorithmSpec(alg)?.family;
   if (family === 'ec') return { key, dsaEncoding: 'ieee-p1363' };
-  if (family === 'rsa-pss') return { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST };
+  if (family === 'rsa-pss')
+    return {
+      key,
+      padding: constants.RSA_PKCS1_PSS_PADDING,
+      saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+    };
   return key;
 }
 
-export function verifyJwsSignature(alg: string, key: KeyObject, signingInput: string, signature: Buffer): boolean {
+export function verifyJwsSignature(
+  alg: string,
+  key: KeyObject,
+  signingInput: string,
+  signature: Buffer,
+): boolean {
   const spec = algorithmSpec(alg);
   if (spec === undefined || !keyFitsAlgorithm(key, alg)) return false;
   if (spec.family === 'hmac') {
-    const expected = createHmac(spec.hash as string, key).update(signingInput).digest();
+    const expected = createHmac(spec.hash as string, key)
+      .update(signingInput)
+      .digest();
     return expected.length === signature.length && timingSafeEqual(expected, signature);
   }
   try {
@@ -31,9 +43,17 @@ export function verifyJwsSignature(alg: string, key: KeyObject, signingInput: st
 
 export function signJws(alg: string, key: KeyObject, signingInput: string): Buffer {
   const spec = algorithmSpec(alg);
-  if (spec === undefined || !keyFitsAlgorithm(key, alg) || key.type === 'public') throw new Error(`cannot sign ${alg} with this key`);
-  if (spec.family === 'hmac') return createHmac(spec.hash as string, key).update(signingInput).digest();
-  return sign(spec.hash, Buffer.from(signingInput, 'latin1'), options(alg, key) as Parameters<typeof sign>[2]);
+  if (spec === undefined || !keyFitsAlgorithm(key, alg) || key.type === 'public')
+    throw new Error(`cannot sign ${alg} with this key`);
+  if (spec.family === 'hmac')
+    return createHmac(spec.hash as string, key)
+      .update(signingInput)
+      .digest();
+  return sign(
+    spec.hash,
+    Buffer.from(signingInput, 'latin1'),
+    options(alg, key) as Parameters<typeof sign>[2],
+  );
 }
 
 /** header.payload.signature, each base64url. */
@@ -42,7 +62,12 @@ export function compactSign(alg: string, kid: string, key: KeyObject, payload: o
 }
 
 /** The same, for a payload the caller has serialised itself. */
-export function compactSignJson(alg: string, kid: string, key: KeyObject, payloadJson: string): string {
+export function compactSignJson(
+  alg: string,
+  kid: string,
+  key: KeyObject,
+  payloadJson: string,
+): string {
   const header = Buffer.from(JSON.stringify({ alg, kid, typ: 'JWT' })).toString('base64url');
   const body = Buffer.from(payloadJson).toString('base64url');
   const input = `${header}.${body}`;

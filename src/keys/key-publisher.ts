@@ -40,7 +40,8 @@ export class KeyPublisher {
     this.redis.on('ready', () => void this.tick());
     if (this.redis.status === 'ready') void this.tick();
     this.every(this.options.republishEveryMs, () => this.tick());
-    if (this.options.rotateEveryMs !== undefined) this.every(this.options.rotateEveryMs, () => this.rotate());
+    if (this.options.rotateEveryMs !== undefined)
+      this.every(this.options.rotateEveryMs, () => this.rotate());
   }
 
   stop(): void {
@@ -51,7 +52,9 @@ export class KeyPublisher {
   async rotate(): Promise<void> {
     // Publish the new key before it signs anything, so peers can verify its first token.
     const next = await this.own.rotate();
-    await this.publish().catch((error: Error) => this.logger.warn({ err: error.message }, 'publishing a rotated key failed'));
+    await this.publish().catch((error: Error) =>
+      this.logger.warn({ err: error.message }, 'publishing a rotated key failed'),
+    );
     this.logger.info({ kid: next.kid }, 'signing key rotated');
   }
 

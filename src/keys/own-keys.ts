@@ -1,7 +1,14 @@
 import { MatryoshkaError } from '../errors.js';
 import { type JsonWebKey, KeyObject, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { type CryptoKey, type JWK, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK } from 'jose';
+import {
+  type CryptoKey,
+  type JWK,
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+} from 'jose';
 
 /** JWE algorithms used to seal containers to ourselves. */
 export const SEAL_KEY_ALG = 'ECDH-ES+A256KW';
@@ -21,8 +28,10 @@ export interface VerifyingKey {
   readonly publicJwk: JWK;
 }
 
-const toPrivate = (jwk: JWK): KeyObject => createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
-const toPublic = (jwk: JWK): KeyObject => createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+const toPrivate = (jwk: JWK): KeyObject =>
+  createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
+const toPublic = (jwk: JWK): KeyObject =>
+  createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
 
 export interface SealKeyPair {
   readonly kid: string;
@@ -37,10 +46,28 @@ export class KeyFileError extends MatryoshkaError {
   }
 }
 
-const DEFAULT_SIGNING_ALG: Record<string, string> = { 'EC:P-256': 'ES256', 'EC:P-384': 'ES384', 'EC:P-521': 'ES512', 'OKP:Ed25519': 'EdDSA', RSA: 'RS256' };
+const DEFAULT_SIGNING_ALG: Record<string, string> = {
+  'EC:P-256': 'ES256',
+  'EC:P-384': 'ES384',
+  'EC:P-521': 'ES512',
+  'OKP:Ed25519': 'EdDSA',
+  RSA: 'RS256',
+};
 
 function publicPart(jwk: JWK): JWK {
-  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, k: _k, key_ops: _ops, ext: _ext, ...rest } = jwk;
+  const {
+    d: _d,
+    p: _p,
+    q: _q,
+    dp: _dp,
+    dq: _dq,
+    qi: _qi,
+    oth: _oth,
+    k: _k,
+    key_ops: _ops,
+    ext: _ext,
+    ...rest
+  } = jwk;
   return rest;
 }
 
@@ -84,7 +111,10 @@ export class OwnKeys {
 
   /** Our own public signing keys, each with the time it stopped signing (undefined: still signs). */
   ownPublicKeys(): Array<{ jwk: JWK; retiredAt: number | undefined }> {
-    return [...this.verifying.values()].map((k) => ({ jwk: k.publicJwk, retiredAt: this.retired.get(k.kid) }));
+    return [...this.verifying.values()].map((k) => ({
+      jwk: k.publicJwk,
+      retiredAt: this.retired.get(k.kid),
+    }));
   }
 
   /** Forget our retired keys once nothing they signed can still be valid. */
@@ -101,14 +131,20 @@ export class OwnKeys {
   async setPeerKeys(jwks: readonly JWK[]): Promise<void> {
     const next = new Map<string, VerifyingKey>();
     for (const jwk of jwks) {
-      if (typeof jwk.kid !== 'string' || typeof jwk.alg !== 'string' || this.verifying.has(jwk.kid)) continue;
+      if (typeof jwk.kid !== 'string' || typeof jwk.alg !== 'string' || this.verifying.has(jwk.kid))
+        continue;
       const known = this.peers.get(jwk.kid);
       if (known !== undefined) {
         next.set(jwk.kid, known);
         continue;
       }
       try {
-        next.set(jwk.kid, { kid: jwk.kid, alg: jwk.alg, publicKey: toPublic(publicPart(jwk)), publicJwk: publicPart(jwk) });
+        next.set(jwk.kid, {
+          kid: jwk.kid,
+          alg: jwk.alg,
+          publicKey: toPublic(publicPart(jwk)),
+          publicJwk: publicPart(jwk),
+        });
       } catch {
         // A malformed published key must not hide the others.
       }
@@ -141,31 +177,47 @@ export class OwnKeys {
   /** A JWK Set of private keys: the first signing key signs, the rest verify; `use: enc` keys seal. */
   static async fromJwkSet(doc: unknown): Promise<OwnKeys> {
     const keys = (doc as { keys?: unknown } | null)?.keys;
-    if (!Array.isArray(keys) || keys.length === 0) throw new KeyFileError('not a JWK Set with keys');
+    if (!Array.isArray(keys) || keys.length === 0)
+      throw new KeyFileError('not a JWK Set with keys');
     const signing: Array<{ priv: KeyObject; pub: VerifyingKey }> = [];
     const seals: SealKeyPair[] = [];
     for (const [i, raw] of keys.entries()) {
       const jwk = raw as JWK;
-      if (jwk === null || typeof jwk !== 'object' || typeof jwk.kty !== 'string') throw new KeyFileError(`keys[${i}] is not a JWK`);
-      if (jwk.kty === 'oct') throw new KeyFileError(`keys[${i}]: symmetric keys cannot be published; use an asymmetric key`);
+      if (jwk === null || typeof jwk !== 'object' || typeof jwk.kty !== 'string')
+        throw new KeyFileError(`keys[${i}] is not a JWK`);
+      if (jwk.kty === 'oct')
+        throw new KeyFileError(
+          `keys[${i}]: symmetric keys cannot be published; use an asymmetric key`,
+        );
       if (typeof jwk.d !== 'string') throw new KeyFileError(`keys[${i}] has no private part`);
       const pubJwk = publicPart(jwk);
       const kid = jwk.kid ?? (await calculateJwkThumbprint(pubJwk));
       try {
         if (jwk.use === 'enc') {
-          if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') throw new KeyFileError(`keys[${i}]: sealing keys must be EC P-256`);
+          if (jwk.kty !== 'EC' || jwk.crv !== 'P-256')
+            throw new KeyFileError(`keys[${i}]: sealing keys must be EC P-256`);
           seals.push({
             kid,
             privateKey: (await importJWK({ ...jwk, alg: SEAL_KEY_ALG }, SEAL_KEY_ALG)) as CryptoKey,
-            publicKey: (await importJWK({ ...pubJwk, alg: SEAL_KEY_ALG }, SEAL_KEY_ALG)) as CryptoKey,
+            publicKey: (await importJWK(
+              { ...pubJwk, alg: SEAL_KEY_ALG },
+              SEAL_KEY_ALG,
+            )) as CryptoKey,
             publicJwk: { ...pubJwk, kid, alg: SEAL_KEY_ALG, use: 'enc' },
           });
         } else {
-          const alg = jwk.alg ?? DEFAULT_SIGNING_ALG[jwk.kty === 'RSA' ? 'RSA' : `${jwk.kty}:${jwk.crv}`];
-          if (alg === undefined) throw new KeyFileError(`keys[${i}]: cannot tell its algorithm; set alg`);
+          const alg =
+            jwk.alg ?? DEFAULT_SIGNING_ALG[jwk.kty === 'RSA' ? 'RSA' : `${jwk.kty}:${jwk.crv}`];
+          if (alg === undefined)
+            throw new KeyFileError(`keys[${i}]: cannot tell its algorithm; set alg`);
           signing.push({
             priv: toPrivate(jwk),
-            pub: { kid, alg, publicKey: toPublic(pubJwk), publicJwk: { ...pubJwk, kid, alg, use: 'sig' } },
+            pub: {
+              kid,
+              alg,
+              publicKey: toPublic(pubJwk),
+              publicJwk: { ...pubJwk, kid, alg, use: 'sig' },
+            },
           });
         }
       } catch (error) {
@@ -190,14 +242,18 @@ export class OwnKeys {
     try {
       doc = JSON.parse(readFileSync(path, 'utf8'));
     } catch (error) {
-      throw new KeyFileError(`cannot read ${path} as JSON (${(error as NodeJS.ErrnoException).code ?? 'invalid JSON'})`);
+      throw new KeyFileError(
+        `cannot read ${path} as JSON (${(error as NodeJS.ErrnoException).code ?? 'invalid JSON'})`,
+      );
     }
     return OwnKeys.fromJwkSet(doc);
   }
 
   verifyingKey(kid: string | undefined): VerifyingKey | undefined {
     if (kid !== undefined) return this.verifying.get(kid) ?? this.peers.get(kid);
-    return this.verifying.size === 1 && this.peers.size === 0 ? this.verifying.values().next().value : undefined;
+    return this.verifying.size === 1 && this.peers.size === 0
+      ? this.verifying.values().next().value
+      : undefined;
   }
 
   sealKey(kid: string | undefined): SealKeyPair | undefined {
@@ -222,7 +278,12 @@ async function generateSigningKey(): Promise<{ signing: SigningKey; verifying: V
   const kid = await calculateJwkThumbprint(jwk);
   return {
     signing: { kid, alg: 'ES256', privateKey: KeyObject.from(pair.privateKey) },
-    verifying: { kid, alg: 'ES256', publicKey: KeyObject.from(pair.publicKey), publicJwk: { ...jwk, kid, alg: 'ES256', use: 'sig' } },
+    verifying: {
+      kid,
+      alg: 'ES256',
+      publicKey: KeyObject.from(pair.publicKey),
+      publicJwk: { ...jwk, kid, alg: 'ES256', use: 'sig' },
+    },
   };
 }
 
@@ -230,7 +291,12 @@ async function generateSealKey(): Promise<SealKeyPair> {
   const pair = await generateKeyPair(SEAL_KEY_ALG, { crv: 'P-256', extractable: true });
   const publicJwk = publicPart(await exportJWK(pair.publicKey));
   const kid = await calculateJwkThumbprint(publicJwk);
-  return { kid, publicKey: pair.publicKey, privateKey: pair.privateKey, publicJwk: { ...publicJwk, kid, alg: SEAL_KEY_ALG, use: 'enc' } };
+  return {
+    kid,
+    publicKey: pair.publicKey,
+    privateKey: pair.privateKey,
+    publicJwk: { ...publicJwk, kid, alg: SEAL_KEY_ALG, use: 'enc' },
+  };
 }
 
 /** A fresh JWK Set for `MATRYOSHKA_SIGNING_KEYS`: one ES256 signing key and one sealing key. */
@@ -241,8 +307,18 @@ export async function generateKeyFile(): Promise<{ keys: JWK[] }> {
   const sealJwk = await exportJWK(seal.privateKey);
   return {
     keys: [
-      { ...sigJwk, kid: await calculateJwkThumbprint(publicPart(sigJwk)), alg: 'ES256', use: 'sig' },
-      { ...sealJwk, kid: await calculateJwkThumbprint(publicPart(sealJwk)), alg: SEAL_KEY_ALG, use: 'enc' },
+      {
+        ...sigJwk,
+        kid: await calculateJwkThumbprint(publicPart(sigJwk)),
+        alg: 'ES256',
+        use: 'sig',
+      },
+      {
+        ...sealJwk,
+        kid: await calculateJwkThumbprint(publicPart(sealJwk)),
+        alg: SEAL_KEY_ALG,
+        use: 'enc',
+      },
     ],
   };
 }

@@ -11,7 +11,13 @@ import { EC_CURVES, OKP_CURVES, algorithmSpec, rsaBoundsProblem } from './algori
 /** Entries of one JWK Set that are looked at; the rest are ignored (and reported once). */
 export const MAX_KEYS_PER_SET = 100;
 
-export type KeyRefusalReason = 'malformed' | 'unsupported_key_type' | 'unsupported_curve' | 'rsa_modulus' | 'rsa_exponent' | 'too_many_keys';
+export type KeyRefusalReason =
+  | 'malformed'
+  | 'unsupported_key_type'
+  | 'unsupported_curve'
+  | 'rsa_modulus'
+  | 'rsa_exponent'
+  | 'too_many_keys';
 
 export interface KeyRefusal {
   /** Stable per key, short enough to log: its `kid` (cut at 64 characters), or a digest of the entry. */
@@ -33,7 +39,8 @@ export interface VettedKeys {
   readonly refusals: KeyRefusal[];
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /** Longest `kid` quoted in logs: an IdP's string, not ours to print in full. */
 const KID_SHOWN = 64;
@@ -41,7 +48,10 @@ const KID_SHOWN = 64;
 function identify(entry: unknown): { id: string; kid: string | undefined } {
   const kid = isObject(entry) && typeof entry['kid'] === 'string' ? entry['kid'] : undefined;
   if (kid !== undefined) return { id: `kid:${kid.slice(0, KID_SHOWN)}`, kid };
-  const digest = createHash('sha256').update(JSON.stringify(entry) ?? 'undefined').digest('base64url').slice(0, 16);
+  const digest = createHash('sha256')
+    .update(JSON.stringify(entry) ?? 'undefined')
+    .digest('base64url')
+    .slice(0, 16);
   return { id: `sha256:${digest}`, kid: undefined };
 }
 
@@ -68,10 +78,16 @@ function judge(jwk: Record<string, unknown>): Judgement {
   if (kty === 'EC' || kty === 'OKP') {
     const curves = kty === 'EC' ? EC_CURVES : OKP_CURVES;
     if (typeof jwk['crv'] !== 'string' || !curves.has(jwk['crv'])) {
-      return { reason: 'unsupported_curve', detail: `${kty} curve ${typeof jwk['crv'] === 'string' ? jwk['crv'].slice(0, 32) : '(none)'} (allowed: ${[...curves].join(', ')})` };
+      return {
+        reason: 'unsupported_curve',
+        detail: `${kty} curve ${typeof jwk['crv'] === 'string' ? jwk['crv'].slice(0, 32) : '(none)'} (allowed: ${[...curves].join(', ')})`,
+      };
     }
   } else if (kty !== 'RSA') {
-    return { reason: 'unsupported_key_type', detail: `kty ${typeof kty === 'string' ? kty.slice(0, 16) : typeof kty} (allowed: RSA, EC, OKP)` };
+    return {
+      reason: 'unsupported_key_type',
+      detail: `kty ${typeof kty === 'string' ? kty.slice(0, 16) : typeof kty} (allowed: RSA, EC, OKP)`,
+    };
   }
   let key: KeyObject;
   try {
@@ -82,7 +98,11 @@ function judge(jwk: Record<string, unknown>): Judgement {
   // Bounds on the imported numbers, not on the JWK text: what node verifies with is what we check.
   if (key.asymmetricKeyType === 'rsa') {
     const problem = rsaBoundsProblem(key.asymmetricKeyDetails);
-    if (problem !== undefined) return { reason: problem.startsWith('modulus') ? 'rsa_modulus' : 'rsa_exponent', detail: problem };
+    if (problem !== undefined)
+      return {
+        reason: problem.startsWith('modulus') ? 'rsa_modulus' : 'rsa_exponent',
+        detail: problem,
+      };
   }
   return { key };
 }
@@ -102,7 +122,12 @@ export function vetKeySet(entries: readonly unknown[]): VettedKeys {
     else refusals.push({ ...identify(entry), reason: judged.reason, detail: judged.detail });
   }
   if (entries.length > MAX_KEYS_PER_SET) {
-    refusals.push({ id: 'beyond-cap', kid: undefined, reason: 'too_many_keys', detail: `${entries.length - MAX_KEYS_PER_SET} entries past the first ${MAX_KEYS_PER_SET} ignored` });
+    refusals.push({
+      id: 'beyond-cap',
+      kid: undefined,
+      reason: 'too_many_keys',
+      detail: `${entries.length - MAX_KEYS_PER_SET} entries past the first ${MAX_KEYS_PER_SET} ignored`,
+    });
   }
   return { keys, refusals };
 }

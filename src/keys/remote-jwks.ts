@@ -2,7 +2,12 @@ import { MatryoshkaError } from '../errors.js';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { IssuerRecord } from '../registry/records.js';
 import { type FetchLimits, FetchFailedError, fetchJson } from './fetch-json.js';
-import { type KeyRefusal, MAX_KEYS_PER_SET, type PublishedKey, vetKeySet } from './published-keys.js';
+import {
+  type KeyRefusal,
+  MAX_KEYS_PER_SET,
+  type PublishedKey,
+  vetKeySet,
+} from './published-keys.js';
 import type { SharedJwksCache, SharedKeySet } from './shared-jwks.js';
 
 const tracer = trace.getTracer('matryoshka-authz');
@@ -95,9 +100,16 @@ export class RemoteJwks {
    * max-stale — a hanging IdP never holds a check. Only an unknown `kid`, or no usable keys at
    * all, waits for the network. `refreshed` says the keys were not simply in memory.
    */
-  async keys(issuer: IssuerRecord, kid: string | undefined): Promise<{ keys: readonly PublishedKey[]; refreshed: boolean }> {
+  async keys(
+    issuer: IssuerRecord,
+    kid: string | undefined,
+  ): Promise<{ keys: readonly PublishedKey[]; refreshed: boolean }> {
     const state = this.stateOf(issuer.issuer);
-    if (this.usable(state.current) === undefined && this.options.shared !== undefined && state.inflight === undefined) {
+    if (
+      this.usable(state.current) === undefined &&
+      this.options.shared !== undefined &&
+      state.inflight === undefined
+    ) {
       // A replica starting cold adopts what the fleet already holds, stale or not, before waiting on the IdP.
       await this.loadShared(issuer, state);
     }
@@ -109,14 +121,19 @@ export class RemoteJwks {
     }
     // An unknown kid: a refetch under way is joined (the kid may be in its answer); otherwise at
     // most one fetch per cooldown while we hold usable keys.
-    const mayFetch = current === undefined || state.inflight !== undefined || now - state.lastAttempt >= this.options.cooldownMs;
+    const mayFetch =
+      current === undefined ||
+      state.inflight !== undefined ||
+      now - state.lastAttempt >= this.options.cooldownMs;
     if (!mayFetch) return { keys: current.keys, refreshed: false };
     try {
       return { keys: (await this.refresh(issuer, state, kid)).keys, refreshed: true };
     } catch (error) {
       const fallback = this.usable(state.current);
       if (fallback !== undefined) return { keys: fallback.keys, refreshed: true };
-      throw new KeysUnavailableError(`keys of ${issuer.issuer} unavailable: ${(error as Error).message}`);
+      throw new KeysUnavailableError(
+        `keys of ${issuer.issuer} unavailable: ${(error as Error).message}`,
+      );
     }
   }
 
@@ -128,7 +145,14 @@ export class RemoteJwks {
   private stateOf(issuer: string): IssuerState {
     let state = this.states.get(issuer);
     if (state === undefined) {
-      state = { current: undefined, lastAttempt: 0, inflight: undefined, loading: undefined, jwksUri: undefined, reported: new Set() };
+      state = {
+        current: undefined,
+        lastAttempt: 0,
+        inflight: undefined,
+        loading: undefined,
+        jwksUri: undefined,
+        reported: new Set(),
+      };
       this.states.set(issuer, state);
     }
     return state;
@@ -151,7 +175,8 @@ export class RemoteJwks {
   private loadShared(issuer: IssuerRecord, state: IssuerState): Promise<void> {
     state.loading ??= this.readShared(issuer, state.current?.fetchedAt ?? -1)
       .then((set) => {
-        if (set !== undefined && this.usable(set) !== undefined) this.adopt(issuer.issuer, state, set);
+        if (set !== undefined && this.usable(set) !== undefined)
+          this.adopt(issuer.issuer, state, set);
       })
       // The shared cache is an optimisation: without it we simply ask the IdP.
       .catch(() => undefined)
@@ -174,12 +199,17 @@ export class RemoteJwks {
   private adopt(issuer: string, state: IssuerState, set: KeySet): void {
     state.current = set;
     const ids = new Set(set.refusals.map((r) => r.id));
-    for (const refusal of set.refusals) if (!state.reported.has(refusal.id)) this.options.onKeyRefused?.(issuer, refusal);
+    for (const refusal of set.refusals)
+      if (!state.reported.has(refusal.id)) this.options.onKeyRefused?.(issuer, refusal);
     state.reported = ids;
   }
 
   /** One refresh per issuer at a time in this process; `kid` is the key the caller is missing. */
-  private refresh(issuer: IssuerRecord, state: IssuerState, kid: string | undefined): Promise<KeySet> {
+  private refresh(
+    issuer: IssuerRecord,
+    state: IssuerState,
+    kid: string | undefined,
+  ): Promise<KeySet> {
     if (state.inflight) return state.inflight;
     state.lastAttempt = this.now();
     state.inflight = this.refreshShared(issuer, state, kid)
@@ -197,7 +227,11 @@ export class RemoteJwks {
    * Across replicas: adopt a key set another replica fetched recently; otherwise take the lock and
    * fetch; if another replica holds the lock, wait for its result before fetching ourselves.
    */
-  private async refreshShared(issuer: IssuerRecord, state: IssuerState, kid: string | undefined): Promise<KeySet> {
+  private async refreshShared(
+    issuer: IssuerRecord,
+    state: IssuerState,
+    kid: string | undefined,
+  ): Promise<KeySet> {
     const shared = this.options.shared;
     if (shared === undefined) return this.fetchFromIdp(issuer, state);
     // A plain boolean, not a type guard: a set that is not adoptable is still a set (the fallback below).
@@ -232,7 +266,12 @@ export class RemoteJwks {
       return fetched;
     } catch (error) {
       // The IdP is down: a copy another replica fetched is still better than nothing.
-      if (cached !== undefined && this.now() - cached.fetchedAt < this.options.maxStaleMs && cached.fetchedAt > (state.current?.fetchedAt ?? -1)) return cached;
+      if (
+        cached !== undefined &&
+        this.now() - cached.fetchedAt < this.options.maxStaleMs &&
+        cached.fetchedAt > (state.current?.fetchedAt ?? -1)
+      )
+        return cached;
       throw error;
     } finally {
       await lock.release();
@@ -240,21 +279,25 @@ export class RemoteJwks {
   }
 
   private fetchFromIdp(issuer: IssuerRecord, state: IssuerState): Promise<KeySet> {
-    return tracer.startActiveSpan('jwks fetch', { attributes: { 'authz.issuer': issuer.issuer, 'authz.tenant': issuer.tenant } }, async (span) => {
-      const started = performance.now();
-      try {
-        const result = await this.fetchKeys(issuer, state);
-        span.setAttribute('authz.keys', result.keys.length);
-        this.options.onFetch?.(issuer.issuer, 'ok', performance.now() - started);
-        return result;
-      } catch (error) {
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-        this.options.onFetch?.(issuer.issuer, 'error', performance.now() - started);
-        throw error;
-      } finally {
-        span.end();
-      }
-    });
+    return tracer.startActiveSpan(
+      'jwks fetch',
+      { attributes: { 'authz.issuer': issuer.issuer, 'authz.tenant': issuer.tenant } },
+      async (span) => {
+        const started = performance.now();
+        try {
+          const result = await this.fetchKeys(issuer, state);
+          span.setAttribute('authz.keys', result.keys.length);
+          this.options.onFetch?.(issuer.issuer, 'ok', performance.now() - started);
+          return result;
+        } catch (error) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          this.options.onFetch?.(issuer.issuer, 'error', performance.now() - started);
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
   }
 
   private async fetchKeys(issuer: IssuerRecord, state: IssuerState): Promise<KeySet> {
@@ -266,11 +309,19 @@ export class RemoteJwks {
   /** OIDC discovery; the document must name the registered issuer exactly (OpenID Connect Discovery §4.3). */
   private async discover(issuer: IssuerRecord): Promise<string> {
     const url = `${issuer.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
-    const doc = (await fetchJson(url, this.options.fetch)) as { issuer?: unknown; jwks_uri?: unknown } | null;
-    if (doc?.issuer !== issuer.issuer) throw new FetchFailedError(url, 'discovery document names another issuer');
-    if (typeof doc.jwks_uri !== 'string') throw new FetchFailedError(url, 'discovery document has no jwks_uri');
+    const doc = (await fetchJson(url, this.options.fetch)) as {
+      issuer?: unknown;
+      jwks_uri?: unknown;
+    } | null;
+    if (doc?.issuer !== issuer.issuer)
+      throw new FetchFailedError(url, 'discovery document names another issuer');
+    if (typeof doc.jwks_uri !== 'string')
+      throw new FetchFailedError(url, 'discovery document has no jwks_uri');
     const jwksUri = new URL(doc.jwks_uri);
-    if (jwksUri.protocol !== 'https:' && !(this.options.fetch.allowInsecure && jwksUri.protocol === 'http:')) {
+    if (
+      jwksUri.protocol !== 'https:' &&
+      !(this.options.fetch.allowInsecure && jwksUri.protocol === 'http:')
+    ) {
       throw new FetchFailedError(url, 'jwks_uri is not https');
     }
     return doc.jwks_uri;

@@ -18,7 +18,10 @@ export interface SharedJwksCache {
   read(issuer: IssuerRecord): Promise<SharedKeySet | undefined>;
   write(issuer: IssuerRecord, set: SharedKeySet, ttlMs: number): Promise<void>;
   /** True when this replica should fetch (it holds the lock, or the lock cannot be had at all). */
-  lock(issuer: IssuerRecord, ttlMs: number): Promise<{ acquired: boolean; release: () => Promise<void> }>;
+  lock(
+    issuer: IssuerRecord,
+    ttlMs: number,
+  ): Promise<{ acquired: boolean; release: () => Promise<void> }>;
 }
 
 const RELEASE_IF_OWNER = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
@@ -44,13 +47,21 @@ export class RedisJwksCache implements SharedJwksCache {
   async write(issuer: IssuerRecord, set: SharedKeySet, ttlMs: number): Promise<void> {
     try {
       const doc = JSON.stringify({ keys: set.keys, fetched_at: set.fetchedAt });
-      await this.redis.set(this.layout.jwks(issuer.tenant, issuer.issuer), doc, 'PX', Math.max(1000, Math.round(ttlMs)));
+      await this.redis.set(
+        this.layout.jwks(issuer.tenant, issuer.issuer),
+        doc,
+        'PX',
+        Math.max(1000, Math.round(ttlMs)),
+      );
     } catch {
       // Shared cache is an optimisation; the keys are already in this process.
     }
   }
 
-  async lock(issuer: IssuerRecord, ttlMs: number): Promise<{ acquired: boolean; release: () => Promise<void> }> {
+  async lock(
+    issuer: IssuerRecord,
+    ttlMs: number,
+  ): Promise<{ acquired: boolean; release: () => Promise<void> }> {
     const key = this.layout.jwksLock(issuer.tenant, issuer.issuer);
     const token = randomUUID();
     try {

@@ -67,7 +67,11 @@ interface Draft {
   policyDenial?: Denial;
 }
 
-const newDraft = (input: CheckInput): Draft => ({ requestId: requestIdOf(input), roles: [], recursionAudited: false });
+const newDraft = (input: CheckInput): Draft => ({
+  requestId: requestIdOf(input),
+  roles: [],
+  recursionAudited: false,
+});
 
 /**
  * One Check: extract → open and verify the chain → destination → tenant → decide → mint.
@@ -83,8 +87,12 @@ export async function check(input: CheckInput, deps: CheckDeps): Promise<Decisio
     await runPipeline(input, deps, draft);
     return settle(draft, deps);
   } catch (error) {
-    if (error instanceof DenyError) return finish(draft, false, { reason: error.reason, detail: error.message });
-    if (error instanceof MatryoshkaError && (error.code === 'ERR_REGISTRY_UNAVAILABLE' || error.code === 'ERR_KEYS_UNAVAILABLE')) {
+    if (error instanceof DenyError)
+      return finish(draft, false, { reason: error.reason, detail: error.message });
+    if (
+      error instanceof MatryoshkaError &&
+      (error.code === 'ERR_REGISTRY_UNAVAILABLE' || error.code === 'ERR_KEYS_UNAVAILABLE')
+    ) {
       return finish(draft, false, { reason: 'unavailable', detail: error.message });
     }
     deps.onUnexpected(error);
@@ -109,13 +117,25 @@ function settle(draft: Draft, deps: CheckDeps): DecisionRecord {
  * recorded. The pipeline keeps running in the background (a slow key fetch then warms the cache
  * for the next request) but its result is no longer awaited.
  */
-export async function checkWithin(input: CheckInput, deps: CheckDeps, budgetMs: number | undefined): Promise<DecisionRecord> {
+export async function checkWithin(
+  input: CheckInput,
+  deps: CheckDeps,
+  budgetMs: number | undefined,
+): Promise<DecisionRecord> {
   if (budgetMs === undefined) return check(input, deps);
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<DecisionRecord>((resolve) => {
-    timer = setTimeout(() => {
-      resolve(finish(newDraft(input), false, { reason: 'unavailable', detail: `no decision within the caller's deadline (${Math.round(budgetMs)} ms)` }));
-    }, Math.max(0, budgetMs));
+    timer = setTimeout(
+      () => {
+        resolve(
+          finish(newDraft(input), false, {
+            reason: 'unavailable',
+            detail: `no decision within the caller's deadline (${Math.round(budgetMs)} ms)`,
+          }),
+        );
+      },
+      Math.max(0, budgetMs),
+    );
   });
   try {
     return await Promise.race([check(input, deps), timedOut]);
@@ -129,12 +149,21 @@ function finish(draft: Draft, allowed: boolean, denial: Denial | undefined): Dec
   if (allowed) {
     // Every value was validated where it entered; should one have slipped through, nothing is
     // emitted and the request is refused, in shadow mode too (the record says so, as the response will).
-    const unsafe = unsafeIdentity({ tenant: draft.tenant, user: draft.user, roles: draft.roles, sids: draft.minted?.sids ?? [] });
+    const unsafe = unsafeIdentity({
+      tenant: draft.tenant,
+      user: draft.user,
+      roles: draft.roles,
+      sids: draft.minted?.sids ?? [],
+    });
     if (unsafe !== undefined) {
-      return finish({ ...draft, tenant: undefined, user: undefined, roles: [], minted: undefined }, false, {
-        reason: 'unavailable',
-        detail: `refused to emit an unsafe ${unsafe} header value`,
-      });
+      return finish(
+        { ...draft, tenant: undefined, user: undefined, roles: [], minted: undefined },
+        false,
+        {
+          reason: 'unavailable',
+          detail: `refused to emit an unsafe ${unsafe} header value`,
+        },
+      );
     }
   }
   return {
@@ -170,7 +199,13 @@ async function policyStep<T>(draft: Draft, step: () => T | Promise<T>, fallback:
 async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Promise<void> {
   const token = extractToken(input);
   const chain = await inChildSpan(deps.tracer, 'chain open', () =>
-    openChain(token, { trust: deps.trust, ownKeys: deps.ownKeys, limits: deps.limits, now: deps.now, memo: deps.memo }),
+    openChain(token, {
+      trust: deps.trust,
+      ownKeys: deps.ownKeys,
+      limits: deps.limits,
+      now: deps.now,
+      memo: deps.memo,
+    }),
   );
   draft.chain = chain;
 
@@ -178,7 +213,8 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   // (minted levels carry the origin's sub and roles forward for exactly this reason).
   const innermost = chain.levels[0];
   const subject = innermost?.subject;
-  if (innermost === undefined || subject === undefined) deny('malformed_token', 'the chain names no user');
+  if (innermost === undefined || subject === undefined)
+    deny('malformed_token', 'the chain names no user');
   draft.user = subject;
   draft.roles = innermost.roles;
   // A chain spanning tenants is refused by policy; dry-run goes on as the outermost level's tenant.
@@ -186,15 +222,32 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   draft.tenant = tenant;
 
   const resolved = await inChildSpan(deps.tracer, 'registry read', async () => {
-    const sid = await policyStep(draft, () => resolveDestinationSid(input, deps.registry, deps.defaultServiceId), undefined);
+    const sid = await policyStep(
+      draft,
+      () => resolveDestinationSid(input, deps.registry, deps.defaultServiceId),
+      undefined,
+    );
     if (sid === undefined) return undefined;
     draft.destination = sid;
     // An unreadable route binding is refused by policy; dry-run goes on without it.
-    const destination = { sid, ...(await policyStep(draft, () => routeBindings(input), { routeTenant: undefined, routeMaxDepth: undefined })) };
+    const destination = {
+      sid,
+      ...(await policyStep(draft, () => routeBindings(input), {
+        routeTenant: undefined,
+        routeMaxDepth: undefined,
+      })),
+    };
     const registeredService = await deps.registry.service(destination.sid);
-    await policyStep(draft, () => checkTenantBindings(tenant, destination, registeredService), undefined);
+    await policyStep(
+      draft,
+      () => checkTenantBindings(tenant, destination, registeredService),
+      undefined,
+    );
     const tenantPolicy = (await deps.registry.tenant(tenant)) ?? defaultTenantPolicy(tenant);
-    const mappedSource = input.sourcePrincipal === undefined ? undefined : await deps.registry.principal(input.sourcePrincipal);
+    const mappedSource =
+      input.sourcePrincipal === undefined
+        ? undefined
+        : await deps.registry.principal(input.sourcePrincipal);
     // A mapping to something that is not a sid is a workload we do not know (bind_source refuses it).
     const sourceSid = isIdentifier(mappedSource) ? mappedSource : undefined;
     return { destination, registeredService, tenantPolicy, sourceSid };
@@ -216,7 +269,8 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     service: registeredService ?? defaultServicePolicy(destination.sid),
     defaultMaxDepth: deps.defaultMaxDepth,
     routeMaxDepth: destination.routeMaxDepth,
-    source: sourcePrincipal === undefined ? undefined : { principal: sourcePrincipal, sid: sourceSid },
+    source:
+      sourcePrincipal === undefined ? undefined : { principal: sourcePrincipal, sid: sourceSid },
   });
   if (outcome.allow) draft.recursionAudited = outcome.recursionAudited;
   else draft.policyDenial ??= { reason: outcome.reason, detail: outcome.detail };
@@ -224,22 +278,31 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   // keep working during rollout; an enforced denial signs nothing.
   if (draft.policyDenial !== undefined && !shadowed(deps)) return;
 
-  const minted = await inChildSpan(deps.tracer, 'token mint', () => mintExtended(
-    {
-      incoming: token,
-      chain,
-      destination: destination.sid,
-      tenant,
-      subject,
-      roles: innermost.roles,
-      seal: registeredService?.seal ?? false,
-      now: deps.now(),
-    },
-    deps.ownKeys,
-    deps.mint,
-  ));
+  const minted = await inChildSpan(deps.tracer, 'token mint', () =>
+    mintExtended(
+      {
+        incoming: token,
+        chain,
+        destination: destination.sid,
+        tenant,
+        subject,
+        roles: innermost.roles,
+        seal: registeredService?.seal ?? false,
+        now: deps.now(),
+      },
+      deps.ownKeys,
+      deps.mint,
+    ),
+  );
   // Filed under the version the chain was verified under: if the registry changed meanwhile, the
   // entry is stale at once and the next hop verifies the whole chain against the registry it has.
-  deps.memo?.rememberMinted(minted.token, minted.jti, minted.level, chain.levels, chain.sealed, chain.registryVersion);
+  deps.memo?.rememberMinted(
+    minted.token,
+    minted.jti,
+    minted.level,
+    chain.levels,
+    chain.sealed,
+    chain.registryVersion,
+  );
   draft.minted = minted;
 }

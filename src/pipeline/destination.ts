@@ -12,9 +12,14 @@ export interface Destination extends RouteBindings {
  * The destination service id: the route's `sid`, else the mapped destination principal (Istio,
  * which cannot set per-route extensions), else the configured default.
  */
-export async function resolveDestinationSid(input: CheckInput, registry: RegistryReader, defaultSid: string | undefined): Promise<string> {
+export async function resolveDestinationSid(
+  input: CheckInput,
+  registry: RegistryReader,
+  defaultSid: string | undefined,
+): Promise<string> {
   let sid = nonEmpty(input.contextExtensions['sid']);
-  if (sid === undefined && input.destinationPrincipal !== undefined) sid = await registry.principal(input.destinationPrincipal);
+  if (sid === undefined && input.destinationPrincipal !== undefined)
+    sid = await registry.principal(input.destinationPrincipal);
   sid ??= defaultSid;
   if (sid === undefined) deny('unknown_service', 'no destination service id');
   // Whichever source named it, the destination becomes the last element of x-auth-chain and the
@@ -37,12 +42,14 @@ export function routeBindings(input: CheckInput): RouteBindings {
   let routeMaxDepth: number | undefined;
   if (rawDepth !== undefined) {
     // A route limit we cannot read must not silently become "no limit".
-    if (!/^\d{1,2}$/.test(rawDepth)) deny('depth_exceeded', `route max_depth ${JSON.stringify(rawDepth)} is not a number`);
+    if (!/^\d{1,2}$/.test(rawDepth))
+      deny('depth_exceeded', `route max_depth ${JSON.stringify(rawDepth)} is not a number`);
     routeMaxDepth = Number(rawDepth);
   }
   const routeTenant = nonEmpty(ext['tenant']);
   // A route bound to a tenant it cannot name is bound to none we serve: refuse, never ignore.
-  if (routeTenant !== undefined && !isIdentifier(routeTenant)) deny('tenant_mismatch', 'route tenant is not a valid tenant id');
+  if (routeTenant !== undefined && !isIdentifier(routeTenant))
+    deny('tenant_mismatch', 'route tenant is not a valid tenant id');
   return { routeTenant, routeMaxDepth };
 }
 

@@ -17,7 +17,11 @@ export function extractToken(input: CheckInput): string {
   if (scheme === null) deny('missing_token', 'authorization is not a Bearer token');
   // Trailing blanks trimmed by hand: a `[ \t]+$` regex backtracks quadratically on inner runs.
   let end = header.length;
-  while (end > scheme[0].length && (header.charCodeAt(end - 1) === 32 || header.charCodeAt(end - 1) === 9)) end--;
+  while (
+    end > scheme[0].length &&
+    (header.charCodeAt(end - 1) === 32 || header.charCodeAt(end - 1) === 9)
+  )
+    end--;
   const token = header.slice(scheme[0].length, end);
   if (token.length === 0) deny('malformed_token', 'the Bearer value is empty');
   return token;

@@ -41,7 +41,11 @@ export interface Minted {
 }
 
 /** Compress only when it pays: the base64 of the compressed bytes must be shorter. */
-export function packContainer(container: string, kind: Compression, effort: CompressionEffort = 'entropy'): string | undefined {
+export function packContainer(
+  container: string,
+  kind: Compression,
+  effort: CompressionEffort = 'entropy',
+): string | undefined {
   const packed = encodeStandardBase64(compress(Buffer.from(container, 'latin1'), kind, effort));
   return packed.length < container.length ? packed : undefined;
 }
@@ -67,7 +71,8 @@ export function withContainer(payload: { auth_stack: object }, container: string
   if (container.includes('"') || container.includes('\\')) return stringifyWith(payload, container);
   const json = JSON.stringify(payload);
   const tail = '""}}';
-  if (!json.endsWith(`"container":${tail}`)) throw new Error('unreachable: the container placeholder is not the last member');
+  if (!json.endsWith(`"container":${tail}`))
+    throw new Error('unreachable: the container placeholder is not the last member');
   const at = json.length - tail.length + 1;
   return json.slice(0, at) + container + json.slice(at);
 }
@@ -78,14 +83,22 @@ function stringifyWith(payload: { auth_stack: object }, container: string): stri
 }
 
 /** Wrap the incoming token in a new level for `destination` (format spec, rules 5 and 6). */
-export async function mintExtended(request: MintRequest, keys: OwnKeys, settings: MintSettings): Promise<Minted> {
+export async function mintExtended(
+  request: MintRequest,
+  keys: OwnKeys,
+  settings: MintSettings,
+): Promise<Minted> {
   const depth = request.chain.depth + 1;
   const fmt = request.seal ? 'JWE' : 'JWT';
   let container = request.seal ? await sealContainer(request.incoming, keys) : request.incoming;
   let cmp: Compression | undefined;
   if (depth >= settings.compressFromDepth) {
     // Once a level below holds compressed (or sealed) bytes, nothing is left to find but entropy.
-    const effort = request.chain.levels.some((l) => l.stack?.cmp !== undefined || l.stack?.fmt === 'JWE') || request.seal ? 'entropy' : 'repeats';
+    const effort =
+      request.chain.levels.some((l) => l.stack?.cmp !== undefined || l.stack?.fmt === 'JWE') ||
+      request.seal
+        ? 'entropy'
+        : 'repeats';
     const packed = packContainer(container, settings.compression, effort);
     if (packed !== undefined) {
       container = packed;
@@ -102,10 +115,19 @@ export async function mintExtended(request: MintRequest, keys: OwnKeys, settings
     jti,
     tenant_id: request.tenant,
     roles: request.roles,
-    auth_stack: { fmt, ...(cmp === undefined ? {} : { cmp }), sid: request.destination, depth, container: '' },
+    auth_stack: {
+      fmt,
+      ...(cmp === undefined ? {} : { cmp }),
+      sid: request.destination,
+      depth,
+      container: '',
+    },
   };
   // A plain container is the incoming token itself: serialised the ordinary way.
-  const json = cmp !== undefined || request.seal ? withContainer(payload, container) : stringifyWith(payload, container);
+  const json =
+    cmp !== undefined || request.seal
+      ? withContainer(payload, container)
+      : stringifyWith(payload, container);
   const token = compactSignJson(keys.signing.alg, keys.signing.kid, keys.signing.privateKey, json);
   // Read back with the verifier's own claim readers, so the record cannot drift from theirs.
   const level: VerifiedLevel = {

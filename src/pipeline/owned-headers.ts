@@ -4,7 +4,13 @@
  * false`) or lists it in `headers_to_remove`. Declared once so that a header added here is covered
  * on every pass-through path, and the type below makes the response builder give it a value.
  */
-export const IDENTITY_HEADERS = ['x-tenant-id', 'x-user-id', 'x-user-roles', 'x-auth-depth', 'x-auth-chain'] as const;
+export const IDENTITY_HEADERS = [
+  'x-tenant-id',
+  'x-user-id',
+  'x-user-roles',
+  'x-auth-depth',
+  'x-auth-chain',
+] as const;
 export type IdentityHeader = (typeof IDENTITY_HEADERS)[number];
 
 /** Always set: Envoy's own id when sane, else ours (see `requestIdOf`). */

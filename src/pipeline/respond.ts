@@ -1,14 +1,22 @@
 import { isHeaderValue, unsafeIdentity } from '../header-grammar.js';
 import { type DenyReason, httpStatusOf } from '../reasons.js';
 import type { DecisionRecord } from './decision.js';
-import { IDENTITY_HEADERS, type IdentityHeader, REQUEST_ID_HEADER, ownedHeaders } from './owned-headers.js';
+import {
+  IDENTITY_HEADERS,
+  type IdentityHeader,
+  REQUEST_ID_HEADER,
+  ownedHeaders,
+} from './owned-headers.js';
 
 /** The CheckResponse as the proto-loader object form (`keepCase`); see proto/envoy/service/auth/v3. */
 export interface HeaderValueOption {
   header: { key: string; value: string };
   append: { value: boolean };
 }
-export type StructValue = { stringValue: string } | { numberValue: number } | { boolValue: boolean };
+export type StructValue =
+  | { stringValue: string }
+  | { numberValue: number }
+  | { boolValue: boolean };
 export interface ProtoStruct {
   fields: Record<string, StructValue>;
 }
@@ -30,11 +38,20 @@ const GRPC_CODE_BY_HTTP = { 401: 16, 403: 7, 503: 14 } as const; // UNAUTHENTICA
 const BODY_ERROR_BY_HTTP = { 401: 'unauthorized', 403: 'forbidden', 503: 'unavailable' } as const;
 
 // Envoy has read an unset `append` as "append" in some versions; we always say "overwrite".
-const set = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });
+const set = (key: string, value: string): HeaderValueOption => ({
+  header: { key, value },
+  append: { value: false },
+});
 
 function metadata(record: DecisionRecord): ProtoStruct {
   const fields: Record<string, StructValue> = {
-    decision: { stringValue: record.allowed ? (record.reason === undefined ? 'allow' : 'shadow_allow') : 'deny' },
+    decision: {
+      stringValue: record.allowed
+        ? record.reason === undefined
+          ? 'allow'
+          : 'shadow_allow'
+        : 'deny',
+    },
   };
   if (record.reason !== undefined) fields['reason'] = { stringValue: record.reason };
   if (record.tenant !== undefined) fields['tenant_id'] = { stringValue: record.tenant };
@@ -50,11 +67,17 @@ function metadata(record: DecisionRecord): ProtoStruct {
  * missing or unreadable token or a timeout through) sets nothing but the request id, so a
  * client's own forward or identity header never reaches the upstream.
  */
-function upstreamValues(record: DecisionRecord, settings: ResponseSettings): ReadonlyMap<string, string> {
+function upstreamValues(
+  record: DecisionRecord,
+  settings: ResponseSettings,
+): ReadonlyMap<string, string> {
   const values = new Map<string, string>([[REQUEST_ID_HEADER, record.requestId]]);
   const minted = record.minted;
   if (minted === undefined) return values;
-  values.set(settings.forwardHeader, settings.forwardHeader === 'authorization' ? `Bearer ${minted.token}` : minted.token);
+  values.set(
+    settings.forwardHeader,
+    settings.forwardHeader === 'authorization' ? `Bearer ${minted.token}` : minted.token,
+  );
   // A Record over every identity header: declaring a new one does not compile until it has a value here.
   const identity: Record<IdentityHeader, string | undefined> = {
     'x-tenant-id': record.tenant,
@@ -81,9 +104,25 @@ function allowResponse(record: DecisionRecord, settings: ResponseSettings): Chec
   }
   if (!emittable(record, headers)) {
     // Fail closed rather than hand Envoy a value it might forward without validating it.
-    return denyResponse({ ...record, allowed: false, reason: 'unavailable', tenant: undefined, user: undefined, roles: [], minted: undefined }, 'unavailable', settings);
+    return denyResponse(
+      {
+        ...record,
+        allowed: false,
+        reason: 'unavailable',
+        tenant: undefined,
+        user: undefined,
+        roles: [],
+        minted: undefined,
+      },
+      'unavailable',
+      settings,
+    );
   }
-  return { status: { code: GRPC_OK, message: '' }, ok_response: { headers, headers_to_remove: headersToRemove }, dynamic_metadata: metadata(record) };
+  return {
+    status: { code: GRPC_OK, message: '' },
+    ok_response: { headers, headers_to_remove: headersToRemove },
+    dynamic_metadata: metadata(record),
+  };
 }
 
 /**
@@ -94,11 +133,19 @@ function allowResponse(record: DecisionRecord, settings: ResponseSettings): Chec
  */
 function emittable(record: DecisionRecord, headers: readonly HeaderValueOption[]): boolean {
   const sids = record.minted?.sids ?? [];
-  if (unsafeIdentity({ tenant: record.tenant, user: record.user, roles: record.roles, sids }) !== undefined) return false;
+  if (
+    unsafeIdentity({ tenant: record.tenant, user: record.user, roles: record.roles, sids }) !==
+    undefined
+  )
+    return false;
   return headers.every((h) => isHeaderValue(h.header.value));
 }
 
-function denyResponse(record: DecisionRecord, reason: DenyReason, settings: ResponseSettings): CheckResponseMessage {
+function denyResponse(
+  record: DecisionRecord,
+  reason: DenyReason,
+  settings: ResponseSettings,
+): CheckResponseMessage {
   const http = httpStatusOf(reason);
   const headers = [set('content-type', 'application/json'), set('cache-control', 'no-store')];
   if (http === 401) headers.push(set('www-authenticate', 'Bearer error="invalid_token"'));
@@ -112,7 +159,10 @@ function denyResponse(record: DecisionRecord, reason: DenyReason, settings: Resp
 }
 
 /** Turn a decision into Envoy's answer, in one place: status mapping, headers, metadata. */
-export function buildCheckResponse(record: DecisionRecord, settings: ResponseSettings): CheckResponseMessage {
+export function buildCheckResponse(
+  record: DecisionRecord,
+  settings: ResponseSettings,
+): CheckResponseMessage {
   if (record.allowed) return allowResponse(record, settings);
   return denyResponse(record, record.reason ?? 'unavailable', settings);
 }

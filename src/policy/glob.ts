@@ -13,7 +13,10 @@ export function globMatches(glob: string, value: string): boolean {
   if (!isIdentifier(value)) return false;
   let re = compiled.get(glob);
   if (re === undefined) {
-    const body = glob.replace(/[.+^${}()|[\]\\/]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    const body = glob
+      .replace(/[.+^${}()|[\]\\/]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.');
     re = new RegExp(`^${body}$`);
     compiled.set(glob, re);
   }

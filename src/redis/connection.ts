@@ -33,14 +33,30 @@ function hosts(list: string, defaultPort: number): Array<{ host: string; port: n
  */
 export function connectRedis(url: string, extra: RedisOptions = {}): RedisClient {
   const options = { ...COMMON, ...extra };
-  const composite = /^redis\+(sentinel|cluster)(s?):\/\/(?:([^@/]*)@)?([^/]+)(?:\/([^/]+))?(?:\/(\d+))?$/.exec(url);
+  const composite =
+    /^redis\+(sentinel|cluster)(s?):\/\/(?:([^@/]*)@)?([^/]+)(?:\/([^/]+))?(?:\/(\d+))?$/.exec(url);
   if (composite === null) return new Redis(url, options);
-  const [, kind, secure, auth, hostList, name, db] = composite as unknown as [string, string, string, string | undefined, string, string | undefined, string | undefined];
-  const password = auth?.includes(':') ? decodeURIComponent(auth.slice(auth.indexOf(':') + 1)) : undefined;
-  const username = auth?.includes(':') ? decodeURIComponent(auth.slice(0, auth.indexOf(':'))) || undefined : undefined;
+  const [, kind, secure, auth, hostList, name, db] = composite as unknown as [
+    string,
+    string,
+    string,
+    string | undefined,
+    string,
+    string | undefined,
+    string | undefined,
+  ];
+  const password = auth?.includes(':')
+    ? decodeURIComponent(auth.slice(auth.indexOf(':') + 1))
+    : undefined;
+  const username = auth?.includes(':')
+    ? decodeURIComponent(auth.slice(0, auth.indexOf(':'))) || undefined
+    : undefined;
   const tls = secure === 's' ? {} : undefined;
   if (kind === 'sentinel') {
-    if (name === undefined) throw new Error('REDIS_URL: a Sentinel URL names the master: redis+sentinel://host:port/<master>');
+    if (name === undefined)
+      throw new Error(
+        'REDIS_URL: a Sentinel URL names the master: redis+sentinel://host:port/<master>',
+      );
     return new Redis({
       ...options,
       sentinels: hosts(hostList, 26379),
@@ -51,16 +67,18 @@ export function connectRedis(url: string, extra: RedisOptions = {}): RedisClient
       ...(tls ? { tls, enableTLSForSentinelMode: true } : {}),
     });
   }
-  return new Cluster(
-    hosts(hostList, 6379),
-    {
-      // ioredis reads these for the cluster as a whole, not from redisOptions.
-      enableOfflineQueue: options.enableOfflineQueue ?? false,
-      lazyConnect: options.lazyConnect ?? false,
-      clusterRetryStrategy: (times: number) => options.retryStrategy?.(times) ?? null,
-      redisOptions: { ...options, ...(password !== undefined ? { password } : {}), ...(username !== undefined ? { username } : {}), ...(tls ? { tls } : {}) },
+  return new Cluster(hosts(hostList, 6379), {
+    // ioredis reads these for the cluster as a whole, not from redisOptions.
+    enableOfflineQueue: options.enableOfflineQueue ?? false,
+    lazyConnect: options.lazyConnect ?? false,
+    clusterRetryStrategy: (times: number) => options.retryStrategy?.(times) ?? null,
+    redisOptions: {
+      ...options,
+      ...(password !== undefined ? { password } : {}),
+      ...(username !== undefined ? { username } : {}),
+      ...(tls ? { tls } : {}),
     },
-  );
+  });
 }
 
 /** A second connection for SUBSCRIBE (a subscribed connection can run no other command). */

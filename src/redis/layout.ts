@@ -21,7 +21,8 @@ export class RedisLayout {
   private readonly tag: string;
 
   constructor(prefix = 'matryoshka') {
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) throw new Error('redis key prefix must be letters, digits, _ . -');
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix))
+      throw new Error('redis key prefix must be letters, digits, _ . -');
     this.tag = `{${prefix}}`;
   }
 

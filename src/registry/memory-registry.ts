@@ -24,7 +24,8 @@ export class MemoryRegistry implements RegistryReader {
     for (const issuer of contents.issuers) this.putIssuer(issuer);
     for (const tenant of contents.tenants) this.putTenant(tenant);
     for (const service of contents.services) this.putService(service);
-    for (const [principal, sid] of Object.entries(contents.principals)) this.mapPrincipal(principal, sid);
+    for (const [principal, sid] of Object.entries(contents.principals))
+      this.mapPrincipal(principal, sid);
   }
 
   putIssuer(record: IssuerRecord): void {

@@ -1,5 +1,10 @@
 import { MatryoshkaError } from '../errors.js';
-import { IDENTIFIER_DESCRIPTION, MAX_ROLE_LENGTH, isIdentifier, isRole } from '../header-grammar.js';
+import {
+  IDENTIFIER_DESCRIPTION,
+  MAX_ROLE_LENGTH,
+  isIdentifier,
+  isRole,
+} from '../header-grammar.js';
 
 /**
  * Registry records and their validation. Every way a record enters the service (YAML file, CLI,
@@ -8,7 +13,19 @@ import { IDENTIFIER_DESCRIPTION, MAX_ROLE_LENGTH, isIdentifier, isRole } from '.
  */
 export const DEFAULT_ALGORITHMS = ['ES256', 'RS256', 'PS256', 'EdDSA'] as const;
 export const SUPPORTED_ALGORITHMS = [
-  'ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA', 'HS256', 'HS384', 'HS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'EdDSA',
+  'HS256',
+  'HS384',
+  'HS512',
 ] as const;
 export type Algorithm = (typeof SUPPORTED_ALGORITHMS)[number];
 
@@ -65,7 +82,16 @@ export function defaultTenantPolicy(tenant: string): TenantPolicy {
 
 /** Defaults for a destination that has no record: tenant policy only. */
 export function defaultServicePolicy(sid: string): ServicePolicy {
-  return { sid, tenant: undefined, allowedCallers: [], requiredRoles: [], maxDepth: undefined, seal: false, entry: false, bindSource: false };
+  return {
+    sid,
+    tenant: undefined,
+    allowedCallers: [],
+    requiredRoles: [],
+    maxDepth: undefined,
+    seal: false,
+    entry: false,
+    bindSource: false,
+  };
 }
 
 type Raw = Record<string, unknown>;
@@ -75,10 +101,18 @@ const ENV_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 const GLOB = /^[A-Za-z0-9._:@/*?-]{1,128}$/;
 const CLAIM_PATH = /^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/;
 /** Keys that name a secret; a literal value under any of them is refused. */
-const SECRET_KEYS = new Set(['secret', 'client_secret', 'password', 'key', 'private_key', 'hmac_secret']);
+const SECRET_KEYS = new Set([
+  'secret',
+  'client_secret',
+  'password',
+  'key',
+  'private_key',
+  'hmac_secret',
+]);
 
 export function asObject(value: unknown, field: string): Raw {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new RecordError(field, 'must be a mapping');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new RecordError(field, 'must be a mapping');
   return value as Raw;
 }
 
@@ -86,13 +120,21 @@ export function asObject(value: unknown, field: string): Raw {
  * Unknown fields are refused. Secret-like keys get the secret rule first even where no secret
  * belongs, so a literal is reported as a leaked secret, not merely as a typo.
  */
-function refuseUnknown(raw: Raw, known: readonly string[], field: string, secretsHandled = false): void {
+function refuseUnknown(
+  raw: Raw,
+  known: readonly string[],
+  field: string,
+  secretsHandled = false,
+): void {
   for (const key of Object.keys(raw)) {
     if (SECRET_KEYS.has(key)) {
       if (!secretsHandled) {
         const value = raw[key];
         if (!(typeof value === 'string' && ENV_REF.test(value))) {
-          throw new RecordError(`${field}.${key}`, 'a secret must be an environment reference (${NAME}), and this record takes none');
+          throw new RecordError(
+            `${field}.${key}`,
+            'a secret must be an environment reference (${NAME}), and this record takes none',
+          );
         }
         throw new RecordError(`${field}.${key}`, 'unknown field (this record takes no secret)');
       }
@@ -110,7 +152,8 @@ export function identifier(value: unknown, field: string): string {
 
 function optionalString(value: unknown, field: string): string | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string' || value.length === 0) throw new RecordError(field, 'must be a non-empty string');
+  if (typeof value !== 'string' || value.length === 0)
+    throw new RecordError(field, 'must be a non-empty string');
   return value;
 }
 
@@ -123,24 +166,42 @@ function optionalBool(value: unknown, field: string): boolean {
 export function optionalDepth(value: unknown, field: string): number | undefined {
   if (value === undefined || value === null) return undefined;
   const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > 64) throw new RecordError(field, 'must be a whole number from 0 to 64');
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > 64)
+    throw new RecordError(field, 'must be a whole number from 0 to 64');
   return n;
 }
 
 /** The header grammar's role predicate, in the shape stringList takes (one grammar, not a copy of it). */
 const ROLE = { test: (value: string): boolean => isRole(value) };
 
-function stringList(value: unknown, field: string, pattern: { test(value: string): boolean }, what: string): string[] {
+function stringList(
+  value: unknown,
+  field: string,
+  pattern: { test(value: string): boolean },
+  what: string,
+): string[] {
   if (value === undefined || value === null) return [];
-  const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter((s) => s.length > 0) : value;
+  const list =
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s.length > 0)
+      : value;
   if (!Array.isArray(list)) throw new RecordError(field, 'must be a list');
   return list.map((item, i) => {
-    if (typeof item !== 'string' || !pattern.test(item)) throw new RecordError(`${field}[${i}]`, `must be ${what}`);
+    if (typeof item !== 'string' || !pattern.test(item))
+      throw new RecordError(`${field}[${i}]`, `must be ${what}`);
     return item;
   });
 }
 
-function oneOf<T extends string>(value: unknown, field: string, allowed: readonly T[], fallback: T): T {
+function oneOf<T extends string>(
+  value: unknown,
+  field: string,
+  allowed: readonly T[],
+  fallback: T,
+): T {
   if (value === undefined || value === null) return fallback;
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
     throw new RecordError(field, `must be one of ${allowed.join(', ')}`);
@@ -158,7 +219,12 @@ export function httpUrl(value: unknown, field: string, allowInsecure: boolean): 
     throw new RecordError(field, 'must be a URL');
   }
   if (url.protocol !== 'https:' && !(allowInsecure && url.protocol === 'http:')) {
-    throw new RecordError(field, allowInsecure ? 'must be an http(s) URL' : 'must be an https URL (set MATRYOSHKA_ALLOW_INSECURE_ISSUERS=true for http)');
+    throw new RecordError(
+      field,
+      allowInsecure
+        ? 'must be an http(s) URL'
+        : 'must be an https URL (set MATRYOSHKA_ALLOW_INSECURE_ISSUERS=true for http)',
+    );
   }
   if (url.username || url.password) throw new RecordError(field, 'must not carry credentials');
   return value;
@@ -171,20 +237,28 @@ export function httpUrl(value: unknown, field: string, allowInsecure: boolean): 
 function secretReference(raw: Raw, field: string): { name: string; field: string } | undefined {
   let found: { name: string; field: string } | undefined;
   const take = (name: string, at: string): void => {
-    if (found !== undefined && found.name !== name) throw new RecordError(at, `conflicts with ${found.field}; name the secret once`);
+    if (found !== undefined && found.name !== name)
+      throw new RecordError(at, `conflicts with ${found.field}; name the secret once`);
     found = { name, field: at };
   };
   for (const key of Object.keys(raw)) {
     if (!SECRET_KEYS.has(key)) continue;
     const value = raw[key];
     const ref = typeof value === 'string' ? ENV_REF.exec(value) : null;
-    if (!ref) throw new RecordError(`${field}.${key}`, 'a secret must be an environment reference (${NAME}); use secret_env: NAME');
+    if (!ref)
+      throw new RecordError(
+        `${field}.${key}`,
+        'a secret must be an environment reference (${NAME}); use secret_env: NAME',
+      );
     take(ref[1] as string, `${field}.${key}`);
   }
   if (raw['secret_env'] !== undefined) {
     const value = raw['secret_env'];
     if (typeof value !== 'string' || !ENV_NAME.test(value)) {
-      throw new RecordError(`${field}.secret_env`, 'must be the name of an environment variable, not the secret');
+      throw new RecordError(
+        `${field}.secret_env`,
+        'must be the name of an environment variable, not the secret',
+      );
     }
     take(value, `${field}.secret_env`);
   }
@@ -193,35 +267,81 @@ function secretReference(raw: Raw, field: string): { name: string; field: string
 
 export function parseIssuer(value: unknown, field: string, allowInsecure: boolean): IssuerRecord {
   const raw = asObject(value, field);
-  refuseUnknown(raw, ['issuer', 'tenant', 'jwks_uri', 'audiences', 'algorithms', 'roles_claim', 'secret_env', 'mints_for'], field, true);
+  refuseUnknown(
+    raw,
+    [
+      'issuer',
+      'tenant',
+      'jwks_uri',
+      'audiences',
+      'algorithms',
+      'roles_claim',
+      'secret_env',
+      'mints_for',
+    ],
+    field,
+    true,
+  );
   const issuer = raw['issuer'];
-  if (typeof issuer !== 'string' || issuer.length === 0 || issuer.length > 512) throw new RecordError(`${field}.issuer`, 'must be a non-empty string');
+  if (typeof issuer !== 'string' || issuer.length === 0 || issuer.length > 512)
+    throw new RecordError(`${field}.issuer`, 'must be a non-empty string');
   const tenant = identifier(raw['tenant'], `${field}.tenant`);
-  const algorithms = raw['algorithms'] === undefined
-    ? [...DEFAULT_ALGORITHMS]
-    : stringList(raw['algorithms'], `${field}.algorithms`, /^[A-Za-z0-9]+$/, 'an algorithm name');
+  const algorithms =
+    raw['algorithms'] === undefined
+      ? [...DEFAULT_ALGORITHMS]
+      : stringList(raw['algorithms'], `${field}.algorithms`, /^[A-Za-z0-9]+$/, 'an algorithm name');
   for (const [i, alg] of algorithms.entries()) {
     if (!(SUPPORTED_ALGORITHMS as readonly string[]).includes(alg)) {
-      throw new RecordError(`${field}.algorithms[${i}]`, `unsupported algorithm ${alg} (supported: ${SUPPORTED_ALGORITHMS.join(', ')})`);
+      throw new RecordError(
+        `${field}.algorithms[${i}]`,
+        `unsupported algorithm ${alg} (supported: ${SUPPORTED_ALGORITHMS.join(', ')})`,
+      );
     }
   }
-  if (algorithms.length === 0) throw new RecordError(`${field}.algorithms`, 'must name at least one algorithm');
+  if (algorithms.length === 0)
+    throw new RecordError(`${field}.algorithms`, 'must name at least one algorithm');
   const secret = secretReference(raw, field);
   const secretEnv = secret?.name;
   const hmac = algorithms.filter((a) => a.startsWith('HS'));
   if (hmac.length > 0 && hmac.length !== algorithms.length) {
-    throw new RecordError(`${field}.algorithms`, 'must not mix HMAC and public-key algorithms (algorithm confusion)');
+    throw new RecordError(
+      `${field}.algorithms`,
+      'must not mix HMAC and public-key algorithms (algorithm confusion)',
+    );
   }
-  if (hmac.length > 0 && secret === undefined) throw new RecordError(`${field}.secret_env`, 'is required for HMAC algorithms');
-  if (hmac.length === 0 && secret !== undefined) throw new RecordError(secret.field, 'is only for HMAC algorithms');
+  if (hmac.length > 0 && secret === undefined)
+    throw new RecordError(`${field}.secret_env`, 'is required for HMAC algorithms');
+  if (hmac.length === 0 && secret !== undefined)
+    throw new RecordError(secret.field, 'is only for HMAC algorithms');
   const jwksRaw = raw['jwks_uri'];
-  const jwksUri = jwksRaw === undefined || jwksRaw === null ? undefined : httpUrl(jwksRaw, `${field}.jwks_uri`, allowInsecure);
+  const jwksUri =
+    jwksRaw === undefined || jwksRaw === null
+      ? undefined
+      : httpUrl(jwksRaw, `${field}.jwks_uri`, allowInsecure);
   if (hmac.length === 0 && jwksUri === undefined) httpUrl(issuer, `${field}.issuer`, allowInsecure);
-  const audiences = raw['audiences'] === undefined ? undefined : stringList(raw['audiences'], `${field}.audiences`, /^[^\s,]{1,256}$/, 'an audience');
+  const audiences =
+    raw['audiences'] === undefined
+      ? undefined
+      : stringList(raw['audiences'], `${field}.audiences`, /^[^\s,]{1,256}$/, 'an audience');
   const rolesClaim = optionalString(raw['roles_claim'], `${field}.roles_claim`) ?? 'roles';
-  if (!CLAIM_PATH.test(rolesClaim)) throw new RecordError(`${field}.roles_claim`, 'must be a claim name or dotted path');
-  const mintsFor = stringList(raw['mints_for'], `${field}.mints_for`, GLOB, 'a glob of service ids (letters, digits, . _ : @ / - * ?)');
-  return { issuer, tenant, jwksUri, audiences, algorithms: algorithms as Algorithm[], rolesClaim, secretEnv, mintsFor };
+  if (!CLAIM_PATH.test(rolesClaim))
+    throw new RecordError(`${field}.roles_claim`, 'must be a claim name or dotted path');
+  const mintsFor = stringList(
+    raw['mints_for'],
+    `${field}.mints_for`,
+    GLOB,
+    'a glob of service ids (letters, digits, . _ : @ / - * ?)',
+  );
+  return {
+    issuer,
+    tenant,
+    jwksUri,
+    audiences,
+    algorithms: algorithms as Algorithm[],
+    rolesClaim,
+    secretEnv,
+    mintsFor,
+  };
 }
 
 export function parseTenant(tenant: string, value: unknown, field: string): TenantPolicy {
@@ -238,14 +358,29 @@ export function parseTenant(tenant: string, value: unknown, field: string): Tena
 
 export function parseService(sid: string, value: unknown, field: string): ServicePolicy {
   const raw = value === null || value === undefined ? {} : asObject(value, field);
-  refuseUnknown(raw, ['tenant', 'allowed_callers', 'required_roles', 'max_depth', 'seal', 'entry', 'bind_source'], field);
-  const tenant = raw['tenant'] === undefined ? undefined : identifier(raw['tenant'], `${field}.tenant`);
+  refuseUnknown(
+    raw,
+    ['tenant', 'allowed_callers', 'required_roles', 'max_depth', 'seal', 'entry', 'bind_source'],
+    field,
+  );
+  const tenant =
+    raw['tenant'] === undefined ? undefined : identifier(raw['tenant'], `${field}.tenant`);
   return {
     sid: identifier(sid, field),
     tenant,
-    allowedCallers: stringList(raw['allowed_callers'], `${field}.allowed_callers`, GLOB, 'a glob of service ids (letters, digits, . _ : @ / - * ?)'),
+    allowedCallers: stringList(
+      raw['allowed_callers'],
+      `${field}.allowed_callers`,
+      GLOB,
+      'a glob of service ids (letters, digits, . _ : @ / - * ?)',
+    ),
     // A role outside the role grammar is dropped from every token, so requiring one could never be met.
-    requiredRoles: stringList(raw['required_roles'], `${field}.required_roles`, ROLE, `a role name (printable ASCII without comma or space, at most ${MAX_ROLE_LENGTH})`),
+    requiredRoles: stringList(
+      raw['required_roles'],
+      `${field}.required_roles`,
+      ROLE,
+      `a role name (printable ASCII without comma or space, at most ${MAX_ROLE_LENGTH})`,
+    ),
     maxDepth: optionalDepth(raw['max_depth'], `${field}.max_depth`),
     seal: optionalBool(raw['seal'], `${field}.seal`),
     entry: optionalBool(raw['entry'], `${field}.entry`),
@@ -266,7 +401,11 @@ export function issuerToRaw(record: IssuerRecord): Raw {
 }
 
 export function tenantToRaw(policy: TenantPolicy): Raw {
-  const raw: Raw = { recursion: policy.recursion, sealed: policy.sealed, entry_only: policy.entryOnly };
+  const raw: Raw = {
+    recursion: policy.recursion,
+    sealed: policy.sealed,
+    entry_only: policy.entryOnly,
+  };
   if (policy.maxDepth !== undefined) raw['max_depth'] = policy.maxDepth;
   return raw;
 }

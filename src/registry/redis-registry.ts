@@ -60,7 +60,9 @@ export class RedisRegistry implements RegistryReader {
       // Resynchronised even when SUBSCRIBE failed: the poll (and the next reconnect) cover notices.
       this.subscriber
         .subscribe(this.store.layout.changes)
-        .catch((error: Error) => this.logger.warn({ err: error.message }, 'registry subscribe failed'))
+        .catch((error: Error) =>
+          this.logger.warn({ err: error.message }, 'registry subscribe failed'),
+        )
         .then(() => this.reload('subscribed'));
     });
     this.store.redis.on('ready', () => this.reload('connected'));
@@ -116,7 +118,9 @@ export class RedisRegistry implements RegistryReader {
         await this.reloading;
         if (this.live) return this.snapshotOrThrow().issuer(iss);
       }
-      throw new RegistryUnavailableError(`issuer ${untrustedText(iss)} not in the cached registry and Redis is unreachable or not answering`);
+      throw new RegistryUnavailableError(
+        `issuer ${untrustedText(iss)} not in the cached registry and Redis is unreachable or not answering`,
+      );
     }
     return record;
   }
@@ -139,12 +143,14 @@ export class RedisRegistry implements RegistryReader {
   }
 
   private snapshotOrThrow(): MemoryRegistry {
-    if (this.current === undefined) throw new RegistryUnavailableError('registry not loaded yet (Redis unreachable)');
+    if (this.current === undefined)
+      throw new RegistryUnavailableError('registry not loaded yet (Redis unreachable)');
     return this.current;
   }
 
   private async poll(): Promise<void> {
-    if (this.closed || this.reloading || this.polling || this.store.redis.status !== 'ready') return;
+    if (this.closed || this.reloading || this.polling || this.store.redis.status !== 'ready')
+      return;
     this.polling = true;
     try {
       const asked = this.now();
@@ -176,19 +182,28 @@ export class RedisRegistry implements RegistryReader {
     try {
       const asked = this.now();
       const snapshot = await this.store.snapshot();
-      for (const problem of snapshot.invalid) this.logger.error({ problem }, 'invalid registry record in Redis skipped');
+      for (const problem of snapshot.invalid)
+        this.logger.error({ problem }, 'invalid registry record in Redis skipped');
       const docs = new Map(snapshot.contents.issuers.map((i) => [i.issuer, JSON.stringify(i)]));
-      const changed = [...new Set([...docs.keys(), ...this.issuerDocs.keys()])].filter((iss) => docs.get(iss) !== this.issuerDocs.get(iss));
+      const changed = [...new Set([...docs.keys(), ...this.issuerDocs.keys()])].filter(
+        (iss) => docs.get(iss) !== this.issuerDocs.get(iss),
+      );
       this.current = new MemoryRegistry(snapshot.contents);
       this.reloads++;
       this.issuerDocs = docs;
       this.loadedVersion = snapshot.version;
       this.confirmedAt = Math.max(this.confirmedAt, asked);
       if (changed.length > 0) this.options.onIssuersChanged?.(changed);
-      this.logger.debug({ why, version: snapshot.version, issuers: docs.size }, 'registry reloaded');
+      this.logger.debug(
+        { why, version: snapshot.version, issuers: docs.size },
+        'registry reloaded',
+      );
     } catch (error) {
       this.options.onReloadFailed?.();
-      this.logger.warn({ why, err: (error as Error).message }, 'registry reload failed; serving the last snapshot');
+      this.logger.warn(
+        { why, err: (error as Error).message },
+        'registry reload failed; serving the last snapshot',
+      );
     }
   }
 }

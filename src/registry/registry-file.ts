@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { RegistryContents } from './memory-registry.js';
-import { RecordError, asObject, identifier, parseIssuer, parseService, parseTenant } from './records.js';
+import {
+  RecordError,
+  asObject,
+  identifier,
+  parseIssuer,
+  parseService,
+  parseTenant,
+} from './records.js';
 
 /**
  * Parse the embedded-mode registry file. Any problem is one RecordError naming the field; the
@@ -12,22 +19,31 @@ export function parseRegistryDocument(text: string, allowInsecure: boolean): Reg
   try {
     doc = parse(text, { uniqueKeys: true, maxAliasCount: 50 });
   } catch (error) {
-    throw new RecordError('registry file', `not valid YAML (${(error as Error).message.split('\n')[0]})`);
+    throw new RecordError(
+      'registry file',
+      `not valid YAML (${(error as Error).message.split('\n')[0]})`,
+    );
   }
   const root = doc === null || doc === undefined ? {} : asObject(doc, 'registry file');
   for (const key of Object.keys(root)) {
-    if (!['issuers', 'tenants', 'services', 'principals'].includes(key)) throw new RecordError(key, 'unknown section');
+    if (!['issuers', 'tenants', 'services', 'principals'].includes(key))
+      throw new RecordError(key, 'unknown section');
   }
   const issuersRaw = root['issuers'] ?? [];
   if (!Array.isArray(issuersRaw)) throw new RecordError('issuers', 'must be a list');
   const issuers = issuersRaw.map((raw, i) => parseIssuer(raw, `issuers[${i}]`, allowInsecure));
   const seen = new Set<string>();
   for (const [i, record] of issuers.entries()) {
-    if (seen.has(record.issuer)) throw new RecordError(`issuers[${i}].issuer`, `duplicate issuer ${record.issuer}`);
+    if (seen.has(record.issuer))
+      throw new RecordError(`issuers[${i}].issuer`, `duplicate issuer ${record.issuer}`);
     seen.add(record.issuer);
   }
-  const tenants = Object.entries(asObject(root['tenants'] ?? {}, 'tenants')).map(([name, raw]) => parseTenant(name, raw, `tenants.${name}`));
-  const services = Object.entries(asObject(root['services'] ?? {}, 'services')).map(([sid, raw]) => parseService(sid, raw, `services.${sid}`));
+  const tenants = Object.entries(asObject(root['tenants'] ?? {}, 'tenants')).map(([name, raw]) =>
+    parseTenant(name, raw, `tenants.${name}`),
+  );
+  const services = Object.entries(asObject(root['services'] ?? {}, 'services')).map(([sid, raw]) =>
+    parseService(sid, raw, `services.${sid}`),
+  );
   const principals: Record<string, string> = {};
   for (const [principal, sid] of Object.entries(asObject(root['principals'] ?? {}, 'principals'))) {
     principals[principal] = identifier(sid, `principals.${principal}`);
@@ -40,7 +56,10 @@ export function loadRegistryFile(path: string, allowInsecure: boolean): Registry
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new RecordError('MATRYOSHKA_REGISTRY_FILE', `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new RecordError(
+      'MATRYOSHKA_REGISTRY_FILE',
+      `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   return parseRegistryDocument(text, allowInsecure);
 }

@@ -38,7 +38,8 @@ export class RegistryStore {
     const tx = this.redis.multi();
     if (previous !== null) {
       const old = parseIssuer(JSON.parse(previous), 'stored issuer', true);
-      if (old.tenant !== record.tenant) tx.srem(this.layout.tenantIssuers(old.tenant), record.issuer);
+      if (old.tenant !== record.tenant)
+        tx.srem(this.layout.tenantIssuers(old.tenant), record.issuer);
     }
     tx.set(this.layout.issuer(record.issuer), JSON.stringify(issuerToRaw(record)));
     tx.sadd(this.layout.issuers, record.issuer);
@@ -86,7 +87,8 @@ export class RegistryStore {
     for (const issuer of contents.issuers) await this.putIssuer(issuer);
     for (const tenant of contents.tenants) await this.putTenant(tenant);
     for (const service of contents.services) await this.putService(service);
-    for (const [principal, sid] of Object.entries(contents.principals)) await this.mapPrincipal(principal, sid);
+    for (const [principal, sid] of Object.entries(contents.principals))
+      await this.mapPrincipal(principal, sid);
   }
 
   async version(): Promise<number> {
@@ -103,14 +105,19 @@ export class RegistryStore {
       this.redis.smembers(l.services),
       this.redis.hgetall(l.principals),
     ]);
-    const read = async (keys: string[]): Promise<Array<string | null>> => (keys.length === 0 ? [] : this.redis.mget(...keys));
+    const read = async (keys: string[]): Promise<Array<string | null>> =>
+      keys.length === 0 ? [] : this.redis.mget(...keys);
     const [issuerDocs, tenantDocs, serviceDocs] = await Promise.all([
       read(issuerNames.map((i) => l.issuer(i))),
       read(tenantNames.map((t) => l.tenant(t))),
       read(serviceNames.map((s) => l.service(s))),
     ]);
     const invalid: string[] = [];
-    const parsed = <T>(names: string[], docs: Array<string | null>, parse: (name: string, raw: unknown) => T): T[] =>
+    const parsed = <T>(
+      names: string[],
+      docs: Array<string | null>,
+      parse: (name: string, raw: unknown) => T,
+    ): T[] =>
       names.flatMap((name, i) => {
         const doc = docs[i];
         if (doc === null || doc === undefined) return [];
@@ -133,9 +140,15 @@ export class RegistryStore {
     return {
       version: Number(version ?? '0'),
       contents: {
-        issuers: parsed(issuerNames, issuerDocs, (name, raw) => parseIssuer(raw, `issuer ${name}`, this.allowInsecure)),
-        tenants: parsed(tenantNames, tenantDocs, (name, raw) => parseTenant(name, raw, `tenant ${name}`)),
-        services: parsed(serviceNames, serviceDocs, (name, raw) => parseService(name, raw, `service ${name}`)),
+        issuers: parsed(issuerNames, issuerDocs, (name, raw) =>
+          parseIssuer(raw, `issuer ${name}`, this.allowInsecure),
+        ),
+        tenants: parsed(tenantNames, tenantDocs, (name, raw) =>
+          parseTenant(name, raw, `tenant ${name}`),
+        ),
+        services: parsed(serviceNames, serviceDocs, (name, raw) =>
+          parseService(name, raw, `service ${name}`),
+        ),
         principals: validPrincipals,
       },
       invalid,
@@ -146,7 +159,8 @@ export class RegistryStore {
     tx.incr(this.layout.version);
     const results = await tx.exec();
     const failed = results?.find(([error]) => error !== null);
-    if (results === null || failed !== undefined) throw new Error(`registry write failed${failed ? `: ${(failed[0] as Error).message}` : ''}`);
+    if (results === null || failed !== undefined)
+      throw new Error(`registry write failed${failed ? `: ${(failed[0] as Error).message}` : ''}`);
     await this.redis.publish(this.layout.changes, String(results[results.length - 1]?.[1] ?? ''));
   }
 }

@@ -35,17 +35,25 @@ export class CheckHandler {
     // Decide a fifth of the caller's budget early (5–50 ms): logging, encoding and the network hop
     // still have to fit before Envoy gives up and applies its own error policy.
     const remaining = deadline === undefined ? undefined : deadline - Date.now();
-    const budgetMs = remaining === undefined ? undefined : remaining - Math.min(50, Math.max(5, remaining / 5));
+    const budgetMs =
+      remaining === undefined ? undefined : remaining - Math.min(50, Math.max(5, remaining / 5));
     this.running++;
     try {
       const { span, ctx } = startCheckSpan(this.deps.tracer, input.headers);
-      const record = await context.with(ctx, () => checkWithin(input, this.deps.pipeline, budgetMs));
+      const record = await context.with(ctx, () =>
+        checkWithin(input, this.deps.pipeline, budgetMs),
+      );
       const duration = performance.now() - started;
       const keyCacheMiss = record.chain?.keyCacheMiss ?? false;
       finishCheckSpan(span, record, keyCacheMiss);
       this.deps.metrics.recordDecision(record, duration / 1000, keyCacheMiss);
       const spanContext = span.spanContext();
-      logDecision(this.deps.audit, record, duration, trace.isSpanContextValid(spanContext) ? spanContext.traceId : undefined);
+      logDecision(
+        this.deps.audit,
+        record,
+        duration,
+        trace.isSpanContextValid(spanContext) ? spanContext.traceId : undefined,
+      );
       return record;
     } finally {
       this.running--;

@@ -8,7 +8,9 @@ export interface CheckRequestMessage {
     request?: {
       http?: {
         headers?: Record<string, string> | null;
-        header_map?: { headers?: Array<{ key?: string; value?: string; raw_value?: Buffer | Uint8Array }> | null } | null;
+        header_map?: {
+          headers?: Array<{ key?: string; value?: string; raw_value?: Buffer | Uint8Array }> | null;
+        } | null;
       } | null;
     } | null;
     context_extensions?: Record<string, string> | null;
@@ -37,7 +39,10 @@ export function toCheckInput(request: CheckRequestMessage | null | undefined): C
   }
   for (const entry of http?.header_map?.headers ?? []) {
     if (typeof entry.key !== 'string' || entry.key.length === 0) continue;
-    const raw = entry.raw_value !== undefined && entry.raw_value.length > 0 ? Buffer.from(entry.raw_value).toString('latin1') : entry.value;
+    const raw =
+      entry.raw_value !== undefined && entry.raw_value.length > 0
+        ? Buffer.from(entry.raw_value).toString('latin1')
+        : entry.value;
     if (typeof raw === 'string') add(entry.key, raw);
   }
   const principal = (p: { principal?: string } | null | undefined): string | undefined =>

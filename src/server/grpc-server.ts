@@ -14,7 +14,10 @@ export interface GrpcServerOptions {
    * Must never reject: every outcome, denial or error, is a CheckResponse. `deadline` is the
    * caller's (Envoy sends `grpc-timeout`), in epoch ms, or undefined when it set none.
    */
-  readonly check: (request: CheckRequestMessage, deadline: number | undefined) => Promise<CheckResponseMessage>;
+  readonly check: (
+    request: CheckRequestMessage,
+    deadline: number | undefined,
+  ) => Promise<CheckResponseMessage>;
   readonly limits: TransportLimits;
 }
 
@@ -104,7 +107,9 @@ export const CONNECTION_RECEIVE_WINDOW = 4 * 1024 * 1024;
  */
 function http2ServersOf(server: grpc.Server): Http2ServerEvents[] | undefined {
   const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
-  return servers instanceof Map ? [...(servers.keys() as IterableIterator<Http2ServerEvents>)] : undefined;
+  return servers instanceof Map
+    ? [...(servers.keys() as IterableIterator<Http2ServerEvents>)]
+    : undefined;
 }
 
 function widenReceiveWindows(servers: readonly Http2ServerEvents[]): void {
@@ -112,7 +117,8 @@ function widenReceiveWindows(servers: readonly Http2ServerEvents[]): void {
     http2Server.on('session', (session) => {
       const widen = (): void => {
         try {
-          if (!session.destroyed && !session.closed) session.setLocalWindowSize(CONNECTION_RECEIVE_WINDOW);
+          if (!session.destroyed && !session.closed)
+            session.setLocalWindowSize(CONNECTION_RECEIVE_WINDOW);
         } catch {
           // A connection that went away in between: nothing to widen, and never a reason to crash.
         }
@@ -128,7 +134,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const protos = loadProtos();
   const server = new grpc.Server(serverOptions(options.limits));
   server.addService(protos.authorization, {
-    Check: (call: grpc.ServerUnaryCall<CheckRequestMessage, CheckResponseMessage>, callback: grpc.sendUnaryData<CheckResponseMessage>) => {
+    Check: (
+      call: grpc.ServerUnaryCall<CheckRequestMessage, CheckResponseMessage>,
+      callback: grpc.sendUnaryData<CheckResponseMessage>,
+    ) => {
       const deadline = Number(call.getDeadline());
       options.check(call.request, Number.isFinite(deadline) ? deadline : undefined).then(
         (response) => callback(null, response),
@@ -138,16 +147,23 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   });
   server.addService(protos.health, options.health.handlers());
   const port = await new Promise<number>((resolve, reject) => {
-    const address = options.host.includes(':') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
-    server.bindAsync(address, options.credentials, (error, bound) => (error ? reject(error) : resolve(bound)));
+    const address = options.host.includes(':')
+      ? `[${options.host}]:${options.port}`
+      : `${options.host}:${options.port}`;
+    server.bindAsync(address, options.credentials, (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    );
   });
   const http2Servers = http2ServersOf(server);
   if (http2Servers === undefined) {
     server.forceShutdown();
-    throw new Error('grpc-js internals changed: cannot reach the HTTP/2 servers to bound stalled connections');
+    throw new Error(
+      'grpc-js internals changed: cannot reach the HTTP/2 servers to bound stalled connections',
+    );
   }
   widenReceiveWindows(http2Servers);
-  for (const http2Server of http2Servers) enforceStallDeadlines(http2Server, stallDeadlineMs(options.limits));
+  for (const http2Server of http2Servers)
+    enforceStallDeadlines(http2Server, stallDeadlineMs(options.limits));
   return {
     port,
     server,

@@ -23,8 +23,13 @@ type WatchCall = grpc.ServerWritableStream<HealthRequest, HealthResponse>;
  * decided" (readiness: the registry has answered, and we are not shutting down).
  */
 export class HealthState {
-  private readonly statuses = new Map<HealthService, ServingStatus>(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING']));
-  private readonly watchers = new Map<WatchCall, { service: HealthService; send: (status: ServingStatus) => void }>();
+  private readonly statuses = new Map<HealthService, ServingStatus>(
+    HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING']),
+  );
+  private readonly watchers = new Map<
+    WatchCall,
+    { service: HealthService; send: (status: ServingStatus) => void }
+  >();
 
   /** Readiness: whether Checks can be decided now. */
   get current(): ServingStatus {
@@ -38,7 +43,8 @@ export class HealthState {
   set(service: HealthService, status: ServingStatus): void {
     if (this.statuses.get(service) === status) return;
     this.statuses.set(service, status);
-    for (const watcher of this.watchers.values()) if (watcher.service === service) watcher.send(status);
+    for (const watcher of this.watchers.values())
+      if (watcher.service === service) watcher.send(status);
   }
 
   setAll(status: ServingStatus): void {
@@ -46,9 +52,13 @@ export class HealthState {
   }
 
   handlers(): grpc.UntypedServiceImplementation {
-    const known = (service: string | undefined): service is HealthService => (HEALTH_SERVICES as readonly string[]).includes(service ?? '');
+    const known = (service: string | undefined): service is HealthService =>
+      (HEALTH_SERVICES as readonly string[]).includes(service ?? '');
     return {
-      Check: (call: grpc.ServerUnaryCall<HealthRequest, HealthResponse>, callback: grpc.sendUnaryData<HealthResponse>) => {
+      Check: (
+        call: grpc.ServerUnaryCall<HealthRequest, HealthResponse>,
+        callback: grpc.sendUnaryData<HealthResponse>,
+      ) => {
         const service = call.request.service ?? '';
         if (!known(service)) {
           callback({ code: grpcStatus.NOT_FOUND, details: 'unknown service' });

@@ -36,6 +36,11 @@ export function loadProtos(): LoadedProtos {
   };
   const Authorization = pkg.envoy.service.auth.v3.Authorization;
   const Health = pkg.grpc.health.v1.Health;
-  loaded = { authorization: Authorization.service, health: Health.service, AuthorizationClient: Authorization, HealthClient: Health };
+  loaded = {
+    authorization: Authorization.service,
+    health: Health.service,
+    AuthorizationClient: Authorization,
+    HealthClient: Health,
+  };
   return loaded;
 }

@@ -8,15 +8,22 @@ import { untrustedText } from '../untrusted-text.js';
  */
 const DETAIL_BOUND = 1024;
 
-const text = (value: string | undefined): string | undefined => (value === undefined ? undefined : untrustedText(value));
+const text = (value: string | undefined): string | undefined =>
+  value === undefined ? undefined : untrustedText(value);
 /** Each sid bounded on its own: an honest chain of many short sids is kept whole. */
-const sids = (list: readonly string[] | undefined): string | undefined => list?.map((sid) => untrustedText(sid)).join(',');
+const sids = (list: readonly string[] | undefined): string | undefined =>
+  list?.map((sid) => untrustedText(sid)).join(',');
 
 /**
  * One JSON line per decision: the audit trail. No token text, ever; only what the record names,
  * and every string a client could have chosen escaped and bounded (see untrusted-text.ts).
  */
-export function logDecision(logger: Logger, record: DecisionRecord, durationMs: number, traceId: string | undefined): void {
+export function logDecision(
+  logger: Logger,
+  record: DecisionRecord,
+  durationMs: number,
+  traceId: string | undefined,
+): void {
   const line = {
     request_id: record.requestId,
     tenant_id: text(record.tenant),

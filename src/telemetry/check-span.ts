@@ -1,4 +1,13 @@
-import { type Context, type Span, SpanKind, SpanStatusCode, type TextMapGetter, type Tracer, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import {
+  type Context,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type TextMapGetter,
+  type Tracer,
+  ROOT_CONTEXT,
+  trace,
+} from '@opentelemetry/api';
 import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import type { DecisionRecord } from '../pipeline/decision.js';
@@ -6,7 +15,8 @@ import { untrustedText } from '../untrusted-text.js';
 import { decisionLabel } from './metrics.js';
 
 /** Token-derived text as an attribute value: escaped and bounded (see untrusted-text.ts). */
-const sidList = (sids: readonly string[]): string => sids.map((sid) => untrustedText(sid)).join(',');
+const sidList = (sids: readonly string[]): string =>
+  sids.map((sid) => untrustedText(sid)).join(',');
 
 /**
  * Envoy passes the request's trace headers in the CheckRequest; the Check span continues that
@@ -14,7 +24,10 @@ const sidList = (sids: readonly string[]): string => sids.map((sid) => untrusted
  * default) or B3 single (`b3`).
  */
 const propagator = new CompositePropagator({
-  propagators: [new W3CTraceContextPropagator(), new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER })],
+  propagators: [
+    new W3CTraceContextPropagator(),
+    new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }),
+  ],
 });
 
 const getter: TextMapGetter<ReadonlyMap<string, string>> = {
@@ -26,9 +39,23 @@ export function parentContextOf(headers: ReadonlyMap<string, string>): Context {
   return propagator.extract(ROOT_CONTEXT, headers, getter);
 }
 
-export function startCheckSpan(tracer: Tracer, headers: ReadonlyMap<string, string>): { span: Span; ctx: Context } {
+export function startCheckSpan(
+  tracer: Tracer,
+  headers: ReadonlyMap<string, string>,
+): { span: Span; ctx: Context } {
   const parent = parentContextOf(headers);
-  const span = tracer.startSpan('authz check', { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': 'envoy.service.auth.v3.Authorization', 'rpc.method': 'Check' } }, parent);
+  const span = tracer.startSpan(
+    'authz check',
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'rpc.system': 'grpc',
+        'rpc.service': 'envoy.service.auth.v3.Authorization',
+        'rpc.method': 'Check',
+      },
+    },
+    parent,
+  );
   return { span, ctx: trace.setSpan(parent, span) };
 }
 
@@ -42,7 +69,9 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
     return;
   }
   const decision = decisionLabel(record);
-  span.updateName(`authz ${decision} ${record.destination === undefined ? 'unknown' : untrustedText(record.destination)}`);
+  span.updateName(
+    `authz ${decision} ${record.destination === undefined ? 'unknown' : untrustedText(record.destination)}`,
+  );
   const chain = record.chain;
   const origin = chain?.sealed ? undefined : chain?.levels[0];
   span.setAttributes({
@@ -50,7 +79,9 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
     'authz.reason': record.reason ?? 'none',
     'authz.request_id': record.requestId,
     ...(record.tenant !== undefined ? { 'authz.tenant': untrustedText(record.tenant) } : {}),
-    ...(record.destination !== undefined ? { 'authz.destination': untrustedText(record.destination) } : {}),
+    ...(record.destination !== undefined
+      ? { 'authz.destination': untrustedText(record.destination) }
+      : {}),
     ...(origin !== undefined ? { 'authz.origin_issuer': untrustedText(origin.iss) } : {}),
     ...(chain !== undefined
       ? {
@@ -60,7 +91,12 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
           'authz.key_cache': keyCacheMiss ? 'miss' : 'hit',
         }
       : {}),
-    ...(record.minted !== undefined ? { 'authz.minted_depth': record.minted.level.depth, 'authz.minted_chain': sidList(record.minted.sids) } : {}),
+    ...(record.minted !== undefined
+      ? {
+          'authz.minted_depth': record.minted.level.depth,
+          'authz.minted_chain': sidList(record.minted.sids),
+        }
+      : {}),
     'authz.recursion': record.reason === 'recursion' || record.recursionAudited,
     'authz.shadow': record.shadow,
   });
@@ -77,6 +113,7 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
     });
   }
   // A denial is the service doing its job; only "could not decide" is an error in the trace.
-  if (record.reason === 'unavailable') span.setStatus({ code: SpanStatusCode.ERROR, message: 'unavailable' });
+  if (record.reason === 'unavailable')
+    span.setStatus({ code: SpanStatusCode.ERROR, message: 'unavailable' });
   span.end();
 }

@@ -5,7 +5,9 @@ import { AggregationType, MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { DecisionRecord } from '../pipeline/decision.js';
 
 /** Buckets for Check latency: tens of microseconds (warm) to the 200 ms Envoy waits by default. */
-const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1];
+const DURATION_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1,
+];
 const DEPTH_BUCKETS = [0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32];
 
 /** One attribute object per label value, made once. */
@@ -40,10 +42,16 @@ export class AuthzMetrics {
    * The two per-check counters are counted here and read by observable instruments at scrape
    * time: a synchronous OTel counter hashes its attribute set on every add (≈ 5 µs each).
    */
-  private readonly decisionCounts = new Map<string, { readonly attributes: Attributes; count: number }>();
+  private readonly decisionCounts = new Map<
+    string,
+    { readonly attributes: Attributes; count: number }
+  >();
   private lookups = { hit: 0, miss: 0 };
   /** Published keys refused at import, by issuer and reason (each key counted once while published). */
-  private readonly refusedKeys = new Map<string, { readonly attributes: Attributes; count: number }>();
+  private readonly refusedKeys = new Map<
+    string,
+    { readonly attributes: Attributes; count: number }
+  >();
 
   constructor(serviceName: string) {
     this.exporter = new PrometheusExporter({ preventServerStart: true });
@@ -51,26 +59,65 @@ export class AuthzMetrics {
       resource: resourceFromAttributes({ 'service.name': serviceName }),
       readers: [this.exporter],
       views: [
-        { instrumentName: 'authz_check_duration_seconds', aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: DURATION_BUCKETS } } },
-        { instrumentName: 'authz_chain_depth', aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: DEPTH_BUCKETS } } },
+        {
+          instrumentName: 'authz_check_duration_seconds',
+          aggregation: {
+            type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM,
+            options: { boundaries: DURATION_BUCKETS },
+          },
+        },
+        {
+          instrumentName: 'authz_chain_depth',
+          aggregation: {
+            type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM,
+            options: { boundaries: DEPTH_BUCKETS },
+          },
+        },
       ],
     });
     const meter = this.provider.getMeter('matryoshka-authz');
-    meter.createObservableCounter('authz_decisions', { description: 'Check decisions by decision, reason and tenant' }).addCallback((result) => {
-      for (const { attributes, count } of this.decisionCounts.values()) result.observe(count, attributes);
-    });
-    this.duration = meter.createHistogram('authz_check_duration_seconds', { unit: 's', description: 'Check latency inside the service' });
-    this.depth = meter.createHistogram('authz_chain_depth', { description: 'Depth of the incoming chain' });
-    this.keyFetches = meter.createCounter('authz_key_fetches', { description: 'Issuer key fetches (discovery + JWKS) by outcome' });
-    meter.createObservableCounter('authz_key_cache_lookups', { description: 'Checks whose issuer keys were in memory (hit) or not (miss)' }).addCallback((result) => {
-      for (const outcome of ['hit', 'miss'] as const) if (this.lookups[outcome] > 0) result.observe(this.lookups[outcome], { result: outcome });
-    });
-    meter.createObservableCounter('authz_jwks_keys_refused', { description: 'Keys of issuer JWK Sets refused at import (size, exponent, curve, type), by issuer and reason' }).addCallback((result) => {
-      for (const { attributes, count } of this.refusedKeys.values()) result.observe(count, attributes);
-    });
-    this.redisErrors = meter.createCounter('authz_redis_errors', { description: 'Redis connection and command failures' });
     meter
-      .createObservableGauge('authz_key_cache_hit_ratio', { description: 'Share of checks served from in-memory keys since start' })
+      .createObservableCounter('authz_decisions', {
+        description: 'Check decisions by decision, reason and tenant',
+      })
+      .addCallback((result) => {
+        for (const { attributes, count } of this.decisionCounts.values())
+          result.observe(count, attributes);
+      });
+    this.duration = meter.createHistogram('authz_check_duration_seconds', {
+      unit: 's',
+      description: 'Check latency inside the service',
+    });
+    this.depth = meter.createHistogram('authz_chain_depth', {
+      description: 'Depth of the incoming chain',
+    });
+    this.keyFetches = meter.createCounter('authz_key_fetches', {
+      description: 'Issuer key fetches (discovery + JWKS) by outcome',
+    });
+    meter
+      .createObservableCounter('authz_key_cache_lookups', {
+        description: 'Checks whose issuer keys were in memory (hit) or not (miss)',
+      })
+      .addCallback((result) => {
+        for (const outcome of ['hit', 'miss'] as const)
+          if (this.lookups[outcome] > 0) result.observe(this.lookups[outcome], { result: outcome });
+      });
+    meter
+      .createObservableCounter('authz_jwks_keys_refused', {
+        description:
+          'Keys of issuer JWK Sets refused at import (size, exponent, curve, type), by issuer and reason',
+      })
+      .addCallback((result) => {
+        for (const { attributes, count } of this.refusedKeys.values())
+          result.observe(count, attributes);
+      });
+    this.redisErrors = meter.createCounter('authz_redis_errors', {
+      description: 'Redis connection and command failures',
+    });
+    meter
+      .createObservableGauge('authz_key_cache_hit_ratio', {
+        description: 'Share of checks served from in-memory keys since start',
+      })
       .addCallback((result) => {
         const total = this.lookups.hit + this.lookups.miss;
         if (total > 0) result.observe(this.lookups.hit / total);
@@ -83,7 +130,8 @@ export class AuthzMetrics {
     const tenant = record.tenant ?? 'unknown';
     const key = `${decision}\u0000${reason}\u0000${tenant}`;
     const counted = this.decisionCounts.get(key);
-    if (counted === undefined) this.decisionCounts.set(key, { attributes: { decision, reason, tenant }, count: 1 });
+    if (counted === undefined)
+      this.decisionCounts.set(key, { attributes: { decision, reason, tenant }, count: 1 });
     else counted.count++;
     this.duration.record(durationSeconds, DECISION_ATTRIBUTES[decision]);
     if (record.chain !== undefined) {
@@ -99,7 +147,8 @@ export class AuthzMetrics {
   recordKeyRefused(issuer: string, reason: string): void {
     const key = `${issuer}\u0000${reason}`;
     const counted = this.refusedKeys.get(key);
-    if (counted === undefined) this.refusedKeys.set(key, { attributes: { issuer, reason }, count: 1 });
+    if (counted === undefined)
+      this.refusedKeys.set(key, { attributes: { issuer, reason }, count: 1 });
     else counted.count++;
   }
 

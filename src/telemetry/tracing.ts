@@ -11,7 +11,10 @@ const set = (env: Env, name: string): boolean => (env[name] ?? '').trim() !== ''
  */
 export function tracingConfigured(env: Env): boolean {
   if ((env['OTEL_SDK_DISABLED'] ?? '').toLowerCase() === 'true') return false;
-  const exporters = (env['OTEL_TRACES_EXPORTER'] ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+  const exporters = (env['OTEL_TRACES_EXPORTER'] ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
   if (exporters.length > 0) return !exporters.includes('none');
   return set(env, 'OTEL_EXPORTER_OTLP_ENDPOINT') || set(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
 }

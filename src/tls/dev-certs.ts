@@ -48,21 +48,33 @@ async function leaf(
     signingKey: ca.keys.privateKey,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
+        true,
+      ),
       new x509.ExtendedKeyUsageExtension([usage]),
       ...(names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : []),
       await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
     ],
   });
-  return { cert: cert.toString('pem'), key: pemKey(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
+  return {
+    cert: cert.toString('pem'),
+    key: pemKey(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)),
+  };
 }
 
 /**
  * A development CA and, signed by it, a server certificate for the gRPC port and a client
  * certificate for Envoy — enough to run mTLS locally. Keys are P-256; files are written 0600.
  */
-export async function generateDevCertificates(dir: string, options: DevCertOptions): Promise<string[]> {
-  const caKeys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+export async function generateDevCertificates(
+  dir: string,
+  options: DevCertOptions,
+): Promise<string[]> {
+  const caKeys = (await webcrypto.subtle.generateKey(ALG, true, [
+    'sign',
+    'verify',
+  ])) as CryptoKeyPair;
   const caCert = await x509.X509CertificateGenerator.createSelfSigned({
     name: 'CN=matryoshka-authz development CA',
     notBefore: new Date(Date.now() - 60_000),
@@ -71,13 +83,28 @@ export async function generateDevCertificates(dir: string, options: DevCertOptio
     keys: caKeys,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
       await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
     ],
   });
   const ca = { cert: caCert, keys: caKeys };
-  const server = await leaf(ca, 'CN=matryoshka-authz', x509.ExtendedKeyUsage.serverAuth, options.hosts.map((h) => ({ type: isIp(h) ? 'ip' : 'dns', value: h })), options.days);
-  const client = await leaf(ca, 'CN=envoy', x509.ExtendedKeyUsage.clientAuth, [{ type: 'dns', value: 'envoy' }], options.days);
+  const server = await leaf(
+    ca,
+    'CN=matryoshka-authz',
+    x509.ExtendedKeyUsage.serverAuth,
+    options.hosts.map((h) => ({ type: isIp(h) ? 'ip' : 'dns', value: h })),
+    options.days,
+  );
+  const client = await leaf(
+    ca,
+    'CN=envoy',
+    x509.ExtendedKeyUsage.clientAuth,
+    [{ type: 'dns', value: 'envoy' }],
+    options.days,
+  );
   mkdirSync(dir, { recursive: true });
   const files: Array<[string, string, number]> = [
     ['ca.pem', caCert.toString('pem'), 0o644],
@@ -87,6 +114,7 @@ export async function generateDevCertificates(dir: string, options: DevCertOptio
     ['client.pem', client.cert, 0o644],
     ['client-key.pem', client.key, 0o600],
   ];
-  for (const [name, content, mode] of files) writeFileSync(join(dir, name), `${content.trim()}\n`, { mode });
+  for (const [name, content, mode] of files)
+    writeFileSync(join(dir, name), `${content.trim()}\n`, { mode });
   return files.map(([name]) => join(dir, name));
 }

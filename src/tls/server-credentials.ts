@@ -15,12 +15,18 @@ function check(name: string, path: string, parse: (pem: Buffer) => unknown): voi
   try {
     pem = readFileSync(path);
   } catch (error) {
-    throw new ConfigError(name, `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ConfigError(
+      name,
+      `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   try {
     parse(pem);
   } catch {
-    throw new ConfigError(name, `${path} is not a PEM ${name.endsWith('_KEY') ? 'private key' : 'certificate'}`);
+    throw new ConfigError(
+      name,
+      `${path} is not a PEM ${name.endsWith('_KEY') ? 'private key' : 'certificate'}`,
+    );
   }
 }
 
@@ -31,10 +37,12 @@ function check(name: string, path: string, parse: (pem: Buffer) => unknown): voi
  * refuses files that do not parse, naming the variable.
  */
 export function grpcServerCredentials(files: TlsFiles): grpc.ServerCredentials {
-  if (files.cert === undefined || files.key === undefined) return grpc.ServerCredentials.createInsecure();
+  if (files.cert === undefined || files.key === undefined)
+    return grpc.ServerCredentials.createInsecure();
   check('MATRYOSHKA_TLS_CERT', files.cert, (pem) => new X509Certificate(pem));
   check('MATRYOSHKA_TLS_KEY', files.key, (pem) => createPrivateKey(pem));
-  if (files.ca !== undefined) check('MATRYOSHKA_TLS_CA', files.ca, (pem) => new X509Certificate(pem));
+  if (files.ca !== undefined)
+    check('MATRYOSHKA_TLS_CA', files.ca, (pem) => new X509Certificate(pem));
   const provider = new grpc.experimental.FileWatcherCertificateProvider({
     certificateFile: files.cert,
     privateKeyFile: files.key,
@@ -43,5 +51,9 @@ export function grpcServerCredentials(files: TlsFiles): grpc.ServerCredentials {
   });
   // One provider serves both roles: grpc-js's factory names its first two parameters in the
   // opposite order to the constructor it calls, and passing the same provider makes that moot.
-  return grpc.experimental.createCertificateProviderServerCredentials(provider, files.ca !== undefined ? provider : null, files.ca !== undefined);
+  return grpc.experimental.createCertificateProviderServerCredentials(
+    provider,
+    files.ca !== undefined ? provider : null,
+    files.ca !== undefined,
+  );
 }

@@ -98,7 +98,10 @@ export class MisbehavingJwks {
       }
       case 'body': {
         const body = Buffer.from(behaviour.body);
-        res.writeHead(behaviour.status ?? 200, { 'content-type': behaviour.contentType ?? 'application/json', 'content-length': body.length });
+        res.writeHead(behaviour.status ?? 200, {
+          'content-type': behaviour.contentType ?? 'application/json',
+          'content-length': body.length,
+        });
         res.end(body);
         this.count(path, body.length);
         return;
@@ -109,8 +112,16 @@ export class MisbehavingJwks {
     }
   }
 
-  private async streamHuge(path: string, res: ServerResponse, bytes: number, contentLength: boolean): Promise<void> {
-    res.writeHead(200, { 'content-type': 'application/json', ...(contentLength ? { 'content-length': bytes } : {}) });
+  private async streamHuge(
+    path: string,
+    res: ServerResponse,
+    bytes: number,
+    contentLength: boolean,
+  ): Promise<void> {
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      ...(contentLength ? { 'content-length': bytes } : {}),
+    });
     let closed = false;
     res.on('close', () => {
       closed = true;

@@ -19,10 +19,13 @@ export interface OpenedLevel {
   readonly payloadText: string;
   readonly claims: Record<string, unknown>;
   /** The container as written in `auth_stack`, and how it is packed; undefined for an origin. */
-  readonly stack: { readonly container: string; readonly cmp: Cmp | undefined; readonly variant: B64Variant } | undefined;
+  readonly stack:
+    | { readonly container: string; readonly cmp: Cmp | undefined; readonly variant: B64Variant }
+    | undefined;
 }
 
-export const b64u = (value: string | Uint8Array): string => Buffer.from(value).toString('base64url');
+export const b64u = (value: string | Uint8Array): string =>
+  Buffer.from(value).toString('base64url');
 
 export function encodeB64(bytes: Uint8Array, variant: B64Variant): string {
   const buf = Buffer.from(bytes);
@@ -50,7 +53,9 @@ function deflate(bytes: Buffer, cmp: Cmp): Buffer {
 }
 
 function inflate(bytes: Buffer, cmp: Cmp): Buffer {
-  return cmp === 'g' ? gunzipSync(bytes, { maxOutputLength: 1 << 20 }) : brotliDecompressSync(bytes, { maxOutputLength: 1 << 20 });
+  return cmp === 'g'
+    ? gunzipSync(bytes, { maxOutputLength: 1 << 20 })
+    : brotliDecompressSync(bytes, { maxOutputLength: 1 << 20 });
 }
 
 /** A container as it would be written with this packing. */
@@ -95,7 +100,10 @@ export function innerOf(level: OpenedLevel): string | undefined {
 }
 
 /** Every readable level, outermost first. The first entry is always the token itself (maybe unreadable). */
-export function peel(token: string, maxLevels = 40): Array<{ compact: string; level: OpenedLevel | undefined }> {
+export function peel(
+  token: string,
+  maxLevels = 40,
+): Array<{ compact: string; level: OpenedLevel | undefined }> {
   const out: Array<{ compact: string; level: OpenedLevel | undefined }> = [];
   let current: string | undefined = token;
   while (current !== undefined && out.length < maxLevels) {
@@ -116,10 +124,17 @@ export function withPayloadText(level: OpenedLevel, payloadText: string): string
  * says otherwise), written into the payload text in place, the old signature kept. A level without
  * `auth_stack` gets one (an origin made to look like a wrapper).
  */
-export function rewrap(level: OpenedLevel, newInner: string, packing?: { cmp: Cmp | undefined; variant: B64Variant }): string {
+export function rewrap(
+  level: OpenedLevel,
+  newInner: string,
+  packing?: { cmp: Cmp | undefined; variant: B64Variant },
+): string {
   const stack = level.stack;
   if (stack === undefined) {
-    const claims = { ...level.claims, auth_stack: { fmt: 'JWT', sid: 'Injected', depth: 1, container: newInner } };
+    const claims = {
+      ...level.claims,
+      auth_stack: { fmt: 'JWT', sid: 'Injected', depth: 1, container: newInner },
+    };
     return withPayloadText(level, JSON.stringify(claims));
   }
   const cmp = packing === undefined ? stack.cmp : packing.cmp;
@@ -130,7 +145,10 @@ export function rewrap(level: OpenedLevel, newInner: string, packing?: { cmp: Cm
   if (cmp === stack.cmp && level.payloadText.split(oldJson).length === 2) {
     text = level.payloadText.replace(oldJson, () => JSON.stringify(container));
   } else {
-    const auth: Record<string, unknown> = { ...(level.claims['auth_stack'] as Record<string, unknown>), container };
+    const auth: Record<string, unknown> = {
+      ...(level.claims['auth_stack'] as Record<string, unknown>),
+      container,
+    };
     if (cmp === undefined) delete auth['cmp'];
     else auth['cmp'] = cmp;
     text = JSON.stringify({ ...level.claims, auth_stack: auth });
@@ -142,7 +160,11 @@ export function rewrap(level: OpenedLevel, newInner: string, packing?: { cmp: Cm
  * Replace level `k` (0 = outermost) of `levels` with `replacement` and re-embed it outwards.
  * When the replacement is the level as it was, the token is returned untouched (no re-packing).
  */
-export function replaceLevel(levels: ReadonlyArray<{ compact: string; level: OpenedLevel | undefined }>, k: number, replacement: string): string {
+export function replaceLevel(
+  levels: ReadonlyArray<{ compact: string; level: OpenedLevel | undefined }>,
+  k: number,
+  replacement: string,
+): string {
   const original = levels[k];
   if (original === undefined) throw new Error(`no level ${k}`);
   if (original.compact === replacement) return (levels[0] as { compact: string }).compact;

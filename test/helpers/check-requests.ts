@@ -27,7 +27,20 @@ const hugeArb: fc.Arbitrary<string> = fc
   .record({
     n: fc.constantFrom(1024, 8192, 30_000, 60_000, 65_536),
     long: fc.boolean(),
-    unit: fc.constantFrom('a', '.', 'A.', '=', ' ', '\t', ' \t', 'é', '\u0000', 'eyJ', '\ud83d\ude00', ','),
+    unit: fc.constantFrom(
+      'a',
+      '.',
+      'A.',
+      '=',
+      ' ',
+      '\t',
+      ' \t',
+      'é',
+      '\u0000',
+      'eyJ',
+      '\ud83d\ude00',
+      ',',
+    ),
     head: fc.constantFrom('', '', 'a', 'eyJ.', 'x '),
     tail: fc.constantFrom('', '', 'b', '.sig', ' x', '='),
   })
@@ -40,12 +53,30 @@ const hugeArb: fc.Arbitrary<string> = fc
 export const anyString: fc.Arbitrary<string> = fc.oneof(
   { weight: 5, arbitrary: fc.string({ maxLength: 40 }) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 24 }) },
-  { weight: 1, arbitrary: fc.constantFrom('', ' ', '\t', '\r\n', '\u0000', '\ud800', '\udfff', 'null', 'undefined', '[object Object]', '__proto__', 'constructor') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '',
+      ' ',
+      '\t',
+      '\r\n',
+      '\u0000',
+      '\ud800',
+      '\udfff',
+      'null',
+      'undefined',
+      '[object Object]',
+      '__proto__',
+      'constructor',
+    ),
+  },
   { weight: 1, arbitrary: hugeArb },
 );
 
 const segmentArb = fc.string({ unit: fc.constantFrom(...B64URL.split('')), maxLength: 60 });
-const jsonSegmentArb = fc.jsonValue({ maxDepth: 3 }).map((v) => Buffer.from(JSON.stringify(v) ?? 'null').toString('base64url'));
+const jsonSegmentArb = fc
+  .jsonValue({ maxDepth: 3 })
+  .map((v) => Buffer.from(JSON.stringify(v) ?? 'null').toString('base64url'));
 
 function tokenArb(world: RequestWorld): fc.Arbitrary<string> {
   const payloadArb = fc
@@ -64,7 +95,11 @@ function tokenArb(world: RequestWorld): fc.Arbitrary<string> {
               cmp: fc.constantFrom('g', 'b', null, 'z'),
               sid: fc.oneof(fc.constantFrom(...world.sids), fc.string({ maxLength: 8 })),
               depth: fc.oneof(fc.integer({ min: -2, max: 40 }), fc.double()),
-              container: fc.oneof(fc.constantFrom(...world.tokens), segmentArb, fc.constant('H4sIAAAAAAAA')),
+              container: fc.oneof(
+                fc.constantFrom(...world.tokens),
+                segmentArb,
+                fc.constant('H4sIAAAAAAAA'),
+              ),
             },
             { requiredKeys: [] },
           ),
@@ -74,13 +109,42 @@ function tokenArb(world: RequestWorld): fc.Arbitrary<string> {
     )
     .map((p) => Buffer.from(JSON.stringify(p)).toString('base64url'));
   const headerArb = fc
-    .record({ alg: fc.constantFrom('ES256', 'HS256', 'RS256', 'none', 'EdDSA', ''), kid: fc.string({ maxLength: 10 }), typ: fc.constantFrom('JWT', 'at+jwt') }, { requiredKeys: [] })
+    .record(
+      {
+        alg: fc.constantFrom('ES256', 'HS256', 'RS256', 'none', 'EdDSA', ''),
+        kid: fc.string({ maxLength: 10 }),
+        typ: fc.constantFrom('JWT', 'at+jwt'),
+      },
+      { requiredKeys: [] },
+    )
     .map((hd) => Buffer.from(JSON.stringify(hd)).toString('base64url'));
   return fc.oneof(
     { weight: 2, arbitrary: fc.constantFrom(...world.tokens) },
-    { weight: 3, arbitrary: fc.tuple(headerArb, payloadArb, segmentArb).map((parts) => parts.join('.')) },
-    { weight: 2, arbitrary: fc.array(fc.oneof(segmentArb, jsonSegmentArb), { minLength: 1, maxLength: 7 }).map((parts) => parts.join('.')) },
-    { weight: 1, arbitrary: fc.constantFrom('', '.', '..', '...', '....', 'a.b.c', 'e30.e30.', 'e30.e30.e30', '=', 'Bearer') },
+    {
+      weight: 3,
+      arbitrary: fc.tuple(headerArb, payloadArb, segmentArb).map((parts) => parts.join('.')),
+    },
+    {
+      weight: 2,
+      arbitrary: fc
+        .array(fc.oneof(segmentArb, jsonSegmentArb), { minLength: 1, maxLength: 7 })
+        .map((parts) => parts.join('.')),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        '',
+        '.',
+        '..',
+        '...',
+        '....',
+        'a.b.c',
+        'e30.e30.',
+        'e30.e30.e30',
+        '=',
+        'Bearer',
+      ),
+    },
     { weight: 1, arbitrary: fc.string({ maxLength: 30 }) },
     { weight: 2, arbitrary: hugeArb },
   );
@@ -88,30 +152,87 @@ function tokenArb(world: RequestWorld): fc.Arbitrary<string> {
 
 function authorizationArb(world: RequestWorld): fc.Arbitrary<string> {
   return fc.oneof(
-    { weight: 6, arbitrary: fc.tuple(fc.constantFrom('Bearer', 'bearer', 'BEARER', 'Basic', 'Token', 'Bearer:', 'Bearer,', ''), fc.constantFrom(' ', '\t', '  ', '', ' \t ', '\r\n '), tokenArb(world), fc.constantFrom('', ' ', '\t', ' x', ',', ', Bearer a.b.c')).map((p) => p.join('')) },
+    {
+      weight: 6,
+      arbitrary: fc
+        .tuple(
+          fc.constantFrom('Bearer', 'bearer', 'BEARER', 'Basic', 'Token', 'Bearer:', 'Bearer,', ''),
+          fc.constantFrom(' ', '\t', '  ', '', ' \t ', '\r\n '),
+          tokenArb(world),
+          fc.constantFrom('', ' ', '\t', ' x', ',', ', Bearer a.b.c'),
+        )
+        .map((p) => p.join('')),
+    },
     { weight: 1, arbitrary: anyString },
   );
 }
 
-const KNOWN_HEADERS = ['authorization', 'Authorization', 'AUTHORIZATION', 'x-request-id', 'traceparent', 'tracestate', 'baggage', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-sampled', 'x-b3-parentspanid', 'x-tenant-id', 'x-user-id', 'x-auth-chain', ':path', ':method', ':authority', 'content-length', 'cookie', ''] as const;
+const KNOWN_HEADERS = [
+  'authorization',
+  'Authorization',
+  'AUTHORIZATION',
+  'x-request-id',
+  'traceparent',
+  'tracestate',
+  'baggage',
+  'b3',
+  'x-b3-traceid',
+  'x-b3-spanid',
+  'x-b3-sampled',
+  'x-b3-parentspanid',
+  'x-tenant-id',
+  'x-user-id',
+  'x-auth-chain',
+  ':path',
+  ':method',
+  ':authority',
+  'content-length',
+  'cookie',
+  '',
+] as const;
 
 function headerKeyArb(): fc.Arbitrary<string> {
-  return fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...KNOWN_HEADERS) }, { weight: 1, arbitrary: anyString });
+  return fc.oneof(
+    { weight: 3, arbitrary: fc.constantFrom(...KNOWN_HEADERS) },
+    { weight: 1, arbitrary: anyString },
+  );
 }
 
 function headerValueArb(world: RequestWorld): fc.Arbitrary<string> {
   return fc.oneof(
     { weight: 2, arbitrary: anyString },
     { weight: 2, arbitrary: authorizationArb(world) },
-    { weight: 1, arbitrary: fc.constantFrom('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', '00-00000000000000000000000000000000-0000000000000000-00', 'ff-zz', '80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90', '1', 'd', '0') },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        '00-00000000000000000000000000000000-0000000000000000-00',
+        'ff-zz',
+        '80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90',
+        '1',
+        'd',
+        '0',
+      ),
+    },
   );
 }
 
-const bytesArb = fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.constant(new Uint8Array(0)), fc.constant(new Uint8Array(70_000).fill(0x41))).map((b) => Buffer.from(b));
+const bytesArb = fc
+  .oneof(
+    fc.uint8Array({ maxLength: 64 }),
+    fc.constant(new Uint8Array(0)),
+    fc.constant(new Uint8Array(70_000).fill(0x41)),
+  )
+  .map((b) => Buffer.from(b));
 
 /** A value that is occasionally of the wrong type, or null. */
 function sometimes<T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | null | number | readonly string[]> {
-  return fc.oneof({ weight: 12, arbitrary: arb }, { weight: 1, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.integer() }, { weight: 1, arbitrary: fc.constant(['x']) });
+  return fc.oneof(
+    { weight: 12, arbitrary: arb },
+    { weight: 1, arbitrary: fc.constant(null) },
+    { weight: 1, arbitrary: fc.integer() },
+    { weight: 1, arbitrary: fc.constant(['x']) },
+  );
 }
 
 export function checkRequestArb(world: RequestWorld): fc.Arbitrary<Record<string, unknown>> {
@@ -122,11 +243,26 @@ export function checkRequestArb(world: RequestWorld): fc.Arbitrary<Record<string
       service: anyString,
       certificate: anyString,
       labels: fc.dictionary(anyString, anyString, { maxKeys: 3 }),
-      address: fc.record({ socket_address: fc.record({ address: anyString, port_value: fc.nat(70000) }, { requiredKeys: [] }) }, { requiredKeys: [] }),
+      address: fc.record(
+        {
+          socket_address: fc.record(
+            { address: anyString, port_value: fc.nat(70000) },
+            { requiredKeys: [] },
+          ),
+        },
+        { requiredKeys: [] },
+      ),
     },
     { requiredKeys: [] },
   );
-  const headerMapEntry = fc.record({ key: sometimes(headerKeyArb()), value: sometimes(headerValueArb(world)), raw_value: bytesArb }, { requiredKeys: [] });
+  const headerMapEntry = fc.record(
+    {
+      key: sometimes(headerKeyArb()),
+      value: sometimes(headerValueArb(world)),
+      raw_value: bytesArb,
+    },
+    { requiredKeys: [] },
+  );
   const headerMapEntryWithAuth = fc
     .tuple(fc.constantFrom('authorization', 'Authorization'), authorizationArb(world))
     .map(([key, value]) => ({ key, raw_value: Buffer.from(value, 'latin1') }));
@@ -143,21 +279,40 @@ export function checkRequestArb(world: RequestWorld): fc.Arbitrary<Record<string
       size: fc.oneof(fc.nat().map(String), fc.constant('-1'), fc.constant('9223372036854775807')),
       headers: sometimes(fc.dictionary(headerKeyArb(), headerValueArb(world), { maxKeys: 8 })),
       header_map: sometimes(
-        fc.record({ headers: sometimes(fc.array(fc.oneof(headerMapEntry, headerMapEntryWithAuth), { maxLength: 8 })) }, { requiredKeys: [] }),
+        fc.record(
+          {
+            headers: sometimes(
+              fc.array(fc.oneof(headerMapEntry, headerMapEntryWithAuth), { maxLength: 8 }),
+            ),
+          },
+          { requiredKeys: [] },
+        ),
       ),
     },
     { requiredKeys: [] },
   );
   const contextExtensions = fc.dictionary(
     fc.oneof(fc.constantFrom('sid', 'tenant', 'max_depth'), anyString),
-    fc.oneof(fc.constantFrom(...world.sids), fc.constantFrom('0', '1', '8', '99', '-1', '1e3', ' 3', '3 ', '', '00', '100'), anyString),
+    fc.oneof(
+      fc.constantFrom(...world.sids),
+      fc.constantFrom('0', '1', '8', '99', '-1', '1e3', ' 3', '3 ', '', '00', '100'),
+      anyString,
+    ),
     { maxKeys: 4 },
   );
   const attributes = fc.record(
     {
       source: sometimes(peer),
       destination: sometimes(peer),
-      request: sometimes(fc.record({ http: sometimes(http), time: fc.record({ seconds: fc.nat().map(String), nanos: fc.nat(999_999_999) }) }, { requiredKeys: [] })),
+      request: sometimes(
+        fc.record(
+          {
+            http: sometimes(http),
+            time: fc.record({ seconds: fc.nat().map(String), nanos: fc.nat(999_999_999) }),
+          },
+          { requiredKeys: [] },
+        ),
+      ),
       context_extensions: sometimes(contextExtensions),
     },
     { requiredKeys: [] },
@@ -172,11 +327,20 @@ export function checkRequestArb(world: RequestWorld): fc.Arbitrary<Record<string
       contextExtensions: contextExtensions,
     })
     .map(({ token, sid, sourcePrincipal, headers, contextExtensions }) =>
-      EnvoyLikeClient.request({ token, sid, headers, contextExtensions, ...(sourcePrincipal === undefined ? {} : { sourcePrincipal }) }),
+      EnvoyLikeClient.request({
+        token,
+        sid,
+        headers,
+        contextExtensions,
+        ...(sourcePrincipal === undefined ? {} : { sourcePrincipal }),
+      }),
     );
   return fc
     .oneof(
-      { weight: 14, arbitrary: fc.record({ attributes: sometimes(attributes) }, { requiredKeys: [] }) },
+      {
+        weight: 14,
+        arbitrary: fc.record({ attributes: sometimes(attributes) }, { requiredKeys: [] }),
+      },
       { weight: 6, arbitrary: nearValid },
       { weight: 1, arbitrary: fc.constant({}) },
     )
@@ -186,10 +350,18 @@ export function checkRequestArb(world: RequestWorld): fc.Arbitrary<Record<string
 /** Short form of a request for messages: long strings and byte arrays abbreviated. */
 export function describeRequest(request: unknown): string {
   const text = JSON.stringify(request, (_k, v: unknown) => {
-    if (typeof v === 'string' && v.length > 200) return `<${v.length} chars: ${JSON.stringify(v.slice(0, 40))}…>`;
-    if (v !== null && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+    if (typeof v === 'string' && v.length > 200)
+      return `<${v.length} chars: ${JSON.stringify(v.slice(0, 40))}…>`;
+    if (
+      v !== null &&
+      typeof v === 'object' &&
+      (v as { type?: unknown }).type === 'Buffer' &&
+      Array.isArray((v as { data?: unknown }).data)
+    ) {
       const data = (v as { data: number[] }).data;
-      return data.length > 64 ? `<${data.length} bytes>` : `<bytes ${Buffer.from(data).toString('hex')}>`;
+      return data.length > 64
+        ? `<${data.length} bytes>`
+        : `<bytes ${Buffer.from(data).toString('hex')}>`;
     }
     return v;
   });
@@ -199,7 +371,10 @@ export function describeRequest(request: unknown): string {
 /** The request, printed by fast-check in its short form (a symbol key: protobufjs never sees it). */
 export function printable<T extends object>(request: T): T {
   const copy = { ...request };
-  Object.defineProperty(copy, fc.toStringMethod, { value: () => describeRequest(copy), enumerable: false });
+  Object.defineProperty(copy, fc.toStringMethod, {
+    value: () => describeRequest(copy),
+    enumerable: false,
+  });
   return copy;
 }
 

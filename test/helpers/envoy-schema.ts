@@ -59,7 +59,11 @@ type JsonObject = { [key: string]: Json };
 const require = createRequire(import.meta.url);
 
 /** Imports protobufjs serves from memory (its `common` definitions). */
-const BUNDLED_WKT = new Set(['any', 'duration', 'empty', 'field_mask', 'struct', 'timestamp', 'wrappers'].map((n) => `google/protobuf/${n}.proto`));
+const BUNDLED_WKT = new Set(
+  ['any', 'duration', 'empty', 'field_mask', 'struct', 'timestamp', 'wrappers'].map(
+    (n) => `google/protobuf/${n}.proto`,
+  ),
+);
 
 function listProtos(dir: string): string[] {
   const out: string[] = [];
@@ -80,14 +84,23 @@ export function loadEnvoySchema(): EnvoySchema {
   if (cached !== undefined) return cached;
   const xdsPackageJson = require.resolve('@grpc/grpc-js-xds/package.json');
   const xdsDir = dirname(xdsPackageJson);
-  const packageVersion = (JSON.parse(readFileSync(xdsPackageJson, 'utf8')) as { version: string }).version;
+  const packageVersion = (JSON.parse(readFileSync(xdsPackageJson, 'utf8')) as { version: string })
+    .version;
   const deps = join(xdsDir, 'deps');
   const envoyApi = join(deps, 'envoy-api');
   const cncfXds = join(deps, 'xds');
   // google/protobuf/descriptor.proto (for the custom options) comes with protobufjs itself.
   const protobufjsDir = dirname(require.resolve('protobufjs/package.json'));
-  const includeDirs = [envoyApi, cncfXds, join(deps, 'protoc-gen-validate'), join(deps, 'googleapis'), protobufjsDir];
-  for (const dir of includeDirs) if (!existsSync(dir)) throw new Error(`@grpc/grpc-js-xds ${packageVersion}: proto include dir ${dir} is missing`);
+  const includeDirs = [
+    envoyApi,
+    cncfXds,
+    join(deps, 'protoc-gen-validate'),
+    join(deps, 'googleapis'),
+    protobufjsDir,
+  ];
+  for (const dir of includeDirs)
+    if (!existsSync(dir))
+      throw new Error(`@grpc/grpc-js-xds ${packageVersion}: proto include dir ${dir} is missing`);
 
   const locate = (target: string): string | undefined => {
     for (const dir of includeDirs) {
@@ -100,7 +113,11 @@ export function loadEnvoySchema(): EnvoySchema {
   const imports = (file: string, source: string): string[] => {
     let found = importsOf.get(file);
     if (found === undefined) {
-      found = [...readFileSync(source, 'utf8').matchAll(/^\s*import\s+(?:public\s+|weak\s+)?"([^"]+)"\s*;/gm)].map((m) => m[1] ?? '');
+      found = [
+        ...readFileSync(source, 'utf8').matchAll(
+          /^\s*import\s+(?:public\s+|weak\s+)?"([^"]+)"\s*;/gm,
+        ),
+      ].map((m) => m[1] ?? '');
       importsOf.set(file, found);
     }
     return found;
@@ -131,8 +148,12 @@ export function loadEnvoySchema(): EnvoySchema {
   const skippedFiles = candidates.filter((f) => !canLoad(f));
 
   const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => (BUNDLED_WKT.has(target) ? target : (locate(target) ?? target));
-  root.loadSync(entryFiles.map((f) => locate(f) ?? f), { keepCase: true });
+  root.resolvePath = (_origin, target) =>
+    BUNDLED_WKT.has(target) ? target : (locate(target) ?? target);
+  root.loadSync(
+    entryFiles.map((f) => locate(f) ?? f),
+    { keepCase: true },
+  );
   root.resolveAll();
   cached = { root, packageVersion, includeDirs, entryFiles, skippedFiles };
   return cached;
@@ -143,10 +164,13 @@ export function loadEnvoySchema(): EnvoySchema {
 
 function childPath(path: string, key: string | number): string {
   if (typeof key === 'number') return `${path}[${key}]`;
-  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)
+    ? `${path}.${key}`
+    : `${path}[${JSON.stringify(key)}]`;
 }
 
-const isObject = (value: unknown): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
@@ -169,7 +193,11 @@ function editDistance(a: string, b: string): number {
     row[0] = i;
     for (let j = 1; j <= b.length; j++) {
       const above = row[j] ?? 0;
-      row[j] = Math.min(above + 1, (row[j - 1] ?? 0) + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      row[j] = Math.min(
+        above + 1,
+        (row[j - 1] ?? 0) + 1,
+        diagonal + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
       diagonal = above;
     }
   }
@@ -188,7 +216,9 @@ function suggestion(key: string, type: protobuf.Type): string {
       }
     }
   }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(key.length / 4)) ? ` (did you mean "${best}"?)` : '';
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(key.length / 4))
+    ? ` (did you mean "${best}"?)`
+    : '';
 }
 
 const typeName = (type: protobuf.ReflectionObject): string => type.fullName.replace(/^\./, '');
@@ -210,7 +240,9 @@ const INT_LIMITS: Record<string, readonly [bigint, bigint]> = {
 };
 
 /** A scalar checked against its proto3 JSON form: the normalized value, or a reason it is not one. */
-type Scalar = { ok: true; value: number | string | boolean; bytes?: number } | { ok: false; reason: string };
+type Scalar =
+  | { ok: true; value: number | string | boolean; bytes?: number }
+  | { ok: false; reason: string };
 
 function scalar(kind: string, value: Json): Scalar {
   const limits = INT_LIMITS[kind];
@@ -218,25 +250,42 @@ function scalar(kind: string, value: Json): Scalar {
     let big: bigint | undefined;
     if (typeof value === 'number' && Number.isInteger(value)) big = BigInt(value);
     else if (typeof value === 'string' && /^-?\d+$/.test(value)) big = BigInt(value);
-    if (big === undefined) return { ok: false, reason: `expected an integer (${kind}), got ${describe(value)}` };
-    if (big < limits[0] || big > limits[1]) return { ok: false, reason: `${String(big)} is out of range for ${kind}` };
+    if (big === undefined)
+      return { ok: false, reason: `expected an integer (${kind}), got ${describe(value)}` };
+    if (big < limits[0] || big > limits[1])
+      return { ok: false, reason: `${String(big)} is out of range for ${kind}` };
     return { ok: true, value: Number(big) };
   }
   switch (kind) {
     case 'double':
     case 'float':
       if (typeof value === 'number') return { ok: true, value };
-      if (typeof value === 'string' && (/^(NaN|-?Infinity)$/.test(value) || (value.trim() !== '' && Number.isFinite(Number(value))))) {
+      if (
+        typeof value === 'string' &&
+        (/^(NaN|-?Infinity)$/.test(value) ||
+          (value.trim() !== '' && Number.isFinite(Number(value))))
+      ) {
         return { ok: true, value: Number(value) };
       }
       return { ok: false, reason: `expected a number (${kind}), got ${describe(value)}` };
     case 'bool':
-      return typeof value === 'boolean' ? { ok: true, value } : { ok: false, reason: `expected true or false, got ${describe(value)}` };
+      return typeof value === 'boolean'
+        ? { ok: true, value }
+        : { ok: false, reason: `expected true or false, got ${describe(value)}` };
     case 'string':
-      return typeof value === 'string' ? { ok: true, value } : { ok: false, reason: `expected a string, got ${describe(value)} (quote it in YAML)` };
+      return typeof value === 'string'
+        ? { ok: true, value }
+        : { ok: false, reason: `expected a string, got ${describe(value)} (quote it in YAML)` };
     case 'bytes':
       if (typeof value === 'string' && /^[A-Za-z0-9+/\-_]*={0,2}$/.test(value)) {
-        return { ok: true, value, bytes: Buffer.from(value, value.includes('-') || value.includes('_') ? 'base64url' : 'base64').length };
+        return {
+          ok: true,
+          value,
+          bytes: Buffer.from(
+            value,
+            value.includes('-') || value.includes('_') ? 'base64url' : 'base64',
+          ).length,
+        };
       }
       return { ok: false, reason: `expected base64 bytes, got ${describe(value)}` };
     default:
@@ -285,7 +334,8 @@ function deepMerge(into: Rules, from: Rules): Rules {
   }
   return into;
 }
-const isRules = (value: unknown): value is Rules => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isRules = (value: unknown): value is Rules =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function rulesOf(object: protobuf.ReflectionObject): Rules | undefined {
   const parsed = object.parsedOptions as unknown;
@@ -299,13 +349,24 @@ function rulesOf(object: protobuf.ReflectionObject): Rules | undefined {
   return merged;
 }
 
-const asList = (value: unknown): unknown[] => (Array.isArray(value) ? value : value === undefined ? [] : [value]);
-const num = (value: unknown): number | undefined => (typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : undefined);
+const asList = (value: unknown): unknown[] =>
+  Array.isArray(value) ? value : value === undefined ? [] : [value];
+const num = (value: unknown): number | undefined =>
+  typeof value === 'number'
+    ? value
+    : typeof value === 'string' && value.trim() !== ''
+      ? Number(value)
+      : undefined;
 const durationSeconds = (value: unknown): number | undefined =>
   isRules(value) ? (num(value['seconds']) ?? 0) + (num(value['nanos']) ?? 0) / 1e9 : undefined;
 
 /** PGV's comparison rules (const, lt, lte, gt, gte, in, not_in) over numbers. */
-function compare(value: number, rules: Rules, read: (raw: unknown) => number | undefined, show: (n: number) => string): string | undefined {
+function compare(
+  value: number,
+  rules: Rules,
+  read: (raw: unknown) => number | undefined,
+  show: (n: number) => string,
+): string | undefined {
   const c = read(rules['const']);
   if (c !== undefined && value !== c) return `must equal ${show(c)}`;
   const gt = read(rules['gt']);
@@ -316,15 +377,18 @@ function compare(value: number, rules: Rules, read: (raw: unknown) => number | u
   const okHigh = lt !== undefined ? value < lt : lte !== undefined ? value <= lte : true;
   const low = gt ?? gte;
   const high = lt ?? lte;
-  const describeLow = gt !== undefined ? `> ${show(gt)}` : gte !== undefined ? `>= ${show(gte)}` : '';
-  const describeHigh = lt !== undefined ? `< ${show(lt)}` : lte !== undefined ? `<= ${show(lte)}` : '';
+  const describeLow =
+    gt !== undefined ? `> ${show(gt)}` : gte !== undefined ? `>= ${show(gte)}` : '';
+  const describeHigh =
+    lt !== undefined ? `< ${show(lt)}` : lte !== undefined ? `<= ${show(lte)}` : '';
   if (low !== undefined && high !== undefined && low > high) {
     if (!okLow && !okHigh) return `must be ${describeHigh} or ${describeLow}`;
   } else if (!okLow || !okHigh) {
     return `must be ${[describeLow, describeHigh].filter((s) => s !== '').join(' and ')}`;
   }
   const within = asList(rules['in']).map(read);
-  if (within.length > 0 && !within.includes(value)) return `must be one of ${within.map((n) => (n === undefined ? '?' : show(n))).join(', ')}`;
+  if (within.length > 0 && !within.includes(value))
+    return `must be one of ${within.map((n) => (n === undefined ? '?' : show(n))).join(', ')}`;
   if (asList(rules['not_in']).map(read).includes(value)) return `must not be ${show(value)}`;
   return undefined;
 }
@@ -337,19 +401,30 @@ function stringRule(value: string, rules: Rules): string | undefined {
   const length = [...value].length;
   const bytes = Buffer.byteLength(value, 'utf8');
   const n = (key: string): number | undefined => num(rules[key]);
-  if (typeof rules['const'] === 'string' && value !== rules['const']) return `must equal ${JSON.stringify(rules['const'])}`;
+  if (typeof rules['const'] === 'string' && value !== rules['const'])
+    return `must equal ${JSON.stringify(rules['const'])}`;
   if (n('len') !== undefined && length !== n('len')) return `must be ${n('len')} characters`;
-  if (n('min_len') !== undefined && length < (n('min_len') ?? 0)) return `must be at least ${n('min_len')} character(s)`;
-  if (n('max_len') !== undefined && length > (n('max_len') ?? 0)) return `must be at most ${n('max_len')} characters`;
-  if (n('len_bytes') !== undefined && bytes !== n('len_bytes')) return `must be ${n('len_bytes')} bytes`;
-  if (n('min_bytes') !== undefined && bytes < (n('min_bytes') ?? 0)) return `must be at least ${n('min_bytes')} byte(s)`;
-  if (n('max_bytes') !== undefined && bytes > (n('max_bytes') ?? 0)) return `must be at most ${n('max_bytes')} bytes`;
-  if (typeof rules['prefix'] === 'string' && !value.startsWith(rules['prefix'])) return `must start with ${JSON.stringify(rules['prefix'])}`;
-  if (typeof rules['suffix'] === 'string' && !value.endsWith(rules['suffix'])) return `must end with ${JSON.stringify(rules['suffix'])}`;
-  if (typeof rules['contains'] === 'string' && !value.includes(rules['contains'])) return `must contain ${JSON.stringify(rules['contains'])}`;
-  if (typeof rules['not_contains'] === 'string' && value.includes(rules['not_contains'])) return `must not contain ${JSON.stringify(rules['not_contains'])}`;
+  if (n('min_len') !== undefined && length < (n('min_len') ?? 0))
+    return `must be at least ${n('min_len')} character(s)`;
+  if (n('max_len') !== undefined && length > (n('max_len') ?? 0))
+    return `must be at most ${n('max_len')} characters`;
+  if (n('len_bytes') !== undefined && bytes !== n('len_bytes'))
+    return `must be ${n('len_bytes')} bytes`;
+  if (n('min_bytes') !== undefined && bytes < (n('min_bytes') ?? 0))
+    return `must be at least ${n('min_bytes')} byte(s)`;
+  if (n('max_bytes') !== undefined && bytes > (n('max_bytes') ?? 0))
+    return `must be at most ${n('max_bytes')} bytes`;
+  if (typeof rules['prefix'] === 'string' && !value.startsWith(rules['prefix']))
+    return `must start with ${JSON.stringify(rules['prefix'])}`;
+  if (typeof rules['suffix'] === 'string' && !value.endsWith(rules['suffix']))
+    return `must end with ${JSON.stringify(rules['suffix'])}`;
+  if (typeof rules['contains'] === 'string' && !value.includes(rules['contains']))
+    return `must contain ${JSON.stringify(rules['contains'])}`;
+  if (typeof rules['not_contains'] === 'string' && value.includes(rules['not_contains']))
+    return `must not contain ${JSON.stringify(rules['not_contains'])}`;
   const within = asList(rules['in']);
-  if (within.length > 0 && !within.includes(value)) return `must be one of ${within.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (within.length > 0 && !within.includes(value))
+    return `must be one of ${within.map((v) => JSON.stringify(v)).join(', ')}`;
   if (asList(rules['not_in']).includes(value)) return `must not be ${JSON.stringify(value)}`;
   if (typeof rules['pattern'] === 'string') {
     let pattern: RegExp | undefined;
@@ -361,7 +436,11 @@ function stringRule(value: string, rules: Rules): string | undefined {
     if (pattern !== undefined && !pattern.test(value)) return `must match ${rules['pattern']}`;
   }
   const wellKnown = rules['well_known_regex'];
-  if ((wellKnown === 'HTTP_HEADER_NAME' || wellKnown === 'HTTP_HEADER_VALUE') && /[\0\r\n]/.test(value)) return 'must not contain NUL, CR or LF';
+  if (
+    (wellKnown === 'HTTP_HEADER_NAME' || wellKnown === 'HTTP_HEADER_VALUE') &&
+    /[\0\r\n]/.test(value)
+  )
+    return 'must not contain NUL, CR or LF';
   return undefined;
 }
 
@@ -405,7 +484,10 @@ class Walker {
         continue;
       }
       if (given.has(field)) {
-        this.report(at, `field "${field.name}" given twice (as "${field.name}" and "${jsonName(field)}")`);
+        this.report(
+          at,
+          `field "${field.name}" given twice (as "${field.name}" and "${jsonName(field)}")`,
+        );
         continue;
       }
       given.set(field, child);
@@ -415,7 +497,10 @@ class Walker {
       }
       if (field.options?.['deprecated'] === true) {
         const since = field.options['(envoy.annotations.deprecated_at_minor_version)'] as unknown;
-        this.report(at, `"${field.name}" is deprecated${typeof since === 'string' ? ` (since API ${since})` : ''} in ${name}`);
+        this.report(
+          at,
+          `"${field.name}" is deprecated${typeof since === 'string' ? ` (since API ${since})` : ''} in ${name}`,
+        );
       }
       const oneof = field.partOf;
       if (oneof !== null && field.options?.['proto3_optional'] !== true) {
@@ -426,28 +511,48 @@ class Walker {
       this.field(field, child, at);
     }
     for (const [oneof, members] of oneofs) {
-      if (members.length > 1) this.report(path, `only one of oneof "${oneof.name}" may be set in ${name}, got ${members.join(', ')}`);
+      if (members.length > 1)
+        this.report(
+          path,
+          `only one of oneof "${oneof.name}" may be set in ${name}, got ${members.join(', ')}`,
+        );
     }
     for (const oneof of type.oneofsArray) {
       if (oneof.options?.['(validate.required)'] === true && !oneofs.has(oneof)) {
-        this.report(path, `${name} needs one of ${oneof.fieldsArray.map((f) => f.name).join(', ')} (oneof "${oneof.name}" is required)`);
+        this.report(
+          path,
+          `${name} needs one of ${oneof.fieldsArray.map((f) => f.name).join(', ')} (oneof "${oneof.name}" is required)`,
+        );
       }
     }
-    for (const field of type.fieldsArray) this.rules(field, given.get(field), childPath(path, field.name), given.has(field));
+    for (const field of type.fieldsArray)
+      this.rules(field, given.get(field), childPath(path, field.name), given.has(field));
   }
 
   private field(field: protobuf.Field, value: Json, path: string): void {
     if (field.map) {
       if (!isObject(value)) {
-        this.report(path, `expected an object (map<${(field as unknown as protobuf.MapField).keyType}, ${field.type}>), got ${describe(value)}`);
+        this.report(
+          path,
+          `expected an object (map<${(field as unknown as protobuf.MapField).keyType}, ${field.type}>), got ${describe(value)}`,
+        );
         return;
       }
       const keyType = (field as unknown as protobuf.MapField).keyType;
       for (const [key, child] of Object.entries(value)) {
         const at = childPath(path, key);
         if (keyType !== 'string') {
-          const parsed = keyType === 'bool' ? (key === 'true' || key === 'false' ? { ok: true } : { ok: false, reason: 'expected true or false' }) : scalar(keyType, key);
-          if (!parsed.ok) this.report(at, `map key ${JSON.stringify(key)}: ${'reason' in parsed ? parsed.reason : ''}`);
+          const parsed =
+            keyType === 'bool'
+              ? key === 'true' || key === 'false'
+                ? { ok: true }
+                : { ok: false, reason: 'expected true or false' }
+              : scalar(keyType, key);
+          if (!parsed.ok)
+            this.report(
+              at,
+              `map key ${JSON.stringify(key)}: ${'reason' in parsed ? parsed.reason : ''}`,
+            );
         }
         if (child === null) {
           this.report(at, 'map value is null');
@@ -495,7 +600,12 @@ class Walker {
       if (!(value in type.values)) {
         const names = Object.keys(type.values);
         const close = names.filter((n) => editDistance(n.toLowerCase(), value.toLowerCase()) <= 2);
-        const hint = close.length > 0 ? `did you mean ${close.map((n) => `"${n}"`).join(' or ')}?` : names.length <= 12 ? `one of ${names.join(', ')}` : `${names.length} values`;
+        const hint =
+          close.length > 0
+            ? `did you mean ${close.map((n) => `"${n}"`).join(' or ')}?`
+            : names.length <= 12
+              ? `one of ${names.join(', ')}`
+              : `${names.length} values`;
         this.report(path, `"${value}" is not a value of ${name} (${hint})`);
         return undefined;
       }
@@ -528,26 +638,35 @@ class Walker {
         this.any(value, path);
         return true;
       case 'google.protobuf.Duration':
-        if (parseDuration(value) === undefined) this.report(path, `expected a duration such as "0.25s" or "5s", got ${describe(value)}`);
+        if (parseDuration(value) === undefined)
+          this.report(path, `expected a duration such as "0.25s" or "5s", got ${describe(value)}`);
         return true;
       case 'google.protobuf.Timestamp':
-        if (typeof value !== 'string' || !TIMESTAMP.test(value) || Number.isNaN(Date.parse(value))) {
+        if (
+          typeof value !== 'string' ||
+          !TIMESTAMP.test(value) ||
+          Number.isNaN(Date.parse(value))
+        ) {
           this.report(path, `expected an RFC 3339 timestamp, got ${describe(value)}`);
         }
         return true;
       case 'google.protobuf.FieldMask':
-        if (typeof value !== 'string') this.report(path, `expected a field mask string, got ${describe(value)}`);
+        if (typeof value !== 'string')
+          this.report(path, `expected a field mask string, got ${describe(value)}`);
         return true;
       case 'google.protobuf.Struct':
-        if (!isObject(value)) this.report(path, `expected an object (google.protobuf.Struct), got ${describe(value)}`);
+        if (!isObject(value))
+          this.report(path, `expected an object (google.protobuf.Struct), got ${describe(value)}`);
         return true;
       case 'google.protobuf.ListValue':
-        if (!Array.isArray(value)) this.report(path, `expected a list (google.protobuf.ListValue), got ${describe(value)}`);
+        if (!Array.isArray(value))
+          this.report(path, `expected a list (google.protobuf.ListValue), got ${describe(value)}`);
         return true;
       case 'google.protobuf.Value':
         return true;
       case 'google.protobuf.Empty':
-        if (!isObject(value) || Object.keys(value).length > 0) this.report(path, `expected {} (google.protobuf.Empty), got ${describe(value)}`);
+        if (!isObject(value) || Object.keys(value).length > 0)
+          this.report(path, `expected {} (google.protobuf.Empty), got ${describe(value)}`);
         return true;
       default:
         return false;
@@ -557,7 +676,10 @@ class Walker {
   /** Resolve a type URL to a bundled v3 message, or report why not. */
   private resolveTypeUrl(url: unknown, path: string): protobuf.Type | undefined {
     if (typeof url !== 'string' || !url.includes('/')) {
-      this.report(path, `type URL must look like "type.googleapis.com/<message>", got ${describe(url)}`);
+      this.report(
+        path,
+        `type URL must look like "type.googleapis.com/<message>", got ${describe(url)}`,
+      );
       return undefined;
     }
     const full = url.slice(url.lastIndexOf('/') + 1);
@@ -568,12 +690,18 @@ class Walker {
       found = null;
     }
     if (!(found instanceof protobuf.Type) || typeName(found) !== full) {
-      this.report(path, `unknown type "${full}": no such message in Envoy's v3 API (grpc-js-xds ${this.schema.packageVersion})`);
+      this.report(
+        path,
+        `unknown type "${full}": no such message in Envoy's v3 API (grpc-js-xds ${this.schema.packageVersion})`,
+      );
       return undefined;
     }
     const file = found.filename === null ? undefined : this.fileOf(found.filename);
     if (file !== undefined && !this.entryFiles.has(file) && !file.startsWith('google/')) {
-      this.report(path, `"${full}" is not a v3 API type (the v2 API is no longer accepted by Envoy)`);
+      this.report(
+        path,
+        `"${full}" is not a v3 API type (the v2 API is no longer accepted by Envoy)`,
+      );
       return undefined;
     }
     return found;
@@ -591,7 +719,10 @@ class Walker {
   private any(value: Json, path: string): void {
     this.typesSeen.add('google.protobuf.Any');
     if (!isObject(value)) {
-      this.report(path, `expected an object with "@type" (google.protobuf.Any), got ${describe(value)}`);
+      this.report(
+        path,
+        `expected an object with "@type" (google.protobuf.Any), got ${describe(value)}`,
+      );
       return;
     }
     if (!('@type' in value)) {
@@ -603,10 +734,27 @@ class Walker {
     const name = typeName(type);
     const payload: JsonObject = {};
     for (const [key, child] of Object.entries(value)) if (key !== '@type') payload[key] = child;
-    const special = name.startsWith('google.protobuf.') && (WRAPPERS[name] !== undefined || ['Any', 'Duration', 'Timestamp', 'FieldMask', 'Struct', 'ListValue', 'Value', 'Empty'].includes(name.slice(16)));
+    const special =
+      name.startsWith('google.protobuf.') &&
+      (WRAPPERS[name] !== undefined ||
+        [
+          'Any',
+          'Duration',
+          'Timestamp',
+          'FieldMask',
+          'Struct',
+          'ListValue',
+          'Value',
+          'Empty',
+        ].includes(name.slice(16)));
     if (special && name !== 'google.protobuf.Empty') {
       // Well-known types in an Any carry their JSON form under "value".
-      for (const key of Object.keys(payload)) if (key !== 'value') this.report(childPath(path, key), `unknown field "${key}" in an Any of ${name} (only "value")`);
+      for (const key of Object.keys(payload))
+        if (key !== 'value')
+          this.report(
+            childPath(path, key),
+            `unknown field "${key}" in an Any of ${name} (only "value")`,
+          );
       if (!('value' in payload)) this.report(path, `an Any of ${name} needs "value"`);
       else this.message(type, payload['value'] ?? null, childPath(path, 'value'));
       return;
@@ -616,12 +764,18 @@ class Walker {
       const inner = payload['type_url'] ?? payload['typeUrl'];
       const innerType = this.resolveTypeUrl(inner, childPath(path, 'type_url'));
       const innerValue = payload['value'];
-      if (innerType !== undefined && innerValue !== undefined) this.message(innerType, innerValue, childPath(path, 'value'));
+      if (innerType !== undefined && innerValue !== undefined)
+        this.message(innerType, innerValue, childPath(path, 'value'));
     }
   }
 
   // PGV: applied to set fields, and (as PGV does) to unset scalars, lists and maps at their defaults.
-  private rules(field: protobuf.Field, value: Json | undefined, path: string, present: boolean): void {
+  private rules(
+    field: protobuf.Field,
+    value: Json | undefined,
+    path: string,
+    present: boolean,
+  ): void {
     if (value === null) return;
     const isSet = present && value !== undefined;
     if (!isSet && (field.partOf !== null || field.options?.['proto3_optional'] === true)) return; // unset oneof member
@@ -635,11 +789,14 @@ class Walker {
       const pairs = Object.keys(map).length;
       const min = num(r['min_pairs']);
       const max = num(r['max_pairs']);
-      if (min !== undefined && pairs < min) this.report(path, `needs at least ${min} entr${min === 1 ? 'y' : 'ies'}`);
+      if (min !== undefined && pairs < min)
+        this.report(path, `needs at least ${min} entr${min === 1 ? 'y' : 'ies'}`);
       if (max !== undefined && pairs > max) this.report(path, `takes at most ${max} entries`);
       for (const [key, child] of Object.entries(map)) {
-        if (isRules(r['keys'])) this.itemRules(field, 'string', key, r['keys'], childPath(path, key), true);
-        if (isRules(r['values'])) this.itemRules(field, field.type, child, r['values'], childPath(path, key), false);
+        if (isRules(r['keys']))
+          this.itemRules(field, 'string', key, r['keys'], childPath(path, key), true);
+        if (isRules(r['values']))
+          this.itemRules(field, field.type, child, r['values'], childPath(path, key), false);
       }
       return;
     }
@@ -650,24 +807,37 @@ class Walker {
       if (r === undefined) return;
       const min = num(r['min_items']);
       const max = num(r['max_items']);
-      if (min !== undefined && list.length < min) this.report(path, `needs at least ${min} item${min === 1 ? '' : 's'}`);
+      if (min !== undefined && list.length < min)
+        this.report(path, `needs at least ${min} item${min === 1 ? '' : 's'}`);
       if (max !== undefined && list.length > max) this.report(path, `takes at most ${max} items`);
-      if (r['unique'] === true && new Set(list.map((v) => JSON.stringify(v))).size !== list.length) this.report(path, 'items must be unique');
-      if (isRules(r['items'])) list.forEach((item, i) => this.itemRules(field, field.type, item, r['items'] as Rules, childPath(path, i), false));
+      if (r['unique'] === true && new Set(list.map((v) => JSON.stringify(v))).size !== list.length)
+        this.report(path, 'items must be unique');
+      if (isRules(r['items']))
+        for (const [i, item] of list.entries())
+          this.itemRules(field, field.type, item, r['items'] as Rules, childPath(path, i), false);
       return;
     }
     this.itemRules(field, field.type, isSet ? (value as Json) : undefined, rules, path, false);
   }
 
   /** Rules for one value (a singular field, a list item, a map key or value); `undefined` = unset. */
-  private itemRules(field: protobuf.Field, kind: string, value: Json | undefined, rules: Rules, path: string, isMapKey: boolean): void {
+  private itemRules(
+    field: protobuf.Field,
+    kind: string,
+    value: Json | undefined,
+    rules: Rules,
+    path: string,
+    isMapKey: boolean,
+  ): void {
     const resolved = isMapKey ? null : field.resolvedType;
     const fail = (message: string | undefined): void => {
       if (message !== undefined) this.report(path, message);
     };
     if (resolved instanceof protobuf.Type) {
       const name = typeName(resolved);
-      const required = ['message', 'duration', 'timestamp', 'any'].some((k) => isRules(rules[k]) && (rules[k] as Rules)['required'] === true);
+      const required = ['message', 'duration', 'timestamp', 'any'].some(
+        (k) => isRules(rules[k]) && (rules[k] as Rules)['required'] === true,
+      );
       if (value === undefined) {
         if (required) this.report(path, `"${field.name}" is required`);
         return;
@@ -679,16 +849,25 @@ class Walker {
         if (isRules(r) && checked.ok) fail(this.scalarRule(wrapped, checked, r));
       } else if (name === 'google.protobuf.Duration' && isRules(rules['duration'])) {
         const seconds = parseDuration(value);
-        if (seconds !== undefined) fail(compare(seconds, rules['duration'], durationSeconds, showSeconds));
+        if (seconds !== undefined)
+          fail(compare(seconds, rules['duration'], durationSeconds, showSeconds));
       }
       return;
     }
     if (resolved instanceof protobuf.Enum) {
       const r = rules['enum'];
       if (!isRules(r)) return;
-      const numeric = value === undefined ? 0 : typeof value === 'number' ? value : typeof value === 'string' ? resolved.values[value] : undefined;
+      const numeric =
+        value === undefined
+          ? 0
+          : typeof value === 'number'
+            ? value
+            : typeof value === 'string'
+              ? resolved.values[value]
+              : undefined;
       if (numeric === undefined) return;
-      if (r['defined_only'] === true && resolved.valuesById[numeric] === undefined) this.report(path, `${numeric} is not a defined value`);
+      if (r['defined_only'] === true && resolved.valuesById[numeric] === undefined)
+        this.report(path, `${numeric} is not a defined value`);
       fail(compare(numeric, r, num, (n) => resolved.valuesById[n] ?? String(n)));
       return;
     }
@@ -702,11 +881,16 @@ class Walker {
   private scalarRule(kind: string, checked: Scalar & { ok: true }, r: Rules): string | undefined {
     const value = checked.value;
     if (kind === 'string' && typeof value === 'string') return stringRule(value, r);
-    if (kind === 'bool') return r['const'] !== undefined && value !== r['const'] ? `must be ${String(r['const'])}` : undefined;
+    if (kind === 'bool')
+      return r['const'] !== undefined && value !== r['const']
+        ? `must be ${String(r['const'])}`
+        : undefined;
     if (kind === 'bytes') {
       const length = checked.bytes ?? 0;
-      if (num(r['min_len']) !== undefined && length < (num(r['min_len']) ?? 0)) return `must be at least ${num(r['min_len'])} bytes`;
-      if (num(r['max_len']) !== undefined && length > (num(r['max_len']) ?? 0)) return `must be at most ${num(r['max_len'])} bytes`;
+      if (num(r['min_len']) !== undefined && length < (num(r['min_len']) ?? 0))
+        return `must be at least ${num(r['min_len'])} bytes`;
+      if (num(r['max_len']) !== undefined && length > (num(r['max_len']) ?? 0))
+        return `must be at most ${num(r['max_len'])} bytes`;
       return undefined;
     }
     if (typeof value !== 'number') return undefined;
@@ -738,7 +922,10 @@ export function parseEnvoyYaml(text: string): ParsedYaml {
   const problems: SchemaProblem[] = [];
   for (const error of doc.errors) {
     const at = error.linePos?.[0];
-    problems.push({ path: '$', message: `YAML${at === undefined ? '' : ` (line ${at.line}, column ${at.col})`}: ${error.message.split('\n')[0] ?? ''}` });
+    problems.push({
+      path: '$',
+      message: `YAML${at === undefined ? '' : ` (line ${at.line}, column ${at.col})`}: ${error.message.split('\n')[0] ?? ''}`,
+    });
   }
   visit(doc, {
     Scalar(key, node, ancestors) {
@@ -748,19 +935,29 @@ export function parseEnvoyYaml(text: string): ParsedYaml {
       ancestors.forEach((ancestor, i) => {
         const next = ancestors[i + 1] ?? node;
         if (isSeq(ancestor)) path = childPath(path, ancestor.items.indexOf(next as never));
-        else if (isPair(ancestor) && isScalar(ancestor.key)) path = childPath(path, String(ancestor.key.value));
+        else if (isPair(ancestor) && isScalar(ancestor.key))
+          path = childPath(path, String(ancestor.key.value));
       });
-      problems.push({ path, message: `plain "${node.value}" is a boolean to Envoy's YAML reader (yaml-cpp) but a string here: quote it or write true/false` });
+      problems.push({
+        path,
+        message: `plain "${node.value}" is a boolean to Envoy's YAML reader (yaml-cpp) but a string here: quote it or write true/false`,
+      });
     },
   });
   return { value: doc.toJS({ maxAliasCount: 100 }) as unknown, problems };
 }
 
-function walkObjects(value: unknown, path: string, visitor: (object: JsonObject, path: string) => void): void {
-  if (Array.isArray(value)) value.forEach((item, i) => walkObjects(item, childPath(path, i), visitor));
+function walkObjects(
+  value: unknown,
+  path: string,
+  visitor: (object: JsonObject, path: string) => void,
+): void {
+  if (Array.isArray(value))
+    for (const [i, item] of value.entries()) walkObjects(item, childPath(path, i), visitor);
   else if (isObject(value)) {
     visitor(value, path);
-    for (const [key, child] of Object.entries(value)) walkObjects(child, childPath(path, key), visitor);
+    for (const [key, child] of Object.entries(value))
+      walkObjects(child, childPath(path, key), visitor);
   }
 }
 
@@ -769,7 +966,8 @@ const atType = (object: JsonObject): string | undefined => {
   return typeof url === 'string' ? url.slice(url.lastIndexOf('/') + 1) : undefined;
 };
 
-export const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+export const HCM_TYPE =
+  'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const EXT_AUTHZ_TYPE = 'envoy.extensions.filters.http.ext_authz.v3.ExtAuthz';
 export const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 
@@ -787,22 +985,36 @@ export function crossCheckBootstrap(bootstrap: unknown): SchemaProblem[] {
   clusters.forEach((cluster, i) => {
     const name = isObject(cluster) ? cluster['name'] : undefined;
     if (typeof name !== 'string') return;
-    if (names.has(name)) problems.push({ path: `$.static_resources.clusters[${i}].name`, message: `cluster "${name}" is defined twice` });
+    if (names.has(name))
+      problems.push({
+        path: `$.static_resources.clusters[${i}].name`,
+        message: `cluster "${name}" is defined twice`,
+      });
     names.add(name);
   });
   const listenerNames = new Set<string>();
   (Array.isArray(resources['listeners']) ? resources['listeners'] : []).forEach((listener, i) => {
     const name = isObject(listener) ? listener['name'] : undefined;
     if (typeof name !== 'string') return;
-    if (listenerNames.has(name)) problems.push({ path: `$.static_resources.listeners[${i}].name`, message: `listener "${name}" is defined twice` });
+    if (listenerNames.has(name))
+      problems.push({
+        path: `$.static_resources.listeners[${i}].name`,
+        message: `listener "${name}" is defined twice`,
+      });
     listenerNames.add(name);
   });
   const needCluster = (name: unknown, path: string, what: string): void => {
-    if (typeof name === 'string' && !names.has(name)) problems.push({ path, message: `${what} names cluster "${name}", which is not defined` });
+    if (typeof name === 'string' && !names.has(name))
+      problems.push({ path, message: `${what} names cluster "${name}", which is not defined` });
   };
   walkObjects(bootstrap, '$', (object, path) => {
     const envoyGrpc = object['envoy_grpc'];
-    if (isObject(envoyGrpc)) needCluster(envoyGrpc['cluster_name'], `${childPath(path, 'envoy_grpc')}.cluster_name`, 'a gRPC service');
+    if (isObject(envoyGrpc))
+      needCluster(
+        envoyGrpc['cluster_name'],
+        `${childPath(path, 'envoy_grpc')}.cluster_name`,
+        'a gRPC service',
+      );
     if (atType(object) !== HCM_TYPE) return;
     const filters = Array.isArray(object['http_filters']) ? object['http_filters'] : [];
     const filterNames = new Set<string>();
@@ -810,22 +1022,40 @@ export function crossCheckBootstrap(bootstrap: unknown): SchemaProblem[] {
       if (!isObject(filter)) return;
       const name = filter['name'];
       if (typeof name !== 'string') return;
-      if (filterNames.has(name)) problems.push({ path: `${path}.http_filters[${i}].name`, message: `HTTP filter "${name}" appears twice` });
+      if (filterNames.has(name))
+        problems.push({
+          path: `${path}.http_filters[${i}].name`,
+          message: `HTTP filter "${name}" appears twice`,
+        });
       filterNames.add(name);
     });
     const last = filters[filters.length - 1];
-    const lastType = isObject(last) && isObject(last['typed_config']) ? atType(last['typed_config']) : undefined;
-    if (lastType !== ROUTER_TYPE) problems.push({ path: `${path}.http_filters`, message: 'the last HTTP filter must be the router' });
+    const lastType =
+      isObject(last) && isObject(last['typed_config']) ? atType(last['typed_config']) : undefined;
+    if (lastType !== ROUTER_TYPE)
+      problems.push({
+        path: `${path}.http_filters`,
+        message: 'the last HTTP filter must be the router',
+      });
     filters.forEach((filter, i) => {
-      if (i === filters.length - 1 || !isObject(filter) || !isObject(filter['typed_config'])) return;
-      if (atType(filter['typed_config']) === ROUTER_TYPE) problems.push({ path: `${path}.http_filters[${i}]`, message: 'the router must be the last HTTP filter: filters after it never run' });
+      if (i === filters.length - 1 || !isObject(filter) || !isObject(filter['typed_config']))
+        return;
+      if (atType(filter['typed_config']) === ROUTER_TYPE)
+        problems.push({
+          path: `${path}.http_filters[${i}]`,
+          message: 'the router must be the last HTTP filter: filters after it never run',
+        });
     });
     const routeConfig = object['route_config'];
     walkObjects(routeConfig, `${path}.route_config`, (inner, innerPath) => {
       const perFilter = inner['typed_per_filter_config'];
       if (isObject(perFilter)) {
         for (const key of Object.keys(perFilter)) {
-          if (!filterNames.has(key)) problems.push({ path: childPath(`${innerPath}.typed_per_filter_config`, key), message: `no HTTP filter named "${key}" in this connection manager: the per-route config would be ignored` });
+          if (!filterNames.has(key))
+            problems.push({
+              path: childPath(`${innerPath}.typed_per_filter_config`, key),
+              message: `no HTTP filter named "${key}" in this connection manager: the per-route config would be ignored`,
+            });
         }
       }
       const route = inner['route'];
@@ -834,7 +1064,12 @@ export function crossCheckBootstrap(bootstrap: unknown): SchemaProblem[] {
         const weighted = route['weighted_clusters'];
         if (isObject(weighted) && Array.isArray(weighted['clusters'])) {
           weighted['clusters'].forEach((c, i) => {
-            if (isObject(c)) needCluster(c['name'], `${innerPath}.route.weighted_clusters.clusters[${i}].name`, 'a route');
+            if (isObject(c))
+              needCluster(
+                c['name'],
+                `${innerPath}.route.weighted_clusters.clusters[${i}].name`,
+                'a route',
+              );
           });
         }
       }

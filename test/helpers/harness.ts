@@ -2,7 +2,11 @@ import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/config.js';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import type { OwnKeys } from '../../src/keys/own-keys.js';
-import { MemoryRegistry, type RegistryContents, emptyContents } from '../../src/registry/memory-registry.js';
+import {
+  MemoryRegistry,
+  type RegistryContents,
+  emptyContents,
+} from '../../src/registry/memory-registry.js';
 import { type RunningService, startService } from '../../src/service.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 
@@ -37,7 +41,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const logs: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
       callback();
     },
   });

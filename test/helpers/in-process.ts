@@ -13,7 +13,11 @@ import { RemoteJwks } from '../../src/keys/remote-jwks.js';
 import type { CheckInput } from '../../src/pipeline/check-input.js';
 import { type CheckDeps, check } from '../../src/pipeline/check.js';
 import type { DecisionRecord } from '../../src/pipeline/decision.js';
-import { MemoryRegistry, type RegistryContents, emptyContents } from '../../src/registry/memory-registry.js';
+import {
+  MemoryRegistry,
+  type RegistryContents,
+  emptyContents,
+} from '../../src/registry/memory-registry.js';
 
 export const OWN_ISSUER = 'urn:matryoshka:authz';
 
@@ -40,25 +44,44 @@ export function checkInput(call: CheckCall): CheckInput {
   if (call.token !== undefined) headers.set('authorization', `Bearer ${call.token}`);
   return {
     headers,
-    contextExtensions: { ...(call.sid === undefined ? {} : { sid: call.sid }), ...call.contextExtensions },
+    contextExtensions: {
+      ...(call.sid === undefined ? {} : { sid: call.sid }),
+      ...call.contextExtensions,
+    },
     sourcePrincipal: call.sourcePrincipal,
     destinationPrincipal: call.destinationPrincipal,
   };
 }
 
 export async function inProcess(
-  options: { contents?: Partial<RegistryContents>; shadow?: boolean; memo?: boolean; ownKeys?: OwnKeys; override?: (deps: CheckDeps) => Partial<CheckDeps> } = {},
+  options: {
+    contents?: Partial<RegistryContents>;
+    shadow?: boolean;
+    memo?: boolean;
+    ownKeys?: OwnKeys;
+    override?: (deps: CheckDeps) => Partial<CheckDeps>;
+  } = {},
 ): Promise<InProcess> {
   const registry = new MemoryRegistry({ ...emptyContents(), ...options.contents });
   // Replicas of one fleet share their keys: pass one instance's `ownKeys` to another.
   const ownKeys = options.ownKeys ?? (await OwnKeys.generate());
-  const remote = new RemoteJwks({ fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true }, maxAgeMs: 60_000, maxStaleMs: 60_000, cooldownMs: 0 });
+  const remote = new RemoteJwks({
+    fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true },
+    maxAgeMs: 60_000,
+    maxStaleMs: 60_000,
+    cooldownMs: 0,
+  });
   const unexpected: unknown[] = [];
   const base: CheckDeps = {
     registry,
     trust: { ownIssuer: OWN_ISSUER, registry, keys: new IssuerKeys(ownKeys, remote) },
     ownKeys,
-    limits: { maxLevels: 32, maxContainerBytes: 256 * 1024, maxTokenLength: 64 * 1024, clockSkewSeconds: 30 },
+    limits: {
+      maxLevels: 32,
+      maxContainerBytes: 256 * 1024,
+      maxTokenLength: 64 * 1024,
+      clockSkewSeconds: 30,
+    },
     mint: { issuer: OWN_ISSUER, ttlSeconds: 120, compression: 'g', compressFromDepth: 3 },
     defaultMaxDepth: 8,
     defaultServiceId: undefined,
@@ -77,7 +100,8 @@ export async function walk(p: InProcess, origin: string, sids: readonly string[]
   let token = origin;
   for (const sid of sids) {
     const record = await p.check({ token, sid });
-    if (!record.allowed || record.minted === undefined) throw new Error(`hop ${sid}: ${record.reason} ${record.detail}`);
+    if (!record.allowed || record.minted === undefined)
+      throw new Error(`hop ${sid}: ${record.reason} ${record.detail}`);
     token = record.minted.token;
   }
   return token;

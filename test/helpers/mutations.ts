@@ -4,7 +4,17 @@
  * one arbitrary serves every token and shrinking stays meaningful.
  */
 import fc from 'fast-check';
-import { B64_VARIANTS, type B64Variant, type Cmp, b64u, encodeB64, peel, replaceLevel, rewrap, withPayloadText } from './chain-surgery.js';
+import {
+  B64_VARIANTS,
+  type B64Variant,
+  type Cmp,
+  b64u,
+  encodeB64,
+  peel,
+  replaceLevel,
+  rewrap,
+  withPayloadText,
+} from './chain-surgery.js';
 
 /** Where in a string: near its start, near its end, or anywhere (edges are where codecs slip). */
 export type Pos = { readonly from: 'start' | 'end' | 'any'; readonly n: number };
@@ -16,28 +26,104 @@ export type Segment = 0 | 1 | 2;
 export type SegmentVariant = 'std' | 'pad' | 'std-pad' | 'loose-bits';
 
 export const STACK_FIELDS = ['sid', 'depth', 'fmt', 'cmp', 'container'] as const;
-export const CLAIM_FIELDS = ['iss', 'exp', 'nbf', 'iat', 'tenant_id', 'roles', 'sub', 'aud', 'auth_stack'] as const;
-export const HEADER_FIELDS = ['alg', 'kid', 'typ', 'jku', 'x5u', 'jwk', 'crit', 'b64', 'zip', 'cty'] as const;
+export const CLAIM_FIELDS = [
+  'iss',
+  'exp',
+  'nbf',
+  'iat',
+  'tenant_id',
+  'roles',
+  'sub',
+  'aud',
+  'auth_stack',
+] as const;
+export const HEADER_FIELDS = [
+  'alg',
+  'kid',
+  'typ',
+  'jku',
+  'x5u',
+  'jwk',
+  'crit',
+  'b64',
+  'zip',
+  'cty',
+] as const;
 
 /** A value for a changed field: a literal, or one derived from the token at hand. */
 export type FieldValue =
   | { readonly literal: unknown }
-  | { readonly derived: 'plus1' | 'minus1' | 'other-sid' | 'far-future' | 'own-issuer' | 'other-issuer' | 'upper' | 'stringified' };
+  | {
+      readonly derived:
+        | 'plus1'
+        | 'minus1'
+        | 'other-sid'
+        | 'far-future'
+        | 'own-issuer'
+        | 'other-issuer'
+        | 'upper'
+        | 'stringified';
+    };
 
 export type Mutation =
-  | { readonly kind: 'char'; readonly level: number; readonly seg: Segment; readonly pos: Pos; readonly ch: string }
-  | { readonly kind: 'byte'; readonly level: number; readonly seg: Segment; readonly pos: Pos; readonly mask: number }
-  | { readonly kind: 'container-byte'; readonly level: number; readonly pos: Pos; readonly mask: number }
+  | {
+      readonly kind: 'char';
+      readonly level: number;
+      readonly seg: Segment;
+      readonly pos: Pos;
+      readonly ch: string;
+    }
+  | {
+      readonly kind: 'byte';
+      readonly level: number;
+      readonly seg: Segment;
+      readonly pos: Pos;
+      readonly mask: number;
+    }
+  | {
+      readonly kind: 'container-byte';
+      readonly level: number;
+      readonly pos: Pos;
+      readonly mask: number;
+    }
   | { readonly kind: 'truncate'; readonly level: number; readonly pos: Pos }
   | { readonly kind: 'insert'; readonly level: number; readonly pos: Pos; readonly garbage: string }
   | { readonly kind: 'append'; readonly level: number; readonly garbage: string }
-  | { readonly kind: 'reencode-segment'; readonly level: number; readonly seg: Segment; readonly variant: SegmentVariant }
-  | { readonly kind: 'repack-container'; readonly level: number; readonly cmp: Cmp | 'none'; readonly variant: B64Variant }
+  | {
+      readonly kind: 'reencode-segment';
+      readonly level: number;
+      readonly seg: Segment;
+      readonly variant: SegmentVariant;
+    }
+  | {
+      readonly kind: 'repack-container';
+      readonly level: number;
+      readonly cmp: Cmp | 'none';
+      readonly variant: B64Variant;
+    }
   | { readonly kind: 'extract'; readonly level: number }
   | { readonly kind: 'reorder'; readonly order: readonly number[] }
-  | { readonly kind: 'splice'; readonly level: number; readonly donor: number; readonly donorLevel: number }
-  | { readonly kind: 'field'; readonly level: number; readonly field: string; readonly inStack: boolean; readonly edit: 'set' | 'delete' | 'duplicate'; readonly value: FieldValue }
-  | { readonly kind: 'header'; readonly level: number; readonly field: string; readonly edit: 'set' | 'delete' | 'duplicate'; readonly value: FieldValue };
+  | {
+      readonly kind: 'splice';
+      readonly level: number;
+      readonly donor: number;
+      readonly donorLevel: number;
+    }
+  | {
+      readonly kind: 'field';
+      readonly level: number;
+      readonly field: string;
+      readonly inStack: boolean;
+      readonly edit: 'set' | 'delete' | 'duplicate';
+      readonly value: FieldValue;
+    }
+  | {
+      readonly kind: 'header';
+      readonly level: number;
+      readonly field: string;
+      readonly edit: 'set' | 'delete' | 'duplicate';
+      readonly value: FieldValue;
+    };
 
 /** What the mutation may draw on besides the token itself. */
 export interface MutationContext {
@@ -58,12 +144,62 @@ const posArb: fc.Arbitrary<Pos> = fc.oneof(
   fc.record({ from: fc.constant<'end'>('end'), n: fc.nat(3) }),
   fc.record({ from: fc.constant<'any'>('any'), n: fc.nat() }),
 );
-const levelArb = fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.nat(6) });
+const levelArb = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(0) },
+  { weight: 2, arbitrary: fc.nat(6) },
+);
 const segArb = fc.constantFrom<Segment>(0, 1, 2);
-const garbageArb = fc.string({ unit: fc.constantFrom(...GARBAGE.split('')), minLength: 1, maxLength: 12 });
+const garbageArb = fc.string({
+  unit: fc.constantFrom(...GARBAGE.split('')),
+  minLength: 1,
+  maxLength: 12,
+});
 
 const literalArb: fc.Arbitrary<unknown> = fc.oneof(
-  fc.constantFrom<unknown>(null, true, false, 0, -1, 1, 2, 3, 4, 5, 1.5, 2 ** 53, -(2 ** 53), 1e308, 4102444800, '', ' ', 'JWT', 'jwt', 'JWE', 'jwe', 'JWS', 'g', 'b', 'G', 'x', 'none', 'A', 'B', 'Z', 'admin', 'acme', 'legacy', 'globex', ['admin'], ['admin', 'reader'], [], {}, { fmt: 'JWT' }, '1', '01', 'depth'),
+  fc.constantFrom<unknown>(
+    null,
+    true,
+    false,
+    0,
+    -1,
+    1,
+    2,
+    3,
+    4,
+    5,
+    1.5,
+    2 ** 53,
+    -(2 ** 53),
+    1e308,
+    4102444800,
+    '',
+    ' ',
+    'JWT',
+    'jwt',
+    'JWE',
+    'jwe',
+    'JWS',
+    'g',
+    'b',
+    'G',
+    'x',
+    'none',
+    'A',
+    'B',
+    'Z',
+    'admin',
+    'acme',
+    'legacy',
+    'globex',
+    ['admin'],
+    ['admin', 'reader'],
+    [],
+    {},
+    { fmt: 'JWT' },
+    '1',
+    '01',
+    'depth',
+  ),
   fc.string({ maxLength: 12 }),
   fc.integer(),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
@@ -74,32 +210,150 @@ const valueArb: fc.Arbitrary<FieldValue> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc
-      .constantFrom('plus1', 'minus1', 'other-sid', 'far-future', 'own-issuer', 'other-issuer', 'upper', 'stringified')
+      .constantFrom(
+        'plus1',
+        'minus1',
+        'other-sid',
+        'far-future',
+        'own-issuer',
+        'other-issuer',
+        'upper',
+        'stringified',
+      )
       .map((derived) => ({ derived }) as FieldValue),
   },
 );
-const editArb = fc.constantFrom<'set' | 'delete' | 'duplicate'>('set', 'set', 'delete', 'duplicate', 'duplicate');
+const editArb = fc.constantFrom<'set' | 'delete' | 'duplicate'>(
+  'set',
+  'set',
+  'delete',
+  'duplicate',
+  'duplicate',
+);
 
 export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('char' as const), level: levelArb, seg: segArb, pos: posArb, ch: fc.constantFrom(...GARBAGE.split('')) }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('byte' as const), level: levelArb, seg: segArb, pos: posArb, mask: fc.integer({ min: 1, max: 255 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('container-byte' as const), level: levelArb, pos: posArb, mask: fc.integer({ min: 1, max: 255 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('truncate' as const), level: levelArb, pos: posArb }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('insert' as const), level: levelArb, pos: posArb, garbage: garbageArb }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('append' as const), level: levelArb, garbage: garbageArb }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('reencode-segment' as const), level: levelArb, seg: segArb, variant: fc.constantFrom<SegmentVariant>('std', 'pad', 'std-pad', 'loose-bits') }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('repack-container' as const), level: levelArb, cmp: fc.constantFrom<Cmp | 'none'>('none', 'g', 'b'), variant: fc.constantFrom(...B64_VARIANTS) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('extract' as const), level: fc.integer({ min: 1, max: 6 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('reorder' as const), order: fc.array(fc.nat(6), { minLength: 1, maxLength: 6 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('splice' as const), level: levelArb, donor: fc.nat(), donorLevel: fc.nat(6) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('char' as const),
+      level: levelArb,
+      seg: segArb,
+      pos: posArb,
+      ch: fc.constantFrom(...GARBAGE.split('')),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('byte' as const),
+      level: levelArb,
+      seg: segArb,
+      pos: posArb,
+      mask: fc.integer({ min: 1, max: 255 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('container-byte' as const),
+      level: levelArb,
+      pos: posArb,
+      mask: fc.integer({ min: 1, max: 255 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('truncate' as const), level: levelArb, pos: posArb }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('insert' as const),
+      level: levelArb,
+      pos: posArb,
+      garbage: garbageArb,
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('append' as const),
+      level: levelArb,
+      garbage: garbageArb,
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('reencode-segment' as const),
+      level: levelArb,
+      seg: segArb,
+      variant: fc.constantFrom<SegmentVariant>('std', 'pad', 'std-pad', 'loose-bits'),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('repack-container' as const),
+      level: levelArb,
+      cmp: fc.constantFrom<Cmp | 'none'>('none', 'g', 'b'),
+      variant: fc.constantFrom(...B64_VARIANTS),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('extract' as const),
+      level: fc.integer({ min: 1, max: 6 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('reorder' as const),
+      order: fc.array(fc.nat(6), { minLength: 1, maxLength: 6 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('splice' as const),
+      level: levelArb,
+      donor: fc.nat(),
+      donorLevel: fc.nat(6),
+    }),
+  },
   {
     weight: 5,
     arbitrary: fc.oneof(
-      fc.record({ kind: fc.constant('field' as const), level: levelArb, field: fc.constantFrom(...STACK_FIELDS), inStack: fc.constant(true), edit: editArb, value: valueArb }),
-      fc.record({ kind: fc.constant('field' as const), level: levelArb, field: fc.constantFrom(...CLAIM_FIELDS), inStack: fc.constant(false), edit: editArb, value: valueArb }),
+      fc.record({
+        kind: fc.constant('field' as const),
+        level: levelArb,
+        field: fc.constantFrom(...STACK_FIELDS),
+        inStack: fc.constant(true),
+        edit: editArb,
+        value: valueArb,
+      }),
+      fc.record({
+        kind: fc.constant('field' as const),
+        level: levelArb,
+        field: fc.constantFrom(...CLAIM_FIELDS),
+        inStack: fc.constant(false),
+        edit: editArb,
+        value: valueArb,
+      }),
     ),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('header' as const), level: levelArb, field: fc.constantFrom(...HEADER_FIELDS), edit: editArb, value: valueArb }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('header' as const),
+      level: levelArb,
+      field: fc.constantFrom(...HEADER_FIELDS),
+      edit: editArb,
+      value: valueArb,
+    }),
+  },
 );
 
 /** One to three mutations applied in turn: most runs one, some compound. */
@@ -131,14 +385,25 @@ function deriveValue(value: FieldValue, current: unknown, ctx: MutationContext):
     case 'other-issuer':
       return ctx.otherIssuers.find((i) => i !== current) ?? ctx.ownIssuer;
     case 'upper':
-      return typeof current === 'string' ? (current.toUpperCase() === current ? current.toLowerCase() : current.toUpperCase()) : String(current);
+      return typeof current === 'string'
+        ? current.toUpperCase() === current
+          ? current.toLowerCase()
+          : current.toUpperCase()
+        : String(current);
     case 'stringified':
       return JSON.stringify(current ?? null);
   }
 }
 
 /** A JSON object text with one member changed, removed, or repeated (a second member of the same name). */
-function editObjectText(text: string, path: readonly string[], field: string, edit: 'set' | 'delete' | 'duplicate', value: FieldValue, ctx: MutationContext): string {
+function editObjectText(
+  text: string,
+  path: readonly string[],
+  field: string,
+  edit: 'set' | 'delete' | 'duplicate',
+  value: FieldValue,
+  ctx: MutationContext,
+): string {
   const root = JSON.parse(text) as Record<string, unknown>;
   let target: Record<string, unknown> = root;
   for (const p of path) {
@@ -151,7 +416,9 @@ function editObjectText(text: string, path: readonly string[], field: string, ed
     // Textually: the new member first or last in the object, the original one left in place.
     const member = `${JSON.stringify(field)}:${JSON.stringify(newValue ?? null)}`;
     if (path.length === 0) {
-      return text.endsWith('}') ? `${text.slice(0, -1)}${text.length > 2 ? ',' : ''}${member}}` : text;
+      return text.endsWith('}')
+        ? `${text.slice(0, -1)}${text.length > 2 ? ',' : ''}${member}}`
+        : text;
     }
     const anchor = `${JSON.stringify(path[path.length - 1])}:{`;
     const i = text.indexOf(anchor);
@@ -232,7 +499,9 @@ export function applyMutation(token: string, m: Mutation, ctx: MutationContext):
         bytes[i] = (bytes[i] as number) ^ m.mask;
         container = encodeB64(bytes, stack.variant);
       }
-      const text = level.payloadText.replace(JSON.stringify(stack.container), () => JSON.stringify(container));
+      const text = level.payloadText.replace(JSON.stringify(stack.container), () =>
+        JSON.stringify(container),
+      );
       return replace(withPayloadText(level, text));
     }
     case 'truncate':
@@ -272,7 +541,14 @@ export function applyMutation(token: string, m: Mutation, ctx: MutationContext):
     }
     case 'field': {
       if (level === undefined) return token;
-      const text = editObjectText(level.payloadText, m.inStack ? ['auth_stack'] : [], m.field, m.edit, m.value, ctx);
+      const text = editObjectText(
+        level.payloadText,
+        m.inStack ? ['auth_stack'] : [],
+        m.field,
+        m.edit,
+        m.value,
+        ctx,
+      );
       return replace(withPayloadText(level, text));
     }
     case 'header': {
@@ -289,7 +565,11 @@ export function applyMutation(token: string, m: Mutation, ctx: MutationContext):
   }
 }
 
-export function applyMutations(token: string, ms: readonly Mutation[], ctx: MutationContext): string {
+export function applyMutations(
+  token: string,
+  ms: readonly Mutation[],
+  ctx: MutationContext,
+): string {
   let current = token;
   for (const m of ms) current = applyMutation(current, m, ctx);
   return current;
@@ -299,4 +579,3 @@ export function applyMutations(token: string, ms: readonly Mutation[], ctx: Muta
 export function describeMutations(ms: readonly Mutation[]): string {
   return ms.map((m) => JSON.stringify(m)).join(' then ');
 }
-

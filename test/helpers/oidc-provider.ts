@@ -33,8 +33,14 @@ export interface TokenRequest {
 
 /** Minimal in-memory storage adapter (docs: `adapter`): the documented way to avoid the dev-adapter warning. */
 class MapAdapter {
-  private static readonly stores = new Map<string, Map<string, { payload: Record<string, unknown>; expiresAt: number | undefined }>>();
-  private readonly store: Map<string, { payload: Record<string, unknown>; expiresAt: number | undefined }>;
+  private static readonly stores = new Map<
+    string,
+    Map<string, { payload: Record<string, unknown>; expiresAt: number | undefined }>
+  >();
+  private readonly store: Map<
+    string,
+    { payload: Record<string, unknown>; expiresAt: number | undefined }
+  >;
 
   constructor(name: string) {
     let store = MapAdapter.stores.get(name);
@@ -46,7 +52,10 @@ class MapAdapter {
   }
 
   async upsert(id: string, payload: Record<string, unknown>, expiresIn?: number): Promise<void> {
-    this.store.set(id, { payload, expiresAt: typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : undefined });
+    this.store.set(id, {
+      payload,
+      expiresAt: typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : undefined,
+    });
   }
 
   async find(id: string): Promise<Record<string, unknown> | undefined> {
@@ -60,7 +69,8 @@ class MapAdapter {
   }
 
   async findByUserCode(userCode: string): Promise<Record<string, unknown> | undefined> {
-    for (const [id, entry] of this.store) if (entry.payload['userCode'] === userCode) return this.find(id);
+    for (const [id, entry] of this.store)
+      if (entry.payload['userCode'] === userCode) return this.find(id);
     return undefined;
   }
 
@@ -79,14 +89,18 @@ class MapAdapter {
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
-    for (const [id, entry] of this.store) if (entry.payload['grantId'] === grantId) this.store.delete(id);
+    for (const [id, entry] of this.store)
+      if (entry.payload['grantId'] === grantId) this.store.delete(id);
   }
 }
 
 interface ProviderInstance {
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
 }
-type ProviderConstructor = new (issuer: string, configuration: Record<string, unknown>) => ProviderInstance;
+type ProviderConstructor = new (
+  issuer: string,
+  configuration: Record<string, unknown>,
+) => ProviderInstance;
 
 /**
  * oidc-provider ships no type declarations, so it is imported by a non-literal specifier (typed
@@ -102,7 +116,11 @@ async function loadProvider(): Promise<ProviderModule> {
   const specifier: string = 'oidc-provider';
   const warn = console.warn;
   console.warn = (...args: unknown[]) => {
-    if (typeof args[0] === 'string' && args[0].includes('oidc-provider WARNING: Unsupported runtime')) return;
+    if (
+      typeof args[0] === 'string' &&
+      args[0].includes('oidc-provider WARNING: Unsupported runtime')
+    )
+      return;
     warn.apply(console, args);
   };
   try {
@@ -127,7 +145,12 @@ export class TestOidcProvider {
   static async start(): Promise<TestOidcProvider> {
     const { Provider, errors } = await loadProvider();
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-    const signingJwk = { ...(await exportJWK(privateKey)), kid: `es256-${randomBytes(6).toString('hex')}`, alg: 'ES256', use: 'sig' };
+    const signingJwk = {
+      ...(await exportJWK(privateKey)),
+      kid: `es256-${randomBytes(6).toString('hex')}`,
+      alg: 'ES256',
+      use: 'sig',
+    };
     const clientId = 'orders-worker';
     const clientSecret = randomBytes(24).toString('base64url');
 
@@ -192,17 +215,31 @@ export class TestOidcProvider {
 
     // Read discovery once to learn the endpoints the provider really publishes, then forget the
     // hits this start-up made: counts belong to the test.
-    const discovery = (await (await fetch(`${issuer}/.well-known/openid-configuration`)).json()) as {
+    const discovery = (await (
+      await fetch(`${issuer}/.well-known/openid-configuration`)
+    ).json()) as {
       issuer?: unknown;
       token_endpoint?: unknown;
       jwks_uri?: unknown;
     };
-    if (discovery.issuer !== issuer || typeof discovery.token_endpoint !== 'string' || typeof discovery.jwks_uri !== 'string') {
+    if (
+      discovery.issuer !== issuer ||
+      typeof discovery.token_endpoint !== 'string' ||
+      typeof discovery.jwks_uri !== 'string'
+    ) {
       server.close();
       throw new Error(`unexpected discovery document ${JSON.stringify(discovery)}`);
     }
     hits.clear();
-    return new TestOidcProvider(server, hits, issuer, clientId, clientSecret, discovery.token_endpoint, discovery.jwks_uri);
+    return new TestOidcProvider(
+      server,
+      hits,
+      issuer,
+      clientId,
+      clientSecret,
+      discovery.token_endpoint,
+      discovery.jwks_uri,
+    );
   }
 
   /** Times `/.well-known/openid-configuration` was requested since start. */
@@ -217,16 +254,30 @@ export class TestOidcProvider {
 
   /** A real client-credentials token request (client_secret_basic); returns the access_token. */
   async clientCredentialsToken(request: TokenRequest = {}): Promise<string> {
-    const body = new URLSearchParams({ grant_type: 'client_credentials', scope: request.scope ?? 'orders:read' });
+    const body = new URLSearchParams({
+      grant_type: 'client_credentials',
+      scope: request.scope ?? 'orders:read',
+    });
     if (request.resource !== undefined) body.set('resource', request.resource);
     // RFC 6749 §2.3.1: id and secret are form-encoded before Basic.
-    const basic = Buffer.from(`${encodeURIComponent(this.clientId)}:${encodeURIComponent(this.clientSecret)}`).toString('base64');
+    const basic = Buffer.from(
+      `${encodeURIComponent(this.clientId)}:${encodeURIComponent(this.clientSecret)}`,
+    ).toString('base64');
     const response = await fetch(this.tokenEndpoint, {
       method: 'POST',
-      headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      headers: {
+        authorization: `Basic ${basic}`,
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+      },
       body,
     });
-    const json = (await response.json()) as { access_token?: unknown; token_type?: unknown; error?: unknown; error_description?: unknown };
+    const json = (await response.json()) as {
+      access_token?: unknown;
+      token_type?: unknown;
+      error?: unknown;
+      error_description?: unknown;
+    };
     if (response.status !== 200 || typeof json.access_token !== 'string') {
       throw new Error(`token request failed: HTTP ${response.status} ${JSON.stringify(json)}`);
     }

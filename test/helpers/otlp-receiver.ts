@@ -3,7 +3,12 @@ import type { AddressInfo } from 'node:net';
 
 export interface OtlpAttribute {
   key: string;
-  value: { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
+  value: {
+    stringValue?: string;
+    intValue?: string | number;
+    boolValue?: boolean;
+    doubleValue?: number;
+  };
 }
 export interface OtlpSpan {
   traceId: string;
@@ -29,7 +34,10 @@ export class OtlpReceiver {
       req.on('end', () => {
         if (req.method === 'POST' && req.url === '/v1/traces' && self) {
           const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-            resourceSpans?: Array<{ resource?: Record<string, unknown>; scopeSpans?: Array<{ spans?: OtlpSpan[] }> }>;
+            resourceSpans?: Array<{
+              resource?: Record<string, unknown>;
+              scopeSpans?: Array<{ spans?: OtlpSpan[] }>;
+            }>;
           };
           for (const rs of body.resourceSpans ?? []) {
             if (rs.resource) self.resources.push(rs.resource);
@@ -56,7 +64,10 @@ export class OtlpReceiver {
   }
 }
 
-export function attribute(span: { attributes?: OtlpAttribute[] }, key: string): string | number | boolean | undefined {
+export function attribute(
+  span: { attributes?: OtlpAttribute[] },
+  key: string,
+): string | number | boolean | undefined {
   const value = span.attributes?.find((a) => a.key === key)?.value;
   if (value === undefined) return undefined;
   if (value.intValue !== undefined) return Number(value.intValue);

@@ -6,12 +6,19 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const MAIN = join(ROOT, 'dist/src/cli/main.js');
-export const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+export const scripts = (
+  JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  }
+).scripts;
 
 const baseEnv = (): Record<string, string> => ({ PATH: process.env['PATH'] ?? '' });
 
 /** Run the CLI to completion. */
-export function runCli(args: string[], options: { input?: string; env?: Record<string, string> } = {}) {
+export function runCli(
+  args: string[],
+  options: { input?: string; env?: Record<string, string> } = {},
+) {
   const result = spawnSync(process.execPath, [MAIN, ...args], {
     input: options.input ?? '',
     env: { ...baseEnv(), ...options.env },
@@ -35,13 +42,25 @@ export interface ServeOptions {
 }
 
 /** Start `serve` exactly as `npm start` does (after its build step) and wait for the ports it logs. */
-export function spawnServe(env: Record<string, string>, options: ServeOptions = {}): Promise<Served> {
+export function spawnServe(
+  env: Record<string, string>,
+  options: ServeOptions = {},
+): Promise<Served> {
   const [node, script, ...args] = (scripts['start'] ?? '').split(' ');
   assert.equal(node, 'node');
   const command = [process.execPath, join(ROOT, script ?? ''), ...args];
-  const [file, ...argv] = options.fdLimit === undefined ? command : ['prlimit', `--nofile=${options.fdLimit}:${options.fdLimit}`, ...command];
+  const [file, ...argv] =
+    options.fdLimit === undefined
+      ? command
+      : ['prlimit', `--nofile=${options.fdLimit}:${options.fdLimit}`, ...command];
   const child = spawn(file ?? process.execPath, argv, {
-    env: { ...baseEnv(), MATRYOSHKA_GRPC_PORT: '0', MATRYOSHKA_HTTP_PORT: '0', MATRYOSHKA_HOST: '127.0.0.1', ...env },
+    env: {
+      ...baseEnv(),
+      MATRYOSHKA_GRPC_PORT: '0',
+      MATRYOSHKA_HTTP_PORT: '0',
+      MATRYOSHKA_HOST: '127.0.0.1',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Array<Record<string, unknown>> = [];
@@ -56,14 +75,19 @@ export function spawnServe(env: Record<string, string>, options: ServeOptions = 
     const timer = setTimeout(() => reject(new Error('serve did not log its ports')), 15_000);
     child.stdout?.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
         const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
         buffered = buffered.slice(nl + 1);
         lines.push(line);
         if (line['msg'] === 'matryoshka-authz serving') {
           clearTimeout(timer);
-          resolve({ child, lines, grpcPort: line['grpc_port'] as number, httpPort: line['http_port'] as number, stop });
+          resolve({
+            child,
+            lines,
+            grpcPort: line['grpc_port'] as number,
+            httpPort: line['http_port'] as number,
+            stop,
+          });
         }
       }
     });
@@ -75,7 +99,11 @@ export function spawnServe(env: Record<string, string>, options: ServeOptions = 
 }
 
 /** Poll `probe` until it returns true or `timeoutMs` passes; returns how long it took. */
-export async function eventually(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
+export async function eventually(
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<number> {
   const started = Date.now();
   for (;;) {
     if (await probe()) return Date.now() - started;

@@ -6,13 +6,19 @@ import type { IssuerRecord, ServicePolicy, TenantPolicy } from '../../src/regist
 import { parseIssuer, parseService, parseTenant } from '../../src/registry/records.js';
 
 /** Records built through the same parsers the registry file and CLI use. */
-export const issuer = (raw: Record<string, unknown>): IssuerRecord => parseIssuer(raw, 'test', true);
-export const tenant = (name: string, raw: Record<string, unknown> = {}): TenantPolicy => parseTenant(name, raw, `tenants.${name}`);
-export const service = (sid: string, raw: Record<string, unknown> = {}): ServicePolicy => parseService(sid, raw, `services.${sid}`);
+export const issuer = (raw: Record<string, unknown>): IssuerRecord =>
+  parseIssuer(raw, 'test', true);
+export const tenant = (name: string, raw: Record<string, unknown> = {}): TenantPolicy =>
+  parseTenant(name, raw, `tenants.${name}`);
+export const service = (sid: string, raw: Record<string, unknown> = {}): ServicePolicy =>
+  parseService(sid, raw, `services.${sid}`);
 
 /** A registry file (embedded mode) registering one local issuer for tenant acme; returns its path. */
 export function registryFile(idp: LocalIssuer): string {
   const dir = mkdtempSync(join(tmpdir(), 'matryoshka-registry-'));
-  writeFileSync(join(dir, 'registry.yaml'), `issuers:\n  - issuer: ${idp.issuer}\n    tenant: acme\n    jwks_uri: ${idp.jwksUri}\n`);
+  writeFileSync(
+    join(dir, 'registry.yaml'),
+    `issuers:\n  - issuer: ${idp.issuer}\n    tenant: acme\n    jwks_uri: ${idp.jwksUri}\n`,
+  );
   return join(dir, 'registry.yaml');
 }

@@ -39,14 +39,33 @@ export class RedisServer {
   async start(): Promise<void> {
     // Append-only with fsync on every write, in our own temp dir: a restart after SIGKILL keeps the
     // registry, as a production Redis with persistence would.
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir];
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--dir',
+      this.dir,
+    ];
     const child = spawn('redis-server', args, {
       stdio: 'ignore',
     });
     this.child = child;
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const probe = new Redis({ port: this.port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, enableOfflineQueue: false });
+      const probe = new Redis({
+        port: this.port,
+        host: '127.0.0.1',
+        lazyConnect: true,
+        retryStrategy: () => null,
+        enableOfflineQueue: false,
+      });
       probe.on('error', () => undefined);
       try {
         await probe.connect();
@@ -55,7 +74,8 @@ export class RedisServer {
         return;
       } catch {
         probe.disconnect();
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not start`);
+        if (child.exitCode !== null || Date.now() > deadline)
+          throw new Error(`redis-server on ${this.port} did not start`);
         await new Promise((r) => setTimeout(r, 50));
       }
     }

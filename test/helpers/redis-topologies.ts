@@ -27,7 +27,15 @@ async function sleep(ms: number): Promise<void> {
 
 /** Ask one server something over a short-lived connection; undefined when it does not answer (yet). */
 async function ask(port: number, command: string[], extra: RedisOptions = {}): Promise<unknown> {
-  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, enableOfflineQueue: false, connectTimeout: 1000, ...extra });
+  const client = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+    connectTimeout: 1000,
+    ...extra,
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -40,7 +48,12 @@ async function ask(port: number, command: string[], extra: RedisOptions = {}): P
   }
 }
 
-async function until(what: string, timeoutMs: number, probe: () => Promise<boolean>, alive: () => boolean = () => true): Promise<void> {
+async function until(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean>,
+  alive: () => boolean = () => true,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await probe()) return;
@@ -109,21 +122,47 @@ export class RedisClusterServers {
     try {
       for (const port of ports) {
         processes.spawn([
-          '--port', String(port),
-          '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(processes.dir, `nodes-${port}.conf`),
-          '--cluster-node-timeout', '2000',
+          '--port',
+          String(port),
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(processes.dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout',
+          '2000',
           ...NO_PERSISTENCE,
-          '--dir', processes.dir,
+          '--dir',
+          processes.dir,
         ]);
       }
       for (const port of ports) {
-        await until(`cluster node ${port} up`, 10_000, async () => (await ask(port, ['PING'])) === 'PONG', () => processes.alive());
+        await until(
+          `cluster node ${port} up`,
+          10_000,
+          async () => (await ask(port, ['PING'])) === 'PONG',
+          () => processes.alive(),
+        );
       }
-      await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+      await run(
+        'redis-cli',
+        [
+          '--cluster',
+          'create',
+          ...ports.map((p) => `127.0.0.1:${p}`),
+          '--cluster-replicas',
+          '0',
+          '--cluster-yes',
+        ],
+        { timeout: 30_000 },
+      );
       await until('cluster_state:ok on every node', 15_000, async () => {
         const infos = await Promise.all(ports.map((p) => ask(p, ['CLUSTER', 'INFO'])));
-        return infos.every((info) => typeof info === 'string' && info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${masters}`));
+        return infos.every(
+          (info) =>
+            typeof info === 'string' &&
+            info.includes('cluster_state:ok') &&
+            info.includes(`cluster_known_nodes:${masters}`),
+        );
       });
       return cluster;
     } catch (error) {
@@ -135,7 +174,10 @@ export class RedisClusterServers {
 
   /** `redis+cluster://` naming two of the three nodes: the client discovers the third. */
   get url(): string {
-    return `redis+cluster://${this.ports.slice(0, 2).map((p) => `127.0.0.1:${p}`).join(',')}`;
+    return `redis+cluster://${this.ports
+      .slice(0, 2)
+      .map((p) => `127.0.0.1:${p}`)
+      .join(',')}`;
   }
 
   /** A plain connection to one node (CLUSTER KEYSLOT, CLUSTER NODES, …). */
@@ -166,7 +208,12 @@ export class RedisSentinelServers {
     const setup = new RedisSentinelServers(processes, masterPort, sentinelPort);
     try {
       processes.spawn(['--port', String(masterPort), ...NO_PERSISTENCE, '--dir', processes.dir]);
-      await until(`master ${masterPort} up`, 10_000, async () => (await ask(masterPort, ['PING'])) === 'PONG', () => processes.alive());
+      await until(
+        `master ${masterPort} up`,
+        10_000,
+        async () => (await ask(masterPort, ['PING'])) === 'PONG',
+        () => processes.alive(),
+      );
       // Sentinel rewrites its config file: it must be a writable file of its own.
       const conf = join(processes.dir, 'sentinel.conf');
       writeFileSync(
@@ -182,10 +229,19 @@ export class RedisSentinelServers {
         ].join('\n'),
       );
       processes.spawn([conf, '--sentinel']);
-      await until('sentinel knows the master', 10_000, async () => {
-        const addr = await ask(sentinelPort, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', setup.masterName]);
-        return Array.isArray(addr) && addr[0] === '127.0.0.1' && addr[1] === String(masterPort);
-      }, () => processes.alive());
+      await until(
+        'sentinel knows the master',
+        10_000,
+        async () => {
+          const addr = await ask(sentinelPort, [
+            'SENTINEL',
+            'GET-MASTER-ADDR-BY-NAME',
+            setup.masterName,
+          ]);
+          return Array.isArray(addr) && addr[0] === '127.0.0.1' && addr[1] === String(masterPort);
+        },
+        () => processes.alive(),
+      );
       return setup;
     } catch (error) {
       const output = processes.output();
@@ -233,23 +289,83 @@ export class RedisTlsServer {
     const file = (name: string) => join(dir, name);
     try {
       const openssl = (...args: string[]) => run('openssl', args, { cwd: dir, timeout: 20_000 });
-      await openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '1', '-subj', '/CN=matryoshka test CA');
-      await openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', '/CN=127.0.0.1');
-      writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n');
-      await openssl('x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-out', file('server.pem'), '-days', '1', '-extfile', file('server.ext'));
+      await openssl(
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        file('ca.key'),
+        '-out',
+        file('ca.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=matryoshka test CA',
+      );
+      await openssl(
+        'req',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        file('server.key'),
+        '-out',
+        file('server.csr'),
+        '-subj',
+        '/CN=127.0.0.1',
+      );
+      writeFileSync(
+        file('server.ext'),
+        'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n',
+      );
+      await openssl(
+        'x509',
+        '-req',
+        '-in',
+        file('server.csr'),
+        '-CA',
+        file('ca.pem'),
+        '-CAkey',
+        file('ca.key'),
+        '-CAcreateserial',
+        '-out',
+        file('server.pem'),
+        '-days',
+        '1',
+        '-extfile',
+        file('server.ext'),
+      );
       const [port] = (await freePorts(1)) as [number];
       const server = new RedisTlsServer(processes, port, file('ca.pem'));
       processes.spawn([
-        '--port', '0',
-        '--tls-port', String(port),
-        '--tls-cert-file', file('server.pem'),
-        '--tls-key-file', file('server.key'),
-        '--tls-ca-cert-file', file('ca.pem'),
-        '--tls-auth-clients', 'no',
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--tls-cert-file',
+        file('server.pem'),
+        '--tls-key-file',
+        file('server.key'),
+        '--tls-ca-cert-file',
+        file('ca.pem'),
+        '--tls-auth-clients',
+        'no',
         ...NO_PERSISTENCE,
-        '--dir', dir,
+        '--dir',
+        dir,
       ]);
-      await until(`TLS redis ${port} up`, 10_000, async () => (await ask(port, ['PING'], { tls: server.tlsOptions() })) === 'PONG', () => processes.alive());
+      await until(
+        `TLS redis ${port} up`,
+        10_000,
+        async () => (await ask(port, ['PING'], { tls: server.tlsOptions() })) === 'PONG',
+        () => processes.alive(),
+      );
       return server;
     } catch (error) {
       const output = processes.output();

@@ -2,13 +2,21 @@ import { CompactSign, decodeJwt } from 'jose';
 import { inspectChain } from '../../src/chain/inspect.js';
 
 /** Claims of a token, unverified (the test already knows where it came from). */
-export const claims = (token: string): Record<string, unknown> => decodeJwt(token) as Record<string, unknown>;
+export const claims = (token: string): Record<string, unknown> =>
+  decodeJwt(token) as Record<string, unknown>;
 
-export const authStack = (token: string): Record<string, unknown> => claims(token)['auth_stack'] as Record<string, unknown>;
+export const authStack = (token: string): Record<string, unknown> =>
+  claims(token)['auth_stack'] as Record<string, unknown>;
 
 /** Sign arbitrary bytes as a JWS: for tokens a well-behaved library would refuse to produce. */
-export async function signRaw(header: Record<string, unknown>, payload: Record<string, unknown> | string, key: Parameters<CompactSign['sign']>[0]): Promise<string> {
-  const bytes = new TextEncoder().encode(typeof payload === 'string' ? payload : JSON.stringify(payload));
+export async function signRaw(
+  header: Record<string, unknown>,
+  payload: Record<string, unknown> | string,
+  key: Parameters<CompactSign['sign']>[0],
+): Promise<string> {
+  const bytes = new TextEncoder().encode(
+    typeof payload === 'string' ? payload : JSON.stringify(payload),
+  );
   return new CompactSign(bytes).setProtectedHeader(header as { alg: string }).sign(key);
 }
 

@@ -37,7 +37,11 @@ export function encodeCheckRequest(root: protobuf.Root, json: unknown): Uint8Arr
 }
 
 /** Call Check with raw bytes and decode the answer with protobufjs: no proto-loader on the client side. */
-export function checkRaw(address: string, bytes: Uint8Array, root: protobuf.Root): Promise<Record<string, unknown>> {
+export function checkRaw(
+  address: string,
+  bytes: Uint8Array,
+  root: protobuf.Root,
+): Promise<Record<string, unknown>> {
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   const responseType = root.lookupType('envoy.service.auth.v3.CheckResponse');
   return new Promise((resolve, reject) => {
@@ -49,7 +53,14 @@ export function checkRaw(address: string, bytes: Uint8Array, root: protobuf.Root
       (error, response) => {
         client.close();
         if (error || response === undefined) return reject(error ?? new Error('no response'));
-        resolve(responseType.toObject(responseType.decode(response), { enums: String, longs: String, defaults: false, oneofs: true }));
+        resolve(
+          responseType.toObject(responseType.decode(response), {
+            enums: String,
+            longs: String,
+            defaults: false,
+            oneofs: true,
+          }),
+        );
       },
     );
   });
