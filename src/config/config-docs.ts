@@ -9,7 +9,10 @@ const cell = (text: string): string => text.replace(/\s*\n\s*/g, ' ').replace(/\
  * what the service reads. A test compares the committed file with this output.
  */
 export function renderConfigDocs(): string {
-  const rows = CONFIG_VARIABLES.map((v) => `| \`${v.name}\` | ${v.default === undefined ? 'unset' : `\`${cell(v.default)}\``} | ${cell(v.description)} |`);
+  const rows = CONFIG_VARIABLES.map(
+    (v) =>
+      `| \`${v.name}\` | ${v.default === undefined ? 'unset' : `\`${cell(v.default)}\``} | ${cell(v.description)} |`,
+  );
   return [
     '# Configuration reference',
     '',
