@@ -209,6 +209,60 @@ describe('time, audience and level rules of the chain walk', () => {
   });
 });
 
+describe('a key its IdP withdraws', () => {
+  it('stops verifying tokens it signed, even those the memo remembers', async () => {
+    const idp = await LocalIssuer.start();
+    try {
+      const registry = new MemoryRegistry({
+        issuers: [
+          parseIssuer(
+            { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
+            'issuer',
+            true,
+          ),
+        ],
+        tenants: [],
+        services: [],
+        principals: {},
+      });
+      const ownKeys = await OwnKeys.generate();
+      const remote = new RemoteJwks({
+        fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true },
+        maxAgeMs: 60_000,
+        maxStaleMs: 60_000,
+        cooldownMs: 0,
+      });
+      const deps: OpenChainDeps = {
+        trust: { ownIssuer: OWN_ISSUER, registry, keys: new IssuerKeys(ownKeys, remote) },
+        ownKeys,
+        limits: {
+          maxLevels: 16,
+          maxContainerBytes: 256 * 1024,
+          maxTokenLength: 256 * 1024,
+          clockSkewSeconds: 30,
+        },
+        now: () => Math.floor(Date.now() / 1000),
+        memo: new ChainMemo(100),
+      };
+      const old = await idp.mint({ sub: 'alice' });
+      assert.equal((await openChain(old, deps)).verifiedHere, 1);
+      assert.equal((await openChain(old, deps)).verifiedHere, 0, 'remembered');
+      const oldKid = idp.currentKid;
+      await idp.rotate();
+      idp.withdraw(oldKid);
+      // A token of the new key makes this replica fetch the set the IdP now publishes.
+      assert.equal(await reasonOf(openChain(await idp.mint({ sub: 'bob' }), deps)), 'allowed');
+      assert.equal(
+        await reasonOf(openChain(old, deps)),
+        'bad_signature',
+        'the withdrawn key no longer vouches, memo or not',
+      );
+    } finally {
+      await idp.stop();
+    }
+  });
+});
+
 describe('a route bound to a tenant, reached by a chain several hops deep', () => {
   let acme: LocalIssuer;
   let h: Harness;

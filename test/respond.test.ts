@@ -32,7 +32,7 @@ function chainOfDepth(depth: number): Chain {
     sids: [],
     verifiedHere: 1,
     keyCacheMiss: false,
-    registryVersion: 0,
+    trustVersion: 0,
   };
 }
 

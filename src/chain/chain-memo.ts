@@ -6,7 +6,7 @@ import type { VerifiedLevel } from './types.js';
 export interface MemoizedChain {
   readonly levels: readonly VerifiedLevel[];
   readonly sealed: boolean;
-  readonly registryVersion: number;
+  readonly trustVersion: number;
 }
 
 /** Entries whose levels carry no `exp` still go after this long. */
@@ -25,7 +25,8 @@ const DEFAULT_TTL_MS = 10 * 60_000;
  *
  * Only fully verified chains go in (after verification, or at mint: what we wrap we have just
  * verified). An entry expires with its outermost level, and is ignored once the registry changes
- * (an issuer removed must not keep working through the memo). Bounded in entries; levels hold no
+ * or an issuer key is withdrawn (an issuer removed, or a key its IdP no longer publishes, must not
+ * keep working through the memo). Bounded in entries; levels hold no
  * token text, so an entry is a few hundred bytes per level.
  */
 export class ChainMemo {
@@ -56,9 +57,9 @@ export class ChainMemo {
     return `jti:${jti}`;
   }
 
-  get(key: string, registryVersion: number): MemoizedChain | undefined {
+  get(key: string, trustVersion: number): MemoizedChain | undefined {
     const entry = this.cache.get(key);
-    return entry?.registryVersion === registryVersion ? entry : undefined;
+    return entry?.trustVersion === trustVersion ? entry : undefined;
   }
 
   /** `expiresAt` (epoch seconds): after it, the outermost level can be neither used nor wrapped. */
@@ -66,7 +67,7 @@ export class ChainMemo {
     key: string,
     levels: readonly VerifiedLevel[],
     sealed: boolean,
-    registryVersion: number,
+    trustVersion: number,
     expiresAt: number | undefined,
   ): void {
     const ttl =
@@ -74,7 +75,7 @@ export class ChainMemo {
         ? DEFAULT_TTL_MS
         : Math.min(DEFAULT_TTL_MS, expiresAt * 1000 - Date.now());
     if (ttl <= 0) return;
-    this.cache.set(key, { levels, sealed, registryVersion }, { ttl });
+    this.cache.set(key, { levels, sealed, trustVersion }, { ttl });
   }
 
   /**
@@ -90,14 +91,14 @@ export class ChainMemo {
     level: VerifiedLevel,
     inside: readonly VerifiedLevel[],
     sealed: boolean,
-    registryVersion: number,
+    trustVersion: number,
   ): void {
-    this.set(this.key(token), [...inside, level], sealed, registryVersion, level.exp);
+    this.set(this.key(token), [...inside, level], sealed, trustVersion, level.exp);
     this.set(
       ChainMemo.mintedKey(jti),
       inside,
       sealed,
-      registryVersion,
+      trustVersion,
       inside[inside.length - 1]?.exp,
     );
   }

@@ -45,13 +45,15 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   const { limits, memo } = deps;
   if (token.length > limits.maxTokenLength)
     deny('stack_too_large', `token of ${token.length} characters`);
-  const registryVersion = deps.trust.registry.version();
+  // Registry and issuer keys as they are now: a change to either (an issuer removed, a key
+  // withdrawn by its IdP) makes everything remembered under an older value stale.
+  const trustVersion = deps.trust.registry.version() + deps.trust.keys.version;
   const tokenKey = memo?.key(token);
-  const seen = tokenKey === undefined ? undefined : memo?.get(tokenKey, registryVersion);
+  const seen = tokenKey === undefined ? undefined : memo?.get(tokenKey, trustVersion);
   if (seen !== undefined) {
     const outer = seen.levels[seen.levels.length - 1] as VerifiedLevel;
     checkTime(outer, true, deps.now(), undefined, limits.clockSkewSeconds, 'malformed_token');
-    return toChain(seen.levels, seen.sealed, 0, false, registryVersion);
+    return toChain(seen.levels, seen.sealed, 0, false, trustVersion);
   }
 
   const opened: OpenedLevel[] = [];
@@ -81,12 +83,12 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     referenceTime = times.iat ?? referenceTime;
     enclosingIat = times.iat;
 
-    below = memo === undefined ? undefined : mintedBelow(memo, jws, signer, registryVersion);
+    below = memo === undefined ? undefined : mintedBelow(memo, jws, signer, trustVersion);
     if (below !== undefined) break;
     let innerKey: string | undefined;
     if (memo !== undefined && stack.cmp === undefined && stack.fmt === 'JWT') {
       innerKey = memo.key(stack.container);
-      below = memo.get(innerKey, registryVersion);
+      below = memo.get(innerKey, trustVersion);
       if (below !== undefined) break;
     }
     let inner = denying(malformed, () => unpackContainer(stack, limits.maxContainerBytes));
@@ -107,7 +109,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     // verified: this one may know that token by its text, sparing its parse and verification.
     if (memo !== undefined && signer.own && (stack.cmp !== undefined || stack.fmt === 'JWE')) {
       innerKey = memo.key(inner);
-      below = memo.get(innerKey, registryVersion);
+      below = memo.get(innerKey, trustVersion);
       if (below !== undefined) break;
     }
     textKeys[opened.length] = innerKey;
@@ -130,10 +132,10 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     sealed,
     opened.length,
     opened.some((l) => l.signer.keysRefreshed),
-    registryVersion,
+    trustVersion,
   );
   if (memo !== undefined && tokenKey !== undefined) {
-    memo.set(tokenKey, levels, sealed, registryVersion, chain.outer.exp);
+    memo.set(tokenKey, levels, sealed, trustVersion, chain.outer.exp);
     const base = below?.levels.length ?? 0;
     for (let i = 1; i < opened.length; i++) {
       const key = textKeys[i];
@@ -143,7 +145,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
         key,
         levels.slice(0, top + 1),
         sealed,
-        registryVersion,
+        trustVersion,
         (levels[top] as VerifiedLevel).exp,
       );
     }
@@ -161,11 +163,11 @@ function mintedBelow(
   memo: ChainMemo,
   level: CompactJws,
   signer: TrustedSigner,
-  registryVersion: number,
+  trustVersion: number,
 ): MemoizedChain | undefined {
   const jti = level.payload['jti'];
   if (!signer.own || typeof jti !== 'string' || jti.length === 0) return undefined;
-  return memo.get(ChainMemo.mintedKey(jti), registryVersion);
+  return memo.get(ChainMemo.mintedKey(jti), trustVersion);
 }
 
 /** Only we, and foreign minters for the sids they are registered for, may wrap a chain. */
@@ -284,7 +286,7 @@ function toChain(
   sealed: boolean,
   verifiedHere: number,
   keyCacheMiss: boolean,
-  registryVersion: number,
+  trustVersion: number,
 ): Chain {
   const outer = levels[levels.length - 1] as VerifiedLevel;
   const sids = levels.flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
@@ -296,6 +298,6 @@ function toChain(
     sids,
     verifiedHere,
     keyCacheMiss,
-    registryVersion,
+    trustVersion,
   };
 }

@@ -54,10 +54,10 @@ export interface Chain {
   /** Verifying it needed issuer keys that were not in memory. */
   readonly keyCacheMiss: boolean;
   /**
-   * The registry version read before any level was verified. Whatever is remembered about this
-   * chain (the memo, the token minted around it) is filed under it, never under a later version:
-   * a registry change during verification (an issuer removed while its keys were being fetched)
-   * must make that memory stale at once.
+   * The trust version (registry and issuer keys) read before any level was verified. Whatever is
+   * remembered about this chain (the memo, the token minted around it) is filed under it, never
+   * under a later one: a change during verification (an issuer removed while its keys were being
+   * fetched, a key withdrawn) must make that memory stale at once.
    */
-  readonly registryVersion: number;
+  readonly trustVersion: number;
 }

@@ -93,6 +93,11 @@ export class LocalIssuer {
     return kid;
   }
 
+  /** Stop publishing a key (an IdP retiring a compromised key); tokens it signed must stop verifying. */
+  withdraw(kid: string): void {
+    this.keys = this.keys.filter((k) => k.kid !== kid);
+  }
+
   /** A client token: `sub`, `roles` and whatever else is given; lifetime `ttl` seconds. */
   async mint(
     claims: JWTPayload & { sub: string },

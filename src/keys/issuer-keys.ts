@@ -33,6 +33,11 @@ export class IssuerKeys {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
+  /** Changes whenever an issuer key we held is withdrawn (see RemoteJwks.version). */
+  get version(): number {
+    return this.remote.version;
+  }
+
   async ownKey(kid: string | undefined, alg: string): Promise<KeyChoice> {
     const key = await this.own.findVerifyingKey(kid);
     return { keys: key !== undefined && key.alg === alg ? [key.publicKey] : [], refreshed: false };

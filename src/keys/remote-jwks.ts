@@ -75,6 +75,12 @@ function readJwks(doc: unknown, url: string): unknown[] {
 const knows = (set: KeySet, kid: string | undefined): boolean =>
   kid === undefined || set.refusedKids.has(kid) || set.keys.some((k) => k.jwk.kid === kid);
 
+/** One key in two sets: the same `kid`, or for keys without one, the same public material. */
+const sameKey = (a: PublishedKey, b: PublishedKey): boolean =>
+  a.jwk.kid !== undefined || b.jwk.kid !== undefined
+    ? a.jwk.kid === b.jwk.kid
+    : a.key.equals(b.key);
+
 /** What the fleet shares: the entries as published, so every replica vets (and reports) the same keys. */
 const toShared = (set: KeySet): SharedKeySet => ({ keys: set.published, fetchedAt: set.fetchedAt });
 
@@ -87,6 +93,7 @@ const toShared = (set: KeySet): SharedKeySet => ({ keys: set.published, fetchedA
  */
 export class RemoteJwks {
   private readonly states = new Map<string, IssuerState>();
+  private withdrawals = 0;
   private readonly now: () => number;
 
   constructor(private readonly options: RemoteJwksOptions) {
@@ -139,7 +146,15 @@ export class RemoteJwks {
 
   /** Forget an issuer's keys (it was removed from the registry or its jwks_uri changed). */
   forget(issuer: string): void {
-    this.states.delete(issuer);
+    if (this.states.delete(issuer)) this.withdrawals++;
+  }
+
+  /**
+   * Grows whenever a key we held is withdrawn (an IdP stopped publishing it, or its issuer was
+   * forgotten): what was verified with such a key must be verified again, not answered from memory.
+   */
+  get version(): number {
+    return this.withdrawals;
   }
 
   private stateOf(issuer: string): IssuerState {
@@ -197,6 +212,8 @@ export class RemoteJwks {
 
   /** `set` becomes the issuer's keys; its refusals not reported for the previous set are reported now. */
   private adopt(issuer: string, state: IssuerState, set: KeySet): void {
+    const held = state.current?.keys ?? [];
+    if (held.some((old) => !set.keys.some((k) => sameKey(k, old)))) this.withdrawals++;
     state.current = set;
     const ids = new Set(set.refusals.map((r) => r.id));
     for (const refusal of set.refusals)

@@ -302,7 +302,7 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     minted.level,
     chain.levels,
     chain.sealed,
-    chain.registryVersion,
+    chain.trustVersion,
   );
   draft.minted = minted;
 }
