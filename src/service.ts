@@ -12,7 +12,7 @@ import { buildCheckResponse } from './pipeline/respond.js';
 import { MemoryRegistry } from './registry/memory-registry.js';
 import { startRedisBackend } from './fleet/redis-backend.js';
 import type { RegistryReader } from './registry/registry.js';
-import { loadRegistryFile } from './registry/registry-file.js';
+import { FileRegistry } from './registry/file-registry.js';
 import { CheckHandler } from './server/check-handler.js';
 import { type CheckRequestMessage, toCheckInput } from './server/check-request.js';
 import { type RunningGrpcServer, startGrpcServer } from './server/grpc-server.js';
@@ -37,15 +37,38 @@ export interface RunningService {
   readonly ownKeys: OwnKeys;
   readonly health: HealthState;
   readonly metrics: AuthzMetrics;
+  /** Read the registry file again now (SIGHUP); no-op without one. */
+  reloadRegistry(): void;
   /** Health turns NOT_SERVING, in-flight checks finish (up to `graceMs`), servers close. */
   close(graceMs?: number): Promise<void>;
 }
 
-function embeddedRegistry(config: Config, logger: Logger): RegistryReader {
+/** The embedded registry: the file named by MATRYOSHKA_REGISTRY_FILE (followed), else empty. */
+function embeddedRegistry(
+  config: Config,
+  logger: Logger,
+  metrics: AuthzMetrics,
+  forget: (issuers: string[]) => void,
+): MemoryRegistry | FileRegistry {
   if (config.registryFile === undefined) return new MemoryRegistry();
-  const registry = new MemoryRegistry(
-    loadRegistryFile(config.registryFile, config.allowInsecureIssuers),
-  );
+  const registry = new FileRegistry(config.registryFile, {
+    allowInsecureIssuers: config.allowInsecureIssuers,
+    pollMs: config.registryPollMs,
+    onReloaded: (issuers, why) => {
+      forget(issuers);
+      logger.info(
+        { file: config.registryFile, why, changed_issuers: issuers.length },
+        'registry reloaded',
+      );
+    },
+    onInvalid: (problem, why) => {
+      metrics.recordRegistryReloadFailure('file');
+      logger.error(
+        { file: config.registryFile, why, problem },
+        'registry file invalid; keeping the last good registry',
+      );
+    },
+  });
   logger.info(
     {
       file: config.registryFile,
@@ -53,6 +76,7 @@ function embeddedRegistry(config: Config, logger: Logger): RegistryReader {
     },
     'registry loaded',
   );
+  registry.start();
   return registry;
 }
 
@@ -70,16 +94,21 @@ export async function startService(
   // The key cache is built before the registry so that registry changes can drop stale keys.
   const metrics = new AuthzMetrics(process.env['OTEL_SERVICE_NAME'] || 'matryoshka-authz');
   let remote: RemoteJwks | undefined;
+  const forget = (issuers: string[]): void => {
+    for (const i of issuers) remote?.forget(i);
+  };
   const redis =
     overrides.registry === undefined && config.redisUrl !== undefined
       ? startRedisBackend(config, config.redisUrl, ownKeys, logger, {
-          onIssuersChanged: (issuers) => {
-            for (const i of issuers) remote?.forget(i);
-          },
+          onIssuersChanged: (issuers) => forget(issuers),
           onError: (kind) => metrics.recordRedisError(kind),
         })
       : undefined;
-  const registry = overrides.registry ?? redis?.registry ?? embeddedRegistry(config, logger);
+  const file =
+    overrides.registry === undefined && redis === undefined
+      ? embeddedRegistry(config, logger, metrics, forget)
+      : undefined;
+  const registry = overrides.registry ?? redis?.registry ?? (file as RegistryReader);
   remote = new RemoteJwks({
     maxAgeMs: config.jwksMaxAgeSeconds * 1000,
     maxStaleMs: config.jwksMaxStaleSeconds * 1000,
@@ -204,6 +233,9 @@ export async function startService(
     ownKeys,
     health,
     metrics,
+    reloadRegistry: () => {
+      if (file instanceof FileRegistry) file.reload('signal');
+    },
     close: (graceMs = config.shutdownGraceMs) => {
       closing ??= (async () => {
         // Watchers hear NOT_SERVING first; their streams then end so they do not hold up the drain.
@@ -214,6 +246,7 @@ export async function startService(
         await grpcServer.shutdown(graceMs);
         await httpServer.close();
         await redis?.close();
+        if (file instanceof FileRegistry) file.stop();
         await metrics.shutdown();
         logger.info({ in_flight_at_exit: checks.inFlight }, 'matryoshka-authz stopped');
       })();

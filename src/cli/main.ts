@@ -76,6 +76,8 @@ async function serve(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // The registry file is followed anyway (watch and poll); SIGHUP asks for it now.
+  process.on('SIGHUP', () => service.reloadRegistry());
 }
 
 async function keys(args: string[]): Promise<void> {

@@ -38,6 +38,7 @@ export class AuthzMetrics {
   private readonly depth: Histogram;
   private readonly keyFetches: Counter;
   private readonly redisErrors: Counter;
+  private readonly registryReloadFailures: Counter;
   /**
    * The two per-check counters are counted here and read by observable instruments at scrape
    * time: a synchronous OTel counter hashes its attribute set on every add (≈ 5 µs each).
@@ -114,6 +115,9 @@ export class AuthzMetrics {
     this.redisErrors = meter.createCounter('authz_redis_errors', {
       description: 'Redis connection and command failures',
     });
+    this.registryReloadFailures = meter.createCounter('authz_registry_reload_failures', {
+      description: 'Registry changes refused as invalid; the last good registry stays in force',
+    });
     meter
       .createObservableGauge('authz_key_cache_hit_ratio', {
         description: 'Share of checks served from in-memory keys since start',
@@ -154,6 +158,10 @@ export class AuthzMetrics {
 
   recordRedisError(kind: string): void {
     this.redisErrors.add(1, { kind });
+  }
+
+  recordRegistryReloadFailure(source: 'file'): void {
+    this.registryReloadFailures.add(1, { source });
   }
 
   async render(): Promise<string> {
