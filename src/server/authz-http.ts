@@ -1,6 +1,6 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { CheckInput } from '../pipeline/check-input.js';
 import type { DecisionRecord } from '../pipeline/decision.js';
 import {
@@ -128,6 +128,16 @@ export async function startAuthzHttp(options: AuthzHttpOptions): Promise<Running
     ? createHttpsServer({ ...options.tls.options, ...serverOptions }, onRequest)
     : createServer(serverOptions, onRequest);
   server.maxHeadersCount = 512;
+  // Node's header deadline did not close a connection that sends nothing, or half a first request
+  // line, in our tests: the first request's headers must arrive within the request deadline.
+  const firstRequest = new WeakMap<Socket, NodeJS.Timeout>();
+  server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    const timer = setTimeout(() => socket.destroy(), requestTimeout);
+    timer.unref();
+    firstRequest.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  });
+  server.on('request', (req: IncomingMessage) => clearTimeout(firstRequest.get(req.socket)));
   server.maxConnections = AUTHZ_HTTP_MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
