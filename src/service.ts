@@ -18,9 +18,10 @@ import { type CheckRequestMessage, toCheckInput } from './server/check-request.j
 import { type RunningGrpcServer, startGrpcServer } from './server/grpc-server.js';
 import { AUTHZ_SERVICE, HealthState } from './server/health.js';
 import { type RunningHttpServer, startHttpServer } from './server/http-server.js';
+import { type RunningAuthzHttp, startAuthzHttp } from './server/authz-http.js';
 import { auditLogger } from './telemetry/logger.js';
 import { AuthzMetrics } from './telemetry/metrics.js';
-import { grpcServerCredentials } from './tls/server-credentials.js';
+import { grpcServerCredentials, httpsTls } from './tls/server-credentials.js';
 
 export interface ServiceOverrides {
   /** A registry to use instead of the one the config names (tests, the demo). */
@@ -33,6 +34,8 @@ export interface ServiceOverrides {
 export interface RunningService {
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** `MATRYOSHKA_AUTHZ_HTTP_PORT` as bound; undefined when the HTTP authorizer is off. */
+  readonly authzHttpPort: number | undefined;
   readonly registry: RegistryReader;
   readonly ownKeys: OwnKeys;
   readonly health: HealthState;
@@ -170,6 +173,7 @@ export async function startService(
 
   let grpcServer: RunningGrpcServer | undefined;
   let httpServer: RunningHttpServer | undefined;
+  let authzHttp: RunningAuthzHttp | undefined;
   try {
     grpcServer = await startGrpcServer({
       host: config.host,
@@ -195,7 +199,27 @@ export async function startService(
         metrics: () => metrics.render(),
       },
     );
+    if (config.authzHttpPort !== undefined) {
+      authzHttp = await startAuthzHttp({
+        host: config.host,
+        port: config.authzHttpPort,
+        tls: httpsTls({
+          cert: config.tlsCert,
+          key: config.tlsKey,
+          ca: config.tlsCa,
+          reloadMs: config.tlsReloadMs,
+        }),
+        tlsReloadMs: config.tlsReloadMs,
+        maxTokenLength: config.maxTokenLength,
+        idleTimeoutMs: config.idleTimeoutMs,
+        settings,
+        decide: (input, deadline) => checks.decide(input, deadline),
+        onRefused: (refusal) =>
+          logger.warn({ status: refusal.status, problem: refusal.problem }, 'authz http refused'),
+      });
+    }
   } catch (error) {
+    await httpServer?.close();
     await grpcServer?.shutdown(0);
     await redis?.close();
     throw error;
@@ -215,6 +239,7 @@ export async function startService(
     {
       grpc_port: grpcPort,
       http_port: httpPort,
+      ...(authzHttp !== undefined ? { authz_http_port: authzHttp.port } : {}),
       host: config.host,
       issuer: config.issuer,
       signing_kid: ownKeys.signing.kid,
@@ -229,6 +254,7 @@ export async function startService(
   return {
     grpcPort,
     httpPort,
+    authzHttpPort: authzHttp?.port,
     registry,
     ownKeys,
     health,
@@ -243,7 +269,7 @@ export async function startService(
         clearInterval(readinessTimer);
         health.setAll('NOT_SERVING');
         health.endWatches();
-        await grpcServer.shutdown(graceMs);
+        await Promise.all([grpcServer.shutdown(graceMs), authzHttp?.close(graceMs)]);
         await httpServer.close();
         await redis?.close();
         if (file instanceof FileRegistry) file.stop();

@@ -73,6 +73,7 @@ describe('loadConfig', () => {
     MATRYOSHKA_SHUTDOWN_GRACE_MS: ['shutdownGraceMs', Number],
     MATRYOSHKA_MEMO_ENTRIES: ['memoEntries', Number],
     MATRYOSHKA_IDLE_TIMEOUT_MS: ['idleTimeoutMs', Number],
+    MATRYOSHKA_AUTHZ_HTTP_PORT: ['authzHttpPort', Number],
     LOG_LEVEL: ['logLevel', String],
   };
   /** Read before loadConfig (src/config/config-file.ts), so they feed no Config field. */

@@ -38,6 +38,7 @@ export interface Config {
   readonly shutdownGraceMs: number;
   readonly memoEntries: number;
   readonly idleTimeoutMs: number;
+  readonly authzHttpPort: number | undefined;
 }
 
 export interface ConfigVariable {
@@ -214,6 +215,12 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     description:
       'a connection (gRPC or HTTP) without a request in progress is closed after this; stalled handshakes and requests after at most 10 s',
   },
+  {
+    name: 'MATRYOSHKA_AUTHZ_HTTP_PORT',
+    default: undefined,
+    description:
+      'HTTP authorization port (Envoy http_service, nginx auth_request, Traefik/Caddy forward-auth); unset = off, 0 = pick a free port and log it',
+  },
   { name: 'LOG_LEVEL', default: 'info', description: 'pino level' },
 ];
 
@@ -345,5 +352,9 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: integer(env, 'MATRYOSHKA_SHUTDOWN_GRACE_MS', 0, 600_000),
     memoEntries: integer(env, 'MATRYOSHKA_MEMO_ENTRIES', 0, 10_000_000),
     idleTimeoutMs: integer(env, 'MATRYOSHKA_IDLE_TIMEOUT_MS', 100, 86_400_000),
+    authzHttpPort:
+      raw(env, 'MATRYOSHKA_AUTHZ_HTTP_PORT') === undefined
+        ? undefined
+        : integer(env, 'MATRYOSHKA_AUTHZ_HTTP_PORT', 0, 65535),
   };
 }

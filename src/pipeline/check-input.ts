@@ -8,4 +8,11 @@ export interface CheckInput {
   readonly contextExtensions: Readonly<Record<string, string>>;
   readonly sourcePrincipal: string | undefined;
   readonly destinationPrincipal: string | undefined;
+  /**
+   * The original request's path (with its query) and method, when the transport knows them: the
+   * gRPC CheckRequest's `attributes.request.http`, or the HTTP authorizer's request line or
+   * forwarded headers. Carried for per-operation policy; nothing decides on them yet.
+   */
+  readonly path?: string | undefined;
+  readonly method?: string | undefined;
 }

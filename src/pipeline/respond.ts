@@ -93,34 +93,57 @@ function upstreamValues(
   return values;
 }
 
-function allowResponse(record: DecisionRecord, settings: ResponseSettings): CheckResponseMessage {
+/**
+ * What an answer does to the request on its way upstream, whatever the transport: set each header
+ * in `set` (replacing any client copy), remove each in `remove`. The gRPC answer carries it as
+ * `ok_response`, the HTTP answer as response headers the proxy copies (see src/server/authz-http.ts).
+ */
+export interface UpstreamHeaders {
+  readonly set: ReadonlyArray<readonly [name: string, value: string]>;
+  readonly remove: readonly string[];
+}
+
+/**
+ * Every header we own, either set or removed; undefined when a value is not emittable (the caller
+ * must then fail closed rather than hand a proxy a value it might forward without validating it).
+ */
+export function upstreamHeaders(
+  record: DecisionRecord,
+  settings: ResponseSettings,
+): UpstreamHeaders | undefined {
   const values = upstreamValues(record, settings);
-  const headers: HeaderValueOption[] = [];
-  const headersToRemove: string[] = [];
+  const set: Array<readonly [string, string]> = [];
+  const remove: string[] = [];
   for (const name of ownedHeaders(settings.forwardHeader)) {
     const value = values.get(name);
-    if (value === undefined) headersToRemove.push(name);
-    else headers.push(set(name, value));
+    if (value === undefined) remove.push(name);
+    else set.push([name, value]);
   }
-  if (!emittable(record, headers)) {
-    // Fail closed rather than hand Envoy a value it might forward without validating it.
-    return denyResponse(
-      {
-        ...record,
-        allowed: false,
-        reason: 'unavailable',
-        tenant: undefined,
-        user: undefined,
-        roles: [],
-        minted: undefined,
-      },
-      'unavailable',
-      settings,
-    );
-  }
+  return emittable(record, set) ? { set, remove } : undefined;
+}
+
+/** The record a refused emission becomes: nothing vouched for, `unavailable`. */
+function failedClosed(record: DecisionRecord): DecisionRecord {
+  return {
+    ...record,
+    allowed: false,
+    reason: 'unavailable',
+    tenant: undefined,
+    user: undefined,
+    roles: [],
+    minted: undefined,
+  };
+}
+
+function allowResponse(record: DecisionRecord, settings: ResponseSettings): CheckResponseMessage {
+  const upstream = upstreamHeaders(record, settings);
+  if (upstream === undefined) return denyResponse(failedClosed(record), 'unavailable', settings);
   return {
     status: { code: GRPC_OK, message: '' },
-    ok_response: { headers, headers_to_remove: headersToRemove },
+    ok_response: {
+      headers: upstream.set.map(([name, value]) => set(name, value)),
+      headers_to_remove: [...upstream.remove],
+    },
     dynamic_metadata: metadata(record),
   };
 }
@@ -131,14 +154,40 @@ function allowResponse(record: DecisionRecord, settings: ResponseSettings): Chec
  * non-ASCII, edge spaces) — so the headers are safe even where Envoy runs without
  * `validate_mutations`.
  */
-function emittable(record: DecisionRecord, headers: readonly HeaderValueOption[]): boolean {
+function emittable(
+  record: DecisionRecord,
+  headers: ReadonlyArray<readonly [string, string]>,
+): boolean {
   const sids = record.minted?.sids ?? [];
   if (
     unsafeIdentity({ tenant: record.tenant, user: record.user, roles: record.roles, sids }) !==
     undefined
   )
     return false;
-  return headers.every((h) => isHeaderValue(h.header.value));
+  return headers.every(([, value]) => isHeaderValue(value));
+}
+
+/** A denial as HTTP: the status, headers and body the client gets, whatever the transport. */
+export interface DenialAnswer {
+  readonly status: 401 | 403 | 503;
+  readonly headers: ReadonlyArray<readonly [name: string, value: string]>;
+  readonly body: string;
+}
+
+export function denialAnswer(
+  record: DecisionRecord,
+  reason: DenyReason,
+  settings: ResponseSettings,
+): DenialAnswer {
+  const status = httpStatusOf(reason);
+  const headers: Array<readonly [string, string]> = [
+    ['content-type', 'application/json'],
+    ['cache-control', 'no-store'],
+  ];
+  if (status === 401) headers.push(['www-authenticate', 'Bearer error="invalid_token"']);
+  if (settings.debugReasons) headers.push(['x-authz-reason', reason]);
+  const body = JSON.stringify({ error: BODY_ERROR_BY_HTTP[status], request_id: record.requestId });
+  return { status, headers, body };
 }
 
 function denyResponse(
@@ -146,16 +195,37 @@ function denyResponse(
   reason: DenyReason,
   settings: ResponseSettings,
 ): CheckResponseMessage {
-  const http = httpStatusOf(reason);
-  const headers = [set('content-type', 'application/json'), set('cache-control', 'no-store')];
-  if (http === 401) headers.push(set('www-authenticate', 'Bearer error="invalid_token"'));
-  if (settings.debugReasons) headers.push(set('x-authz-reason', reason));
-  const body = JSON.stringify({ error: BODY_ERROR_BY_HTTP[http], request_id: record.requestId });
+  const answer = denialAnswer(record, reason, settings);
   return {
-    status: { code: GRPC_CODE_BY_HTTP[http], message: '' },
-    denied_response: { status: { code: http }, headers, body },
+    status: { code: GRPC_CODE_BY_HTTP[answer.status], message: '' },
+    denied_response: {
+      status: { code: answer.status },
+      headers: answer.headers.map(([name, value]) => set(name, value)),
+      body: answer.body,
+    },
     dynamic_metadata: metadata(record),
   };
+}
+
+/** An HTTP authorizer's answer: let the request through with these upstream headers, or deny. */
+export type HttpAuthzAnswer =
+  | { readonly allowed: true; readonly upstream: UpstreamHeaders }
+  | { readonly allowed: false; readonly denial: DenialAnswer };
+
+/** The same decision as `buildCheckResponse`, for transports that speak HTTP instead of gRPC. */
+export function buildHttpAnswer(
+  record: DecisionRecord,
+  settings: ResponseSettings,
+): HttpAuthzAnswer {
+  if (!record.allowed)
+    return {
+      allowed: false,
+      denial: denialAnswer(record, record.reason ?? 'unavailable', settings),
+    };
+  const upstream = upstreamHeaders(record, settings);
+  if (upstream === undefined)
+    return { allowed: false, denial: denialAnswer(failedClosed(record), 'unavailable', settings) };
+  return { allowed: true, upstream };
 }
 
 /** Turn a decision into Envoy's answer, in one place: status mapping, headers, metadata. */

@@ -7,6 +7,8 @@ export interface CheckRequestMessage {
     destination?: { principal?: string } | null;
     request?: {
       http?: {
+        path?: string;
+        method?: string;
         headers?: Record<string, string> | null;
         header_map?: {
           headers?: Array<{ key?: string; value?: string; raw_value?: Buffer | Uint8Array }> | null;
@@ -56,5 +58,11 @@ export function toCheckInput(request: CheckRequestMessage | null | undefined): C
     contextExtensions,
     sourcePrincipal: principal(attributes?.source),
     destinationPrincipal: principal(attributes?.destination),
+    path: nonEmpty(http?.path),
+    method: nonEmpty(http?.method),
   };
+}
+
+function nonEmpty(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
 }

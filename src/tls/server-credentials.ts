@@ -1,5 +1,6 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { ConfigError } from '../config/config.js';
 
@@ -56,4 +57,43 @@ export function grpcServerCredentials(files: TlsFiles): grpc.ServerCredentials {
     files.ca !== undefined ? provider : null,
     files.ca !== undefined,
   );
+}
+
+/** The same files as `grpcServerCredentials`, for a node:https server. */
+export interface HttpsTls {
+  readonly options: TlsOptions;
+  /** Re-read the files (for `server.setSecureContext`); undefined while a rotation is half-written. */
+  reload(): SecureContextOptions | undefined;
+}
+
+/**
+ * TLS for an HTTPS listener from the same variables and with the same rules as the gRPC port:
+ * plaintext without a certificate, mTLS (client certificate required) with a CA, files checked at
+ * start and re-read every `reloadMs` by the caller. Undefined: plaintext.
+ */
+export function httpsTls(files: TlsFiles): HttpsTls | undefined {
+  const { cert, key, ca } = files;
+  if (cert === undefined || key === undefined) return undefined;
+  check('MATRYOSHKA_TLS_CERT', cert, (pem) => new X509Certificate(pem));
+  check('MATRYOSHKA_TLS_KEY', key, (pem) => createPrivateKey(pem));
+  if (ca !== undefined) check('MATRYOSHKA_TLS_CA', ca, (pem) => new X509Certificate(pem));
+  const read = (): SecureContextOptions => ({
+    cert: readFileSync(cert),
+    key: readFileSync(key),
+    ...(ca !== undefined ? { ca: readFileSync(ca) } : {}),
+  });
+  return {
+    options: { ...read(), requestCert: ca !== undefined, rejectUnauthorized: ca !== undefined },
+    reload: () => {
+      try {
+        const next = read();
+        // A certificate written before its key (or the reverse) does not pair: keep serving the old.
+        createPrivateKey(next.key as Buffer);
+        new X509Certificate(next.cert as Buffer);
+        return next;
+      } catch {
+        return undefined;
+      }
+    },
+  };
 }
