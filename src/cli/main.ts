@@ -1,40 +1,17 @@
 #!/usr/bin/env node
 import { isUserMistake } from '../errors.js';
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { environmentWithConfigFile } from '../config/config-file.js';
 import { loadConfig } from '../config/config.js';
 import { generateKeyFile } from '../keys/own-keys.js';
 import { startService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';
 import { startTracing } from '../telemetry/tracing.js';
-import { inspectCommand } from './inspect-command.js';
-import {
-  issuerCommand,
-  principalCommand,
-  registryCommand,
-  serviceCommand,
-  tenantCommand,
-} from './registry-commands.js';
+import { type Command, type Group, type Leaf, runCommand, synopses } from './command.js';
+import { INSPECT } from './inspect-command.js';
+import { ISSUER, PRINCIPAL, REGISTRY, SERVICE, TENANT } from './registry-commands.js';
 import { UsageError } from './usage-error.js';
 import { DEFAULT_DEV_HOSTS, generateDevCertificates } from '../tls/dev-certs.js';
-
-const USAGE = `usage: matryoshka-authz <command>
-  serve                          run the service (configured by environment; see README)
-  inspect [TOKEN|-] [--json]     print a chain as a tree, without verifying it
-  keys generate [--out FILE]     write a JWK Set for MATRYOSHKA_SIGNING_KEYS
-  certs generate --dir D [--host H]... [--days N]
-                                 a development CA, server and client certificates for mTLS
-registry commands (need REDIS_URL; every change reaches every replica within a second):
-  issuer add --tenant T --issuer URL [--jwks-uri URL] [--audience A]... [--algorithms ES256,RS256]
-             [--secret-env NAME] [--roles-claim PATH] [--mints-for GLOB,...]
-  issuer list [--tenant T] [--json]          issuer remove --issuer URL
-  tenant set --tenant T [--max-depth N] [--recursion deny|audit] [--sealed allow|deny] [--entry-only]
-  tenant show [--tenant T] [--json]
-  service set --sid S [--tenant T] [--allowed-callers GLOB,...] [--required-roles R,...] [--max-depth N]
-              [--seal] [--entry] [--bind-source]
-  service show [--sid S] [--json]            principal map --principal P --sid S
-  registry import FILE                       load a registry YAML (the embedded-mode format) into Redis`;
 
 const print = (text: string): void => {
   process.stdout.write(`${text}\n`);
@@ -80,82 +57,110 @@ async function serve(): Promise<void> {
   process.on('SIGHUP', () => service.reloadRegistry());
 }
 
-async function keys(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { out: { type: 'string' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (positionals[0] !== 'generate' || positionals.length !== 1)
-    throw new UsageError('usage: keys generate [--out FILE]');
-  const text = `${JSON.stringify(await generateKeyFile(), null, 2)}\n`;
-  if (values.out === undefined) process.stdout.write(text);
-  else writeFileSync(values.out, text, { mode: 0o600 });
-}
+const SERVE: Leaf = {
+  synopsis: '',
+  details: [
+    'run the service; it takes no flags: everything comes from the environment (and',
+    'MATRYOSHKA_CONFIG_FILE), see docs/configuration.md. Stops cleanly on SIGTERM or SIGINT.',
+  ],
+  options: {},
+  async run() {
+    await serve();
+    return -1;
+  },
+};
 
-async function certs(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      dir: { type: 'string' },
-      host: { type: 'string', multiple: true },
-      days: { type: 'string', default: '30' },
+const KEYS: Group = {
+  verbs: {
+    generate: {
+      synopsis: '[--out FILE]',
+      details: [
+        'write a JWK Set with private keys for MATRYOSHKA_SIGNING_KEYS (an ES256 signing key and',
+        'an ECDH-ES P-256 sealing key)',
+        '--out FILE   write to FILE (mode 0600) instead of standard output',
+      ],
+      options: { out: { type: 'string' } },
+      async run({ values }) {
+        const text = `${JSON.stringify(await generateKeyFile(), null, 2)}\n`;
+        const out = values['out'];
+        if (typeof out !== 'string') process.stdout.write(text);
+        else writeFileSync(out, text, { mode: 0o600 });
+        return 0;
+      },
     },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (positionals[0] !== 'generate' || positionals.length !== 1 || values.dir === undefined) {
-    throw new UsageError('usage: certs generate --dir D [--host H]... [--days N]');
-  }
-  if (!/^\d{1,4}$/.test(values.days ?? '') || Number(values.days) < 1)
-    throw new UsageError('--days must be a whole number of days');
-  const hosts = values.host ?? DEFAULT_DEV_HOSTS;
-  for (const host of hosts)
-    if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(host))
-      throw new UsageError(`--host ${host} is not a DNS name or IP address`);
-  const files = await generateDevCertificates(values.dir, { hosts, days: Number(values.days) });
-  print(files.join('\n'));
-}
+  },
+};
+
+const CERTS: Group = {
+  verbs: {
+    generate: {
+      synopsis: '--dir D [--host H]... [--days N]',
+      details: [
+        'a development CA, server and client certificates for mTLS (development only)',
+        '--dir D      required; where ca.pem, server.pem, client.pem and their keys are written',
+        '--host H     repeatable; names and addresses of the server certificate',
+        '--days N     validity in days (default 30)',
+      ],
+      options: {
+        dir: { type: 'string' },
+        host: { type: 'string', multiple: true },
+        days: { type: 'string', default: '30' },
+      },
+      async run({ values }, out) {
+        const dir = values['dir'];
+        if (typeof dir !== 'string') throw new UsageError('--dir is required');
+        const days = String(values['days']);
+        if (!/^\d{1,4}$/.test(days) || Number(days) < 1)
+          throw new UsageError('--days must be a whole number of days');
+        const hosts = (values['host'] as string[] | undefined) ?? DEFAULT_DEV_HOSTS;
+        for (const host of hosts)
+          if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(host))
+            throw new UsageError(`--host ${host} is not a DNS name or IP address`);
+        const files = await generateDevCertificates(dir, { hosts, days: Number(days) });
+        out(files.join('\n'));
+        return 0;
+      },
+    },
+  },
+};
+
+/** Every command; the usage text and --help of each come from here. */
+const COMMANDS: Readonly<Record<string, Command>> = {
+  serve: SERVE,
+  inspect: INSPECT,
+  keys: KEYS,
+  certs: CERTS,
+  issuer: ISSUER,
+  tenant: TENANT,
+  service: SERVICE,
+  principal: PRINCIPAL,
+  registry: REGISTRY,
+};
+
+const REGISTRY_COMMANDS = new Set(['issuer', 'tenant', 'service', 'principal', 'registry']);
+
+const USAGE = [
+  'usage: matryoshka-authz <command> [--help]',
+  ...Object.entries(COMMANDS)
+    .filter(([name]) => !REGISTRY_COMMANDS.has(name))
+    .flatMap(([name, command]) => synopses(`  ${name}`, command)),
+  'registry commands (need REDIS_URL; every change reaches every replica within a second):',
+  ...Object.entries(COMMANDS)
+    .filter(([name]) => REGISTRY_COMMANDS.has(name))
+    .flatMap(([name, command]) => synopses(`  ${name}`, command)),
+  '`matryoshka-authz <command> --help` says more about each.',
+].join('\n');
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'serve':
-      await serve();
-      return -1;
-    case 'inspect':
-      return inspectCommand(rest, print);
-    case 'keys':
-      await keys(rest);
-      return 0;
-    case 'certs':
-      await certs(rest);
-      return 0;
-    case 'issuer':
-      await issuerCommand(rest, print);
-      return 0;
-    case 'tenant':
-      await tenantCommand(rest, print);
-      return 0;
-    case 'service':
-      await serviceCommand(rest, print);
-      return 0;
-    case 'principal':
-      await principalCommand(rest, print);
-      return 0;
-    case 'registry':
-      await registryCommand(rest, print);
-      return 0;
-    case undefined:
-    case '-h':
-    case '--help':
-    case 'help':
-      print(USAGE);
-      return command === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown command ${command}\n${USAGE}`);
+  const [name, ...rest] = argv;
+  if (name === '-h' || name === '--help' || name === 'help') {
+    print(USAGE);
+    return 0;
   }
+  if (name === undefined) throw new UsageError('which command?', USAGE);
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (command === undefined) throw new UsageError(`unknown command ${name}`, USAGE);
+  return runCommand(name, command, rest, print);
 }
 
 main(process.argv.slice(2)).then(
@@ -171,6 +176,9 @@ main(process.argv.slice(2)).then(
         String((error as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS_'));
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`matryoshka-authz: ${mistake ? message : `internal error: ${message}`}\n`);
+    // A mistake in the shape of the command line: what was expected, on stderr too.
+    if (error instanceof UsageError && error.usage !== undefined)
+      process.stderr.write(`${error.usage}\n`);
     process.exitCode = mistake ? 2 : 1;
   },
 );

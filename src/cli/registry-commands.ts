@@ -1,13 +1,14 @@
-import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { ConfigError, loadConfig } from '../config/config.js';
 import { environmentWithConfigFile } from '../config/config-file.js';
+import { ConfigError, loadSettings } from '../config/config.js';
 import { connectRedis } from '../redis/connection.js';
 import { RedisLayout } from '../redis/layout.js';
-import { RegistryStore } from '../registry/registry-store.js';
-import { loadRegistryFile } from '../registry/registry-file.js';
 import {
+  ISSUER_SCHEMA,
   RecordError,
+  type RecordSchema,
+  SERVICE_SCHEMA,
+  TENANT_SCHEMA,
   identifier,
   issuerToRaw,
   parseIssuer,
@@ -16,24 +17,22 @@ import {
   serviceToRaw,
   tenantToRaw,
 } from '../registry/records.js';
+import { loadRegistryFile } from '../registry/registry-file.js';
+import { RegistryStore } from '../registry/registry-store.js';
+import type { Group, Options, Parsed } from './command.js';
 import { UsageError } from './usage-error.js';
 
-type Out = (text: string) => void;
+/** The only settings a registry command reads: a bad value elsewhere (a port) must not stop it. */
+const registrySettings = () =>
+  loadSettings(environmentWithConfigFile(process.env), [
+    'redisUrl',
+    'redisPrefix',
+    'allowInsecureIssuers',
+  ]);
 
-/** Parse flags strictly; every problem is a UsageError (exit 2) before Redis is touched. */
-function flags(
-  args: string[],
-  options: NonNullable<ParseArgsConfig['options']>,
-): Record<string, unknown> {
-  try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true }).values as Record<
-      string,
-      unknown
-    >;
-  } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-}
+const allowInsecure = (): boolean =>
+  loadSettings(environmentWithConfigFile(process.env), ['allowInsecureIssuers'])
+    .allowInsecureIssuers;
 
 function required(value: unknown, flag: string): string {
   if (typeof value !== 'string' || value.length === 0)
@@ -52,8 +51,7 @@ function validated<T>(build: () => T): T {
 }
 
 async function withStore<T>(task: (store: RegistryStore) => Promise<T>): Promise<T> {
-  const env = environmentWithConfigFile(process.env);
-  const config = loadConfig({ ...env, MATRYOSHKA_REGISTRY_FILE: undefined });
+  const config = registrySettings();
   if (config.redisUrl === undefined)
     throw new ConfigError(
       'REDIS_URL',
@@ -82,191 +80,263 @@ async function withStore<T>(task: (store: RegistryStore) => Promise<T>): Promise
   }
 }
 
-const allowInsecure = (): boolean =>
-  loadConfig({
-    ...environmentWithConfigFile(process.env),
-    MATRYOSHKA_REGISTRY_FILE: undefined,
-    REDIS_URL: undefined,
-  }).allowInsecureIssuers;
+// --- Flags, usage and raw records, all from the record schemas of src/registry/records.ts ---
 
-export async function issuerCommand(args: string[], out: Out): Promise<void> {
-  const [verb, ...rest] = args;
-  switch (verb) {
-    case 'add': {
-      const f = flags(rest, {
-        tenant: { type: 'string' },
-        issuer: { type: 'string' },
-        'jwks-uri': { type: 'string' },
-        audience: { type: 'string', multiple: true },
-        algorithms: { type: 'string' },
-        'secret-env': { type: 'string' },
-        'roles-claim': { type: 'string' },
-        'mints-for': { type: 'string' },
-      });
-      const record = validated(() =>
-        parseIssuer(
-          {
-            issuer: required(f.issuer, 'issuer'),
-            tenant: required(f.tenant, 'tenant'),
-            ...(f['jwks-uri'] !== undefined ? { jwks_uri: f['jwks-uri'] } : {}),
-            ...(f.audience !== undefined ? { audiences: f.audience } : {}),
-            ...(f.algorithms !== undefined ? { algorithms: f.algorithms } : {}),
-            ...(f['secret-env'] !== undefined ? { secret_env: f['secret-env'] } : {}),
-            ...(f['roles-claim'] !== undefined ? { roles_claim: f['roles-claim'] } : {}),
-            ...(f['mints-for'] !== undefined ? { mints_for: f['mints-for'] } : {}),
-          },
-          'issuer',
-          allowInsecure(),
-        ),
-      );
-      await withStore((store) => store.putIssuer(record));
-      out(`issuer ${record.issuer} registered for tenant ${record.tenant}`);
-      return;
-    }
-    case 'list': {
-      const f = flags(rest, {
-        tenant: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      });
-      const issuers = (await withStore((store) => store.snapshot())).contents.issuers
-        .filter((i) => f.tenant === undefined || i.tenant === f.tenant)
-        .sort((a, b) => a.issuer.localeCompare(b.issuer))
-        .map(issuerToRaw);
-      out(
-        f.json
-          ? JSON.stringify(issuers, null, 2)
-          : issuers.length === 0
+function schemaOptions<R>(schema: RecordSchema<R>): Options {
+  const options: Options = {};
+  if (schema.name !== undefined) options[schema.name.flag] = { type: 'string' };
+  for (const f of schema.fields)
+    options[f.flag] =
+      f.arg === undefined ? { type: 'boolean' } : { type: 'string', multiple: f.repeat === true };
+  return options;
+}
+
+function schemaSynopsis<R>(schema: RecordSchema<R>): string {
+  const name = schema.name === undefined ? [] : [`--${schema.name.flag} ${schema.name.arg}`];
+  const fields = schema.fields.map((f) => {
+    const flag = f.arg === undefined ? `--${f.flag}` : `--${f.flag} ${f.arg}`;
+    if (f.required === true) return flag;
+    return f.repeat === true ? `[${flag}]...` : `[${flag}]`;
+  });
+  return [...name, ...fields].join(' ');
+}
+
+function schemaDetails<R>(schema: RecordSchema<R>): string[] {
+  const rows = [
+    ...(schema.name === undefined
+      ? []
+      : [[`--${schema.name.flag} ${schema.name.arg}`, `required; ${schema.name.help}`]]),
+    ...schema.fields.map((f) => [
+      f.arg === undefined ? `--${f.flag}` : `--${f.flag} ${f.arg}`,
+      `${f.required === true ? 'required; ' : ''}${f.repeat === true ? 'repeatable; ' : ''}${f.help}`,
+    ]),
+  ];
+  const width = Math.max(...rows.map(([flag]) => (flag ?? '').length)) + 2;
+  // The help column wrapped to stay within 100 columns (with the two spaces usageOf adds).
+  const wrapHelp = (help: string): string =>
+    (help.match(new RegExp(`.{1,${96 - width}}(?:\\s|$)`, 'g')) ?? [help])
+      .map((line) => line.trimEnd())
+      .join(`\n  ${' '.repeat(width)}`);
+  return [
+    ...rows.map(([flag, help]) => `${(flag ?? '').padEnd(width)}${wrapHelp(help ?? '')}`),
+    'a flag left out goes back to its default: the whole record is replaced',
+  ];
+}
+
+/** The record as the registry file would spell it, from the flags that were given. */
+function rawFromFlags<R>(
+  schema: RecordSchema<R>,
+  values: Parsed['values'],
+): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  for (const f of schema.fields) {
+    const value = values[f.flag];
+    if (f.required === true) required(value, f.flag);
+    if (value !== undefined) raw[f.key] = value;
+  }
+  return raw;
+}
+
+const nameOf = <R>(schema: RecordSchema<R>, values: Parsed['values']): string =>
+  required(values[schema.name?.flag ?? ''], schema.name?.flag ?? '');
+
+const printed = (json: unknown, records: unknown): string =>
+  json === true ? JSON.stringify(records, null, 2) : stringify(records).trimEnd();
+
+// --- The commands ---
+
+export const ISSUER: Group = {
+  verbs: {
+    add: {
+      synopsis: schemaSynopsis(ISSUER_SCHEMA),
+      details: ['register (or replace) a trusted issuer', ...schemaDetails(ISSUER_SCHEMA)],
+      options: schemaOptions(ISSUER_SCHEMA),
+      async run({ values }, out) {
+        const raw = rawFromFlags(ISSUER_SCHEMA, values);
+        const record = validated(() => parseIssuer(raw, 'issuer', allowInsecure()));
+        await withStore((store) => store.putIssuer(record));
+        out(`issuer ${record.issuer} registered for tenant ${record.tenant}`);
+        return 0;
+      },
+    },
+    list: {
+      synopsis: '[--tenant T] [--json]',
+      details: ['the issuers (of one tenant), as YAML or --json'],
+      options: { tenant: { type: 'string' }, json: { type: 'boolean', default: false } },
+      async run({ values }, out) {
+        const issuers = (await withStore((store) => store.snapshot())).contents.issuers
+          .filter((i) => values['tenant'] === undefined || i.tenant === values['tenant'])
+          .sort((a, b) => a.issuer.localeCompare(b.issuer))
+          .map(issuerToRaw);
+        out(
+          values['json'] !== true && issuers.length === 0
             ? '(no issuers)'
-            : stringify(issuers).trimEnd(),
-      );
-      return;
-    }
-    case 'remove': {
-      const f = flags(rest, { issuer: { type: 'string' } });
-      const iss = required(f.issuer, 'issuer');
-      if (!(await withStore((store) => store.removeIssuer(iss))))
-        throw new UsageError(`no issuer ${iss} is registered`);
-      out(`issuer ${iss} removed`);
-      return;
-    }
-    default:
-      throw new UsageError('usage: issuer add|list|remove …');
-  }
-}
+            : printed(values['json'], issuers),
+        );
+        return 0;
+      },
+    },
+    remove: {
+      synopsis: '--issuer ISS',
+      details: ['unregister an issuer and drop its cached keys'],
+      options: { issuer: { type: 'string' } },
+      async run({ values }, out) {
+        const iss = required(values['issuer'], 'issuer');
+        if (!(await withStore((store) => store.removeIssuer(iss))))
+          throw new UsageError(`no issuer ${iss} is registered`);
+        out(`issuer ${iss} removed`);
+        return 0;
+      },
+    },
+  },
+};
 
-export async function tenantCommand(args: string[], out: Out): Promise<void> {
-  const [verb, ...rest] = args;
-  if (verb === 'set') {
-    const f = flags(rest, {
-      tenant: { type: 'string' },
-      'max-depth': { type: 'string' },
-      recursion: { type: 'string' },
-      sealed: { type: 'string' },
-      'entry-only': { type: 'boolean' },
-    });
-    const name = required(f.tenant, 'tenant');
-    const policy = validated(() =>
-      parseTenant(
-        name,
-        {
-          ...(f['max-depth'] !== undefined ? { max_depth: f['max-depth'] } : {}),
-          ...(f.recursion !== undefined ? { recursion: f.recursion } : {}),
-          ...(f.sealed !== undefined ? { sealed: f.sealed } : {}),
-          entry_only: f['entry-only'] === true,
-        },
-        'tenant',
-      ),
-    );
-    await withStore((store) => store.putTenant(policy));
-    out(`tenant ${policy.tenant} set`);
-    return;
-  }
-  if (verb === 'show') {
-    const f = flags(rest, {
-      tenant: { type: 'string' },
-      json: { type: 'boolean', default: false },
-    });
-    const tenants = Object.fromEntries(
-      (await withStore((store) => store.snapshot())).contents.tenants
-        .filter((t) => f.tenant === undefined || t.tenant === f.tenant)
-        .map((t) => [t.tenant, tenantToRaw(t)]),
-    );
-    if (f.tenant !== undefined && Object.keys(tenants).length === 0)
-      throw new UsageError(`no tenant ${f.tenant} has a policy`);
-    out(f.json ? JSON.stringify(tenants, null, 2) : stringify(tenants).trimEnd());
-    return;
-  }
-  throw new UsageError('usage: tenant set|show …');
-}
+export const TENANT: Group = {
+  verbs: {
+    set: {
+      synopsis: schemaSynopsis(TENANT_SCHEMA),
+      details: ["set a tenant's policy", ...schemaDetails(TENANT_SCHEMA)],
+      options: schemaOptions(TENANT_SCHEMA),
+      async run({ values }, out) {
+        const name = nameOf(TENANT_SCHEMA, values);
+        const raw = rawFromFlags(TENANT_SCHEMA, values);
+        const policy = validated(() => parseTenant(name, raw, 'tenant'));
+        await withStore((store) => store.putTenant(policy));
+        out(`tenant ${policy.tenant} set`);
+        return 0;
+      },
+    },
+    show: {
+      synopsis: '[--tenant T] [--json]',
+      details: ['tenant → policy, as YAML or --json'],
+      options: { tenant: { type: 'string' }, json: { type: 'boolean', default: false } },
+      async run({ values }, out) {
+        const tenants = Object.fromEntries(
+          (await withStore((store) => store.snapshot())).contents.tenants
+            .filter((t) => values['tenant'] === undefined || t.tenant === values['tenant'])
+            .map((t) => [t.tenant, tenantToRaw(t)]),
+        );
+        if (values['tenant'] !== undefined && Object.keys(tenants).length === 0)
+          throw new UsageError(`no tenant ${String(values['tenant'])} has a policy`);
+        out(printed(values['json'], tenants));
+        return 0;
+      },
+    },
+    remove: {
+      synopsis: '--tenant T',
+      details: [
+        "delete a tenant's policy record: the tenant falls back to the defaults (its issuers stay)",
+      ],
+      options: { tenant: { type: 'string' } },
+      async run({ values }, out) {
+        const name = required(values['tenant'], 'tenant');
+        if (!(await withStore((store) => store.removeTenant(name))))
+          throw new UsageError(`no tenant ${name} has a policy`);
+        out(`tenant ${name} removed`);
+        return 0;
+      },
+    },
+  },
+};
 
-export async function serviceCommand(args: string[], out: Out): Promise<void> {
-  const [verb, ...rest] = args;
-  if (verb === 'set') {
-    const f = flags(rest, {
-      sid: { type: 'string' },
-      tenant: { type: 'string' },
-      'allowed-callers': { type: 'string' },
-      'required-roles': { type: 'string' },
-      'max-depth': { type: 'string' },
-      seal: { type: 'boolean' },
-      entry: { type: 'boolean' },
-      'bind-source': { type: 'boolean' },
-    });
-    const sid = required(f.sid, 'sid');
-    const policy = validated(() =>
-      parseService(
-        sid,
-        {
-          ...(f.tenant !== undefined ? { tenant: f.tenant } : {}),
-          ...(f['allowed-callers'] !== undefined ? { allowed_callers: f['allowed-callers'] } : {}),
-          ...(f['required-roles'] !== undefined ? { required_roles: f['required-roles'] } : {}),
-          ...(f['max-depth'] !== undefined ? { max_depth: f['max-depth'] } : {}),
-          seal: f.seal === true,
-          entry: f.entry === true,
-          bind_source: f['bind-source'] === true,
-        },
-        'service',
-      ),
-    );
-    await withStore((store) => store.putService(policy));
-    out(`service ${policy.sid} set`);
-    return;
-  }
-  if (verb === 'show') {
-    const f = flags(rest, { sid: { type: 'string' }, json: { type: 'boolean', default: false } });
-    const services = Object.fromEntries(
-      (await withStore((store) => store.snapshot())).contents.services
-        .filter((s) => f.sid === undefined || s.sid === f.sid)
-        .map((s) => [s.sid, serviceToRaw(s)]),
-    );
-    if (f.sid !== undefined && Object.keys(services).length === 0)
-      throw new UsageError(`no service ${f.sid} has a policy`);
-    out(f.json ? JSON.stringify(services, null, 2) : stringify(services).trimEnd());
-    return;
-  }
-  throw new UsageError('usage: service set|show …');
-}
+export const SERVICE: Group = {
+  verbs: {
+    set: {
+      synopsis: schemaSynopsis(SERVICE_SCHEMA),
+      details: ["set a destination service's policy", ...schemaDetails(SERVICE_SCHEMA)],
+      options: schemaOptions(SERVICE_SCHEMA),
+      async run({ values }, out) {
+        const sid = nameOf(SERVICE_SCHEMA, values);
+        const raw = rawFromFlags(SERVICE_SCHEMA, values);
+        const policy = validated(() => parseService(sid, raw, 'service'));
+        await withStore((store) => store.putService(policy));
+        out(`service ${policy.sid} set`);
+        return 0;
+      },
+    },
+    show: {
+      synopsis: '[--sid S] [--json]',
+      details: ['service → policy, as YAML or --json'],
+      options: { sid: { type: 'string' }, json: { type: 'boolean', default: false } },
+      async run({ values }, out) {
+        const services = Object.fromEntries(
+          (await withStore((store) => store.snapshot())).contents.services
+            .filter((s) => values['sid'] === undefined || s.sid === values['sid'])
+            .map((s) => [s.sid, serviceToRaw(s)]),
+        );
+        if (values['sid'] !== undefined && Object.keys(services).length === 0)
+          throw new UsageError(`no service ${String(values['sid'])} has a policy`);
+        out(printed(values['json'], services));
+        return 0;
+      },
+    },
+    remove: {
+      synopsis: '--sid S',
+      details: ["delete a service's policy record: it then gets its tenant's policy only"],
+      options: { sid: { type: 'string' } },
+      async run({ values }, out) {
+        const sid = required(values['sid'], 'sid');
+        if (!(await withStore((store) => store.removeService(sid))))
+          throw new UsageError(`no service ${sid} has a policy`);
+        out(`service ${sid} removed`);
+        return 0;
+      },
+    },
+  },
+};
 
-export async function principalCommand(args: string[], out: Out): Promise<void> {
-  const [verb, ...rest] = args;
-  if (verb !== 'map') throw new UsageError('usage: principal map --principal P --sid S');
-  const f = flags(rest, { principal: { type: 'string' }, sid: { type: 'string' } });
-  const principal = required(f.principal, 'principal');
+function principalName(value: unknown): string {
+  const principal = required(value, 'principal');
   if (principal.length > 512 || /\s/.test(principal))
     throw new UsageError('--principal must be a SPIFFE id or principal name without spaces');
-  const sid = validated(() => identifier(required(f.sid, 'sid'), '--sid'));
-  await withStore((store) => store.mapPrincipal(principal, sid));
-  out(`principal ${principal} → ${sid}`);
+  return principal;
 }
 
+export const PRINCIPAL: Group = {
+  verbs: {
+    map: {
+      synopsis: '--principal P --sid S',
+      details: ['map a workload identity (a SPIFFE id) to a service id'],
+      options: { principal: { type: 'string' }, sid: { type: 'string' } },
+      async run({ values }, out) {
+        const principal = principalName(values['principal']);
+        const sid = validated(() => identifier(required(values['sid'], 'sid'), '--sid'));
+        await withStore((store) => store.mapPrincipal(principal, sid));
+        out(`principal ${principal} → ${sid}`);
+        return 0;
+      },
+    },
+    unmap: {
+      synopsis: '--principal P',
+      details: ['remove the mapping of a workload identity'],
+      options: { principal: { type: 'string' } },
+      async run({ values }, out) {
+        const principal = principalName(values['principal']);
+        if (!(await withStore((store) => store.unmapPrincipal(principal))))
+          throw new UsageError(`no principal ${principal} is mapped`);
+        out(`principal ${principal} unmapped`);
+        return 0;
+      },
+    },
+  },
+};
+
 /** `registry import FILE`: the embedded-mode YAML, validated whole, then written to Redis. */
-export async function registryCommand(args: string[], out: Out): Promise<void> {
-  const [verb, file, ...rest] = args;
-  if (verb !== 'import' || file === undefined || rest.length > 0)
-    throw new UsageError('usage: registry import FILE');
-  const contents = validated(() => loadRegistryFile(file, allowInsecure()));
-  await withStore((store) => store.importContents(contents));
-  out(
-    `imported ${contents.issuers.length} issuers, ${contents.tenants.length} tenants, ${contents.services.length} services, ${Object.keys(contents.principals).length} principals`,
-  );
-}
+export const REGISTRY: Group = {
+  verbs: {
+    import: {
+      synopsis: 'FILE',
+      details: ['load a registry YAML (the embedded-mode format) into Redis'],
+      options: {},
+      positionals: { min: 1, max: 1 },
+      async run({ positionals }, out) {
+        const contents = validated(() => loadRegistryFile(positionals[0] ?? '', allowInsecure()));
+        await withStore((store) => store.importContents(contents));
+        out(
+          `imported ${contents.issuers.length} issuers, ${contents.tenants.length} tenants, ${contents.services.length} services, ${Object.keys(contents.principals).length} principals`,
+        );
+        return 0;
+      },
+    },
+  },
+};

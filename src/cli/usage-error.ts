@@ -1,7 +1,13 @@
 import { MatryoshkaError } from '../errors.js';
-/** Bad input on the command line: one line on stderr, exit code 2, nothing done. */
+/**
+ * Bad input on the command line: exit code 2, nothing done. One line on stderr, followed by the
+ * usage of the command when the mistake is in its shape (an unknown command or flag).
+ */
 export class UsageError extends MatryoshkaError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly usage?: string,
+  ) {
     super('ERR_USAGE', message);
   }
 }

@@ -11,7 +11,7 @@ const cell = (text: string): string => text.replace(/\s*\n\s*/g, ' ').replace(/\
 export function renderConfigDocs(): string {
   const rows = CONFIG_VARIABLES.map(
     (v) =>
-      `| \`${v.name}\` | ${v.default === undefined ? 'unset' : `\`${cell(v.default)}\``} | ${cell(v.description)} |`,
+      `| \`${v.name}\` | ${v.default === undefined ? 'unset' : `\`${cell(v.default)}\``} | ${cell(v.allowed)} | ${cell(v.description)} |`,
   );
   return [
     '# Configuration reference',
@@ -23,8 +23,8 @@ export function renderConfigDocs(): string {
     'the same names in a YAML mapping; the environment wins over the file. The standard `OTEL_*`',
     'variables of the OpenTelemetry SDK apply as well.',
     '',
-    '| variable | default | description |',
-    '|---|---|---|',
+    '| variable | default | allowed | description |',
+    '|---|---|---|---|',
     ...rows,
     '',
   ].join('\n');

@@ -1,228 +1,7 @@
-import { MatryoshkaError } from '../errors.js';
 import type { Compression } from '../chain/compression.js';
-import { RESERVED_FORWARD_HEADERS } from '../pipeline/owned-headers.js';
+import { MatryoshkaError } from '../errors.js';
 import { IDENTIFIER_DESCRIPTION, isIdentifier } from '../header-grammar.js';
-
-export interface Config {
-  readonly grpcPort: number;
-  readonly httpPort: number;
-  readonly host: string;
-  readonly redisUrl: string | undefined;
-  readonly registryFile: string | undefined;
-  readonly issuer: string;
-  readonly signingKeysFile: string | undefined;
-  readonly serviceId: string | undefined;
-  readonly maxDepth: number;
-  readonly tokenTtlSeconds: number;
-  readonly forwardHeader: string;
-  readonly shadow: boolean;
-  readonly debugReasons: boolean;
-  readonly tlsCert: string | undefined;
-  readonly tlsKey: string | undefined;
-  readonly tlsCa: string | undefined;
-  readonly allowInsecureIssuers: boolean;
-  readonly logLevel: string;
-  readonly clockSkewSeconds: number;
-  readonly compression: Compression;
-  readonly maxTokenLength: number;
-  readonly maxLevels: number;
-  readonly maxContainerBytes: number;
-  readonly jwksTimeoutMs: number;
-  readonly jwksCooldownMs: number;
-  readonly jwksMaxAgeSeconds: number;
-  readonly jwksMaxStaleSeconds: number;
-  readonly redisPrefix: string;
-  readonly registryPollMs: number;
-  readonly keyRotationSeconds: number;
-  readonly tlsReloadMs: number;
-  readonly shutdownGraceMs: number;
-  readonly memoEntries: number;
-  readonly idleTimeoutMs: number;
-  readonly authzHttpPort: number | undefined;
-}
-
-export interface ConfigVariable {
-  readonly name: string;
-  readonly default: string | undefined;
-  readonly description: string;
-}
-
-/** Every environment variable the service reads. The README table and the deploy tests come from here. */
-export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
-  {
-    name: 'MATRYOSHKA_GRPC_PORT',
-    default: '9191',
-    description: 'ext_authz + health port (0 = pick a free port and log it)',
-  },
-  {
-    name: 'MATRYOSHKA_HTTP_PORT',
-    default: '9192',
-    description: 'JWKS, health and metrics port (0 = pick a free port and log it)',
-  },
-  { name: 'MATRYOSHKA_HOST', default: '0.0.0.0', description: 'bind address' },
-  { name: 'REDIS_URL', default: undefined, description: 'unset = embedded in-memory registry' },
-  {
-    name: 'MATRYOSHKA_REGISTRY_FILE',
-    default: undefined,
-    description: 'YAML registry loaded at start (embedded mode)',
-  },
-  {
-    name: 'MATRYOSHKA_ISSUER',
-    default: 'urn:matryoshka:authz',
-    description: 'iss of minted tokens',
-  },
-  {
-    name: 'MATRYOSHKA_SIGNING_KEYS',
-    default: undefined,
-    description: 'JWK Set file with private keys; unset = generated keys',
-  },
-  {
-    name: 'MATRYOSHKA_SERVICE_ID',
-    default: undefined,
-    description: 'destination service id when the request names none',
-  },
-  {
-    name: 'MATRYOSHKA_MAX_DEPTH',
-    default: '8',
-    description: 'default max chain depth (tenant, service and route may lower it)',
-  },
-  {
-    name: 'MATRYOSHKA_TOKEN_TTL',
-    default: '120',
-    description: 'lifetime in seconds of minted tokens (never beyond the origin exp)',
-  },
-  {
-    name: 'MATRYOSHKA_FORWARD_HEADER',
-    default: 'authorization',
-    description: 'header that carries the minted token upstream',
-  },
-  {
-    name: 'MATRYOSHKA_MODE',
-    default: 'enforce',
-    description: 'enforce | shadow (decide, record, but allow)',
-  },
-  {
-    name: 'MATRYOSHKA_DEBUG_REASONS',
-    default: 'false',
-    description: 'add x-authz-reason to denials (off in production)',
-  },
-  {
-    name: 'MATRYOSHKA_TLS_CERT',
-    default: undefined,
-    description: 'server certificate (PEM) for gRPC TLS',
-  },
-  {
-    name: 'MATRYOSHKA_TLS_KEY',
-    default: undefined,
-    description: 'server private key (PEM) for gRPC TLS',
-  },
-  {
-    name: 'MATRYOSHKA_TLS_CA',
-    default: undefined,
-    description: 'CA bundle; when set, client certificates are required (mTLS)',
-  },
-  {
-    name: 'MATRYOSHKA_TLS_RELOAD_MS',
-    default: '10000',
-    description: 'how often the TLS files are re-read (rotation without restart)',
-  },
-  {
-    name: 'MATRYOSHKA_SHUTDOWN_GRACE_MS',
-    default: '10000',
-    description: 'on SIGTERM, how long in-flight checks may take before the process exits',
-  },
-  {
-    name: 'MATRYOSHKA_ALLOW_INSECURE_ISSUERS',
-    default: 'false',
-    description: 'allow http:// issuer and JWKS URLs (tests, local dev)',
-  },
-  {
-    name: 'MATRYOSHKA_CLOCK_SKEW',
-    default: '30',
-    description: 'seconds of tolerance on exp/nbf/iat',
-  },
-  {
-    name: 'MATRYOSHKA_COMPRESSION',
-    default: 'gzip',
-    description: 'container compression when minting at depth >= 3: gzip | brotli',
-  },
-  {
-    name: 'MATRYOSHKA_MAX_TOKEN_LENGTH',
-    default: '65536',
-    description: 'longest accepted incoming token, in characters',
-  },
-  {
-    name: 'MATRYOSHKA_MAX_LEVELS',
-    default: '32',
-    description: 'hard cap on levels opened in one chain',
-  },
-  {
-    name: 'MATRYOSHKA_MAX_CONTAINER_BYTES',
-    default: '262144',
-    description: 'cap on one decompressed container',
-  },
-  {
-    name: 'MATRYOSHKA_JWKS_TIMEOUT_MS',
-    default: '3000',
-    description: 'deadline for one discovery or JWKS request',
-  },
-  {
-    name: 'MATRYOSHKA_JWKS_COOLDOWN_MS',
-    default: '5000',
-    description:
-      'minimum time between two key fetches for one issuer (on an unknown kid, or refreshing old keys in the background)',
-  },
-  {
-    name: 'MATRYOSHKA_JWKS_MAX_AGE',
-    default: '600',
-    description:
-      'seconds before cached issuer keys are refreshed, in the background: the held keys answer meanwhile',
-  },
-  {
-    name: 'MATRYOSHKA_JWKS_MAX_STALE',
-    default: '86400',
-    description:
-      'seconds the last good keys are served while an IdP is down or hangs; past it nothing stale is served',
-  },
-  {
-    name: 'MATRYOSHKA_REDIS_PREFIX',
-    default: 'matryoshka',
-    description: 'key prefix (and Cluster hash tag) in Redis',
-  },
-  {
-    name: 'MATRYOSHKA_REGISTRY_POLL_MS',
-    default: '5000',
-    description: 'registry version check, the safety net behind pub/sub',
-  },
-  {
-    name: 'MATRYOSHKA_KEY_ROTATION',
-    default: '21600',
-    description: 'seconds between rotations of generated signing keys (Redis mode)',
-  },
-  {
-    name: 'MATRYOSHKA_CONFIG_FILE',
-    default: undefined,
-    description: 'optional YAML file of these same variables; the environment wins',
-  },
-  {
-    name: 'MATRYOSHKA_MEMO_ENTRIES',
-    default: '20000',
-    description: 'verified chains remembered so a hop verifies only its own level (0 = off)',
-  },
-  {
-    name: 'MATRYOSHKA_IDLE_TIMEOUT_MS',
-    default: '300000',
-    description:
-      'a connection (gRPC or HTTP) without a request in progress is closed after this; stalled handshakes and requests after at most 10 s',
-  },
-  {
-    name: 'MATRYOSHKA_AUTHZ_HTTP_PORT',
-    default: undefined,
-    description:
-      'HTTP authorization port (Envoy http_service, nginx auth_request, Traefik/Caddy forward-auth); unset = off, 0 = pick a free port and log it',
-  },
-  { name: 'LOG_LEVEL', default: 'info', description: 'pino level' },
-];
+import { RESERVED_FORWARD_HEADERS } from '../pipeline/owned-headers.js';
 
 /** A configuration problem: one line naming the variable, and the service does not start. */
 export class ConfigError extends MatryoshkaError {
@@ -231,103 +10,351 @@ export class ConfigError extends MatryoshkaError {
   }
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
-function raw(env: Env, name: string): string | undefined {
-  const value = env[name];
-  if (value !== undefined && value.trim() !== '') return value.trim();
-  return CONFIG_VARIABLES.find((v) => v.name === name)?.default;
+/**
+ * How one variable's text becomes a value. `allowed` says the same thing as `parse` in words, for
+ * the generated reference, so the documented range is the checked one.
+ */
+export interface Parser<T> {
+  readonly allowed: string;
+  /** `text` is the trimmed value, or the default when the variable is unset or blank. */
+  parse(text: string | undefined, name: string): T;
 }
 
-function integer(env: Env, name: string, min: number, max: number): number {
-  const value = raw(env, name) ?? '';
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
-    throw new ConfigError(name, `must be a whole number from ${min} to ${max}`);
-  return Number(value);
-}
-
-function bool(env: Env, name: string): boolean {
-  const value = (raw(env, name) ?? 'false').toLowerCase();
-  if (['true', '1', 'yes'].includes(value)) return true;
-  if (['false', '0', 'no'].includes(value)) return false;
-  throw new ConfigError(name, 'must be true or false');
-}
-
-function choice<T extends string>(env: Env, name: string, allowed: Record<string, T>): T {
-  const value = (raw(env, name) ?? '').toLowerCase();
-  const picked = allowed[value];
-  if (picked === undefined)
-    throw new ConfigError(name, `must be one of ${Object.keys(allowed).join(', ')}`);
-  return picked;
-}
-
-function redisPrefix(env: Env): string {
-  const prefix = raw(env, 'MATRYOSHKA_REDIS_PREFIX') ?? 'matryoshka';
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix))
-    throw new ConfigError('MATRYOSHKA_REDIS_PREFIX', 'must be letters, digits, _ . - (at most 64)');
-  return prefix;
-}
-
-export function loadConfig(env: Env = process.env): Config {
-  const forwardHeader = (raw(env, 'MATRYOSHKA_FORWARD_HEADER') ?? 'authorization').toLowerCase();
-  if (!/^[a-z0-9-]{1,64}$/.test(forwardHeader) || forwardHeader.startsWith('x-envoy-')) {
-    throw new ConfigError('MATRYOSHKA_FORWARD_HEADER', 'must be a plain header name');
-  }
-  // The token and an identity header under one name: one of them would be lost, or both sent.
-  if (RESERVED_FORWARD_HEADERS.includes(forwardHeader)) {
-    throw new ConfigError(
-      'MATRYOSHKA_FORWARD_HEADER',
-      `must not be ${forwardHeader}, a header the service sets itself`,
-    );
-  }
-  const issuer = raw(env, 'MATRYOSHKA_ISSUER') ?? '';
-  if (issuer.length === 0 || issuer.length > 256)
-    throw new ConfigError('MATRYOSHKA_ISSUER', 'must be a non-empty string');
-  const tlsCert = raw(env, 'MATRYOSHKA_TLS_CERT');
-  const tlsKey = raw(env, 'MATRYOSHKA_TLS_KEY');
-  if ((tlsCert === undefined) !== (tlsKey === undefined))
-    throw new ConfigError('MATRYOSHKA_TLS_CERT', 'and MATRYOSHKA_TLS_KEY go together');
-  const tlsCa = raw(env, 'MATRYOSHKA_TLS_CA');
-  if (tlsCa !== undefined && tlsCert === undefined)
-    throw new ConfigError('MATRYOSHKA_TLS_CA', 'needs MATRYOSHKA_TLS_CERT and MATRYOSHKA_TLS_KEY');
-  const serviceId = raw(env, 'MATRYOSHKA_SERVICE_ID');
-  if (serviceId !== undefined && !isIdentifier(serviceId))
-    throw new ConfigError('MATRYOSHKA_SERVICE_ID', `must be ${IDENTIFIER_DESCRIPTION}`);
-  const redisUrl = raw(env, 'REDIS_URL');
-  if (
-    redisUrl !== undefined &&
-    !/^(redis|rediss|redis\+sentinel|redis\+cluster)s?:\/\//.test(redisUrl)
-  ) {
-    throw new ConfigError(
-      'REDIS_URL',
-      'must be a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL',
-    );
-  }
-  if (redisUrl !== undefined && raw(env, 'MATRYOSHKA_REGISTRY_FILE') !== undefined) {
-    throw new ConfigError(
-      'MATRYOSHKA_REGISTRY_FILE',
-      'is for the embedded registry; with REDIS_URL load it with `matryoshka-authz registry import FILE`',
-    );
-  }
+function integer(min: number, max: number): Parser<number> {
   return {
-    grpcPort: integer(env, 'MATRYOSHKA_GRPC_PORT', 0, 65535),
-    httpPort: integer(env, 'MATRYOSHKA_HTTP_PORT', 0, 65535),
-    host: raw(env, 'MATRYOSHKA_HOST') ?? '0.0.0.0',
-    redisUrl,
-    registryFile: raw(env, 'MATRYOSHKA_REGISTRY_FILE'),
-    issuer,
-    signingKeysFile: raw(env, 'MATRYOSHKA_SIGNING_KEYS'),
-    serviceId,
-    maxDepth: integer(env, 'MATRYOSHKA_MAX_DEPTH', 1, 64),
-    tokenTtlSeconds: integer(env, 'MATRYOSHKA_TOKEN_TTL', 5, 86_400),
+    allowed: `whole number, ${min} to ${max}`,
+    parse(text, name) {
+      const value = text ?? '';
+      if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
+        throw new ConfigError(name, `must be a whole number from ${min} to ${max}`);
+      return Number(value);
+    },
+  };
+}
+
+const bool: Parser<boolean> = {
+  allowed: 'true or false (also 1/0, yes/no)',
+  parse(text, name) {
+    const value = (text ?? 'false').toLowerCase();
+    if (['true', '1', 'yes'].includes(value)) return true;
+    if (['false', '0', 'no'].includes(value)) return false;
+    throw new ConfigError(name, 'must be true or false');
+  },
+};
+
+/** Case-insensitive; each accepted word maps to the value the code uses. */
+function choice<T>(options: Readonly<Record<string, T>>): Parser<T> {
+  const words = Object.keys(options).join(', ');
+  return {
+    allowed: `one of ${words}`,
+    parse(text, name) {
+      const value = (text ?? '').toLowerCase();
+      if (!Object.hasOwn(options, value)) throw new ConfigError(name, `must be one of ${words}`);
+      return options[value] as T;
+    },
+  };
+}
+
+/** An integer in range when set; unset stays undefined (a feature that is off). */
+function optionalInteger(min: number, max: number): Parser<number | undefined> {
+  const inner = integer(min, max);
+  return {
+    allowed: `unset, or ${inner.allowed}`,
+    parse: (text, name) => (text === undefined ? undefined : inner.parse(text, name)),
+  };
+}
+
+/** Free text (a path, an address); unset stays undefined. */
+const optionalText: Parser<string | undefined> = {
+  allowed: 'any text',
+  parse: (text) => text,
+};
+
+/** A value checked by `valid`; unset (with no default) stays undefined, set and invalid stops. */
+function optional(
+  allowed: string,
+  valid: (text: string) => boolean,
+  problem = `must be ${allowed}`,
+): Parser<string | undefined> {
+  return {
+    allowed,
+    parse(text, name) {
+      if (text !== undefined && !valid(text)) throw new ConfigError(name, problem);
+      return text;
+    },
+  };
+}
+
+/** Like `optional`, for variables that always have a value (their default). */
+function required(
+  allowed: string,
+  valid: (text: string) => boolean,
+  problem = `must be ${allowed}`,
+): Parser<string> {
+  return {
+    allowed,
+    parse(text, name) {
+      if (text === undefined || !valid(text)) throw new ConfigError(name, problem);
+      return text;
+    },
+  };
+}
+
+/** The token and an identity header under one name: one of them would be lost, or both sent. */
+const forwardHeader: Parser<string> = {
+  allowed: `a lower-case header name (a-z 0-9 -, at most 64), not x-envoy-*, not ${RESERVED_FORWARD_HEADERS.join(', ')}`,
+  parse(text, name) {
+    const header = (text ?? '').toLowerCase();
+    if (!/^[a-z0-9-]{1,64}$/.test(header) || header.startsWith('x-envoy-'))
+      throw new ConfigError(name, 'must be a plain header name');
+    if (RESERVED_FORWARD_HEADERS.includes(header))
+      throw new ConfigError(name, `must not be ${header}, a header the service sets itself`);
+    return header;
+  },
+};
+
+export interface ConfigVariable {
+  readonly name: string;
+  readonly default: string | undefined;
+  readonly description: string;
+  /** The accepted values, in words (rendered into docs/configuration.md). */
+  readonly allowed: string;
+}
+
+interface Setting<T> extends ConfigVariable {
+  readonly parser: Parser<T>;
+}
+
+function setting<T>(
+  name: string,
+  defaultValue: string | undefined,
+  parser: Parser<T>,
+  description: string,
+): Setting<T> {
+  return { name, default: defaultValue, description, allowed: parser.allowed, parser };
+}
+
+/**
+ * Every setting the service reads, keyed by its Config field: name, default, parser (with its
+ * range) and description in one entry, which both loads the value and documents it.
+ */
+const SETTINGS = {
+  grpcPort: setting(
+    'MATRYOSHKA_GRPC_PORT',
+    '9191',
+    integer(0, 65535),
+    'ext_authz + health port (0 = pick a free port and log it)',
+  ),
+  httpPort: setting(
+    'MATRYOSHKA_HTTP_PORT',
+    '9192',
+    integer(0, 65535),
+    'JWKS, health and metrics port (0 = pick a free port and log it)',
+  ),
+  host: setting(
+    'MATRYOSHKA_HOST',
+    '0.0.0.0',
+    required('any address', () => true),
+    'bind address',
+  ),
+  redisUrl: setting(
+    'REDIS_URL',
+    undefined,
+    optional('a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL', (url) =>
+      /^(redis|rediss|redis\+sentinel|redis\+cluster)s?:\/\//.test(url),
+    ),
+    'unset = embedded in-memory registry',
+  ),
+  registryFile: setting(
+    'MATRYOSHKA_REGISTRY_FILE',
+    undefined,
+    optionalText,
+    'YAML registry (embedded mode), followed: reloaded on change and on SIGHUP',
+  ),
+  issuer: setting(
+    'MATRYOSHKA_ISSUER',
+    'urn:matryoshka:authz',
+    required(
+      'a string of 1 to 256 characters',
+      (issuer) => issuer.length > 0 && issuer.length <= 256,
+      'must be a non-empty string',
+    ),
+    'iss of minted tokens',
+  ),
+  signingKeysFile: setting(
+    'MATRYOSHKA_SIGNING_KEYS',
+    undefined,
+    optionalText,
+    'JWK Set file with private keys; unset = generated keys',
+  ),
+  serviceId: setting(
+    'MATRYOSHKA_SERVICE_ID',
+    undefined,
+    optional(IDENTIFIER_DESCRIPTION, isIdentifier),
+    'destination service id when the request names none',
+  ),
+  maxDepth: setting(
+    'MATRYOSHKA_MAX_DEPTH',
+    '8',
+    integer(1, 64),
+    'default max chain depth (tenant, service and route may lower it)',
+  ),
+  tokenTtlSeconds: setting(
+    'MATRYOSHKA_TOKEN_TTL',
+    '120',
+    integer(5, 86_400),
+    'lifetime in seconds of minted tokens (never beyond the origin exp)',
+  ),
+  forwardHeader: setting(
+    'MATRYOSHKA_FORWARD_HEADER',
+    'authorization',
     forwardHeader,
-    shadow: choice(env, 'MATRYOSHKA_MODE', { enforce: 'enforce', shadow: 'shadow' }) === 'shadow',
-    debugReasons: bool(env, 'MATRYOSHKA_DEBUG_REASONS'),
-    tlsCert,
-    tlsKey,
-    tlsCa,
-    allowInsecureIssuers: bool(env, 'MATRYOSHKA_ALLOW_INSECURE_ISSUERS'),
-    logLevel: choice(env, 'LOG_LEVEL', {
+    'header that carries the minted token upstream',
+  ),
+  shadow: setting(
+    'MATRYOSHKA_MODE',
+    'enforce',
+    choice({ enforce: false, shadow: true }),
+    'enforce | shadow (decide, record, but allow)',
+  ),
+  debugReasons: setting(
+    'MATRYOSHKA_DEBUG_REASONS',
+    'false',
+    bool,
+    'add x-authz-reason to denials (off in production)',
+  ),
+  tlsCert: setting(
+    'MATRYOSHKA_TLS_CERT',
+    undefined,
+    optionalText,
+    'server certificate (PEM) for gRPC TLS',
+  ),
+  tlsKey: setting(
+    'MATRYOSHKA_TLS_KEY',
+    undefined,
+    optionalText,
+    'server private key (PEM) for gRPC TLS',
+  ),
+  tlsCa: setting(
+    'MATRYOSHKA_TLS_CA',
+    undefined,
+    optionalText,
+    'CA bundle; when set, client certificates are required (mTLS)',
+  ),
+  tlsReloadMs: setting(
+    'MATRYOSHKA_TLS_RELOAD_MS',
+    '10000',
+    integer(100, 3_600_000),
+    'how often the TLS files are re-read (rotation without restart)',
+  ),
+  shutdownGraceMs: setting(
+    'MATRYOSHKA_SHUTDOWN_GRACE_MS',
+    '10000',
+    integer(0, 600_000),
+    'on SIGTERM, how long in-flight checks may take before the process exits',
+  ),
+  allowInsecureIssuers: setting(
+    'MATRYOSHKA_ALLOW_INSECURE_ISSUERS',
+    'false',
+    bool,
+    'allow http:// issuer and JWKS URLs (tests, local dev)',
+  ),
+  clockSkewSeconds: setting(
+    'MATRYOSHKA_CLOCK_SKEW',
+    '30',
+    integer(0, 600),
+    'seconds of tolerance on exp/nbf/iat',
+  ),
+  compression: setting(
+    'MATRYOSHKA_COMPRESSION',
+    'gzip',
+    choice<Compression>({ gzip: 'g', brotli: 'b' }),
+    'container compression when minting at depth >= 3: gzip | brotli',
+  ),
+  maxTokenLength: setting(
+    'MATRYOSHKA_MAX_TOKEN_LENGTH',
+    '65536',
+    integer(1024, 1024 * 1024),
+    'longest accepted incoming token, in characters',
+  ),
+  maxLevels: setting(
+    'MATRYOSHKA_MAX_LEVELS',
+    '32',
+    integer(2, 256),
+    'hard cap on levels opened in one chain',
+  ),
+  maxContainerBytes: setting(
+    'MATRYOSHKA_MAX_CONTAINER_BYTES',
+    '262144',
+    integer(1024, 8 * 1024 * 1024),
+    'cap on one decompressed container',
+  ),
+  jwksTimeoutMs: setting(
+    'MATRYOSHKA_JWKS_TIMEOUT_MS',
+    '3000',
+    integer(100, 60_000),
+    'deadline for one discovery or JWKS request',
+  ),
+  jwksCooldownMs: setting(
+    'MATRYOSHKA_JWKS_COOLDOWN_MS',
+    '5000',
+    integer(0, 3_600_000),
+    'minimum time between two key fetches for one issuer (on an unknown kid, or refreshing old keys in the background)',
+  ),
+  jwksMaxAgeSeconds: setting(
+    'MATRYOSHKA_JWKS_MAX_AGE',
+    '600',
+    integer(1, 86_400),
+    'seconds before cached issuer keys are refreshed, in the background: the held keys answer meanwhile',
+  ),
+  jwksMaxStaleSeconds: setting(
+    'MATRYOSHKA_JWKS_MAX_STALE',
+    '86400',
+    integer(0, 30 * 86_400),
+    'seconds the last good keys are served while an IdP is down or hangs; past it nothing stale is served',
+  ),
+  redisPrefix: setting(
+    'MATRYOSHKA_REDIS_PREFIX',
+    'matryoshka',
+    required('letters, digits, _ . - (at most 64)', (prefix) =>
+      /^[A-Za-z0-9_.-]{1,64}$/.test(prefix),
+    ),
+    'key prefix (and Cluster hash tag) in Redis',
+  ),
+  registryPollMs: setting(
+    'MATRYOSHKA_REGISTRY_POLL_MS',
+    '5000',
+    integer(100, 600_000),
+    'registry version check, the safety net behind pub/sub',
+  ),
+  keyRotationSeconds: setting(
+    'MATRYOSHKA_KEY_ROTATION',
+    '21600',
+    integer(60, 30 * 86_400),
+    'seconds between rotations of generated signing keys (Redis mode)',
+  ),
+  memoEntries: setting(
+    'MATRYOSHKA_MEMO_ENTRIES',
+    '20000',
+    integer(0, 10_000_000),
+    'verified chains remembered so a hop verifies only its own level (0 = off)',
+  ),
+  idleTimeoutMs: setting(
+    'MATRYOSHKA_IDLE_TIMEOUT_MS',
+    '300000',
+    integer(100, 86_400_000),
+    'a connection (gRPC or HTTP) without a request in progress is closed after this; stalled handshakes and requests after at most 10 s',
+  ),
+  authzHttpPort: setting(
+    'MATRYOSHKA_AUTHZ_HTTP_PORT',
+    undefined,
+    optionalInteger(0, 65535),
+    'HTTP authorization port (Envoy http_service, nginx auth_request, Traefik/Caddy forward-auth); unset = off, 0 = pick a free port and log it',
+  ),
+  logLevel: setting(
+    'LOG_LEVEL',
+    'info',
+    choice({
       fatal: 'fatal',
       error: 'error',
       warn: 'warn',
@@ -336,25 +363,97 @@ export function loadConfig(env: Env = process.env): Config {
       trace: 'trace',
       silent: 'silent',
     }),
-    clockSkewSeconds: integer(env, 'MATRYOSHKA_CLOCK_SKEW', 0, 600),
-    compression: choice<Compression>(env, 'MATRYOSHKA_COMPRESSION', { gzip: 'g', brotli: 'b' }),
-    maxTokenLength: integer(env, 'MATRYOSHKA_MAX_TOKEN_LENGTH', 1024, 1024 * 1024),
-    maxLevels: integer(env, 'MATRYOSHKA_MAX_LEVELS', 2, 256),
-    maxContainerBytes: integer(env, 'MATRYOSHKA_MAX_CONTAINER_BYTES', 1024, 8 * 1024 * 1024),
-    jwksTimeoutMs: integer(env, 'MATRYOSHKA_JWKS_TIMEOUT_MS', 100, 60_000),
-    jwksCooldownMs: integer(env, 'MATRYOSHKA_JWKS_COOLDOWN_MS', 0, 3_600_000),
-    jwksMaxAgeSeconds: integer(env, 'MATRYOSHKA_JWKS_MAX_AGE', 1, 86_400),
-    jwksMaxStaleSeconds: integer(env, 'MATRYOSHKA_JWKS_MAX_STALE', 0, 30 * 86_400),
-    redisPrefix: redisPrefix(env),
-    registryPollMs: integer(env, 'MATRYOSHKA_REGISTRY_POLL_MS', 100, 600_000),
-    keyRotationSeconds: integer(env, 'MATRYOSHKA_KEY_ROTATION', 60, 30 * 86_400),
-    tlsReloadMs: integer(env, 'MATRYOSHKA_TLS_RELOAD_MS', 100, 3_600_000),
-    shutdownGraceMs: integer(env, 'MATRYOSHKA_SHUTDOWN_GRACE_MS', 0, 600_000),
-    memoEntries: integer(env, 'MATRYOSHKA_MEMO_ENTRIES', 0, 10_000_000),
-    idleTimeoutMs: integer(env, 'MATRYOSHKA_IDLE_TIMEOUT_MS', 100, 86_400_000),
-    authzHttpPort:
-      raw(env, 'MATRYOSHKA_AUTHZ_HTTP_PORT') === undefined
-        ? undefined
-        : integer(env, 'MATRYOSHKA_AUTHZ_HTTP_PORT', 0, 65535),
-  };
+    'pino level',
+  ),
+} as const;
+
+type Settings = typeof SETTINGS;
+
+/** The service's configuration: one field per entry of SETTINGS, typed by its parser. */
+export type Config = {
+  readonly [K in keyof Settings]: Settings[K] extends Setting<infer T> ? T : never;
+};
+
+/** Read by src/config/config-file.ts before anything else, so it feeds no Config field. */
+const CONFIG_FILE: ConfigVariable = {
+  name: 'MATRYOSHKA_CONFIG_FILE',
+  default: undefined,
+  description: 'optional YAML file of these same variables; the environment wins',
+  allowed: 'a path to a YAML mapping',
+};
+
+/** Every environment variable the service reads. docs/configuration.md and the deploy tests come from here. */
+export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
+  ...Object.values(SETTINGS),
+  CONFIG_FILE,
+];
+
+const FIELDS = Object.keys(SETTINGS) as Array<keyof Config>;
+
+/**
+ * Rules between variables, each stated once. A rule applies only when every field it reads was
+ * loaded, so a partial load (the registry commands) is never refused over a setting it ignores.
+ */
+const CROSS_RULES: ReadonlyArray<{
+  readonly reads: ReadonlyArray<keyof Config>;
+  check(config: Config): void;
+}> = [
+  {
+    reads: ['tlsCert', 'tlsKey'],
+    check(config) {
+      if ((config.tlsCert === undefined) !== (config.tlsKey === undefined))
+        throw new ConfigError('MATRYOSHKA_TLS_CERT', 'and MATRYOSHKA_TLS_KEY go together');
+    },
+  },
+  {
+    reads: ['tlsCa', 'tlsCert'],
+    check(config) {
+      if (config.tlsCa !== undefined && config.tlsCert === undefined)
+        throw new ConfigError(
+          'MATRYOSHKA_TLS_CA',
+          'needs MATRYOSHKA_TLS_CERT and MATRYOSHKA_TLS_KEY',
+        );
+    },
+  },
+  {
+    reads: ['redisUrl', 'registryFile'],
+    check(config) {
+      if (config.redisUrl !== undefined && config.registryFile !== undefined)
+        throw new ConfigError(
+          'MATRYOSHKA_REGISTRY_FILE',
+          'is for the embedded registry; with REDIS_URL load it with `matryoshka-authz registry import FILE`',
+        );
+    },
+  },
+];
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function text(env: Env, variable: ConfigVariable): string | undefined {
+  const value = env[variable.name];
+  if (value !== undefined && value.trim() !== '') return value.trim();
+  return variable.default;
+}
+
+/**
+ * Only the settings named in `only`: a command that needs three variables must not be stopped by
+ * a bad value in a fourth it never uses.
+ */
+export function loadSettings<K extends keyof Config>(
+  env: Env,
+  only: readonly K[],
+): Pick<Config, K> {
+  const loaded: Partial<Record<keyof Config, unknown>> = {};
+  for (const field of only) {
+    const variable: Setting<unknown> = SETTINGS[field];
+    loaded[field] = variable.parser.parse(text(env, variable), variable.name);
+  }
+  const config = loaded as Config;
+  for (const rule of CROSS_RULES)
+    if (rule.reads.every((field) => field in loaded)) rule.check(config);
+  return config;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  return loadSettings(env, FIELDS);
 }

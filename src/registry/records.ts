@@ -229,12 +229,16 @@ export function httpUrl(value: unknown, field: string, allowInsecure: boolean): 
   if (url.username || url.password) throw new RecordError(field, 'must not carry credentials');
   return value;
 }
-
 /**
  * The secret of an HMAC issuer is named, never given: `secret_env: NAME`, or `secret: ${NAME}`.
- * A literal under any secret-like key is refused with the field's name.
+ * A literal under any secret-like key is refused with the field's name. `declared` is the already
+ * validated `secret_env`; an alias must name the same variable.
  */
-function secretReference(raw: Raw, field: string): { name: string; field: string } | undefined {
+function secretReference(
+  raw: Raw,
+  field: string,
+  declared: string | undefined,
+): { name: string; field: string } | undefined {
   let found: { name: string; field: string } | undefined;
   const take = (name: string, at: string): void => {
     if (found !== undefined && found.name !== name)
@@ -252,58 +256,365 @@ function secretReference(raw: Raw, field: string): { name: string; field: string
       );
     take(ref[1] as string, `${field}.${key}`);
   }
-  if (raw['secret_env'] !== undefined) {
-    const value = raw['secret_env'];
-    if (typeof value !== 'string' || !ENV_NAME.test(value)) {
-      throw new RecordError(
-        `${field}.secret_env`,
-        'must be the name of an environment variable, not the secret',
-      );
-    }
-    take(value, `${field}.secret_env`);
-  }
+  if (declared !== undefined) take(declared, `${field}.secret_env`);
   return found;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema: every field of every record, declared once. Validation (YAML, CLI, Redis), the
+// serialised form (YAML output and the JSON stored in Redis), and the CLI's flags and usage text
+// are all derived from these entries; adding a field is one entry here plus the code that uses it.
+// ---------------------------------------------------------------------------------------------
+
+export interface ParseContext {
+  /** Plain http issuer and JWKS URLs (MATRYOSHKA_ALLOW_INSECURE_ISSUERS). */
+  readonly allowInsecure: boolean;
+}
+
+export interface FieldSpec<R, K extends keyof R = keyof R> {
+  /** The key in the registry file and in the stored JSON (snake_case). */
+  readonly key: string;
+  /** The record's property. */
+  readonly prop: K;
+  /** The CLI flag, without `--`. */
+  readonly flag: string;
+  /** The flag's value placeholder in usage text; absent for a switch (a boolean flag). */
+  readonly arg?: string;
+  /** The flag is given once per list item (`--audience A --audience B`). */
+  readonly repeat?: boolean;
+  /** The CLI refuses to run without it. */
+  readonly required?: boolean;
+  readonly help: string;
+  /** A valid value other than the default, as the registry file spells it. */
+  readonly example: unknown;
+  /** The raw value (undefined when absent) to the record's value, or a RecordError naming `field`. */
+  parse(value: unknown, field: string, context: ParseContext): R[K];
+  /** The record's value to its raw form; undefined leaves the key out (the default). */
+  toRaw(value: R[K]): unknown;
+}
+
+/** The record's name when it is the key of a mapping (tenants, services) rather than a field. */
+export interface NameSpec<R> {
+  readonly prop: keyof R;
+  readonly flag: string;
+  readonly arg: string;
+  readonly help: string;
+}
+
+export interface RecordSchema<R> {
+  readonly kind: string;
+  readonly name?: NameSpec<R>;
+  readonly fields: ReadonlyArray<FieldSpec<R>>;
+  /** Whether secret-like keys are this record's business (issuers); elsewhere they are refused. */
+  readonly takesSecrets?: boolean;
+}
+
+/** Binds the record type once so each entry's `parse` and `toRaw` are checked against its property. */
+const fieldOf =
+  <R>() =>
+  <K extends keyof R>(spec: FieldSpec<R, K>): FieldSpec<R> =>
+    spec as unknown as FieldSpec<R>;
+
+const GLOB_DESCRIPTION = 'a glob of service ids (letters, digits, . _ : @ / - * ?)';
+const absentIfEmpty = (list: readonly string[]): string[] | undefined =>
+  list.length > 0 ? [...list] : undefined;
+const trueOrAbsent = (value: boolean): true | undefined => (value ? true : undefined);
+
+const issuerField = fieldOf<IssuerRecord>();
+export const ISSUER_SCHEMA: RecordSchema<IssuerRecord> = {
+  kind: 'issuer',
+  takesSecrets: true,
+  fields: [
+    issuerField({
+      key: 'issuer',
+      prop: 'issuer',
+      flag: 'issuer',
+      arg: 'ISS',
+      required: true,
+      help: "the exact iss; an https URL unless --jwks-uri is given (keys by OIDC discovery) or it's HMAC",
+      example: 'https://idp.example',
+      parse(value, field) {
+        if (typeof value !== 'string' || value.length === 0 || value.length > 512)
+          throw new RecordError(field, 'must be a non-empty string');
+        return value;
+      },
+      toRaw: (value) => value,
+    }),
+    issuerField({
+      key: 'tenant',
+      prop: 'tenant',
+      flag: 'tenant',
+      arg: 'T',
+      required: true,
+      help: "the tenant of this issuer's tokens",
+      example: 'acme',
+      parse: (value, field) => identifier(value, field),
+      toRaw: (value) => value,
+    }),
+    issuerField({
+      key: 'jwks_uri',
+      prop: 'jwksUri',
+      flag: 'jwks-uri',
+      arg: 'URL',
+      help: "the issuer's JWKS (https; http only with MATRYOSHKA_ALLOW_INSECURE_ISSUERS=true)",
+      example: 'https://idp.example/jwks',
+      parse: (value, field, context) =>
+        value === undefined || value === null
+          ? undefined
+          : httpUrl(value, field, context.allowInsecure),
+      toRaw: (value) => value,
+    }),
+    issuerField({
+      key: 'audiences',
+      prop: 'audiences',
+      flag: 'audience',
+      arg: 'A',
+      repeat: true,
+      help: "a token's aud must name one of them (default: not checked)",
+      example: ['orders-api', 'cart-api'],
+      parse: (value, field) =>
+        value === undefined
+          ? undefined
+          : stringList(value, field, /^[^\s,]{1,256}$/, 'an audience'),
+      toRaw: (value) => (value === undefined ? undefined : [...value]),
+    }),
+    issuerField({
+      key: 'algorithms',
+      prop: 'algorithms',
+      flag: 'algorithms',
+      arg: 'ALG,...',
+      help: `allowed algorithms (default ${DEFAULT_ALGORITHMS.join(',')}); never HMAC and public-key together`,
+      example: ['HS256', 'HS512'],
+      parse(value, field) {
+        if (value === undefined) return [...DEFAULT_ALGORITHMS];
+        const algorithms = stringList(value, field, /^[A-Za-z0-9]+$/, 'an algorithm name');
+        for (const [i, alg] of algorithms.entries()) {
+          if (!(SUPPORTED_ALGORITHMS as readonly string[]).includes(alg)) {
+            throw new RecordError(
+              `${field}[${i}]`,
+              `unsupported algorithm ${alg} (supported: ${SUPPORTED_ALGORITHMS.join(', ')})`,
+            );
+          }
+        }
+        if (algorithms.length === 0)
+          throw new RecordError(field, 'must name at least one algorithm');
+        return algorithms as Algorithm[];
+      },
+      toRaw: (value) => [...value],
+    }),
+    issuerField({
+      key: 'roles_claim',
+      prop: 'rolesClaim',
+      flag: 'roles-claim',
+      arg: 'PATH',
+      help: 'claim name or dotted path of the roles (default roles)',
+      example: 'realm_access.roles',
+      parse(value, field) {
+        const claim = optionalString(value, field) ?? 'roles';
+        if (!CLAIM_PATH.test(claim))
+          throw new RecordError(field, 'must be a claim name or dotted path');
+        return claim;
+      },
+      toRaw: (value) => (value === 'roles' ? undefined : value),
+    }),
+    issuerField({
+      key: 'secret_env',
+      prop: 'secretEnv',
+      flag: 'secret-env',
+      arg: 'NAME',
+      help: "HMAC only (required then): the service's environment variable holding the secret",
+      example: 'IDP_HMAC_SECRET',
+      parse(value, field) {
+        if (value === undefined) return undefined;
+        if (typeof value !== 'string' || !ENV_NAME.test(value))
+          throw new RecordError(
+            field,
+            'must be the name of an environment variable, not the secret',
+          );
+        return value;
+      },
+      toRaw: (value) => value,
+    }),
+    issuerField({
+      key: 'mints_for',
+      prop: 'mintsFor',
+      flag: 'mints-for',
+      arg: 'GLOB,...',
+      help: 'service ids this issuer may wrap chains for (default: origin tokens only)',
+      example: ['partner-*'],
+      parse: (value, field) => stringList(value, field, GLOB, GLOB_DESCRIPTION),
+      toRaw: absentIfEmpty,
+    }),
+  ],
+};
+
+const tenantField = fieldOf<TenantPolicy>();
+export const TENANT_SCHEMA: RecordSchema<TenantPolicy> = {
+  kind: 'tenant',
+  name: { prop: 'tenant', flag: 'tenant', arg: 'T', help: 'the tenant' },
+  fields: [
+    tenantField({
+      key: 'recursion',
+      prop: 'recursion',
+      flag: 'recursion',
+      arg: 'deny|audit',
+      help: 'a service already in the chain is refused, or allowed and marked (default deny)',
+      example: 'audit',
+      parse: (value, field) => oneOf(value, field, ['deny', 'audit'], 'deny'),
+      toRaw: (value) => value,
+    }),
+    tenantField({
+      key: 'sealed',
+      prop: 'sealed',
+      flag: 'sealed',
+      arg: 'allow|deny',
+      help: 'whether a chain with a container this service cannot open is accepted (default deny)',
+      example: 'allow',
+      parse: (value, field) => oneOf(value, field, ['allow', 'deny'], 'deny'),
+      toRaw: (value) => value,
+    }),
+    tenantField({
+      key: 'entry_only',
+      prop: 'entryOnly',
+      flag: 'entry-only',
+      help: 'an origin token is accepted only by services marked --entry',
+      example: true,
+      parse: optionalBool,
+      toRaw: (value) => value,
+    }),
+    tenantField({
+      key: 'max_depth',
+      prop: 'maxDepth',
+      flag: 'max-depth',
+      arg: 'N',
+      help: "deepest token the tenant's services may receive, 0 to 64 (default no tenant limit)",
+      example: 3,
+      parse: optionalDepth,
+      toRaw: (value) => value,
+    }),
+  ],
+};
+
+const serviceField = fieldOf<ServicePolicy>();
+export const SERVICE_SCHEMA: RecordSchema<ServicePolicy> = {
+  kind: 'service',
+  name: { prop: 'sid', flag: 'sid', arg: 'S', help: "the destination's service id" },
+  fields: [
+    serviceField({
+      key: 'tenant',
+      prop: 'tenant',
+      flag: 'tenant',
+      arg: 'T',
+      help: 'the tenant the service belongs to (another tenant is tenant_mismatch)',
+      example: 'acme',
+      parse: (value, field) => (value === undefined ? undefined : identifier(value, field)),
+      toRaw: (value) => value,
+    }),
+    serviceField({
+      key: 'allowed_callers',
+      prop: 'allowedCallers',
+      flag: 'allowed-callers',
+      arg: 'GLOB,...',
+      help: 'the immediate caller must match one (default any caller)',
+      example: ['gateway', 'cart-*'],
+      parse: (value, field) => stringList(value, field, GLOB, GLOB_DESCRIPTION),
+      toRaw: absentIfEmpty,
+    }),
+    serviceField({
+      key: 'required_roles',
+      prop: 'requiredRoles',
+      flag: 'required-roles',
+      arg: 'R,...',
+      help: 'the user must hold every one',
+      example: ['reader'],
+      // A role outside the role grammar is dropped from every token, so requiring one could never be met.
+      parse: (value, field) =>
+        stringList(
+          value,
+          field,
+          ROLE,
+          `a role name (printable ASCII without comma or space, at most ${MAX_ROLE_LENGTH})`,
+        ),
+      toRaw: absentIfEmpty,
+    }),
+    serviceField({
+      key: 'max_depth',
+      prop: 'maxDepth',
+      flag: 'max-depth',
+      arg: 'N',
+      help: 'deepest token this service may receive, 0 to 64',
+      example: 4,
+      parse: optionalDepth,
+      toRaw: (value) => value,
+    }),
+    serviceField({
+      key: 'seal',
+      prop: 'seal',
+      flag: 'seal',
+      help: "tokens minted for this service encrypt their container to this service's key",
+      example: true,
+      parse: optionalBool,
+      toRaw: trueOrAbsent,
+    }),
+    serviceField({
+      key: 'entry',
+      prop: 'entry',
+      flag: 'entry',
+      help: 'an entry service of an entry_only tenant',
+      example: true,
+      parse: optionalBool,
+      toRaw: trueOrAbsent,
+    }),
+    serviceField({
+      key: 'bind_source',
+      prop: 'bindSource',
+      flag: 'bind-source',
+      help: "the request's source workload must map to the chain's caller",
+      example: true,
+      parse: optionalBool,
+      toRaw: trueOrAbsent,
+    }),
+  ],
+};
+
+/** Every field of `schema` read from `raw` (unknown keys refused) on top of `base` (the name). */
+function readRecord<R>(
+  schema: RecordSchema<R>,
+  raw: Raw,
+  field: string,
+  context: ParseContext,
+  base: Partial<R>,
+): R {
+  refuseUnknown(
+    raw,
+    schema.fields.map((f) => f.key),
+    field,
+    schema.takesSecrets === true,
+  );
+  const record: Partial<R> = { ...base };
+  for (const spec of schema.fields)
+    record[spec.prop] = spec.parse(raw[spec.key], `${field}.${spec.key}`, context);
+  // Every property is set: the base holds the name, the loop every field the schema declares.
+  return record as R;
+}
+
+/** Inverse of the parsers, for YAML/JSON output and storage: snake_case, defaults left out. */
+export function recordToRaw<R>(schema: RecordSchema<R>, record: R): Raw {
+  const raw: Raw = {};
+  for (const spec of schema.fields) {
+    const value = spec.toRaw(record[spec.prop]);
+    if (value !== undefined) raw[spec.key] = value;
+  }
+  return raw;
 }
 
 export function parseIssuer(value: unknown, field: string, allowInsecure: boolean): IssuerRecord {
   const raw = asObject(value, field);
-  refuseUnknown(
-    raw,
-    [
-      'issuer',
-      'tenant',
-      'jwks_uri',
-      'audiences',
-      'algorithms',
-      'roles_claim',
-      'secret_env',
-      'mints_for',
-    ],
-    field,
-    true,
-  );
-  const issuer = raw['issuer'];
-  if (typeof issuer !== 'string' || issuer.length === 0 || issuer.length > 512)
-    throw new RecordError(`${field}.issuer`, 'must be a non-empty string');
-  const tenant = identifier(raw['tenant'], `${field}.tenant`);
-  const algorithms =
-    raw['algorithms'] === undefined
-      ? [...DEFAULT_ALGORITHMS]
-      : stringList(raw['algorithms'], `${field}.algorithms`, /^[A-Za-z0-9]+$/, 'an algorithm name');
-  for (const [i, alg] of algorithms.entries()) {
-    if (!(SUPPORTED_ALGORITHMS as readonly string[]).includes(alg)) {
-      throw new RecordError(
-        `${field}.algorithms[${i}]`,
-        `unsupported algorithm ${alg} (supported: ${SUPPORTED_ALGORITHMS.join(', ')})`,
-      );
-    }
-  }
-  if (algorithms.length === 0)
-    throw new RecordError(`${field}.algorithms`, 'must name at least one algorithm');
-  const secret = secretReference(raw, field);
-  const secretEnv = secret?.name;
-  const hmac = algorithms.filter((a) => a.startsWith('HS'));
-  if (hmac.length > 0 && hmac.length !== algorithms.length) {
+  const record = readRecord(ISSUER_SCHEMA, raw, field, { allowInsecure }, {});
+  // Rules between fields, which no single entry can state.
+  const secret = secretReference(raw, field, record.secretEnv);
+  const hmac = record.algorithms.filter((a) => a.startsWith('HS'));
+  if (hmac.length > 0 && hmac.length !== record.algorithms.length) {
     throw new RecordError(
       `${field}.algorithms`,
       'must not mix HMAC and public-key algorithms (algorithm confusion)',
@@ -313,111 +624,23 @@ export function parseIssuer(value: unknown, field: string, allowInsecure: boolea
     throw new RecordError(`${field}.secret_env`, 'is required for HMAC algorithms');
   if (hmac.length === 0 && secret !== undefined)
     throw new RecordError(secret.field, 'is only for HMAC algorithms');
-  const jwksRaw = raw['jwks_uri'];
-  const jwksUri =
-    jwksRaw === undefined || jwksRaw === null
-      ? undefined
-      : httpUrl(jwksRaw, `${field}.jwks_uri`, allowInsecure);
-  if (hmac.length === 0 && jwksUri === undefined) httpUrl(issuer, `${field}.issuer`, allowInsecure);
-  const audiences =
-    raw['audiences'] === undefined
-      ? undefined
-      : stringList(raw['audiences'], `${field}.audiences`, /^[^\s,]{1,256}$/, 'an audience');
-  const rolesClaim = optionalString(raw['roles_claim'], `${field}.roles_claim`) ?? 'roles';
-  if (!CLAIM_PATH.test(rolesClaim))
-    throw new RecordError(`${field}.roles_claim`, 'must be a claim name or dotted path');
-  const mintsFor = stringList(
-    raw['mints_for'],
-    `${field}.mints_for`,
-    GLOB,
-    'a glob of service ids (letters, digits, . _ : @ / - * ?)',
-  );
-  return {
-    issuer,
-    tenant,
-    jwksUri,
-    audiences,
-    algorithms: algorithms as Algorithm[],
-    rolesClaim,
-    secretEnv,
-    mintsFor,
-  };
+  if (hmac.length === 0 && record.jwksUri === undefined)
+    httpUrl(record.issuer, `${field}.issuer`, allowInsecure);
+  return { ...record, secretEnv: secret?.name };
 }
 
 export function parseTenant(tenant: string, value: unknown, field: string): TenantPolicy {
+  const name = identifier(tenant, field);
   const raw = value === null || value === undefined ? {} : asObject(value, field);
-  refuseUnknown(raw, ['max_depth', 'recursion', 'sealed', 'entry_only'], field);
-  return {
-    tenant: identifier(tenant, field),
-    maxDepth: optionalDepth(raw['max_depth'], `${field}.max_depth`),
-    recursion: oneOf(raw['recursion'], `${field}.recursion`, ['deny', 'audit'], 'deny'),
-    sealed: oneOf(raw['sealed'], `${field}.sealed`, ['allow', 'deny'], 'deny'),
-    entryOnly: optionalBool(raw['entry_only'], `${field}.entry_only`),
-  };
+  return readRecord(TENANT_SCHEMA, raw, field, { allowInsecure: false }, { tenant: name });
 }
 
 export function parseService(sid: string, value: unknown, field: string): ServicePolicy {
+  const name = identifier(sid, field);
   const raw = value === null || value === undefined ? {} : asObject(value, field);
-  refuseUnknown(
-    raw,
-    ['tenant', 'allowed_callers', 'required_roles', 'max_depth', 'seal', 'entry', 'bind_source'],
-    field,
-  );
-  const tenant =
-    raw['tenant'] === undefined ? undefined : identifier(raw['tenant'], `${field}.tenant`);
-  return {
-    sid: identifier(sid, field),
-    tenant,
-    allowedCallers: stringList(
-      raw['allowed_callers'],
-      `${field}.allowed_callers`,
-      GLOB,
-      'a glob of service ids (letters, digits, . _ : @ / - * ?)',
-    ),
-    // A role outside the role grammar is dropped from every token, so requiring one could never be met.
-    requiredRoles: stringList(
-      raw['required_roles'],
-      `${field}.required_roles`,
-      ROLE,
-      `a role name (printable ASCII without comma or space, at most ${MAX_ROLE_LENGTH})`,
-    ),
-    maxDepth: optionalDepth(raw['max_depth'], `${field}.max_depth`),
-    seal: optionalBool(raw['seal'], `${field}.seal`),
-    entry: optionalBool(raw['entry'], `${field}.entry`),
-    bindSource: optionalBool(raw['bind_source'], `${field}.bind_source`),
-  };
+  return readRecord(SERVICE_SCHEMA, raw, field, { allowInsecure: false }, { sid: name });
 }
 
-/** Inverse of the parsers, for YAML/JSON output and storage: snake_case, defaults omitted. */
-export function issuerToRaw(record: IssuerRecord): Raw {
-  const raw: Raw = { issuer: record.issuer, tenant: record.tenant };
-  if (record.jwksUri !== undefined) raw['jwks_uri'] = record.jwksUri;
-  if (record.audiences !== undefined) raw['audiences'] = [...record.audiences];
-  raw['algorithms'] = [...record.algorithms];
-  if (record.rolesClaim !== 'roles') raw['roles_claim'] = record.rolesClaim;
-  if (record.secretEnv !== undefined) raw['secret_env'] = record.secretEnv;
-  if (record.mintsFor.length > 0) raw['mints_for'] = [...record.mintsFor];
-  return raw;
-}
-
-export function tenantToRaw(policy: TenantPolicy): Raw {
-  const raw: Raw = {
-    recursion: policy.recursion,
-    sealed: policy.sealed,
-    entry_only: policy.entryOnly,
-  };
-  if (policy.maxDepth !== undefined) raw['max_depth'] = policy.maxDepth;
-  return raw;
-}
-
-export function serviceToRaw(policy: ServicePolicy): Raw {
-  const raw: Raw = {};
-  if (policy.tenant !== undefined) raw['tenant'] = policy.tenant;
-  if (policy.allowedCallers.length > 0) raw['allowed_callers'] = [...policy.allowedCallers];
-  if (policy.requiredRoles.length > 0) raw['required_roles'] = [...policy.requiredRoles];
-  if (policy.maxDepth !== undefined) raw['max_depth'] = policy.maxDepth;
-  if (policy.seal) raw['seal'] = true;
-  if (policy.entry) raw['entry'] = true;
-  if (policy.bindSource) raw['bind_source'] = true;
-  return raw;
-}
+export const issuerToRaw = (record: IssuerRecord): Raw => recordToRaw(ISSUER_SCHEMA, record);
+export const tenantToRaw = (policy: TenantPolicy): Raw => recordToRaw(TENANT_SCHEMA, policy);
+export const serviceToRaw = (policy: ServicePolicy): Raw => recordToRaw(SERVICE_SCHEMA, policy);

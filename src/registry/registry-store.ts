@@ -68,6 +68,19 @@ export class RegistryStore {
     await this.commit(tx);
   }
 
+  /**
+   * Returns false when the tenant has no policy record. Its issuers stay registered: without the
+   * record the tenant falls back to the fail-closed defaults of defaultTenantPolicy().
+   */
+  async removeTenant(tenant: string): Promise<boolean> {
+    return this.removeRecord(this.layout.tenant(tenant), this.layout.tenants, tenant);
+  }
+
+  /** Returns false when the service has no policy record; it then gets its tenant's policy only. */
+  async removeService(sid: string): Promise<boolean> {
+    return this.removeRecord(this.layout.service(sid), this.layout.services, sid);
+  }
+
   async putService(policy: ServicePolicy): Promise<void> {
     const tx = this.redis.multi();
     tx.set(this.layout.service(policy.sid), JSON.stringify(serviceToRaw(policy)));
@@ -80,6 +93,15 @@ export class RegistryStore {
     const tx = this.redis.multi();
     tx.hset(this.layout.principals, principal, sid);
     await this.commit(tx);
+  }
+
+  /** Returns false when the principal was not mapped (nothing changes then). */
+  async unmapPrincipal(principal: string): Promise<boolean> {
+    if ((await this.redis.hexists(this.layout.principals, principal)) === 0) return false;
+    const tx = this.redis.multi();
+    tx.hdel(this.layout.principals, principal);
+    await this.commit(tx);
+    return true;
   }
 
   /** Replace everything with `contents` (the registry file pushed to Redis, or a restore). */
@@ -153,6 +175,17 @@ export class RegistryStore {
       },
       invalid,
     };
+  }
+
+  /** A record key and its name in the index set, gone in one transaction with the version bump. */
+  private async removeRecord(key: string, index: string, name: string): Promise<boolean> {
+    if ((await this.redis.exists(key)) === 0 && (await this.redis.sismember(index, name)) === 0)
+      return false;
+    const tx = this.redis.multi();
+    tx.del(key);
+    tx.srem(index, name);
+    await this.commit(tx);
+    return true;
   }
 
   private async commit(tx: ReturnType<RedisClient['multi']>): Promise<void> {
