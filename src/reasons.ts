@@ -6,11 +6,13 @@ import { type ErrorCode, MatryoshkaError } from './errors.js';
  *   could not find out: `unavailable`). Never shadowed: dry-run does not let an unproven identity through.
  * - `policy`: a genuine chain that a rule refuses. Shadowed: in dry-run the request is allowed,
  *   the extended token minted, and the would-be denial recorded.
+ * - `request`: the request itself cannot be decided safely (a path two servers would read two
+ *   ways). Never shadowed: there is no rule it could be said to pass.
  */
-export type ReasonClass = 'authenticity' | 'policy';
+export type ReasonClass = 'authenticity' | 'policy' | 'request';
 
 interface ReasonSpec {
-  readonly status: 401 | 403 | 503;
+  readonly status: 400 | 401 | 403 | 503;
   readonly class: ReasonClass;
 }
 
@@ -35,6 +37,8 @@ export const DENY_REASONS = {
   role_missing: { status: 403, class: 'policy' },
   sealed_chain: { status: 403, class: 'policy' },
   unknown_service: { status: 403, class: 'policy' },
+  operation_not_found: { status: 403, class: 'policy' },
+  invalid_path: { status: 400, class: 'request' },
   unavailable: { status: 503, class: 'authenticity' },
 } as const satisfies Record<string, ReasonSpec>;
 

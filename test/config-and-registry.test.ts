@@ -336,7 +336,14 @@ describe('registry file: the product.md example', () => {
       },
     ]);
     assert.deepEqual(contents.tenants, [
-      { tenant: 'acme', maxDepth: 6, recursion: 'deny', sealed: 'allow', entryOnly: false },
+      {
+        tenant: 'acme',
+        maxDepth: 6,
+        recursion: 'deny',
+        sealed: 'allow',
+        entryOnly: false,
+        mode: undefined,
+      },
     ]);
     assert.deepEqual(contents.services, [
       {
@@ -348,6 +355,9 @@ describe('registry file: the product.md example', () => {
         seal: false,
         entry: true,
         bindSource: false,
+        mode: undefined,
+        operations: [],
+        denyUnmatched: false,
       },
       {
         sid: 'orders',
@@ -358,6 +368,9 @@ describe('registry file: the product.md example', () => {
         seal: false,
         entry: false,
         bindSource: true,
+        mode: undefined,
+        operations: [],
+        denyUnmatched: false,
       },
     ]);
     assert.deepEqual(contents.principals, { 'spiffe://cluster.local/ns/shop/sa/orders': 'orders' });
@@ -589,6 +602,7 @@ describe('registry file: tenants, services, principals', () => {
       recursion: 'deny',
       sealed: 'deny',
       entryOnly: false,
+      mode: undefined,
     });
   });
 
@@ -602,6 +616,9 @@ describe('registry file: tenants, services, principals', () => {
       seal: false,
       entry: false,
       bindSource: false,
+      mode: undefined,
+      operations: [],
+      denyUnmatched: false,
     });
   });
 

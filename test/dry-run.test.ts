@@ -152,6 +152,17 @@ const POLICY: readonly Scenario[] = [
     },
   },
   {
+    reason: 'operation_not_found',
+    how: 'a request no operation matches, deny_unmatched',
+    mints: true,
+    call: async (w) => ({
+      token: await w.acme.mint({ sub: 'alice' }),
+      sid: 'ops',
+      path: '/other',
+      method: 'GET',
+    }),
+  },
+  {
     reason: 'unknown_service',
     how: 'no destination at all',
     mints: false,
@@ -218,6 +229,7 @@ describe('dry-run by reason class', () => {
       service('picky', { allowed_callers: ['gateway'] }),
       service('bound', { bind_source: true }),
       service('admin-only', { required_roles: ['admin'] }),
+      service('ops', { deny_unmatched: true, operations: [{ name: 'read', path: '/orders/*' }] }),
     ],
     principals: { 'spiffe://cluster.local/ns/x/sa/B': 'B' },
   });

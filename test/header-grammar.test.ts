@@ -590,6 +590,8 @@ describe('header grammar in the registry, the configuration and the response', (
       reason: undefined,
       detail: undefined,
       shadow: false,
+      shadowScope: undefined,
+      operation: undefined,
       tenant: 'acme',
       user: 'alice',
       roles: ['reader'],

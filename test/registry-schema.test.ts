@@ -36,7 +36,10 @@ function argv(schema: AnySchema, raw: Record<string, unknown>): string[] {
     if (f.arg === undefined) return value === true ? [`--${f.flag}`] : [];
     if (Array.isArray(value))
       return f.repeat === true
-        ? value.flatMap((v) => [`--${f.flag}`, String(v)])
+        ? value.flatMap((v) => [
+            `--${f.flag}`,
+            typeof v === 'object' ? JSON.stringify(v) : String(v),
+          ])
         : [`--${f.flag}`, value.join(',')];
     return [`--${f.flag}`, String(value)];
   });

@@ -69,6 +69,8 @@ function allowed(overrides: Partial<DecisionRecord> = {}): DecisionRecord {
     reason: undefined,
     detail: undefined,
     shadow: false,
+    shadowScope: undefined,
+    operation: undefined,
     tenant: 'acme',
     user: 'alice',
     roles: ['reader', 'writer'],

@@ -11,6 +11,9 @@ export interface CheckCall {
   sourcePrincipal?: string;
   destinationPrincipal?: string;
   deadlineMs?: number;
+  /** The original request's method and path (default GET /). */
+  method?: string;
+  path?: string;
 }
 
 export interface CheckResult {
@@ -47,9 +50,11 @@ export class EnvoyLikeClient {
   }
 
   static request(call: CheckCall): Record<string, unknown> {
+    const method = call.method ?? 'GET';
+    const path = call.path ?? '/';
     const headers: Record<string, string> = {
-      ':method': 'GET',
-      ':path': '/',
+      ':method': method,
+      ':path': path,
       ':authority': 'upstream',
       ...(call.headers ?? {}),
     };
@@ -69,8 +74,8 @@ export class EnvoyLikeClient {
         request: {
           http: {
             id: '1',
-            method: 'GET',
-            path: '/',
+            method,
+            path,
             host: 'upstream',
             protocol: 'HTTP/1.1',
             headers,
@@ -140,6 +145,7 @@ export class EnvoyLikeClient {
 }
 
 const STATUS_NAMES: Record<string, number> = {
+  BadRequest: 400,
   Unauthorized: 401,
   Forbidden: 403,
   ServiceUnavailable: 503,

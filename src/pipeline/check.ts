@@ -7,12 +7,20 @@ import type { LevelTrust } from '../chain/verify-level.js';
 import { isIdentifier, unsafeIdentity } from '../header-grammar.js';
 import type { OwnKeys } from '../keys/own-keys.js';
 import { decide } from '../policy/decide.js';
+import { matchRule, withOperation } from '../policy/operations.js';
 import { MatryoshkaError } from '../errors.js';
 import { DenyError, type DenyReason, classOf, deny } from '../reasons.js';
 import type { RegistryReader } from '../registry/registry.js';
-import { defaultServicePolicy, defaultTenantPolicy } from '../registry/records.js';
+import {
+  type OperationPolicy,
+  type PolicyMode,
+  type ServicePolicy,
+  type TenantPolicy,
+  defaultServicePolicy,
+  defaultTenantPolicy,
+} from '../registry/records.js';
 import type { CheckInput } from './check-input.js';
-import type { DecisionRecord } from './decision.js';
+import type { DecisionRecord, ShadowScope } from './decision.js';
 import { resolveDestinationSid, routeBindings } from './destination.js';
 import { newRequestId } from './request-id.js';
 import { extractToken } from './extract.js';
@@ -65,6 +73,10 @@ interface Draft {
   recursionAudited: boolean;
   /** The first policy denial met; later steps still run, so shadow mode can mint. */
   policyDenial?: Denial;
+  /** What dry-run is scoped by, as far as the walk got: the tenant's, the service's, the operation's mode. */
+  tenantPolicy?: TenantPolicy;
+  service?: ServicePolicy;
+  operation?: OperationPolicy;
 }
 
 const newDraft = (input: CheckInput): Draft => ({
@@ -100,15 +112,27 @@ export async function check(input: CheckInput, deps: CheckDeps): Promise<Decisio
   }
 }
 
-/** Dry-run, applied once: a policy denial in shadow mode is allowed and recorded as what it would have been. */
-function shadowed(deps: CheckDeps): boolean {
-  return deps.shadow;
+/**
+ * Dry-run, decided once: the scope whose mode lets a policy denial through, if any. The global
+ * `MATRYOSHKA_MODE=shadow` covers everything; otherwise the most specific scope that says a mode
+ * wins (an operation set to `enforce` enforces inside a service in `shadow`).
+ */
+function dryRunScope(draft: Draft, deps: CheckDeps): ShadowScope | undefined {
+  if (deps.shadow) return 'global';
+  const scopes: Array<[ShadowScope, PolicyMode]> = [
+    ['operation', draft.operation?.mode],
+    ['service', draft.service?.mode],
+    ['tenant', draft.tenantPolicy?.mode],
+  ];
+  const decided = scopes.find(([, mode]) => mode !== undefined);
+  return decided?.[1] === 'shadow' ? decided[0] : undefined;
 }
 
 function settle(draft: Draft, deps: CheckDeps): DecisionRecord {
   const denial = draft.policyDenial;
   if (denial === undefined) return finish(draft, true, undefined);
-  return finish(draft, shadowed(deps), denial);
+  const scope = dryRunScope(draft, deps);
+  return finish(draft, scope !== undefined, denial, scope);
 }
 
 /**
@@ -145,7 +169,12 @@ export async function checkWithin(
 }
 
 /** `denial` present and `allowed`: a denial dry-run let through (`shadow`). */
-function finish(draft: Draft, allowed: boolean, denial: Denial | undefined): DecisionRecord {
+function finish(
+  draft: Draft,
+  allowed: boolean,
+  denial: Denial | undefined,
+  shadowScope?: ShadowScope,
+): DecisionRecord {
   if (allowed) {
     // Every value was validated where it entered; should one have slipped through, nothing is
     // emitted and the request is refused, in shadow mode too (the record says so, as the response will).
@@ -172,6 +201,8 @@ function finish(draft: Draft, allowed: boolean, denial: Denial | undefined): Dec
     reason: denial?.reason,
     detail: denial?.detail,
     shadow: allowed && denial !== undefined,
+    shadowScope: allowed && denial !== undefined ? shadowScope : undefined,
+    operation: draft.operation?.name,
     tenant: draft.tenant,
     user: draft.user,
     roles: draft.roles,
@@ -222,6 +253,8 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   draft.tenant = tenant;
 
   const resolved = await inChildSpan(deps.tracer, 'registry read', async () => {
+    const tenantPolicy = (await deps.registry.tenant(tenant)) ?? defaultTenantPolicy(tenant);
+    draft.tenantPolicy = tenantPolicy;
     const sid = await policyStep(
       draft,
       () => resolveDestinationSid(input, deps.registry, deps.defaultServiceId),
@@ -238,12 +271,12 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
       })),
     };
     const registeredService = await deps.registry.service(destination.sid);
+    draft.service = registeredService;
     await policyStep(
       draft,
       () => checkTenantBindings(tenant, destination, registeredService),
       undefined,
     );
-    const tenantPolicy = (await deps.registry.tenant(tenant)) ?? defaultTenantPolicy(tenant);
     const mappedSource =
       input.sourcePrincipal === undefined
         ? undefined
@@ -254,7 +287,21 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   });
   // No destination: nothing to decide for and no sid to mint for.
   if (resolved === undefined) return;
-  const { destination, registeredService, tenantPolicy, sourceSid } = resolved;
+  const { destination, registeredService, sourceSid } = resolved;
+
+  // The rule for this request: one of the service's operations, or the service's own.
+  const service = registeredService ?? defaultServicePolicy(destination.sid);
+  let rule = { tenant: resolved.tenantPolicy, service };
+  const match = matchRule(service, input.path, input.method);
+  if (match.kind === 'operation') {
+    draft.operation = match.operation;
+    rule = withOperation(resolved.tenantPolicy, service, match.operation);
+  } else if (match.kind === 'unmatched') {
+    draft.policyDenial ??= {
+      reason: 'operation_not_found',
+      detail: `no operation of ${destination.sid} matches ${input.method ?? '(no method)'} ${input.path ?? '(no path)'}`,
+    };
+  }
 
   const sourcePrincipal = input.sourcePrincipal;
   const outcome = decide({
@@ -265,8 +312,8 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
     caller: chain.outer.stack?.sid,
     outerMintedHere: chain.outer.own && chain.depth > 0,
     roles: innermost.roles,
-    tenant: tenantPolicy,
-    service: registeredService ?? defaultServicePolicy(destination.sid),
+    tenant: rule.tenant,
+    service: rule.service,
     defaultMaxDepth: deps.defaultMaxDepth,
     routeMaxDepth: destination.routeMaxDepth,
     source:
@@ -276,7 +323,7 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   else draft.policyDenial ??= { reason: outcome.reason, detail: outcome.detail };
   // Only what will be allowed is minted: dry-run extends the chain, so the services behind it
   // keep working during rollout; an enforced denial signs nothing.
-  if (draft.policyDenial !== undefined && !shadowed(deps)) return;
+  if (draft.policyDenial !== undefined && dryRunScope(draft, deps) === undefined) return;
 
   const minted = await inChildSpan(deps.tracer, 'token mint', () =>
     mintExtended(

@@ -2,6 +2,8 @@ import type { Chain } from '../chain/types.js';
 import type { DenyReason } from '../reasons.js';
 import type { Minted } from './mint.js';
 
+export type ShadowScope = 'global' | 'tenant' | 'service' | 'operation';
+
 /**
  * What one Check decided and everything it learnt on the way. The response, the span, the audit
  * line and the metrics are all derived from this one record, so they cannot disagree.
@@ -14,6 +16,10 @@ export interface DecisionRecord {
   /** Internal explanation for logs and spans; never sent to the client. */
   readonly detail: string | undefined;
   readonly shadow: boolean;
+  /** Which dry-run let the denial through: the global mode, or the tenant's, service's or operation's. */
+  readonly shadowScope: ShadowScope | undefined;
+  /** The service operation whose rule decided (undefined: the service's own rule). */
+  readonly operation: string | undefined;
   readonly tenant: string | undefined;
   readonly user: string | undefined;
   readonly roles: readonly string[];

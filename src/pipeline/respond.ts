@@ -1,5 +1,5 @@
 import { isHeaderValue, unsafeIdentity } from '../header-grammar.js';
-import { type DenyReason, httpStatusOf } from '../reasons.js';
+import { type DenyReason, type HttpDenyStatus, httpStatusOf } from '../reasons.js';
 import type { DecisionRecord } from './decision.js';
 import {
   IDENTITY_HEADERS,
@@ -34,8 +34,17 @@ export interface ResponseSettings {
 }
 
 const GRPC_OK = 0;
-const GRPC_CODE_BY_HTTP = { 401: 16, 403: 7, 503: 14 } as const; // UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE
-const BODY_ERROR_BY_HTTP = { 401: 'unauthorized', 403: 'forbidden', 503: 'unavailable' } as const;
+// INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE
+const GRPC_CODE_BY_HTTP = { 400: 3, 401: 16, 403: 7, 503: 14 } as const satisfies Record<
+  HttpDenyStatus,
+  number
+>;
+const BODY_ERROR_BY_HTTP = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  503: 'unavailable',
+} as const satisfies Record<HttpDenyStatus, string>;
 
 // Envoy has read an unset `append` as "append" in some versions; we always say "overwrite".
 const set = (key: string, value: string): HeaderValueOption => ({
@@ -169,7 +178,7 @@ function emittable(
 
 /** A denial as HTTP: the status, headers and body the client gets, whatever the transport. */
 export interface DenialAnswer {
-  readonly status: 401 | 403 | 503;
+  readonly status: HttpDenyStatus;
   readonly headers: ReadonlyArray<readonly [name: string, value: string]>;
   readonly body: string;
 }

@@ -1,4 +1,6 @@
 import { MatryoshkaError } from '../errors.js';
+import { parse as parseYaml } from 'yaml';
+import { type PathPattern, parsePathPattern } from '../request-path.js';
 import {
   IDENTIFIER_DESCRIPTION,
   MAX_ROLE_LENGTH,
@@ -48,12 +50,36 @@ export interface IssuerRecord {
   readonly mintsFor: readonly string[];
 }
 
+/** Dry-run for one scope; absent: the enclosing scope decides (operation → service → tenant → global). */
+export type PolicyMode = 'enforce' | 'shadow' | undefined;
+
 export interface TenantPolicy {
   readonly tenant: string;
   readonly maxDepth: number | undefined;
   readonly recursion: 'deny' | 'audit';
   readonly sealed: 'allow' | 'deny';
   readonly entryOnly: boolean;
+  readonly mode: PolicyMode;
+}
+
+/**
+ * One operation of a service: the requests it matches (an HTTP path pattern with optional
+ * methods, or a gRPC method) and the rule for them. A rule field left out is the service's.
+ */
+export interface OperationPolicy {
+  readonly name: string;
+  readonly path: PathPattern;
+  /** Upper-case HTTP methods; empty: any. */
+  readonly methods: readonly string[];
+  readonly allowedCallers: readonly string[] | undefined;
+  readonly requiredRoles: readonly string[] | undefined;
+  readonly maxDepth: number | undefined;
+  /** Accepts origin tokens in an entry_only tenant (as the service's `entry`). */
+  readonly entry: boolean | undefined;
+  /** Refuses origin tokens unless an entry: the tenant's entry_only rule, for this operation only. */
+  readonly entryOnly: boolean | undefined;
+  readonly bindSource: boolean | undefined;
+  readonly mode: PolicyMode;
 }
 
 export interface ServicePolicy {
@@ -66,6 +92,11 @@ export interface ServicePolicy {
   readonly seal: boolean;
   readonly entry: boolean;
   readonly bindSource: boolean;
+  readonly mode: PolicyMode;
+  /** Matched in order: the first that matches the request's path and method decides. */
+  readonly operations: readonly OperationPolicy[];
+  /** A request no operation matches is refused (`operation_not_found`) instead of getting the service's rule. */
+  readonly denyUnmatched: boolean;
 }
 
 /** A record that cannot be accepted; the message names the field (e.g. `issuers[1].algorithms`). */
@@ -77,7 +108,14 @@ export class RecordError extends MatryoshkaError {
 
 /** Defaults for a tenant that has no record: fail closed on everything a tenant can relax. */
 export function defaultTenantPolicy(tenant: string): TenantPolicy {
-  return { tenant, maxDepth: undefined, recursion: 'deny', sealed: 'deny', entryOnly: false };
+  return {
+    tenant,
+    maxDepth: undefined,
+    recursion: 'deny',
+    sealed: 'deny',
+    entryOnly: false,
+    mode: undefined,
+  };
 }
 
 /** Defaults for a destination that has no record: tenant policy only. */
@@ -91,6 +129,9 @@ export function defaultServicePolicy(sid: string): ServicePolicy {
     seal: false,
     entry: false,
     bindSource: false,
+    mode: undefined,
+    operations: [],
+    denyUnmatched: false,
   };
 }
 
@@ -448,6 +489,19 @@ export const ISSUER_SCHEMA: RecordSchema<IssuerRecord> = {
   ],
 };
 
+const MODES = ['enforce', 'shadow'] as const;
+function optionalMode(value: unknown, field: string): PolicyMode {
+  if (value === undefined || value === null) return undefined;
+  return oneOf(value, field, MODES, 'enforce');
+}
+
+/** Like optionalBool, but absent stays absent (an operation inherits the service's value). */
+function inheritedBool(value: unknown, field: string): boolean | undefined {
+  return value === undefined || value === null ? undefined : optionalBool(value, field);
+}
+
+const HTTP_METHOD = /^[A-Z]{1,16}$/;
+
 const tenantField = fieldOf<TenantPolicy>();
 export const TENANT_SCHEMA: RecordSchema<TenantPolicy> = {
   kind: 'tenant',
@@ -492,8 +546,178 @@ export const TENANT_SCHEMA: RecordSchema<TenantPolicy> = {
       parse: optionalDepth,
       toRaw: (value) => value,
     }),
+    tenantField({
+      key: 'mode',
+      prop: 'mode',
+      flag: 'mode',
+      arg: 'enforce|shadow',
+      help: "dry-run for the tenant's policy denials (default: MATRYOSHKA_MODE)",
+      example: 'shadow',
+      parse: optionalMode,
+      toRaw: (value) => value,
+    }),
   ],
 };
+
+const operationField = fieldOf<OperationPolicy>();
+/** One entry of a service's `operations`; its name is a field of its own (the entries form a list). */
+export const OPERATION_SCHEMA: RecordSchema<OperationPolicy> = {
+  kind: 'operation',
+  fields: [
+    operationField({
+      key: 'name',
+      prop: 'name',
+      flag: 'name',
+      arg: 'NAME',
+      required: true,
+      help: 'names the operation in spans, audit lines and the metric label',
+      example: 'read',
+      parse: (value, field) => identifier(value, field),
+      toRaw: (value) => value,
+    }),
+    operationField({
+      key: 'path',
+      prop: 'path',
+      flag: 'path',
+      arg: 'PATTERN',
+      help: 'HTTP path pattern: literal segments, * for one segment, a final ** for any rest',
+      example: '/orders/*',
+      parse(value, field) {
+        if (typeof value !== 'string') throw new RecordError(field, 'must be a path pattern');
+        const pattern = parsePathPattern(value);
+        if (typeof pattern === 'string') throw new RecordError(field, pattern);
+        return pattern;
+      },
+      toRaw: (value) => value.text,
+    }),
+    operationField({
+      key: 'methods',
+      prop: 'methods',
+      flag: 'methods',
+      arg: 'M,...',
+      help: 'HTTP methods it matches, upper case (default any)',
+      example: ['GET', 'HEAD'],
+      parse: (value, field) => stringList(value, field, HTTP_METHOD, 'an upper-case HTTP method'),
+      toRaw: absentIfEmpty,
+    }),
+    operationField({
+      key: 'allowed_callers',
+      prop: 'allowedCallers',
+      flag: 'allowed-callers',
+      arg: 'GLOB,...',
+      help: "the immediate caller must match one (default: the service's)",
+      example: ['cart'],
+      parse: (value, field) =>
+        value === undefined || value === null
+          ? undefined
+          : stringList(value, field, GLOB, GLOB_DESCRIPTION),
+      toRaw: (value) => (value === undefined ? undefined : [...value]),
+    }),
+    operationField({
+      key: 'required_roles',
+      prop: 'requiredRoles',
+      flag: 'required-roles',
+      arg: 'R,...',
+      help: "the user must hold every one (default: the service's)",
+      example: ['admin'],
+      parse: (value, field) =>
+        value === undefined || value === null
+          ? undefined
+          : stringList(value, field, ROLE, `a role name (at most ${MAX_ROLE_LENGTH} characters)`),
+      toRaw: (value) => (value === undefined ? undefined : [...value]),
+    }),
+    operationField({
+      key: 'max_depth',
+      prop: 'maxDepth',
+      flag: 'max-depth',
+      arg: 'N',
+      help: "deepest token this operation may receive, 0 to 64 (the service's applies too)",
+      example: 2,
+      parse: optionalDepth,
+      toRaw: (value) => value,
+    }),
+    operationField({
+      key: 'entry',
+      prop: 'entry',
+      flag: 'entry',
+      help: "accepts origin tokens in an entry_only tenant (default: the service's)",
+      example: true,
+      parse: inheritedBool,
+      toRaw: (value) => value,
+    }),
+    operationField({
+      key: 'entry_only',
+      prop: 'entryOnly',
+      flag: 'entry-only',
+      help: 'refuses origin tokens unless it is an entry (the tenant rule, for this operation)',
+      example: true,
+      parse: inheritedBool,
+      toRaw: (value) => value,
+    }),
+    operationField({
+      key: 'bind_source',
+      prop: 'bindSource',
+      flag: 'bind-source',
+      help: "the request's source workload must map to the chain's caller (default: the service's)",
+      example: true,
+      parse: inheritedBool,
+      toRaw: (value) => value,
+    }),
+    operationField({
+      key: 'mode',
+      prop: 'mode',
+      flag: 'mode',
+      arg: 'enforce|shadow',
+      help: "dry-run for this operation's denials (default: the service's)",
+      example: 'shadow',
+      parse: optionalMode,
+      toRaw: (value) => value,
+    }),
+  ],
+};
+
+/**
+ * One operation from the registry file (a mapping), from Redis (the same), or from the CLI, where
+ * `--operation` carries it as a JSON or YAML flow mapping. `grpc: /pkg.Service/Method` is the path
+ * of a gRPC method (Envoy forwards gRPC as POST to that path).
+ */
+function parseOperation(value: unknown, field: string): OperationPolicy {
+  let raw = value;
+  if (typeof value === 'string') {
+    try {
+      raw = parseYaml(value);
+    } catch {
+      throw new RecordError(field, 'must be a mapping (JSON or YAML flow: {name: read, path: /x})');
+    }
+  }
+  const object = { ...asObject(raw, field) };
+  if (object['grpc'] !== undefined) {
+    if (object['path'] !== undefined) throw new RecordError(field, 'takes path or grpc, not both');
+    const method = object['grpc'];
+    if (typeof method !== 'string' || !/^\/[A-Za-z0-9_.]+\/(\*|[A-Za-z0-9_]+)$/.test(method))
+      throw new RecordError(
+        `${field}.grpc`,
+        'must be /package.Service/Method or /package.Service/*',
+      );
+    object['path'] = method;
+    delete object['grpc'];
+  }
+  if (object['path'] === undefined) throw new RecordError(`${field}.path`, 'is required (or grpc)');
+  return readRecord(OPERATION_SCHEMA, object, field, { allowInsecure: false }, {});
+}
+
+function parseOperations(value: unknown, field: string): OperationPolicy[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new RecordError(field, 'must be a list');
+  const operations = value.map((item, i) => parseOperation(item, `${field}[${i}]`));
+  const names = new Set<string>();
+  for (const [i, op] of operations.entries()) {
+    if (names.has(op.name))
+      throw new RecordError(`${field}[${i}].name`, `duplicate operation ${op.name}`);
+    names.add(op.name);
+  }
+  return operations;
+}
 
 const serviceField = fieldOf<ServicePolicy>();
 export const SERVICE_SCHEMA: RecordSchema<ServicePolicy> = {
@@ -570,6 +794,45 @@ export const SERVICE_SCHEMA: RecordSchema<ServicePolicy> = {
       prop: 'bindSource',
       flag: 'bind-source',
       help: "the request's source workload must map to the chain's caller",
+      example: true,
+      parse: optionalBool,
+      toRaw: trueOrAbsent,
+    }),
+    serviceField({
+      key: 'mode',
+      prop: 'mode',
+      flag: 'mode',
+      arg: 'enforce|shadow',
+      help: "dry-run for this service's policy denials (default: the tenant's)",
+      example: 'shadow',
+      parse: optionalMode,
+      toRaw: (value) => value,
+    }),
+    serviceField({
+      key: 'operations',
+      prop: 'operations',
+      flag: 'operation',
+      arg: 'JSON',
+      repeat: true,
+      help: 'an operation with its own rule, e.g. {"name":"read","path":"/orders/*","methods":["GET"]}; first match wins',
+      example: [
+        { name: 'read', path: '/orders/*', methods: ['GET'], required_roles: ['reader'] },
+        {
+          name: 'charge',
+          path: '/shop.Payments/Charge',
+          allowed_callers: ['checkout'],
+          mode: 'shadow',
+        },
+      ],
+      parse: parseOperations,
+      toRaw: (value) =>
+        value.length === 0 ? undefined : value.map((op) => recordToRaw(OPERATION_SCHEMA, op)),
+    }),
+    serviceField({
+      key: 'deny_unmatched',
+      prop: 'denyUnmatched',
+      flag: 'deny-unmatched',
+      help: 'a request no operation matches is refused instead of getting the service rule',
       example: true,
       parse: optionalBool,
       toRaw: trueOrAbsent,

@@ -32,6 +32,8 @@ export function logDecision(
     reason: record.reason,
     detail: record.detail === undefined ? undefined : untrustedText(record.detail, DETAIL_BOUND),
     shadow: record.shadow || undefined,
+    shadow_scope: record.shadowScope,
+    operation: record.operation,
     destination: text(record.destination),
     depth: record.minted?.level.depth ?? record.chain?.depth,
     chain: sids(record.minted?.sids ?? record.chain?.sids),

@@ -99,6 +99,8 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
       : {}),
     'authz.recursion': record.reason === 'recursion' || record.recursionAudited,
     'authz.shadow': record.shadow,
+    ...(record.shadowScope === undefined ? {} : { 'authz.shadow_scope': record.shadowScope }),
+    ...(record.operation === undefined ? {} : { 'authz.operation': record.operation }),
   });
   const levels = chain?.levels ?? [];
   const firstVerifiedHere = levels.length - (chain?.verifiedHere ?? 0);

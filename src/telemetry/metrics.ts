@@ -132,10 +132,15 @@ export class AuthzMetrics {
     const decision = decisionLabel(record);
     const reason = record.reason ?? 'none';
     const tenant = record.tenant ?? 'unknown';
-    const key = `${decision}\u0000${reason}\u0000${tenant}`;
+    // Only registered operation names reach the label (the record names one only when it matched).
+    const operation = record.operation ?? '';
+    const key = `${decision}\u0000${reason}\u0000${tenant}\u0000${operation}`;
     const counted = this.decisionCounts.get(key);
     if (counted === undefined)
-      this.decisionCounts.set(key, { attributes: { decision, reason, tenant }, count: 1 });
+      this.decisionCounts.set(key, {
+        attributes: { decision, reason, tenant, operation },
+        count: 1,
+      });
     else counted.count++;
     this.duration.record(durationSeconds, DECISION_ATTRIBUTES[decision]);
     if (record.chain !== undefined) {

@@ -37,6 +37,8 @@ export interface CheckCall {
   headers?: Record<string, string>;
   sourcePrincipal?: string;
   destinationPrincipal?: string;
+  path?: string;
+  method?: string;
 }
 
 export function checkInput(call: CheckCall): CheckInput {
@@ -50,6 +52,8 @@ export function checkInput(call: CheckCall): CheckInput {
     },
     sourcePrincipal: call.sourcePrincipal,
     destinationPrincipal: call.destinationPrincipal,
+    path: call.path,
+    method: call.method,
   };
 }
 
