@@ -1,13 +1,10 @@
 import { trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { ChainMemo } from './chain/chain-memo.js';
-import type { ChainLimits } from './chain/limits.js';
+import { checkDeps } from './check-deps.js';
 import type { Config } from './config/config.js';
 import { DEFAULT_FETCH_LIMITS } from './keys/fetch-json.js';
-import { IssuerKeys } from './keys/issuer-keys.js';
 import { OwnKeys } from './keys/own-keys.js';
 import { RemoteJwks } from './keys/remote-jwks.js';
-import type { CheckDeps } from './pipeline/check.js';
 import { buildCheckResponse } from './pipeline/respond.js';
 import { MemoryRegistry } from './registry/memory-registry.js';
 import { startRedisBackend } from './fleet/redis-backend.js';
@@ -134,37 +131,16 @@ export async function startService(
     },
     ...(redis ? { shared: redis.jwksCache } : {}),
   });
-  const limits: ChainLimits = {
-    maxLevels: config.maxLevels,
-    maxContainerBytes: config.maxContainerBytes,
-    maxTokenLength: config.maxTokenLength,
-    clockSkewSeconds: config.clockSkewSeconds,
-  };
-  const now = overrides.now ?? (() => Math.floor(Date.now() / 1000));
   const tracer = trace.getTracer('matryoshka-authz');
-  const deps: CheckDeps = {
+  const deps = checkDeps(config, {
     registry,
-    trust: {
-      ownIssuer: config.issuer,
-      registry,
-      keys: new IssuerKeys(ownKeys, remote, overrides.env ?? process.env),
-    },
     ownKeys,
-    limits,
-    mint: {
-      issuer: config.issuer,
-      ttlSeconds: config.tokenTtlSeconds,
-      compression: config.compression,
-      compressFromDepth: 3,
-    },
-    defaultMaxDepth: config.maxDepth,
-    defaultServiceId: config.serviceId,
-    shadow: config.shadow,
-    now,
-    onUnexpected: (error) => logger.error({ err: error }, 'check failed unexpectedly'),
+    remote,
     tracer,
-    memo: config.memoEntries > 0 ? new ChainMemo(config.memoEntries) : undefined,
-  };
+    ...(overrides.env ? { env: overrides.env } : {}),
+    ...(overrides.now ? { now: overrides.now } : {}),
+    onUnexpected: (error) => logger.error({ err: error }, 'check failed unexpectedly'),
+  });
   const settings = { forwardHeader: config.forwardHeader, debugReasons: config.debugReasons };
   const health = new HealthState();
   const checks = new CheckHandler({ pipeline: deps, tracer, metrics, audit: auditLogger(logger) });

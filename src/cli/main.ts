@@ -8,6 +8,7 @@ import { startService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';
 import { startTracing } from '../telemetry/tracing.js';
 import { type Command, type Group, type Leaf, runCommand, synopses } from './command.js';
+import { EXPLAIN } from './explain-command.js';
 import { INSPECT } from './inspect-command.js';
 import { ISSUER, PRINCIPAL, REGISTRY, SERVICE, TENANT } from './registry-commands.js';
 import { UsageError } from './usage-error.js';
@@ -128,6 +129,7 @@ const CERTS: Group = {
 const COMMANDS: Readonly<Record<string, Command>> = {
   serve: SERVE,
   inspect: INSPECT,
+  explain: EXPLAIN,
   keys: KEYS,
   certs: CERTS,
   issuer: ISSUER,

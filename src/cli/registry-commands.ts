@@ -50,7 +50,7 @@ function validated<T>(build: () => T): T {
   }
 }
 
-async function withStore<T>(task: (store: RegistryStore) => Promise<T>): Promise<T> {
+export async function withStore<T>(task: (store: RegistryStore) => Promise<T>): Promise<T> {
   const config = registrySettings();
   if (config.redisUrl === undefined)
     throw new ConfigError(

@@ -8,14 +8,14 @@ import { untrustedText } from '../untrusted-text.js';
 const show = (text: string): string => untrustedText(text);
 
 /** Thumbprint kids are 43 characters; 12 identify a key among an issuer's few. The JSON output has them whole. */
-const shortKid = (kid: string | undefined): string =>
+export const shortKid = (kid: string | undefined): string =>
   kid === undefined ? '-' : show(kid.length > 14 ? `${kid.slice(0, 12)}…` : kid);
 
 /** Date's range is ±8.64e15 ms from the epoch; NumericDates before the epoch are not valid either. */
 const LATEST_DATE_SECONDS = 8.64e12;
 
 /** A NumericDate as UTC, or, when it is not one Date can show, the value as the token has it. */
-function time(value: unknown): string {
+export function time(value: unknown): string {
   if (value === undefined) return '-';
   if (
     typeof value === 'number' &&

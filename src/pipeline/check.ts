@@ -34,6 +34,8 @@ export interface CheckDeps {
   readonly ownKeys: OwnKeys;
   readonly limits: ChainLimits;
   readonly mint: MintSettings;
+  /** Decide only: nothing is minted (`explain`); the decision is the one Check would give. */
+  readonly decideOnly?: boolean;
   readonly defaultMaxDepth: number;
   readonly defaultServiceId: string | undefined;
   readonly shadow: boolean;
@@ -324,6 +326,7 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   // Only what will be allowed is minted: dry-run extends the chain, so the services behind it
   // keep working during rollout; an enforced denial signs nothing.
   if (draft.policyDenial !== undefined && dryRunScope(draft, deps) === undefined) return;
+  if (deps.decideOnly === true) return;
 
   const minted = await inChildSpan(deps.tracer, 'token mint', () =>
     mintExtended(
