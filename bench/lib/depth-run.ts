@@ -13,7 +13,8 @@ import { type Knobs, loadSeconds } from './knobs.js';
 import { generatorConfig, runLoadBesideFloor } from './load-runner.js';
 import { log } from './log.js';
 import { durationBuckets, handlerPercentiles } from './metrics.js';
-import { innerChain, wrapMany, writeCheckPool } from './pools.js';
+import { measureHttpRow } from './http-run.js';
+import { innerChain, wrapMany, writeCheckPool, writeHttpPool } from './pools.js';
 import { processMemory } from './proc.js';
 import { mintOrigins } from './requests.js';
 import type { ScenarioResult } from './results.js';
@@ -49,10 +50,18 @@ export interface DepthRunOptions {
   readonly peer: boolean;
   /** Keep the pool file for a later run (the size-matched no-op) instead of removing it. */
   readonly keepPool: boolean;
+  /**
+   * Also measure the HTTP row (`depth d http`): the server opens its HTTP authorization port, the
+   * pool is built twice as large, and every other token goes to the HTTP row, measured on the same
+   * server right after the gRPC window.
+   */
+  readonly http?: boolean;
 }
 
 export interface DepthRun {
   readonly result: ScenarioResult;
+  /** When `http`: the HTTP row beside it. */
+  readonly httpResult: ScenarioResult | undefined;
   /** When `keepPool`: the pool file and one of its tokens (the compression figures use it). */
   readonly pool: { readonly file: string; readonly sample: string | undefined } | undefined;
 }
@@ -65,18 +74,21 @@ export async function measureDepth(
 ): Promise<DepthRun> {
   const { knobs, fixture } = ctx;
   const { depth, logLevel, name, peer } = options;
-  const server = await startServe(
-    ctx,
-    name,
-    fixtureServeOptions(
+  const http = options.http === true && depth >= 1;
+  // Paired with the HTTP row: two halves of one pool, each the size a run needs.
+  const halves = http ? 2 : 1;
+  const server = await startServe(ctx, name, {
+    ...fixtureServeOptions(
       fixture,
       logLevel,
-      poolMemoEntries(knobs),
+      poolMemoEntries(knobs) * halves,
       peer ? fixture.sharedKeysFile : undefined,
     ),
-  );
+    authzHttp: http,
+  });
   const windows: MonotonicWindow[] = [];
   let result: ScenarioResult | undefined;
+  let httpResult: ScenarioResult | undefined;
   try {
     const connect = (address: string): Promise<GrpcH2Pool> =>
       GrpcH2Pool.connect(address, {
@@ -111,7 +123,7 @@ export async function measureDepth(
       } else {
         const t = await innerChain(client, fixture.issuer, fixture.pad, depth);
         // As many as the run will use at the rate the server now wraps (re-estimated as it warms up).
-        let target = 2000;
+        let target = 2000 * halves;
         const marks: Array<{ done: number; ms: number }> = [{ done: 0, ms: 0 }];
         const built = await wrapMany(
           minterClient,
@@ -126,7 +138,7 @@ export async function measureDepth(
               if (done - from.done >= 200)
                 target = Math.max(
                   target,
-                  poolSize(knobs, ((done - from.done) / (elapsedMs - from.ms)) * 1000),
+                  halves * poolSize(knobs, ((done - from.done) / (elapsedMs - from.ms)) * 1000),
                 );
             }
             return target;
@@ -146,10 +158,20 @@ export async function measureDepth(
       }
     }
     const file = join(ctx.workDir, `pool-${name}.bin`);
+    const httpFile = join(ctx.workDir, `pool-${name} http.bin`);
+    // Alternate tokens: both halves span the whole build (the server warmed up as it minted them).
+    const httpTokens = http ? tokens.filter((_, i) => i % 2 === 1) : [];
+    if (http) tokens = tokens.filter((_, i) => i % 2 === 0);
     writeCheckPool(file, tokens, knobs.dest);
+    if (http) {
+      writeHttpPool(httpFile, httpTokens, knobs.dest, knobs.httpDialect, knobs.timeoutMs);
+      poolNote = `${poolNote}, every other one for the HTTP row`;
+    }
     const requestTokenLength = meanLength(tokens);
+    const httpTokenLength = meanLength(httpTokens);
     const sample = tokens[0];
     tokens = [];
+    httpTokens.length = 0;
     const before = await durationBuckets(server.httpPort);
     const { load, floorNear } = await runLoadBesideFloor(
       ctx,
@@ -178,9 +200,20 @@ export async function measureDepth(
     };
     ctx.sink.add(result);
     if (!options.keepPool) rmSync(file, { force: true });
-    return { result, pool: options.keepPool ? { file, sample } : undefined };
+    if (http) {
+      httpResult = await measureHttpRow(
+        ctx,
+        server,
+        { file: httpFile, note: poolNote, requestTokenLength: httpTokenLength },
+        depth,
+        windows,
+      );
+      rmSync(httpFile, { force: true });
+    }
+    return { result, httpResult, pool: options.keepPool ? { file, sample } : undefined };
   } finally {
     const profiles = await stopServer(server, windows);
     if (profiles?.[0] !== undefined && result !== undefined) result.profile = profiles[0];
+    if (profiles?.[1] !== undefined && httpResult !== undefined) httpResult.profile = profiles[1];
   }
 }
