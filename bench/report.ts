@@ -193,7 +193,7 @@ export function writeReport(run: BenchRun): void {
   }
   for (const p of httpPairs) {
     sideNotes.push(
-      `HTTP ÷ gRPC at depth ${p.depth} (${p.http.name} ÷ ${p.grpc.name}: the same server right after, the other half of the same pool; HTTP/1.1 keep-alive, ${knobs.httpSockets} connections, ${knobs.httpDialect} dialect): allowed/s ${p.allowedPerSecond.toFixed(2)}× (${p.http.load.allowedPerSecond.toFixed(0)} vs ${p.grpc.load.allowedPerSecond.toFixed(0)}), p50 ${p.p50.toFixed(2)}×, p99 ${p.p99.toFixed(2)}×, server CPU/check ${p.cpuPerCheck.toFixed(2)}× (${p.http.load.serverCpuMicrosPerCheck.toFixed(1)} vs ${p.grpc.load.serverCpuMicrosPerCheck.toFixed(1)} µs, ${signed(p.http.load.serverCpuMicrosPerCheck - p.grpc.load.serverCpuMicrosPerCheck)} µs); load generator ${p.http.load.clientCpuMicrosPerRequest.toFixed(1)} vs ${p.grpc.load.clientCpuMicrosPerRequest.toFixed(1)} µs/request`,
+      `HTTP ÷ gRPC at depth ${p.depth} (${p.http.name} ÷ ${p.grpc.name}: the same server right after, its own share of the same pool; HTTP/1.1 keep-alive, ${knobs.httpSockets} connections, ${knobs.httpDialect} dialect): allowed/s ${p.allowedPerSecond.toFixed(2)}× (${p.http.load.allowedPerSecond.toFixed(0)} vs ${p.grpc.load.allowedPerSecond.toFixed(0)}), p50 ${p.p50.toFixed(2)}×, p99 ${p.p99.toFixed(2)}×, server CPU/check ${p.cpuPerCheck.toFixed(2)}× (${p.http.load.serverCpuMicrosPerCheck.toFixed(1)} vs ${p.grpc.load.serverCpuMicrosPerCheck.toFixed(1)} µs, ${signed(p.http.load.serverCpuMicrosPerCheck - p.grpc.load.serverCpuMicrosPerCheck)} µs); load generator ${p.http.load.clientCpuMicrosPerRequest.toFixed(1)} vs ${p.grpc.load.clientCpuMicrosPerRequest.toFixed(1)} µs/request`,
     );
   }
   const info = byName('depth 1 info');

@@ -1,6 +1,6 @@
 /**
  * The HTTP row beside a gRPC depth row: the same server process, right after the gRPC window, fed
- * the other half of the same request pool over its HTTP authorization port. Same chain, same
+ * its own share of the same request pool over its HTTP authorization port. Same chain, same
  * kind of outer level, same original requests: what differs is the transport.
  */
 import type { ServeContext } from './context.js';

@@ -22,6 +22,8 @@ export interface HttpResult {
   readonly error: string | undefined;
 }
 
+const MAX_RESPONSE_HEADER_BYTES = 256 * 1024;
+
 export class Http1Pool {
   private readonly agent: Agent;
 
@@ -57,6 +59,9 @@ export class Http1Pool {
         path: req.path,
         headers: req.headers,
         agent: this.agent,
+        // An allow at depth 8 carries a ~28 KB minted token as a response header: over Node's
+        // default 16 KiB (Envoy's own limit is 60 KiB). The client is not what is measured.
+        maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
       },
       (res) => {
         const headers: Record<string, string> = {};

@@ -1,6 +1,6 @@
 /**
  * `depth d http` (d = 1 and the deepest): the HTTP authorization port beside the gRPC one. Each is
- * measured on the server of the gRPC `depth d` row, on the other half of its pool (see
+ * measured on the server of the gRPC `depth d` row, on its own share of that pool (see
  * bench/lib/http-run.ts): with `depths` selected, that row's run carries it; without, this runs the
  * gRPC row too, since the ratio needs it.
  */
