@@ -1,6 +1,6 @@
 /**
  * The load generator: a separate process (forked by bench/lib/load-runner.ts) that speaks gRPC over node:http2
- * to one server, with fixed concurrency (closed loop) or a fixed arrival rate (open loop), for a
+ * (or, for an `http-pool` source, HTTP/1.1 keep-alive to the HTTP authorization port) to one server, with fixed concurrency (closed loop) or a fixed arrival rate (open loop), for a
  * warm-up and then a measured window. It samples the server's own CPU time and memory from /proc
  * at the edges of the window, checks every answer (grpc-status, allow vs deny), and reports one
  * JSON result over IPC. It exits when its parent goes away.
@@ -10,6 +10,8 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { GrpcH2Pool, type UnaryResult } from './lib/h2grpc.js';
+import { Http1Pool, type HttpResult } from './lib/http1.js';
+import { readHttpPool, readPool } from './lib/pool-file.js';
 import { type Memory, machineJiffies, processCpuMicros, processMemory } from './lib/proc.js';
 import { Samples, summarize } from './lib/stats.js';
 import {
@@ -18,7 +20,12 @@ import {
   type LoadResult,
   type LoadSource,
 } from './lib/load-types.js';
-import { decodeCheckResponse, quickVerdict, unframe } from './lib/wire.js';
+import {
+  type DecodedCheckResponse,
+  decodeCheckResponse,
+  quickVerdict,
+  unframe,
+} from './lib/wire.js';
 
 type NextRequest = () => Buffer;
 
@@ -27,13 +34,7 @@ function poolSource(file: string): {
   size: number;
   stats: () => { used: number; reused: number };
 } {
-  const data = readFileSync(file);
-  const frames: Buffer[] = [];
-  for (let at = 0; at < data.length; ) {
-    const length = data.readUInt32BE(at);
-    frames.push(data.subarray(at + 4, at + 4 + length));
-    at += 4 + length;
-  }
+  const frames = readPool(readFileSync(file));
   if (frames.length === 0) throw new Error(`empty pool ${file}`);
   let used = 0;
   return {
@@ -70,15 +71,115 @@ function hs256Source(source: Extract<LoadSource, { kind: 'hs256' }>): {
   };
 }
 
-async function run(config: LoadConfig): Promise<LoadResult> {
+/**
+ * One answer, whatever the transport: no answer, an answer that is not a decision (grpc-status ≠ 0,
+ * an HTTP refusal), or a decision, read cheaply (`verdict`) and in full only when sampled.
+ */
+type Outcome =
+  | { readonly kind: 'transport'; readonly error: string }
+  | { readonly kind: 'refused'; readonly key: string; readonly text: string }
+  | {
+      readonly kind: 'answer';
+      readonly verdict: 'allow' | 'deny' | 'malformed';
+      readonly decode: () => DecodedCheckResponse;
+    };
+
+interface Driver {
+  readonly size: number;
+  stats(): { used: number; reused: number };
+  send(done: (outcome: Outcome) => void): void;
+  close(): void;
+  destroy(): void;
+}
+
+function grpcOutcome(result: UnaryResult): Outcome {
+  if (result.error !== undefined) return { kind: 'transport', error: result.error };
+  if (result.grpcStatus !== 0)
+    return {
+      kind: 'refused',
+      key: String(result.grpcStatus),
+      text: `grpc-status ${result.grpcStatus} (http ${result.httpStatus}): ${result.grpcMessage ?? ''}`,
+    };
+  const message = result.body === undefined ? undefined : unframe(result.body);
+  if (message === undefined)
+    return {
+      kind: 'answer',
+      verdict: 'malformed',
+      decode: () => decodeCheckResponse(Buffer.alloc(0)),
+    };
+  return {
+    kind: 'answer',
+    verdict: quickVerdict(message),
+    decode: () => decodeCheckResponse(message),
+  };
+}
+
+/** The HTTP statuses of a decision (docs/http-authz.md): 200 allow; 401, 403, 503 deny. Anything else is a refusal. */
+const HTTP_DENIALS = new Set([401, 403, 503]);
+
+function httpOutcome(result: HttpResult): Outcome {
+  if (result.error !== undefined) return { kind: 'transport', error: result.error };
+  const { status, headers } = result;
+  if (status !== 200 && !HTTP_DENIALS.has(status))
+    return { kind: 'refused', key: `http ${status}`, text: `http ${status}` };
+  const reason = headers['x-authz-reason'];
+  return {
+    kind: 'answer',
+    verdict: status === 200 ? 'allow' : 'deny',
+    // The HTTP answer carries the gRPC one's headers; its metadata only as the reason header, when on.
+    decode: () => ({
+      allowed: status === 200,
+      statusCode: status,
+      headers,
+      metadata: {
+        decision: status === 200 ? 'allow' : 'deny',
+        ...(reason !== undefined ? { reason } : {}),
+      },
+    }),
+  };
+}
+
+async function grpcDriver(config: LoadConfig): Promise<Driver> {
   const source =
-    config.source.kind === 'pool' ? poolSource(config.source.file) : hs256Source(config.source);
+    config.source.kind === 'hs256' ? hs256Source(config.source) : poolSource(config.source.file);
   const client = await GrpcH2Pool.connect(config.target, {
     sessions: config.sessions,
     streamWindow: config.streamWindow,
     sessionWindow: config.sessionWindow,
     timeoutMs: config.timeoutMs,
   });
+  return {
+    size: source.size,
+    stats: source.stats,
+    send: (done) => client.call(source.next(), (result) => done(grpcOutcome(result))),
+    close: () => client.close(),
+    destroy: () => client.destroy(),
+  };
+}
+
+function httpDriver(config: LoadConfig, file: string, sockets: number): Driver {
+  const requests = readHttpPool(readFileSync(file));
+  if (requests.length === 0) throw new Error(`empty pool ${file}`);
+  // The deadline travels in the request (x-envoy-expected-rq-timeout-ms); the client waits for the answer.
+  const client = Http1Pool.forTarget(config.target, sockets, 0);
+  let used = 0;
+  return {
+    size: requests.length,
+    stats: () => ({ used, reused: Math.max(0, used - requests.length) }),
+    send: (done) =>
+      client.call(requests[used++ % requests.length] as (typeof requests)[number], (result) =>
+        done(httpOutcome(result)),
+      ),
+    close: () => client.close(),
+    destroy: () => client.close(),
+  };
+}
+
+async function run(config: LoadConfig): Promise<LoadResult> {
+  const source =
+    config.source.kind === 'http-pool'
+      ? httpDriver(config, config.source.file, config.source.sockets)
+      : await grpcDriver(config);
 
   const latencies = new Samples();
   const timeline: Array<{ atMs: number; completed: number; maxLatencyMs: number }> = [];
@@ -106,7 +207,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
 
   let closeWindow: (() => void) | undefined;
 
-  const onResult = (result: UnaryResult, sentAt: number, intendedAt: number | undefined): void => {
+  const onResult = (outcome: Outcome, sentAt: number, intendedAt: number | undefined): void => {
     inFlight--;
     if (!windowOpen) return;
     const now = performance.now();
@@ -120,18 +221,14 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     slot.completed++;
     if (now - sentAt > slot.maxLatencyMs) slot.maxLatencyMs = now - sentAt;
     if (intendedAt !== undefined) fromIntended.push(now - intendedAt);
-    if (result.error !== undefined) {
+    if (outcome.kind === 'transport') {
       transportErrors++;
-      problem(`transport: ${result.error}`);
-    } else if (result.grpcStatus !== 0) {
-      const key = String(result.grpcStatus);
-      grpcErrors[key] = (grpcErrors[key] ?? 0) + 1;
-      problem(
-        `grpc-status ${result.grpcStatus} (http ${result.httpStatus}): ${result.grpcMessage ?? ''}`,
-      );
+      problem(`transport: ${outcome.error}`);
+    } else if (outcome.kind === 'refused') {
+      grpcErrors[outcome.key] = (grpcErrors[outcome.key] ?? 0) + 1;
+      problem(outcome.text);
     } else {
-      const message = result.body === undefined ? undefined : unframe(result.body);
-      const verdict = message === undefined ? 'malformed' : quickVerdict(message);
+      const { verdict } = outcome;
       if (verdict === 'allow') allowed++;
       else if (verdict === 'deny') denied++;
       else {
@@ -139,16 +236,11 @@ async function run(config: LoadConfig): Promise<LoadResult> {
         problem('malformed response body');
       }
       const sampleIt =
-        message !== undefined &&
         verdict !== 'malformed' &&
         (decoded < 32 || verdict === 'deny' || windowCompletions % config.sampleEvery === 0);
-      if (
-        sampleIt &&
-        message !== undefined &&
-        (verdict !== 'deny' || Object.keys(denyReasons).length < 50)
-      ) {
+      if (sampleIt && (verdict !== 'deny' || Object.keys(denyReasons).length < 50)) {
         decoded++;
-        const response = decodeCheckResponse(message);
+        const response = outcome.decode();
         const decision = String(response.metadata['decision'] ?? '(none)');
         decisions[decision] = (decisions[decision] ?? 0) + 1;
         if (!response.allowed) {
@@ -175,12 +267,11 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   };
 
   const send = (intendedAt: number | undefined): void => {
-    const frame = source.next();
     inFlight++;
     sent++;
     const sentAt = performance.now();
-    client.call(frame, (result) => {
-      onResult(result, sentAt, intendedAt);
+    source.send((outcome) => {
+      onResult(outcome, sentAt, intendedAt);
       if (config.rate === undefined && !stopping) send(undefined);
     });
   };
@@ -266,8 +357,8 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   const drainUntil = performance.now() + 10_000;
   while (inFlight > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 5));
   const drained = inFlight === 0;
-  if (drained) client.close();
-  else client.destroy();
+  if (drained) source.close();
+  else source.destroy();
 
   const ticks = edges.machine.total;
   const machineCores = ticks > 0 ? (edges.machine.busy / ticks) * cpus().length : NaN;

@@ -140,13 +140,14 @@ export function writeReport(run: BenchRun): void {
             : 'MISS',
   }));
 
+  const httpPairs = httpOverGrpc(results);
   const table = renderTable(results, floor, noop);
   process.stdout.write(`\nmatryoshka-authz bench — ${run.startedAt.toISOString()}\n`);
   process.stdout.write(
     `machine: ${machine.nproc} CPUs (${machine.cpuModel}), node ${machine.node}, linux ${machine.kernel}, load average at start ${machine.loadAverage}\n`,
   );
   process.stdout.write(
-    `load: ${knobs.concurrency} concurrent (closed loop) over ${knobs.sessions} HTTP/2 sessions (1 MiB stream / 16 MiB connection windows), warm-up ${knobs.warmupMs / 1000} s, window ${knobs.durationMs / 1000} s, grpc-timeout ${knobs.timeoutMs} ms; loopback\n`,
+    `load: ${knobs.concurrency} concurrent (closed loop) over ${knobs.sessions} HTTP/2 sessions (1 MiB stream / 16 MiB connection windows), warm-up ${knobs.warmupMs / 1000} s, window ${knobs.durationMs / 1000} s, grpc-timeout ${knobs.timeoutMs} ms; loopback${httpPairs.length > 0 ? `; "http" rows: ${Math.min(knobs.concurrency, knobs.httpSockets)} concurrent over ${knobs.httpSockets} HTTP/1.1 keep-alive connections to the HTTP authorization port (${knobs.httpDialect} dialect, x-envoy-expected-rq-timeout-ms ${knobs.timeoutMs})` : ''}\n`,
   );
   if (floor !== undefined && floorLarge !== undefined) {
     process.stdout.write(
@@ -188,6 +189,11 @@ export function writeReport(run: BenchRun): void {
   if (half?.load.latencyFromIntendedMs !== undefined) {
     sideNotes.push(
       `depth ${maxDepth}@50%: offered ${half.load.offeredRate?.toFixed(0)} req/s open loop; p99 from the intended send time (no coordinated omission) ${half.load.latencyFromIntendedMs.p99.toFixed(2)} ms, p99.9 ${half.load.latencyMs.p999.toFixed(2)} ms; inside the service (handler start → response built, its own histogram) p50 ≤ ${half.handler?.p50Ms ?? '?'} ms, p99 ≤ ${half.handler?.p99Ms ?? '?'} ms; load generator's own event-loop delay p99 ${half.load.clientLoopDelayMs.p99.toFixed(1)} ms (max ${half.load.clientLoopDelayMs.max.toFixed(1)})`,
+    );
+  }
+  for (const p of httpPairs) {
+    sideNotes.push(
+      `HTTP ÷ gRPC at depth ${p.depth} (${p.http.name} ÷ ${p.grpc.name}: the same server right after, its own share of the same pool; HTTP/1.1 keep-alive, ${knobs.httpSockets} connections, ${knobs.httpDialect} dialect): allowed/s ${p.allowedPerSecond.toFixed(2)}× (${p.http.load.allowedPerSecond.toFixed(0)} vs ${p.grpc.load.allowedPerSecond.toFixed(0)}), p50 ${p.p50.toFixed(2)}×, p99 ${p.p99.toFixed(2)}×, server CPU/check ${p.cpuPerCheck.toFixed(2)}× (${p.http.load.serverCpuMicrosPerCheck.toFixed(1)} vs ${p.grpc.load.serverCpuMicrosPerCheck.toFixed(1)} µs, ${signed(p.http.load.serverCpuMicrosPerCheck - p.grpc.load.serverCpuMicrosPerCheck)} µs); load generator ${p.http.load.clientCpuMicrosPerRequest.toFixed(1)} vs ${p.grpc.load.clientCpuMicrosPerRequest.toFixed(1)} µs/request`,
     );
   }
   const info = byName('depth 1 info');
@@ -252,6 +258,17 @@ export function writeReport(run: BenchRun): void {
         d8 !== undefined && noop !== undefined
           ? d8.load.allowedPerSecond / noop.load.allowedPerSecond
           : undefined,
+      httpOverGrpc: Object.fromEntries(
+        httpPairs.map((p) => [
+          `depth ${p.depth}`,
+          {
+            allowedPerSecond: p.allowedPerSecond,
+            p50: p.p50,
+            p99: p.p99,
+            serverCpuPerCheck: p.cpuPerCheck,
+          },
+        ]),
+      ),
       sizeMatched:
         noopLarge !== undefined && d8 !== undefined
           ? {
@@ -268,6 +285,34 @@ export function writeReport(run: BenchRun): void {
   };
   writeFileSync(knobs.out, `${JSON.stringify(json, null, 2)}\n`);
   process.stdout.write(`\nJSON: ${knobs.out}\n`);
+}
+
+/** Each `depth d http` row over the gRPC `depth d` row measured on the same server just before it. */
+function httpOverGrpc(results: readonly ScenarioResult[]): Array<{
+  readonly depth: number;
+  readonly http: ScenarioResult;
+  readonly grpc: ScenarioResult;
+  readonly allowedPerSecond: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly cpuPerCheck: number;
+}> {
+  return results.flatMap((http) => {
+    const grpc = results.find((r) => `${r.name} http` === http.name);
+    if (grpc === undefined || http.depth === undefined) return [];
+    const ratio = (f: (r: ScenarioResult) => number): number => f(http) / f(grpc);
+    return [
+      {
+        depth: http.depth,
+        http,
+        grpc,
+        allowedPerSecond: ratio((r) => r.load.allowedPerSecond),
+        p50: ratio((r) => r.load.latencyMs.p50),
+        p99: ratio((r) => r.load.latencyMs.p99),
+        cpuPerCheck: ratio((r) => r.load.serverCpuMicrosPerCheck),
+      },
+    ];
+  });
 }
 
 /** (CPU ÷ the floor measured beside it) − (no-op CPU ÷ the floor beside the no-op): above ÷ floor, machine drift cancelled. */

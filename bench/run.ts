@@ -2,7 +2,7 @@
  * `npm run bench`: one run that measures, side by side on this machine,
  *   (a) the transport ceiling — a no-op ext_authz server on the same gRPC stack,
  *   (b) our server (`serve`, spawned) at chain depths 0, 1, 2, 4 and 8, every request's outermost
- *       level distinct, plus a rate-limited run at half the depth-8 maximum, a LOG_LEVEL=info side
+ *       level distinct, at 1 and 8 also over its HTTP authorization port (same server, same pool), plus a rate-limited run at half the depth-8 maximum, a LOG_LEVEL=info side
  *       note and a memory run of distinct tokens,
  *   (c) the crypto floor — one ES256 verify + one ES256 sign with node:crypto, in-process,
  * with load from a separate process (bench/load.ts). Prints a table, writes bench/results/latest.json.
@@ -26,6 +26,7 @@ import { type CompressionFigures, runCompression } from './scenarios/compression
 import { type CryptoFloors, runCryptoFloor } from './scenarios/crypto-floor.js';
 import { runDepths } from './scenarios/depth.js';
 import { runHalfLoad } from './scenarios/half-load.js';
+import { runHttp } from './scenarios/http.js';
 import { runInfo } from './scenarios/info.js';
 import { type MemoryFigures, runMemory } from './scenarios/memory.js';
 import { runNoopLarge } from './scenarios/noop-large.js';
@@ -62,6 +63,7 @@ async function runBench(): Promise<void> {
     const baseline = { noop, floor: floors?.floor };
 
     const deepest = wants(knobs, 'depths') ? await runDepths(ctx, baseline) : undefined;
+    if (wants(knobs, 'http')) await runHttp(ctx, wants(knobs, 'depths') ? knobs.depths : []);
     const halfRate =
       deepest !== undefined && wants(knobs, 'half')
         ? deepest.result.load.allowedPerSecond / 2

@@ -13,7 +13,8 @@ import { type Knobs, loadSeconds } from './knobs.js';
 import { generatorConfig, runLoadBesideFloor } from './load-runner.js';
 import { log } from './log.js';
 import { durationBuckets, handlerPercentiles } from './metrics.js';
-import { innerChain, wrapMany, writeCheckPool } from './pools.js';
+import { measureHttpRow } from './http-run.js';
+import { innerChain, wrapMany, writeCheckPool, writeHttpPool } from './pools.js';
 import { processMemory } from './proc.js';
 import { mintOrigins } from './requests.js';
 import type { ScenarioResult } from './results.js';
@@ -30,6 +31,13 @@ export const poolMemoEntries = (knobs: Knobs): number => 4 * knobs.poolMax + 20_
 /** Requests a run at `rate` needs for warm-up plus window, with the margin of BENCH_POOL_FACTOR, capped. */
 export const poolSize = (knobs: Knobs, rate: number): number =>
   Math.min(knobs.poolMax, Math.ceil(rate * loadSeconds(knobs) * knobs.poolFactor) + 200);
+
+/**
+ * The HTTP row's share of a paired pool is sized for this many times the rate the server wraps at
+ * over gRPC: on 2 cores HTTP/1.1 answered depth-1 Checks at about 2.2× the gRPC rate (grpc-js costs
+ * more per call than node:http). A pool that still runs out says so (`reused`).
+ */
+export const HTTP_POOL_RATE_FACTOR = 2.5;
 
 /** What bounds the depth-0 pool: the no-op's rate and the crypto floor, when they were measured. */
 export interface DepthBaseline {
@@ -49,10 +57,18 @@ export interface DepthRunOptions {
   readonly peer: boolean;
   /** Keep the pool file for a later run (the size-matched no-op) instead of removing it. */
   readonly keepPool: boolean;
+  /**
+   * Also measure the HTTP row (`depth d http`): the server opens its HTTP authorization port, the
+   * pool is built twice as large, and every other token goes to the HTTP row, measured on the same
+   * server right after the gRPC window.
+   */
+  readonly http?: boolean;
 }
 
 export interface DepthRun {
   readonly result: ScenarioResult;
+  /** When `http`: the HTTP row beside it. */
+  readonly httpResult: ScenarioResult | undefined;
   /** When `keepPool`: the pool file and one of its tokens (the compression figures use it). */
   readonly pool: { readonly file: string; readonly sample: string | undefined } | undefined;
 }
@@ -65,18 +81,21 @@ export async function measureDepth(
 ): Promise<DepthRun> {
   const { knobs, fixture } = ctx;
   const { depth, logLevel, name, peer } = options;
-  const server = await startServe(
-    ctx,
-    name,
-    fixtureServeOptions(
+  const http = options.http === true && depth >= 1;
+  // Paired with the HTTP row: one pool, the gRPC run's share plus HTTP_POOL_RATE_FACTOR times it.
+  const shares = http ? 1 + HTTP_POOL_RATE_FACTOR : 1;
+  const server = await startServe(ctx, name, {
+    ...fixtureServeOptions(
       fixture,
       logLevel,
-      poolMemoEntries(knobs),
+      Math.ceil(poolMemoEntries(knobs) * shares),
       peer ? fixture.sharedKeysFile : undefined,
     ),
-  );
+    authzHttp: http,
+  });
   const windows: MonotonicWindow[] = [];
   let result: ScenarioResult | undefined;
+  let httpResult: ScenarioResult | undefined;
   try {
     const connect = (address: string): Promise<GrpcH2Pool> =>
       GrpcH2Pool.connect(address, {
@@ -111,7 +130,7 @@ export async function measureDepth(
       } else {
         const t = await innerChain(client, fixture.issuer, fixture.pad, depth);
         // As many as the run will use at the rate the server now wraps (re-estimated as it warms up).
-        let target = 2000;
+        let target = Math.ceil(2000 * shares);
         const marks: Array<{ done: number; ms: number }> = [{ done: 0, ms: 0 }];
         const built = await wrapMany(
           minterClient,
@@ -126,7 +145,9 @@ export async function measureDepth(
               if (done - from.done >= 200)
                 target = Math.max(
                   target,
-                  poolSize(knobs, ((done - from.done) / (elapsedMs - from.ms)) * 1000),
+                  Math.ceil(
+                    shares * poolSize(knobs, ((done - from.done) / (elapsedMs - from.ms)) * 1000),
+                  ),
                 );
             }
             return target;
@@ -146,10 +167,21 @@ export async function measureDepth(
       }
     }
     const file = join(ctx.workDir, `pool-${name}.bin`);
+    const httpFile = join(ctx.workDir, `pool-${name} http.bin`);
+    // The gRPC run's share first; every token is alike (one chain, each outer level distinct).
+    const grpcCount = Math.ceil(tokens.length / shares);
+    const httpTokens = tokens.slice(grpcCount);
+    tokens = tokens.slice(0, grpcCount);
     writeCheckPool(file, tokens, knobs.dest);
+    if (http) {
+      writeHttpPool(httpFile, httpTokens, knobs.dest, knobs.httpDialect, knobs.timeoutMs);
+      poolNote = `${poolNote}, of which ${httpTokens.length} for the HTTP row`;
+    }
     const requestTokenLength = meanLength(tokens);
+    const httpTokenLength = meanLength(httpTokens);
     const sample = tokens[0];
     tokens = [];
+    httpTokens.length = 0;
     const before = await durationBuckets(server.httpPort);
     const { load, floorNear } = await runLoadBesideFloor(
       ctx,
@@ -178,9 +210,20 @@ export async function measureDepth(
     };
     ctx.sink.add(result);
     if (!options.keepPool) rmSync(file, { force: true });
-    return { result, pool: options.keepPool ? { file, sample } : undefined };
+    if (http) {
+      httpResult = await measureHttpRow(
+        ctx,
+        server,
+        { file: httpFile, note: poolNote, requestTokenLength: httpTokenLength },
+        depth,
+        windows,
+      );
+      rmSync(httpFile, { force: true });
+    }
+    return { result, httpResult, pool: options.keepPool ? { file, sample } : undefined };
   } finally {
     const profiles = await stopServer(server, windows);
     if (profiles?.[0] !== undefined && result !== undefined) result.profile = profiles[0];
+    if (profiles?.[1] !== undefined && httpResult !== undefined) httpResult.profile = profiles[1];
   }
 }

@@ -2,6 +2,9 @@
 import { join } from 'node:path';
 import { ROOT } from './paths.js';
 
+export const HTTP_DIALECTS = ['envoy', 'forward'] as const;
+export type HttpDialect = (typeof HTTP_DIALECTS)[number];
+
 export const ALL_SCENARIOS = [
   'crypto',
   'noop',
@@ -11,6 +14,7 @@ export const ALL_SCENARIOS = [
   'noop-large',
   'info',
   'memory',
+  'http',
 ] as const;
 export type ScenarioName = (typeof ALL_SCENARIOS)[number];
 
@@ -39,6 +43,10 @@ export interface Knobs {
   readonly dest: string;
   readonly streamWindow: number;
   readonly sessionWindow: number;
+  /** `http` rows: keep-alive connections to the HTTP authorization port (one request in flight each). */
+  readonly httpSockets: number;
+  /** `http` rows: Envoy's http_service requests or forward-auth ones. */
+  readonly httpDialect: HttpDialect;
 }
 
 type KnobEnv = Readonly<Record<string, string | undefined>>;
@@ -88,7 +96,14 @@ export function readKnobs(env: KnobEnv): Knobs {
     dest: env['BENCH_DEST'] ?? 'dest',
     streamWindow: 1 << 20,
     sessionWindow: 16 << 20,
+    // As many connections as requests in flight over gRPC: the same concurrency, HTTP/1.1 style.
+    httpSockets: numberKnob(env, 'BENCH_HTTP_SOCKETS', numberKnob(env, 'BENCH_CONCURRENCY', 64)),
+    httpDialect: (env['BENCH_HTTP_DIALECT'] ?? 'envoy') as HttpDialect,
   };
+  if (!(HTTP_DIALECTS as readonly string[]).includes(knobs.httpDialect))
+    throw new Error(`BENCH_HTTP_DIALECT must be one of ${HTTP_DIALECTS.join(', ')}`);
+  if (!Number.isInteger(knobs.httpSockets) || knobs.httpSockets < 1)
+    throw new Error('BENCH_HTTP_SOCKETS must be a whole number of at least 1');
   for (const s of knobs.scenarios)
     if (!(ALL_SCENARIOS as readonly string[]).includes(s))
       throw new Error(`BENCH_SCENARIOS: unknown scenario ${s}`);
@@ -112,6 +127,10 @@ export const peerDepths = (knobs: Knobs): number[] =>
   (knobs.peerDepths ?? [1, deepestDepth(knobs)]).filter(
     (d, i, all) => d >= 1 && all.indexOf(d) === i,
   );
+
+/** Depths of the `http` rows: 1 and the deepest (each beside the gRPC row of the same depth). */
+export const httpDepths = (knobs: Knobs): number[] =>
+  [1, deepestDepth(knobs)].filter((d, i, all) => d >= 1 && all.indexOf(d) === i);
 
 /** Warm-up plus window, seconds: what a request pool has to cover. */
 export const loadSeconds = (knobs: Knobs): number => (knobs.warmupMs + knobs.durationMs) / 1000;

@@ -5,6 +5,13 @@ import type { LatencySummary } from './stats.js';
 export type LoadSource =
   | { readonly kind: 'pool'; readonly file: string }
   | {
+      /** Requests to the HTTP authorization port (bench/lib/pools.ts `writeHttpPool`), over HTTP/1.1 keep-alive. */
+      readonly kind: 'http-pool';
+      readonly file: string;
+      /** Connections (one request in flight each): a proxy's pool to the authorizer. */
+      readonly sockets: number;
+    }
+  | {
       /** Distinct HS256 origin tokens made on the fly (fixed length), written into a pre-encoded request. */
       readonly kind: 'hs256';
       readonly frameTemplate: string; // base64 of a whole request frame holding a placeholder token
@@ -48,6 +55,7 @@ export interface LoadResult {
   readonly allowed: number;
   readonly denied: number;
   readonly malformed: number;
+  /** Answers that were not decisions, by grpc-status (gRPC) or `http <status>` (a refused HTTP request). */
   readonly grpcErrors: Record<string, number>;
   readonly transportErrors: number;
   readonly firstProblems: string[];

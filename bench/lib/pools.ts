@@ -5,7 +5,8 @@
 import { writeFileSync } from 'node:fs';
 import type { LocalIssuer } from '../../src/demo/local-issuer.js';
 import type { GrpcH2Pool } from './h2grpc.js';
-import { checkRequest, originClaims } from './requests.js';
+import type { HttpDialect } from './knobs.js';
+import { checkRequest, httpAuthzRequest, originClaims } from './requests.js';
 import { decodeCheckResponse, encodeCheckFrame, unframe } from './wire.js';
 
 function writePool(file: string, frames: readonly Buffer[]): void {
@@ -23,6 +24,26 @@ export function writeCheckPool(file: string, tokens: readonly string[], dest: st
   writePool(
     file,
     tokens.map((t, i) => encodeCheckFrame(checkRequest(t, dest, i))),
+  );
+}
+
+/**
+ * Each token as a request to the HTTP authorization port for `dest` (length-prefixed JSON of
+ * method, path and headers), written to `file`; `i` matches `writeCheckPool`, so the two files
+ * describe the same original requests.
+ */
+export function writeHttpPool(
+  file: string,
+  tokens: readonly string[],
+  dest: string,
+  dialect: HttpDialect,
+  budgetMs: number,
+): void {
+  writePool(
+    file,
+    tokens.map((t, i) =>
+      Buffer.from(JSON.stringify(httpAuthzRequest(t, dest, i, dialect, budgetMs))),
+    ),
   );
 }
 

@@ -2,6 +2,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import type { LocalIssuer } from '../../src/demo/local-issuer.js';
+import type { HttpAuthzRequest } from './http1.js';
+import type { HttpDialect } from './knobs.js';
 
 const USER_AGENTS = [
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36',
@@ -9,16 +11,16 @@ const USER_AGENTS = [
   'curl/8.5.0',
 ];
 
-/** A CheckRequest as Envoy sends it for one call to `sid`: the headers a real request carries. */
-export function checkRequest(token: string, sid: string, i: number): Record<string, unknown> {
-  return EnvoyLikeClient.request({
-    token,
-    sid,
+/** The headers of the `i`-th original request: what a real call to the orders service carries. */
+function originalRequest(i: number): {
+  readonly path: string;
+  readonly authority: string;
+  readonly headers: Record<string, string>;
+} {
+  return {
+    path: `/api/orders/${100000 + (i % 900000)}?include=items`,
+    authority: 'orders.internal.example.com',
     headers: {
-      ':method': 'GET',
-      ':path': `/api/orders/${100000 + (i % 900000)}?include=items`,
-      ':authority': 'orders.internal.example.com',
-      ':scheme': 'https',
       'user-agent': USER_AGENTS[i % USER_AGENTS.length] as string,
       accept: 'application/json',
       'accept-encoding': 'gzip, br',
@@ -27,7 +29,63 @@ export function checkRequest(token: string, sid: string, i: number): Record<stri
       'x-envoy-expected-rq-timeout-ms': '15000',
       'x-request-id': randomUUID(),
     },
+  };
+}
+
+/** A CheckRequest as Envoy sends it for one call to `sid`: the headers a real request carries. */
+export function checkRequest(token: string, sid: string, i: number): Record<string, unknown> {
+  const original = originalRequest(i);
+  return EnvoyLikeClient.request({
+    token,
+    sid,
+    headers: {
+      ':method': 'GET',
+      ':path': original.path,
+      ':authority': original.authority,
+      ':scheme': 'https',
+      ...original.headers,
+    },
   });
+}
+
+/**
+ * The same call as `checkRequest`, asked over the HTTP authorization port: Envoy's `http_service`
+ * (the original method and path after `/envoy`, the sid in `x-authz-sid`, as `envoy/envoy-http.yaml`
+ * adds it) or forward-auth (`GET /authz/<sid>`, the original request in `X-Forwarded-*`).
+ * `budgetMs` is the deadline the proxy announces (`x-envoy-expected-rq-timeout-ms`), as
+ * `grpc-timeout` is over gRPC; 0 leaves the service's own default.
+ */
+export function httpAuthzRequest(
+  token: string,
+  sid: string,
+  i: number,
+  dialect: HttpDialect,
+  budgetMs: number,
+): HttpAuthzRequest {
+  const original = originalRequest(i);
+  const { 'x-envoy-expected-rq-timeout-ms': _, ...headers } = original.headers;
+  const common = {
+    ...headers,
+    authorization: `Bearer ${token}`,
+    ...(budgetMs > 0 ? { 'x-envoy-expected-rq-timeout-ms': String(budgetMs) } : {}),
+  };
+  return dialect === 'envoy'
+    ? {
+        method: 'GET',
+        path: `/envoy${original.path}`,
+        headers: { ...common, host: original.authority, 'x-authz-sid': sid },
+      }
+    : {
+        method: 'GET',
+        path: `/authz/${sid}`,
+        headers: {
+          ...common,
+          host: 'authz.internal',
+          'x-forwarded-method': 'GET',
+          'x-forwarded-uri': original.path,
+          'x-forwarded-host': original.authority,
+        },
+      };
 }
 
 /** Origin-token claims padded to about `bytes` characters of compact JWS (a realistic IdP token). */

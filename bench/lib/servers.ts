@@ -19,6 +19,8 @@ export interface RunningServer {
   readonly address: string;
   /** The service's HTTP port (metrics), when it is ours. */
   readonly httpPort?: number;
+  /** `host:port` of its HTTP authorization listener, when started with `authzHttp`. */
+  readonly authzHttpAddress?: string;
   /** After start, before any load. */
   idleMemory: Memory;
   /** Log lines at warn or above (at LOG_LEVEL=warn, any line at all is one). */
@@ -36,6 +38,8 @@ export interface ServeOptions {
   readonly memoEntries?: number;
   /** MATRYOSHKA_SIGNING_KEYS: replicas that share it accept each other's levels. */
   readonly signingKeysFile?: string;
+  /** Also open the HTTP authorization listener (MATRYOSHKA_AUTHZ_HTTP_PORT). */
+  readonly authzHttp?: boolean;
 }
 
 /** A window of a run on CLOCK_MONOTONIC (µs): the part of a CPU profile worth summarising. */
@@ -59,6 +63,8 @@ export async function startServe(
   }
   const grpcPort = await freePort();
   const httpPort = await freePort();
+  // Not 0: at LOG_LEVEL=warn the serving line (which reports `authz_http_port`) is not written.
+  const authzHttpPort = options.authzHttp === true ? await freePort() : undefined;
   const child = ctx.children.track(
     spawn(
       process.execPath,
@@ -85,6 +91,9 @@ export async function startServe(
           ...(options.memoEntries !== undefined
             ? { MATRYOSHKA_MEMO_ENTRIES: String(options.memoEntries) }
             : {}),
+          ...(authzHttpPort !== undefined
+            ? { MATRYOSHKA_AUTHZ_HTTP_PORT: String(authzHttpPort) }
+            : {}),
           ...(options.signingKeysFile !== undefined
             ? { MATRYOSHKA_SIGNING_KEYS: options.signingKeysFile }
             : {}),
@@ -99,6 +108,7 @@ export async function startServe(
     pid: child.pid as number,
     address: `127.0.0.1:${grpcPort}`,
     httpPort,
+    ...(authzHttpPort !== undefined ? { authzHttpAddress: `127.0.0.1:${authzHttpPort}` } : {}),
     idleMemory: { hwmKiB: NaN, rssKiB: NaN },
     problems: [],
     problemCount: 0,
