@@ -32,6 +32,7 @@ import { type MemoryFigures, runMemory } from './scenarios/memory.js';
 import { runNoopLarge } from './scenarios/noop-large.js';
 import { runNoop } from './scenarios/noop.js';
 import { runPeer } from './scenarios/peer.js';
+import { runRegistryScale } from './scenarios/registry-scale.js';
 
 // Read (and reject bad knobs) before anything is started.
 const knobs = readKnobs(process.env);
@@ -55,6 +56,8 @@ async function runBench(): Promise<void> {
   const floors: CryptoFloors | undefined = wants(knobs, 'crypto')
     ? runCryptoFloor(base)
     : undefined;
+
+  if (wants(knobs, 'registry')) await runRegistryScale(base);
 
   const fixture = await prepareFixture(knobs, workDir);
   const ctx: ServeContext = { ...base, fixture };

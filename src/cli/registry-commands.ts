@@ -321,12 +321,18 @@ export const PRINCIPAL: Group = {
   },
 };
 
-/** `registry import FILE`: the embedded-mode YAML, validated whole, then written to Redis. */
+/**
+ * `registry import FILE`: the embedded-mode YAML, validated whole, then added to Redis in
+ * transactions of a few hundred records (see importContents: it merges, it never deletes).
+ */
 export const REGISTRY: Group = {
   verbs: {
     import: {
       synopsis: 'FILE',
-      details: ['load a registry YAML (the embedded-mode format) into Redis'],
+      details: [
+        'add or replace every record of a registry YAML (the embedded-mode format) in Redis;',
+        'records in Redis that the file does not name are kept (remove them with the remove verbs)',
+      ],
       options: {},
       positionals: { min: 1, max: 1 },
       async run({ positionals }, out) {

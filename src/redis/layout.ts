@@ -3,7 +3,9 @@
  * registry sits in one Cluster slot and MULTI/EXEC and MGET across keys work in Cluster mode too.
  * Tenant-owned data (issuer lists, JWKS caches, fetch locks) is namespaced under the tenant.
  *
- *   {p}:version                        INCR on every change (resync check)
+ *   {p}:version                        the registry's version: +1 on every change (resync check)
+ *   {p}:log                            STREAM of changes, entry id <version>-0, field `ops` (JSON):
+ *                                      what one change wrote; trimmed (MAXLEN ~), see registry-log.ts
  *   {p}:issuers                        SET of every registered issuer
  *   {p}:issuer:<iss>                   issuer record (JSON, snake_case as in the registry file)
  *   {p}:tenants                        SET of tenants with a policy record
@@ -15,7 +17,7 @@
  *   {p}:service:<sid>                  service policy (JSON)
  *   {p}:principals                     HASH principal → sid
  *   {p}:signing-keys                   ZSET of our replicas' public JWKs, score = expiry (ms)
- *   {p}:changes                        pub/sub channel: "the registry changed"
+ *   {p}:changes                        pub/sub channel: "the registry is at version <n>"
  */
 export class RedisLayout {
   private readonly tag: string;
@@ -28,6 +30,9 @@ export class RedisLayout {
 
   get version(): string {
     return `${this.tag}:version`;
+  }
+  get log(): string {
+    return `${this.tag}:log`;
   }
   get issuers(): string {
     return `${this.tag}:issuers`;

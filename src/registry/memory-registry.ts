@@ -48,6 +48,27 @@ export class MemoryRegistry implements RegistryReader {
     this.changes++;
     this.principals.set(principal, sid);
   }
+  removeTenant(tenant: string): boolean {
+    this.changes++;
+    return this.tenants.delete(tenant);
+  }
+  removeService(sid: string): boolean {
+    this.changes++;
+    return this.services.delete(sid);
+  }
+  unmapPrincipal(principal: string): boolean {
+    this.changes++;
+    return this.principals.delete(principal);
+  }
+  /** How many records of each kind it holds (stats, tests, the bench). */
+  counts(): { issuers: number; tenants: number; services: number; principals: number } {
+    return {
+      issuers: this.issuers.size,
+      tenants: this.tenants.size,
+      services: this.services.size,
+      principals: this.principals.size,
+    };
+  }
   listIssuers(): IssuerRecord[] {
     return [...this.issuers.values()];
   }

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import { untrustedText } from '../untrusted-text.js';
-import { MemoryRegistry } from './memory-registry.js';
+import type { MemoryRegistry } from './memory-registry.js';
 import type { RedisClient } from '../redis/connection.js';
+import type { LogEntry } from './registry-log.js';
+import type { ReplicaState } from './replica-state.js';
 import type { RegistryStore } from './registry-store.js';
 import { type RegistryReader, RegistryUnavailableError } from './registry.js';
 import type { IssuerRecord, ServicePolicy, TenantPolicy } from './records.js';
@@ -21,24 +23,44 @@ export interface RedisRegistryOptions {
   onReloadFailed?: () => void;
 }
 
+/** Log entries read per round trip while catching up. */
+const CATCH_UP_BATCH = 32;
+
+/** What a replica has done so far: for tests, the bench and debugging. */
+export interface RegistryStats {
+  /** The registry version (Redis's) this replica holds; -1 before the first load. */
+  readonly version: number;
+  readonly fullLoads: number;
+  readonly entriesApplied: number;
+  readonly records: { issuers: number; tenants: number; services: number; principals: number };
+}
+
+const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /**
- * The registry of a fleet: a whole-registry snapshot held in process memory, so a Check never
- * waits on Redis. A change notice on the pub/sub channel (or a version mismatch found by the poll,
- * or a reconnect) reloads the snapshot. While Redis is unreachable the last snapshot keeps serving
- * known issuers; an issuer it does not know may have been added meanwhile, so it is answered as
- * "unavailable" (503), never as "untrusted".
+ * The registry of a fleet, held in process memory so a Check never waits on Redis. It follows
+ * Redis change by change: a change notice (or a version mismatch found by the poll, or a
+ * reconnect) makes it read the log entries after the version it holds and apply each whole, in
+ * order, in one tick. Only when the log no longer reaches back that far (a replica that was away
+ * for more changes than the log keeps), or at start, does it load everything — in slices, into a
+ * state off to the side that replaces the current one at once. While Redis is unreachable the last
+ * state keeps serving known issuers; an issuer it does not know may have been added meanwhile, so
+ * it is answered as "unavailable" (503), never as "untrusted".
  */
 export class RedisRegistry implements RegistryReader {
-  private current: MemoryRegistry | undefined;
-  private loadedVersion = -1;
-  private reloads = 0;
-  private issuerDocs = new Map<string, string>();
-  private reloading: Promise<void> | undefined;
+  private state: ReplicaState | undefined;
+  /** The Redis version `state` is at. */
+  private applied = -1;
+  /** Changes of issuer records applied: what version() reports. */
+  private trustChanges = 0;
+  private fullLoads = 0;
+  private entriesApplied = 0;
+  private syncing: Promise<void> | undefined;
   private again = false;
   private poller: NodeJS.Timeout | undefined;
   private polling = false;
   private closed = false;
-  /** When Redis last confirmed that the snapshot is the registry (-Infinity: never). */
+  /** When Redis last confirmed that the state is the registry (-Infinity: never). */
   private confirmedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -50,50 +72,73 @@ export class RedisRegistry implements RegistryReader {
 
   /** Subscribe and load in the background: startup never waits for Redis. */
   start(): void {
-    this.subscriber.on('message', (channel: string) => {
-      if (channel === this.store.layout.changes) this.reload('change notice');
+    this.subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.store.layout.changes) return;
+      // A notice names the version it announces: one already held needs no round trip.
+      const announced = Number(message);
+      if (Number.isSafeInteger(announced) && announced <= this.applied && this.applied >= 0) return;
+      this.sync('change notice');
     });
-    // Every (re)connection may have missed notices: resubscribe, then resynchronise. In that order:
-    // a change written before the subscription took effect is read by the reload that follows it,
-    // one written after it sends a notice — none falls between the two and waits for the poll.
+    // Every (re)connection may have missed notices: resubscribe, then catch up. In that order:
+    // a change written before the subscription took effect is read by the catch-up that follows
+    // it, one written after it sends a notice — none falls between the two and waits for the poll.
     this.subscriber.on('ready', () => {
-      // Resynchronised even when SUBSCRIBE failed: the poll (and the next reconnect) cover notices.
+      // Caught up even when SUBSCRIBE failed: the poll (and the next reconnect) cover notices.
       this.subscriber
         .subscribe(this.store.layout.changes)
         .catch((error: Error) =>
           this.logger.warn({ err: error.message }, 'registry subscribe failed'),
         )
-        .then(() => this.reload('subscribed'));
+        .then(() => this.sync('subscribed'));
     });
-    this.store.redis.on('ready', () => this.reload('connected'));
+    this.store.redis.on('ready', () => this.sync('connected'));
     this.poller = setInterval(() => void this.poll(), this.options.pollIntervalMs);
     this.poller.unref();
-    if (this.store.redis.status === 'ready') this.reload('start');
+    if (this.store.redis.status === 'ready') this.sync('start');
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.poller) clearInterval(this.poller);
-    await this.reloading;
+    await this.syncing;
   }
 
   ready(): boolean {
-    return this.current !== undefined;
-  }
-
-  /** Every reload builds a new snapshot, so count reloads rather than trust Redis's counter alone. */
-  version(): number {
-    return this.reloads;
+    return this.state !== undefined;
   }
 
   /**
-   * Redis answers and the snapshot reflects it; false while disconnected or resynchronising, and
-   * while Redis has not confirmed the snapshot for `staleAfterMs`. A Redis that accepts commands
-   * but answers none (paused, overloaded, a half-open connection) keeps the client "ready": only
-   * the age of the last confirmed sync tells it from a live one.
+   * Changes when an issuer record changes (or goes, or comes). The memo keyed on it holds chain
+   * verifications only — signatures against an issuer's keys, its algorithms, audiences and
+   * mints_for — while tenant, service and principal records are read afresh by every Check after
+   * the chain is opened; so a tenant set by the thousand does not throw away every verified chain.
+   */
+  version(): number {
+    return this.trustChanges;
+  }
+
+  stats(): RegistryStats {
+    return {
+      version: this.applied,
+      fullLoads: this.fullLoads,
+      entriesApplied: this.entriesApplied,
+      records: this.state?.registry.counts() ?? {
+        issuers: 0,
+        tenants: 0,
+        services: 0,
+        principals: 0,
+      },
+    };
+  }
+
+  /**
+   * Redis answers and the state reflects it; false while disconnected or catching up, and while
+   * Redis has not confirmed the state for `staleAfterMs`. A Redis that accepts commands but
+   * answers none (paused, overloaded, a half-open connection) keeps the client "ready": only the
+   * age of the last confirmed sync tells it from a live one.
    */
   private get live(): boolean {
-    return this.store.redis.status === 'ready' && this.reloading === undefined && this.fresh();
+    return this.store.redis.status === 'ready' && this.syncing === undefined && this.fresh();
   }
 
   private fresh(): boolean {
@@ -109,14 +154,13 @@ export class RedisRegistry implements RegistryReader {
   }
 
   async issuer(iss: string): Promise<IssuerRecord | undefined> {
-    const snapshot = this.snapshotOrThrow();
-    const record = await snapshot.issuer(iss);
+    const record = await this.registryOrThrow().issuer(iss);
     if (record === undefined && !this.live) {
-      // A reload under way on a Redis that was answering a moment ago is worth waiting for (the
-      // issuer may be what it brings); a stale snapshot's reload is not (Redis has stopped answering).
-      if (this.reloading !== undefined && this.store.redis.status === 'ready' && this.fresh()) {
-        await this.reloading;
-        if (this.live) return this.snapshotOrThrow().issuer(iss);
+      // A catch-up under way on a Redis that was answering a moment ago is worth waiting for (the
+      // issuer may be what it brings); a stale state's is not (Redis has stopped answering).
+      if (this.syncing !== undefined && this.store.redis.status === 'ready' && this.fresh()) {
+        await this.syncing;
+        if (this.live) return this.registryOrThrow().issuer(iss);
       }
       throw new RegistryUnavailableError(
         `issuer ${untrustedText(iss)} not in the cached registry and Redis is unreachable or not answering`,
@@ -126,84 +170,136 @@ export class RedisRegistry implements RegistryReader {
   }
 
   async tenant(tenant: string): Promise<TenantPolicy | undefined> {
-    return this.snapshotOrThrow().tenant(tenant);
+    return this.registryOrThrow().tenant(tenant);
   }
 
   async service(sid: string): Promise<ServicePolicy | undefined> {
-    return this.snapshotOrThrow().service(sid);
+    return this.registryOrThrow().service(sid);
   }
 
   async principal(principal: string): Promise<string | undefined> {
-    return this.snapshotOrThrow().principal(principal);
+    return this.registryOrThrow().principal(principal);
   }
 
-  /** Resolves when the current (or next) reload is done; for tests and readiness probes. */
+  /** Resolves when the current (or next) catch-up is done; for tests and readiness probes. */
   async settled(): Promise<void> {
-    while (this.reloading) await this.reloading;
+    while (this.syncing) await this.syncing;
   }
 
-  private snapshotOrThrow(): MemoryRegistry {
-    if (this.current === undefined)
+  private registryOrThrow(): MemoryRegistry {
+    if (this.state === undefined)
       throw new RegistryUnavailableError('registry not loaded yet (Redis unreachable)');
-    return this.current;
+    return this.state.registry;
   }
 
   private async poll(): Promise<void> {
-    if (this.closed || this.reloading || this.polling || this.store.redis.status !== 'ready')
-      return;
+    if (this.closed || this.syncing || this.polling || this.store.redis.status !== 'ready') return;
     this.polling = true;
     try {
       const asked = this.now();
-      if ((await this.store.version()) !== this.loadedVersion) this.reload('version changed');
+      if ((await this.store.version()) !== this.applied) this.sync('version changed');
       else this.confirmedAt = Math.max(this.confirmedAt, asked);
     } catch {
-      // The next poll or reconnect will try again; serving continues from the snapshot.
+      // The next poll or reconnect will try again; serving continues from memory.
     } finally {
       this.polling = false;
     }
   }
 
-  private reload(why: string): void {
+  private sync(why: string): void {
     if (this.closed) return;
-    if (this.reloading) {
+    if (this.syncing) {
       this.again = true;
       return;
     }
-    this.reloading = this.load(why).finally(() => {
-      this.reloading = undefined;
+    this.syncing = this.catchUp(why).finally(() => {
+      this.syncing = undefined;
       if (this.again) {
         this.again = false;
-        this.reload('queued change');
+        this.sync('queued change');
       }
     });
   }
 
-  private async load(why: string): Promise<void> {
+  /** Apply the log from the version held to the version Redis is at; a full load where it cannot. */
+  private async catchUp(why: string): Promise<void> {
     try {
       const asked = this.now();
-      const snapshot = await this.store.snapshot();
-      for (const problem of snapshot.invalid)
-        this.logger.error({ problem }, 'invalid registry record in Redis skipped');
-      const docs = new Map(snapshot.contents.issuers.map((i) => [i.issuer, JSON.stringify(i)]));
-      const changed = [...new Set([...docs.keys(), ...this.issuerDocs.keys()])].filter(
-        (iss) => docs.get(iss) !== this.issuerDocs.get(iss),
-      );
-      this.current = new MemoryRegistry(snapshot.contents);
-      this.reloads++;
-      this.issuerDocs = docs;
-      this.loadedVersion = snapshot.version;
+      if (this.state === undefined) {
+        await this.loadAll(why);
+      } else {
+        for (;;) {
+          const read = await this.store.readLog(this.applied, CATCH_UP_BATCH);
+          const gap = read.entries[0] !== undefined && read.entries[0].version !== this.applied + 1;
+          if (gap || (read.entries.length === 0 && read.version !== this.applied)) {
+            await this.loadAll(gap ? 'gap in the log' : 'log does not reach back');
+            break;
+          }
+          if (!(await this.applyEntries(read.entries))) {
+            await this.loadAll('gap in the log');
+            break;
+          }
+          if (this.applied >= read.version) break;
+        }
+      }
       this.confirmedAt = Math.max(this.confirmedAt, asked);
-      if (changed.length > 0) this.options.onIssuersChanged?.(changed);
-      this.logger.debug(
-        { why, version: snapshot.version, issuers: docs.size },
-        'registry reloaded',
-      );
     } catch (error) {
       this.options.onReloadFailed?.();
       this.logger.warn(
         { why, err: (error as Error).message },
-        'registry reload failed; serving the last snapshot',
+        'registry sync failed; serving the last state',
       );
     }
+  }
+
+  /** Each entry whole in one tick, in order; false at a gap (nothing after it is applied). */
+  private async applyEntries(entries: readonly LogEntry[]): Promise<boolean> {
+    const state = this.state as ReplicaState;
+    for (const entry of entries) {
+      if (entry.version !== this.applied + 1) return false;
+      const { changedIssuers, invalid } = state.apply(entry.ops);
+      this.applied = entry.version;
+      this.entriesApplied++;
+      this.reportInvalid(invalid);
+      this.issuersChanged(changedIssuers);
+      await nextTick();
+    }
+    return true;
+  }
+
+  /** Everything, built off to the side in slices and swapped in at once. */
+  private async loadAll(why: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const loaded = await this.store.loadSliced();
+      if (loaded === undefined) {
+        // The log was trimmed past the load's start while it ran (a burst of writes): again.
+        if (attempt < 3) continue;
+        throw new Error('registry kept changing faster than a full load could follow');
+      }
+      const changed = this.state === undefined ? [] : loaded.state.differingIssuers(this.state);
+      const first = this.state === undefined;
+      this.state = loaded.state;
+      this.applied = loaded.version;
+      this.fullLoads++;
+      this.reportInvalid(loaded.invalid);
+      this.issuersChanged(first ? [] : changed);
+      if (first) this.trustChanges++;
+      this.logger.info(
+        { why, version: loaded.version, records: loaded.records },
+        'registry loaded in full',
+      );
+      return;
+    }
+  }
+
+  private issuersChanged(issuers: string[]): void {
+    if (issuers.length === 0) return;
+    this.trustChanges++;
+    this.options.onIssuersChanged?.(issuers);
+  }
+
+  private reportInvalid(invalid: readonly string[]): void {
+    for (const problem of invalid)
+      this.logger.error({ problem }, 'invalid registry record in Redis skipped');
   }
 }
