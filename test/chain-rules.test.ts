@@ -9,16 +9,12 @@ import { ChainMemo } from '../src/chain/chain-memo.js';
 import { type OpenChainDeps, openChain } from '../src/chain/open-chain.js';
 import type { Chain } from '../src/chain/types.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { DEFAULT_FETCH_LIMITS } from '../src/keys/fetch-json.js';
-import { IssuerKeys } from '../src/keys/issuer-keys.js';
 import { compactSignJson } from '../src/keys/jws-crypto.js';
-import { OwnKeys } from '../src/keys/own-keys.js';
-import { RemoteJwks } from '../src/keys/remote-jwks.js';
+import type { OwnKeys } from '../src/keys/own-keys.js';
 import { type MintSettings, mintExtended } from '../src/pipeline/mint.js';
 import { DenyError } from '../src/reasons.js';
-import { MemoryRegistry } from '../src/registry/memory-registry.js';
-import { parseIssuer } from '../src/registry/records.js';
 import { type Harness, lastReason, startHarness } from './helpers/harness.js';
+import { chainWalkDeps } from './helpers/in-process.js';
 import { issuer } from './helpers/records.js';
 
 const OWN_ISSUER = 'https://authz.test';
@@ -42,41 +38,14 @@ async function reasonOf(promise: Promise<unknown>): Promise<string> {
 describe('time, audience and level rules of the chain walk', () => {
   let idp: LocalIssuer;
   let ownKeys: OwnKeys;
-  let base: Omit<OpenChainDeps, 'now'>;
+  let base: Awaited<ReturnType<typeof chainWalkDeps>>;
   const T = Math.floor(Date.now() / 1000);
   const at = (now: number): OpenChainDeps => ({ ...base, now: () => now });
 
   before(async () => {
     idp = await LocalIssuer.start();
-    ownKeys = await OwnKeys.generate();
-    const registry = new MemoryRegistry({
-      issuers: [
-        parseIssuer(
-          { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
-          'issuer',
-          true,
-        ),
-      ],
-      tenants: [],
-      services: [],
-      principals: {},
-    });
-    const remote = new RemoteJwks({
-      fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true },
-      maxAgeMs: 60_000,
-      maxStaleMs: 60_000,
-      cooldownMs: 0,
-    });
-    base = {
-      trust: { ownIssuer: OWN_ISSUER, registry, keys: new IssuerKeys(ownKeys, remote) },
-      ownKeys,
-      limits: {
-        maxLevels: 16,
-        maxContainerBytes: 256 * 1024,
-        maxTokenLength: 256 * 1024,
-        clockSkewSeconds: 30,
-      },
-    };
+    base = await chainWalkDeps(idp, OWN_ISSUER);
+    ownKeys = base.ownKeys;
   });
   after(() => idp.stop());
 
@@ -213,34 +182,8 @@ describe('a key its IdP withdraws', () => {
   it('stops verifying tokens it signed, even those the memo remembers', async () => {
     const idp = await LocalIssuer.start();
     try {
-      const registry = new MemoryRegistry({
-        issuers: [
-          parseIssuer(
-            { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
-            'issuer',
-            true,
-          ),
-        ],
-        tenants: [],
-        services: [],
-        principals: {},
-      });
-      const ownKeys = await OwnKeys.generate();
-      const remote = new RemoteJwks({
-        fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true },
-        maxAgeMs: 60_000,
-        maxStaleMs: 60_000,
-        cooldownMs: 0,
-      });
       const deps: OpenChainDeps = {
-        trust: { ownIssuer: OWN_ISSUER, registry, keys: new IssuerKeys(ownKeys, remote) },
-        ownKeys,
-        limits: {
-          maxLevels: 16,
-          maxContainerBytes: 256 * 1024,
-          maxTokenLength: 256 * 1024,
-          clockSkewSeconds: 30,
-        },
+        ...(await chainWalkDeps(idp, OWN_ISSUER)),
         now: () => Math.floor(Date.now() / 1000),
         memo: new ChainMemo(100),
       };

@@ -11,14 +11,10 @@ import { fastestMemoHash, memoDigest } from '../src/chain/memo-hash.js';
 import { openChain, type OpenChainDeps } from '../src/chain/open-chain.js';
 import type { Chain } from '../src/chain/types.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { DEFAULT_FETCH_LIMITS } from '../src/keys/fetch-json.js';
-import { IssuerKeys } from '../src/keys/issuer-keys.js';
-import { OwnKeys } from '../src/keys/own-keys.js';
-import { RemoteJwks } from '../src/keys/remote-jwks.js';
+import type { OwnKeys } from '../src/keys/own-keys.js';
 import { type MintSettings, mintExtended } from '../src/pipeline/mint.js';
-import { MemoryRegistry } from '../src/registry/memory-registry.js';
-import { parseIssuer } from '../src/registry/records.js';
 import { DenyError } from '../src/reasons.js';
+import { chainWalkDeps } from './helpers/in-process.js';
 
 const OWN_ISSUER = 'https://authz.test';
 
@@ -28,36 +24,9 @@ describe('the record of a level we mint', () => {
   let bare: OpenChainDeps;
   before(async () => {
     idp = await LocalIssuer.start();
-    ownKeys = await OwnKeys.generate();
-    const registry = new MemoryRegistry({
-      issuers: [
-        parseIssuer(
-          { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
-          'issuer',
-          true,
-        ),
-      ],
-      tenants: [],
-      services: [],
-      principals: {},
-    });
-    const remote = new RemoteJwks({
-      fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true },
-      maxAgeMs: 60_000,
-      maxStaleMs: 60_000,
-      cooldownMs: 0,
-    });
-    bare = {
-      trust: { ownIssuer: OWN_ISSUER, registry, keys: new IssuerKeys(ownKeys, remote) },
-      ownKeys,
-      limits: {
-        maxLevels: 16,
-        maxContainerBytes: 256 * 1024,
-        maxTokenLength: 256 * 1024,
-        clockSkewSeconds: 30,
-      },
-      now: () => Math.floor(Date.now() / 1000),
-    };
+    const walk = await chainWalkDeps(idp, OWN_ISSUER);
+    ownKeys = walk.ownKeys;
+    bare = { ...walk, now: () => Math.floor(Date.now() / 1000) };
   });
   after(() => idp.stop());
 

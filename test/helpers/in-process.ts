@@ -5,6 +5,7 @@
  */
 import { trace } from '@opentelemetry/api';
 import { ChainMemo } from '../../src/chain/chain-memo.js';
+import type { OpenChainDeps } from '../../src/chain/open-chain.js';
 import type { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { DEFAULT_FETCH_LIMITS } from '../../src/keys/fetch-json.js';
 import { IssuerKeys } from '../../src/keys/issuer-keys.js';
@@ -18,6 +19,7 @@ import {
   type RegistryContents,
   emptyContents,
 } from '../../src/registry/memory-registry.js';
+import { parseIssuer } from '../../src/registry/records.js';
 
 export const OWN_ISSUER = 'urn:matryoshka:authz';
 
@@ -112,3 +114,40 @@ export async function walk(p: InProcess, origin: string, sids: readonly string[]
 }
 
 export type { LocalIssuer };
+
+/**
+ * What `openChain` needs to walk chains of `idp` (tenant acme, ES256) and of our own keys: the
+ * chain walk alone, no policy, no mint. `now` is the caller's (the time rules are tested exactly).
+ */
+export async function chainWalkDeps(
+  idp: LocalIssuer,
+  ownIssuer = 'https://authz.test',
+): Promise<Omit<OpenChainDeps, 'now'> & { ownKeys: OwnKeys }> {
+  const registry = new MemoryRegistry({
+    ...emptyContents(),
+    issuers: [
+      parseIssuer(
+        { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
+        'issuer',
+        true,
+      ),
+    ],
+  });
+  const ownKeys = await OwnKeys.generate();
+  const remote = new RemoteJwks({
+    fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true },
+    maxAgeMs: 60_000,
+    maxStaleMs: 60_000,
+    cooldownMs: 0,
+  });
+  return {
+    trust: { ownIssuer, registry, keys: new IssuerKeys(ownKeys, remote) },
+    ownKeys,
+    limits: {
+      maxLevels: 16,
+      maxContainerBytes: 256 * 1024,
+      maxTokenLength: 256 * 1024,
+      clockSkewSeconds: 30,
+    },
+  };
+}
