@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { type Served, eventually, runCli, spawnServe } from './helpers/processes.js';
+import { issuerAddArgs } from './helpers/records.js';
 import { RedisServer } from './helpers/redis-server.js';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos } from '../src/server/protos.js';
@@ -82,18 +83,7 @@ describe('a fleet of replicas on one Redis', () => {
     for (const client of clients)
       assert.equal((await client.check({ token, sid: 'A' })).httpStatus, 401, 'not registered yet');
 
-    const added = cli(
-      'issuer',
-      'add',
-      '--tenant',
-      'acme',
-      '--issuer',
-      idp.issuer,
-      '--jwks-uri',
-      idp.jwksUri,
-      '--algorithms',
-      'ES256',
-    );
+    const added = cli(...issuerAddArgs(idp, 'acme'));
     assert.equal(added.code, 0, added.stderr);
     for (const client of clients) {
       const took = await eventually(

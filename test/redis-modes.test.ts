@@ -5,6 +5,7 @@ import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { type Harness, startHarness } from './helpers/harness.js';
 import { type Served, eventually, runCli, spawnServe } from './helpers/processes.js';
+import { issuerAddArgs } from './helpers/records.js';
 import {
   RedisClusterServers,
   RedisSentinelServers,
@@ -78,18 +79,7 @@ async function registerHonourListRemove(
       'not registered yet: untrusted (401), and not 503 — the registry is live',
     );
 
-    const added = cli(
-      'issuer',
-      'add',
-      '--tenant',
-      'acme',
-      '--issuer',
-      idp.issuer,
-      '--jwks-uri',
-      idp.jwksUri,
-      '--algorithms',
-      'ES256',
-    );
+    const added = cli(...issuerAddArgs(idp, 'acme'));
     assert.equal(added.code, 0, `issuer add: ${added.stderr}`);
     assert.match(added.stdout, /registered for tenant acme/);
     const took = await eventually(

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { LocalIssuer } from '../src/demo/local-issuer.js';
 import { type Harness, lastReason, startHarness } from './helpers/harness.js';
 import { eventually, runCli } from './helpers/processes.js';
+import { issuerAddArgs } from './helpers/records.js';
 import { RedisServer } from './helpers/redis-server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -30,18 +31,7 @@ describe('an issuer removed while a Check verifies its token', () => {
         MATRYOSHKA_JWKS_TIMEOUT_MS: '5000',
       },
     });
-    const added = cli(
-      'issuer',
-      'add',
-      '--tenant',
-      'acme',
-      '--issuer',
-      idp.issuer,
-      '--jwks-uri',
-      idp.jwksUri,
-      '--algorithms',
-      'ES256',
-    );
+    const added = cli(...issuerAddArgs(idp, 'acme'));
     assert.equal(added.code, 0, added.stderr);
   });
   after(async () => {
@@ -97,18 +87,7 @@ describe('a Redis that accepts commands but answers none', () => {
     redis = await RedisServer.start();
     known = await LocalIssuer.start();
     unknown = await LocalIssuer.start();
-    const added = cli(
-      'issuer',
-      'add',
-      '--tenant',
-      'acme',
-      '--issuer',
-      known.issuer,
-      '--jwks-uri',
-      known.jwksUri,
-      '--algorithms',
-      'ES256',
-    );
+    const added = cli(...issuerAddArgs(known, 'acme'));
     assert.equal(added.code, 0, added.stderr);
     h = await startHarness({ env: { REDIS_URL: redis.url, MATRYOSHKA_REGISTRY_POLL_MS: '200' } });
     await eventually(

@@ -22,3 +22,17 @@ export function registryFile(idp: LocalIssuer): string {
   );
   return join(dir, 'registry.yaml');
 }
+
+/** `issuer add` for a local IdP (ES256, its JWKS), as the CLI spells it. */
+export const issuerAddArgs = (idp: LocalIssuer, tenant: string): string[] => [
+  'issuer',
+  'add',
+  '--tenant',
+  tenant,
+  '--issuer',
+  idp.issuer,
+  '--jwks-uri',
+  idp.jwksUri,
+  '--algorithms',
+  'ES256',
+];
