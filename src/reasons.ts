@@ -6,11 +6,13 @@ import { type ErrorCode, MatryoshkaError } from './errors.js';
  *   could not find out: `unavailable`). Never shadowed: dry-run does not let an unproven identity through.
  * - `policy`: a genuine chain that a rule refuses. Shadowed: in dry-run the request is allowed,
  *   the extended token minted, and the would-be denial recorded.
+ * - `limit`: what we would answer cannot be delivered (the minted headers exceed the budget). Never
+ *   shadowed: letting it through would hand the upstream an oversized request, or none of our headers.
  */
-export type ReasonClass = 'authenticity' | 'policy';
+export type ReasonClass = 'authenticity' | 'policy' | 'limit';
 
 interface ReasonSpec {
-  readonly status: 401 | 403 | 503;
+  readonly status: 401 | 403 | 431 | 503;
   readonly class: ReasonClass;
 }
 
@@ -35,6 +37,7 @@ export const DENY_REASONS = {
   role_missing: { status: 403, class: 'policy' },
   sealed_chain: { status: 403, class: 'policy' },
   unknown_service: { status: 403, class: 'policy' },
+  header_budget_exceeded: { status: 431, class: 'limit' },
   unavailable: { status: 503, class: 'authenticity' },
 } as const satisfies Record<string, ReasonSpec>;
 

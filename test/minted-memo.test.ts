@@ -128,8 +128,8 @@ describe('the record of a level we mint', () => {
       memo.rememberMinted(
         minted.token,
         minted.jti,
-        minted.level,
-        chain.levels,
+        minted.levels,
+        minted.inside,
         chain.sealed,
         bare.trust.registry.version(),
       );
@@ -183,8 +183,8 @@ describe('the record of a level we mint', () => {
         memo.rememberMinted(
           minted.token,
           minted.jti,
-          minted.level,
-          chain.levels,
+          minted.levels,
+          minted.inside,
           chain.sealed,
           bare.trust.registry.version(),
         );

@@ -30,6 +30,7 @@ registry commands (need REDIS_URL; every change reaches every replica within a s
              [--secret-env NAME] [--roles-claim PATH] [--mints-for GLOB,...]
   issuer list [--tenant T] [--json]          issuer remove --issuer URL
   tenant set --tenant T [--max-depth N] [--recursion deny|audit] [--sealed allow|deny] [--entry-only]
+             [--chain-format nested|compact|auto] [--header-budget BYTES]
   tenant show [--tenant T] [--json]
   service set --sid S [--tenant T] [--allowed-callers GLOB,...] [--required-roles R,...] [--max-depth N]
               [--seal] [--entry] [--bind-source]

@@ -163,6 +163,8 @@ export async function tenantCommand(args: string[], out: Out): Promise<void> {
       recursion: { type: 'string' },
       sealed: { type: 'string' },
       'entry-only': { type: 'boolean' },
+      'chain-format': { type: 'string' },
+      'header-budget': { type: 'string' },
     });
     const name = required(f.tenant, 'tenant');
     const policy = validated(() =>
@@ -173,6 +175,8 @@ export async function tenantCommand(args: string[], out: Out): Promise<void> {
           ...(f.recursion !== undefined ? { recursion: f.recursion } : {}),
           ...(f.sealed !== undefined ? { sealed: f.sealed } : {}),
           entry_only: f['entry-only'] === true,
+          ...(f['chain-format'] !== undefined ? { chain_format: f['chain-format'] } : {}),
+          ...(f['header-budget'] !== undefined ? { header_budget: f['header-budget'] } : {}),
         },
         'tenant',
       ),

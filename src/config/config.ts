@@ -2,6 +2,11 @@ import { MatryoshkaError } from '../errors.js';
 import type { Compression } from '../chain/compression.js';
 import { RESERVED_FORWARD_HEADERS } from '../pipeline/owned-headers.js';
 import { IDENTIFIER_DESCRIPTION, isIdentifier } from '../header-grammar.js';
+import {
+  type ChainFormat,
+  HEADER_BUDGET_MAX,
+  HEADER_BUDGET_MIN,
+} from '../registry/records.js';
 
 export interface Config {
   readonly grpcPort: number;
@@ -24,6 +29,8 @@ export interface Config {
   readonly logLevel: string;
   readonly clockSkewSeconds: number;
   readonly compression: Compression;
+  readonly chainFormat: ChainFormat;
+  readonly headerBudget: number;
   readonly maxTokenLength: number;
   readonly maxLevels: number;
   readonly maxContainerBytes: number;
@@ -144,6 +151,18 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     name: 'MATRYOSHKA_COMPRESSION',
     default: 'gzip',
     description: 'container compression when minting at depth >= 3: gzip | brotli',
+  },
+  {
+    name: 'MATRYOSHKA_CHAIN_FORMAT',
+    default: 'auto',
+    description:
+      'form of minted chains: nested | compact | auto (nested while it fits the header budget); per tenant: chain_format',
+  },
+  {
+    name: 'MATRYOSHKA_HEADER_BUDGET',
+    default: '6656',
+    description:
+      'most bytes (names + values) of token and identity headers added upstream; per tenant: header_budget',
   },
   {
     name: 'MATRYOSHKA_MAX_TOKEN_LENGTH',
@@ -331,6 +350,12 @@ export function loadConfig(env: Env = process.env): Config {
     }),
     clockSkewSeconds: integer(env, 'MATRYOSHKA_CLOCK_SKEW', 0, 600),
     compression: choice<Compression>(env, 'MATRYOSHKA_COMPRESSION', { gzip: 'g', brotli: 'b' }),
+    chainFormat: choice<ChainFormat>(env, 'MATRYOSHKA_CHAIN_FORMAT', {
+      nested: 'nested',
+      compact: 'compact',
+      auto: 'auto',
+    }),
+    headerBudget: integer(env, 'MATRYOSHKA_HEADER_BUDGET', HEADER_BUDGET_MIN, HEADER_BUDGET_MAX),
     maxTokenLength: integer(env, 'MATRYOSHKA_MAX_TOKEN_LENGTH', 1024, 1024 * 1024),
     maxLevels: integer(env, 'MATRYOSHKA_MAX_LEVELS', 2, 256),
     maxContainerBytes: integer(env, 'MATRYOSHKA_MAX_CONTAINER_BYTES', 1024, 8 * 1024 * 1024),

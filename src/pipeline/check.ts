@@ -16,7 +16,8 @@ import type { DecisionRecord } from './decision.js';
 import { resolveDestinationSid, routeBindings } from './destination.js';
 import { newRequestId } from './request-id.js';
 import { extractToken } from './extract.js';
-import { type MintSettings, type Minted, mintExtended } from './mint.js';
+import { mintWithinBudget } from './header-budget.js';
+import type { MintSettings, Minted } from './mint.js';
 import { chainTenant, checkTenantBindings } from './resolve-tenant.js';
 import { inChildSpan } from './step-span.js';
 
@@ -62,6 +63,7 @@ interface Draft {
   destination?: string;
   chain?: Chain;
   minted?: Minted;
+  headerBytes?: number;
   recursionAudited: boolean;
   /** The first policy denial met; later steps still run, so shadow mode can mint. */
   policyDenial?: Denial;
@@ -100,15 +102,18 @@ export async function check(input: CheckInput, deps: CheckDeps): Promise<Decisio
   }
 }
 
-/** Dry-run, applied once: a policy denial in shadow mode is allowed and recorded as what it would have been. */
-function shadowed(deps: CheckDeps): boolean {
-  return deps.shadow;
+/**
+ * Dry-run, applied once: a policy denial in shadow mode is allowed and recorded as what it would
+ * have been. Only a policy denial: an authenticity or limit denial stands in every mode.
+ */
+function shadowed(deps: CheckDeps, denial: Denial): boolean {
+  return deps.shadow && classOf(denial.reason) === 'policy';
 }
 
 function settle(draft: Draft, deps: CheckDeps): DecisionRecord {
   const denial = draft.policyDenial;
   if (denial === undefined) return finish(draft, true, undefined);
-  return finish(draft, shadowed(deps), denial);
+  return finish(draft, shadowed(deps, denial), denial);
 }
 
 /**
@@ -178,13 +183,15 @@ function finish(draft: Draft, allowed: boolean, denial: Denial | undefined): Dec
     destination: draft.destination,
     chain: draft.chain,
     minted: draft.minted,
+    headerBytes: draft.minted === undefined ? undefined : draft.headerBytes,
     recursionAudited: draft.recursionAudited,
   };
 }
 
 /**
  * Run a step whose refusal is a policy decision: the first one is recorded and `fallback` stands
- * in for its result, so the walk goes on; any other failure propagates.
+ * in for its result, so the walk goes on; any other failure (authenticity, limit, bug) propagates
+ * and ends the Check denied, whatever the mode.
  */
 async function policyStep<T>(draft: Draft, step: () => T | Promise<T>, fallback: T): Promise<T> {
   try {
@@ -276,10 +283,11 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   else draft.policyDenial ??= { reason: outcome.reason, detail: outcome.detail };
   // Only what will be allowed is minted: dry-run extends the chain, so the services behind it
   // keep working during rollout; an enforced denial signs nothing.
-  if (draft.policyDenial !== undefined && !shadowed(deps)) return;
+  if (draft.policyDenial !== undefined && !shadowed(deps, draft.policyDenial)) return;
 
-  const minted = await inChildSpan(deps.tracer, 'token mint', () =>
-    mintExtended(
+  // Over the header budget is a limit denial: it ends the Check here, in shadow mode too.
+  const { minted, headerBytes } = await inChildSpan(deps.tracer, 'token mint', () =>
+    mintWithinBudget(
       {
         incoming: token,
         chain,
@@ -289,9 +297,11 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
         roles: innermost.roles,
         seal: registeredService?.seal ?? false,
         now: deps.now(),
+        maxContainerBytes: deps.limits.maxContainerBytes,
       },
       deps.ownKeys,
       deps.mint,
+      tenantPolicy,
     ),
   );
   // Filed under the version the chain was verified under: if the registry changed meanwhile, the
@@ -299,10 +309,11 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   deps.memo?.rememberMinted(
     minted.token,
     minted.jti,
-    minted.level,
-    chain.levels,
+    minted.levels,
+    minted.inside,
     chain.sealed,
     chain.registryVersion,
   );
   draft.minted = minted;
+  draft.headerBytes = headerBytes;
 }

@@ -48,12 +48,24 @@ export interface IssuerRecord {
   readonly mintsFor: readonly string[];
 }
 
+/** How minted chains are written (docs/compact-chains.md); `auto`: nested while it fits the budget. */
+export const CHAIN_FORMATS = ['nested', 'compact', 'auto'] as const;
+export type ChainFormat = (typeof CHAIN_FORMATS)[number];
+
+/** Bounds of a header budget, in bytes: below 1 KiB nothing but an origin fits; above 1 MiB, no proxy. */
+export const HEADER_BUDGET_MIN = 1024;
+export const HEADER_BUDGET_MAX = 1024 * 1024;
+
 export interface TenantPolicy {
   readonly tenant: string;
   readonly maxDepth: number | undefined;
   readonly recursion: 'deny' | 'audit';
   readonly sealed: 'allow' | 'deny';
   readonly entryOnly: boolean;
+  /** Overrides MATRYOSHKA_CHAIN_FORMAT for this tenant's chains; absent: the service's. */
+  readonly chainFormat?: ChainFormat | undefined;
+  /** Overrides MATRYOSHKA_HEADER_BUDGET for this tenant; absent: the service's. */
+  readonly headerBudget?: number | undefined;
 }
 
 export interface ServicePolicy {
@@ -346,14 +358,40 @@ export function parseIssuer(value: unknown, field: string, allowInsecure: boolea
 
 export function parseTenant(tenant: string, value: unknown, field: string): TenantPolicy {
   const raw = value === null || value === undefined ? {} : asObject(value, field);
-  refuseUnknown(raw, ['max_depth', 'recursion', 'sealed', 'entry_only'], field);
+  refuseUnknown(
+    raw,
+    ['max_depth', 'recursion', 'sealed', 'entry_only', 'chain_format', 'header_budget'],
+    field,
+  );
+  const chainFormat =
+    raw['chain_format'] === undefined || raw['chain_format'] === null
+      ? undefined
+      : oneOf(raw['chain_format'], `${field}.chain_format`, CHAIN_FORMATS, 'auto');
   return {
     tenant: identifier(tenant, field),
     maxDepth: optionalDepth(raw['max_depth'], `${field}.max_depth`),
     recursion: oneOf(raw['recursion'], `${field}.recursion`, ['deny', 'audit'], 'deny'),
     sealed: oneOf(raw['sealed'], `${field}.sealed`, ['allow', 'deny'], 'deny'),
     entryOnly: optionalBool(raw['entry_only'], `${field}.entry_only`),
+    ...(chainFormat === undefined ? {} : { chainFormat }),
+    ...optionalBudget(raw['header_budget'], `${field}.header_budget`),
   };
+}
+
+function optionalBudget(value: unknown, field: string): { headerBudget?: number } {
+  if (value === undefined || value === null) return {};
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (
+    typeof n !== 'number' ||
+    !Number.isSafeInteger(n) ||
+    n < HEADER_BUDGET_MIN ||
+    n > HEADER_BUDGET_MAX
+  )
+    throw new RecordError(
+      field,
+      `must be a whole number of bytes from ${HEADER_BUDGET_MIN} to ${HEADER_BUDGET_MAX}`,
+    );
+  return { headerBudget: n };
 }
 
 export function parseService(sid: string, value: unknown, field: string): ServicePolicy {
@@ -407,6 +445,8 @@ export function tenantToRaw(policy: TenantPolicy): Raw {
     entry_only: policy.entryOnly,
   };
   if (policy.maxDepth !== undefined) raw['max_depth'] = policy.maxDepth;
+  if (policy.chainFormat !== undefined) raw['chain_format'] = policy.chainFormat;
+  if (policy.headerBudget !== undefined) raw['header_budget'] = policy.headerBudget;
   return raw;
 }
 
