@@ -109,7 +109,8 @@ function readHops(claim: Record<string, unknown>): HopRecord[] | undefined {
   return raw.map((entry: unknown, i) => readHop(entry, i));
 }
 
-const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isTime = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 function readHop(entry: unknown, i: number): HopRecord {
   if (!Array.isArray(entry) || entry.length < 4 || entry.length > 5)

@@ -104,7 +104,11 @@ export function expandHops(
  * The reader's rules between a compact level's hops and the chain below them: the anchor is never
  * a level a compact level would have collapsed, and no hop outlives any level below.
  */
-export function checkAnchor(anchor: VerifiedLevel | undefined, below: readonly VerifiedLevel[], firstHop: HopRecord): void {
+export function checkAnchor(
+  anchor: VerifiedLevel | undefined,
+  below: readonly VerifiedLevel[],
+  firstHop: HopRecord,
+): void {
   if (anchor !== undefined && collapsible(anchor))
     deny('stack_malformed', 'a compact level nests a level of ours it should have collapsed');
   for (const level of below) {

@@ -2,7 +2,13 @@ import type { OwnKeys } from '../keys/own-keys.js';
 import { globMatches } from '../policy/glob.js';
 import { type DenyReason, deny, denying } from '../reasons.js';
 import { untrustedText } from '../untrusted-text.js';
-import { type AuthStack, type HopRecord, checkStackSid, readAuthStack, unpackContainer } from './auth-stack.js';
+import {
+  type AuthStack,
+  type HopRecord,
+  checkStackSid,
+  readAuthStack,
+  unpackContainer,
+} from './auth-stack.js';
 import { ChainMemo, type MemoizedChain } from './chain-memo.js';
 import { numericDate, rolesAt, subjectOf } from './claims.js';
 import { checkAnchor, checkHops, expandHops } from './compact-form.js';
@@ -84,11 +90,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
       if (!signer.own) deny('stack_malformed', 'a compact level not minted by us');
       if (levelCount + hops.length > limits.maxLevels)
         deny('stack_too_large', `more than ${limits.maxLevels} levels`);
-      checkHops(
-        hops,
-        { ...times, jti: jws.payload['jti'], kid: jws.kid },
-        limits.clockSkewSeconds,
-      );
+      checkHops(hops, { ...times, jti: jws.payload['jti'], kid: jws.kid }, limits.clockSkewSeconds);
     }
     levelCount += hops?.length ?? 1;
     opened.push({ jws, signer, times, stack });
@@ -271,7 +273,8 @@ function assemble(
   for (let i = opened.length - 1; i >= 0; i--) {
     const level = opened[i] as OpenedLevel;
     const stack = level.stack;
-    const firstDepth = levels.length === 0 ? base : (levels[levels.length - 1] as VerifiedLevel).depth + 1;
+    const firstDepth =
+      levels.length === 0 ? base : (levels[levels.length - 1] as VerifiedLevel).depth + 1;
     const depth = firstDepth + (stack?.hops?.length ?? 1) - 1;
     if (stack?.depth !== undefined && stack.depth !== depth) {
       deny(

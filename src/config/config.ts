@@ -2,11 +2,7 @@ import { MatryoshkaError } from '../errors.js';
 import type { Compression } from '../chain/compression.js';
 import { RESERVED_FORWARD_HEADERS } from '../pipeline/owned-headers.js';
 import { IDENTIFIER_DESCRIPTION, isIdentifier } from '../header-grammar.js';
-import {
-  type ChainFormat,
-  HEADER_BUDGET_MAX,
-  HEADER_BUDGET_MIN,
-} from '../registry/records.js';
+import { type ChainFormat, HEADER_BUDGET_MAX, HEADER_BUDGET_MIN } from '../registry/records.js';
 
 export interface Config {
   readonly grpcPort: number;

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { HopRecord } from '../chain/auth-stack.js';
 import { encodeStandardBase64 } from '../chain/base64.js';
-import { type HopTuple, collapsible, expandHops, hopTuple, peelRun } from '../chain/compact-form.js';
+import {
+  type HopTuple,
+  collapsible,
+  expandHops,
+  hopTuple,
+  peelRun,
+} from '../chain/compact-form.js';
 import { DEFAULT_LIMITS } from '../chain/limits.js';
 import { type Compression, type CompressionEffort, compress } from '../chain/compression.js';
 import { sealContainer } from '../chain/seal.js';
@@ -75,7 +81,9 @@ function packed(
 ): { container: string; cmp: Compression | undefined } {
   if (depth < settings.compressFromDepth) return { container, cmp: undefined };
   const p = packContainer(container, settings.compression, entropyOnly ? 'entropy' : 'repeats');
-  return p === undefined ? { container, cmp: undefined } : { container: p, cmp: settings.compression };
+  return p === undefined
+    ? { container, cmp: undefined }
+    : { container: p, cmp: settings.compression };
 }
 
 /** Compress only when it pays: the base64 of the compressed bytes must be shorter. */
