@@ -147,7 +147,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   const chain = toChain(
     levels,
     sealed,
-    opened.length,
+    levels.length - (below?.levels.length ?? 0),
     opened.some((l) => l.signer.keysRefreshed),
     registryVersion,
   );
