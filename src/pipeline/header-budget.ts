@@ -27,7 +27,8 @@ export interface Budgeted {
 
 /**
  * Mint in the form the tenant (else the service) asks for, within the header budget, or refuse.
- * `auto` mints nested while the forwarded headers fit and compact once they would not: it
+ * `auto` mints nested while the forwarded headers fit and compact once they would not (or once the
+ * chain holds a compact level: see compactBelow): it
  * estimates the nested size first (the container is the incoming token, and base64 adds a third)
  * so a Check signs once, and measures what it actually minted before answering. Nothing over the
  * budget is ever answered: an oversized request would be refused upstream with a status that is
@@ -61,7 +62,10 @@ export async function mintWithinBudget(
     return { minted, headerBytes };
   };
 
-  if (format === 'compact' || (format === 'auto' && nestedWouldExceed(request, budget))) {
+  if (
+    format === 'compact' ||
+    (format === 'auto' && (compactBelow(request) || nestedWouldExceed(request, budget)))
+  ) {
     const compact = mintCompact(request, keys, settings);
     if (compact !== undefined) return within(compact);
   }
@@ -72,6 +76,17 @@ export async function mintWithinBudget(
     if (compact !== undefined) return within(compact);
   }
   return within(nested);
+}
+
+/**
+ * A compact level already in the chain: every reader downstream must read compact anyway, so a
+ * nested level around it would only cost bytes and CPU (and the next compact level would collapse
+ * it again). `auto` stays compact from the first switch on.
+ */
+function compactBelow(request: MintRequest): boolean {
+  return (
+    request.chain.outer.form === 'compact' || request.chain.levels.some((l) => l.form === 'compact')
+  );
 }
 
 /** The nested level around `incoming`, estimated from above without minting it. */
