@@ -142,6 +142,7 @@ export class EnvoyLikeClient {
 const STATUS_NAMES: Record<string, number> = {
   Unauthorized: 401,
   Forbidden: 403,
+  RequestHeaderFieldsTooLarge: 431,
   ServiceUnavailable: 503,
 };
 function httpCode(code: number | string | undefined): number {
