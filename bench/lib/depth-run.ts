@@ -49,6 +49,23 @@ export interface DepthRunOptions {
   readonly peer: boolean;
   /** Keep the pool file for a later run (the size-matched no-op) instead of removing it. */
   readonly keepPool: boolean;
+  /** MATRYOSHKA_CHAIN_FORMAT of the measured server and the minter; the service's default when absent. */
+  readonly format?: 'nested' | 'compact' | undefined;
+}
+
+/**
+ * A forced chain form, with room for the deepest chains: the budget, depth and level caps raised
+ * so a size or depth is measured, never refused.
+ */
+function formatEnv(format: DepthRunOptions['format']): Record<string, string> | undefined {
+  if (format === undefined) return undefined;
+  return {
+    MATRYOSHKA_CHAIN_FORMAT: format,
+    MATRYOSHKA_HEADER_BUDGET: String(1024 * 1024),
+    MATRYOSHKA_MAX_DEPTH: '64',
+    MATRYOSHKA_MAX_LEVELS: '66',
+    MATRYOSHKA_MAX_TOKEN_LENGTH: String(1024 * 1024),
+  };
 }
 
 export interface DepthRun {
@@ -65,16 +82,16 @@ export async function measureDepth(
 ): Promise<DepthRun> {
   const { knobs, fixture } = ctx;
   const { depth, logLevel, name, peer } = options;
-  const server = await startServe(
-    ctx,
-    name,
-    fixtureServeOptions(
+  const env = formatEnv(options.format);
+  const server = await startServe(ctx, name, {
+    ...fixtureServeOptions(
       fixture,
       logLevel,
       poolMemoEntries(knobs),
       peer ? fixture.sharedKeysFile : undefined,
     ),
-  );
+    ...(env === undefined ? {} : { env }),
+  });
   const windows: MonotonicWindow[] = [];
   let result: ScenarioResult | undefined;
   try {
@@ -87,11 +104,10 @@ export async function measureDepth(
       });
     const client = await connect(server.address);
     const minter = peer
-      ? await startServe(
-          ctx,
-          `${name} minter`,
-          fixtureServeOptions(fixture, logLevel, poolMemoEntries(knobs), fixture.sharedKeysFile),
-        )
+      ? await startServe(ctx, `${name} minter`, {
+          ...fixtureServeOptions(fixture, logLevel, poolMemoEntries(knobs), fixture.sharedKeysFile),
+          ...(env === undefined ? {} : { env }),
+        })
       : undefined;
     const minterClient = minter === undefined ? client : await connect(minter.address);
     let tokens: string[];

@@ -11,6 +11,7 @@ export const ALL_SCENARIOS = [
   'noop-large',
   'info',
   'memory',
+  'compact',
 ] as const;
 export type ScenarioName = (typeof ALL_SCENARIOS)[number];
 
@@ -39,6 +40,8 @@ export interface Knobs {
   readonly dest: string;
   readonly streamWindow: number;
   readonly sessionWindow: number;
+  /** Depths of the `compact` scenario (nested rows only up to 8: past it nested passes Envoy's 60 KiB). */
+  readonly compactDepths: readonly number[];
 }
 
 type KnobEnv = Readonly<Record<string, string | undefined>>;
@@ -88,6 +91,7 @@ export function readKnobs(env: KnobEnv): Knobs {
     dest: env['BENCH_DEST'] ?? 'dest',
     streamWindow: 1 << 20,
     sessionWindow: 16 << 20,
+    compactDepths: numberList(env['BENCH_COMPACT_DEPTHS'] ?? '1,4,8,16,32'),
   };
   for (const s of knobs.scenarios)
     if (!(ALL_SCENARIOS as readonly string[]).includes(s))
@@ -95,6 +99,9 @@ export function readKnobs(env: KnobEnv): Knobs {
   for (const d of knobs.depths)
     if (!Number.isInteger(d) || d < 0 || d > 30)
       throw new Error(`BENCH_DEPTHS: ${d} is not a depth`);
+  for (const d of knobs.compactDepths)
+    if (!Number.isInteger(d) || d < 1 || d > 60)
+      throw new Error(`BENCH_COMPACT_DEPTHS: ${d} is not a depth from 1 to 60`);
   for (const d of peerDepths(knobs))
     if (!Number.isInteger(d) || d > 30) throw new Error(`BENCH_PEER_DEPTHS: ${d} is not a depth`);
   return knobs;

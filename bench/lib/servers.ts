@@ -36,6 +36,8 @@ export interface ServeOptions {
   readonly memoEntries?: number;
   /** MATRYOSHKA_SIGNING_KEYS: replicas that share it accept each other's levels. */
   readonly signingKeysFile?: string;
+  /** Further MATRYOSHKA_* settings of this run (the chain form, say), applied last. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** A window of a run on CLOCK_MONOTONIC (µs): the part of a CPU profile worth summarising. */
@@ -88,6 +90,7 @@ export async function startServe(
           ...(options.signingKeysFile !== undefined
             ? { MATRYOSHKA_SIGNING_KEYS: options.signingKeysFile }
             : {}),
+          ...options.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
