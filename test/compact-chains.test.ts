@@ -16,7 +16,7 @@ import { compactSignJson } from '../src/keys/jws-crypto.js';
 import { OwnKeys } from '../src/keys/own-keys.js';
 import type { CheckDeps } from '../src/pipeline/check.js';
 import type { DecisionRecord } from '../src/pipeline/decision.js';
-import type { ChainFormat } from '../src/registry/records.js';
+import { type ChainFormat, tenantToRaw } from '../src/registry/records.js';
 import { type InProcess, OWN_ISSUER, inProcess, walk } from './helpers/in-process.js';
 import { issuer, service, tenant } from './helpers/records.js';
 import { authStack, claims } from './helpers/tokens.js';
@@ -344,6 +344,17 @@ describe('compact chain form', () => {
       );
       assertDenied(await shadow.check({ token: viaA, sid: 'A' }), 'header_budget_exceeded', 'both');
     });
+  });
+
+  it('tenant records take chain_format and header_budget, refuse bad values naming the field, and write them back', () => {
+    const record = tenant('acme', { chain_format: 'compact', header_budget: '4096' });
+    assert.equal(record.chainFormat, 'compact');
+    assert.equal(record.headerBudget, 4096);
+    assert.deepEqual(tenant('acme', tenantToRaw(record)), record);
+    assert.equal(tenant('acme').chainFormat, undefined, 'absent: the service setting applies');
+    assert.throws(() => tenant('acme', { chain_format: 'flat' }), /tenants\.acme\.chain_format/);
+    assert.throws(() => tenant('acme', { header_budget: 100 }), /tenants\.acme\.header_budget/);
+    assert.throws(() => tenant('acme', { header_budget: 1.5e6 }), /header_budget/);
   });
 
   describe('attacks on the compact form', () => {
