@@ -84,9 +84,7 @@ export async function mintWithinBudget(
  * it again). `auto` stays compact from the first switch on.
  */
 function compactBelow(request: MintRequest): boolean {
-  return (
-    request.chain.outer.form === 'compact' || request.chain.levels.some((l) => l.form === 'compact')
-  );
+  return request.chain.levels.some((l) => l.form === 'compact');
 }
 
 /** The nested level around `incoming`, estimated from above without minting it. */
