@@ -76,7 +76,12 @@ describe('compact chain form', () => {
       service('vault', { seal: true }),
       service('picky', { allowed_callers: ['B'] }),
       service('admin-only', { required_roles: ['admin'] }),
+      service('bound', { bind_source: true }),
     ],
+    principals: {
+      'spiffe://cluster.local/ns/x/sa/B': 'B',
+      'spiffe://cluster.local/ns/x/sa/A': 'A',
+    },
   });
 
   before(async () => {
@@ -227,6 +232,15 @@ describe('compact chain form', () => {
     const viaC = await walk(compact, origin, ['A', 'B', 'C']);
     assertDenied(await compact.check({ token: viaC, sid: 'picky' }), 'caller_not_allowed', 'C');
     assertDenied(await compact.check({ token: viaC, sid: 'admin-only' }), 'role_missing', 'role');
+    // bind_source: the workload calling must be the last hop, not an earlier one in a record.
+    const asB = { token: viaB, sid: 'bound', sourcePrincipal: 'spiffe://cluster.local/ns/x/sa/B' };
+    assert.equal((await compact.check(asB)).allowed, true);
+    const asA = { ...asB, sourcePrincipal: 'spiffe://cluster.local/ns/x/sa/A' };
+    assertDenied(
+      await compact.check(asA),
+      'caller_not_allowed',
+      'A is in a record, not the caller',
+    );
   });
 
   it('shadow mode mints compact around a would-be denial, and the span records each hop', async () => {
