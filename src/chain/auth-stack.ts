@@ -19,6 +19,9 @@ export interface AuthStack {
   readonly hops?: readonly HopRecord[] | undefined;
 }
 
+/** Longest jti a hop record may carry: ours are 22 characters, older ones 36 (UUIDs). */
+export const MAX_HOP_JTI = 128;
+
 /** One hop of a compact level: what the nested level of ours it replaces said about itself. */
 export interface HopRecord {
   readonly sid: string;
@@ -120,7 +123,7 @@ function readHop(entry: unknown, i: number): HopRecord {
     throw new StackFormatError(`auth_stack.hops[${i}] sid must be a non-empty string`);
   if (!isTime(iat) || !isTime(exp))
     throw new StackFormatError(`auth_stack.hops[${i}] iat and exp must be whole NumericDates`);
-  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 128)
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_HOP_JTI)
     throw new StackFormatError(`auth_stack.hops[${i}] jti must be a short non-empty string`);
   if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > 256))
     throw new StackFormatError(`auth_stack.hops[${i}] kid must be a non-empty string`);

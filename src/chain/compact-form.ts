@@ -1,8 +1,12 @@
 import { deny } from '../reasons.js';
-import type { AuthStack, HopRecord } from './auth-stack.js';
-import { unpackContainer } from './auth-stack.js';
+import {
+  type AuthStack,
+  type HopRecord,
+  MAX_HOP_JTI,
+  readAuthStack,
+  unpackContainer,
+} from './auth-stack.js';
 import { parseCompactJws } from './compact.js';
-import { readAuthStack } from './auth-stack.js';
 import type { VerifiedLevel } from './types.js';
 
 /**
@@ -30,6 +34,7 @@ export function collapsible(level: VerifiedLevel): boolean {
     level.stack.sid !== undefined &&
     level.nbf === undefined &&
     level.jti !== undefined &&
+    level.jti.length <= MAX_HOP_JTI &&
     level.iat !== undefined &&
     Number.isSafeInteger(level.iat) &&
     level.exp !== undefined &&
