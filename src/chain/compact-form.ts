@@ -7,6 +7,7 @@ import {
   unpackContainer,
 } from './auth-stack.js';
 import { parseCompactJws } from './compact.js';
+import type { Compression } from './compression.js';
 import type { VerifiedLevel } from './types.js';
 
 /**
@@ -122,21 +123,30 @@ export function checkAnchor(
   }
 }
 
+/** The anchor as a container is written: its text, or its compressed bytes' base64 with `cmp`. */
+export interface PackedAnchor {
+  readonly container: string;
+  readonly cmp: Compression | undefined;
+}
+
 /**
- * The text of the anchor below the top `run` levels of ours in `token` (a chain verified in this
- * Check, or found in the memo under this very text): peeled without verifying again, one level of
- * ours at a time (a compact level peels all its hops at once). Only the top levels are parsed.
+ * The anchor below the top `run` levels of ours in `token` (a chain verified in this Check, or
+ * found in the memo under this very text), as the lowest of them wrote it: a compact level reuses
+ * its anchor's container byte for byte — never inflated and compressed again at every hop, which
+ * would make each hop cost more than the one before it once compression starts. Peeled without
+ * verifying again, one level of ours at a time (a compact level peels all its hops at once); only
+ * the top levels are parsed, and only the containers between them are unpacked.
  */
-export function peelRun(token: string, run: number, maxContainerBytes: number): string {
+export function peelRun(token: string, run: number, maxContainerBytes: number): PackedAnchor {
   let current = token;
   let left = run;
-  while (left > 0) {
+  for (;;) {
     const stack: AuthStack | undefined = readAuthStack(parseCompactJws(current).payload);
     if (stack === undefined || stack.fmt !== 'JWT')
       throw new Error('unreachable: a collapsible level has a plain container');
     left -= stack.hops?.length ?? 1;
+    if (left < 0) throw new Error('unreachable: a compact level straddles the run');
+    if (left === 0) return { container: stack.container, cmp: stack.cmp };
     current = unpackContainer(stack, maxContainerBytes);
   }
-  if (left !== 0) throw new Error('unreachable: a compact level straddles the run');
-  return current;
 }

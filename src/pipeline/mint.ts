@@ -219,8 +219,9 @@ function collapsibleRun(chain: Chain, tenant: string): number | undefined {
 /**
  * Mint the compact form (docs/token-format.md, "Compact form"): one level of ours with a record
  * per hop — those of the levels of ours it replaces, then the new one — around the anchor, the
- * first level below them that is not ours to collapse, carried verbatim (compressed from
- * `compressFromDepth` on, as nested containers are). Undefined when this chain cannot take the
+ * first level below them that is not ours to collapse, carried as the lowest level of ours wrote
+ * it (or, when it is the incoming token itself, packed as a nested container would be: compressed
+ * from `compressFromDepth` on when that pays). Undefined when this chain cannot take the
  * compact form: sealing (the sealed level must hide the hops below it, so it nests them), or a
  * run that crosses tenants.
  */
@@ -234,11 +235,6 @@ export function mintCompact(
   const run = collapsibleRun(chain, request.tenant);
   if (run === undefined) return undefined;
   const anchorLevels = chain.levels.slice(0, chain.levels.length - run);
-  const anchorText = peelRun(
-    request.incoming,
-    run,
-    request.maxContainerBytes ?? DEFAULT_LIMITS.maxContainerBytes,
-  );
   const depth = chain.depth + 1;
   const jti = newJti();
   const iat = Math.floor(request.now);
@@ -248,12 +244,21 @@ export function mintCompact(
     ...chain.levels.slice(anchorLevels.length).map((l) => hopTuple(l, kid)),
     [request.destination, iat, exp, jti],
   ];
-  const { container, cmp } = packed(
-    anchorText,
-    depth,
-    anchorLevels.some((l) => l.stack?.cmp !== undefined || l.stack?.fmt === 'JWE'),
-    settings,
-  );
+  // Below levels of ours: their anchor as they wrote it. Otherwise the incoming token is the
+  // anchor, packed once here as a nested container would be.
+  const { container, cmp } =
+    run > 0
+      ? peelRun(
+          request.incoming,
+          run,
+          request.maxContainerBytes ?? DEFAULT_LIMITS.maxContainerBytes,
+        )
+      : packed(
+          request.incoming,
+          depth,
+          anchorLevels.some((l) => l.stack?.cmp !== undefined || l.stack?.fmt === 'JWE'),
+          settings,
+        );
   const payload = {
     iss: settings.issuer,
     sub: request.subject,
