@@ -2,6 +2,7 @@
  * The report of one run: the table and the target verdicts on stdout, then notes, problems and
  * profiles, and the whole result (every number behind the table) as JSON in BENCH_OUT.
  */
+import { CONFIG_VARIABLES } from '../src/config/config.js';
 import { writeFileSync } from 'node:fs';
 import type { CryptoFloor } from './lib/floor.js';
 import { mib, signed } from './lib/format.js';
@@ -128,6 +129,7 @@ export function writeReport(run: BenchRun): void {
       better: 'lower' as const,
       ok: valid(half),
     },
+    ...compactTargets(byName, above, noop, run.originTokenLength, valid),
   ].map(({ ok, ...t }) => ({
     ...t,
     verdict:
@@ -409,4 +411,72 @@ function renderProfile(name: string, p: ProfileSummary, checks: number): string 
       `    ${f.percent.toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(6)} ms ${perCheck(f.selfMs)}  ${f.frame}`,
     );
   return `${lines.join('\n')}\n`;
+}
+
+/** Room left for the identity headers (x-auth-chain of 32 sids included) within the default budget. */
+const IDENTITY_ALLOWANCE = 600;
+/** The service's default MATRYOSHKA_HEADER_BUDGET, from the settings table. */
+const DEFAULT_HEADER_BUDGET = Number(
+  CONFIG_VARIABLES.find((v) => v.name === 'MATRYOSHKA_HEADER_BUDGET')?.default,
+);
+
+/** The compact scenario's targets (docs/compact-chains.md): size, and per-hop cost flat with depth. */
+function compactTargets(
+  byName: (n: string) => ScenarioResult | undefined,
+  above: (r: ScenarioResult | undefined) => number | undefined,
+  noop: ScenarioResult | undefined,
+  originLength: number,
+  valid: (...rs: Array<ScenarioResult | undefined>) => boolean,
+) {
+  const c1Peer = byName('compact 1 peer');
+  const c8 = byName('compact 8');
+  const c8Peer = byName('compact 8 peer');
+  const c32 = byName('compact 32');
+  const a1 = above(c1Peer);
+  const a8 = above(c8Peer);
+  return [
+    {
+      target: `compact token at depth 8 ≤ origin (${originLength}) + 2048 characters`,
+      corrected: undefined,
+      value:
+        c8?.requestTokenLength === undefined ? undefined : c8.requestTokenLength - originLength,
+      limit: 2048,
+      unit: 'ch',
+      better: 'lower' as const,
+      ok: c8 !== undefined,
+    },
+    {
+      target: `compact token at depth 32 + ${IDENTITY_ALLOWANCE} for identity headers ≤ the default budget`,
+      corrected: undefined,
+      value:
+        c32?.requestTokenLength === undefined
+          ? undefined
+          : c32.requestTokenLength + IDENTITY_ALLOWANCE,
+      limit: DEFAULT_HEADER_BUDGET,
+      unit: 'ch',
+      better: 'lower' as const,
+      ok: c32 !== undefined,
+    },
+    {
+      target: 'compact, another replica minted: CPU above no-op at depth 8 ≤ 1.25× depth 1',
+      corrected: undefined,
+      value: a1 === undefined || a8 === undefined ? undefined : a8 / a1,
+      limit: 1.25,
+      unit: '×',
+      better: 'lower' as const,
+      ok: valid(c1Peer, c8Peer, noop),
+    },
+    {
+      target: 'compact, another replica minted: throughput at depth 8 ≥ 60% of no-op',
+      corrected: undefined,
+      value:
+        c8Peer === undefined || noop === undefined
+          ? undefined
+          : c8Peer.load.allowedPerSecond / noop.load.allowedPerSecond,
+      limit: 0.6,
+      unit: '×',
+      better: 'higher' as const,
+      ok: valid(c8Peer, noop),
+    },
+  ];
 }

@@ -22,6 +22,7 @@ import { ROOT } from './lib/paths.js';
 import { machineInfo } from './lib/proc.js';
 import { ResultsSink } from './lib/results.js';
 import { writeReport } from './report.js';
+import { runCompact } from './scenarios/compact.js';
 import { type CompressionFigures, runCompression } from './scenarios/compression.js';
 import { type CryptoFloors, runCryptoFloor } from './scenarios/crypto-floor.js';
 import { runDepths } from './scenarios/depth.js';
@@ -73,6 +74,7 @@ async function runBench(): Promise<void> {
         : undefined;
     if (halfRate !== undefined) await runHalfLoad(ctx, halfRate);
     if (wants(knobs, 'peer')) await runPeer(ctx);
+    if (wants(knobs, 'compact')) await runCompact(ctx);
     if (wants(knobs, 'noop-large') && deepest !== undefined)
       await runNoopLarge(ctx, deepest, halfRate);
     if (deepest !== undefined) rmSync(deepest.pool.file, { force: true });

@@ -8,11 +8,13 @@ import { type ErrorCode, MatryoshkaError } from './errors.js';
  *   the extended token minted, and the would-be denial recorded.
  * - `request`: the request itself cannot be decided safely (a path two servers would read two
  *   ways). Never shadowed: there is no rule it could be said to pass.
+ * - `limit`: what we would answer cannot be delivered (the minted headers exceed the budget). Never
+ *   shadowed: letting it through would hand the upstream an oversized request, or none of our headers.
  */
-export type ReasonClass = 'authenticity' | 'policy' | 'request';
+export type ReasonClass = 'authenticity' | 'policy' | 'request' | 'limit';
 
 interface ReasonSpec {
-  readonly status: 400 | 401 | 403 | 503;
+  readonly status: 400 | 401 | 403 | 431 | 503;
   readonly class: ReasonClass;
 }
 
@@ -39,6 +41,7 @@ export const DENY_REASONS = {
   unknown_service: { status: 403, class: 'policy' },
   operation_not_found: { status: 403, class: 'policy' },
   invalid_path: { status: 400, class: 'request' },
+  header_budget_exceeded: { status: 431, class: 'limit' },
   unavailable: { status: 503, class: 'authenticity' },
 } as const satisfies Record<string, ReasonSpec>;
 

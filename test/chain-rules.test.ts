@@ -23,6 +23,9 @@ const SETTINGS: MintSettings = {
   ttlSeconds: 300,
   compression: 'g',
   compressFromDepth: 3,
+  format: 'nested',
+  headerBudget: 1024 * 1024,
+  forwardHeader: 'authorization',
 };
 
 async function reasonOf(promise: Promise<unknown>): Promise<string> {

@@ -59,6 +59,8 @@ describe('loadConfig', () => {
     MATRYOSHKA_ALLOW_INSECURE_ISSUERS: ['allowInsecureIssuers', (t) => t === 'true'],
     MATRYOSHKA_CLOCK_SKEW: ['clockSkewSeconds', Number],
     MATRYOSHKA_COMPRESSION: ['compression', (t) => (t === 'gzip' ? 'g' : 'b')],
+    MATRYOSHKA_CHAIN_FORMAT: ['chainFormat', (t) => t],
+    MATRYOSHKA_HEADER_BUDGET: ['headerBudget', Number],
     MATRYOSHKA_MAX_TOKEN_LENGTH: ['maxTokenLength', Number],
     MATRYOSHKA_MAX_LEVELS: ['maxLevels', Number],
     MATRYOSHKA_MAX_CONTAINER_BYTES: ['maxContainerBytes', Number],
@@ -343,6 +345,8 @@ describe('registry file: the product.md example', () => {
         sealed: 'allow',
         entryOnly: false,
         mode: undefined,
+        chainFormat: undefined,
+        headerBudget: undefined,
       },
     ]);
     assert.deepEqual(contents.services, [
@@ -603,6 +607,8 @@ describe('registry file: tenants, services, principals', () => {
       sealed: 'deny',
       entryOnly: false,
       mode: undefined,
+      chainFormat: undefined,
+      headerBudget: undefined,
     });
   });
 

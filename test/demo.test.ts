@@ -44,18 +44,35 @@ it('exports each demo decision as a span when an OTLP endpoint is set (what depl
       OTEL_SERVICE_NAME: 'demo-under-test',
     });
     assert.equal(result.code, 0, result.stderr);
+    // The walk runs twice, once per chain form: five decisions each.
     const checks = receiver.spans.filter((s) => s.kind === 2);
-    assert.equal(checks.length, 5);
-    assert.deepEqual(checks.map((s) => attribute(s, 'authz.decision')).sort(), [
-      'allow',
-      'allow',
-      'allow',
-      'allow',
-      'deny',
-    ]);
-    assert.equal(
-      checks.find((s) => attribute(s, 'authz.decision') === 'deny')?.name,
-      'authz deny A',
+    assert.equal(checks.length, 10);
+    assert.deepEqual(
+      checks.map((s) => attribute(s, 'authz.decision')).sort(),
+      [
+        'allow',
+        'allow',
+        'allow',
+        'allow',
+        'deny',
+        'allow',
+        'allow',
+        'allow',
+        'allow',
+        'deny',
+      ].sort(),
+    );
+    const denied = checks.filter((s) => attribute(s, 'authz.decision') === 'deny');
+    assert.deepEqual(
+      denied.map((s) => s.name),
+      ['authz deny A', 'authz deny A'],
+    );
+    assert.deepEqual(
+      checks
+        .map((s) => attribute(s, 'authz.minted_form'))
+        .filter((f) => f !== undefined)
+        .sort(),
+      ['compact', 'compact', 'compact', 'compact', 'nested', 'nested', 'nested', 'nested'],
     );
     assert.match(JSON.stringify(receiver.resources), /demo-under-test/);
   } finally {

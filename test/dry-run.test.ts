@@ -252,14 +252,18 @@ describe('dry-run by reason class', () => {
     await world.stranger.stop();
   });
 
-  it('classes every reason once: policy reasons are 403, authenticity reasons 401 or 503', () => {
+  it('classes every reason once: policy 403, limit 431, request 400, authenticity 401 or 503', () => {
     for (const reason of Object.keys(DENY_REASONS) as DenyReason[]) {
       const status = DENY_REASONS[reason].status;
-      assert.equal(
-        classOf(reason) === 'policy',
-        status === 403,
-        `${reason} (${status}) is ${classOf(reason)}`,
-      );
+      const expected =
+        status === 403
+          ? 'policy'
+          : status === 431
+            ? 'limit'
+            : status === 400
+              ? 'request'
+              : 'authenticity';
+      assert.equal(classOf(reason), expected, `${reason} (${status}) is ${classOf(reason)}`);
     }
   });
 

@@ -37,6 +37,9 @@ describe('the record of a level we mint', () => {
         ttlSeconds: 300,
         compression,
         compressFromDepth: 3,
+        format: 'nested',
+        headerBudget: 1024 * 1024,
+        forwardHeader: 'authorization',
       };
       let token = await idp.mint({
         sub: 'alice',
@@ -92,13 +95,21 @@ describe('the record of a level we mint', () => {
           now: bare.now(),
         },
         ownKeys,
-        { issuer: OWN_ISSUER, ttlSeconds: 300, compression: 'g', compressFromDepth: 3 },
+        {
+          issuer: OWN_ISSUER,
+          ttlSeconds: 300,
+          compression: 'g',
+          compressFromDepth: 3,
+          format: 'nested',
+          headerBudget: 1024 * 1024,
+          forwardHeader: 'authorization',
+        },
       );
       memo.rememberMinted(
         minted.token,
         minted.jti,
-        minted.level,
-        chain.levels,
+        minted.levels,
+        minted.inside,
         chain.sealed,
         bare.trust.registry.version(),
       );
@@ -125,6 +136,9 @@ describe('the record of a level we mint', () => {
         ttlSeconds: 300,
         compression: 'g',
         compressFromDepth: 3,
+        format: 'nested',
+        headerBudget: 1024 * 1024,
+        forwardHeader: 'authorization',
       };
       let token = await idp.mint({ sub: 'alice', pad: 'y'.repeat(600) });
       for (let depth = 1; depth <= 5; depth++) {
@@ -152,8 +166,8 @@ describe('the record of a level we mint', () => {
         memo.rememberMinted(
           minted.token,
           minted.jti,
-          minted.level,
-          chain.levels,
+          minted.levels,
+          minted.inside,
           chain.sealed,
           bare.trust.registry.version(),
         );
@@ -167,6 +181,9 @@ describe('the record of a level we mint', () => {
       ttlSeconds: 300,
       compression: 'b',
       compressFromDepth: 3,
+      format: 'nested',
+      headerBudget: 1024 * 1024,
+      forwardHeader: 'authorization',
     };
     const wrap = async (token: string, chain: Chain, sid: string) =>
       (

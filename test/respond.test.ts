@@ -59,6 +59,9 @@ const minted = (overrides: Partial<Minted> = {}): Minted => ({
   sids: ['gateway', 'orders'],
   jti: 'f5a0c1de-0000-4000-8000-000000000001',
   level: levelAt(2),
+  levels: [levelAt(2)],
+  inside: [],
+  form: 'nested',
   ...overrides,
 });
 

@@ -146,6 +146,46 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
     assert.match(resource, /deployment\.environment/);
   });
 
+  it('shows each hop of a compact level as its own span event, and the minted form and header bytes', async () => {
+    const compact = await spawnServe({
+      MATRYOSHKA_REGISTRY_FILE: registryFile(idp),
+      MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
+      MATRYOSHKA_CHAIN_FORMAT: 'compact',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+    });
+    const compactClient = new EnvoyLikeClient(`127.0.0.1:${compact.grpcPort}`);
+    try {
+      const token = await walk(compactClient, await idp.mint({ sub: 'alice' }), ['A', 'B', 'C']);
+      const traceId = randomBytes(16).toString('hex');
+      const result = await compactClient.check({
+        token,
+        sid: 'D',
+        headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` },
+      });
+      assert.equal(result.allowed, true);
+      const span = await spanOf(traceId);
+      const levels = (span.events ?? []).filter((e) => e.name === 'chain level');
+      assert.deepEqual(
+        levels.map((e) => [attribute(e, 'level.sid') ?? null, attribute(e, 'level.form') ?? null]),
+        [
+          [null, null],
+          ['A', 'compact'],
+          ['B', 'compact'],
+          ['C', 'compact'],
+        ],
+      );
+      assert.equal(attribute(span, 'authz.minted_form'), 'compact');
+      const bytes = attribute(span, 'authz.minted_header_bytes');
+      assert.equal(typeof bytes, 'number');
+      assert.ok((bytes as number) > (result.forwardedToken?.length ?? Infinity));
+    } finally {
+      compactClient.close();
+      await compact.stop();
+    }
+  });
+
   it('records a denied recursion with reason recursion, continuing a B3 trace', async () => {
     const token = await walk(client, await idp.mint({ sub: 'alice' }), ['A', 'B']);
     const traceId = randomBytes(16).toString('hex');

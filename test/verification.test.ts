@@ -188,7 +188,15 @@ async function rewrap(inner: string, keys: OwnKeys): Promise<string> {
       now,
     },
     keys,
-    { issuer: 'urn:matryoshka:authz', ttlSeconds: 60, compression: 'g', compressFromDepth: 3 },
+    {
+      issuer: 'urn:matryoshka:authz',
+      ttlSeconds: 60,
+      compression: 'g',
+      compressFromDepth: 3,
+      format: 'nested',
+      headerBudget: 1024 * 1024,
+      forwardHeader: 'authorization',
+    },
   );
   return minted.token;
 }
@@ -255,7 +263,15 @@ describe('time rules', () => {
         now,
       },
       h.service.ownKeys,
-      { issuer: 'urn:matryoshka:authz', ttlSeconds: 60, compression: 'g', compressFromDepth: 3 },
+      {
+        issuer: 'urn:matryoshka:authz',
+        ttlSeconds: 60,
+        compression: 'g',
+        compressFromDepth: 3,
+        format: 'nested',
+        headerBudget: 1024 * 1024,
+        forwardHeader: 'authorization',
+      },
     );
     const result = await h.client.check({ token: minted.token, sid: 'B' });
     assert.equal(result.httpStatus, 401);

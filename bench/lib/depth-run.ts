@@ -63,6 +63,23 @@ export interface DepthRunOptions {
    * server right after the gRPC window.
    */
   readonly http?: boolean;
+  /** MATRYOSHKA_CHAIN_FORMAT of the measured server and the minter; the service's default when absent. */
+  readonly format?: 'nested' | 'compact' | undefined;
+}
+
+/**
+ * A forced chain form, with room for the deepest chains: the budget, depth and level caps raised
+ * so a size or depth is measured, never refused.
+ */
+function formatEnv(format: DepthRunOptions['format']): Record<string, string> | undefined {
+  if (format === undefined) return undefined;
+  return {
+    MATRYOSHKA_CHAIN_FORMAT: format,
+    MATRYOSHKA_HEADER_BUDGET: String(1024 * 1024),
+    MATRYOSHKA_MAX_DEPTH: '64',
+    MATRYOSHKA_MAX_LEVELS: '66',
+    MATRYOSHKA_MAX_TOKEN_LENGTH: String(1024 * 1024),
+  };
 }
 
 export interface DepthRun {
@@ -84,6 +101,7 @@ export async function measureDepth(
   const http = options.http === true && depth >= 1;
   // Paired with the HTTP row: one pool, the gRPC run's share plus HTTP_POOL_RATE_FACTOR times it.
   const shares = http ? 1 + HTTP_POOL_RATE_FACTOR : 1;
+  const env = formatEnv(options.format);
   const server = await startServe(ctx, name, {
     ...fixtureServeOptions(
       fixture,
@@ -92,6 +110,7 @@ export async function measureDepth(
       peer ? fixture.sharedKeysFile : undefined,
     ),
     authzHttp: http,
+    ...(env === undefined ? {} : { env }),
   });
   const windows: MonotonicWindow[] = [];
   let result: ScenarioResult | undefined;
@@ -106,11 +125,10 @@ export async function measureDepth(
       });
     const client = await connect(server.address);
     const minter = peer
-      ? await startServe(
-          ctx,
-          `${name} minter`,
-          fixtureServeOptions(fixture, logLevel, poolMemoEntries(knobs), fixture.sharedKeysFile),
-        )
+      ? await startServe(ctx, `${name} minter`, {
+          ...fixtureServeOptions(fixture, logLevel, poolMemoEntries(knobs), fixture.sharedKeysFile),
+          ...(env === undefined ? {} : { env }),
+        })
       : undefined;
     const minterClient = minter === undefined ? client : await connect(minter.address);
     let tokens: string[];

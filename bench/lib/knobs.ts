@@ -15,6 +15,7 @@ export const ALL_SCENARIOS = [
   'info',
   'memory',
   'http',
+  'compact',
 ] as const;
 /** Selected by name only (BENCH_SCENARIOS=registry): too long for the default run. */
 export const OPTIONAL_SCENARIOS = ['registry'] as const;
@@ -49,6 +50,8 @@ export interface Knobs {
   readonly httpSockets: number;
   /** `http` rows: Envoy's http_service requests or forward-auth ones. */
   readonly httpDialect: HttpDialect;
+  /** Depths of the `compact` scenario (nested rows only up to 8: past it nested passes Envoy's 60 KiB). */
+  readonly compactDepths: readonly number[];
 }
 
 type KnobEnv = Readonly<Record<string, string | undefined>>;
@@ -101,6 +104,7 @@ export function readKnobs(env: KnobEnv): Knobs {
     // As many connections as requests in flight over gRPC: the same concurrency, HTTP/1.1 style.
     httpSockets: numberKnob(env, 'BENCH_HTTP_SOCKETS', numberKnob(env, 'BENCH_CONCURRENCY', 64)),
     httpDialect: (env['BENCH_HTTP_DIALECT'] ?? 'envoy') as HttpDialect,
+    compactDepths: numberList(env['BENCH_COMPACT_DEPTHS'] ?? '1,4,8,16,32'),
   };
   if (!(HTTP_DIALECTS as readonly string[]).includes(knobs.httpDialect))
     throw new Error(`BENCH_HTTP_DIALECT must be one of ${HTTP_DIALECTS.join(', ')}`);
@@ -112,6 +116,9 @@ export function readKnobs(env: KnobEnv): Knobs {
   for (const d of knobs.depths)
     if (!Number.isInteger(d) || d < 0 || d > 30)
       throw new Error(`BENCH_DEPTHS: ${d} is not a depth`);
+  for (const d of knobs.compactDepths)
+    if (!Number.isInteger(d) || d < 1 || d > 60)
+      throw new Error(`BENCH_COMPACT_DEPTHS: ${d} is not a depth from 1 to 60`);
   for (const d of peerDepths(knobs))
     if (!Number.isInteger(d) || d > 30) throw new Error(`BENCH_PEER_DEPTHS: ${d} is not a depth`);
   return knobs;

@@ -40,6 +40,8 @@ export interface ServeOptions {
   readonly signingKeysFile?: string;
   /** Also open the HTTP authorization listener (MATRYOSHKA_AUTHZ_HTTP_PORT). */
   readonly authzHttp?: boolean;
+  /** Further MATRYOSHKA_* settings of this run (the chain form, say), applied last. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** A window of a run on CLOCK_MONOTONIC (µs): the part of a CPU profile worth summarising. */
@@ -97,6 +99,7 @@ export async function startServe(
           ...(options.signingKeysFile !== undefined
             ? { MATRYOSHKA_SIGNING_KEYS: options.signingKeysFile }
             : {}),
+          ...options.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },

@@ -12,6 +12,24 @@ export interface AuthStack {
   readonly container: string;
   readonly sid: string | undefined;
   readonly depth: number | undefined;
+  /**
+   * Present on a compact level (see compact-form.ts): one record per hop the level stands for,
+   * oldest first, the last being the level itself. Absent on a nested level.
+   */
+  readonly hops?: readonly HopRecord[] | undefined;
+}
+
+/** Longest jti a hop record may carry: ours are 22 characters, older ones 36 (UUIDs). */
+export const MAX_HOP_JTI = 128;
+
+/** One hop of a compact level: what the nested level of ours it replaces said about itself. */
+export interface HopRecord {
+  readonly sid: string;
+  readonly iat: number;
+  readonly exp: number;
+  readonly jti: string;
+  /** Absent: the compact level's own kid. */
+  readonly kid: string | undefined;
 }
 
 /** Why a claim could not be read; mapped to `stack_malformed` or `stack_too_large` by the caller. */
@@ -30,6 +48,10 @@ export class StackFormatError extends MatryoshkaError {
 export function checkStackSid(stack: AuthStack): void {
   if (stack.sid !== undefined && !isIdentifier(stack.sid))
     throw new StackFormatError(`auth_stack.sid must be ${IDENTIFIER_DESCRIPTION}`);
+  for (const hop of stack.hops ?? []) {
+    if (!isIdentifier(hop.sid))
+      throw new StackFormatError(`auth_stack.hops sids must be ${IDENTIFIER_DESCRIPTION}`);
+  }
 }
 
 export function readAuthStack(payload: Readonly<Record<string, unknown>>): AuthStack | undefined {
@@ -65,7 +87,47 @@ export function readAuthStack(payload: Readonly<Record<string, unknown>>): AuthS
   ) {
     throw new StackFormatError('auth_stack.depth must be a positive integer');
   }
-  return { fmt, cmp, container, sid, depth };
+  const hops = readHops(claim);
+  if (hops !== undefined) {
+    // The claims that say who and where the level is must agree with its own (newest) record.
+    const newest = hops[hops.length - 1] as HopRecord;
+    if (fmt !== 'JWT') throw new StackFormatError('a compact level is never sealed');
+    if (sid !== newest.sid) throw new StackFormatError('auth_stack.sid is not the newest hop');
+    if (depth === undefined) throw new StackFormatError('a compact level must declare its depth');
+  }
+  return { fmt, cmp, container, sid, depth, ...(hops === undefined ? {} : { hops }) };
+}
+
+/**
+ * `form: "compact"` with its `hops`, or neither. Any other form, or hops without the form, is
+ * refused: a reader must never take collapsed hops for something it does not understand.
+ */
+function readHops(claim: Record<string, unknown>): HopRecord[] | undefined {
+  const form = claim['form'];
+  const raw = claim['hops'];
+  if (form === undefined && raw === undefined) return undefined;
+  if (form !== 'compact') throw new StackFormatError('auth_stack.form must be compact');
+  if (!Array.isArray(raw) || raw.length === 0)
+    throw new StackFormatError('auth_stack.hops must be a non-empty list');
+  return raw.map((entry: unknown, i) => readHop(entry, i));
+}
+
+const isTime = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+function readHop(entry: unknown, i: number): HopRecord {
+  if (!Array.isArray(entry) || entry.length < 4 || entry.length > 5)
+    throw new StackFormatError(`auth_stack.hops[${i}] must be [sid, iat, exp, jti, kid?]`);
+  const [sid, iat, exp, jti, kid] = entry as unknown[];
+  if (typeof sid !== 'string' || sid.length === 0)
+    throw new StackFormatError(`auth_stack.hops[${i}] sid must be a non-empty string`);
+  if (!isTime(iat) || !isTime(exp))
+    throw new StackFormatError(`auth_stack.hops[${i}] iat and exp must be whole NumericDates`);
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_HOP_JTI)
+    throw new StackFormatError(`auth_stack.hops[${i}] jti must be a short non-empty string`);
+  if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > 256))
+    throw new StackFormatError(`auth_stack.hops[${i}] kid must be a non-empty string`);
+  return { sid, iat, exp, jti, kid };
 }
 
 /** The inner token's compact form: the container itself, or its inflated bytes when `cmp` is set. */

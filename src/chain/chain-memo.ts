@@ -79,21 +79,22 @@ export class ChainMemo {
   }
 
   /**
-   * At mint: the chain we just verified (`inside`) is what the next hop will find in the token we
-   * minted around it. The whole new token goes in under its text, with its own level on top, so a
-   * hop this replica answers verifies nothing we signed ourselves (the text is what we signed); the
-   * chain inside goes in under the new level's jti, for a replica that finds the level some other
-   * way (wrapped by another level) once that level's signature has verified.
+   * At mint: the chain we just verified is what the next hop will find in the token we minted
+   * around it. The whole new token goes in under its text (`levels`: as `openChain` will record
+   * it, its own level or hops on top), so a hop this replica answers verifies nothing we signed
+   * ourselves (the text is what we signed); the chain inside its container (`inside`) goes in
+   * under the new level's jti, for a replica that finds the level some other way (wrapped by
+   * another level) once that level's signature has verified.
    */
   rememberMinted(
     token: string,
     jti: string,
-    level: VerifiedLevel,
+    levels: readonly VerifiedLevel[],
     inside: readonly VerifiedLevel[],
     sealed: boolean,
     trustVersion: number,
   ): void {
-    this.set(this.key(token), [...inside, level], sealed, trustVersion, level.exp);
+    this.set(this.key(token), levels, sealed, trustVersion, levels[levels.length - 1]?.exp);
     this.set(
       ChainMemo.mintedKey(jti),
       inside,

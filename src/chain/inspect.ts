@@ -1,5 +1,5 @@
 import { MatryoshkaError } from '../errors.js';
-import { type AuthStack, readAuthStack, unpackContainer } from './auth-stack.js';
+import { type AuthStack, type HopRecord, readAuthStack, unpackContainer } from './auth-stack.js';
 import { type CompactJws, compactKind, parseCompactJws } from './compact.js';
 import { DEFAULT_LIMITS, type ChainLimits } from './limits.js';
 
@@ -22,7 +22,10 @@ export interface InspectedLevel {
   /** Format and compression of this level's container; absent for the origin. */
   readonly fmt: string | undefined;
   readonly cmp: string | undefined;
+  /** Characters of this level's token; 0 for a hop collapsed into a compact level (no text of its own). */
   readonly length: number;
+  /** A hop read from a compact level's record (the newest of them is the compact level itself). */
+  readonly form?: 'compact';
 }
 
 export interface Inspection {
@@ -67,20 +70,41 @@ export function inspectChain(token: string, limits: ChainLimits = DEFAULT_LIMITS
       break;
     }
     const p = jws.payload;
-    outerFirst.push({
-      depth: stack?.depth,
-      iss: str(p['iss']),
-      sub: str(p['sub']),
-      sid: stack?.sid,
-      tenant: str(p['tenant_id']),
-      alg: jws.alg,
-      kid: jws.kid,
-      iat: p['iat'],
-      exp: p['exp'],
-      fmt: stack?.fmt,
-      cmp: stack?.cmp,
-      length: current.length,
-    });
+    const hops = stack?.hops ?? [];
+    // A compact level's hops, newest first: each its own node, as policy sees them.
+    for (let h = hops.length - 1; h >= 0; h--) {
+      const hop = hops[h] as HopRecord;
+      outerFirst.push({
+        depth: stack?.depth === undefined ? undefined : stack.depth - (hops.length - 1 - h),
+        iss: str(p['iss']),
+        sub: str(p['sub']),
+        sid: hop.sid,
+        tenant: str(p['tenant_id']),
+        alg: jws.alg,
+        kid: hop.kid ?? jws.kid,
+        iat: hop.iat,
+        exp: hop.exp,
+        fmt: 'JWT',
+        cmp: h === 0 ? stack?.cmp : undefined,
+        length: h === hops.length - 1 ? current.length : 0,
+        form: 'compact',
+      });
+    }
+    if (hops.length === 0)
+      outerFirst.push({
+        depth: stack?.depth,
+        iss: str(p['iss']),
+        sub: str(p['sub']),
+        sid: stack?.sid,
+        tenant: str(p['tenant_id']),
+        alg: jws.alg,
+        kid: jws.kid,
+        iat: p['iat'],
+        exp: p['exp'],
+        fmt: stack?.fmt,
+        cmp: stack?.cmp,
+        length: current.length,
+      });
     if (stack === undefined) break;
     try {
       current = unpackContainer(stack, limits.maxContainerBytes);

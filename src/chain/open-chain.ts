@@ -2,9 +2,16 @@ import type { OwnKeys } from '../keys/own-keys.js';
 import { globMatches } from '../policy/glob.js';
 import { type DenyReason, deny, denying } from '../reasons.js';
 import { untrustedText } from '../untrusted-text.js';
-import { type AuthStack, checkStackSid, readAuthStack, unpackContainer } from './auth-stack.js';
+import {
+  type AuthStack,
+  type HopRecord,
+  checkStackSid,
+  readAuthStack,
+  unpackContainer,
+} from './auth-stack.js';
 import { ChainMemo, type MemoizedChain } from './chain-memo.js';
 import { numericDate, rolesAt, subjectOf } from './claims.js';
+import { checkAnchor, checkHops, expandHops } from './compact-form.js';
 import { type CompactJws, compactKind, parseCompactJws } from './compact.js';
 import type { ChainLimits } from './limits.js';
 import { unsealContainer } from './seal.js';
@@ -57,6 +64,8 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   }
 
   const opened: OpenedLevel[] = [];
+  // Levels as policy counts them: a compact level counts once per hop it stands for.
+  let levelCount = 0;
   let current = token;
   let referenceTime = deps.now();
   let enclosingIat: number | undefined;
@@ -67,7 +76,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   const textKeys: Array<string | undefined> = [];
 
   for (;;) {
-    if (opened.length >= limits.maxLevels)
+    if (levelCount >= limits.maxLevels)
       deny('stack_too_large', `more than ${limits.maxLevels} levels`);
     const outermost = opened.length === 0;
     const malformed: DenyReason = outermost ? 'malformed_token' : 'stack_malformed';
@@ -77,11 +86,21 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     checkTime(times, outermost, referenceTime, enclosingIat, limits.clockSkewSeconds, malformed);
     const stack = denying(malformed, () => readStack(jws));
     if (stack !== undefined) checkMayWrap(signer, stack);
+    const hops = stack?.hops;
+    if (hops !== undefined) {
+      // Only our key vouches for hops it does not carry the text of.
+      if (!signer.own) deny('stack_malformed', 'a compact level not minted by us');
+      if (levelCount + hops.length > limits.maxLevels)
+        deny('stack_too_large', `more than ${limits.maxLevels} levels`);
+      checkHops(hops, { ...times, jti: jws.payload['jti'], kid: jws.kid }, limits.clockSkewSeconds);
+    }
+    levelCount += hops?.length ?? 1;
     opened.push({ jws, signer, times, stack });
     if (stack === undefined) break;
-    // The level inside must have been valid when this one wrapped it.
-    referenceTime = times.iat ?? referenceTime;
-    enclosingIat = times.iat;
+    // The level inside must have been valid when this one (its oldest hop, if compact) wrapped it.
+    const wrappedAt = hops === undefined ? times.iat : (hops[0]?.iat as number);
+    referenceTime = wrappedAt ?? referenceTime;
+    enclosingIat = wrappedAt;
 
     below = memo === undefined ? undefined : mintedBelow(memo, jws, signer, trustVersion);
     if (below !== undefined) break;
@@ -126,21 +145,20 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     );
     sealed = below.sealed;
   }
-  const levels = assemble(opened, below?.levels ?? [], sealed);
+  const { levels, tops } = assemble(opened, below?.levels ?? [], sealed);
   const chain = toChain(
     levels,
     sealed,
-    opened.length,
+    levels.length - (below?.levels.length ?? 0),
     opened.some((l) => l.signer.keysRefreshed),
     trustVersion,
   );
   if (memo !== undefined && tokenKey !== undefined) {
     memo.set(tokenKey, levels, sealed, trustVersion, chain.outer.exp);
-    const base = below?.levels.length ?? 0;
     for (let i = 1; i < opened.length; i++) {
       const key = textKeys[i];
       if (key === undefined) continue;
-      const top = base + opened.length - 1 - i;
+      const top = tops[i] as number;
       memo.set(
         key,
         levels.slice(0, top + 1),
@@ -231,12 +249,16 @@ function checkTime(
   }
 }
 
-/** Depths, identity and the slim level records, innermost first; `below` is a memoised chain. */
+/**
+ * Depths, identity and the slim level records, innermost first; `below` is a memoised chain. A
+ * compact level becomes one record per hop. `tops[i]`: the index in `levels` of opened level i's
+ * newest record.
+ */
 function assemble(
   opened: readonly OpenedLevel[],
   below: readonly VerifiedLevel[],
   sealed: boolean,
-): VerifiedLevel[] {
+): { levels: VerifiedLevel[]; tops: number[] } {
   const innermost = opened[opened.length - 1];
   if (innermost === undefined) throw new Error('unreachable: a chain has at least one level');
   let base = 0;
@@ -249,10 +271,13 @@ function assemble(
     base = declared;
   }
   const levels: VerifiedLevel[] = below.slice();
+  const tops: number[] = [];
   for (let i = opened.length - 1; i >= 0; i--) {
     const level = opened[i] as OpenedLevel;
-    const depth = base + (opened.length - 1 - i);
     const stack = level.stack;
+    const firstDepth =
+      levels.length === 0 ? base : (levels[levels.length - 1] as VerifiedLevel).depth + 1;
+    const depth = firstDepth + (stack?.hops?.length ?? 1) - 1;
     if (stack?.depth !== undefined && stack.depth !== depth) {
       deny(
         'stack_malformed',
@@ -260,7 +285,8 @@ function assemble(
       );
     }
     const rolesClaim = level.signer.issuer?.rolesClaim ?? 'roles';
-    levels.push({
+    const jti = level.jws.payload['jti'];
+    const record: VerifiedLevel = {
       iss: level.jws.payload['iss'] as string,
       alg: level.jws.alg,
       kid: level.jws.kid,
@@ -276,9 +302,17 @@ function assemble(
       // An unusable subject makes the level malformed, at any depth: it is the user the chain speaks for.
       subject: denying('malformed_token', () => subjectOf(level.jws.payload)),
       roles: rolesAt(level.jws.payload, rolesClaim),
-    });
+      ...(level.signer.own && typeof jti === 'string' && jti.length > 0 ? { jti } : {}),
+    };
+    if (stack?.hops === undefined) {
+      levels.push(record);
+    } else {
+      checkAnchor(levels[levels.length - 1], levels, stack.hops[0] as HopRecord);
+      levels.push(...expandHops(stack.hops, record, firstDepth));
+    }
+    tops[i] = levels.length - 1;
   }
-  return levels;
+  return { levels, tops };
 }
 
 function toChain(

@@ -33,6 +33,10 @@ export interface VerifiedLevel {
   /** The claims of an origin as the service reads them: user, roles. */
   readonly subject: string | undefined;
   readonly roles: readonly string[];
+  /** `jti` of a level of ours (nested, or a hop record of a compact level); what a hop record keeps. */
+  readonly jti?: string | undefined;
+  /** A hop read from a compact level's record rather than from a JWS of its own. */
+  readonly form?: 'compact';
 }
 
 /** A chain as opened from the outside in, reported origin first. */

@@ -52,7 +52,8 @@ function describe(level: InspectedLevel, isRoot: boolean, sealed: boolean): stri
     `exp=${time(level.exp)}`,
     level.fmt === undefined ? undefined : `fmt=${level.fmt}`,
     level.fmt === undefined ? undefined : `cmp=${level.cmp ?? '-'}`,
-    `len=${level.length}`,
+    level.form === 'compact' ? 'form=compact' : undefined,
+    level.form === 'compact' && level.length === 0 ? 'len=(in record)' : `len=${level.length}`,
   ];
   return parts.filter((p) => p !== undefined).join('  ');
 }

@@ -2,6 +2,7 @@ import type { Compression } from '../chain/compression.js';
 import { MatryoshkaError } from '../errors.js';
 import { IDENTIFIER_DESCRIPTION, isIdentifier } from '../header-grammar.js';
 import { RESERVED_FORWARD_HEADERS } from '../pipeline/owned-headers.js';
+import { type ChainFormat, HEADER_BUDGET_MAX, HEADER_BUDGET_MIN } from '../registry/records.js';
 
 /** A configuration problem: one line naming the variable, and the service does not start. */
 export class ConfigError extends MatryoshkaError {
@@ -270,6 +271,18 @@ const SETTINGS = {
     'gzip',
     choice<Compression>({ gzip: 'g', brotli: 'b' }),
     'container compression when minting at depth >= 3: gzip | brotli',
+  ),
+  chainFormat: setting(
+    'MATRYOSHKA_CHAIN_FORMAT',
+    'auto',
+    choice<ChainFormat>({ nested: 'nested', compact: 'compact', auto: 'auto' }),
+    'form of minted chains: nested | compact | auto (nested while it fits the header budget); per tenant: chain_format',
+  ),
+  headerBudget: setting(
+    'MATRYOSHKA_HEADER_BUDGET',
+    '6656',
+    integer(HEADER_BUDGET_MIN, HEADER_BUDGET_MAX),
+    'most bytes (names + values) of token and identity headers added upstream; per tenant: header_budget',
   ),
   maxTokenLength: setting(
     'MATRYOSHKA_MAX_TOKEN_LENGTH',

@@ -148,6 +148,7 @@ const STATUS_NAMES: Record<string, number> = {
   BadRequest: 400,
   Unauthorized: 401,
   Forbidden: 403,
+  RequestHeaderFieldsTooLarge: 431,
   ServiceUnavailable: 503,
 };
 function httpCode(code: number | string | undefined): number {

@@ -60,18 +60,23 @@ function hopLine(hop: number, from: string, to: string, result: CheckResult): st
   return cells.join('  ');
 }
 
-/** Plays Envoy for every hop; returns the last token minted (the one service C holds). */
-async function walk(client: EnvoyLikeClient, origin: string): Promise<string> {
-  console.log(
+/**
+ * Plays Envoy for every hop; returns every token minted, the last being the one service C holds.
+ * `quiet`: check the same things without printing the hops (the second, compact walk).
+ */
+async function walk(client: EnvoyLikeClient, origin: string, quiet = false): Promise<string[]> {
+  const print = quiet ? (_: string) => {} : (line: string) => console.log(line);
+  print(
     `\nhop  ${'call'.padEnd(16)}  ${'result'.padEnd(6)}  ${'status'.padEnd(7)}  ${'depth'.padEnd(6)}  chain`,
   );
+  const minted: string[] = [];
   let token = origin;
   for (const [i, to] of PATH.entries()) {
     const from = PATH[i - 1] ?? 'client';
     const hop = `hop ${i + 1} (${from} → ${to})`;
     // What Envoy forwarded on the previous hop is what the caller presents on this one.
     const result = await client.check({ token, sid: to });
-    console.log(hopLine(i + 1, from, to, result));
+    print(hopLine(i + 1, from, to, result));
     if (i === PATH.length - 1) {
       const reason = result.headers['x-authz-reason'];
       if (result.allowed || reason !== 'recursion') {
@@ -89,46 +94,70 @@ async function walk(client: EnvoyLikeClient, origin: string): Promise<string> {
     if (result.headers['x-auth-chain'] !== expected)
       throw new Error(`${hop}: chain ${result.headers['x-auth-chain']}, expected ${expected}`);
     token = result.forwardedToken;
+    minted.push(token);
   }
-  return token;
+  return minted;
 }
 
-function showChain(origin: string, final: string): void {
+function showChain(origin: string, final: string, form: string): void {
   const inspection = inspectChain(final);
   if (inspection.stop.kind !== 'origin')
     throw new Error(`the final chain does not open to its origin: ${inspection.stop.detail}`);
   console.log(
-    `\nThe token service C received, opened from the origin (root) outwards (not verified, as \`inspect\` does):`,
+    `\nThe ${form} token service C received, opened from the origin (root) outwards (not verified, as \`inspect\` does):`,
   );
   console.log(renderTree(inspection).replace(/^/gm, '  '));
   console.log(
-    `\nSize: ${final.length} characters at depth ${inspection.levels.length - 1} (the origin alone: ${origin.length}).`,
+    `Size: ${final.length} characters at depth ${inspection.levels.length - 1} (the origin alone: ${origin.length}).`,
   );
+}
+
+/** The two forms hop by hop: the nested one grows by a third per hop, the compact one by a record. */
+function showSizes(origin: string, nested: readonly string[], compact: readonly string[]): void {
+  console.log(`\nThe same walk in both chain forms (characters of the forwarded token):`);
+  console.log(`  ${'depth'.padEnd(6)}  ${'nested'.padStart(7)}  ${'compact'.padStart(7)}`);
   console.log(
-    'From depth 3 on, containers are gzip-compressed when that makes them shorter (cmp=g).',
+    `  ${'0'.padEnd(6)}  ${String(origin.length).padStart(7)}  ${String(origin.length).padStart(7)}`,
   );
+  for (const [i, token] of nested.entries()) {
+    const other = compact[i];
+    if (other === undefined) throw new Error('the compact walk minted fewer tokens');
+    console.log(
+      `  ${String(i + 1).padEnd(6)}  ${String(token.length).padStart(7)}  ${String(other.length).padStart(7)}`,
+    );
+  }
+  console.log(
+    'Nested: each level holds the previous token (gzip-compressed from depth 3 on when shorter).\n' +
+      'Compact: one level of ours with a record per hop, around the origin (docs/compact-chains.md).',
+  );
+}
+
+async function startAuthz(idp: LocalIssuer, format: 'nested' | 'compact'): Promise<RunningService> {
+  const config = loadConfig({
+    MATRYOSHKA_GRPC_PORT: '0',
+    MATRYOSHKA_HTTP_PORT: '0',
+    MATRYOSHKA_HOST: '127.0.0.1',
+    MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
+    MATRYOSHKA_DEBUG_REASONS: 'true',
+    MATRYOSHKA_CHAIN_FORMAT: format,
+    LOG_LEVEL: 'silent',
+  });
+  return startService(config, createLogger(config.logLevel), { registry: buildRegistry(idp) });
 }
 
 async function main(): Promise<void> {
   let idp: LocalIssuer | undefined;
   let service: RunningService | undefined;
   let client: EnvoyLikeClient | undefined;
+  let compactService: RunningService | undefined;
+  let compactClient: EnvoyLikeClient | undefined;
   // With OTEL_EXPORTER_OTLP_ENDPOINT set (deploy/compose does), every decision below is a span.
   const tracing = startTracing(process.env);
   try {
     console.log(HEADER);
     idp = await LocalIssuer.start({ alg: 'ES256' });
-    const config = loadConfig({
-      MATRYOSHKA_GRPC_PORT: '0',
-      MATRYOSHKA_HTTP_PORT: '0',
-      MATRYOSHKA_HOST: '127.0.0.1',
-      MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
-      MATRYOSHKA_DEBUG_REASONS: 'true',
-      LOG_LEVEL: 'silent',
-    });
-    service = await startService(config, createLogger(config.logLevel), {
-      registry: buildRegistry(idp),
-    });
+    service = await startAuthz(idp, 'nested');
+    compactService = await startAuthz(idp, 'compact');
     client = new EnvoyLikeClient(`127.0.0.1:${service.grpcPort}`);
     console.log(`\nlocal issuer   ${idp.issuer} (ES256), trusted for tenant "${TENANT}"`);
     console.log(
@@ -136,8 +165,12 @@ async function main(): Promise<void> {
     );
 
     const origin = await idp.mint({ sub: 'alice', roles: ['reader', 'writer'] });
-    const final = await walk(client, origin);
-    showChain(origin, final);
+    const nested = await walk(client, origin);
+    compactClient = new EnvoyLikeClient(`127.0.0.1:${compactService.grpcPort}`);
+    const compact = await walk(compactClient, origin, true);
+    showChain(origin, nested.at(-1) as string, 'nested');
+    showChain(origin, compact.at(-1) as string, 'compact');
+    showSizes(origin, nested, compact);
     console.log('\nDemo finished: every hop behaved as expected.');
     if (tracing.enabled)
       console.log(
@@ -145,7 +178,9 @@ async function main(): Promise<void> {
       );
   } finally {
     client?.close();
+    compactClient?.close();
     await service?.close(1000);
+    await compactService?.close(1000);
     await idp?.stop();
     await tracing.shutdown();
   }

@@ -24,7 +24,8 @@ import type { DecisionRecord, ShadowScope } from './decision.js';
 import { resolveDestinationSid, routeBindings } from './destination.js';
 import { newRequestId } from './request-id.js';
 import { extractToken } from './extract.js';
-import { type MintSettings, type Minted, mintExtended } from './mint.js';
+import { mintWithinBudget } from './header-budget.js';
+import type { MintSettings, Minted } from './mint.js';
 import { chainTenant, checkTenantBindings } from './resolve-tenant.js';
 import { inChildSpan } from './step-span.js';
 
@@ -72,6 +73,7 @@ interface Draft {
   destination?: string;
   chain?: Chain;
   minted?: Minted;
+  headerBytes?: number;
   recursionAudited: boolean;
   /** The first policy denial met; later steps still run, so shadow mode can mint. */
   policyDenial?: Denial;
@@ -133,7 +135,8 @@ function dryRunScope(draft: Draft, deps: CheckDeps): ShadowScope | undefined {
 function settle(draft: Draft, deps: CheckDeps): DecisionRecord {
   const denial = draft.policyDenial;
   if (denial === undefined) return finish(draft, true, undefined);
-  const scope = dryRunScope(draft, deps);
+  // Only a policy denial can be dry-run: authenticity, request and limit denials stand.
+  const scope = classOf(denial.reason) === 'policy' ? dryRunScope(draft, deps) : undefined;
   return finish(draft, scope !== undefined, denial, scope);
 }
 
@@ -211,13 +214,15 @@ function finish(
     destination: draft.destination,
     chain: draft.chain,
     minted: draft.minted,
+    headerBytes: draft.minted === undefined ? undefined : draft.headerBytes,
     recursionAudited: draft.recursionAudited,
   };
 }
 
 /**
  * Run a step whose refusal is a policy decision: the first one is recorded and `fallback` stands
- * in for its result, so the walk goes on; any other failure propagates.
+ * in for its result, so the walk goes on; any other failure (authenticity, limit, bug) propagates
+ * and ends the Check denied, whatever the mode.
  */
 async function policyStep<T>(draft: Draft, step: () => T | Promise<T>, fallback: T): Promise<T> {
   try {
@@ -328,8 +333,9 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   if (draft.policyDenial !== undefined && dryRunScope(draft, deps) === undefined) return;
   if (deps.decideOnly === true) return;
 
-  const minted = await inChildSpan(deps.tracer, 'token mint', () =>
-    mintExtended(
+  // Over the header budget is a limit denial: it ends the Check here, in shadow mode too.
+  const { minted, headerBytes } = await inChildSpan(deps.tracer, 'token mint', () =>
+    mintWithinBudget(
       {
         incoming: token,
         chain,
@@ -339,9 +345,11 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
         roles: innermost.roles,
         seal: registeredService?.seal ?? false,
         now: deps.now(),
+        maxContainerBytes: deps.limits.maxContainerBytes,
       },
       deps.ownKeys,
       deps.mint,
+      resolved.tenantPolicy,
     ),
   );
   // Filed under the version the chain was verified under: if the registry changed meanwhile, the
@@ -349,10 +357,11 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   deps.memo?.rememberMinted(
     minted.token,
     minted.jti,
-    minted.level,
-    chain.levels,
+    minted.levels,
+    minted.inside,
     chain.sealed,
     chain.trustVersion,
   );
   draft.minted = minted;
+  draft.headerBytes = headerBytes;
 }

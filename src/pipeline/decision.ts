@@ -26,5 +26,7 @@ export interface DecisionRecord {
   readonly destination: string | undefined;
   readonly chain: Chain | undefined;
   readonly minted: Minted | undefined;
+  /** Bytes the answer adds upstream (minted token + identity headers, names + values), when minted. */
+  readonly headerBytes?: number | undefined;
   readonly recursionAudited: boolean;
 }

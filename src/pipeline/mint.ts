@@ -1,11 +1,21 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import type { HopRecord } from '../chain/auth-stack.js';
 import { encodeStandardBase64 } from '../chain/base64.js';
+import {
+  type HopTuple,
+  collapsible,
+  expandHops,
+  hopTuple,
+  peelRun,
+} from '../chain/compact-form.js';
+import { DEFAULT_LIMITS } from '../chain/limits.js';
 import { type Compression, type CompressionEffort, compress } from '../chain/compression.js';
 import { sealContainer } from '../chain/seal.js';
 import { numericDate, rolesAt, subjectOf } from '../chain/claims.js';
 import type { Chain, VerifiedLevel } from '../chain/types.js';
 import { compactSignJson } from '../keys/jws-crypto.js';
 import type { OwnKeys } from '../keys/own-keys.js';
+import type { ChainFormat } from '../registry/records.js';
 
 export interface MintSettings {
   readonly issuer: string;
@@ -13,6 +23,11 @@ export interface MintSettings {
   readonly compression: Compression;
   /** Containers are compressed from this depth of the new token on (the format says 3). */
   readonly compressFromDepth: number;
+  /** The service's chain form and header budget (a tenant may override both); see header-budget.ts. */
+  readonly format: ChainFormat;
+  readonly headerBudget: number;
+  /** The header that carries the token upstream: its name and scheme count against the budget. */
+  readonly forwardHeader: string;
 }
 
 export interface MintRequest {
@@ -25,6 +40,8 @@ export interface MintRequest {
   readonly roles: readonly string[];
   readonly seal: boolean;
   readonly now: number;
+  /** The cap the chain was opened under; peeling our own levels for the anchor stays within it. */
+  readonly maxContainerBytes?: number | undefined;
 }
 
 export interface Minted {
@@ -38,6 +55,30 @@ export interface Minted {
    * Its `depth` is the depth of the new token.
    */
   readonly level: VerifiedLevel;
+  /** The whole chain of the new token as `openChain` will record it, innermost first, `level` last. */
+  readonly levels: readonly VerifiedLevel[];
+  /** The chain inside the new level's container (what the next hop finds under `jti`). */
+  readonly inside: readonly VerifiedLevel[];
+  readonly form: 'nested' | 'compact';
+}
+
+/** Short and unique: 128 random bits, base64url (22 characters), a hop record's largest field. */
+function newJti(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+/** The container as written: compressed from `compressFromDepth` on, when that pays. */
+function packed(
+  container: string,
+  depth: number,
+  entropyOnly: boolean,
+  settings: MintSettings,
+): { container: string; cmp: Compression | undefined } {
+  if (depth < settings.compressFromDepth) return { container, cmp: undefined };
+  const p = packContainer(container, settings.compression, entropyOnly ? 'entropy' : 'repeats');
+  return p === undefined
+    ? { container, cmp: undefined }
+    : { container: p, cmp: settings.compression };
 }
 
 /** Compress only when it pays: the base64 of the compressed bytes must be shorter. */
@@ -90,22 +131,15 @@ export async function mintExtended(
 ): Promise<Minted> {
   const depth = request.chain.depth + 1;
   const fmt = request.seal ? 'JWE' : 'JWT';
-  let container = request.seal ? await sealContainer(request.incoming, keys) : request.incoming;
-  let cmp: Compression | undefined;
-  if (depth >= settings.compressFromDepth) {
-    // Once a level below holds compressed (or sealed) bytes, nothing is left to find but entropy.
-    const effort =
-      request.chain.levels.some((l) => l.stack?.cmp !== undefined || l.stack?.fmt === 'JWE') ||
-      request.seal
-        ? 'entropy'
-        : 'repeats';
-    const packed = packContainer(container, settings.compression, effort);
-    if (packed !== undefined) {
-      container = packed;
-      cmp = settings.compression;
-    }
-  }
-  const jti = randomUUID();
+  // Once a level below holds compressed (or sealed) bytes, nothing is left to find but entropy.
+  const { container, cmp } = packed(
+    request.seal ? await sealContainer(request.incoming, keys) : request.incoming,
+    depth,
+    request.chain.levels.some((l) => l.stack?.cmp !== undefined || l.stack?.fmt === 'JWE') ||
+      request.seal,
+    settings,
+  );
+  const jti = newJti();
   const payload = {
     iss: settings.issuer,
     sub: request.subject,
@@ -144,6 +178,137 @@ export async function mintExtended(
     depth,
     subject: subjectOf(payload),
     roles: rolesAt(payload, 'roles'),
+    jti,
   };
-  return { token, sids: [...request.chain.sids, request.destination], jti, level };
+  return {
+    token,
+    sids: [...request.chain.sids, request.destination],
+    jti,
+    level,
+    levels: [...request.chain.levels, level],
+    inside: request.chain.levels,
+    form: 'nested',
+  };
+}
+
+/**
+ * How many levels at the top of `chain` a compact level for `tenant` stands for: the run of our
+ * own collapsible levels (compact-form.ts), which must all be this tenant's (a hop record carries
+ * no tenant of its own). Undefined when the run would stop inside a level of ours that is
+ * collapsible but another tenant's: collapsing above it would leave a collapsible anchor, which
+ * readers refuse, so that chain is minted nested.
+ */
+function collapsibleRun(chain: Chain, tenant: string): number | undefined {
+  const levels = chain.levels;
+  let run = 0;
+  for (let i = levels.length - 1; i >= 0; i--) {
+    const level = levels[i] as VerifiedLevel;
+    if (!collapsible(level)) return run;
+    if (level.tenant !== tenant) return undefined;
+    run++;
+  }
+  // The whole chain ours and collapsible: there is no anchor (cannot happen: an origin has no stack).
+  return undefined;
+}
+
+/**
+ * Mint the compact form (docs/token-format.md, "Compact form"): one level of ours with a record
+ * per hop — those of the levels of ours it replaces, then the new one — around the anchor, the
+ * first level below them that is not ours to collapse, carried as the lowest level of ours wrote
+ * it (or, when it is the incoming token itself, packed as a nested container would be: compressed
+ * from `compressFromDepth` on when that pays). Undefined when this chain cannot take the
+ * compact form: sealing (the sealed level must hide the hops below it, so it nests them), or a
+ * run that crosses tenants.
+ */
+export function mintCompact(
+  request: MintRequest,
+  keys: OwnKeys,
+  settings: MintSettings,
+): Minted | undefined {
+  if (request.seal) return undefined;
+  const { chain } = request;
+  const run = collapsibleRun(chain, request.tenant);
+  if (run === undefined) return undefined;
+  const anchorLevels = chain.levels.slice(0, chain.levels.length - run);
+  const depth = chain.depth + 1;
+  const jti = newJti();
+  const iat = Math.floor(request.now);
+  const exp = mintedExpiry(chain, iat, settings.ttlSeconds);
+  const kid = keys.signing.kid;
+  const hops: HopTuple[] = [
+    ...chain.levels.slice(anchorLevels.length).map((l) => hopTuple(l, kid)),
+    [request.destination, iat, exp, jti],
+  ];
+  // Below levels of ours: their anchor as they wrote it. Otherwise the incoming token is the
+  // anchor, packed once here as a nested container would be.
+  const { container, cmp } =
+    run > 0
+      ? peelRun(
+          request.incoming,
+          run,
+          request.maxContainerBytes ?? DEFAULT_LIMITS.maxContainerBytes,
+        )
+      : packed(
+          request.incoming,
+          depth,
+          anchorLevels.some((l) => l.stack?.cmp !== undefined || l.stack?.fmt === 'JWE'),
+          settings,
+        );
+  const payload = {
+    iss: settings.issuer,
+    sub: request.subject,
+    aud: settings.issuer,
+    iat,
+    exp,
+    jti,
+    tenant_id: request.tenant,
+    roles: request.roles,
+    auth_stack: {
+      fmt: 'JWT',
+      ...(cmp === undefined ? {} : { cmp }),
+      sid: request.destination,
+      depth,
+      form: 'compact',
+      hops,
+      container: '',
+    },
+  };
+  const json =
+    cmp !== undefined ? withContainer(payload, container) : stringifyWith(payload, container);
+  const token = compactSignJson(keys.signing.alg, kid, keys.signing.privateKey, json);
+  // The hops as `openChain` expands them, through the same function, so the memo cannot drift.
+  const record: VerifiedLevel = {
+    iss: settings.issuer,
+    alg: keys.signing.alg,
+    kid,
+    exp,
+    nbf: undefined,
+    iat,
+    own: true,
+    issuer: undefined,
+    tenant: request.tenant,
+    stack: undefined,
+    depth,
+    subject: subjectOf(payload),
+    roles: rolesAt(payload, 'roles'),
+    jti,
+  };
+  const records: HopRecord[] = hops.map(([sid, hopIat, hopExp, hopJti, hopKid]) => ({
+    sid,
+    iat: hopIat,
+    exp: hopExp,
+    jti: hopJti,
+    kid: hopKid,
+  }));
+  const first = anchorLevels.length === 0 ? 0 : (anchorLevels.at(-1) as VerifiedLevel).depth + 1;
+  const expanded = expandHops(records, record, first);
+  return {
+    token,
+    sids: [...chain.sids, request.destination],
+    jti,
+    level: expanded.at(-1) as VerifiedLevel,
+    levels: [...anchorLevels, ...expanded],
+    inside: anchorLevels,
+    form: 'compact',
+  };
 }

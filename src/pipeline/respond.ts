@@ -1,12 +1,8 @@
 import { isHeaderValue, unsafeIdentity } from '../header-grammar.js';
 import { type DenyReason, type HttpDenyStatus, httpStatusOf } from '../reasons.js';
 import type { DecisionRecord } from './decision.js';
-import {
-  IDENTITY_HEADERS,
-  type IdentityHeader,
-  REQUEST_ID_HEADER,
-  ownedHeaders,
-} from './owned-headers.js';
+import { IDENTITY_HEADERS, REQUEST_ID_HEADER, ownedHeaders } from './owned-headers.js';
+import { forwardValue, identityValues } from './upstream-headers.js';
 
 /** The CheckResponse as the proto-loader object form (`keepCase`); see proto/envoy/service/auth/v3. */
 export interface HeaderValueOption {
@@ -34,8 +30,8 @@ export interface ResponseSettings {
 }
 
 const GRPC_OK = 0;
-// INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE
-const GRPC_CODE_BY_HTTP = { 400: 3, 401: 16, 403: 7, 503: 14 } as const satisfies Record<
+// INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAVAILABLE
+const GRPC_CODE_BY_HTTP = { 400: 3, 401: 16, 403: 7, 431: 8, 503: 14 } as const satisfies Record<
   HttpDenyStatus,
   number
 >;
@@ -43,6 +39,7 @@ const BODY_ERROR_BY_HTTP = {
   400: 'bad_request',
   401: 'unauthorized',
   403: 'forbidden',
+  431: 'request_header_fields_too_large',
   503: 'unavailable',
 } as const satisfies Record<HttpDenyStatus, string>;
 
@@ -83,18 +80,14 @@ function upstreamValues(
   const values = new Map<string, string>([[REQUEST_ID_HEADER, record.requestId]]);
   const minted = record.minted;
   if (minted === undefined) return values;
-  values.set(
-    settings.forwardHeader,
-    settings.forwardHeader === 'authorization' ? `Bearer ${minted.token}` : minted.token,
-  );
-  // A Record over every identity header: declaring a new one does not compile until it has a value here.
-  const identity: Record<IdentityHeader, string | undefined> = {
-    'x-tenant-id': record.tenant,
-    'x-user-id': record.user,
-    'x-user-roles': record.roles.length > 0 ? record.roles.join(',') : undefined,
-    'x-auth-depth': String(minted.level.depth),
-    'x-auth-chain': minted.sids.join(','),
-  };
+  values.set(settings.forwardHeader, forwardValue(settings.forwardHeader, minted.token));
+  const identity = identityValues({
+    tenant: record.tenant,
+    user: record.user,
+    roles: record.roles,
+    depth: minted.level.depth,
+    sids: minted.sids,
+  });
   for (const name of IDENTITY_HEADERS) {
     const value = identity[name];
     if (value !== undefined) values.set(name, value);

@@ -53,6 +53,14 @@ export interface IssuerRecord {
 /** Dry-run for one scope; absent: the enclosing scope decides (operation → service → tenant → global). */
 export type PolicyMode = 'enforce' | 'shadow' | undefined;
 
+/** How minted chains are written (docs/compact-chains.md); `auto`: nested while it fits the budget. */
+export const CHAIN_FORMATS = ['nested', 'compact', 'auto'] as const;
+export type ChainFormat = (typeof CHAIN_FORMATS)[number];
+
+/** Bounds of a header budget, in bytes: below 1 KiB nothing but an origin fits; above 1 MiB, no proxy. */
+export const HEADER_BUDGET_MIN = 1024;
+export const HEADER_BUDGET_MAX = 1024 * 1024;
+
 export interface TenantPolicy {
   readonly tenant: string;
   readonly maxDepth: number | undefined;
@@ -60,6 +68,10 @@ export interface TenantPolicy {
   readonly sealed: 'allow' | 'deny';
   readonly entryOnly: boolean;
   readonly mode: PolicyMode;
+  /** Overrides MATRYOSHKA_CHAIN_FORMAT for this tenant's chains; absent: the service's setting. */
+  readonly chainFormat: ChainFormat | undefined;
+  /** Overrides MATRYOSHKA_HEADER_BUDGET for this tenant; absent: the service's setting. */
+  readonly headerBudget: number | undefined;
 }
 
 /**
@@ -115,6 +127,8 @@ export function defaultTenantPolicy(tenant: string): TenantPolicy {
     sealed: 'deny',
     entryOnly: false,
     mode: undefined,
+    chainFormat: undefined,
+    headerBudget: undefined,
   };
 }
 
@@ -556,6 +570,29 @@ export const TENANT_SCHEMA: RecordSchema<TenantPolicy> = {
       parse: optionalMode,
       toRaw: (value) => value,
     }),
+    tenantField({
+      key: 'chain_format',
+      prop: 'chainFormat',
+      flag: 'chain-format',
+      arg: 'nested|compact|auto',
+      help: "how this tenant's chains are minted (default: MATRYOSHKA_CHAIN_FORMAT)",
+      example: 'compact',
+      parse: (value, field) =>
+        value === undefined || value === null
+          ? undefined
+          : oneOf(value, field, CHAIN_FORMATS, 'auto'),
+      toRaw: (value) => value,
+    }),
+    tenantField({
+      key: 'header_budget',
+      prop: 'headerBudget',
+      flag: 'header-budget',
+      arg: 'BYTES',
+      help: `bytes the service may add upstream for this tenant, ${HEADER_BUDGET_MIN} to ${HEADER_BUDGET_MAX} (default: MATRYOSHKA_HEADER_BUDGET)`,
+      example: 4096,
+      parse: (value, field) => optionalBudget(value, field).headerBudget,
+      toRaw: (value) => value,
+    }),
   ],
 };
 
@@ -896,6 +933,22 @@ export function parseTenant(tenant: string, value: unknown, field: string): Tena
   const name = identifier(tenant, field);
   const raw = value === null || value === undefined ? {} : asObject(value, field);
   return readRecord(TENANT_SCHEMA, raw, field, { allowInsecure: false }, { tenant: name });
+}
+
+function optionalBudget(value: unknown, field: string): { headerBudget?: number } {
+  if (value === undefined || value === null) return {};
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (
+    typeof n !== 'number' ||
+    !Number.isSafeInteger(n) ||
+    n < HEADER_BUDGET_MIN ||
+    n > HEADER_BUDGET_MAX
+  )
+    throw new RecordError(
+      field,
+      `must be a whole number of bytes from ${HEADER_BUDGET_MIN} to ${HEADER_BUDGET_MAX}`,
+    );
+  return { headerBudget: n };
 }
 
 export function parseService(sid: string, value: unknown, field: string): ServicePolicy {

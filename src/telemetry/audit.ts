@@ -37,6 +37,8 @@ export function logDecision(
     destination: text(record.destination),
     depth: record.minted?.level.depth ?? record.chain?.depth,
     chain: sids(record.minted?.sids ?? record.chain?.sids),
+    form: record.minted?.form,
+    header_bytes: record.headerBytes,
     recursion_audited: record.recursionAudited || undefined,
     duration_ms: Math.round(durationMs * 1000) / 1000,
     trace_id: traceId,

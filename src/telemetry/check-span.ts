@@ -95,6 +95,10 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
       ? {
           'authz.minted_depth': record.minted.level.depth,
           'authz.minted_chain': sidList(record.minted.sids),
+          'authz.minted_form': record.minted.form,
+          ...(record.headerBytes !== undefined
+            ? { 'authz.minted_header_bytes': record.headerBytes }
+            : {}),
         }
       : {}),
     'authz.recursion': record.reason === 'recursion' || record.recursionAudited,
@@ -112,6 +116,8 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
       'level.alg': untrustedText(level.alg),
       ...(level.kid !== undefined ? { 'level.kid': untrustedText(level.kid) } : {}),
       'level.verified': index < firstVerifiedHere ? 'memo' : 'signature',
+      // A hop of a compact level: its record was vouched for by that level's signature.
+      ...(level.form === 'compact' ? { 'level.form': 'compact' } : {}),
     });
   }
   // A denial is the service doing its job; only "could not decide" is an error in the trace.

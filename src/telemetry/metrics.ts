@@ -17,6 +17,13 @@ const DECISION_ATTRIBUTES = {
   shadow_allow: Object.freeze({ decision: 'shadow_allow' }),
 } as const;
 
+/** Around the limits that matter: 8 KB (Tomcat, nginx, grpc-java), the default budget, 16 KB, 60 KiB. */
+const HEADER_BYTES_BUCKETS = [1024, 2048, 4096, 6656, 8192, 16384, 32768, 61440];
+const FORM_ATTRIBUTES = {
+  nested: { form: 'nested' },
+  compact: { form: 'compact' },
+} as const satisfies Record<string, Attributes>;
+
 export function decisionLabel(record: DecisionRecord): 'allow' | 'deny' | 'shadow_allow' {
   if (!record.allowed) return 'deny';
   return record.reason === undefined ? 'allow' : 'shadow_allow';
@@ -36,6 +43,7 @@ export class AuthzMetrics {
   private readonly serializer = new PrometheusSerializer();
   private readonly duration: Histogram;
   private readonly depth: Histogram;
+  private readonly headerBytes: Histogram;
   private readonly keyFetches: Counter;
   private readonly redisErrors: Counter;
   private readonly registryReloadFailures: Counter;
@@ -68,6 +76,13 @@ export class AuthzMetrics {
           },
         },
         {
+          instrumentName: 'authz_minted_header_bytes',
+          aggregation: {
+            type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM,
+            options: { boundaries: HEADER_BYTES_BUCKETS },
+          },
+        },
+        {
           instrumentName: 'authz_chain_depth',
           aggregation: {
             type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM,
@@ -91,6 +106,10 @@ export class AuthzMetrics {
     });
     this.depth = meter.createHistogram('authz_chain_depth', {
       description: 'Depth of the incoming chain',
+    });
+    this.headerBytes = meter.createHistogram('authz_minted_header_bytes', {
+      description:
+        'Bytes an allowed Check adds upstream (minted token + identity headers), by form',
     });
     this.keyFetches = meter.createCounter('authz_key_fetches', {
       description: 'Issuer key fetches (discovery + JWKS) by outcome',
@@ -147,6 +166,8 @@ export class AuthzMetrics {
       this.depth.record(record.chain.depth);
       this.lookups[keyCacheMiss ? 'miss' : 'hit']++;
     }
+    if (record.minted !== undefined && record.headerBytes !== undefined)
+      this.headerBytes.record(record.headerBytes, FORM_ATTRIBUTES[record.minted.form]);
   }
 
   recordKeyFetch(outcome: 'ok' | 'error'): void {
