@@ -32,7 +32,8 @@ export interface RunningServer {
 
 export interface ServeOptions {
   readonly logLevel: string;
-  readonly registryFile: string;
+  /** MATRYOSHKA_REGISTRY_FILE; absent with a Redis registry (REDIS_URL in `env`), which refuses it. */
+  readonly registryFile?: string;
   readonly hsSecret: string;
   /** MATRYOSHKA_MEMO_ENTRIES; the service's default when absent. */
   readonly memoEntries?: number;
@@ -82,7 +83,9 @@ export async function startServe(
           MATRYOSHKA_GRPC_PORT: String(grpcPort),
           MATRYOSHKA_HTTP_PORT: String(httpPort),
           MATRYOSHKA_HOST: '127.0.0.1',
-          MATRYOSHKA_REGISTRY_FILE: options.registryFile,
+          ...(options.registryFile !== undefined
+            ? { MATRYOSHKA_REGISTRY_FILE: options.registryFile }
+            : {}),
           MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
           // Depth-8 requests are answered with a depth-9 token: one above the default cap of 8.
           MATRYOSHKA_MAX_DEPTH: String(Math.max(8, deepestDepth(knobs) + 1)),

@@ -15,7 +15,8 @@ import { RedisLayout } from '../../src/redis/layout.js';
 import { parseTenant } from '../../src/registry/records.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
 import { RedisServer } from '../../test/helpers/redis-server.js';
-import type { BenchContext } from '../lib/context.js';
+import type { BenchContext, ServeContext } from '../lib/context.js';
+import { type ChecksUnderChanges, measureChecksUnderChanges } from '../lib/registry-checks.js';
 import { log } from '../lib/log.js';
 import { ROOT, SERVE_MAIN } from '../lib/paths.js';
 
@@ -124,9 +125,11 @@ export interface RegistryScaleFigures {
   };
   readonly propagationMs: { readonly p50: number; readonly max: number };
   readonly fullLoadsAfterChanges: number;
+  /** Real gRPC Checks on a Redis-backed `serve`: quiet and under 10 changes/s (rows in the table). */
+  readonly checks: ChecksUnderChanges;
 }
 
-export async function runRegistryScale(ctx: BenchContext): Promise<RegistryScaleFigures> {
+export async function runRegistryScale(ctx: ServeContext): Promise<RegistryScaleFigures> {
   const tenants = Number(process.env['BENCH_REGISTRY_TENANTS'] ?? '50000');
   if (!Number.isSafeInteger(tenants) || tenants < 1000)
     throw new Error('BENCH_REGISTRY_TENANTS must be a whole number of at least 1000');
@@ -196,6 +199,9 @@ export async function runRegistryScale(ctx: BenchContext): Promise<RegistryScale
     }
     const changing = await a.ask('stats');
     latencies.sort((x, y) => x - y);
+    // The forked replicas' read loops would share the two cores with the served process.
+    for (const r of replicas.splice(0)) r.stop();
+    const checks = await measureChecksUnderChanges(ctx, redis.url, 'large', largeStore, tenants);
     const figures: RegistryScaleFigures = {
       tenants,
       importSeconds,
@@ -212,6 +218,7 @@ export async function runRegistryScale(ctx: BenchContext): Promise<RegistryScale
         max: latencies[latencies.length - 1] ?? Number.NaN,
       },
       fullLoadsAfterChanges: changing.stats.fullLoads,
+      checks,
     };
     log(
       `registry: Check registry reads p99/max ${quiet.lookupP99Ms.toFixed(2)}/${quiet.lookupMaxMs.toFixed(2)} ms quiet, ${changing.lookupP99Ms.toFixed(2)}/${changing.lookupMaxMs.toFixed(2)} ms with 10 changes/s; a change on both replicas in ${figures.propagationMs.p50.toFixed(1)} ms (p50), ${figures.propagationMs.max.toFixed(1)} ms (max); full loads ${changing.stats.fullLoads}`,
