@@ -5,7 +5,9 @@
  * tenants followed by a third. Reports import time, start-up time and RSS, CPU per change on a
  * replica at both sizes, the delay a stream of changes (10/s) adds to the registry reads of
  * concurrent Checks (p99 and max, against the same window without changes), and how long a change
- * takes to reach both replicas. Writes bench/results/registry-scale.json.
+ * takes to reach both replicas; then real gRPC Checks on a `serve` following the same registry,
+ * quiet and under 10 changes/s (bench/lib/registry-checks.ts: rows in the table, targets in the
+ * report). Writes bench/results/registry-scale.json.
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
