@@ -380,6 +380,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     memoryTrace,
     timeline: timeline.map((t) => ({ ...t, maxLatencyMs: Math.round(t.maxLatencyMs * 100) / 100 })),
     latencyMs: summarize(latencies.values()),
+    ...(config.keepLatencies === true ? { latenciesMs: Array.from(latencies.values()) } : {}),
     latencyFromIntendedMs: config.rate === undefined ? undefined : summarize(fromIntended.values()),
     serverCpuMicros: edges.cpu,
     serverCpuMicrosPerCheck: completed > 0 ? edges.cpu / completed : NaN,

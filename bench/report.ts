@@ -9,7 +9,8 @@ import { mib, signed } from './lib/format.js';
 import { deepestDepth, type Knobs } from './lib/knobs.js';
 import type { MachineInfo } from './lib/proc.js';
 import type { ProfileSummary } from './lib/profile.js';
-import { CHECK_ROWS } from './lib/registry-checks.js';
+import type { ChecksUnderChanges } from './lib/registry-checks.js';
+import { registryChecksNote, registryTargets } from './lib/registry-report.js';
 import type { ScenarioResult } from './lib/results.js';
 import type { CompressionFigures } from './scenarios/compression.js';
 import type { CryptoFloors } from './scenarios/crypto-floor.js';
@@ -27,6 +28,8 @@ export interface BenchRun {
   /** Every row, in the order the scenarios ran. */
   readonly results: readonly ScenarioResult[];
   readonly memory: MemoryFigures | undefined;
+  /** The registry scenario's paired Check windows, when it ran. */
+  readonly registryChecks: ChecksUnderChanges | undefined;
   /** Listed under "problems". */
   readonly problems: readonly string[];
   /** Scenarios measured again because the machine was busy. */
@@ -131,7 +134,7 @@ export function writeReport(run: BenchRun): void {
       ok: valid(half),
     },
     ...compactTargets(byName, above, noop, run.originTokenLength, valid),
-    ...registryTargets(byName, valid),
+    ...registryTargets(run.registryChecks),
   ].map(({ ok, ...t }) => ({
     ...t,
     verdict:
@@ -222,7 +225,7 @@ export function writeReport(run: BenchRun): void {
       `compression of one depth-${maxDepth} token (${sample.length} characters) at mint, CPU µs → base64 characters: ${costs.map((c) => `${c.name} ${c.micros.toFixed(0)} µs → ${c.base64Length}`).join('; ')}`,
     );
   }
-  const registryNote = registryChecksNote(byName);
+  const registryNote = registryChecksNote(run.registryChecks);
   if (registryNote !== undefined) sideNotes.push(registryNote);
   sideNotes.push(
     'pools: every request of a depth-d run carries a distinct outermost level (built before the run, wrapping one depth-(d-1) chain the server minted); "depth d": the measured server minted each outer level itself (a hop answered by the replica that answered the previous one: it remembers the token it signed, and verifies no signature); "depth d peer": another replica with the same key file minted them (the server verifies that level, and finds the chain inside it in its memo); depth 0: distinct origin tokens; the no-op runs cycle a pool (nothing to cache). A pool that ran out is reported below.',
@@ -275,7 +278,19 @@ export function writeReport(run: BenchRun): void {
           },
         ]),
       ),
-      registryChangesOverQuiet: registryRatios(byName),
+      registryChangesOverQuiet:
+        run.registryChecks === undefined
+          ? undefined
+          : {
+              others: {
+                medianOverPairs: run.registryChecks.variants.others.medianRatio,
+                pooled: run.registryChecks.variants.others.pooled.ratio,
+              },
+              own: {
+                medianOverPairs: run.registryChecks.variants.own.medianRatio,
+                pooled: run.registryChecks.variants.own.pooled.ratio,
+              },
+            },
       sizeMatched:
         noopLarge !== undefined && d8 !== undefined
           ? {
@@ -484,64 +499,4 @@ function compactTargets(
       ok: valid(c8Peer, noop),
     },
   ];
-}
-
-type ChangeRow = 'others' | 'own';
-
-/** Check latency under 10 registry changes a second ÷ the quiet run on the same server. */
-function registryRatios(
-  byName: (n: string) => ScenarioResult | undefined,
-): Record<ChangeRow, { p99: number; max: number }> | undefined {
-  const quiet = byName(CHECK_ROWS.quiet)?.load.latencyMs;
-  const others = byName(CHECK_ROWS.others)?.load.latencyMs;
-  const own = byName(CHECK_ROWS.own)?.load.latencyMs;
-  if (quiet === undefined || others === undefined || own === undefined) return undefined;
-  return {
-    others: { p99: others.p99 / quiet.p99, max: others.max / quiet.max },
-    own: { p99: own.p99 / quiet.p99, max: own.max / quiet.max },
-  };
-}
-
-/** The registry scenario's targets: a stream of changes barely moves the latency of real Checks. */
-function registryTargets(
-  byName: (n: string) => ScenarioResult | undefined,
-  valid: (...rs: Array<ScenarioResult | undefined>) => boolean,
-) {
-  const ratios = registryRatios(byName);
-  const quiet = byName(CHECK_ROWS.quiet);
-  const rows: Array<[ChangeRow, string]> = [
-    ['others', 'other tenants'],
-    ['own', "the measured tenant's own records"],
-  ];
-  return rows.flatMap(([row, what]) => [
-    {
-      target: `registry: Check p99 with 10 changes/s (${what}) ≤ 1.2× without`,
-      corrected: undefined,
-      value: ratios?.[row].p99,
-      limit: 1.2,
-      unit: '×',
-      better: 'lower' as const,
-      ok: valid(quiet, byName(CHECK_ROWS[row])),
-    },
-    {
-      target: `registry: Check max with 10 changes/s (${what}) ≤ 2× without`,
-      corrected: undefined,
-      value: ratios?.[row].max,
-      limit: 2,
-      unit: '×',
-      better: 'lower' as const,
-      ok: valid(quiet, byName(CHECK_ROWS[row])),
-    },
-  ]);
-}
-
-function registryChecksNote(byName: (n: string) => ScenarioResult | undefined): string | undefined {
-  const ratios = registryRatios(byName);
-  const quiet = byName(CHECK_ROWS.quiet);
-  if (ratios === undefined || quiet === undefined) return undefined;
-  const figures = (r: ScenarioResult | undefined): string =>
-    r === undefined
-      ? '?'
-      : `p50 ${r.load.latencyMs.p50.toFixed(2)} / p99 ${r.load.latencyMs.p99.toFixed(2)} / max ${r.load.latencyMs.max.toFixed(2)} ms`;
-  return `registry checks (a Redis-backed serve following the registry scenario's registry, open loop at ${quiet.load.offeredRate?.toFixed(0)} req/s, distinct depth-1 tokens, ${quiet.load.windowSeconds.toFixed(0)} s windows in the order others, quiet, own): quiet ${figures(quiet)}; 10 changes/s on other tenants ${figures(byName(CHECK_ROWS.others))} (p99 ${ratios.others.p99.toFixed(2)}×, max ${ratios.others.max.toFixed(2)}×); on the measured tenant's own tenant and service records ${figures(byName(CHECK_ROWS.own))} (p99 ${ratios.own.p99.toFixed(2)}×, max ${ratios.own.max.toFixed(2)}×); targets p99 ≤ 1.2×, max ≤ 2×`;
 }

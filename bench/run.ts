@@ -62,7 +62,7 @@ async function runBench(): Promise<void> {
   const ctx: ServeContext = { ...base, fixture };
   try {
     // First, while the machine is still cool: its Checks run on a registry in Redis.
-    if (wants(knobs, 'registry')) await runRegistryScale(ctx);
+    const registry = wants(knobs, 'registry') ? await runRegistryScale(ctx) : undefined;
     const noop = wants(knobs, 'noop') ? await runNoop(ctx) : undefined;
     const baseline = { noop, floor: floors?.floor };
 
@@ -96,6 +96,7 @@ async function runBench(): Promise<void> {
       noop,
       results: sink.results,
       memory,
+      registryChecks: registry?.checks,
       problems: sink.problems,
       retried: sink.retried,
     });

@@ -46,6 +46,8 @@ export interface LoadConfig {
   readonly sampleEvery: number;
   /** Expected `x-auth-depth` of the answers (depth of the minted token), when known. */
   readonly expectDepth?: number;
+  /** Send every latency of the window back too (`latenciesMs`): for percentiles pooled over windows. */
+  readonly keepLatencies?: boolean;
 }
 
 export interface LoadResult {
@@ -77,6 +79,8 @@ export interface LoadResult {
     readonly hwmKiB: number;
   }>;
   readonly latencyMs: LatencySummary;
+  /** Every latency of the window (send to last byte, ms), when the config asked to keep them. */
+  readonly latenciesMs?: number[];
   /** Open loop only: from the intended send time (includes waiting behind the in-flight cap). */
   readonly latencyFromIntendedMs: LatencySummary | undefined;
   readonly serverCpuMicros: number;

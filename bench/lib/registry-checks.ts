@@ -1,9 +1,11 @@
 /**
  * Real Checks against a Redis-backed `serve` that follows the registry-scale scenario's registry:
- * one open-loop load (half of what the server sustains, distinct depth-1 tokens) three times over
- * the same duration — while 10 changes a second land on other tenants' records, without changes,
- * and while they land on the measured tenant's own records. What a stream of changes adds to Check
- * latency is then seen where Envoy sees it, not inferred from a replica's registry reads.
+ * one open-loop load (half of what the server sustains, distinct depth-1 tokens) in PAIRS pairs of
+ * short windows per variant — one without changes, one while 10 changes a second land on other
+ * tenants' records (`others`) or on the measured tenant's own (`own`) — the order alternating pair
+ * by pair. What a stream of changes adds to Check latency is then seen where Envoy sees it, and
+ * judged per pair (bench/lib/registry-pairs.ts), so one stall of the VM decides one pair, not the
+ * verdict.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,11 +20,17 @@ import type { RegistryStore } from '../../src/registry/registry-store.js';
 import type { ServeContext } from './context.js';
 import { meanLength } from './format.js';
 import { GrpcH2Pool } from './h2grpc.js';
-import { generatorConfig, runLoadBesideFloor } from './load-runner.js';
+import { generatorConfig, runLoad } from './load-runner.js';
 import { log } from './log.js';
-import { durationBuckets, handlerPercentiles } from './metrics.js';
+import { bucketDelta, durationBuckets, percentilesOf } from './metrics.js';
 import { innerChain, wrapMany, writeCheckPool } from './pools.js';
 import { processMemory } from './proc.js';
+import {
+  type ChangeTarget,
+  type MeasuredWindow,
+  type VariantFigures,
+  variantFigures,
+} from './registry-pairs.js';
 import type { ScenarioResult } from './results.js';
 import { type RunningServer, startServe, stopServer } from './servers.js';
 
@@ -30,28 +38,38 @@ import { type RunningServer, startServe, stopServer } from './servers.js';
 const TENANT = 'bench';
 const DEST = 'dest';
 const HOP = 'hop-1';
-/** Long enough that one slow moment does not set the max alone, short enough for three windows. */
-export const CHECK_WINDOW_MS = 10_000;
+/**
+ * Pairs per variant: the median of five ratios ignores two pairs a stall hit, and an effect of the
+ * changes shows in all five.
+ */
+export const PAIRS = 5;
+/**
+ * Short enough that twenty windows (with their pools) fit in about two minutes; long enough for
+ * ≈ 3,000 Checks a window at ≈ 1,000/s, so a window's p99 is the 30th slowest, not one outlier.
+ */
+export const PAIR_WINDOW_MS = 3500;
+/** The server is warm from the sizing run and the windows before: this only opens the generator's sessions. */
+const PAIR_WARMUP_MS = 500;
 /** The stream of changes the target is stated for. */
 const CHANGES_PER_SECOND = 10;
 /** Tokens wrapped to learn the rate the server sustains (they warm it up as well). */
 const SIZING_TOKENS = 2000;
 
-export type ChangeTarget = 'others' | 'own';
+export type { ChangeTarget } from './registry-pairs.js';
 
-export const CHECK_ROWS = {
-  quiet: 'registry checks quiet',
-  others: 'registry checks +10/s others',
-  own: 'registry checks +10/s own',
-} as const;
+/** The table row of one window: `registry others 3 +10/s`, `registry own 1 quiet`. */
+export const checkRow = (target: ChangeTarget, pair: number, changes: boolean): string =>
+  `registry ${target} ${pair + 1} ${changes ? '+10/s' : 'quiet'}`;
 
 export interface ChecksUnderChanges {
   /** Open-loop arrivals per second: half of the rate the server wrapped tokens at. */
   readonly rate: number;
   readonly sustainedRate: number;
   readonly windowSeconds: number;
-  /** Changes written while each changing run's load ran (warm-up, window and drain). */
-  readonly changes: { readonly others: number; readonly own: number };
+  readonly warmupSeconds: number;
+  readonly pairs: number;
+  /** Per variant: each pair's windows and ratios, the median ratios (the targets), pooled figures. */
+  readonly variants: Record<ChangeTarget, VariantFigures>;
 }
 
 /**
@@ -133,7 +151,7 @@ export async function measureChecksUnderChanges(
   const { knobs, fixture } = ctx;
   await registerMeasuredTenant(ctx, store);
   // The service's default memo, as in production and in the half-load run: a memo sized to hold
-  // three pools makes every major GC — which sets the max of a window, changes or not — longer.
+  // every pool makes every major GC — which sets the max of a window, changes or not — longer.
   const server = await startServe(ctx, 'registry checks', {
     logLevel: 'warn',
     hsSecret: fixture.hsSecret,
@@ -146,74 +164,119 @@ export async function measureChecksUnderChanges(
       sessionWindow: knobs.sessionWindow,
       timeoutMs: 0,
     });
-    const changes = { others: 0, own: 0 };
-    let sustainedRate = 0;
-    let rate = 0;
     try {
       const origin = await innerChain(client, fixture.issuer, fixture.pad, 1);
       // Wrapping the origin for hop-1 is the work a depth-1 Check does: a memo hit and one mint.
-      sustainedRate = (await wrapMany(client, origin, HOP, knobs.concurrency, () => SIZING_TOKENS))
-        .rate;
-      rate = sustainedRate / 2;
+      const sustainedRate = (
+        await wrapMany(client, origin, HOP, knobs.concurrency, () => SIZING_TOKENS)
+      ).rate;
+      const rate = sustainedRate / 2;
+      // An open loop sends exactly rate × time: a small margin covers the timer's rounding.
       const perRun = Math.min(
         knobs.poolMax,
-        Math.ceil((rate * (knobs.warmupMs + CHECK_WINDOW_MS) * 1.15) / 1000) + 200,
+        Math.ceil((rate * (PAIR_WARMUP_MS + PAIR_WINDOW_MS) * 1.05) / 1000) + 100,
       );
       log(
-        `registry checks: serve on the ${tenants}-tenant registry wraps ${sustainedRate.toFixed(0)} tokens/s; open loop at ${rate.toFixed(0)} req/s, ${perRun} fresh depth-1 tokens per run, ${CHECK_WINDOW_MS / 1000} s windows`,
+        `registry checks: serve on the ${tenants}-tenant registry wraps ${sustainedRate.toFixed(0)} tokens/s; open loop at ${rate.toFixed(0)} req/s, ${perRun} fresh depth-1 tokens per window, ${PAIRS} pairs of ${PAIR_WINDOW_MS / 1000} s windows per variant`,
       );
-      // The quiet window between the two changing ones: drift of the server over the three (the
-      // machine, the heap) falls on both sides of it instead of on the changes alone.
-      const order: Array<{ name: string; target: ChangeTarget | undefined }> = [
-        { name: CHECK_ROWS.others, target: 'others' },
-        { name: CHECK_ROWS.quiet, target: undefined },
-        { name: CHECK_ROWS.own, target: 'own' },
-      ];
-      for (const run of order) {
-        // Each run's pool is minted right before it, so each starts with the same memo.
+      const window = async (
+        target: ChangeTarget,
+        pair: number,
+        changes: boolean,
+      ): Promise<{ measured: MeasuredWindow; written: number }> => {
+        // Each window's pool is minted right before it, so each starts with the same memo.
         const { tokens } = await wrapMany(client, origin, HOP, knobs.concurrency, () => perRun);
-        const writer =
-          run.target === undefined ? undefined : startWriter(store, run.target, tenants);
+        const writer = changes ? startWriter(store, target, tenants) : undefined;
+        let measured: MeasuredWindow;
         try {
-          await measureRun(ctx, server, run.name, tokens, rate);
-        } finally {
-          const written = (await writer?.stop()) ?? 0;
-          if (run.target !== undefined) changes[run.target] = written;
+          measured = await measureWindow(
+            ctx,
+            server,
+            checkRow(target, pair, changes),
+            tokens,
+            rate,
+          );
+        } catch (error) {
+          await writer?.stop();
+          throw error;
+        }
+        return { measured, written: (await writer?.stop()) ?? 0 };
+      };
+      const pairs: Record<ChangeTarget, Parameters<typeof variantFigures>[0][number][]> = {
+        others: [],
+        own: [],
+      };
+      const written: Record<ChangeTarget, number> = { others: 0, own: 0 };
+      // Variants interleaved pair by pair, and within a pair the order alternates (Q C, C Q, …):
+      // drift of the machine or of the server's heap over the run falls on both sides of the ratios.
+      for (let pair = 0; pair < PAIRS; pair++) {
+        for (const target of ['others', 'own'] as const) {
+          const first = pair % 2 === 0 ? 'quiet' : 'changes';
+          const a = await window(target, pair, first === 'changes');
+          const b = await window(target, pair, first !== 'changes');
+          written[target] += a.written + b.written;
+          pairs[target].push(
+            first === 'quiet'
+              ? { first, quiet: a.measured, changes: b.measured }
+              : { first, quiet: b.measured, changes: a.measured },
+          );
         }
       }
+      return {
+        rate,
+        sustainedRate,
+        windowSeconds: PAIR_WINDOW_MS / 1000,
+        warmupSeconds: PAIR_WARMUP_MS / 1000,
+        pairs: PAIRS,
+        variants: {
+          others: variantFigures(pairs.others, written.others),
+          own: variantFigures(pairs.own, written.own),
+        },
+      };
     } finally {
       client.close();
     }
-    return { rate, sustainedRate, windowSeconds: CHECK_WINDOW_MS / 1000, changes };
   } finally {
     await stopServer(server, []);
   }
 }
 
-async function measureRun(
+/** One window: its row in the table, and its every latency and histogram delta for the pairs. */
+async function measureWindow(
   ctx: ServeContext,
   server: RunningServer,
   name: string,
   tokens: readonly string[],
   rate: number,
-): Promise<void> {
+): Promise<MeasuredWindow> {
   const file = join(ctx.workDir, `pool-${name.replace(/[^A-Za-z0-9-]+/g, '_')}.bin`);
   writeCheckPool(file, tokens, DEST);
   const before = await durationBuckets(server.httpPort);
-  const { load, floorNear } = await runLoadBesideFloor(
+  // No crypto floor beside these windows (nothing here is divided by it): twenty of them would
+  // add ten seconds to the scenario.
+  const { latenciesMs, ...load } = await runLoad(
     ctx,
     generatorConfig(
       ctx,
       name,
       server,
       { kind: 'pool', file },
-      { expectDepth: 2, rate, maxInFlight: 1024, durationMs: CHECK_WINDOW_MS },
+      {
+        expectDepth: 2,
+        rate,
+        maxInFlight: 1024,
+        warmupMs: PAIR_WARMUP_MS,
+        durationMs: PAIR_WINDOW_MS,
+        keepLatencies: true,
+      },
     ),
   );
+  const handlerBuckets = bucketDelta(before, await durationBuckets(server.httpPort));
+  const handler = percentilesOf(handlerBuckets);
   rmSync(file, { force: true });
   ctx.sink.recordProblems(load, name);
   log(
-    `${name}: ${load.requestsPerSecond.toFixed(0)} req/s, p50 ${load.latencyMs.p50.toFixed(2)} ms, p99 ${load.latencyMs.p99.toFixed(2)} ms, max ${load.latencyMs.max.toFixed(2)} ms`,
+    `${name}: ${load.requestsPerSecond.toFixed(0)} req/s, p50 ${load.latencyMs.p50.toFixed(2)} ms, p99 ${load.latencyMs.p99.toFixed(2)} ms, max ${load.latencyMs.max.toFixed(2)} ms, handler p99 ≤ ${handler?.p99Ms ?? '?'} ms`,
   );
   const result: ScenarioResult = {
     name,
@@ -224,11 +287,19 @@ async function measureRun(
     requestTokenLength: meanLength(tokens),
     forwardedTokenLength: load.samples.forwardedTokenLength?.mean,
     poolNote: `${tokens.length} distinct depth-1 tokens, Redis registry of the registry scenario`,
-    handler: handlerPercentiles(before, await durationBuckets(server.httpPort)),
+    handler,
     serverPeak: processMemory(server.pid),
     serverIdle: server.idleMemory,
     serverLogProblems: { count: server.problemCount, first: server.problems },
-    floorNear,
   };
   ctx.sink.add(result);
+  return {
+    latenciesMs: latenciesMs ?? [],
+    p50: load.latencyMs.p50,
+    p99: load.latencyMs.p99,
+    max: load.latencyMs.max,
+    allowedShare: load.completed > 0 ? load.allowed / load.completed : 0,
+    handlerBuckets,
+    handler,
+  };
 }
