@@ -98,6 +98,11 @@ export function asDenial(error: unknown, malformed: DenyReason): unknown {
   return new DenyError(mapped === 'malformed' ? malformed : mapped, error.message);
 }
 
+/** A failure the table says is an outage (Redis, an IdP): 503 without calling it a bug. */
+export function isOutage(error: unknown): error is MatryoshkaError {
+  return error instanceof MatryoshkaError && DENIAL_OF[error.code] === 'unavailable';
+}
+
 /** Run one step of the chain walk: a coded failure becomes its denial, anything else propagates. */
 export function denying<T>(malformed: DenyReason, step: () => T): T {
   try {

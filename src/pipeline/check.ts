@@ -8,8 +8,7 @@ import { isIdentifier, unsafeIdentity } from '../header-grammar.js';
 import type { OwnKeys } from '../keys/own-keys.js';
 import { decide } from '../policy/decide.js';
 import { matchRule, withOperation } from '../policy/operations.js';
-import { MatryoshkaError } from '../errors.js';
-import { DenyError, type DenyReason, classOf, deny } from '../reasons.js';
+import { DenyError, type DenyReason, classOf, deny, isOutage } from '../reasons.js';
 import type { RegistryReader } from '../registry/registry.js';
 import {
   type OperationPolicy,
@@ -105,12 +104,8 @@ export async function check(input: CheckInput, deps: CheckDeps): Promise<Decisio
   } catch (error) {
     if (error instanceof DenyError)
       return finish(draft, false, { reason: error.reason, detail: error.message });
-    if (
-      error instanceof MatryoshkaError &&
-      (error.code === 'ERR_REGISTRY_UNAVAILABLE' || error.code === 'ERR_KEYS_UNAVAILABLE')
-    ) {
+    if (isOutage(error))
       return finish(draft, false, { reason: 'unavailable', detail: error.message });
-    }
     deps.onUnexpected(error);
     return finish(draft, false, { reason: 'unavailable', detail: 'internal error' });
   }
