@@ -277,7 +277,6 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   if (resolved === undefined) return;
   const { destination, registeredService, sourceSid } = resolved;
 
-
   // The rule for this request: one of the service's operations, or the service's own.
   const service = registeredService ?? defaultServicePolicy(destination.sid);
   let rule = { tenant: resolved.tenantPolicy, service };

@@ -160,7 +160,8 @@ export class AuthzMetrics {
       });
     meter
       .createObservableGauge('authz_registry_unreadable_records_held', {
-        description: 'Tenant and service records this replica holds as unreadable (their requests are refused)',
+        description:
+          'Tenant and service records this replica holds as unreadable (their requests are refused)',
       })
       .addCallback((result) => {
         const state = this.registryState?.();
