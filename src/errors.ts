@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   'ERR_KEY_FILE',
   'ERR_CONFIG',
   'ERR_USAGE',
+  'ERR_RECORD_UNREADABLE',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

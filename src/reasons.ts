@@ -10,8 +10,12 @@ import { type ErrorCode, MatryoshkaError } from './errors.js';
  *   ways). Never shadowed: there is no rule it could be said to pass.
  * - `limit`: what we would answer cannot be delivered (the minted headers exceed the budget). Never
  *   shadowed: letting it through would hand the upstream an oversized request, or none of our headers.
+ * - `registry`: the registry record that governs the request exists but this replica cannot read it
+ *   as written (an unknown field, a wrong type, not JSON). Never shadowed: the record may be the one
+ *   that says `mode: enforce`, or carry the very restriction dry-run would wave through; with it
+ *   unread there is no rule the request could be said to pass, so its restrictions cannot vanish.
  */
-export type ReasonClass = 'authenticity' | 'policy' | 'request' | 'limit';
+export type ReasonClass = 'authenticity' | 'policy' | 'request' | 'limit' | 'registry';
 
 interface ReasonSpec {
   readonly status: 400 | 401 | 403 | 431 | 503;
@@ -43,6 +47,7 @@ export const DENY_REASONS = {
   invalid_path: { status: 400, class: 'request' },
   header_budget_exceeded: { status: 431, class: 'limit' },
   unavailable: { status: 503, class: 'authenticity' },
+  record_unreadable: { status: 503, class: 'registry' },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type DenyReason = keyof typeof DENY_REASONS;
@@ -88,6 +93,7 @@ const DENIAL_OF: Partial<Record<ErrorCode, DenyReason | 'malformed'>> = {
   ERR_SEAL: 'stack_malformed',
   ERR_KEYS_UNAVAILABLE: 'unavailable',
   ERR_REGISTRY_UNAVAILABLE: 'unavailable',
+  ERR_RECORD_UNREADABLE: 'record_unreadable',
 };
 
 /** `error` as the denial it stands for at a position whose unreadable input is `malformed`; anything else unchanged. */

@@ -102,8 +102,16 @@ export async function startService(
       ? startRedisBackend(config, config.redisUrl, ownKeys, logger, {
           onIssuersChanged: (issuers) => forget(issuers),
           onError: (kind) => metrics.recordRedisError(kind),
+          onInvalidRecords: (records) => {
+            for (const { record } of records) metrics.recordUnreadable(record.split(' ')[0] ?? '');
+          },
         })
       : undefined;
+  if (redis !== undefined)
+    metrics.observeRegistry(() => {
+      const stats = redis.registry.stats();
+      return { following: stats.cannotFollow === undefined, unreadable: stats.records.unreadable };
+    });
   const file =
     overrides.registry === undefined && redis === undefined
       ? embeddedRegistry(config, logger, metrics, forget)

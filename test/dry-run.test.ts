@@ -252,7 +252,7 @@ describe('dry-run by reason class', () => {
     await world.stranger.stop();
   });
 
-  it('classes every reason once: policy 403, limit 431, request 400, authenticity 401 or 503', () => {
+  it('classes every reason once: policy 403, limit 431, request 400, registry 503 (record_unreadable), authenticity 401 or 503', () => {
     for (const reason of Object.keys(DENY_REASONS) as DenyReason[]) {
       const status = DENY_REASONS[reason].status;
       const expected =
@@ -262,7 +262,9 @@ describe('dry-run by reason class', () => {
             ? 'limit'
             : status === 400
               ? 'request'
-              : 'authenticity';
+              : reason === 'record_unreadable'
+                ? 'registry'
+                : 'authenticity';
       assert.equal(classOf(reason), expected, `${reason} (${status}) is ${classOf(reason)}`);
     }
   });

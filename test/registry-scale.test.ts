@@ -337,6 +337,7 @@ describe('a registry that scales with what changes', () => {
         tenants: 20_000,
         services: 20_000 - 20,
         principals: 0,
+        unreadable: 0,
       });
       for (let i = 0; i < 20; i++) {
         assert.equal((await replica.registry.tenant(`t${i * 997}`))?.maxDepth, 1);

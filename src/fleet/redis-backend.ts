@@ -7,6 +7,7 @@ import { type RedisClient, connectRedis, duplicateForSubscribe } from '../redis/
 import { RedisLayout } from '../redis/layout.js';
 import { RedisRegistry } from '../registry/redis-registry.js';
 import { RegistryStore } from '../registry/registry-store.js';
+import type { InvalidRecord } from '../registry/replica-state.js';
 
 export interface RedisBackend {
   readonly registry: RedisRegistry;
@@ -20,6 +21,8 @@ export interface RedisBackendHooks {
   onIssuersChanged: (issuers: string[]) => void;
   /** Every Redis failure, for the error counter. */
   onError: (kind: 'connection' | 'reload') => void;
+  /** Stored records that cannot be read, as they are found (tenant, service: refused; others skipped). */
+  onInvalidRecords?: (records: readonly InvalidRecord[]) => void;
 }
 
 /** Log connection trouble once per state change, not once per reconnect attempt; count every one. */
@@ -67,6 +70,7 @@ export function startRedisBackend(
       pollIntervalMs: config.registryPollMs,
       onIssuersChanged: hooks.onIssuersChanged,
       onReloadFailed: () => hooks.onError('reload'),
+      ...(hooks.onInvalidRecords ? { onInvalidRecords: hooks.onInvalidRecords } : {}),
     },
   );
   registry.start();

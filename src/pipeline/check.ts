@@ -8,7 +8,7 @@ import { isIdentifier, unsafeIdentity } from '../header-grammar.js';
 import type { OwnKeys } from '../keys/own-keys.js';
 import { decide } from '../policy/decide.js';
 import { matchRule, withOperation } from '../policy/operations.js';
-import { DenyError, type DenyReason, classOf, deny, isOutage } from '../reasons.js';
+import { DenyError, type DenyReason, classOf, deny, denying, isOutage } from '../reasons.js';
 import type { RegistryReader } from '../registry/registry.js';
 import {
   type OperationPolicy,
@@ -20,7 +20,7 @@ import {
 } from '../registry/records.js';
 import type { CheckInput } from './check-input.js';
 import type { DecisionRecord, ShadowScope } from './decision.js';
-import { resolveDestinationSid, routeBindings } from './destination.js';
+import { type RouteBindings, resolveDestinationSid, routeBindings } from './destination.js';
 import { newRequestId } from './request-id.js';
 import { extractToken } from './extract.js';
 import { mintWithinBudget } from './header-budget.js';
@@ -50,6 +50,8 @@ export interface CheckDeps {
 }
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+/** Times a Check is decided again when the registry changed under it, before it answers 503. */
+const REGISTRY_ATTEMPTS = 3;
 
 /** Envoy's `x-request-id` when it is sane, else a fresh ULID. */
 export function requestIdOf(input: CheckInput): string {
@@ -97,10 +99,23 @@ const newDraft = (input: CheckInput): Draft => ({
  * bug ends the Check at once, denied whatever the mode.
  */
 export async function check(input: CheckInput, deps: CheckDeps): Promise<DecisionRecord> {
-  const draft = newDraft(input);
+  let draft = newDraft(input);
   try {
-    await runPipeline(input, deps, draft);
-    return settle(draft, deps);
+    for (let attempt = 1; ; attempt++) {
+      // The registry this Check starts from. Verifying may wait (an issuer's keys fetched), and the
+      // registry may change meanwhile: an allow stands only on the registry it was decided on.
+      const started = deps.trust.registry.version();
+      await runPipeline(input, deps, draft);
+      const record = settle(draft, deps);
+      if (!record.allowed || deps.trust.registry.version() === started) return record;
+      if (attempt >= REGISTRY_ATTEMPTS)
+        return finish({ ...newDraft(input), requestId: draft.requestId }, false, {
+          reason: 'unavailable',
+          detail: `the registry changed under each of ${attempt} attempts to decide`,
+        });
+      // Decided again on the registry as it is now (what was minted is filed under the old version).
+      draft = { ...newDraft(input), requestId: draft.requestId };
+    }
   } catch (error) {
     if (error instanceof DenyError)
       return finish(draft, false, { reason: error.reason, detail: error.message });
@@ -254,39 +269,10 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   const tenant = await policyStep(draft, () => chainTenant(chain), chain.outer.tenant);
   draft.tenant = tenant;
 
-  const resolved = await inChildSpan(deps.tracer, 'registry read', async () => {
-    const tenantPolicy = (await deps.registry.tenant(tenant)) ?? defaultTenantPolicy(tenant);
-    draft.tenantPolicy = tenantPolicy;
-    const sid = await policyStep(
-      draft,
-      () => resolveDestinationSid(input, deps.registry, deps.defaultServiceId),
-      undefined,
-    );
-    if (sid === undefined) return undefined;
-    draft.destination = sid;
-    // An unreadable route binding is refused by policy; dry-run goes on without it.
-    const destination = {
-      sid,
-      ...(await policyStep(draft, () => routeBindings(input), {
-        routeTenant: undefined,
-        routeMaxDepth: undefined,
-      })),
-    };
-    const registeredService = await deps.registry.service(destination.sid);
-    draft.service = registeredService;
-    await policyStep(
-      draft,
-      () => checkTenantBindings(tenant, destination, registeredService),
-      undefined,
-    );
-    const mappedSource =
-      input.sourcePrincipal === undefined
-        ? undefined
-        : await deps.registry.principal(input.sourcePrincipal);
-    // A mapping to something that is not a sid is a workload we do not know (bind_source refuses it).
-    const sourceSid = isIdentifier(mappedSource) ? mappedSource : undefined;
-    return { destination, registeredService, tenantPolicy, sourceSid };
-  });
+  // A record that exists but cannot be read refuses the request (record_unreadable), never a default.
+  const resolved = await inChildSpan(deps.tracer, 'registry read', () =>
+    denying('malformed_token', () => readRegistry(input, deps, draft, tenant)),
+  );
   // No destination: nothing to decide for and no sid to mint for.
   if (resolved === undefined) return;
   const { destination, registeredService, sourceSid } = resolved;
@@ -359,4 +345,52 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   );
   draft.minted = minted;
   draft.headerBytes = headerBytes;
+}
+
+/** The records the decision reads: the tenant's, the destination's, the source workload's mapping. */
+async function readRegistry(
+  input: CheckInput,
+  deps: CheckDeps,
+  draft: Draft,
+  tenant: string,
+): Promise<
+  | {
+      destination: RouteBindings & { sid: string };
+      registeredService: ServicePolicy | undefined;
+      tenantPolicy: TenantPolicy;
+      sourceSid: string | undefined;
+    }
+  | undefined
+> {
+  const tenantPolicy = (await deps.registry.tenant(tenant)) ?? defaultTenantPolicy(tenant);
+  draft.tenantPolicy = tenantPolicy;
+  const sid = await policyStep(
+    draft,
+    () => resolveDestinationSid(input, deps.registry, deps.defaultServiceId),
+    undefined,
+  );
+  if (sid === undefined) return undefined;
+  draft.destination = sid;
+  // An unreadable route binding is refused by policy; dry-run goes on without it.
+  const destination = {
+    sid,
+    ...(await policyStep(draft, () => routeBindings(input), {
+      routeTenant: undefined,
+      routeMaxDepth: undefined,
+    })),
+  };
+  const registeredService = await deps.registry.service(destination.sid);
+  draft.service = registeredService;
+  await policyStep(
+    draft,
+    () => checkTenantBindings(tenant, destination, registeredService),
+    undefined,
+  );
+  const mappedSource =
+    input.sourcePrincipal === undefined
+      ? undefined
+      : await deps.registry.principal(input.sourcePrincipal);
+  // A mapping to something that is not a sid is a workload we do not know (bind_source refuses it).
+  const sourceSid = isIdentifier(mappedSource) ? mappedSource : undefined;
+  return { destination, registeredService, tenantPolicy, sourceSid };
 }

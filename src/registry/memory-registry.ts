@@ -1,4 +1,4 @@
-import type { RegistryReader } from './registry.js';
+import { type RegistryReader, RecordUnreadableError } from './registry.js';
 import type { IssuerRecord, ServicePolicy, TenantPolicy } from './records.js';
 
 export interface RegistryContents {
@@ -18,6 +18,8 @@ export class MemoryRegistry implements RegistryReader {
   private readonly tenants = new Map<string, TenantPolicy>();
   private readonly services = new Map<string, ServicePolicy>();
   private readonly principals = new Map<string, string>();
+  /** Tenant and service records that exist but cannot be read: `tenant <t>` / `service <sid>` → problem. */
+  private readonly unreadable = new Map<string, string>();
   private changes = 0;
 
   constructor(contents: RegistryContents = emptyContents()) {
@@ -38,11 +40,23 @@ export class MemoryRegistry implements RegistryReader {
   }
   putTenant(policy: TenantPolicy): void {
     this.changes++;
+    this.unreadable.delete(`tenant ${policy.tenant}`);
     this.tenants.set(policy.tenant, policy);
   }
   putService(policy: ServicePolicy): void {
     this.changes++;
+    this.unreadable.delete(`service ${policy.sid}`);
     this.services.set(policy.sid, policy);
+  }
+  /**
+   * A tenant or service record that exists but cannot be read: it governs its requests by refusing
+   * them (RecordUnreadableError), never by the defaults of a name without a record.
+   */
+  markUnreadable(kind: 'tenant' | 'service', name: string, problem: string): void {
+    this.changes++;
+    if (kind === 'tenant') this.tenants.delete(name);
+    else this.services.delete(name);
+    this.unreadable.set(`${kind} ${name}`, problem);
   }
   mapPrincipal(principal: string, sid: string): void {
     this.changes++;
@@ -50,24 +64,37 @@ export class MemoryRegistry implements RegistryReader {
   }
   removeTenant(tenant: string): boolean {
     this.changes++;
-    return this.tenants.delete(tenant);
+    const marked = this.unreadable.delete(`tenant ${tenant}`);
+    return this.tenants.delete(tenant) || marked;
   }
   removeService(sid: string): boolean {
     this.changes++;
-    return this.services.delete(sid);
+    const marked = this.unreadable.delete(`service ${sid}`);
+    return this.services.delete(sid) || marked;
   }
   unmapPrincipal(principal: string): boolean {
     this.changes++;
     return this.principals.delete(principal);
   }
   /** How many records of each kind it holds (stats, tests, the bench). */
-  counts(): { issuers: number; tenants: number; services: number; principals: number } {
+  counts(): {
+    issuers: number;
+    tenants: number;
+    services: number;
+    principals: number;
+    unreadable: number;
+  } {
     return {
       issuers: this.issuers.size,
       tenants: this.tenants.size,
       services: this.services.size,
       principals: this.principals.size,
+      unreadable: this.unreadable.size,
     };
+  }
+  /** The records marked unreadable, as `tenant <t>` / `service <sid>`. */
+  unreadableRecords(): string[] {
+    return [...this.unreadable.keys()];
   }
   listIssuers(): IssuerRecord[] {
     return [...this.issuers.values()];
@@ -77,10 +104,17 @@ export class MemoryRegistry implements RegistryReader {
     return this.issuers.get(iss);
   }
   async tenant(tenant: string): Promise<TenantPolicy | undefined> {
+    this.refuseUnreadable(`tenant ${tenant}`);
     return this.tenants.get(tenant);
   }
   async service(sid: string): Promise<ServicePolicy | undefined> {
+    this.refuseUnreadable(`service ${sid}`);
     return this.services.get(sid);
+  }
+  private refuseUnreadable(record: string): void {
+    if (this.unreadable.size === 0) return;
+    const problem = this.unreadable.get(record);
+    if (problem !== undefined) throw new RecordUnreadableError(record, problem);
   }
   async principal(principal: string): Promise<string | undefined> {
     return this.principals.get(principal);

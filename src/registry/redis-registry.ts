@@ -2,9 +2,9 @@ import type { Logger } from 'pino';
 import { untrustedText } from '../untrusted-text.js';
 import type { MemoryRegistry } from './memory-registry.js';
 import type { RedisClient } from '../redis/connection.js';
-import type { LogEntry } from './registry-log.js';
-import type { ReplicaState } from './replica-state.js';
-import type { RegistryStore } from './registry-store.js';
+import { type LogEntry, LogEntryError } from './registry-log.js';
+import type { InvalidRecord, ReplicaState } from './replica-state.js';
+import type { LogRead, RegistryStore } from './registry-store.js';
 import { type RegistryReader, RegistryUnavailableError } from './registry.js';
 import type { IssuerRecord, ServicePolicy, TenantPolicy } from './records.js';
 
@@ -21,6 +21,8 @@ export interface RedisRegistryOptions {
   /** Called with the issuers whose record changed or disappeared (their cached keys are dropped). */
   onIssuersChanged?: (issuers: string[]) => void;
   onReloadFailed?: () => void;
+  /** Records that exist but cannot be read, as they are found (the metric counts them by kind). */
+  onInvalidRecords?: (records: readonly InvalidRecord[]) => void;
 }
 
 /** Log entries read per round trip while catching up. */
@@ -32,7 +34,19 @@ export interface RegistryStats {
   readonly version: number;
   readonly fullLoads: number;
   readonly entriesApplied: number;
-  readonly records: { issuers: number; tenants: number; services: number; principals: number };
+  readonly records: {
+    issuers: number;
+    tenants: number;
+    services: number;
+    principals: number;
+    /** Tenant and service records held as unreadable (their requests are refused). */
+    unreadable: number;
+  };
+  /**
+   * Why this replica cannot follow Redis although Redis answers (it is then not ready and answers
+   * 503); undefined while it follows, and while Redis is merely unreachable.
+   */
+  readonly cannotFollow: string | undefined;
 }
 
 const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -62,6 +76,13 @@ export class RedisRegistry implements RegistryReader {
   private closed = false;
   /** When Redis last confirmed that the state is the registry (-Infinity: never). */
   private confirmedAt = Number.NEGATIVE_INFINITY;
+  /**
+   * Set when a catch-up failed while Redis kept answering: the registry moved on and this replica
+   * cannot apply it, so what it holds vouches for nothing (not ready, every read 503) until a
+   * catch-up succeeds. An unreachable Redis never sets it: then nobody can write, and the last
+   * state keeps serving.
+   */
+  private cannotFollow: string | undefined;
 
   constructor(
     private readonly store: RegistryStore,
@@ -104,7 +125,7 @@ export class RedisRegistry implements RegistryReader {
   }
 
   ready(): boolean {
-    return this.state !== undefined;
+    return this.state !== undefined && this.cannotFollow === undefined;
   }
 
   /**
@@ -127,7 +148,9 @@ export class RedisRegistry implements RegistryReader {
         tenants: 0,
         services: 0,
         principals: 0,
+        unreadable: 0,
       },
+      cannotFollow: this.cannotFollow,
     };
   }
 
@@ -189,6 +212,10 @@ export class RedisRegistry implements RegistryReader {
   private registryOrThrow(): MemoryRegistry {
     if (this.state === undefined)
       throw new RegistryUnavailableError('registry not loaded yet (Redis unreachable)');
+    if (this.cannotFollow !== undefined)
+      throw new RegistryUnavailableError(
+        `this replica cannot follow the registry in Redis (${this.cannotFollow})`,
+      );
     return this.state.registry;
   }
 
@@ -197,7 +224,8 @@ export class RedisRegistry implements RegistryReader {
     this.polling = true;
     try {
       const asked = this.now();
-      if ((await this.store.version()) !== this.applied) this.sync('version changed');
+      if (this.cannotFollow !== undefined) this.sync('retry after failing to follow');
+      else if ((await this.store.version()) !== this.applied) this.sync('version changed');
       else this.confirmedAt = Math.max(this.confirmedAt, asked);
     } catch {
       // The next poll or reconnect will try again; serving continues from memory.
@@ -229,7 +257,19 @@ export class RedisRegistry implements RegistryReader {
         await this.loadAll(why);
       } else {
         for (;;) {
-          const read = await this.store.readLog(this.applied, CATCH_UP_BATCH);
+          let read: LogRead;
+          try {
+            read = await this.store.readLog(this.applied, CATCH_UP_BATCH);
+          } catch (error) {
+            if (!(error instanceof LogEntryError)) throw error;
+            // Not ours, or no longer readable: what it changed is in the records.
+            this.logger.warn(
+              { why, err: error.message },
+              'registry log entry undecodable; loading the registry in full',
+            );
+            await this.loadAll('undecodable log entry');
+            break;
+          }
           const gap = read.entries[0] !== undefined && read.entries[0].version !== this.applied + 1;
           if (gap || (read.entries.length === 0 && read.version !== this.applied)) {
             await this.loadAll(gap ? 'gap in the log' : 'log does not reach back');
@@ -243,12 +283,35 @@ export class RedisRegistry implements RegistryReader {
         }
       }
       this.confirmedAt = Math.max(this.confirmedAt, asked);
+      if (this.cannotFollow !== undefined)
+        this.logger.info({ why }, 'registry followed again; ready');
+      this.cannotFollow = undefined;
     } catch (error) {
       this.options.onReloadFailed?.();
-      this.logger.warn(
-        { why, err: (error as Error).message },
-        'registry sync failed; serving the last state',
-      );
+      const message = (error as Error).message;
+      if (await this.redisAnswers()) {
+        // Redis answers and its peers can follow it: this replica's state is behind a registry it
+        // cannot apply, so it stops vouching for it rather than serve what may have been removed.
+        if (this.cannotFollow === undefined)
+          this.logger.error(
+            { why, err: message },
+            'registry cannot be followed although Redis answers; not ready, Checks answered 503',
+          );
+        this.cannotFollow = message.slice(0, 200);
+      } else {
+        this.logger.warn({ why, err: message }, 'registry sync failed; serving the last state');
+      }
+    }
+  }
+
+  /** Whether Redis answers now: tells "cannot apply what it reads" from an outage. */
+  private async redisAnswers(): Promise<boolean> {
+    if (this.store.redis.status !== 'ready') return false;
+    try {
+      await this.store.redis.ping();
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -298,8 +361,16 @@ export class RedisRegistry implements RegistryReader {
     this.options.onIssuersChanged?.(issuers);
   }
 
-  private reportInvalid(invalid: readonly string[]): void {
-    for (const problem of invalid)
-      this.logger.error({ problem }, 'invalid registry record in Redis skipped');
+  private reportInvalid(invalid: readonly InvalidRecord[]): void {
+    if (invalid.length === 0) return;
+    this.options.onInvalidRecords?.(invalid);
+    for (const { record, problem, refuses } of invalid) {
+      if (refuses)
+        this.logger.error(
+          { record, problem },
+          'registry record in Redis unreadable; the requests it governs are refused',
+        );
+      else this.logger.error({ record, problem }, 'invalid registry record in Redis skipped');
+    }
   }
 }

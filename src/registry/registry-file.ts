@@ -80,6 +80,21 @@ function refuseDuplicateKeys(document: Document, lines: LineCounter): void {
   });
 }
 
+/**
+ * Whether the file says, in so many words, that it registers no issuer: `issuers: []`. A file
+ * that merely lacks issuers (empty, truncated, the section left out) does not.
+ */
+export function saysNoIssuers(text: string): boolean {
+  try {
+    const root: unknown = parseDocument(text, { uniqueKeys: false }).toJS({ maxAliasCount: 50 });
+    if (root === null || typeof root !== 'object' || Array.isArray(root)) return false;
+    const issuers = (root as Record<string, unknown>)['issuers'];
+    return Array.isArray(issuers) && issuers.length === 0;
+  } catch {
+    return false;
+  }
+}
+
 export function loadRegistryFile(path: string, allowInsecure: boolean): RegistryContents {
   let text: string;
   try {

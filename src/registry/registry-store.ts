@@ -3,13 +3,14 @@ import type { RedisLayout } from '../redis/layout.js';
 import type { RegistryContents } from './memory-registry.js';
 import {
   type LogEntry,
+  LogEntryError,
   type LogOp,
   decodeEntry,
   encodeOps,
   entryId,
   versionOfId,
 } from './registry-log.js';
-import { ReplicaState } from './replica-state.js';
+import { type InvalidRecord, ReplicaState } from './replica-state.js';
 import {
   type IssuerRecord,
   type ServicePolicy,
@@ -62,6 +63,12 @@ export interface LogRead {
 }
 
 const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** The higher of the version counter and the last log entry's version (as `change()` reckons). */
+function registryVersion(counter: string | null, last: ReadonlyArray<[string, unknown]>): number {
+  const logged = versionOfId(last[0]?.[0] ?? '0-0');
+  return Math.max(Number(counter ?? '0') || 0, Number.isNaN(logged) ? 0 : logged);
+}
 
 /**
  * The registry as stored in Redis. Every write is one MULTI/EXEC that changes the records, sets
@@ -207,8 +214,16 @@ export class RegistryStore {
     });
   }
 
+  /**
+   * The registry's version: the counter, or the last log entry's version when that is higher (a
+   * writer that appended an entry without moving the counter: its change is still past us).
+   */
   async version(): Promise<number> {
-    return Number((await this.redis.get(this.layout.version)) ?? '0');
+    const [counter, last] = await Promise.all([
+      this.redis.get(this.layout.version),
+      this.redis.xrevrange(this.layout.log, '+', '-', 'COUNT', 1),
+    ]);
+    return registryVersion(counter, last);
   }
 
   /**
@@ -220,6 +235,7 @@ export class RegistryStore {
       .multi()
       .xrange(this.layout.log, entryId(after + 1), '+', 'COUNT', count)
       .get(this.layout.version)
+      .xrevrange(this.layout.log, '+', '-', 'COUNT', 1)
       .exec();
     const failed = results?.find(([error]) => error !== null);
     if (results === null || failed !== undefined)
@@ -229,7 +245,10 @@ export class RegistryStore {
     const raw = (results[0]?.[1] ?? []) as Array<[string, string[]]>;
     return {
       entries: raw.map(([id, fields]) => decodeEntry(id, fields)),
-      version: Number(results[1]?.[1] ?? '0') || 0,
+      version: registryVersion(
+        (results[1]?.[1] ?? null) as string | null,
+        (results[2]?.[1] ?? []) as Array<[string, string[]]>,
+      ),
     };
   }
 
@@ -242,12 +261,14 @@ export class RegistryStore {
    * Returns undefined when the log no longer reaches back to the start (trimmed during the load).
    */
   async loadSliced(): Promise<
-    { state: ReplicaState; version: number; invalid: string[]; records: number } | undefined
+    { state: ReplicaState; version: number; invalid: InvalidRecord[]; records: number } | undefined
   > {
     const l = this.layout;
-    const start = Number((await this.redis.get(l.version)) ?? '0') || 0;
+    // Past every entry already logged: an entry that cannot be decoded is behind the load, whose
+    // records hold what it changed; only one written during the load is replayed.
+    const start = await this.version();
     const state = new ReplicaState(this.allowInsecure);
-    const invalid: string[] = [];
+    const invalid: InvalidRecord[] = [];
     let records = 0;
     const sets = [
       ['issuer', l.issuers, (n: string) => l.issuer(n)],
@@ -282,7 +303,14 @@ export class RegistryStore {
     } while (cursor !== '0');
     let version = start;
     for (;;) {
-      const read = await this.readLog(version, 16);
+      let read: LogRead;
+      try {
+        read = await this.readLog(version, 16);
+      } catch (error) {
+        // An undecodable entry written during the load: start again, past it.
+        if (error instanceof LogEntryError) return undefined;
+        throw error;
+      }
       const first = read.entries[0];
       if (first === undefined) {
         if (read.version === version) break;

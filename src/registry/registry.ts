@@ -23,3 +23,17 @@ export class RegistryUnavailableError extends MatryoshkaError {
     super('ERR_REGISTRY_UNAVAILABLE', detail);
   }
 }
+
+/**
+ * A tenant or service record that exists but cannot be read as written (an unknown field, a wrong
+ * type, not JSON). The requests it governs are refused (`record_unreadable`, 503): never decided by
+ * the defaults of a tenant or service without a record, which would let its restrictions vanish.
+ */
+export class RecordUnreadableError extends MatryoshkaError {
+  constructor(
+    readonly record: string,
+    problem: string,
+  ) {
+    super('ERR_RECORD_UNREADABLE', `${record} cannot be read (${problem})`);
+  }
+}

@@ -10,17 +10,30 @@ import {
 } from './records.js';
 import type { LogOp } from './registry-log.js';
 
+/** A stored record that did not validate; `refuses`: kept as unreadable (tenant, service), else left out. */
+export interface InvalidRecord {
+  /** `<kind> <name>`, e.g. `service admin`. */
+  readonly record: string;
+  readonly problem: string;
+  readonly refuses: boolean;
+}
+
 /** A stored record, validated. */
 type Parsed =
   | { readonly kind: 'issuer'; readonly record: IssuerRecord }
   | { readonly kind: 'tenant'; readonly record: TenantPolicy }
   | { readonly kind: 'service'; readonly record: ServicePolicy }
-  | { readonly kind: 'principal'; readonly sid: string };
+  | { readonly kind: 'principal'; readonly sid: string }
+  /** A tenant or service record that exists but does not validate: it refuses its requests. */
+  | { readonly kind: 'unreadable'; readonly problem: string };
 
 /**
  * A replica's registry in memory, changed one stored record at a time: by the slices of a full
  * load and by the ops of log entries alike, so both paths validate and store records the same way.
- * A stored record that does not validate is left out (as if absent) and reported, never applied.
+ * A stored record that does not validate is never applied, and reported: an issuer or a principal
+ * mapping is left out (as if absent: its tokens are untrusted, its workload unknown); a tenant or a
+ * service record is kept as unreadable, so the requests it governs are refused rather than decided
+ * by the defaults of a name with no record (which would drop its restrictions and its tenant binding).
  */
 export class ReplicaState {
   readonly registry = new MemoryRegistry();
@@ -33,14 +46,17 @@ export class ReplicaState {
    * Apply a batch of ops synchronously (so no Check sees half of it); records are parsed before
    * anything is changed. Returns the issuers whose record changed and the records left out.
    */
-  apply(ops: readonly LogOp[]): { changedIssuers: string[]; invalid: string[] } {
-    const invalid: string[] = [];
+  apply(ops: readonly LogOp[]): { changedIssuers: string[]; invalid: InvalidRecord[] } {
+    const invalid: InvalidRecord[] = [];
     const parsed = ops.map((op) => {
       if (op.stored === null) return { op, value: undefined };
       try {
         return { op, value: this.parse(op.kind, op.name, op.stored) };
       } catch (error) {
-        invalid.push(`${op.kind} ${op.name}: ${(error as Error).message}`);
+        const problem = (error as Error).message;
+        const refuses = op.kind === 'tenant' || op.kind === 'service';
+        invalid.push({ record: `${op.kind} ${op.name}`, problem, refuses });
+        if (refuses) return { op, value: { kind: 'unreadable', problem } as const };
         return { op, value: undefined };
       }
     });
@@ -86,6 +102,11 @@ export class ReplicaState {
       } else if (op.kind === 'tenant') r.removeTenant(op.name);
       else if (op.kind === 'service') r.removeService(op.name);
       else r.unmapPrincipal(op.name);
+      return;
+    }
+    if (value.kind === 'unreadable') {
+      if (op.kind === 'tenant' || op.kind === 'service')
+        r.markUnreadable(op.kind, op.name, value.problem);
       return;
     }
     if (value.kind === 'issuer') {

@@ -56,6 +56,10 @@ export class AuthzMetrics {
     { readonly attributes: Attributes; count: number }
   >();
   private lookups = { hit: 0, miss: 0 };
+  /** Unreadable stored records found, by kind (see recordUnreadable). */
+  private readonly unreadableRecords = new Map<string, number>();
+  /** What the Redis registry says about itself at scrape time (absent: no Redis registry). */
+  private registryState: (() => { following: boolean; unreadable: number }) | undefined;
   /** Published keys refused at import, by issuer and reason (each key counted once while published). */
   private readonly refusedKeys = new Map<
     string,
@@ -138,6 +142,32 @@ export class AuthzMetrics {
       description: 'Registry changes refused as invalid; the last good registry stays in force',
     });
     meter
+      .createObservableCounter('authz_registry_records_unreadable', {
+        description:
+          'Stored registry records found unreadable (unknown field, wrong type, not JSON), by kind; tenant and service records refuse their requests',
+      })
+      .addCallback((result) => {
+        for (const [kind, count] of this.unreadableRecords) result.observe(count, { kind });
+      });
+    meter
+      .createObservableGauge('authz_registry_following', {
+        description:
+          '1 while this replica follows the registry in Redis (or Redis is merely unreachable), 0 while Redis answers but it cannot apply what it reads (not ready, Checks 503)',
+      })
+      .addCallback((result) => {
+        const state = this.registryState?.();
+        if (state !== undefined) result.observe(state.following ? 1 : 0);
+      });
+    meter
+      .createObservableGauge('authz_registry_unreadable_records_held', {
+        description:
+          'Tenant and service records this replica holds as unreadable (their requests are refused)',
+      })
+      .addCallback((result) => {
+        const state = this.registryState?.();
+        if (state !== undefined) result.observe(state.unreadable);
+      });
+    meter
       .createObservableGauge('authz_key_cache_hit_ratio', {
         description: 'Share of checks served from in-memory keys since start',
       })
@@ -184,6 +214,15 @@ export class AuthzMetrics {
 
   recordRedisError(kind: string): void {
     this.redisErrors.add(1, { kind });
+  }
+
+  recordUnreadable(kind: string): void {
+    this.unreadableRecords.set(kind, (this.unreadableRecords.get(kind) ?? 0) + 1);
+  }
+
+  /** Read the Redis registry's own state at every scrape. */
+  observeRegistry(read: () => { following: boolean; unreadable: number }): void {
+    this.registryState = read;
   }
 
   recordRegistryReloadFailure(source: 'file'): void {
