@@ -119,7 +119,17 @@ export function parseHttpAuthz(request: RawHttpRequest): ParsedHttpAuthz {
   const path = uri ?? originalUri;
   if (path === undefined) return refuse(400, 'no x-forwarded-uri or x-original-uri');
   if (!URI_TEXT.test(path)) return refuse(400, 'the original uri is not printable ASCII');
-  const method = one('x-forwarded-method') ?? one('x-original-method');
+  // Each attribute from one source: a proxy sets one name (nginx X-Original-*, Caddy and Traefik
+  // X-Forwarded-*) and passes a client's copy of the other, so two that disagree are refused.
+  const forwardedMethod = one('x-forwarded-method');
+  const originalMethod = one('x-original-method');
+  if (
+    forwardedMethod !== undefined &&
+    originalMethod !== undefined &&
+    forwardedMethod !== originalMethod
+  )
+    return refuse(400, 'x-forwarded-method and x-original-method disagree');
+  const method = forwardedMethod ?? originalMethod;
   if (method === undefined) return refuse(400, 'no x-forwarded-method or x-original-method');
   if (!METHOD.test(method)) return refuse(400, 'the original method is not a token');
   return { ok: true, dialect: 'forward', input: input(headers, pathSid, path, method) };
