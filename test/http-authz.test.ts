@@ -257,7 +257,9 @@ describe('shipped HTTP-mode configs', () => {
     assert.ok(provider.includeAdditionalHeadersInCheck[SID_HEADER]);
     assert.ok(!lower(provider.includeRequestHeadersInCheck).includes(SID_HEADER));
     assert.deepEqual(lower(provider.headersToUpstreamOnAllow).sort(), [...OWNED].sort());
-    const ingress = parse(readFileSync(join(ROOT, 'deploy/nginx/ingress-nginx.yaml'), 'utf8'));
+    const [ingress] = parseAllDocuments(
+      readFileSync(join(ROOT, 'deploy/nginx/ingress-nginx.yaml'), 'utf8'),
+    ).map((d) => d.toJS());
     const a = ingress.metadata.annotations;
     assert.match(a['nginx.ingress.kubernetes.io/auth-url'], /\/authz\/orders$/);
     assert.deepEqual(

@@ -9,18 +9,21 @@ describe('request paths', () => {
       ok: true,
       path: '/orders/42',
       segments: ['orders', '42'],
+      decoded: ['orders', '42'],
     });
     assert.deepEqual(readRequestPath('/Orders'), {
       ok: true,
       path: '/Orders',
       segments: ['Orders'],
+      decoded: ['Orders'],
     });
     assert.deepEqual(readRequestPath('/orders/'), {
       ok: true,
       path: '/orders/',
       segments: ['orders'],
+      decoded: ['orders'],
     });
-    assert.deepEqual(readRequestPath('/'), { ok: true, path: '/', segments: [] });
+    assert.deepEqual(readRequestPath('/'), { ok: true, path: '/', segments: [], decoded: [] });
   });
 
   it('refuses every path two servers could read two ways', () => {

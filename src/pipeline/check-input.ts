@@ -11,8 +11,14 @@ export interface CheckInput {
   /**
    * The original request's path (with its query) and method, when the transport knows them: the
    * gRPC CheckRequest's `attributes.request.http`, or the HTTP authorizer's request line or
-   * forwarded headers. Carried for per-operation policy; nothing decides on them yet.
+   * forwarded headers. Read by per-operation policy (src/policy/operations.ts) in the one
+   * canonical view of src/request-path.ts.
    */
   readonly path?: string | undefined;
   readonly method?: string | undefined;
+  /**
+   * Set by a transport that was told the path or method twice, differently (a CheckRequest whose
+   * `:path` header is not its `http.path`): a service with operations refuses it (`invalid_path`).
+   */
+  readonly viewConflict?: string | undefined;
 }

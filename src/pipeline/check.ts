@@ -280,7 +280,7 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   // The rule for this request: one of the service's operations, or the service's own.
   const service = registeredService ?? defaultServicePolicy(destination.sid);
   let rule = { tenant: resolved.tenantPolicy, service };
-  const match = matchRule(service, input.path, input.method);
+  const match = matchRule(service, input);
   if (match.kind === 'operation') {
     draft.operation = match.operation;
     rule = withOperation(resolved.tenantPolicy, service, match.operation);

@@ -1,6 +1,13 @@
 import { deny } from '../reasons.js';
 import type { OperationPolicy, ServicePolicy, TenantPolicy } from '../registry/records.js';
-import { pathMatches, readRequestPath } from '../request-path.js';
+import {
+  READINGS,
+  methodMatches,
+  methodOverride,
+  pathMatches,
+  readRequestMethod,
+  readRequestPath,
+} from '../request-path.js';
 
 /** Which rule of the destination applies to this request. */
 export type RuleMatch =
@@ -11,27 +18,61 @@ export type RuleMatch =
 
 /**
  * The first listed operation whose path pattern and methods match, else the service's own rule
- * (or `unmatched` under `deny_unmatched`). Only a service with operations reads the path: a path
- * that is not normalised is refused (`invalid_path`), never guessed at. A request without a path
- * (a CheckRequest without HTTP attributes) matches no operation.
+ * (or `unmatched` under `deny_unmatched`). Only a service with operations reads the request: one
+ * the canonical view of src/request-path.ts refuses, or whose readings (exact, case-insensitive,
+ * `.format` suffix, not percent-decoded) pick different operations, is `invalid_path`, never guessed
+ * at. A request without a path (a CheckRequest without HTTP attributes) matches no operation.
  */
-export function matchRule(
-  service: ServicePolicy,
-  path: string | undefined,
-  method: string | undefined,
-): RuleMatch {
+export function matchRule(service: ServicePolicy, input: RequestInput): RuleMatch {
   if (service.operations.length === 0) return { kind: 'service' };
+  if (input.viewConflict !== undefined) deny('invalid_path', input.viewConflict);
+  const path = input.path;
   if (path !== undefined) {
     const read = readRequestPath(path);
     if (!read.ok) deny('invalid_path', read.problem);
-    const verb = method?.toUpperCase();
-    for (const operation of service.operations) {
-      if (operation.methods.length > 0 && (verb === undefined || !operation.methods.includes(verb)))
-        continue;
-      if (pathMatches(operation.path, read.segments)) return { kind: 'operation', operation };
+    let verb: string | undefined;
+    if (input.method !== undefined) {
+      const method = readRequestMethod(input.method);
+      if (!method.ok) deny('invalid_path', method.problem);
+      verb = method.method;
     }
+    const override = methodOverride(input.headers, path, verb);
+    if (override !== undefined) deny('invalid_path', override);
+    const views = read.decoded.every((s, i) => s === read.segments[i])
+      ? [read.decoded]
+      : [read.decoded, read.segments];
+    let chosen: number | undefined;
+    for (const segments of views) {
+      for (const reading of READINGS) {
+        const index = service.operations.findIndex(
+          (operation) =>
+            methodMatches(operation.methods, verb) &&
+            pathMatches(operation.path, segments, reading),
+        );
+        if (chosen === undefined) chosen = index;
+        else if (index !== chosen)
+          deny(
+            'invalid_path',
+            `path ${path.split('?')[0]} reads as ${name(service, chosen)} or ${name(service, index)} depending on how the upstream routes (case, a .format suffix, percent-decoding)`,
+          );
+      }
+    }
+    const operation = chosen === undefined ? undefined : service.operations[chosen];
+    if (operation !== undefined) return { kind: 'operation', operation };
   }
   return service.denyUnmatched ? { kind: 'unmatched' } : { kind: 'service' };
+}
+
+/** The parts of a CheckInput the matcher reads. */
+export interface RequestInput {
+  readonly path?: string | undefined;
+  readonly method?: string | undefined;
+  readonly headers: ReadonlyMap<string, string>;
+  readonly viewConflict?: string | undefined;
+}
+
+function name(service: ServicePolicy, index: number): string {
+  return index < 0 ? 'no operation' : `operation ${service.operations[index]?.name ?? index}`;
 }
 
 /**

@@ -53,14 +53,32 @@ export function toCheckInput(request: CheckRequestMessage | null | undefined): C
   for (const [key, value] of Object.entries(attributes?.context_extensions ?? {})) {
     if (typeof value === 'string') contextExtensions[key] = value;
   }
+  const path = nonEmpty(http?.path);
+  const method = nonEmpty(http?.method);
   return {
     headers,
     contextExtensions,
     sourcePrincipal: principal(attributes?.source),
     destinationPrincipal: principal(attributes?.destination),
-    path: nonEmpty(http?.path),
-    method: nonEmpty(http?.method),
+    path,
+    method,
+    viewConflict: conflict(headers, ':path', path) ?? conflict(headers, ':method', method),
   };
+}
+
+/**
+ * Envoy builds `http.path`/`http.method` and the `:path`/`:method` pseudo-headers from the same
+ * request, so they are equal; a message where they differ is read no further than that.
+ */
+function conflict(
+  headers: ReadonlyMap<string, string>,
+  name: string,
+  attribute: string | undefined,
+): string | undefined {
+  const header = headers.get(name);
+  return header !== undefined && header !== attribute
+    ? `the CheckRequest's ${name} header and its http attribute disagree`
+    : undefined;
 }
 
 function nonEmpty(value: unknown): string | undefined {

@@ -35,6 +35,17 @@ export interface RawHttpRequest {
 }
 
 /**
+ * The attributes of the original request a forward-auth request describes, each under the two
+ * names proxies use: the only forwarded headers the decision reads. Declared once: the parser
+ * compares the two names, and the deploy test checks that every shipped proxy config sets or
+ * clears each of them.
+ */
+export const FORWARDED_ATTRIBUTES = {
+  uri: ['x-forwarded-uri', 'x-original-uri'],
+  method: ['x-forwarded-method', 'x-original-method'],
+} as const satisfies Record<string, readonly [string, string]>;
+
+/**
  * Headers that must appear at most once: the credential, the sid, the request id and the
  * description of the original request. A second copy is a parser differential waiting to happen
  * (Node keeps the first `authorization`, another hop may keep the last), so it is refused.
@@ -112,14 +123,20 @@ export function parseHttpAuthz(request: RawHttpRequest): ParsedHttpAuthz {
   // choose its own destination (nginx and Caddy pass client headers to the authorizer).
   if (headerSid !== undefined && headerSid !== pathSid)
     return refuse(403, `${SID_HEADER} names another sid than the path`);
-  const uri = one('x-forwarded-uri');
-  const originalUri = one('x-original-uri');
-  if (uri !== undefined && originalUri !== undefined && uri !== originalUri)
-    return refuse(400, 'x-forwarded-uri and x-original-uri disagree');
-  const path = uri ?? originalUri;
+  // Each attribute from one source: a proxy sets one name (nginx X-Original-*, Caddy and Traefik
+  // X-Forwarded-*) and passes a client's copy of the other, so two that disagree are refused.
+  const read = (names: readonly [string, string]): string | undefined | { problem: string } => {
+    const [first, second] = names.map(one);
+    if (first !== undefined && second !== undefined && first !== second)
+      return { problem: `${names[0]} and ${names[1]} disagree` };
+    return first ?? second;
+  };
+  const path = read(FORWARDED_ATTRIBUTES.uri);
+  if (typeof path === 'object') return refuse(400, path.problem);
   if (path === undefined) return refuse(400, 'no x-forwarded-uri or x-original-uri');
   if (!URI_TEXT.test(path)) return refuse(400, 'the original uri is not printable ASCII');
-  const method = one('x-forwarded-method') ?? one('x-original-method');
+  const method = read(FORWARDED_ATTRIBUTES.method);
+  if (typeof method === 'object') return refuse(400, method.problem);
   if (method === undefined) return refuse(400, 'no x-forwarded-method or x-original-method');
   if (!METHOD.test(method)) return refuse(400, 'the original method is not a token');
   return { ok: true, dialect: 'forward', input: input(headers, pathSid, path, method) };
