@@ -57,6 +57,23 @@ export interface ActClaim {
 }
 
 /**
+ * The `act` of a new level, minus what a seal hides: a sealed level (and every level above one)
+ * names no actor from inside the seal — the hops below a JWE container, and the origin's own
+ * actors, are exactly what sealing keeps out of clear text.
+ */
+export function actOf(request: MintRequest): ActClaim | undefined {
+  if (request.seal) return nestedAct([request.destination]);
+  const levels = request.chain.levels;
+  let sealedAt = -1;
+  for (let i = levels.length - 1; i >= 0 && sealedAt < 0; i--)
+    if (levels[i]?.stack?.fmt === 'JWE' || (request.chain.sealed && i === 0)) sealedAt = i;
+  if (sealedAt < 0)
+    return nestedAct([...request.chain.sids, request.destination], request.originActors);
+  const visible = levels.slice(sealedAt).flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
+  return nestedAct([...visible, request.destination]);
+}
+
+/**
  * RFC 8693 §4.1 nested `act` for a level minted for `sids` (oldest first, the new destination
  * last): the most recent actor outermost, so it reads as `x-auth-chain` reversed, then the
  * origin's own actors, as the origin listed them. Built from the innermost out, without recursion.
@@ -176,7 +193,7 @@ export async function mintExtended(
     tenant_id: request.tenant,
     roles: request.roles,
     ...(request.txn === undefined ? {} : { txn: request.txn }),
-    act: nestedAct([...request.chain.sids, request.destination], request.originActors),
+    act: actOf(request),
     auth_stack: {
       fmt,
       ...(cmp === undefined ? {} : { cmp }),
@@ -293,7 +310,7 @@ export function mintCompact(
     tenant_id: request.tenant,
     roles: request.roles,
     ...(request.txn === undefined ? {} : { txn: request.txn }),
-    act: nestedAct([...chain.sids, request.destination], request.originActors),
+    act: actOf(request),
     auth_stack: {
       fmt: 'JWT',
       ...(cmp === undefined ? {} : { cmp }),
