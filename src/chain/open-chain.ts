@@ -229,8 +229,7 @@ function checkSource(
   if (!outermost) return;
   if (source === 'txn-token' && !tts)
     deny('untrusted_issuer', 'the Txn-Token is not from a registered Transaction Token Service');
-  if (source === 'bearer' && tts)
-    deny('untrusted_issuer', 'a Txn-Token is not a bearer token');
+  if (source === 'bearer' && tts) deny('untrusted_issuer', 'a Txn-Token is not a bearer token');
 }
 
 /** Only we, and foreign minters for the sids they are registered for, may wrap a chain. */

@@ -69,7 +69,10 @@ export async function verifyLevel(
   if (isTxnTokenService(signer.issuer)) {
     // Typed, so that no other JWT of the same service can pass for one (a Txn-Token MUST carry it).
     if (!isTxnTokenTyp(jws.header['typ']))
-      deny(malformed, `a token of Transaction Token Service ${untrustedText(iss)} without typ ${TXN_TOKEN_TYP}`);
+      deny(
+        malformed,
+        `a token of Transaction Token Service ${untrustedText(iss)} without typ ${TXN_TOKEN_TYP}`,
+      );
     checkTrustDomain(jws, trust.trustDomain);
     return signer;
   }
@@ -125,7 +128,10 @@ function checkAudience(
 /** A Txn-Token is valid only inside the trust domain its `aud` names: ours, configured. */
 export function checkTrustDomain(jws: CompactJws, trustDomain: string | undefined): void {
   if (trustDomain === undefined)
-    deny('audience_mismatch', 'a Txn-Token, and no trust domain is configured (MATRYOSHKA_TRUST_DOMAIN)');
+    deny(
+      'audience_mismatch',
+      'a Txn-Token, and no trust domain is configured (MATRYOSHKA_TRUST_DOMAIN)',
+    );
   const aud = denying('audience_mismatch', () => audiences(jws.payload));
   if (!aud.includes(trustDomain))
     deny('audience_mismatch', `the Txn-Token's aud does not name the trust domain ${trustDomain}`);

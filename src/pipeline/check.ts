@@ -418,13 +418,7 @@ async function carriedTxnToken(
     return { text: token, txn: origin.txn, sub: origin.subject };
   }
   if (txnText === undefined) return undefined;
-  return checkCarriedTxnToken(
-    txnText,
-    chain,
-    deps.trust,
-    deps.now(),
-    deps.limits.clockSkewSeconds,
-  );
+  return checkCarriedTxnToken(txnText, chain, deps.trust, deps.now(), deps.limits.clockSkewSeconds);
 }
 
 interface TxnContext {

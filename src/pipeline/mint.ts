@@ -69,7 +69,9 @@ export function actOf(request: MintRequest): ActClaim | undefined {
     if (levels[i]?.stack?.fmt === 'JWE' || (request.chain.sealed && i === 0)) sealedAt = i;
   if (sealedAt < 0)
     return nestedAct([...request.chain.sids, request.destination], request.originActors);
-  const visible = levels.slice(sealedAt).flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
+  const visible = levels
+    .slice(sealedAt)
+    .flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
   return nestedAct([...visible, request.destination]);
 }
 

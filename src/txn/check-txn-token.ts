@@ -54,7 +54,10 @@ export async function checkCarriedTxnToken(
   const jws = denying('malformed_token', () => parseCompactJws(text));
   const iss = jws.payload['iss'];
   if (typeof iss !== 'string' || iss.length === 0)
-    deny('malformed_token', 'the Txn-Token has no iss (we accept only ours and our registered services)');
+    deny(
+      'malformed_token',
+      'the Txn-Token has no iss (we accept only ours and our registered services)',
+    );
   const origin = chain.levels[0];
   if (iss === trust.ownIssuer) {
     if (!isTxnTokenTyp(jws.header['typ']))
@@ -69,13 +72,17 @@ export async function checkCarriedTxnToken(
     if (!isTxnTokenService(signer.issuer))
       deny('untrusted_issuer', `${untrustedText(iss)} is not a Transaction Token Service`);
     if (origin === undefined || origin.iss !== iss)
-      deny('txn_token_mismatch', 'the Txn-Token is from a service that did not issue this chain\'s origin');
+      deny(
+        'txn_token_mismatch',
+        "the Txn-Token is from a service that did not issue this chain's origin",
+      );
   }
   const exp = denying('malformed_token', () => numericDate(jws.payload, 'exp'));
   const iat = denying('malformed_token', () => numericDate(jws.payload, 'iat'));
   if (exp === undefined) deny('malformed_token', 'the Txn-Token has no exp');
   if (exp < now - skew) deny('expired', 'the Txn-Token expired');
-  if (iat !== undefined && iat > now + skew) deny('not_yet_valid', 'the Txn-Token is issued in the future');
+  if (iat !== undefined && iat > now + skew)
+    deny('not_yet_valid', 'the Txn-Token is issued in the future');
   const txn = denying('malformed_token', () => txnOf(jws.payload));
   const sub = denying('malformed_token', () => subjectOf(jws.payload));
   if (txn === undefined || sub === undefined || !Object.hasOwn(jws.payload, 'sub'))
