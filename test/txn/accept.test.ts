@@ -109,6 +109,11 @@ describe('Txn-Tokens accepted from a registered Transaction Token Service', () =
       'untrusted_issuer',
     ],
     ['an ordinary token', () => idp.mint({ sub: 'alice' }), 'untrusted_issuer'],
+    [
+      'not-yet-issued',
+      () => txnToken({}, { iat: Math.floor(Date.now() / 1000) + 3600 }),
+      'not_yet_valid',
+    ],
     ['without txn', () => txnToken({ txn: undefined }), 'malformed_token'],
   ];
   for (const [what, make, reason] of broken) {
@@ -125,6 +130,12 @@ describe('Txn-Tokens accepted from a registered Transaction Token Service', () =
       }
     });
   }
+
+  it('accepts the media type written in full (application/txntoken+jwt)', async () => {
+    const token = await txnToken({}, { typ: 'application/txntoken+jwt' });
+    const result = await h.client.check({ sid: 'orders', headers: { 'txn-token': token } });
+    assert.equal(result.allowed, true, result.body);
+  });
 
   it('never takes a Txn-Token as a bearer token', async () => {
     const result = await h.client.check({ token: await txnToken(), sid: 'orders' });

@@ -222,6 +222,22 @@ describe('Txn-Tokens emitted beside the chain', () => {
     );
   });
 
+  it('answers unavailable for a tenant with txn_tokens when no trust domain is configured', async () => {
+    const bare = await startHarness({
+      contents: {
+        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+        tenants: [tenant('acme', { txn_tokens: true })],
+      },
+    });
+    try {
+      const result = await bare.client.check({ token: await origin(), sid: 'orders' });
+      assert.equal(result.allowed, false);
+      assert.equal(result.metadata['reason'], 'unavailable');
+    } finally {
+      await bare.stop();
+    }
+  });
+
   it('counts the Txn-Token in the header budget', async () => {
     const token = await idp.signCompact(
       { typ: 'JWT' },
