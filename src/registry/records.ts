@@ -351,6 +351,11 @@ export interface FieldSpec<R, K extends keyof R = keyof R> {
   readonly repeat?: boolean;
   /** The CLI refuses to run without it. */
   readonly required?: boolean;
+  /**
+   * An optional property (`prop?:`) whose absence is its default: left out of the record rather
+   * than set to undefined, so a record written before the field existed reads the same.
+   */
+  readonly omitWhenAbsent?: boolean;
   readonly help: string;
   /** A valid value other than the default, as the registry file spells it. */
   readonly example: unknown;
@@ -515,6 +520,7 @@ export const ISSUER_SCHEMA: RecordSchema<IssuerRecord> = {
     issuerField({
       key: 'role',
       prop: 'role',
+      omitWhenAbsent: true,
       flag: 'role',
       arg: 'origin|txn_token_service',
       help: 'txn_token_service: a Transaction Token Service, its tokens accepted only as Txn-Tokens (default origin)',
@@ -621,6 +627,7 @@ export const TENANT_SCHEMA: RecordSchema<TenantPolicy> = {
     tenantField({
       key: 'txn_tokens',
       prop: 'txnTokens',
+      omitWhenAbsent: true,
       flag: 'txn-tokens',
       help: 'an allowed Check also answers a Txn-Token (needs MATRYOSHKA_TRUST_DOMAIN; default off)',
       example: true,
@@ -926,9 +933,13 @@ function readRecord<R>(
     schema.takesSecrets === true,
   );
   const record: Partial<R> = { ...base };
-  for (const spec of schema.fields)
-    record[spec.prop] = spec.parse(raw[spec.key], `${field}.${spec.key}`, context);
-  // Every property is set: the base holds the name, the loop every field the schema declares.
+  for (const spec of schema.fields) {
+    const value = spec.parse(raw[spec.key], `${field}.${spec.key}`, context);
+    if (value === undefined && spec.omitWhenAbsent === true) continue;
+    record[spec.prop] = value;
+  }
+  // Every property is set: the base holds the name, the loop every field the schema declares
+  // (an optional property left absent when its field is, see FieldSpec.omitWhenAbsent).
   return record as R;
 }
 
