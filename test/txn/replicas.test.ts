@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { compactSign } from '../../src/keys/jws-crypto.js';
 import { OwnKeys, generateKeyFile } from '../../src/keys/own-keys.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { issuer, tenant } from '../helpers/records.js';
@@ -15,9 +16,10 @@ describe('Txn-Tokens across replicas sharing keys (compact chains)', () => {
   let idp: LocalIssuer;
   let a: Harness;
   let b: Harness;
+  let keys: OwnKeys;
   before(async () => {
     idp = await LocalIssuer.start();
-    const keys = await OwnKeys.fromJwkSet(await generateKeyFile());
+    keys = await OwnKeys.fromJwkSet(await generateKeyFile());
     const options = {
       env: { MATRYOSHKA_TRUST_DOMAIN: 'td.example', MATRYOSHKA_CHAIN_FORMAT: 'compact' },
       ownKeys: keys,
@@ -52,5 +54,26 @@ describe('Txn-Tokens across replicas sharing keys (compact chains)', () => {
       assert.equal(payloadOf(token)['txn'], txn, sid);
       assert.equal((payloadOf(token)['auth_stack'] as { form?: string }).form, 'compact');
     }
+  });
+
+  it('refuses a chain whose levels name two transactions, even under our own signature', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const level = (txn: string, sid: string, depth: number, container: string): string =>
+      compactSign(keys.signing.alg, keys.signing.kid, keys.signing.privateKey, {
+        iss: 'urn:matryoshka:authz',
+        sub: 'alice',
+        aud: 'urn:matryoshka:authz',
+        iat: now,
+        exp: now + 60,
+        tenant_id: 'acme',
+        txn,
+        auth_stack: { fmt: 'JWT', sid, depth, container },
+      });
+    const origin = await idp.mint({ sub: 'alice' });
+    const same = level('t-1', 'orders', 2, level('t-1', 'gateway', 1, origin));
+    assert.equal((await a.client.check({ token: same, sid: 'billing' })).allowed, true);
+    const two = level('t-2', 'orders', 2, level('t-1', 'gateway', 1, origin));
+    const result = await a.client.check({ token: two, sid: 'billing' });
+    assert.equal(result.metadata['reason'], 'stack_malformed');
   });
 });
