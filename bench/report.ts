@@ -15,6 +15,7 @@ import type { ScenarioResult } from './lib/results.js';
 import type { CompressionFigures } from './scenarios/compression.js';
 import type { CryptoFloors } from './scenarios/crypto-floor.js';
 import type { MemoryFigures } from './scenarios/memory.js';
+import { TXN_OFF, TXN_ON, TXN_PAIRS, txnRow } from './scenarios/txn-tokens.js';
 
 export interface BenchRun {
   readonly startedAt: Date;
@@ -209,6 +210,12 @@ export function writeReport(run: BenchRun): void {
       `LOG_LEVEL=info (one audit line per check) at depth 1: ${info.load.serverCpuMicrosPerCheck.toFixed(1)} µs CPU/check vs ${d1.load.serverCpuMicrosPerCheck.toFixed(1)} at warn (${signed(info.load.serverCpuMicrosPerCheck - d1.load.serverCpuMicrosPerCheck)} µs; the two runs are separate servers, so noise of ±10% applies), ${info.load.allowedPerSecond.toFixed(0)} vs ${d1.load.allowedPerSecond.toFixed(0)} allowed/s`,
     );
   }
+  const txn = txnTokenOverWithout(results);
+  if (txn !== undefined) {
+    sideNotes.push(
+      `Txn-Token emission at depth 1 (${TXN_ON} ÷ ${TXN_OFF}: the same Check, the tenant's txn_tokens on vs off, fresh servers, one more ES256 signature per allowed hop; median over ${txn.pairs} pairs, order alternating): server CPU/check ${txn.cpuPerCheck.toFixed(2)}×, allowed/s ${txn.allowedPerSecond.toFixed(2)}×, p99 ${txn.p99.toFixed(2)}× (per pair CPU/check: ${txn.perPair.map((r) => r.toFixed(2)).join(', ')})`,
+    );
+  }
   if (memory !== undefined) {
     const step = Math.max(1, Math.floor(memory.trace.length / 8));
     const trace = memory.trace
@@ -278,6 +285,17 @@ export function writeReport(run: BenchRun): void {
           },
         ]),
       ),
+      txnTokenOverWithout:
+        txn === undefined
+          ? undefined
+          : {
+              medianOverPairs: {
+                serverCpuPerCheck: txn.cpuPerCheck,
+                allowedPerSecond: txn.allowedPerSecond,
+                p99: txn.p99,
+              },
+              serverCpuPerCheckPerPair: txn.perPair,
+            },
       registryChangesOverQuiet:
         run.registryChecks === undefined
           ? undefined
@@ -307,6 +325,44 @@ export function writeReport(run: BenchRun): void {
   };
   writeFileSync(knobs.out, `${JSON.stringify(json, null, 2)}\n`);
   process.stdout.write(`\nJSON: ${knobs.out}\n`);
+}
+
+/**
+ * The `depth 1 txn-token #k` rows over `depth 1 txn-off #k` (bench/scenarios/txn-tokens.ts):
+ * the median over the pairs of each ratio.
+ */
+function txnTokenOverWithout(results: readonly ScenarioResult[]):
+  | {
+      readonly pairs: number;
+      readonly cpuPerCheck: number;
+      readonly allowedPerSecond: number;
+      readonly p99: number;
+      readonly perPair: readonly number[];
+    }
+  | undefined {
+  const pairs: Array<[ScenarioResult, ScenarioResult]> = [];
+  for (let k = 1; k <= TXN_PAIRS; k++) {
+    const on = results.find((r) => r.name === txnRow(TXN_ON, k));
+    const off = results.find((r) => r.name === txnRow(TXN_OFF, k));
+    if (on !== undefined && off !== undefined) pairs.push([on, off]);
+  }
+  if (pairs.length === 0) return undefined;
+  const median = (f: (r: ScenarioResult) => number): number => {
+    const sorted = pairs.map(([on, off]) => f(on) / f(off)).sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1
+      ? (sorted[mid] as number)
+      : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  };
+  return {
+    pairs: pairs.length,
+    cpuPerCheck: median((r) => r.load.serverCpuMicrosPerCheck),
+    allowedPerSecond: median((r) => r.load.allowedPerSecond),
+    p99: median((r) => r.load.latencyMs.p99),
+    perPair: pairs.map(
+      ([on, off]) => on.load.serverCpuMicrosPerCheck / off.load.serverCpuMicrosPerCheck,
+    ),
+  };
 }
 
 /** Each `depth d http` row over the gRPC `depth d` row measured on the same server just before it. */

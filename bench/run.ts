@@ -34,6 +34,7 @@ import { runNoopLarge } from './scenarios/noop-large.js';
 import { runNoop } from './scenarios/noop.js';
 import { runPeer } from './scenarios/peer.js';
 import { runRegistryScale } from './scenarios/registry-scale.js';
+import { runTxnTokens } from './scenarios/txn-tokens.js';
 
 // Read (and reject bad knobs) before anything is started.
 const knobs = readKnobs(process.env);
@@ -82,6 +83,7 @@ async function runBench(): Promise<void> {
     const compression: CompressionFigures | undefined =
       deepest?.pool.sample !== undefined ? runCompression(ctx, deepest.pool.sample) : undefined;
     if (wants(knobs, 'info')) await runInfo(ctx);
+    if (wants(knobs, 'txn')) await runTxnTokens(ctx);
     const memory: MemoryFigures | undefined =
       wants(knobs, 'memory') && knobs.memoryChecks > 0 ? await runMemory(ctx) : undefined;
 

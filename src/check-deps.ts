@@ -29,6 +29,7 @@ export function checkDeps(config: Config, parts: CheckParts): CheckDeps {
       ownIssuer: config.issuer,
       registry: parts.registry,
       keys: new IssuerKeys(parts.ownKeys, parts.remote, parts.env ?? process.env),
+      trustDomain: config.trustDomain,
     },
     ownKeys: parts.ownKeys,
     limits: {

@@ -46,6 +46,7 @@ export const DENY_REASONS = {
   operation_not_found: { status: 403, class: 'policy' },
   invalid_path: { status: 400, class: 'request' },
   header_budget_exceeded: { status: 431, class: 'limit' },
+  txn_token_mismatch: { status: 401, class: 'authenticity' },
   unavailable: { status: 503, class: 'authenticity' },
   record_unreadable: { status: 503, class: 'registry' },
 } as const satisfies Record<string, ReasonSpec>;

@@ -47,6 +47,7 @@ describe('loadConfig', () => {
     MATRYOSHKA_REGISTRY_FILE: ['registryFile', String],
     MATRYOSHKA_ISSUER: ['issuer', String],
     MATRYOSHKA_SIGNING_KEYS: ['signingKeysFile', String],
+    MATRYOSHKA_TRUST_DOMAIN: ['trustDomain', String],
     MATRYOSHKA_SERVICE_ID: ['serviceId', String],
     MATRYOSHKA_MAX_DEPTH: ['maxDepth', Number],
     MATRYOSHKA_TOKEN_TTL: ['tokenTtlSeconds', Number],

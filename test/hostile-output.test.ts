@@ -30,6 +30,8 @@ const ownedHeaders = (forward: string): string[] => [
   'x-user-roles',
   'x-auth-depth',
   'x-auth-chain',
+  'x-auth-actors',
+  'txn-token',
   'x-request-id',
 ];
 const ANY_CONTROL =

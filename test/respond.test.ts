@@ -142,7 +142,11 @@ describe('buildCheckResponse: allow', () => {
       'x-auth-depth': '2',
       'x-auth-chain': 'gateway,orders',
     });
-    assert.deepEqual(ok.headers_to_remove, [], 'every identity header is set, none needs removing');
+    assert.deepEqual(
+      ok.headers_to_remove,
+      ['x-auth-actors', 'txn-token'],
+      'every identity header is set, none needs removing but those this record has no value for',
+    );
   });
 
   it('overwrites rather than appends every header', () => {
@@ -154,7 +158,7 @@ describe('buildCheckResponse: allow', () => {
   it('omits x-user-roles when there are no roles, and removes the client-sent copy', () => {
     const ok = okPart(buildCheckResponse(allowed({ roles: [] }), DEFAULTS));
     assert.equal(headerMap(ok.headers).has('x-user-roles'), false);
-    assert.deepEqual(ok.headers_to_remove, ['x-user-roles']);
+    assert.deepEqual(ok.headers_to_remove, ['x-user-roles', 'x-auth-actors', 'txn-token']);
   });
 
   it('removes every identity header it does not set', () => {
@@ -163,6 +167,8 @@ describe('buildCheckResponse: allow', () => {
     );
     const headers = headerMap(ok.headers);
     assert.deepEqual([...ok.headers_to_remove].sort(), [
+      'txn-token',
+      'x-auth-actors',
       'x-tenant-id',
       'x-user-id',
       'x-user-roles',
@@ -387,7 +393,11 @@ describe('buildCheckResponse: through the real CheckResponse serialiser', () => 
     assert.equal(auth?.header.value, `Bearer ${MINTED_TOKEN}`);
     assert.ok(auth?.append, 'append survives as an explicit BoolValue');
     assert.notEqual(auth.append.value, true);
-    assert.deepEqual(decoded.ok_response.headers_to_remove, ['x-user-roles']);
+    assert.deepEqual(decoded.ok_response.headers_to_remove, [
+      'x-user-roles',
+      'x-auth-actors',
+      'txn-token',
+    ]);
     assert.equal(decoded.dynamic_metadata.fields['decision']?.stringValue, 'allow');
     assert.equal(decoded.dynamic_metadata.fields['tenant_id']?.stringValue, 'acme');
     assert.equal(decoded.dynamic_metadata.fields['depth']?.numberValue, 2);

@@ -65,6 +65,8 @@ export interface DepthRunOptions {
   readonly http?: boolean;
   /** MATRYOSHKA_CHAIN_FORMAT of the measured server and the minter; the service's default when absent. */
   readonly format?: 'nested' | 'compact' | undefined;
+  /** Further settings of the measured server and the minter (a registry file of the run's own, say). */
+  readonly env?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -101,7 +103,9 @@ export async function measureDepth(
   const http = options.http === true && depth >= 1;
   // Paired with the HTTP row: one pool, the gRPC run's share plus HTTP_POOL_RATE_FACTOR times it.
   const shares = http ? 1 + HTTP_POOL_RATE_FACTOR : 1;
-  const env = formatEnv(options.format);
+  const forced = formatEnv(options.format);
+  const env =
+    forced === undefined && options.env === undefined ? undefined : { ...forced, ...options.env };
   const server = await startServe(ctx, name, {
     ...fixtureServeOptions(
       fixture,

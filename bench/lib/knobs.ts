@@ -16,6 +16,7 @@ export const ALL_SCENARIOS = [
   'memory',
   'http',
   'compact',
+  'txn',
 ] as const;
 /** Selected by name only (BENCH_SCENARIOS=registry): too long for the default run. */
 export const OPTIONAL_SCENARIOS = ['registry'] as const;

@@ -1,5 +1,5 @@
 import { MatryoshkaError } from '../errors.js';
-import { MAX_SUBJECT_LENGTH, isRole, isSubject } from '../header-grammar.js';
+import { MAX_SUBJECT_LENGTH, isHeaderValue, isRole, isSubject } from '../header-grammar.js';
 
 /**
  * Reading registered claims the same way everywhere: numeric dates, audiences, roles.
@@ -73,4 +73,40 @@ export function subjectOf(payload: Readonly<Record<string, unknown>>): string | 
     return value;
   }
   return undefined;
+}
+
+/** Longest transaction id we carry (RFC 8417 `txn` is a string; UUIDs are 36 characters). */
+export const MAX_TXN_LENGTH = 256;
+
+/** A Txn-Token's or one of our levels' `txn`: absent, or a header-safe string. */
+export function txnOf(payload: Readonly<Record<string, unknown>>): string | undefined {
+  const value = payload['txn'];
+  if (value === undefined) return undefined;
+  if (!isHeaderValue(value, MAX_TXN_LENGTH) || value.includes(' '))
+    throw new ClaimError(`txn is not a transaction id (visible ASCII, 1 to ${MAX_TXN_LENGTH})`);
+  return value;
+}
+
+/**
+ * RFC 8693 §4.1 `act`, read as the list of actors it nests, oldest first (the outermost `act` is
+ * the current actor, each nested one a prior actor). Only `sub` is read from each actor and it must
+ * be one element of the comma-separated `x-auth-actors` (the list-element grammar of roles): an
+ * actor we could not show faithfully is refused, never dropped, because dropping one would hide a
+ * delegation. The walk stops after `cap + 1` actors so a hostile nesting costs nothing; the caller
+ * refuses a list longer than its level cap.
+ */
+export function actorsOf(payload: Readonly<Record<string, unknown>>, cap: number): string[] {
+  const newestFirst: string[] = [];
+  let act: unknown = payload['act'];
+  while (act !== undefined && newestFirst.length <= cap) {
+    if (act === null || typeof act !== 'object' || Array.isArray(act))
+      throw new ClaimError('act is not a JSON object');
+    const actor = act as Record<string, unknown>;
+    const sub = actor['sub'];
+    if (!isRole(sub))
+      throw new ClaimError('an act names no usable sub (visible ASCII, no comma, at most 256)');
+    newestFirst.push(sub);
+    act = actor['act'];
+  }
+  return newestFirst.reverse();
 }

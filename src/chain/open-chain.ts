@@ -10,13 +10,24 @@ import {
   unpackContainer,
 } from './auth-stack.js';
 import { ChainMemo, type MemoizedChain } from './chain-memo.js';
-import { numericDate, rolesAt, subjectOf } from './claims.js';
+import { actorsOf, numericDate, rolesAt, subjectOf, txnOf } from './claims.js';
 import { checkAnchor, checkHops, expandHops } from './compact-form.js';
 import { type CompactJws, compactKind, parseCompactJws } from './compact.js';
 import type { ChainLimits } from './limits.js';
 import { unsealContainer } from './seal.js';
 import type { Chain, VerifiedLevel } from './types.js';
-import { type LevelTrust, type TrustedSigner, verifyLevel } from './verify-level.js';
+import {
+  type LevelTrust,
+  type TrustedSigner,
+  isTxnTokenService,
+  verifyLevel,
+} from './verify-level.js';
+
+/**
+ * Where the outermost token came from: the bearer token (`authorization`), or — when a request
+ * carries none — a Txn-Token of a registered Transaction Token Service standing as the origin.
+ */
+export type ChainSource = 'bearer' | 'txn-token';
 
 export interface OpenChainDeps {
   readonly trust: LevelTrust;
@@ -26,6 +37,8 @@ export interface OpenChainDeps {
   readonly now: () => number;
   /** Chains verified before; absent: every level is verified every time. */
   readonly memo?: ChainMemo | undefined;
+  /** Absent: `bearer`. */
+  readonly source?: ChainSource | undefined;
 }
 
 interface Times {
@@ -59,6 +72,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
   const seen = tokenKey === undefined ? undefined : memo?.get(tokenKey, trustVersion);
   if (seen !== undefined) {
     const outer = seen.levels[seen.levels.length - 1] as VerifiedLevel;
+    checkSource(outer.issuer, outer.stack !== undefined, true, deps.source ?? 'bearer');
     checkTime(outer, true, deps.now(), undefined, limits.clockSkewSeconds, 'malformed_token');
     return toChain(seen.levels, seen.sealed, 0, false, trustVersion);
   }
@@ -82,6 +96,12 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     const malformed: DenyReason = outermost ? 'malformed_token' : 'stack_malformed';
     const jws = denying(malformed, () => parseCompactJws(current));
     const signer = await verifyLevel(jws, deps.trust, malformed);
+    checkSource(
+      signer.issuer,
+      jws.payload['auth_stack'] !== undefined,
+      outermost,
+      deps.source ?? 'bearer',
+    );
     const times = denying(malformed, () => readTimes(jws));
     checkTime(times, outermost, referenceTime, enclosingIat, limits.clockSkewSeconds, malformed);
     const stack = denying(malformed, () => readStack(jws));
@@ -145,7 +165,11 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     );
     sealed = below.sealed;
   }
-  const { levels, tops } = assemble(opened, below?.levels ?? [], sealed);
+  const { levels, tops } = assemble(opened, below?.levels ?? [], sealed, limits.maxLevels);
+  // An origin's actors count as levels: the cap bounds what policy and x-auth-actors see.
+  const actorCount = levels[0]?.actors?.length ?? 0;
+  if (actorCount > 0 && levels.length + actorCount > limits.maxLevels)
+    deny('stack_too_large', `more than ${limits.maxLevels} levels and actors`);
   const chain = toChain(
     levels,
     sealed,
@@ -186,6 +210,26 @@ function mintedBelow(
   const jti = level.payload['jti'];
   if (!signer.own || typeof jti !== 'string' || jti.length === 0) return undefined;
   return memo.get(ChainMemo.mintedKey(jti), trustVersion);
+}
+
+/**
+ * A Transaction Token Service's token is a Txn-Token, never a bearer token (the draft: Txn-Tokens
+ * are not access tokens) and never a chain level that wraps one: it may be the origin of a chain
+ * only, outermost when it stood in for the bearer token, or inside levels that wrapped it. And a
+ * Txn-Token that stands as the origin must come from a registered Transaction Token Service.
+ */
+function checkSource(
+  issuer: TrustedSigner['issuer'],
+  wraps: boolean,
+  outermost: boolean,
+  source: ChainSource,
+): void {
+  const tts = isTxnTokenService(issuer);
+  if (tts && wraps) deny('untrusted_issuer', 'a Transaction Token Service may not wrap a chain');
+  if (!outermost) return;
+  if (source === 'txn-token' && !tts)
+    deny('untrusted_issuer', 'the Txn-Token is not from a registered Transaction Token Service');
+  if (source === 'bearer' && tts) deny('untrusted_issuer', 'a Txn-Token is not a bearer token');
 }
 
 /** Only we, and foreign minters for the sids they are registered for, may wrap a chain. */
@@ -258,6 +302,7 @@ function assemble(
   opened: readonly OpenedLevel[],
   below: readonly VerifiedLevel[],
   sealed: boolean,
+  maxLevels: number,
 ): { levels: VerifiedLevel[]; tops: number[] } {
   const innermost = opened[opened.length - 1];
   if (innermost === undefined) throw new Error('unreachable: a chain has at least one level');
@@ -286,6 +331,16 @@ function assemble(
     }
     const rolesClaim = level.signer.issuer?.rolesClaim ?? 'roles';
     const jti = level.jws.payload['jti'];
+    const malformed: DenyReason = i === 0 ? 'malformed_token' : 'stack_malformed';
+    // `txn` is read where it vouches for the transaction: our levels and a Txn-Token origin.
+    const txn =
+      level.signer.own || isTxnTokenService(level.signer.issuer)
+        ? denying(malformed, () => txnOf(level.jws.payload))
+        : undefined;
+    const actors =
+      stack === undefined && !level.signer.own
+        ? denying(malformed, () => actorsOf(level.jws.payload, maxLevels))
+        : [];
     const record: VerifiedLevel = {
       iss: level.jws.payload['iss'] as string,
       alg: level.jws.alg,
@@ -303,6 +358,8 @@ function assemble(
       subject: denying('malformed_token', () => subjectOf(level.jws.payload)),
       roles: rolesAt(level.jws.payload, rolesClaim),
       ...(level.signer.own && typeof jti === 'string' && jti.length > 0 ? { jti } : {}),
+      ...(txn === undefined ? {} : { txn }),
+      ...(actors.length === 0 ? {} : { actors }),
     };
     if (stack?.hops === undefined) {
       levels.push(record);

@@ -37,6 +37,16 @@ export interface VerifiedLevel {
   readonly jti?: string | undefined;
   /** A hop read from a compact level's record rather than from a JWS of its own. */
   readonly form?: 'compact';
+  /**
+   * The chain's transaction id (Txn-Token `txn`): carried by our levels once the chain has one,
+   * and by a Transaction Token Service's origin (docs/transaction-tokens.md).
+   */
+  readonly txn?: string | undefined;
+  /**
+   * An origin's RFC 8693 actors (nested `act`), oldest first: who acted, before the chain began,
+   * for the subject. Counted by policy as levels; shown upstream as `x-auth-actors`.
+   */
+  readonly actors?: readonly string[] | undefined;
 }
 
 /** A chain as opened from the outside in, reported origin first. */

@@ -13,6 +13,23 @@ export interface LevelTrust {
   readonly ownIssuer: string;
   readonly registry: RegistryReader;
   readonly keys: IssuerKeys;
+  /** MATRYOSHKA_TRUST_DOMAIN: the `aud` of every Txn-Token; unset, none is accepted. */
+  readonly trustDomain?: string | undefined;
+}
+
+/** The Txn-Token media type (`typ`), draft-ietf-oauth-transaction-tokens §"JWT Header". */
+export const TXN_TOKEN_TYP = 'txntoken+jwt';
+
+/** `typ` names the Txn-Token media type (RFC 7515 §4.1.9: `application/` may be left out; case-insensitive). */
+export function isTxnTokenTyp(typ: unknown): boolean {
+  if (typeof typ !== 'string') return false;
+  const lower = typ.toLowerCase();
+  return lower === TXN_TOKEN_TYP || lower === `application/${TXN_TOKEN_TYP}`;
+}
+
+/** A registered Transaction Token Service: its tokens are Txn-Tokens, read by their own rules. */
+export function isTxnTokenService(issuer: IssuerRecord | undefined): boolean {
+  return issuer?.role === 'txn_token_service';
 }
 
 export interface TrustedSigner {
@@ -48,6 +65,16 @@ export async function verifyLevel(
     );
   if (!keys.some((key) => verifyJwsSignature(jws.alg, key, jws.signingInput, jws.signature))) {
     deny('bad_signature', `signature of ${untrustedText(iss)} does not verify`);
+  }
+  if (isTxnTokenService(signer.issuer)) {
+    // Typed, so that no other JWT of the same service can pass for one (a Txn-Token MUST carry it).
+    if (!isTxnTokenTyp(jws.header['typ']))
+      deny(
+        malformed,
+        `a token of Transaction Token Service ${untrustedText(iss)} without typ ${TXN_TOKEN_TYP}`,
+      );
+    checkTrustDomain(jws, trust.trustDomain);
+    return signer;
   }
   checkAudience(jws, signer, trust.ownIssuer);
   return signer;
@@ -96,4 +123,16 @@ function checkAudience(
   const aud = denying('audience_mismatch', () => audiences(jws.payload));
   if (!aud.some((a) => expected.includes(a)))
     deny('audience_mismatch', `aud does not name ${expected.join(' or ')}`);
+}
+
+/** A Txn-Token is valid only inside the trust domain its `aud` names: ours, configured. */
+export function checkTrustDomain(jws: CompactJws, trustDomain: string | undefined): void {
+  if (trustDomain === undefined)
+    deny(
+      'audience_mismatch',
+      'a Txn-Token, and no trust domain is configured (MATRYOSHKA_TRUST_DOMAIN)',
+    );
+  const aud = denying('audience_mismatch', () => audiences(jws.payload));
+  if (!aud.includes(trustDomain))
+    deny('audience_mismatch', `the Txn-Token's aud does not name the trust domain ${trustDomain}`);
 }

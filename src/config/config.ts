@@ -182,6 +182,14 @@ const SETTINGS = {
     ),
     'iss of minted tokens',
   ),
+  trustDomain: setting(
+    'MATRYOSHKA_TRUST_DOMAIN',
+    undefined,
+    optional('a string of 1 to 256 visible ASCII characters', (domain) =>
+      /^[\x21-\x7e]{1,256}$/.test(domain),
+    ),
+    'aud of the Txn-Tokens the service emits and accepts (docs/transaction-tokens.md); unset = no Txn-Token is emitted or accepted',
+  ),
   signingKeysFile: setting(
     'MATRYOSHKA_SIGNING_KEYS',
     undefined,

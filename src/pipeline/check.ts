@@ -1,7 +1,7 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { ChainMemo } from '../chain/chain-memo.js';
 import type { ChainLimits } from '../chain/limits.js';
-import { openChain } from '../chain/open-chain.js';
+import { type ChainSource, openChain } from '../chain/open-chain.js';
 import type { Chain } from '../chain/types.js';
 import type { LevelTrust } from '../chain/verify-level.js';
 import { isIdentifier, unsafeIdentity } from '../header-grammar.js';
@@ -27,6 +27,10 @@ import { mintWithinBudget } from './header-budget.js';
 import type { MintSettings, Minted } from './mint.js';
 import { chainTenant, checkTenantBindings } from './resolve-tenant.js';
 import { inChildSpan } from './step-span.js';
+import { type CarriedTxnToken, chainTxn, checkCarriedTxnToken } from '../txn/check-txn-token.js';
+import { newTxn, signTxnToken } from '../txn/emit-txn-token.js';
+import { mintedExpiry } from './mint.js';
+import { TXN_TOKEN_HEADER } from './owned-headers.js';
 
 export interface CheckDeps {
   readonly registry: RegistryReader;
@@ -76,6 +80,10 @@ interface Draft {
   minted?: Minted;
   headerBytes?: number;
   recursionAudited: boolean;
+  txn?: string;
+  txnToken?: string;
+  txnTokenSource?: 'emitted' | 'carried';
+  actors?: readonly string[];
   /** The first policy denial met; later steps still run, so shadow mode can mint. */
   policyDenial?: Denial;
   /** What dry-run is scoped by, as far as the walk got: the tenant's, the service's, the operation's mode. */
@@ -226,6 +234,10 @@ function finish(
     minted: draft.minted,
     headerBytes: draft.minted === undefined ? undefined : draft.headerBytes,
     recursionAudited: draft.recursionAudited,
+    txn: draft.txn,
+    txnToken: draft.minted === undefined ? undefined : draft.txnToken,
+    txnTokenSource: draft.minted === undefined ? undefined : draft.txnTokenSource,
+    actors: draft.actors,
   };
 }
 
@@ -245,7 +257,11 @@ async function policyStep<T>(draft: Draft, step: () => T | Promise<T>, fallback:
 }
 
 async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Promise<void> {
-  const token = extractToken(input);
+  const txnText = input.headers.get(TXN_TOKEN_HEADER);
+  // No bearer token at all: a Txn-Token of a registered Transaction Token Service may be the origin.
+  const source: ChainSource =
+    txnText !== undefined && !input.headers.has('authorization') ? 'txn-token' : 'bearer';
+  const token = source === 'txn-token' ? (txnText as string) : extractToken(input);
   const chain = await inChildSpan(deps.tracer, 'chain open', () =>
     openChain(token, {
       trust: deps.trust,
@@ -253,9 +269,15 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
       limits: deps.limits,
       now: deps.now,
       memo: deps.memo,
+      source,
     }),
   );
   draft.chain = chain;
+  draft.txn = chainTxn(chain);
+  const originActors = chain.levels[0]?.actors ?? [];
+  if (originActors.length > 0) draft.actors = originActors;
+  // Authenticity: a Txn-Token beside the chain is the chain's, or the Check ends here.
+  const carried = await carriedTxnToken(source, token, txnText, chain, deps);
 
   // The user is the origin's; when the chain is sealed, the innermost level we could open
   // (minted levels carry the origin's sub and roles forward for exactly this reason).
@@ -292,10 +314,11 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   }
 
   const sourcePrincipal = input.sourcePrincipal;
+  // An origin's actors acted before the chain began: they count as levels and as callers seen.
   const outcome = decide({
     destination: destination.sid,
-    depth: chain.depth,
-    sids: chain.sids,
+    depth: chain.depth + originActors.length,
+    sids: originActors.length === 0 ? chain.sids : [...originActors, ...chain.sids],
     sealed: chain.sealed,
     caller: chain.outer.stack?.sid,
     outerMintedHere: chain.outer.own && chain.depth > 0,
@@ -314,6 +337,19 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   if (draft.policyDenial !== undefined && dryRunScope(draft, deps) === undefined) return;
   if (deps.decideOnly === true) return;
 
+  const answered = answeredTxnToken(carried, draft, deps, {
+    tenantPolicy: resolved.tenantPolicy,
+    chain,
+    subject,
+    roles: innermost.roles,
+    tenant,
+    scope: draft.operation?.name ?? destination.sid,
+    requestingWorkload: sourcePrincipal ?? chain.outer.stack?.sid ?? destination.sid,
+  });
+  draft.txn = answered.txn;
+  draft.txnToken = answered.text;
+  draft.txnTokenSource = answered.source;
+
   // Over the header budget is a limit denial: it ends the Check here, in shadow mode too.
   const { minted, headerBytes } = await inChildSpan(deps.tracer, 'token mint', () =>
     mintWithinBudget(
@@ -327,6 +363,9 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
         seal: registeredService?.seal ?? false,
         now: deps.now(),
         maxContainerBytes: deps.limits.maxContainerBytes,
+        txn: answered.txn,
+        originActors,
+        txnToken: answered.text,
       },
       deps.ownKeys,
       deps.mint,
@@ -393,4 +432,74 @@ async function readRegistry(
   // A mapping to something that is not a sid is a workload we do not know (bind_source refuses it).
   const sourceSid = isIdentifier(mappedSource) ? mappedSource : undefined;
   return { destination, registeredService, tenantPolicy, sourceSid };
+}
+
+/**
+ * The Txn-Token that came with the chain, checked: the origin itself when it stood in for the
+ * bearer token, else one beside the bearer chain, verified against it (check-txn-token.ts).
+ */
+async function carriedTxnToken(
+  source: ChainSource,
+  token: string,
+  txnText: string | undefined,
+  chain: Chain,
+  deps: CheckDeps,
+): Promise<CarriedTxnToken | undefined> {
+  if (source === 'txn-token') {
+    const origin = chain.levels[0];
+    if (origin?.txn === undefined || origin.subject === undefined)
+      deny('malformed_token', 'the Txn-Token lacks txn or sub');
+    return { text: token, txn: origin.txn, sub: origin.subject };
+  }
+  if (txnText === undefined) return undefined;
+  return checkCarriedTxnToken(txnText, chain, deps.trust, deps.now(), deps.limits.clockSkewSeconds);
+}
+
+interface TxnContext {
+  readonly tenantPolicy: TenantPolicy;
+  readonly chain: Chain;
+  readonly subject: string;
+  readonly roles: readonly string[];
+  readonly tenant: string;
+  readonly scope: string;
+  readonly requestingWorkload: string;
+}
+
+/**
+ * What goes upstream under Txn-Token, and the txn the new level carries. One that came with the
+ * chain is passed on exactly as received (the draft: "as it was received"), never signed again.
+ * Otherwise, when the tenant asks for Txn-Tokens, one is signed from what the chain proves.
+ */
+function answeredTxnToken(
+  carried: CarriedTxnToken | undefined,
+  draft: Draft,
+  deps: CheckDeps,
+  context: TxnContext,
+): { txn: string | undefined; text: string | undefined; source?: 'emitted' | 'carried' } {
+  if (carried !== undefined) return { txn: carried.txn, text: carried.text, source: 'carried' };
+  if (context.tenantPolicy.txnTokens !== true) return { txn: draft.txn, text: undefined };
+  const aud = deps.trust.trustDomain;
+  if (aud === undefined)
+    deny(
+      'unavailable',
+      `tenant ${context.tenant} asks for Txn-Tokens and MATRYOSHKA_TRUST_DOMAIN is not set`,
+    );
+  const txn = draft.txn ?? newTxn();
+  const iat = deps.now();
+  const text = signTxnToken(
+    {
+      iss: deps.mint.issuer,
+      aud,
+      iat,
+      exp: mintedExpiry(context.chain, iat, deps.mint.ttlSeconds),
+      txn,
+      sub: context.subject,
+      scope: context.scope,
+      req_wl: context.requestingWorkload,
+      tctx: { tenant_id: context.tenant, roles: context.roles },
+      rctx: { req_id: draft.requestId, origin_iss: context.chain.levels[0]?.iss ?? '' },
+    },
+    deps.ownKeys.signing,
+  );
+  return { txn, text, source: 'emitted' };
 }

@@ -29,4 +29,12 @@ export interface DecisionRecord {
   /** Bytes the answer adds upstream (minted token + identity headers, names + values), when minted. */
   readonly headerBytes?: number | undefined;
   readonly recursionAudited: boolean;
+  /** The chain's transaction id (Txn-Token `txn`), when it has one. */
+  readonly txn?: string | undefined;
+  /** The Txn-Token answered upstream beside the minted level (verified and passed on, or ours). */
+  readonly txnToken?: string | undefined;
+  /** Whether `txnToken` was signed in this Check (`emitted`) or came with the chain (`carried`). */
+  readonly txnTokenSource?: 'emitted' | 'carried' | undefined;
+  /** The origin's RFC 8693 actors, oldest first (`x-auth-actors`). */
+  readonly actors?: readonly string[] | undefined;
 }

@@ -48,6 +48,8 @@ export async function mintWithinBudget(
       roles: request.roles,
       depth: minted.level.depth,
       sids: minted.sids,
+      actors: request.originActors,
+      txnToken: request.txnToken,
     });
   const within = (minted: Minted): Budgeted => {
     const headerBytes = bytesOf(minted);
@@ -87,5 +89,6 @@ function compactBelow(request: MintRequest): boolean {
 /** The nested level around `incoming`, estimated from above without minting it. */
 function nestedWouldExceed(request: MintRequest, budget: number): boolean {
   const estimate = Math.ceil(((request.incoming.length + NESTED_OVERHEAD) * 4) / 3);
-  return estimate > budget;
+  // The Txn-Token beside the chain counts against the same budget.
+  return estimate + (request.txnToken?.length ?? 0) > budget;
 }

@@ -42,6 +42,51 @@ export interface MintRequest {
   readonly now: number;
   /** The cap the chain was opened under; peeling our own levels for the anchor stays within it. */
   readonly maxContainerBytes?: number | undefined;
+  /** The chain's transaction id, carried in the new level once the chain has one (Txn-Tokens). */
+  readonly txn?: string | undefined;
+  /** The origin's own RFC 8693 actors, oldest first: they continue the new level's `act` inwards. */
+  readonly originActors?: readonly string[] | undefined;
+  /** The Txn-Token answered beside the new level: its header counts against the budget. */
+  readonly txnToken?: string | undefined;
+}
+
+/** An RFC 8693 actor claim: the current actor, with the prior ones nested inside. */
+export interface ActClaim {
+  readonly sub: string;
+  readonly act?: ActClaim;
+}
+
+/**
+ * The `act` of a new level, minus what a seal hides: a sealed level (and every level above one)
+ * names no actor from inside the seal — the hops below a JWE container, and the origin's own
+ * actors, are exactly what sealing keeps out of clear text.
+ */
+export function actOf(request: MintRequest): ActClaim | undefined {
+  if (request.seal) return nestedAct([request.destination]);
+  const levels = request.chain.levels;
+  let sealedAt = -1;
+  for (let i = levels.length - 1; i >= 0 && sealedAt < 0; i--)
+    if (levels[i]?.stack?.fmt === 'JWE' || (request.chain.sealed && i === 0)) sealedAt = i;
+  if (sealedAt < 0)
+    return nestedAct([...request.chain.sids, request.destination], request.originActors);
+  const visible = levels
+    .slice(sealedAt)
+    .flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
+  return nestedAct([...visible, request.destination]);
+}
+
+/**
+ * RFC 8693 §4.1 nested `act` for a level minted for `sids` (oldest first, the new destination
+ * last): the most recent actor outermost, so it reads as `x-auth-chain` reversed, then the
+ * origin's own actors, as the origin listed them. Built from the innermost out, without recursion.
+ */
+export function nestedAct(
+  sids: readonly string[],
+  originActors: readonly string[] = [],
+): ActClaim | undefined {
+  let act: ActClaim | undefined;
+  for (const sub of [...originActors, ...sids]) act = act === undefined ? { sub } : { sub, act };
+  return act;
 }
 
 export interface Minted {
@@ -149,6 +194,8 @@ export async function mintExtended(
     jti,
     tenant_id: request.tenant,
     roles: request.roles,
+    ...(request.txn === undefined ? {} : { txn: request.txn }),
+    act: actOf(request),
     auth_stack: {
       fmt,
       ...(cmp === undefined ? {} : { cmp }),
@@ -179,6 +226,7 @@ export async function mintExtended(
     subject: subjectOf(payload),
     roles: rolesAt(payload, 'roles'),
     jti,
+    ...(request.txn === undefined ? {} : { txn: request.txn }),
   };
   return {
     token,
@@ -263,6 +311,8 @@ export function mintCompact(
     jti,
     tenant_id: request.tenant,
     roles: request.roles,
+    ...(request.txn === undefined ? {} : { txn: request.txn }),
+    act: actOf(request),
     auth_stack: {
       fmt: 'JWT',
       ...(cmp === undefined ? {} : { cmp }),
@@ -292,6 +342,7 @@ export function mintCompact(
     subject: subjectOf(payload),
     roles: rolesAt(payload, 'roles'),
     jti,
+    ...(request.txn === undefined ? {} : { txn: request.txn }),
   };
   const records: HopRecord[] = hops.map(([sid, hopIat, hopExp, hopJti, hopKid]) => ({
     sid,

@@ -10,8 +10,17 @@ export const IDENTITY_HEADERS = [
   'x-user-roles',
   'x-auth-depth',
   'x-auth-chain',
+  'x-auth-actors',
+  'txn-token',
 ] as const;
 export type IdentityHeader = (typeof IDENTITY_HEADERS)[number];
+
+/**
+ * The Txn-Token (draft-ietf-oauth-transaction-tokens, '"Txn-Token" HTTP Header'): read from the
+ * request beside the chain, and answered only after it was verified against the chain or signed
+ * by us; a client's copy never passes unchecked (see docs/transaction-tokens.md).
+ */
+export const TXN_TOKEN_HEADER = 'txn-token' satisfies IdentityHeader;
 
 /** Always set: Envoy's own id when sane, else ours (see `requestIdOf`). */
 export const REQUEST_ID_HEADER = 'x-request-id';

@@ -87,6 +87,8 @@ function upstreamValues(
     roles: record.roles,
     depth: minted.level.depth,
     sids: minted.sids,
+    actors: record.actors,
+    txnToken: record.txnToken,
   });
   for (const name of IDENTITY_HEADERS) {
     const value = identity[name];

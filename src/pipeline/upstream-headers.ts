@@ -7,6 +7,10 @@ export interface Vouched {
   readonly roles: readonly string[];
   readonly depth: number;
   readonly sids: readonly string[];
+  /** The origin's RFC 8693 actors, oldest first (`x-auth-actors`). */
+  readonly actors?: readonly string[] | undefined;
+  /** The Txn-Token answered beside the chain: verified and passed on, or signed by us. */
+  readonly txnToken?: string | undefined;
 }
 
 /**
@@ -21,6 +25,11 @@ export function identityValues(vouched: Vouched): Record<IdentityHeader, string 
     'x-user-roles': vouched.roles.length > 0 ? vouched.roles.join(',') : undefined,
     'x-auth-depth': String(vouched.depth),
     'x-auth-chain': vouched.sids.join(','),
+    'x-auth-actors':
+      vouched.actors !== undefined && vouched.actors.length > 0
+        ? vouched.actors.join(',')
+        : undefined,
+    'txn-token': vouched.txnToken,
   };
 }
 

@@ -48,7 +48,17 @@ export interface IssuerRecord {
    * refused — otherwise any registered IdP could re-wrap a chain and claim any caller sid.
    */
   readonly mintsFor: readonly string[];
+  /**
+   * `txn_token_service`: a Transaction Token Service (docs/transaction-tokens.md). Its tokens are
+   * accepted only as Txn-Tokens (`typ: txntoken+jwt`, `aud` = MATRYOSHKA_TRUST_DOMAIN): as a
+   * chain's origin when a request carries no bearer token, never as a bearer token themselves.
+   * Absent: `origin`, an ordinary issuer.
+   */
+  readonly role?: IssuerRole | undefined;
 }
+
+export const ISSUER_ROLES = ['origin', 'txn_token_service'] as const;
+export type IssuerRole = (typeof ISSUER_ROLES)[number];
 
 /** Dry-run for one scope; absent: the enclosing scope decides (operation → service → tenant → global). */
 export type PolicyMode = 'enforce' | 'shadow' | undefined;
@@ -72,6 +82,8 @@ export interface TenantPolicy {
   readonly chainFormat: ChainFormat | undefined;
   /** Overrides MATRYOSHKA_HEADER_BUDGET for this tenant; absent: the service's setting. */
   readonly headerBudget: number | undefined;
+  /** An allowed Check also answers a Txn-Token (docs/transaction-tokens.md); absent: off. */
+  readonly txnTokens?: boolean | undefined;
 }
 
 /**
@@ -339,6 +351,11 @@ export interface FieldSpec<R, K extends keyof R = keyof R> {
   readonly repeat?: boolean;
   /** The CLI refuses to run without it. */
   readonly required?: boolean;
+  /**
+   * An optional property (`prop?:`) whose absence is its default: left out of the record rather
+   * than set to undefined, so a record written before the field existed reads the same.
+   */
+  readonly omitWhenAbsent?: boolean;
   readonly help: string;
   /** A valid value other than the default, as the registry file spells it. */
   readonly example: unknown;
@@ -500,6 +517,20 @@ export const ISSUER_SCHEMA: RecordSchema<IssuerRecord> = {
       parse: (value, field) => stringList(value, field, GLOB, GLOB_DESCRIPTION),
       toRaw: absentIfEmpty,
     }),
+    issuerField({
+      key: 'role',
+      prop: 'role',
+      omitWhenAbsent: true,
+      flag: 'role',
+      arg: 'origin|txn_token_service',
+      help: 'txn_token_service: a Transaction Token Service, its tokens accepted only as Txn-Tokens (default origin)',
+      example: 'txn_token_service',
+      parse: (value, field) =>
+        value === undefined || value === null
+          ? undefined
+          : oneOf(value, field, ISSUER_ROLES, 'origin'),
+      toRaw: (value) => (value === 'origin' ? undefined : value),
+    }),
   ],
 };
 
@@ -592,6 +623,16 @@ export const TENANT_SCHEMA: RecordSchema<TenantPolicy> = {
       example: 4096,
       parse: (value, field) => optionalBudget(value, field).headerBudget,
       toRaw: (value) => value,
+    }),
+    tenantField({
+      key: 'txn_tokens',
+      prop: 'txnTokens',
+      omitWhenAbsent: true,
+      flag: 'txn-tokens',
+      help: 'an allowed Check also answers a Txn-Token (needs MATRYOSHKA_TRUST_DOMAIN; default off)',
+      example: true,
+      parse: (value, field) => optionalBool(value, field) || undefined,
+      toRaw: (value) => (value === true ? true : undefined),
     }),
   ],
 };
@@ -892,9 +933,13 @@ function readRecord<R>(
     schema.takesSecrets === true,
   );
   const record: Partial<R> = { ...base };
-  for (const spec of schema.fields)
-    record[spec.prop] = spec.parse(raw[spec.key], `${field}.${spec.key}`, context);
-  // Every property is set: the base holds the name, the loop every field the schema declares.
+  for (const spec of schema.fields) {
+    const value = spec.parse(raw[spec.key], `${field}.${spec.key}`, context);
+    if (value === undefined && spec.omitWhenAbsent === true) continue;
+    record[spec.prop] = value;
+  }
+  // Every property is set: the base holds the name, the loop every field the schema declares
+  // (an optional property left absent when its field is, see FieldSpec.omitWhenAbsent).
   return record as R;
 }
 

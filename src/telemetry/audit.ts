@@ -40,6 +40,9 @@ export function logDecision(
     form: record.minted?.form,
     header_bytes: record.headerBytes,
     recursion_audited: record.recursionAudited || undefined,
+    txn: text(record.txn),
+    txn_token: record.txnTokenSource,
+    actors: sids(record.actors),
     duration_ms: Math.round(durationMs * 1000) / 1000,
     trace_id: traceId,
   };

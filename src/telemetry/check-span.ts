@@ -102,6 +102,8 @@ export function finishCheckSpan(span: Span, record: DecisionRecord, keyCacheMiss
         }
       : {}),
     'authz.recursion': record.reason === 'recursion' || record.recursionAudited,
+    ...(record.txn === undefined ? {} : { 'authz.txn': untrustedText(record.txn) }),
+    ...(record.txnTokenSource === undefined ? {} : { 'authz.txn_token': record.txnTokenSource }),
     'authz.shadow': record.shadow,
     ...(record.shadowScope === undefined ? {} : { 'authz.shadow_scope': record.shadowScope }),
     ...(record.operation === undefined ? {} : { 'authz.operation': record.operation }),

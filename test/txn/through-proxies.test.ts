@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import {
+  type EchoReply,
+  type RunningProxy,
+  get,
+  startCaddy,
+  startNginx,
+} from '../helpers/proxies.js';
+import { issuer, service, tenant } from '../helpers/records.js';
+import { TxnTokenService, payloadOf } from './txn-service.js';
+
+const TRUST_DOMAIN = 'td.example';
+
+/**
+ * An upstream that behaves as the draft asks of a workload: on its outgoing call (x-test-next) it
+ * sends the Txn-Token it received, unchanged, beside the token it was given.
+ */
+async function startTxnEcho(): Promise<{
+  port: number;
+  setProxy(port: number): void;
+  close(): Promise<void>;
+}> {
+  let proxyPort = 0;
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      const [first, ...rest] = String(req.headers['x-test-next'] ?? '')
+        .split(',')
+        .filter((p) => p.length > 0);
+      let next: EchoReply['next'];
+      if (first !== undefined) {
+        const txn = req.headers['txn-token'];
+        const reply = await get(proxyPort, first, {
+          ...(req.headers['authorization'] === undefined
+            ? {}
+            : { authorization: String(req.headers['authorization']) }),
+          ...(txn === undefined ? {} : { 'txn-token': String(txn) }),
+          ...(rest.length > 0 ? { 'x-test-next': rest.join(',') } : {}),
+        });
+        next = { status: reply.status, body: reply.body };
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ path: req.url, headers: req.headers, next }));
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    setProxy: (port) => {
+      proxyPort = port;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Caddy configs', () => {
+  let idp: LocalIssuer;
+  let tts: TxnTokenService;
+  let h: Harness;
+  let echo: Awaited<ReturnType<typeof startTxnEcho>>;
+  before(async () => {
+    idp = await LocalIssuer.start();
+    tts = await TxnTokenService.start();
+    h = await startHarness({
+      env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0', MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN },
+      contents: {
+        issuers: [
+          issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri }),
+          issuer({
+            issuer: tts.issuer,
+            tenant: 'acme',
+            jwks_uri: tts.jwksUri,
+            role: 'txn_token_service',
+          }),
+        ],
+        tenants: [tenant('acme', { txn_tokens: true })],
+        services: [service('orders', { tenant: 'acme' }), service('billing', { tenant: 'acme' })],
+      },
+    });
+    echo = await startTxnEcho();
+  });
+  after(async () => {
+    await echo?.close();
+    await h?.stop();
+    await idp?.stop();
+    await tts?.stop();
+  });
+
+  it('the HTTP listener answers the Txn-Token as a response header, and checks one that came with the chain', async () => {
+    const port = h.service.authzHttpPort as number;
+    const original = { 'x-original-uri': '/items', 'x-original-method': 'GET' };
+    const first = await get(port, '/authz/orders', {
+      ...original,
+      authorization: `Bearer ${await idp.mint({ sub: 'alice' })}`,
+    });
+    assert.equal(first.status, 200, first.body);
+    const txnToken = String(first.headers['txn-token']);
+    assert.equal(payloadOf(txnToken)['sub'], 'alice');
+    const second = await get(port, '/authz/billing', {
+      ...original,
+      authorization: String(first.headers['authorization']),
+      'txn-token': txnToken,
+    });
+    assert.equal(second.status, 200, second.body);
+    assert.equal(second.headers['txn-token'], txnToken);
+    const forged = await get(port, '/authz/billing', {
+      ...original,
+      authorization: String(first.headers['authorization']),
+      'txn-token': `${txnToken.slice(0, -4)}AAAA`,
+    });
+    assert.equal(forged.status, 401);
+  });
+
+  for (const [name, start] of [
+    ['nginx', startNginx],
+    ['caddy', startCaddy],
+  ] as const) {
+    describe(`${name} (shipped config)`, () => {
+      let proxy: RunningProxy;
+      before(async () => {
+        proxy = await start({
+          authzPort: h.service.authzHttpPort as number,
+          upstreamPort: echo.port,
+        });
+        echo.setProxy(proxy.port);
+      });
+      after(async () => {
+        await proxy?.stop();
+      });
+
+      it('the upstream sees the same Txn-Token on two consecutive hops', async () => {
+        const reply = await get(proxy.port, '/orders/items', {
+          authorization: `Bearer ${await idp.mint({ sub: 'alice', roles: ['buyer'] })}`,
+          'x-test-next': '/billing/pay',
+        });
+        assert.equal(reply.status, 200, proxy.logs());
+        const first = JSON.parse(reply.body) as EchoReply;
+        const txnToken = first.headers['txn-token'];
+        assert.equal(typeof txnToken, 'string', 'the first upstream gets a Txn-Token');
+        assert.equal(first.next?.status, 200, first.next?.body);
+        const second = JSON.parse(first.next?.body ?? '{}') as EchoReply;
+        assert.equal(second.headers['txn-token'], txnToken, 'the same one, unchanged');
+        assert.equal(second.headers['x-auth-chain'], 'orders,billing');
+        assert.equal(
+          payloadOf(String(txnToken))['txn'],
+          payloadOf(String(second.headers['authorization']).slice(7))['txn'],
+        );
+      });
+
+      it("a Transaction Token Service's Txn-Token stands as the origin, and reaches both hops", async () => {
+        const token = await tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() });
+        const reply = await get(proxy.port, '/orders/items', {
+          'txn-token': token,
+          'x-test-next': '/billing/pay',
+        });
+        assert.equal(reply.status, 200, proxy.logs());
+        const first = JSON.parse(reply.body) as EchoReply;
+        assert.equal(first.headers['txn-token'], token);
+        assert.equal(first.headers['x-user-id'], 'alice');
+        const second = JSON.parse(first.next?.body ?? '{}') as EchoReply;
+        assert.equal(second.headers['txn-token'], token);
+      });
+
+      it("refuses a client's own Txn-Token beside a chain, the upstream never reached", async () => {
+        const reply = await get(proxy.port, '/orders/items', {
+          authorization: `Bearer ${await idp.mint({ sub: 'alice' })}`,
+          'txn-token': await tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() }),
+        });
+        assert.equal(reply.status, 401);
+      });
+    });
+  }
+});

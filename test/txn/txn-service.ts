@@ -1,0 +1,79 @@
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type CryptoKey,
+  type JWK,
+  type JWTPayload,
+  SignJWT,
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+} from 'jose';
+
+/**
+ * An outside Transaction Token Service, as one would build it with `jose`: an ES256 key published
+ * at /jwks, and Txn-Tokens signed with `typ: txntoken+jwt` and the draft's claims. Nothing of the
+ * service under test is used to make them.
+ */
+export class TxnTokenService {
+  private constructor(
+    private readonly server: Server,
+    readonly issuer: string,
+    private readonly kid: string,
+    private readonly privateKey: CryptoKey,
+  ) {}
+
+  static async start(): Promise<TxnTokenService> {
+    const pair = await generateKeyPair('ES256', { extractable: true });
+    const jwk = await exportJWK(pair.publicKey);
+    const kid = await calculateJwkThumbprint(jwk);
+    const published: JWK = { ...jwk, kid, alg: 'ES256', use: 'sig' };
+    const server = createServer((req, res) => {
+      if (req.url === '/jwks') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ keys: [published] }));
+      } else res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return new TxnTokenService(server, `http://127.0.0.1:${port}`, kid, pair.privateKey);
+  }
+
+  get jwksUri(): string {
+    return `${this.issuer}/jwks`;
+  }
+
+  /** A Txn-Token for `aud`; `typ` and any claim can be overridden to build broken ones. */
+  async issue(
+    claims: JWTPayload & { aud: string; sub: string; txn: string },
+    options: { typ?: string | undefined; ttl?: number; iat?: number } = {},
+  ): Promise<string> {
+    const iat = options.iat ?? Math.floor(Date.now() / 1000);
+    const header = {
+      alg: 'ES256',
+      kid: this.kid,
+      ...('typ' in options ? {} : { typ: 'txntoken+jwt' }),
+    };
+    if (options.typ !== undefined) Object.assign(header, { typ: options.typ });
+    return new SignJWT({
+      scope: 'trade.stocks',
+      req_wl: 'apigateway.td.example',
+      tctx: { roles: ['buyer'] },
+      ...claims,
+    })
+      .setProtectedHeader(header)
+      .setIssuer(this.issuer)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + (options.ttl ?? 300))
+      .sign(this.privateKey);
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** The payload of a compact JWS, unverified (for reading what a token says in assertions). */
+export function payloadOf(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString('utf8'));
+}
