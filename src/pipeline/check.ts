@@ -230,7 +230,10 @@ async function policyStep<T>(draft: Draft, step: () => T | Promise<T>, fallback:
 }
 
 async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Promise<void> {
-  const token = extractToken(input);
+  // No token is a policy denial (see DENY_REASONS): dry-run may let it through. A token that is
+  // there but cannot be read or trusted is an authenticity denial and ends the Check here.
+  const token = await policyStep(draft, () => extractToken(input), undefined);
+  if (token === undefined) return tokenlessScope(input, deps, draft);
   const chain = await inChildSpan(deps.tracer, 'chain open', () =>
     openChain(token, {
       trust: deps.trust,
@@ -359,4 +362,35 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   );
   draft.minted = minted;
   draft.headerBytes = headerBytes;
+}
+
+/**
+ * A request without a token: nothing to verify, no user, and no tenant from a chain, so nothing
+ * is minted or vouched for whatever the mode. What is known is where the request goes, and that
+ * decides which dry-run scope applies: the destination service's mode and its matched
+ * operation's; a tenant's only when the destination names one — the tenant the route binds
+ * (`context_extensions["tenant"]`), else the one the service record is bound to. A path the
+ * operations cannot read is still `invalid_path`, which no mode lets through.
+ */
+async function tokenlessScope(input: CheckInput, deps: CheckDeps, draft: Draft): Promise<void> {
+  await inChildSpan(deps.tracer, 'registry read', async () => {
+    const sid = await policyStep(
+      draft,
+      () => resolveDestinationSid(input, deps.registry, deps.defaultServiceId),
+      undefined,
+    );
+    if (sid === undefined) return;
+    draft.destination = sid;
+    const bindings = await policyStep(draft, () => routeBindings(input), undefined);
+    const registeredService = await deps.registry.service(sid);
+    draft.service = registeredService;
+    const boundTenant = bindings?.routeTenant ?? registeredService?.tenant;
+    if (boundTenant !== undefined) draft.tenantPolicy = await deps.registry.tenant(boundTenant);
+    const match = matchRule(
+      registeredService ?? defaultServicePolicy(sid),
+      input.path,
+      input.method,
+    );
+    if (match.kind === 'operation') draft.operation = match.operation;
+  });
 }
