@@ -114,7 +114,9 @@ export async function startAuthzHttp(options: AuthzHttpOptions): Promise<Running
   const serverOptions = {
     // A depth-8 chain is ~20 KB of authorization header; Node's default (16 KiB) would refuse it.
     maxHeaderSize: maxCheckRequestBytes(options.maxTokenLength),
-    ...deadlines,
+    connectionsCheckingInterval: deadlines.connectionsCheckingInterval,
+    requestTimeout: deadlines.requestTimeout,
+    headersTimeout: deadlines.headersTimeout,
     keepAliveTimeout: options.idleTimeoutMs,
   };
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -134,7 +136,7 @@ export async function startAuthzHttp(options: AuthzHttpOptions): Promise<Running
   // whose first request has not arrived within the deadline, counted from the TCP accept.
   guardHttpListener(server, {
     maxConnections: AUTHZ_HTTP_MAX_CONNECTIONS,
-    stallMs: deadlines.requestTimeout,
+    stallMs: deadlines.firstRequestMs,
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -138,15 +138,23 @@ export function guardHttpListener(
  * Node checks its header and request deadlines on an interval, so a request stalled after the
  * first is closed up to one interval late: the deadlines are set that much earlier, and the
  * interval kept short, so "at most `stallMs`" holds for every request, not only the first. The
- * guard's own deadline for the first request is `requestTimeout` too, so it closes a silent socket
- * before Node's check would write a 408 into it.
+ * guard's deadline for the first request (`firstRequestMs`) is one more interval earlier: its timer
+ * then always runs before the check that would find the same socket expired, even on a loaded
+ * machine where both are late (Node runs overdue timers in the order they were due), so a silent
+ * socket is closed outright rather than sent a 408 it may never read.
  */
 export function httpDeadlines(stallMs: number): {
   readonly connectionsCheckingInterval: number;
   readonly requestTimeout: number;
   readonly headersTimeout: number;
+  readonly firstRequestMs: number;
 } {
   const connectionsCheckingInterval = Math.max(25, Math.min(250, Math.floor(stallMs / 8)));
   const timeout = stallMs - connectionsCheckingInterval;
-  return { connectionsCheckingInterval, requestTimeout: timeout, headersTimeout: timeout };
+  return {
+    connectionsCheckingInterval,
+    requestTimeout: timeout,
+    headersTimeout: timeout,
+    firstRequestMs: timeout - connectionsCheckingInterval,
+  };
 }

@@ -101,7 +101,7 @@ export async function startHttpServer(
   // Not Node's `maxConnections`: that refuses the newcomer and keeps the flood.
   guardHttpListener(server, {
     maxConnections: HTTP_MAX_CONNECTIONS,
-    stallMs: deadlines.requestTimeout,
+    stallMs: deadlines.firstRequestMs,
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
