@@ -330,7 +330,12 @@ describe('a registry that scales with what changes', () => {
       console.log(
         `20,000 tenants (60,000 records): import ${importMs.toFixed(0)} ms, ready ${readyMs.toFixed(0)} ms, max event-loop delay ${maxStallMs.toFixed(1)} ms`,
       );
-      assert.ok(maxStallMs < 50, `event loop held for ${maxStallMs.toFixed(1)} ms`);
+      // A ratio to the load's own duration, not a figure in ms (a loaded machine stalls any process
+      // for tens of ms): loading in one piece held the loop for ~30% of it, the sliced load ~4%.
+      assert.ok(
+        maxStallMs < readyMs / 8,
+        `event loop held for ${maxStallMs.toFixed(1)} ms of a ${readyMs.toFixed(0)} ms load`,
+      );
       const stats = replica.registry.stats();
       assert.deepEqual(stats.records, {
         issuers: 20_000,
