@@ -4,8 +4,12 @@ import { type ErrorCode, MatryoshkaError } from './errors.js';
  * What a denial is about, which decides whether dry-run may let it pass:
  * - `authenticity`: we could not establish who is calling, or whether the chain is genuine (or we
  *   could not find out: `unavailable`). Never shadowed: dry-run does not let an unproven identity through.
- * - `policy`: a genuine chain that a rule refuses. Shadowed: in dry-run the request is allowed,
- *   the extended token minted, and the would-be denial recorded.
+ * - `policy`: a genuine chain that a rule refuses, or no token at all (`missing_token`: the rule
+ *   that every request must carry one). Shadowed: in dry-run the request is allowed, the extended
+ *   token minted (when there is a chain to extend), and the would-be denial recorded. A token that
+ *   is present is judged on its authenticity first: a forged, expired, unregistered or unreadable
+ *   one is never shadowed. (Istio draws the same line: a request without a token passes
+ *   authentication and is judged by authorization policy; an invalid token never passes.)
  * - `request`: the request itself cannot be decided safely (a path two servers would read two
  *   ways). Never shadowed: there is no rule it could be said to pass.
  * - `limit`: what we would answer cannot be delivered (the minted headers exceed the budget). Never
@@ -27,7 +31,7 @@ interface ReasonSpec {
  * span, the audit log and the metrics, so a reason can never be spelt two ways.
  */
 export const DENY_REASONS = {
-  missing_token: { status: 401, class: 'authenticity' },
+  missing_token: { status: 401, class: 'policy' },
   malformed_token: { status: 401, class: 'authenticity' },
   untrusted_issuer: { status: 401, class: 'authenticity' },
   bad_signature: { status: 401, class: 'authenticity' },

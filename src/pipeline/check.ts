@@ -261,7 +261,13 @@ async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Pr
   // No bearer token at all: a Txn-Token of a registered Transaction Token Service may be the origin.
   const source: ChainSource =
     txnText !== undefined && !input.headers.has('authorization') ? 'txn-token' : 'bearer';
-  const token = source === 'txn-token' ? (txnText as string) : extractToken(input);
+  // No token is a policy denial (see DENY_REASONS): dry-run may let it through. A token that is
+  // there but cannot be read or trusted is an authenticity denial and ends the Check here.
+  const token =
+    source === 'txn-token'
+      ? (txnText as string)
+      : await policyStep(draft, () => extractToken(input), undefined);
+  if (token === undefined) return tokenlessScope(input, deps, draft);
   const chain = await inChildSpan(deps.tracer, 'chain open', () =>
     openChain(token, {
       trust: deps.trust,
@@ -502,4 +508,36 @@ function answeredTxnToken(
     deps.ownKeys.signing,
   );
   return { txn, text, source: 'emitted' };
+}
+
+/**
+ * A request without a token: nothing to verify, no user, and no tenant from a chain, so nothing
+ * is minted or vouched for whatever the mode. What is known is where the request goes, and that
+ * decides which dry-run scope applies: the destination service's mode and its matched
+ * operation's; a tenant's only when the destination names one — the tenant the route binds
+ * (`context_extensions["tenant"]`), else the one the service record is bound to. A path the
+ * operations cannot read is still `invalid_path`, which no mode lets through.
+ */
+async function tokenlessScope(input: CheckInput, deps: CheckDeps, draft: Draft): Promise<void> {
+  // A record that exists but cannot be read refuses the request (record_unreadable), as with a token.
+  await inChildSpan(deps.tracer, 'registry read', () =>
+    denying('malformed_token', () => readTokenlessScope(input, deps, draft)),
+  );
+}
+
+async function readTokenlessScope(input: CheckInput, deps: CheckDeps, draft: Draft): Promise<void> {
+  const sid = await policyStep(
+    draft,
+    () => resolveDestinationSid(input, deps.registry, deps.defaultServiceId),
+    undefined,
+  );
+  if (sid === undefined) return;
+  draft.destination = sid;
+  const bindings = await policyStep(draft, () => routeBindings(input), undefined);
+  const registeredService = await deps.registry.service(sid);
+  draft.service = registeredService;
+  const boundTenant = bindings?.routeTenant ?? registeredService?.tenant;
+  if (boundTenant !== undefined) draft.tenantPolicy = await deps.registry.tenant(boundTenant);
+  const match = matchRule(registeredService ?? defaultServicePolicy(sid), input);
+  if (match.kind === 'operation') draft.operation = match.operation;
 }

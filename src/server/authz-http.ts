@@ -1,6 +1,6 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { CheckInput } from '../pipeline/check-input.js';
 import type { DecisionRecord } from '../pipeline/decision.js';
 import {
@@ -9,6 +9,7 @@ import {
   buildHttpAnswer,
 } from '../pipeline/respond.js';
 import type { HttpsTls } from '../tls/server-credentials.js';
+import { guardHttpListener, httpDeadlines } from './connection-guard.js';
 import { maxCheckRequestBytes } from './grpc-server.js';
 import { type HttpAuthzDialect, type HttpRefusal, parseHttpAuthz } from './http-authz-request.js';
 
@@ -35,8 +36,10 @@ export interface RunningAuthzHttp {
 
 /**
  * Proxies pool their connections to an authorizer (Envoy, Traefik, Caddy keep them alive; nginx
- * opens one per subrequest unless told otherwise); past this many, new ones are closed at once, so
- * a flood cannot take the descriptors the gRPC port and our own outgoing connections need.
+ * opens one per subrequest unless told otherwise); past this many, a new one is admitted by closing
+ * the oldest connection that never sent a request, else the oldest idle one (ConnectionGuard), so
+ * a flood can neither take the descriptors the gRPC port and our own outgoing connections need nor
+ * shut out the proxy.
  */
 export const AUTHZ_HTTP_MAX_CONNECTIONS = 1024;
 
@@ -106,14 +109,14 @@ export async function startAuthzHttp(options: AuthzHttpOptions): Promise<Running
     const record = await options.decide(parsed.input, deadlineOf(req));
     write(res, buildHttpAnswer(record, options.settings), parsed.dialect);
   };
-  const requestTimeout = Math.min(AUTHZ_HTTP_REQUEST_TIMEOUT_MS, options.idleTimeoutMs);
+  const stallMs = Math.min(AUTHZ_HTTP_REQUEST_TIMEOUT_MS, options.idleTimeoutMs);
+  const deadlines = httpDeadlines(stallMs);
   const serverOptions = {
     // A depth-8 chain is ~20 KB of authorization header; Node's default (16 KiB) would refuse it.
     maxHeaderSize: maxCheckRequestBytes(options.maxTokenLength),
-    // Node checks the header and request deadlines on this interval (30 s by default).
-    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(requestTimeout / 4))),
-    requestTimeout,
-    headersTimeout: requestTimeout,
+    connectionsCheckingInterval: deadlines.connectionsCheckingInterval,
+    requestTimeout: deadlines.requestTimeout,
+    headersTimeout: deadlines.headersTimeout,
     keepAliveTimeout: options.idleTimeoutMs,
   };
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -129,16 +132,12 @@ export async function startAuthzHttp(options: AuthzHttpOptions): Promise<Running
     : createServer(serverOptions, onRequest);
   server.maxHeadersCount = 512;
   // Node's header deadline did not close a connection that sends nothing, or half a first request
-  // line, in our tests: the first request's headers must arrive within the request deadline.
-  const firstRequest = new WeakMap<Socket, NodeJS.Timeout>();
-  server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
-    const timer = setTimeout(() => socket.destroy(), requestTimeout);
-    timer.unref();
-    firstRequest.set(socket, timer);
-    socket.once('close', () => clearTimeout(timer));
+  // line, in our tests, and Node's TLS handshake timeout is 120 s: the guard closes a connection
+  // whose first request has not arrived within the deadline, counted from the TCP accept.
+  guardHttpListener(server, {
+    maxConnections: AUTHZ_HTTP_MAX_CONNECTIONS,
+    stallMs: deadlines.firstRequestMs,
   });
-  server.on('request', (req: IncomingMessage) => clearTimeout(firstRequest.get(req.socket)));
-  server.maxConnections = AUTHZ_HTTP_MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {

@@ -3,6 +3,7 @@ import type { CheckResponseMessage } from '../pipeline/respond.js';
 import type { CheckRequestMessage } from './check-request.js';
 import type { HealthState } from './health.js';
 import { loadProtos } from './protos.js';
+import { ConnectionGuard } from './connection-guard.js';
 import { type Http2ServerEvents, enforceStallDeadlines } from './stall-deadlines.js';
 
 export interface GrpcServerOptions {
@@ -58,6 +59,14 @@ export const MAX_SESSION_MEMORY_MIB = 32;
 /** Server-initiated pings find peers that vanished without closing (a dead host, a dropped route). */
 export const KEEPALIVE_TIME_MS = 60_000;
 export const KEEPALIVE_TIMEOUT_MS = 20_000;
+
+/**
+ * Connections held at once per listening socket. Envoy opens a few per worker thread; past this
+ * many, a new connection is admitted by closing the oldest one that never finished its handshake,
+ * else the oldest without a call in progress (ConnectionGuard), so a flood of sockets cannot shut
+ * Envoy out, and leaves descriptors for the HTTP ports and our own outgoing connections.
+ */
+export const GRPC_MAX_CONNECTIONS = 1024;
 
 /**
  * How long a peer may stall before completing its TLS or HTTP/2 handshake, or one request: never
@@ -162,8 +171,13 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     );
   }
   widenReceiveWindows(http2Servers);
+  const stallMs = stallDeadlineMs(options.limits);
   for (const http2Server of http2Servers)
-    enforceStallDeadlines(http2Server, stallDeadlineMs(options.limits));
+    enforceStallDeadlines(
+      http2Server,
+      new ConnectionGuard({ maxConnections: GRPC_MAX_CONNECTIONS, stallMs }),
+      stallMs,
+    );
   return {
     port,
     server,

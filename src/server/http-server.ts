@@ -1,5 +1,6 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { guardHttpListener, httpDeadlines } from './connection-guard.js';
 
 export interface HttpRoutes {
   /** Public keys of the tokens we mint. */
@@ -18,9 +19,10 @@ export interface HttpLimits {
 }
 
 /**
- * Probes and scrapers need a handful of connections; past this many, new ones are closed at once,
- * so a flood on the operator's port cannot take the file descriptors the gRPC port and our own
- * outgoing connections (Redis, JWKS) need.
+ * Probes and scrapers need a handful of connections; past this many, a new one is admitted by
+ * closing the oldest connection that never sent a request, else the oldest idle one
+ * (ConnectionGuard), so a flood on the operator's port can neither take the file descriptors the
+ * gRPC port and our own outgoing connections (Redis, JWKS) need, nor shut out a kubelet probe.
  */
 export const HTTP_MAX_CONNECTIONS = 64;
 
@@ -82,20 +84,25 @@ export async function startHttpServer(
         return send(res, 404, 'text/plain', 'not found\n');
     }
   };
-  const requestTimeout = Math.min(HTTP_REQUEST_TIMEOUT_MS, limits.idleTimeoutMs);
-  // Node checks the header and request deadlines on this interval (30 s by default), so it bounds
-  // how late a socket that never sends a byte is closed.
-  const checkEvery = Math.max(50, Math.min(1000, Math.floor(requestTimeout / 4)));
-  const server: Server = createServer({ connectionsCheckingInterval: checkEvery }, (req, res) => {
-    handle(req, res).catch(() => {
-      if (!res.headersSent) send(res, 500, 'text/plain', 'internal error\n');
-      else res.destroy();
-    });
-  });
-  server.headersTimeout = requestTimeout;
-  server.requestTimeout = requestTimeout;
+  const stallMs = Math.min(HTTP_REQUEST_TIMEOUT_MS, limits.idleTimeoutMs);
+  const deadlines = httpDeadlines(stallMs);
+  const server: Server = createServer(
+    { connectionsCheckingInterval: deadlines.connectionsCheckingInterval },
+    (req, res) => {
+      handle(req, res).catch(() => {
+        if (!res.headersSent) send(res, 500, 'text/plain', 'internal error\n');
+        else res.destroy();
+      });
+    },
+  );
+  server.headersTimeout = deadlines.headersTimeout;
+  server.requestTimeout = deadlines.requestTimeout;
   server.keepAliveTimeout = Math.min(HTTP_KEEP_ALIVE_MS, limits.idleTimeoutMs);
-  server.maxConnections = HTTP_MAX_CONNECTIONS;
+  // Not Node's `maxConnections`: that refuses the newcomer and keeps the flood.
+  guardHttpListener(server, {
+    maxConnections: HTTP_MAX_CONNECTIONS,
+    stallMs: deadlines.firstRequestMs,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
