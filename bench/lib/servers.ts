@@ -43,6 +43,8 @@ export interface ServeOptions {
   readonly authzHttp?: boolean;
   /** Further MATRYOSHKA_* settings of this run (the chain form, say), applied last. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Extra `node` flags for this server alone (a profiler, a preload), before the script. */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** A window of a run on CLOCK_MONOTONIC (µs): the part of a CPU profile worth summarising. */
@@ -74,6 +76,7 @@ export async function startServe(
       [
         ...(profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
         ...knobs.serveNodeArgs,
+        ...(options.nodeArgs ?? []),
         SERVE_MAIN,
         'serve',
       ],
