@@ -39,6 +39,8 @@ export interface H2loadOptions {
   readonly streams: number;
   readonly seconds: number;
   readonly timeoutMs: number;
+  /** Send exactly this many (every one answered before h2load exits) instead of running `seconds`. */
+  readonly requests?: number;
 }
 
 function parse(output: string): { done: number; ok2xx: number; failed: number } {
@@ -63,8 +65,9 @@ function h2load(
     String(options.streams),
     '-t',
     '1',
-    '-D',
-    String(options.seconds),
+    ...(options.requests !== undefined
+      ? ['-n', String(options.requests)]
+      : ['-D', String(options.seconds)]),
     '-d',
     body,
     '-H',
@@ -102,13 +105,20 @@ export async function runH2load(
   const body = join(ctx.workDir, `h2load-body-${serverPid}.bin`);
   writeFileSync(body, frame);
   try {
-    if (warmupSeconds > 0)
-      await h2load(ctx, address, body, { ...options, seconds: warmupSeconds });
+    // The warm-up also sizes the measured run: a request count, so that every request counted was
+    // answered and every answer's CPU falls inside the /proc readings (a timed run stops counting
+    // with requests still in flight).
+    let requests = options.requests ?? Math.max(200, 300 * options.seconds);
+    if (warmupSeconds > 0) {
+      const t = performance.now();
+      const warm = parse(await h2load(ctx, address, body, { ...options, seconds: warmupSeconds }));
+      requests = options.requests ?? Math.max(200, Math.round((warm.done / ((performance.now() - t) / 1000)) * options.seconds));
+    }
     const nproc = ctx.machine.nproc;
     const cpu0 = processCpuMicros(serverPid);
     const m0 = machineJiffies();
     const t0 = performance.now();
-    const out = await h2load(ctx, address, body, options);
+    const out = await h2load(ctx, address, body, { ...options, requests });
     const seconds = (performance.now() - t0) / 1000;
     const cpu1 = processCpuMicros(serverPid);
     const m1 = machineJiffies();

@@ -80,6 +80,9 @@ const OWN_FILES: Record<string, Step> = {
 /** The step a frame names, or undefined when it only serves whoever called it. */
 export function stepOfFrame(frame: Frame): Step | undefined {
   const { functionName: fn, url } = frame;
+  // protobufjs's generated (de)coders: named Type$decode, Type$toObject, Type$encode, ….
+  if (/\$(decode|toObject)$/.test(fn)) return 'decode';
+  if (/\$(encode|fromObject)$/.test(fn)) return 'respond';
   if (url === '') {
     if (fn === '(garbage collector)') return 'gc';
     return undefined;

@@ -178,22 +178,33 @@ async function profileTarget(ctx: ServeContext, t: Target): Promise<void> {
   });
   try {
     await checkAllowed(server.address, t.frame, t.depth as number);
+    let seen = 0;
     const totals = async () => {
       process.kill(server.pid, 'SIGUSR2');
-      await new Promise((r) => setTimeout(r, 150));
-      const lines = readFileSync(countFile, 'utf8').trim().split('\n');
-      return JSON.parse(lines[lines.length - 1] as string) as {
-        sign: number;
-        verify: number;
-        signUs: number;
-        verifyUs: number;
-      };
+      // The server writes a line when it gets to the signal: wait for that line, whole.
+      for (let waited = 0; waited < 10_000; waited += 50) {
+        await new Promise((r) => setTimeout(r, 50));
+        let lines: string[] = [];
+        try {
+          lines = readFileSync(countFile, 'utf8').split('\n').filter((l) => l.endsWith('}'));
+        } catch {}
+        if (lines.length > seen) {
+          seen = lines.length;
+          return JSON.parse(lines[lines.length - 1] as string) as {
+            sign: number;
+            verify: number;
+            signUs: number;
+            verifyUs: number;
+          };
+        }
+      }
+      throw new Error(`cold ${t.name}: the server did not report its signature counts`);
     };
     // Warm up, then the window: counts and the profile cover the same stretch.
-    await runH2load(ctx, server.address, server.pid, t.frame, { clients: ctx.knobs.sessions, streams: Math.ceil(ctx.knobs.concurrency / ctx.knobs.sessions), seconds: 1, timeoutMs: ctx.knobs.timeoutMs }, 0);
+    const warm = await runH2load(ctx, server.address, server.pid, t.frame, { clients: ctx.knobs.sessions, streams: Math.ceil(ctx.knobs.concurrency / ctx.knobs.sessions), seconds: 1, timeoutMs: ctx.knobs.timeoutMs }, 0);
     const c0 = await totals();
     const from = Number(process.hrtime.bigint() / 1000n);
-    const run = await runH2load(ctx, server.address, server.pid, t.frame, { clients: ctx.knobs.sessions, streams: Math.ceil(ctx.knobs.concurrency / ctx.knobs.sessions), seconds: SECONDS, timeoutMs: ctx.knobs.timeoutMs }, 0);
+    const run = await runH2load(ctx, server.address, server.pid, t.frame, { clients: ctx.knobs.sessions, streams: Math.ceil(ctx.knobs.concurrency / ctx.knobs.sessions), seconds: SECONDS, timeoutMs: ctx.knobs.timeoutMs, requests: Math.max(200, Math.round(warm.requestsPerSecond * SECONDS)) }, 0);
     const to = Number(process.hrtime.bigint() / 1000n);
     const c1 = await totals();
     await stopServer(server, []);
