@@ -45,6 +45,8 @@ export interface ServeOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Extra `node` flags for this server alone (a profiler, a preload), before the script. */
   readonly nodeArgs?: readonly string[];
+  /** Another build's dist/src/cli/main.js to serve (a before/after comparison in one run). */
+  readonly serveMain?: string;
 }
 
 /** A window of a run on CLOCK_MONOTONIC (µs): the part of a CPU profile worth summarising. */
@@ -77,7 +79,7 @@ export async function startServe(
         ...(profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
         ...knobs.serveNodeArgs,
         ...(options.nodeArgs ?? []),
-        SERVE_MAIN,
+        options.serveMain ?? SERVE_MAIN,
         'serve',
       ],
       {

@@ -33,6 +33,8 @@ const ROUNDS = Number(env['BENCH_COLD_ROUNDS'] ?? 3);
 const SECONDS = Number(env['BENCH_COLD_SECONDS'] ?? 4);
 const PROFILE = env['BENCH_COLD_PROFILE'] !== '0';
 const COUNT_PRELOAD = join(ROOT, 'dist/bench/lib/crypto-count.js');
+/** Another build's dist/src/cli/main.js, measured beside this one in the same rounds (before/after). */
+const COMPARE = env['BENCH_COLD_COMPARE'];
 
 interface Target {
   readonly name: string;
@@ -40,6 +42,8 @@ interface Target {
   readonly frame: Buffer;
   readonly requestTokenLength: number;
   readonly requestForm: string;
+  /** The build it serves, when not this one. */
+  readonly serveMain?: string | undefined;
   server: RunningServer | undefined;
   forwardedTokenLength?: number;
   readonly cpu: number[];
@@ -62,10 +66,16 @@ const formOf = (token: string): string => {
   }
 };
 
-const coldServe = (ctx: ServeContext, label: string, extra: Record<string, unknown> = {}) =>
+const coldServe = (
+  ctx: ServeContext,
+  label: string,
+  serveMain: string | undefined,
+  extra: Record<string, unknown> = {},
+) =>
   startServe(ctx, label, {
     ...fixtureServeOptions(ctx.fixture, 'warn', 0, ctx.fixture.sharedKeysFile),
     env: { MATRYOSHKA_MAX_DEPTH: String(Math.max(8, ...DEPTHS) + 1) },
+    ...(serveMain === undefined ? {} : { serveMain }),
     ...extra,
   });
 
@@ -108,6 +118,8 @@ async function mintRequests(ctx: ServeContext): Promise<Target[]> {
       // innerChain(n) walks an origin through hops 1 … n−1: a depth-(n−1) token.
       const token = await innerChain(client, ctx.fixture.issuer, ctx.fixture.pad, depth + 1);
       targets.push(target(`depth ${depth}`, depth, token, ctx.knobs.dest));
+      if (COMPARE !== undefined)
+        targets.push({ ...target(`depth ${depth} (compared build)`, depth, token, ctx.knobs.dest), serveMain: COMPARE });
     }
     return targets;
   } finally {
@@ -166,10 +178,10 @@ function writePoolFrames(file: string, frames: readonly Buffer[]): void {
 
 async function profileTarget(ctx: ServeContext, t: Target): Promise<void> {
   const countFile = join(ctx.workDir, `count-${t.name.replace(/ /g, '-')}.jsonl`);
-  const profileDir = join(ROOT, 'bench/results/profiles', `cold ${t.name}`);
+  const profileDir = join(ROOT, 'bench/results/profiles', `cold ${t.name}`.replace(/[^A-Za-z0-9 -]+/g, ''));
   rmSync(profileDir, { recursive: true, force: true });
   mkdirSync(profileDir, { recursive: true });
-  const server = await coldServe(ctx, `cold ${t.name} profiled`, {
+  const server = await coldServe(ctx, `cold ${t.name} profiled`, t.serveMain, {
     nodeArgs: ['--import', COUNT_PRELOAD, '--cpu-prof', `--cpu-prof-dir=${profileDir}`],
     env: {
       MATRYOSHKA_MAX_DEPTH: String(Math.max(8, ...DEPTHS) + 1),
@@ -228,7 +240,7 @@ async function tail(ctx: ServeContext, t: Target, rate: number): Promise<{ ours:
   const file = join(ctx.workDir, 'cold-tail.bin');
   writePoolFrames(file, Array.from({ length: 64 }, () => t.frame));
   const config = { rate, maxInFlight: 1024, expectDepth: (t.depth as number) + 1 };
-  const server = await coldServe(ctx, `cold ${t.name}@50%`);
+  const server = await coldServe(ctx, `cold ${t.name}@50%`, t.serveMain);
   let ours: LoadResult;
   try {
     ours = await runLoad(ctx, generatorConfig(ctx, `cold ${t.name}@50%`, server, { kind: 'pool', file }, config));
@@ -260,7 +272,7 @@ export async function runColdHop(ctx: ServeContext): Promise<void> {
   try {
     noop.server = await startNoop(ctx, 'cold noop', 2048, 1);
     for (const t of depthTargets) {
-      t.server = await coldServe(ctx, `cold ${t.name}`);
+      t.server = await coldServe(ctx, `cold ${t.name}`, t.serveMain);
       t.forwardedTokenLength = await checkAllowed(t.server.address, t.frame, t.depth as number);
     }
     for (let round = 0; round < ROUNDS; round++) {
@@ -283,9 +295,13 @@ export async function runColdHop(ctx: ServeContext): Promise<void> {
     for (const t of targets) if (t.server !== undefined) await stopServer(t.server, []);
   }
   if (PROFILE) for (const t of depthTargets) await profileTarget(ctx, t);
-  const deepest = depthTargets[depthTargets.length - 1] as Target;
+  const ours = depthTargets.filter((t) => t.serveMain === undefined);
+  const deepest = ours[ours.length - 1] as Target;
   const halfRate = median(deepest.rate) / 2;
   const tails = await tail(ctx, deepest, halfRate);
+  const compared = depthTargets.filter((t) => t.serveMain !== undefined).at(-1);
+  // The compared build at the same offered rate (half of this build's maximum), against the same no-op.
+  const comparedTail = compared === undefined ? undefined : await tail(ctx, compared, halfRate);
 
   const noopCpu = median(noop.cpu);
   const rows = targets.map((t) => {
@@ -318,6 +334,11 @@ export async function runColdHop(ctx: ServeContext): Promise<void> {
       (r) =>
         `| ${r.name} | ${r.form ?? '—'} | ${r.requestTokenLength || '—'} | ${r.rate.toFixed(0)} | ${f1(r.cpuMicrosPerCheck)} | ${r.aboveNoopOverFloor === undefined ? '—' : `**${f2(r.aboveNoopOverFloor)}×** (${r.aboveNoopOverFloorPerRound?.map(f2).join(' ')})`} | ${f2(r.aboveNoopOverNearFloor)} | ${f2(r.otherCores)} | ${r.loads[0]} … ${r.loads[r.loads.length - 1]} |`,
     ),
+    ...(comparedTail === undefined
+      ? []
+      : [
+          `compared build's tail at the same rate: p50 ${f2(comparedTail.ours.latencyMs.p50)} p99 ${f2(comparedTail.ours.latencyMs.p99)} ms; no-op p99 ${f2(comparedTail.noop.latencyMs.p99)} ms; p99 ratio **${f2(comparedTail.ours.latencyMs.p99 / comparedTail.noop.latencyMs.p99)}×** (allowed ${comparedTail.ours.allowed}/${comparedTail.ours.completed})`,
+        ]),
     `tail: open loop at ${halfRate.toFixed(0)}/s (half of ${deepest.name}'s rate), same request: ours p50 ${f2(tails.ours.latencyMs.p50)} p99 ${f2(tails.ours.latencyMs.p99)} ms; size-matched no-op p50 ${f2(tails.noop.latencyMs.p50)} p99 ${f2(tails.noop.latencyMs.p99)} ms; p99 ratio **${f2(tails.ours.latencyMs.p99 / tails.noop.latencyMs.p99)}×** (allowed ${tails.ours.allowed}/${tails.ours.completed})`,
   ];
   if (PROFILE) {
@@ -357,7 +378,16 @@ export async function runColdHop(ctx: ServeContext): Promise<void> {
       ours: { latencyMs: tails.ours.latencyMs, allowed: tails.ours.allowed, completed: tails.ours.completed, fromIntended: tails.ours.latencyFromIntendedMs },
       noop: { latencyMs: tails.noop.latencyMs, completed: tails.noop.completed, fromIntended: tails.noop.latencyFromIntendedMs },
       p99Ratio: tails.ours.latencyMs.p99 / tails.noop.latencyMs.p99,
+      compared:
+        comparedTail === undefined
+          ? undefined
+          : {
+              ours: comparedTail.ours.latencyMs,
+              noop: comparedTail.noop.latencyMs,
+              p99Ratio: comparedTail.ours.latencyMs.p99 / comparedTail.noop.latencyMs.p99,
+            },
     },
+    compare: COMPARE,
   };
   writeFileSync(join(ROOT, 'bench/results/cold-hop.json'), `${JSON.stringify(json, null, 2)}\n`);
 }

@@ -157,11 +157,9 @@ export async function mintExtended(
       container: '',
     },
   };
-  // A plain container is the incoming token itself: serialised the ordinary way.
-  const json =
-    cmp !== undefined || request.seal
-      ? withContainer(payload, container)
-      : stringifyWith(payload, container);
+  // A plain container is the incoming token itself, which parsed as a compact JWS: base64url
+  // segments and dots, nothing to escape (withContainer checks, and escapes the ordinary way if not).
+  const json = withContainer(payload, container);
   const token = compactSignJson(keys.signing.alg, keys.signing.kid, keys.signing.privateKey, json);
   // Read back with the verifier's own claim readers, so the record cannot drift from theirs.
   const level: VerifiedLevel = {
