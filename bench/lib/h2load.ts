@@ -44,9 +44,8 @@ export interface H2loadOptions {
 }
 
 function parse(output: string): { done: number; ok2xx: number; failed: number } {
-  const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed/.exec(
-    output,
-  );
+  const req =
+    /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed/.exec(output);
   const codes = /status codes: (\d+) 2xx/.exec(output);
   if (req === null || codes === null) throw new Error(`h2load: unreadable output: ${output}`);
   return { done: Number(req[3]), ok2xx: Number(codes[1]), failed: Number(req[5]) };
@@ -112,7 +111,9 @@ export async function runH2load(
     if (warmupSeconds > 0) {
       const t = performance.now();
       const warm = parse(await h2load(ctx, address, body, { ...options, seconds: warmupSeconds }));
-      requests = options.requests ?? Math.max(200, Math.round((warm.done / ((performance.now() - t) / 1000)) * options.seconds));
+      requests =
+        options.requests ??
+        Math.max(200, Math.round((warm.done / ((performance.now() - t) / 1000)) * options.seconds));
     }
     const nproc = ctx.machine.nproc;
     const cpu0 = processCpuMicros(serverPid);
@@ -124,7 +125,8 @@ export async function runH2load(
     const m1 = machineJiffies();
     const { done, ok2xx, failed } = parse(out);
     const serverCpu = cpu1 - cpu0;
-    const machineCores = m1.total > m0.total ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * nproc : 0;
+    const machineCores =
+      m1.total > m0.total ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * nproc : 0;
     return {
       seconds,
       done,

@@ -167,7 +167,8 @@ export function stepProfile(file: string, window: { fromUs: number; toUs: number
     else {
       const { functionName, url, lineNumber } = node.callFrame;
       const short = url.replace(/^.*\/(node_modules|dist)\//, '').replace(/^file:\/\//, '');
-      const key = `${functionName || '(anonymous)'} ${short}${url ? `:${(lineNumber ?? 0) + 1}` : ''}`.trim();
+      const key =
+        `${functionName || '(anonymous)'} ${short}${url ? `:${(lineNumber ?? 0) + 1}` : ''}`.trim();
       const entry = leaves.get(key) ?? { step, us: 0 };
       entry.us += weight;
       leaves.set(key, entry);

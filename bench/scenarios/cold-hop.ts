@@ -20,7 +20,7 @@ import { generatorConfig, runLoad } from '../lib/load-runner.js';
 import type { LoadResult } from '../lib/load-types.js';
 import { log } from '../lib/log.js';
 import { ROOT } from '../lib/paths.js';
-import { innerChain, writeCheckPool } from '../lib/pools.js';
+import { innerChain } from '../lib/pools.js';
 import { type StepProfile, STEPS, stepProfile } from '../lib/profile-steps.js';
 import { checkRequest } from '../lib/requests.js';
 import { type RunningServer, startNoop, startServe, stopServer } from '../lib/servers.js';
@@ -52,7 +52,13 @@ interface Target {
   readonly other: number[];
   readonly loads: string[];
   failed: number;
-  profile?: StepProfile & { checks: number; verifies: number; signs: number; verifyUs: number; signUs: number };
+  profile?: StepProfile & {
+    checks: number;
+    verifies: number;
+    signs: number;
+    verifyUs: number;
+    signUs: number;
+  };
 }
 
 const formOf = (token: string): string => {
@@ -92,9 +98,13 @@ async function checkAllowed(address: string, frame: Buffer, depth: number): Prom
     const message = result.body === undefined ? undefined : unframe(result.body);
     const response = message === undefined ? undefined : decodeCheckResponse(message);
     if (response === undefined || !response.allowed)
-      throw new Error(`cold: depth ${depth} was not allowed (${JSON.stringify(response?.metadata)})`);
+      throw new Error(
+        `cold: depth ${depth} was not allowed (${JSON.stringify(response?.metadata)})`,
+      );
     if (response.headers['x-auth-depth'] !== String(depth + 1))
-      throw new Error(`cold: depth ${depth} answered x-auth-depth ${response.headers['x-auth-depth']}`);
+      throw new Error(
+        `cold: depth ${depth} answered x-auth-depth ${response.headers['x-auth-depth']}`,
+      );
     return (response.headers['authorization'] ?? '').length - 'Bearer '.length;
   } finally {
     client.close();
@@ -119,7 +129,10 @@ async function mintRequests(ctx: ServeContext): Promise<Target[]> {
       const token = await innerChain(client, ctx.fixture.issuer, ctx.fixture.pad, depth + 1);
       targets.push(target(`depth ${depth}`, depth, token, ctx.knobs.dest));
       if (COMPARE !== undefined)
-        targets.push({ ...target(`depth ${depth} (compared build)`, depth, token, ctx.knobs.dest), serveMain: COMPARE });
+        targets.push({
+          ...target(`depth ${depth} (compared build)`, depth, token, ctx.knobs.dest),
+          serveMain: COMPARE,
+        });
     }
     return targets;
   } finally {
@@ -152,18 +165,38 @@ async function measure(ctx: ServeContext, t: Target, server: RunningServer, seco
       server.address,
       server.pid,
       t.frame,
-      { clients: ctx.knobs.sessions, streams: Math.ceil(ctx.knobs.concurrency / ctx.knobs.sessions), seconds, timeoutMs: ctx.knobs.timeoutMs },
+      {
+        clients: ctx.knobs.sessions,
+        streams: Math.ceil(ctx.knobs.concurrency / ctx.knobs.sessions),
+        seconds,
+        timeoutMs: ctx.knobs.timeoutMs,
+      },
       1,
     );
-    return { cpu: run.serverCpuMicrosPerCheck, rate: run.requestsPerSecond, other: run.otherCores, failed: run.failed + (run.done - run.ok2xx), load: run.loadAverage };
+    return {
+      cpu: run.serverCpuMicrosPerCheck,
+      rate: run.requestsPerSecond,
+      other: run.otherCores,
+      failed: run.failed + (run.done - run.ok2xx),
+      load: run.loadAverage,
+    };
   }
   const file = join(ctx.workDir, `cold-${server.pid}.bin`);
   writeFileSync(file, Buffer.alloc(0));
   const frames = Array.from({ length: 64 }, () => t.frame);
   writePoolFrames(file, frames);
-  const load = await runLoad(ctx, generatorConfig(ctx, t.name, server, { kind: 'pool', file }, { durationMs: seconds * 1000 }));
+  const load = await runLoad(
+    ctx,
+    generatorConfig(ctx, t.name, server, { kind: 'pool', file }, { durationMs: seconds * 1000 }),
+  );
   rmSync(file, { force: true });
-  return { cpu: load.serverCpuMicrosPerCheck, rate: load.allowedPerSecond, other: Math.max(0, load.machineBusyCores - load.serverCores - load.clientCores), failed: load.completed - load.allowed, load: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') };
+  return {
+    cpu: load.serverCpuMicrosPerCheck,
+    rate: load.allowedPerSecond,
+    other: Math.max(0, load.machineBusyCores - load.serverCores - load.clientCores),
+    failed: load.completed - load.allowed,
+    load: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+  };
 }
 
 function writePoolFrames(file: string, frames: readonly Buffer[]): void {
@@ -178,7 +211,11 @@ function writePoolFrames(file: string, frames: readonly Buffer[]): void {
 
 async function profileTarget(ctx: ServeContext, t: Target): Promise<void> {
   const countFile = join(ctx.workDir, `count-${t.name.replace(/ /g, '-')}.jsonl`);
-  const profileDir = join(ROOT, 'bench/results/profiles', `cold ${t.name}`.replace(/[^A-Za-z0-9 -]+/g, ''));
+  const profileDir = join(
+    ROOT,
+    'bench/results/profiles',
+    `cold ${t.name}`.replace(/[^A-Za-z0-9 -]+/g, ''),
+  );
   rmSync(profileDir, { recursive: true, force: true });
   mkdirSync(profileDir, { recursive: true });
   const server = await coldServe(ctx, `cold ${t.name} profiled`, t.serveMain, {
@@ -198,7 +235,9 @@ async function profileTarget(ctx: ServeContext, t: Target): Promise<void> {
         await new Promise((r) => setTimeout(r, 50));
         let lines: string[] = [];
         try {
-          lines = readFileSync(countFile, 'utf8').split('\n').filter((l) => l.endsWith('}'));
+          lines = readFileSync(countFile, 'utf8')
+            .split('\n')
+            .filter((l) => l.endsWith('}'));
         } catch {}
         if (lines.length > seen) {
           seen = lines.length;
@@ -213,10 +252,35 @@ async function profileTarget(ctx: ServeContext, t: Target): Promise<void> {
       throw new Error(`cold ${t.name}: the server did not report its signature counts`);
     };
     // Warm up, then the window: counts and the profile cover the same stretch.
-    const warm = await runH2load(ctx, server.address, server.pid, t.frame, { clients: ctx.knobs.sessions, streams: Math.ceil(ctx.knobs.concurrency / ctx.knobs.sessions), seconds: 1, timeoutMs: ctx.knobs.timeoutMs }, 0);
+    const warm = await runH2load(
+      ctx,
+      server.address,
+      server.pid,
+      t.frame,
+      {
+        clients: ctx.knobs.sessions,
+        streams: Math.ceil(ctx.knobs.concurrency / ctx.knobs.sessions),
+        seconds: 1,
+        timeoutMs: ctx.knobs.timeoutMs,
+      },
+      0,
+    );
     const c0 = await totals();
     const from = Number(process.hrtime.bigint() / 1000n);
-    const run = await runH2load(ctx, server.address, server.pid, t.frame, { clients: ctx.knobs.sessions, streams: Math.ceil(ctx.knobs.concurrency / ctx.knobs.sessions), seconds: SECONDS, timeoutMs: ctx.knobs.timeoutMs, requests: Math.max(200, Math.round(warm.requestsPerSecond * SECONDS)) }, 0);
+    const run = await runH2load(
+      ctx,
+      server.address,
+      server.pid,
+      t.frame,
+      {
+        clients: ctx.knobs.sessions,
+        streams: Math.ceil(ctx.knobs.concurrency / ctx.knobs.sessions),
+        seconds: SECONDS,
+        timeoutMs: ctx.knobs.timeoutMs,
+        requests: Math.max(200, Math.round(warm.requestsPerSecond * SECONDS)),
+      },
+      0,
+    );
     const to = Number(process.hrtime.bigint() / 1000n);
     const c1 = await totals();
     await stopServer(server, []);
@@ -236,21 +300,45 @@ async function profileTarget(ctx: ServeContext, t: Target): Promise<void> {
   }
 }
 
-async function tail(ctx: ServeContext, t: Target, rate: number): Promise<{ ours: LoadResult; noop: LoadResult }> {
+async function tail(
+  ctx: ServeContext,
+  t: Target,
+  rate: number,
+): Promise<{ ours: LoadResult; noop: LoadResult }> {
   const file = join(ctx.workDir, 'cold-tail.bin');
-  writePoolFrames(file, Array.from({ length: 64 }, () => t.frame));
+  writePoolFrames(
+    file,
+    Array.from({ length: 64 }, () => t.frame),
+  );
   const config = { rate, maxInFlight: 1024, expectDepth: (t.depth as number) + 1 };
   const server = await coldServe(ctx, `cold ${t.name}@50%`, t.serveMain);
   let ours: LoadResult;
   try {
-    ours = await runLoad(ctx, generatorConfig(ctx, `cold ${t.name}@50%`, server, { kind: 'pool', file }, config));
+    ours = await runLoad(
+      ctx,
+      generatorConfig(ctx, `cold ${t.name}@50%`, server, { kind: 'pool', file }, config),
+    );
   } finally {
     await stopServer(server, []);
   }
-  const noopServer = await startNoop(ctx, 'cold noop@50%', t.forwardedTokenLength ?? 2048, (t.depth as number) + 1);
+  const noopServer = await startNoop(
+    ctx,
+    'cold noop@50%',
+    t.forwardedTokenLength ?? 2048,
+    (t.depth as number) + 1,
+  );
   let noop: LoadResult;
   try {
-    noop = await runLoad(ctx, generatorConfig(ctx, 'cold noop@50%', noopServer, { kind: 'pool', file }, { rate, maxInFlight: 1024 }));
+    noop = await runLoad(
+      ctx,
+      generatorConfig(
+        ctx,
+        'cold noop@50%',
+        noopServer,
+        { kind: 'pool', file },
+        { rate, maxInFlight: 1024 },
+      ),
+    );
   } finally {
     await stopServer(noopServer, []);
     rmSync(file, { force: true });
@@ -264,10 +352,17 @@ const f2 = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? 
 export async function runColdHop(ctx: ServeContext): Promise<void> {
   const floor = cryptoFloor(1024);
   const driver = h2loadInstalled() ? 'h2load' : 'node load generator';
-  log(`cold: crypto floor ${floor.pairMicros.toFixed(1)} µs (sign ${floor.signMicros.toFixed(1)} + verify ${floor.verifyMicros.toFixed(1)}); driver ${driver}`);
+  log(
+    `cold: crypto floor ${floor.pairMicros.toFixed(1)} µs (sign ${floor.signMicros.toFixed(1)} + verify ${floor.verifyMicros.toFixed(1)}); driver ${driver}`,
+  );
   const depthTargets = await mintRequests(ctx);
   const first = depthTargets[0] as Target;
-  const noop: Target = { ...target('noop', undefined, '', ctx.knobs.dest), frame: first.frame, requestTokenLength: first.requestTokenLength, requestForm: first.requestForm };
+  const noop: Target = {
+    ...target('noop', undefined, '', ctx.knobs.dest),
+    frame: first.frame,
+    requestTokenLength: first.requestTokenLength,
+    requestForm: first.requestForm,
+  };
   const targets = [noop, ...depthTargets];
   try {
     noop.server = await startNoop(ctx, 'cold noop', 2048, 1);
@@ -287,10 +382,13 @@ export async function runColdHop(ctx: ServeContext): Promise<void> {
         t.floorNear.push((before + after) / 2);
         t.loads.push(m.load);
         t.failed += m.failed;
-        log(`cold round ${round + 1} ${t.name}: ${m.rate.toFixed(0)} req/s, ${m.cpu.toFixed(1)} µs CPU/check, other ${m.other.toFixed(2)} cores, load ${m.load}`);
+        log(
+          `cold round ${round + 1} ${t.name}: ${m.rate.toFixed(0)} req/s, ${m.cpu.toFixed(1)} µs CPU/check, other ${m.other.toFixed(2)} cores, load ${m.load}`,
+        );
       }
     }
-    for (const t of depthTargets) await checkAllowed((t.server as RunningServer).address, t.frame, t.depth as number);
+    for (const t of depthTargets)
+      await checkAllowed((t.server as RunningServer).address, t.frame, t.depth as number);
   } finally {
     for (const t of targets) if (t.server !== undefined) await stopServer(t.server, []);
   }
@@ -307,7 +405,10 @@ export async function runColdHop(ctx: ServeContext): Promise<void> {
   const rows = targets.map((t) => {
     const cpu = median(t.cpu);
     const perRound = t.cpu.map((c, i) => (c - (noop.cpu[i] ?? noopCpu)) / floor.pairMicros);
-    const drift = t.cpu.map((c, i) => c / (t.floorNear[i] as number) - (noop.cpu[i] as number) / (noop.floorNear[i] as number));
+    const drift = t.cpu.map(
+      (c, i) =>
+        c / (t.floorNear[i] as number) - (noop.cpu[i] as number) / (noop.floorNear[i] as number),
+    );
     return {
       name: t.name,
       depth: t.depth,
@@ -328,11 +429,11 @@ export async function runColdHop(ctx: ServeContext): Promise<void> {
   });
   const out = [
     `cold hop (issue 25): memo off, chain minted by another replica, ${driver}, ${ROUNDS} interleaved rounds × ${SECONDS} s, floor ${floor.pairMicros.toFixed(1)} µs (sign ${floor.signMicros.toFixed(1)} + verify ${floor.verifyMicros.toFixed(1)})`,
-    '| row | form | req tok | req/s | CPU µs/chk | above no-op ÷ floor (per round) | ÷ near floor | other cores | load (1/5/15) |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| row | form | req tok | req/s | CPU µs/chk | above no-op ÷ floor (per round) | best round | ÷ near floor | other cores | load (1/5/15) |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${r.form ?? '—'} | ${r.requestTokenLength || '—'} | ${r.rate.toFixed(0)} | ${f1(r.cpuMicrosPerCheck)} | ${r.aboveNoopOverFloor === undefined ? '—' : `**${f2(r.aboveNoopOverFloor)}×** (${r.aboveNoopOverFloorPerRound?.map(f2).join(' ')})`} | ${f2(r.aboveNoopOverNearFloor)} | ${f2(r.otherCores)} | ${r.loads[0]} … ${r.loads[r.loads.length - 1]} |`,
+        `| ${r.name} | ${r.form ?? '—'} | ${r.requestTokenLength || '—'} | ${r.rate.toFixed(0)} | ${f1(r.cpuMicrosPerCheck)} | ${r.aboveNoopOverFloor === undefined ? '—' : `**${f2(r.aboveNoopOverFloor)}×** (${r.aboveNoopOverFloorPerRound?.map(f2).join(' ')})`} | ${r.aboveNoopOverFloorPerRound === undefined ? '—' : f2(Math.min(...r.aboveNoopOverFloorPerRound))} | ${f2(r.aboveNoopOverNearFloor)} | ${f2(r.otherCores)} | ${r.loads[0]} … ${r.loads[r.loads.length - 1]} |`,
     ),
     ...(comparedTail === undefined
       ? []
@@ -361,7 +462,9 @@ export async function runColdHop(ctx: ServeContext): Promise<void> {
       if (p === undefined) continue;
       out.push(`top frames outside the signatures, ${t.name} (µs/chk):`);
       for (const l of p.topLeaves.slice(0, 15))
-        out.push(`  ${((l.ms * 1000) / p.checks).toFixed(1).padStart(6)}  ${l.step.padEnd(9)} ${l.frame}`);
+        out.push(
+          `  ${((l.ms * 1000) / p.checks).toFixed(1).padStart(6)}  ${l.step.padEnd(9)} ${l.frame}`,
+        );
     }
   }
   process.stdout.write(`${out.join('\n')}\n`);
@@ -375,8 +478,17 @@ export async function runColdHop(ctx: ServeContext): Promise<void> {
     rows,
     tail: {
       rate: halfRate,
-      ours: { latencyMs: tails.ours.latencyMs, allowed: tails.ours.allowed, completed: tails.ours.completed, fromIntended: tails.ours.latencyFromIntendedMs },
-      noop: { latencyMs: tails.noop.latencyMs, completed: tails.noop.completed, fromIntended: tails.noop.latencyFromIntendedMs },
+      ours: {
+        latencyMs: tails.ours.latencyMs,
+        allowed: tails.ours.allowed,
+        completed: tails.ours.completed,
+        fromIntended: tails.ours.latencyFromIntendedMs,
+      },
+      noop: {
+        latencyMs: tails.noop.latencyMs,
+        completed: tails.noop.completed,
+        fromIntended: tails.noop.latencyFromIntendedMs,
+      },
       p99Ratio: tails.ours.latencyMs.p99 / tails.noop.latencyMs.p99,
       compared:
         comparedTail === undefined

@@ -251,7 +251,10 @@ class Writer {
     this.buf[this.pos++] = v;
   }
   int32(v: number): void {
-    if (v >= 0) return this.varint(v);
+    if (v >= 0) {
+      this.varint(v);
+      return;
+    }
     // Sign-extended to 64 bits: ten bytes.
     let lo = v >>> 0;
     for (let i = 0; i < 4; i++) {
@@ -402,7 +405,8 @@ export function encodeCheckResponse(response: CheckResponseMessage): Buffer {
     w.byte(0x1a);
     w.varint(okSize);
     for (const h of ok.headers) writeHeaderOption(w, 0x12, h);
-    ok.headers_to_remove.forEach((name, i) => w.string(0x2a, name, removeSizes[i] as number));
+    for (let i = 0; i < ok.headers_to_remove.length; i++)
+      w.string(0x2a, ok.headers_to_remove[i] as string, removeSizes[i] as number);
   }
   w.byte(0x22);
   w.varint(meta.size);
