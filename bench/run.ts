@@ -22,6 +22,7 @@ import { ROOT } from './lib/paths.js';
 import { machineInfo } from './lib/proc.js';
 import { ResultsSink } from './lib/results.js';
 import { writeReport } from './report.js';
+import { runColdHop } from './scenarios/cold-hop.js';
 import { runCompact } from './scenarios/compact.js';
 import { type CompressionFigures, runCompression } from './scenarios/compression.js';
 import { type CryptoFloors, runCryptoFloor } from './scenarios/crypto-floor.js';
@@ -64,6 +65,8 @@ async function runBench(): Promise<void> {
   try {
     // First, while the machine is still cool: its Checks run on a registry in Redis.
     const registry = wants(knobs, 'registry') ? await runRegistryScale(ctx) : undefined;
+    // Issue 25, only when named: the hop a replica that has not seen the token answers.
+    if (wants(knobs, 'cold')) await runColdHop(ctx);
     const noop = wants(knobs, 'noop') ? await runNoop(ctx) : undefined;
     const baseline = { noop, floor: floors?.floor };
 

@@ -19,7 +19,7 @@ export const ALL_SCENARIOS = [
   'txn',
 ] as const;
 /** Selected by name only (BENCH_SCENARIOS=registry): too long for the default run. */
-export const OPTIONAL_SCENARIOS = ['registry'] as const;
+export const OPTIONAL_SCENARIOS = ['registry', 'cold'] as const;
 export type ScenarioName = (typeof ALL_SCENARIOS)[number] | (typeof OPTIONAL_SCENARIOS)[number];
 
 /** Written into the JSON as they are: keep the fields (and their order) stable. */

@@ -43,6 +43,10 @@ export interface ServeOptions {
   readonly authzHttp?: boolean;
   /** Further MATRYOSHKA_* settings of this run (the chain form, say), applied last. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Extra `node` flags for this server alone (a profiler, a preload), before the script. */
+  readonly nodeArgs?: readonly string[];
+  /** Another build's dist/src/cli/main.js to serve (a before/after comparison in one run). */
+  readonly serveMain?: string;
 }
 
 /** A window of a run on CLOCK_MONOTONIC (µs): the part of a CPU profile worth summarising. */
@@ -74,7 +78,8 @@ export async function startServe(
       [
         ...(profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
         ...knobs.serveNodeArgs,
-        SERVE_MAIN,
+        ...(options.nodeArgs ?? []),
+        options.serveMain ?? SERVE_MAIN,
         'serve',
       ],
       {

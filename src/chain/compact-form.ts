@@ -93,8 +93,15 @@ export function expandHops(
   level: VerifiedLevel,
   firstDepth: number,
 ): VerifiedLevel[] {
+  // Every field written out: a literal of one fixed shape, not a spread per hop.
   return hops.map((hop, i) => ({
-    ...level,
+    iss: level.iss,
+    alg: level.alg,
+    own: level.own,
+    issuer: level.issuer,
+    tenant: level.tenant,
+    subject: level.subject,
+    roles: level.roles,
     kid: hop.kid ?? level.kid,
     exp: hop.exp,
     nbf: undefined,
@@ -137,16 +144,24 @@ export interface PackedAnchor {
  * verifying again, one level of ours at a time (a compact level peels all its hops at once); only
  * the top levels are parsed, and only the containers between them are unpacked.
  */
-export function peelRun(token: string, run: number, maxContainerBytes: number): PackedAnchor {
+export function peelRun(
+  token: string,
+  run: number,
+  maxContainerBytes: number,
+  parsed: readonly (AuthStack | undefined)[] = [],
+): PackedAnchor {
   let current = token;
   let left = run;
-  for (;;) {
-    const stack: AuthStack | undefined = readAuthStack(parseCompactJws(current).payload);
+  // `parsed`: the stacks of the top levels as the Check that verified them read them, outermost
+  // first; a level among them is not parsed again.
+  for (let level = 0; ; level++) {
+    const stack: AuthStack | undefined =
+      level < parsed.length ? parsed[level] : readAuthStack(parseCompactJws(current).payload);
     if (stack === undefined || stack.fmt !== 'JWT')
       throw new Error('unreachable: a collapsible level has a plain container');
     left -= stack.hops?.length ?? 1;
     if (left < 0) throw new Error('unreachable: a compact level straddles the run');
     if (left === 0) return { container: stack.container, cmp: stack.cmp };
-    current = unpackContainer(stack, maxContainerBytes);
+    if (level + 1 >= parsed.length) current = unpackContainer(stack, maxContainerBytes);
   }
 }

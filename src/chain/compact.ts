@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { MatryoshkaError } from '../errors.js';
 import { decodeSegment } from './base64.js';
 import { hasDuplicateKeys } from './duplicate-keys.js';
@@ -34,10 +35,14 @@ function decodeJsonObject(segment: string, what: string): Record<string, unknown
   const bytes = decodeSegment(segment);
   if (bytes === undefined) throw new CompactFormatError(`${what} is not base64url`);
   let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    throw new CompactFormatError(`${what} is not valid UTF-8`);
+  // Claims are almost always ASCII: read those bytes as they are, without the UTF-8 decoder.
+  if (isAscii(bytes)) text = bytes.toString('latin1');
+  else {
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      throw new CompactFormatError(`${what} is not valid UTF-8`);
+    }
   }
   let value: unknown;
   try {

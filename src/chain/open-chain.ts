@@ -176,6 +176,7 @@ export async function openChain(token: string, deps: OpenChainDeps): Promise<Cha
     levels.length - (below?.levels.length ?? 0),
     opened.some((l) => l.signer.keysRefreshed),
     trustVersion,
+    opened.map((l) => l.stack),
   );
   if (memo !== undefined && tokenKey !== undefined) {
     memo.set(tokenKey, levels, sealed, trustVersion, chain.outer.exp);
@@ -378,6 +379,7 @@ function toChain(
   verifiedHere: number,
   keyCacheMiss: boolean,
   trustVersion: number,
+  parsedStacks?: readonly (AuthStack | undefined)[],
 ): Chain {
   const outer = levels[levels.length - 1] as VerifiedLevel;
   const sids = levels.flatMap((l) => (l.stack?.sid === undefined ? [] : [l.stack.sid]));
@@ -390,5 +392,6 @@ function toChain(
     verifiedHere,
     keyCacheMiss,
     trustVersion,
+    parsedStacks,
   };
 }

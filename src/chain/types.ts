@@ -1,5 +1,5 @@
 import type { IssuerRecord } from '../registry/records.js';
-import type { ContainerFormat } from './auth-stack.js';
+import type { AuthStack, ContainerFormat } from './auth-stack.js';
 import type { Compression } from './compression.js';
 
 /** What a level says about its container, without the container itself. */
@@ -74,4 +74,9 @@ export interface Chain {
    * fetched, a key withdrawn) must make that memory stale at once.
    */
   readonly trustVersion: number;
+  /**
+   * The auth_stack of each level this Check parsed, outermost first (absent for levels the memo
+   * supplied): mint reuses an anchor's container from here instead of parsing the token again.
+   */
+  readonly parsedStacks?: readonly (AuthStack | undefined)[] | undefined;
 }

@@ -20,6 +20,7 @@ import {
 } from '../registry/records.js';
 import type { CheckInput } from './check-input.js';
 import type { DecisionRecord, ShadowScope } from './decision.js';
+import { Deadlines } from './deadlines.js';
 import { type RouteBindings, resolveDestinationSid, routeBindings } from './destination.js';
 import { newRequestId } from './request-id.js';
 import { extractToken } from './extract.js';
@@ -170,26 +171,25 @@ export async function checkWithin(
   budgetMs: number | undefined,
 ): Promise<DecisionRecord> {
   if (budgetMs === undefined) return check(input, deps);
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<DecisionRecord>((resolve) => {
-    timer = setTimeout(
-      () => {
-        resolve(
-          finish(newDraft(input), false, {
-            reason: 'unavailable',
-            detail: `no decision within the caller's deadline (${Math.round(budgetMs)} ms)`,
-          }),
-        );
-      },
-      Math.max(0, budgetMs),
+  return new Promise<DecisionRecord>((resolve) => {
+    const deadline = deadlines.add(budgetMs, () =>
+      resolve(
+        finish(newDraft(input), false, {
+          reason: 'unavailable',
+          detail: `no decision within the caller's deadline (${Math.round(budgetMs)} ms)`,
+        }),
+      ),
     );
+    // check() never rejects; whichever settles first answers (a later resolve is a no-op).
+    void check(input, deps).then((record) => {
+      deadlines.remove(deadline);
+      resolve(record);
+    });
   });
-  try {
-    return await Promise.race([check(input, deps), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
+
+/** One timer for the deadlines of every Check in flight (see deadlines.ts). */
+const deadlines = new Deadlines();
 
 /** `denial` present and `allowed`: a denial dry-run let through (`shadow`). */
 function finish(

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { HopRecord } from '../chain/auth-stack.js';
 import { encodeStandardBase64 } from '../chain/base64.js';
 import {
@@ -16,6 +15,7 @@ import type { Chain, VerifiedLevel } from '../chain/types.js';
 import { compactSignJson } from '../keys/jws-crypto.js';
 import type { OwnKeys } from '../keys/own-keys.js';
 import type { ChainFormat } from '../registry/records.js';
+import { randomBase64url } from './random-pool.js';
 
 export interface MintSettings {
   readonly issuer: string;
@@ -109,7 +109,7 @@ export interface Minted {
 
 /** Short and unique: 128 random bits, base64url (22 characters), a hop record's largest field. */
 function newJti(): string {
-  return randomBytes(16).toString('base64url');
+  return randomBase64url(16);
 }
 
 /** The container as written: compressed from `compressFromDepth` on, when that pays. */
@@ -204,11 +204,9 @@ export async function mintExtended(
       container: '',
     },
   };
-  // A plain container is the incoming token itself: serialised the ordinary way.
-  const json =
-    cmp !== undefined || request.seal
-      ? withContainer(payload, container)
-      : stringifyWith(payload, container);
+  // A plain container is the incoming token itself, which parsed as a compact JWS: base64url
+  // segments and dots, nothing to escape (withContainer checks, and escapes the ordinary way if not).
+  const json = withContainer(payload, container);
   const token = compactSignJson(keys.signing.alg, keys.signing.kid, keys.signing.privateKey, json);
   // Read back with the verifier's own claim readers, so the record cannot drift from theirs.
   const level: VerifiedLevel = {
@@ -295,6 +293,7 @@ export function mintCompact(
           request.incoming,
           run,
           request.maxContainerBytes ?? DEFAULT_LIMITS.maxContainerBytes,
+          chain.parsedStacks,
         )
       : packed(
           request.incoming,

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CheckResponseMessage } from '../pipeline/respond.js';
+import { decodeCheckRequest, encodeCheckResponse } from './check-codec.js';
 import type { CheckRequestMessage } from './check-request.js';
 import type { HealthState } from './health.js';
 import { loadProtos } from './protos.js';
@@ -139,10 +140,28 @@ function widenReceiveWindows(servers: readonly Http2ServerEvents[]): void {
   }
 }
 
+/**
+ * The Authorization service with Check's request read and its response written by check-codec.ts
+ * rather than by protobufjs's reflection: the same messages, without a decode–toObject and a
+ * fromObject–encode pass over every field on each call.
+ */
+export function withStaticCodec(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const check = service['Check'];
+  if (check === undefined) throw new Error('unreachable: the Authorization service has no Check');
+  return {
+    ...service,
+    Check: {
+      ...check,
+      requestDeserialize: decodeCheckRequest,
+      responseSerialize: (value: unknown) => encodeCheckResponse(value as CheckResponseMessage),
+    },
+  };
+}
+
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const protos = loadProtos();
   const server = new grpc.Server(serverOptions(options.limits));
-  server.addService(protos.authorization, {
+  server.addService(withStaticCodec(protos.authorization), {
     Check: (
       call: grpc.ServerUnaryCall<CheckRequestMessage, CheckResponseMessage>,
       callback: grpc.sendUnaryData<CheckResponseMessage>,

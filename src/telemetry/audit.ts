@@ -24,6 +24,9 @@ export function logDecision(
   durationMs: number,
   traceId: string | undefined,
 ): void {
+  const plainAllow = record.allowed && record.reason === undefined;
+  // An allow is an info line: below that level nothing is written, so nothing is built either.
+  if (plainAllow && !logger.isLevelEnabled('info')) return;
   const line = {
     request_id: record.requestId,
     tenant_id: text(record.tenant),
@@ -46,6 +49,6 @@ export function logDecision(
     duration_ms: Math.round(durationMs * 1000) / 1000,
     trace_id: traceId,
   };
-  if (record.allowed && record.reason === undefined) logger.info(line, 'check');
+  if (plainAllow) logger.info(line, 'check');
   else logger.warn(line, 'check');
 }
