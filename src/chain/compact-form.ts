@@ -1,3 +1,4 @@
+import { invariant } from '../errors.js';
 import { deny } from '../reasons.js';
 import {
   type AuthStack,
@@ -143,9 +144,9 @@ export function peelRun(token: string, run: number, maxContainerBytes: number): 
   for (;;) {
     const stack: AuthStack | undefined = readAuthStack(parseCompactJws(current).payload);
     if (stack === undefined || stack.fmt !== 'JWT')
-      throw new Error('unreachable: a collapsible level has a plain container');
+      invariant('a collapsible level has a plain container');
     left -= stack.hops?.length ?? 1;
-    if (left < 0) throw new Error('unreachable: a compact level straddles the run');
+    if (left < 0) invariant('a compact level straddles the run');
     if (left === 0) return { container: stack.container, cmp: stack.cmp };
     current = unpackContainer(stack, maxContainerBytes);
   }

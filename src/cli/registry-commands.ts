@@ -1,3 +1,4 @@
+import { EnvironmentError, messageOf } from '../errors.js';
 import { stringify } from 'yaml';
 import { environmentWithConfigFile } from '../config/config-file.js';
 import { ConfigError, loadSettings } from '../config/config.js';
@@ -50,6 +51,17 @@ function validated<T>(build: () => T): T {
   }
 }
 
+/**
+ * A `rediss://` URL pointed at a plain Redis does not fail, it waits: the server reads the TLS
+ * hello as a command that never ends. Said outright, since the timeout alone names no cause.
+ */
+function tlsHint(url: string, cause: string): string {
+  return /^(rediss|redis\+(sentinel|cluster)s):\/\//.test(url) &&
+    /ETIMEDOUT|timed? ?out|ECONNRESET|EPROTO|wrong version/i.test(cause)
+    ? ' (REDIS_URL asks for TLS: does this Redis serve TLS on that port? A plain one is redis://)'
+    : '';
+}
+
 export async function withStore<T>(task: (store: RegistryStore) => Promise<T>): Promise<T> {
   const config = registrySettings();
   if (config.redisUrl === undefined)
@@ -65,12 +77,15 @@ export async function withStore<T>(task: (store: RegistryStore) => Promise<T>): 
   });
   // The connect() rejection only says "Connection is closed"; the 'error' event says why (TLS, auth, refused).
   let cause: string | undefined;
-  redis.on('error', (error: Error) => {
-    cause ??= error.message;
+  redis.on('error', (error: unknown) => {
+    cause ??= messageOf(error);
   });
   try {
-    await redis.connect().catch((error: Error) => {
-      throw new Error(`cannot reach Redis: ${cause ?? error.message}`);
+    await redis.connect().catch((error: unknown) => {
+      const why = cause ?? messageOf(error);
+      throw new EnvironmentError(
+        `cannot reach Redis at REDIS_URL: ${why}${tlsHint(config.redisUrl ?? '', why)}`,
+      );
     });
     return await task(
       new RegistryStore(redis, new RedisLayout(config.redisPrefix), config.allowInsecureIssuers),

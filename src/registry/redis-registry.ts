@@ -1,3 +1,4 @@
+import { messageOf } from '../errors.js';
 import type { Logger } from 'pino';
 import { untrustedText } from '../untrusted-text.js';
 import type { MemoryRegistry } from './memory-registry.js';
@@ -246,7 +247,7 @@ export class RedisRegistry implements RegistryReader {
     } catch (error) {
       this.options.onReloadFailed?.();
       this.logger.warn(
-        { why, err: (error as Error).message },
+        { why, err: messageOf(error) },
         'registry sync failed; serving the last state',
       );
     }
@@ -274,7 +275,9 @@ export class RedisRegistry implements RegistryReader {
       if (loaded === undefined) {
         // The log was trimmed past the load's start while it ran (a burst of writes): again.
         if (attempt < 3) continue;
-        throw new Error('registry kept changing faster than a full load could follow');
+        throw new RegistryUnavailableError(
+          'registry kept changing faster than a full load could follow',
+        );
       }
       const changed = this.state === undefined ? [] : loaded.state.differingIssuers(this.state);
       const first = this.state === undefined;

@@ -1,8 +1,10 @@
+import { messageOf } from '../errors.js';
 import { MemoryRegistry } from './memory-registry.js';
 import {
   type IssuerRecord,
   type ServicePolicy,
   type TenantPolicy,
+  RecordError,
   identifier,
   parseIssuer,
   parseService,
@@ -40,7 +42,7 @@ export class ReplicaState {
       try {
         return { op, value: this.parse(op.kind, op.name, op.stored) };
       } catch (error) {
-        invalid.push(`${op.kind} ${op.name}: ${(error as Error).message}`);
+        invalid.push(`${op.kind} ${op.name}: ${messageOf(error)}`);
         return { op, value: undefined };
       }
     });
@@ -72,7 +74,8 @@ export class ReplicaState {
     if (kind === 'service') return { kind, record: parseService(name, raw, `service ${name}`) };
     const record = parseIssuer(raw, `issuer ${name}`, this.allowInsecure);
     // The key names the issuer: a record filed under another name would answer for the wrong iss.
-    if (record.issuer !== name) throw new Error(`the record names ${record.issuer}`);
+    if (record.issuer !== name)
+      throw new RecordError(`issuer ${name}`, `the record names ${record.issuer}`);
     return { kind, record };
   }
 

@@ -10,6 +10,7 @@ import {
 } from '../pipeline/respond.js';
 import type { HttpsTls } from '../tls/server-credentials.js';
 import { maxCheckRequestBytes } from './grpc-server.js';
+import { listenError } from './listen-error.js';
 import { type HttpAuthzDialect, type HttpRefusal, parseHttpAuthz } from './http-authz-request.js';
 
 export interface AuthzHttpOptions {
@@ -140,9 +141,11 @@ export async function startAuthzHttp(options: AuthzHttpOptions): Promise<Running
   server.on('request', (req: IncomingMessage) => clearTimeout(firstRequest.get(req.socket)));
   server.maxConnections = AUTHZ_HTTP_MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: unknown): void =>
+      reject(listenError('MATRYOSHKA_AUTHZ_HTTP_PORT', `${options.host}:${options.port}`, error));
+    server.once('error', failed);
     server.listen(options.port, options.host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

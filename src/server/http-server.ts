@@ -1,5 +1,6 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listenError } from './listen-error.js';
 
 export interface HttpRoutes {
   /** Public keys of the tokens we mint. */
@@ -97,9 +98,11 @@ export async function startHttpServer(
   server.keepAliveTimeout = Math.min(HTTP_KEEP_ALIVE_MS, limits.idleTimeoutMs);
   server.maxConnections = HTTP_MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: unknown): void =>
+      reject(listenError('MATRYOSHKA_HTTP_PORT', `${host}:${port}`, error));
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

@@ -1,4 +1,6 @@
+import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { NodeSDK } from '@opentelemetry/sdk-node';
+import { messageOf } from '../errors.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -21,15 +23,22 @@ export function tracingConfigured(env: Env): boolean {
 
 export interface Tracing {
   readonly enabled: boolean;
-  shutdown(): Promise<void>;
+  /** Flush and stop, giving up after `withinMs`: a collector that does not answer must not hold the exit. */
+  shutdown(withinMs?: number): Promise<void>;
 }
+
+/** How long a shutdown waits for the last spans to reach the collector, by default. */
+export const TRACING_FLUSH_MS = 2000;
 
 /**
  * Start the OpenTelemetry Node SDK for traces, configured entirely by the standard OTEL_*
  * variables (exporter, endpoint, protocol, headers, service name, sampler, resource attributes).
  * Metrics are not the SDK's job here: the service owns its MeterProvider and serves `/metrics`.
  */
-export function startTracing(env: Env = process.env): Tracing {
+export function startTracing(
+  env: Env = process.env,
+  warn: (detail: string) => void = () => undefined,
+): Tracing {
   // Off means off: no SDK, so no async-context manager either (its hooks cost every promise).
   if (!tracingConfigured(env)) return { enabled: false, shutdown: async () => undefined };
   const sdk = new NodeSDK({
@@ -38,9 +47,26 @@ export function startTracing(env: Env = process.env): Tracing {
     logRecordProcessors: [],
     instrumentations: [],
   });
+  // An unreachable collector fails every export: said once, not once per batch (and not never).
+  let warned = false;
+  setGlobalErrorHandler((error) => {
+    if (warned) return;
+    warned = true;
+    warn(messageOf(error));
+  });
   sdk.start();
   return {
     enabled: true,
-    shutdown: () => sdk.shutdown().catch(() => undefined),
+    shutdown: (withinMs = TRACING_FLUSH_MS) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, withinMs);
+        sdk
+          .shutdown()
+          .catch(() => undefined)
+          .finally(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+      }),
   };
 }
