@@ -201,24 +201,6 @@ export const ISSUER: Group = {
         return 0;
       },
     },
-    export: {
-      synopsis: '[--out FILE] [--json]',
-      details: [
-        'every record in Redis as one registry file (the embedded-mode format), which',
-        '`registry import` and MATRYOSHKA_REGISTRY_FILE read back as it is',
-        '--out FILE   write to FILE instead of standard output',
-        '--json       JSON (a YAML subset: import reads it too)',
-      ],
-      options: { out: { type: 'string' }, json: { type: 'boolean', default: false } },
-      async run({ values }, out) {
-        const { contents } = await withStore((store) => store.snapshot());
-        const text = printed(values['json'], registryDocument(contents));
-        const file = values['out'];
-        if (typeof file === 'string') writeNamedFile('--out', file, `${text}\n`, 0o644);
-        else out(text);
-        return 0;
-      },
-    },
   },
 };
 
@@ -419,6 +401,24 @@ export const REGISTRY: Group = {
         out(
           `imported ${contents.issuers.length} issuers, ${contents.tenants.length} tenants, ${contents.services.length} services, ${Object.keys(contents.principals).length} principals`,
         );
+        return 0;
+      },
+    },
+    export: {
+      synopsis: '[--out FILE] [--json]',
+      details: [
+        'every record in Redis as one registry file (the embedded-mode format), which',
+        '`registry import` and MATRYOSHKA_REGISTRY_FILE read back as it is',
+        '--out FILE   write to FILE instead of standard output',
+        '--json       JSON (a YAML subset: import reads it too)',
+      ],
+      options: { out: { type: 'string' }, json: { type: 'boolean', default: false } },
+      async run({ values }, out) {
+        const { contents } = await withStore((store) => store.snapshot());
+        const text = printed(values['json'], registryDocument(contents));
+        const file = values['out'];
+        if (typeof file === 'string') writeNamedFile('--out', file, `${text}\n`, 0o644);
+        else out(text);
         return 0;
       },
     },
