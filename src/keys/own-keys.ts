@@ -1,4 +1,4 @@
-import { MatryoshkaError, messageOf } from '../errors.js';
+import { MatryoshkaError, errnoOf, messageOf } from '../errors.js';
 import { type JsonWebKey, KeyObject, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
@@ -243,7 +243,7 @@ export class OwnKeys {
       doc = JSON.parse(readFileSync(path, 'utf8'));
     } catch (error) {
       throw new KeyFileError(
-        `cannot read ${path} as JSON (${(error as NodeJS.ErrnoException).code ?? 'invalid JSON'})`,
+        `cannot read ${path} as JSON (${errnoOf(error) ?? 'invalid JSON'})`,
       );
     }
     return OwnKeys.fromJwkSet(doc);
