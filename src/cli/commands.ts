@@ -3,7 +3,7 @@ import { environmentWithConfigFile } from '../config/config-file.js';
 import { loadConfig } from '../config/config.js';
 import { generateKeyFile } from '../keys/own-keys.js';
 import { routeGrpcLogs } from '../server/grpc-server.js';
-import { startService } from '../service.js';
+import { type RunningService, startService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';
 import { TRACING_FLUSH_MS, startTracing } from '../telemetry/tracing.js';
 import { DEFAULT_DEV_HOSTS, generateDevCertificates } from '../tls/dev-certs.js';
@@ -38,9 +38,16 @@ async function serve(): Promise<void> {
     },
     'telemetry',
   );
-  const service = await startService(config, logger);
+  // Signals are taken before the ports open: a SIGTERM arriving right after "serving" (or while
+  // starting) must drain and exit 0, not kill the process by node's default.
+  let service: RunningService | undefined;
+  let requested: string | undefined;
   let stopping = false;
   const stop = (signal: string): void => {
+    if (service === undefined) {
+      requested ??= signal;
+      return;
+    }
     if (stopping) return;
     stopping = true;
     logger.info(
@@ -53,7 +60,10 @@ async function serve(): Promise<void> {
       // The spans' flush gets what is left of the drain time (a little at least), never more.
       .then(() =>
         tracing.shutdown(
-          Math.min(TRACING_FLUSH_MS, Math.max(250, config.shutdownGraceMs - (Date.now() - started))),
+          Math.min(
+            TRACING_FLUSH_MS,
+            Math.max(250, config.shutdownGraceMs - (Date.now() - started)),
+          ),
         ),
       )
       .then(
@@ -64,7 +74,9 @@ async function serve(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // The registry file is followed anyway (watch and poll); SIGHUP asks for it now.
-  process.on('SIGHUP', () => service.reloadRegistry());
+  process.on('SIGHUP', () => service?.reloadRegistry());
+  service = await startService(config, logger);
+  if (requested !== undefined) stop(requested);
 }
 
 const SERVE: Leaf = {
@@ -168,4 +180,3 @@ export const USAGE = [
     .flatMap(([name, command]) => synopses(`  ${name}`, command)),
   '`matryoshka-authz <command> --help` says more about each.',
 ].join('\n');
-

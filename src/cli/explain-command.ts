@@ -255,12 +255,17 @@ export const EXPLAIN: Leaf = {
         record.destination === undefined ? undefined : await registry.service(record.destination);
       const tenantRecord =
         record.tenant === undefined ? undefined : await registry.tenant(record.tenant);
-      return explanation(record, token, {
-        service: record.destination,
-        serviceRegistered: service !== undefined,
-        operation: record.operation,
-        tenantRegistered: tenantRecord !== undefined,
-      }, config);
+      return explanation(
+        record,
+        token,
+        {
+          service: record.destination,
+          serviceRegistered: service !== undefined,
+          operation: record.operation,
+          tenantRegistered: tenantRecord !== undefined,
+        },
+        config,
+      );
     });
     out(values['json'] === true ? terminalJson(explained) : render(explained));
     return explained.decision === 'deny' ? 1 : 0;

@@ -30,7 +30,9 @@ main(process.argv.slice(2)).then(
     // ours (1, the only case called an internal error).
     const code = exitCodeOf(error);
     const message = messageOf(error);
-    process.stderr.write(`matryoshka-authz: ${code === 1 ? `internal error: ${message}` : message}\n`);
+    process.stderr.write(
+      `matryoshka-authz: ${code === 1 ? `internal error: ${message}` : message}\n`,
+    );
     // A mistake in the shape of the command line: what was expected, on stderr too.
     if (error instanceof UsageError && error.usage !== undefined)
       process.stderr.write(`${error.usage}\n`);

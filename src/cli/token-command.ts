@@ -26,7 +26,7 @@ export const TOKEN: Group = {
         'file verifies it without a registry entry',
         '--tenant T        required; the tenant (tenant_id)',
         '--sub USER        required; the user (sub)',
-        '--roles R,...     the user\'s roles (roles)',
+        "--roles R,...     the user's roles (roles)",
         `--ttl SECONDS     lifetime, 1 to ${MAX_TTL_SECONDS} (default 3600)`,
       ],
       options: {
@@ -38,7 +38,8 @@ export const TOKEN: Group = {
       async run({ values }, out) {
         const tenant = values['tenant'];
         if (typeof tenant !== 'string') throw new UsageError('--tenant is required');
-        if (!isIdentifier(tenant)) throw new UsageError(`--tenant must be ${IDENTIFIER_DESCRIPTION}`);
+        if (!isIdentifier(tenant))
+          throw new UsageError(`--tenant must be ${IDENTIFIER_DESCRIPTION}`);
         const sub = values['sub'];
         if (typeof sub !== 'string') throw new UsageError('--sub is required');
         if (!isSubject(sub))

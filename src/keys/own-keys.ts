@@ -242,9 +242,7 @@ export class OwnKeys {
     try {
       doc = JSON.parse(readFileSync(path, 'utf8'));
     } catch (error) {
-      throw new KeyFileError(
-        `cannot read ${path} as JSON (${errnoOf(error) ?? 'invalid JSON'})`,
-      );
+      throw new KeyFileError(`cannot read ${path} as JSON (${errnoOf(error) ?? 'invalid JSON'})`);
     }
     return OwnKeys.fromJwkSet(doc);
   }

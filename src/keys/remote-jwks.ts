@@ -138,9 +138,7 @@ export class RemoteJwks {
     } catch (error) {
       const fallback = this.usable(state.current);
       if (fallback !== undefined) return { keys: fallback.keys, refreshed: true };
-      throw new KeysUnavailableError(
-        `keys of ${issuer.issuer} unavailable: ${messageOf(error)}`,
-      );
+      throw new KeysUnavailableError(`keys of ${issuer.issuer} unavailable: ${messageOf(error)}`);
     }
   }
 

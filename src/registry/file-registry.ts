@@ -79,8 +79,7 @@ export class FileRegistry implements RegistryReader {
     }
     if (text === this.text) {
       // Asked explicitly about a file still broken: say so again, so the operator sees the answer.
-      if (why === 'signal' && this.reported !== undefined)
-        return this.invalid(this.reported, why);
+      if (why === 'signal' && this.reported !== undefined) return this.invalid(this.reported, why);
       return 'unchanged';
     }
     let next: MemoryRegistry;

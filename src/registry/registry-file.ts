@@ -26,10 +26,7 @@ export function parseRegistryDocument(text: string, allowInsecure: boolean): Reg
     refuseDuplicateKeys(document, lines);
     doc = document.toJS({ maxAliasCount: 50 });
   } catch (error) {
-    throw new RecordError(
-      'registry file',
-      `not valid YAML (${messageOf(error)})`,
-    );
+    throw new RecordError('registry file', `not valid YAML (${messageOf(error)})`);
   }
   const root = doc === null || doc === undefined ? {} : asObject(doc, 'registry file');
   for (const key of Object.keys(root)) {
@@ -73,7 +70,10 @@ function refuseDuplicateKeys(document: Document, lines: LineCounter): void {
         if (seen.has(value)) {
           const offset = (key as { range?: [number] } | null)?.range?.[0];
           const where = offset === undefined ? '' : ` at line ${lines.linePos(offset).line}`;
-          throw new RecordError('registry file', `not valid YAML (Map keys must be unique${where})`);
+          throw new RecordError(
+            'registry file',
+            `not valid YAML (Map keys must be unique${where})`,
+          );
         }
         seen.add(value);
       }

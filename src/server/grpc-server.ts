@@ -159,7 +159,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const http2Servers = http2ServersOf(server);
   if (http2Servers === undefined) {
     server.forceShutdown();
-    invariant('grpc-js internals changed: cannot reach the HTTP/2 servers to bound stalled connections');
+    invariant(
+      'grpc-js internals changed: cannot reach the HTTP/2 servers to bound stalled connections',
+    );
   }
   widenReceiveWindows(http2Servers);
   for (const http2Server of http2Servers)

@@ -1,4 +1,5 @@
 import { setGlobalErrorHandler } from '@opentelemetry/core';
+import { connect } from 'node:net';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { messageOf } from '../errors.js';
 
@@ -48,12 +49,16 @@ export function startTracing(
     instrumentations: [],
   });
   // An unreachable collector fails every export: said once, not once per batch (and not never).
+  // The exporter retries for its whole timeout before it reports anything, so the endpoint is
+  // also tried once at start: a collector that is not there is said at once.
   let warned = false;
-  setGlobalErrorHandler((error) => {
+  const warnOnce = (detail: string): void => {
     if (warned) return;
     warned = true;
-    warn(messageOf(error));
-  });
+    warn(detail);
+  };
+  setGlobalErrorHandler((error) => warnOnce(messageOf(error)));
+  probeEndpoint(env, warnOnce);
   sdk.start();
   return {
     enabled: true,
@@ -69,4 +74,32 @@ export function startTracing(
           });
       }),
   };
+}
+
+/** How long the start-up probe of the OTLP endpoint may take before it counts as unreachable. */
+const PROBE_TIMEOUT_MS = 2000;
+
+/** One TCP connection to the configured OTLP endpoint; `unreachable` when it cannot be made. */
+function probeEndpoint(env: Env, unreachable: (detail: string) => void): void {
+  const endpoint =
+    (env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] ?? '').trim() ||
+    (env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? '').trim();
+  if (endpoint === '') return;
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    unreachable(`${endpoint} is not a URL`);
+    return;
+  }
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const socket = connect({ host, port, timeout: PROBE_TIMEOUT_MS });
+  socket.unref();
+  socket.once('connect', () => socket.destroy());
+  socket.once('timeout', () => {
+    socket.destroy();
+    unreachable(`${url.host}: no answer within ${PROBE_TIMEOUT_MS} ms`);
+  });
+  socket.once('error', (error) => unreachable(`${url.host}: ${messageOf(error)}`));
 }

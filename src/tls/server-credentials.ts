@@ -17,10 +17,7 @@ function check(name: string, path: string, parse: (pem: Buffer) => unknown): voi
   try {
     pem = readFileSync(path);
   } catch (error) {
-    throw new ConfigError(
-      name,
-      `cannot read ${path} (${errnoOf(error) ?? 'error'})`,
-    );
+    throw new ConfigError(name, `cannot read ${path} (${errnoOf(error) ?? 'error'})`);
   }
   try {
     parse(pem);
