@@ -104,6 +104,8 @@ describe('npm start', () => {
         MATRYOSHKA_HOST: '127.0.0.1',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so that whatever is left of it can be ended by the group's id.
+      detached: true,
     });
     let out = '';
     const port = await new Promise<number>((resolve, reject) => {
@@ -118,9 +120,17 @@ describe('npm start', () => {
       });
     });
     // 'close': every process holding npm's output pipe, the server included, has exited.
-    const closed = new Promise<void>((resolve) => npm.once('close', () => resolve()));
+    const closed = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 15_000);
+      npm.once('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
     npm.kill('SIGTERM');
-    await closed;
+    const stopped = await closed;
+    if (!stopped) process.kill(-(npm.pid as number), 'SIGKILL');
+    assert.ok(stopped, 'the server exited within 15 s of the SIGTERM sent to npm');
     // The server drained and said so, and its port no longer accepts connections.
     assert.match(out, /"msg":"matryoshka-authz stopped"/);
     const refused = await new Promise<boolean>((resolve) => {
