@@ -15,7 +15,7 @@ describe('the command line', () => {
   after(() => idp.stop());
 
   it('npm start serves Check on the embedded default with no configuration, and stops on SIGTERM', async () => {
-    assert.equal(scripts['start'], 'node dist/src/cli/main.js serve');
+    assert.equal(scripts['start'], 'exec node dist/src/cli/main.js serve');
     const served = await serve({});
     try {
       assert.ok(served.grpcPort > 0 && served.httpPort > 0, 'free ports were picked and logged');

@@ -1,4 +1,4 @@
-import { MatryoshkaError } from '../errors.js';
+import { MatryoshkaError, messageOf } from '../errors.js';
 import { IDENTIFIER_DESCRIPTION, isIdentifier } from '../header-grammar.js';
 import { decodeAnyBase64 } from './base64.js';
 import { type Compression, InflateLimitError, inflateBounded } from './compression.js';
@@ -144,7 +144,7 @@ export function unpackContainer(stack: AuthStack, maxBytes: number): string {
     inflated = inflateBounded(packed, stack.cmp, maxBytes);
   } catch (error) {
     if (error instanceof InflateLimitError) throw new StackFormatError(error.message, true);
-    throw new StackFormatError((error as Error).message);
+    throw new StackFormatError(messageOf(error));
   }
   // A compact token is ASCII; anything else cannot be one, and latin1 keeps this check exact.
   const text = inflated.toString('latin1');

@@ -1,3 +1,4 @@
+import { invariant } from '../errors.js';
 import { deny } from '../reasons.js';
 import {
   type AuthStack,
@@ -158,9 +159,9 @@ export function peelRun(
     const stack: AuthStack | undefined =
       level < parsed.length ? parsed[level] : readAuthStack(parseCompactJws(current).payload);
     if (stack === undefined || stack.fmt !== 'JWT')
-      throw new Error('unreachable: a collapsible level has a plain container');
+      invariant('a collapsible level has a plain container');
     left -= stack.hops?.length ?? 1;
-    if (left < 0) throw new Error('unreachable: a compact level straddles the run');
+    if (left < 0) invariant('a compact level straddles the run');
     if (left === 0) return { container: stack.container, cmp: stack.cmp };
     if (level + 1 >= parsed.length) current = unpackContainer(stack, maxContainerBytes);
   }

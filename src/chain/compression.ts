@@ -1,4 +1,4 @@
-import { MatryoshkaError } from '../errors.js';
+import { errnoOf, MatryoshkaError } from '../errors.js';
 import {
   brotliCompressSync,
   brotliDecompressSync,
@@ -36,8 +36,7 @@ export function inflateBounded(data: Buffer, kind: Compression, maxBytes: number
       ? gunzipSync(data, { maxOutputLength: maxBytes })
       : brotliDecompressSync(data, { maxOutputLength: maxBytes });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
-      throw new InflateLimitError(maxBytes);
+    if (errnoOf(error) === 'ERR_BUFFER_TOO_LARGE') throw new InflateLimitError(maxBytes);
     throw new InflateFormatError(error);
   }
 }

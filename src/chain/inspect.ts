@@ -71,8 +71,15 @@ export function inspectChain(token: string, limits: ChainLimits = DEFAULT_LIMITS
     }
     const p = jws.payload;
     const hops = stack?.hops ?? [];
-    // A compact level's hops, newest first: each its own node, as policy sees them.
+    // A compact level's hops, newest first: each its own node, as policy sees them. Each counts
+    // against the level cap as in the Check path, so a forged level of thousands of records
+    // prints at most the cap's worth of them.
+    let capped = false;
     for (let h = hops.length - 1; h >= 0; h--) {
+      if (outerFirst.length >= limits.maxLevels) {
+        capped = true;
+        break;
+      }
       const hop = hops[h] as HopRecord;
       outerFirst.push({
         depth: stack?.depth === undefined ? undefined : stack.depth - (hops.length - 1 - h),
@@ -89,6 +96,13 @@ export function inspectChain(token: string, limits: ChainLimits = DEFAULT_LIMITS
         length: h === hops.length - 1 ? current.length : 0,
         form: 'compact',
       });
+    }
+    if (capped) {
+      stop = {
+        kind: 'error',
+        detail: `more than ${limits.maxLevels} levels (a compact level's hop records count as levels)`,
+      };
+      break;
     }
     if (hops.length === 0)
       outerFirst.push({

@@ -1,3 +1,4 @@
+import { invariant } from '../errors.js';
 import type { OwnKeys } from '../keys/own-keys.js';
 import { globMatches } from '../policy/glob.js';
 import { type DenyReason, deny, denying } from '../reasons.js';
@@ -306,7 +307,7 @@ function assemble(
   maxLevels: number,
 ): { levels: VerifiedLevel[]; tops: number[] } {
   const innermost = opened[opened.length - 1];
-  if (innermost === undefined) throw new Error('unreachable: a chain has at least one level');
+  if (innermost === undefined) invariant('a chain has at least one level');
   let base = 0;
   if (below.length > 0) {
     base = (below[below.length - 1] as VerifiedLevel).depth + 1;

@@ -1,3 +1,4 @@
+import { messageOf } from '../errors.js';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { UsageError } from './usage-error.js';
 
@@ -104,7 +105,7 @@ export async function runCommand(
   } catch (error) {
     throw new UsageError(
       // node's advice on positionals that start with '-' does not apply to these commands.
-      `${path}: ${((error as Error).message.split('\n')[0] ?? 'bad arguments').replace(/\. To specify a positional.*$/, '')}`,
+      `${path}: ${(messageOf(error) || 'bad arguments').replace(/\. To specify a positional.*$/, '')}`,
       usageOf(path, command),
     );
   }

@@ -16,6 +16,7 @@ import { MemoryRegistry } from '../registry/memory-registry.js';
 import { loadRegistryFile } from '../registry/registry-file.js';
 import type { RegistryReader } from '../registry/registry.js';
 import { untrustedText } from '../untrusted-text.js';
+import { terminalJson } from './terminal-json.js';
 import type { Leaf } from './command.js';
 import { withStore } from './registry-commands.js';
 import { shortKid, time } from './render-tree.js';
@@ -49,6 +50,21 @@ interface Explanation {
   readonly status: number;
   readonly detail: string | undefined;
   readonly shadowScope: string | undefined;
+  /** What to change when the refusal is about our setup rather than the token (a missing key file). */
+  readonly hint: string | undefined;
+}
+
+/**
+ * Why a level of this service's own issuer finds no key: explain verifies our levels with the key
+ * file the service runs with, or with the fleet's keys in Redis; without either it has only keys
+ * it generated a moment ago, which signed nothing.
+ */
+function ownKeyHint(config: Config): string {
+  if (config.redisUrl !== undefined)
+    return `signed by this service's issuer (${config.issuer}) with a key the fleet in Redis does not publish (any more): was it minted by another fleet, or with a key file not set here (MATRYOSHKA_SIGNING_KEYS)?`;
+  if (config.signingKeysFile === undefined)
+    return `signed by this service's issuer (${config.issuer}), but MATRYOSHKA_SIGNING_KEYS is not set: explain then has only keys it generated itself. Set it to the key file the service runs with (or set REDIS_URL to use the fleet's published keys).`;
+  return `signed by this service's issuer (${config.issuer}) with a key that MATRYOSHKA_SIGNING_KEYS (${config.signingKeysFile}) does not hold: was it minted with another key file?`;
 }
 
 /** The registry and our verifying keys as the configuration names them: Redis, or the file. */
@@ -91,6 +107,7 @@ function explanation(
   record: DecisionRecord,
   token: string,
   rule: Explanation['rule'],
+  config: Config,
 ): Explanation {
   const verified = record.chain;
   const levels: ExplainedLevel[] =
@@ -120,6 +137,12 @@ function explanation(
     status: record.allowed ? 200 : httpStatusOf(record.reason ?? 'unavailable'),
     detail: record.detail,
     shadowScope: record.shadowScope,
+    hint:
+      !authentic &&
+      record.reason === 'bad_signature' &&
+      levels.some((l) => l.iss === config.issuer && !l.verified)
+        ? ownKeyHint(config)
+        : undefined,
   };
 }
 
@@ -136,6 +159,7 @@ function render(e: Explanation): string {
   }
   if (e.refused !== undefined)
     lines.push(`  refused: ${e.refused.reason}: ${show(e.refused.detail)}`);
+  if (e.hint !== undefined) lines.push(`  hint: ${e.hint}`);
   const rule = e.rule;
   lines.push(`destination  ${show(e.destination)}   tenant ${show(e.tenant)}`);
   if (e.destination !== undefined) {
@@ -231,14 +255,19 @@ export const EXPLAIN: Leaf = {
         record.destination === undefined ? undefined : await registry.service(record.destination);
       const tenantRecord =
         record.tenant === undefined ? undefined : await registry.tenant(record.tenant);
-      return explanation(record, token, {
-        service: record.destination,
-        serviceRegistered: service !== undefined,
-        operation: record.operation,
-        tenantRegistered: tenantRecord !== undefined,
-      });
+      return explanation(
+        record,
+        token,
+        {
+          service: record.destination,
+          serviceRegistered: service !== undefined,
+          operation: record.operation,
+          tenantRegistered: tenantRecord !== undefined,
+        },
+        config,
+      );
     });
-    out(values['json'] === true ? JSON.stringify(explained, null, 2) : render(explained));
+    out(values['json'] === true ? terminalJson(explained) : render(explained));
     return explained.decision === 'deny' ? 1 : 0;
   },
 };

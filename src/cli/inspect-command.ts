@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { inspectChain } from '../chain/inspect.js';
 import type { Leaf } from './command.js';
 import { renderTree } from './render-tree.js';
+import { terminalJson } from './terminal-json.js';
 import { UsageError } from './usage-error.js';
 
 /** `inspect [TOKEN|-] [--json]`: the chain as a tree, without trusting any of it. */
@@ -19,7 +20,7 @@ export const INSPECT: Leaf = {
     const token = (source === '-' ? readFileSync(0, 'utf8') : source).trim();
     if (token.length === 0) throw new UsageError('inspect: no token given');
     const inspection = inspectChain(token);
-    out(values['json'] === true ? JSON.stringify(inspection, null, 2) : renderTree(inspection));
+    out(values['json'] === true ? terminalJson(inspection) : renderTree(inspection));
     return inspection.stop.kind === 'error' ? 1 : 0;
   },
 };

@@ -1,157 +1,13 @@
 #!/usr/bin/env node
-import { isUserMistake } from '../errors.js';
-import { writeFileSync } from 'node:fs';
-import { environmentWithConfigFile } from '../config/config-file.js';
-import { loadConfig } from '../config/config.js';
-import { generateKeyFile } from '../keys/own-keys.js';
-import { startService } from '../service.js';
-import { createLogger } from '../telemetry/logger.js';
-import { startTracing } from '../telemetry/tracing.js';
-import { type Command, type Group, type Leaf, runCommand, synopses } from './command.js';
-import { EXPLAIN } from './explain-command.js';
-import { INSPECT } from './inspect-command.js';
-import { ISSUER, PRINCIPAL, REGISTRY, SERVICE, TENANT } from './registry-commands.js';
+import { messageOf } from '../errors.js';
+import { runCommand } from './command.js';
+import { COMMANDS, USAGE } from './commands.js';
+import { exitCodeOf } from './exit-codes.js';
 import { UsageError } from './usage-error.js';
-import { DEFAULT_DEV_HOSTS, generateDevCertificates } from '../tls/dev-certs.js';
 
 const print = (text: string): void => {
   process.stdout.write(`${text}\n`);
 };
-
-async function serve(): Promise<void> {
-  const config = loadConfig(environmentWithConfigFile(process.env));
-  const logger = createLogger(config.logLevel);
-  if (config.redisUrl === undefined && config.registryFile === undefined) {
-    logger.info(
-      { trusted_issuers: [config.issuer], try: 'npm run demo' },
-      'embedded registry is empty: only tokens minted by this service are trusted; set MATRYOSHKA_REGISTRY_FILE to register issuers',
-    );
-  }
-  const tracing = startTracing(process.env);
-  logger.info(
-    {
-      tracing: tracing.enabled ? 'otlp (OTEL_* variables)' : 'off (no OTEL_EXPORTER_OTLP_ENDPOINT)',
-      metrics: '/metrics',
-    },
-    'telemetry',
-  );
-  const service = await startService(config, logger);
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info(
-      { signal, grace_ms: config.shutdownGraceMs },
-      'shutting down: health NOT_SERVING, draining in-flight checks',
-    );
-    service
-      .close()
-      .then(() => tracing.shutdown())
-      .then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  // The registry file is followed anyway (watch and poll); SIGHUP asks for it now.
-  process.on('SIGHUP', () => service.reloadRegistry());
-}
-
-const SERVE: Leaf = {
-  synopsis: '',
-  details: [
-    'run the service; it takes no flags: everything comes from the environment (and',
-    'MATRYOSHKA_CONFIG_FILE), see docs/configuration.md. Stops cleanly on SIGTERM or SIGINT.',
-  ],
-  options: {},
-  async run() {
-    await serve();
-    return -1;
-  },
-};
-
-const KEYS: Group = {
-  verbs: {
-    generate: {
-      synopsis: '[--out FILE]',
-      details: [
-        'write a JWK Set with private keys for MATRYOSHKA_SIGNING_KEYS (an ES256 signing key and',
-        'an ECDH-ES P-256 sealing key)',
-        '--out FILE   write to FILE (mode 0600) instead of standard output',
-      ],
-      options: { out: { type: 'string' } },
-      async run({ values }) {
-        const text = `${JSON.stringify(await generateKeyFile(), null, 2)}\n`;
-        const out = values['out'];
-        if (typeof out !== 'string') process.stdout.write(text);
-        else writeFileSync(out, text, { mode: 0o600 });
-        return 0;
-      },
-    },
-  },
-};
-
-const CERTS: Group = {
-  verbs: {
-    generate: {
-      synopsis: '--dir D [--host H]... [--days N]',
-      details: [
-        'a development CA, server and client certificates for mTLS (development only)',
-        '--dir D      required; where ca.pem, server.pem, client.pem and their keys are written',
-        '--host H     repeatable; names and addresses of the server certificate',
-        '--days N     validity in days (default 30)',
-      ],
-      options: {
-        dir: { type: 'string' },
-        host: { type: 'string', multiple: true },
-        days: { type: 'string', default: '30' },
-      },
-      async run({ values }, out) {
-        const dir = values['dir'];
-        if (typeof dir !== 'string') throw new UsageError('--dir is required');
-        const days = String(values['days']);
-        if (!/^\d{1,4}$/.test(days) || Number(days) < 1)
-          throw new UsageError('--days must be a whole number of days');
-        const hosts = (values['host'] as string[] | undefined) ?? DEFAULT_DEV_HOSTS;
-        for (const host of hosts)
-          if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(host))
-            throw new UsageError(`--host ${host} is not a DNS name or IP address`);
-        const files = await generateDevCertificates(dir, { hosts, days: Number(days) });
-        out(files.join('\n'));
-        return 0;
-      },
-    },
-  },
-};
-
-/** Every command; the usage text and --help of each come from here. */
-const COMMANDS: Readonly<Record<string, Command>> = {
-  serve: SERVE,
-  inspect: INSPECT,
-  explain: EXPLAIN,
-  keys: KEYS,
-  certs: CERTS,
-  issuer: ISSUER,
-  tenant: TENANT,
-  service: SERVICE,
-  principal: PRINCIPAL,
-  registry: REGISTRY,
-};
-
-const REGISTRY_COMMANDS = new Set(['issuer', 'tenant', 'service', 'principal', 'registry']);
-
-const USAGE = [
-  'usage: matryoshka-authz <command> [--help]',
-  ...Object.entries(COMMANDS)
-    .filter(([name]) => !REGISTRY_COMMANDS.has(name))
-    .flatMap(([name, command]) => synopses(`  ${name}`, command)),
-  'registry commands (need REDIS_URL; every change reaches every replica within a second):',
-  ...Object.entries(COMMANDS)
-    .filter(([name]) => REGISTRY_COMMANDS.has(name))
-    .flatMap(([name, command]) => synopses(`  ${name}`, command)),
-  '`matryoshka-authz <command> --help` says more about each.',
-].join('\n');
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -170,17 +26,16 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (error: unknown) => {
-    // A user's mistake is one of our coded errors (or node's own flag parser's): one line, exit 2.
-    // Anything else is a bug: said as such, exit 1.
-    const mistake =
-      isUserMistake(error) ||
-      (error instanceof Error &&
-        String((error as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS_'));
-    const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`matryoshka-authz: ${mistake ? message : `internal error: ${message}`}\n`);
+    // Whose fault, in one line: the person's (2, naming what to fix), the environment's (3), or
+    // ours (1, the only case called an internal error).
+    const code = exitCodeOf(error);
+    const message = messageOf(error);
+    process.stderr.write(
+      `matryoshka-authz: ${code === 1 ? `internal error: ${message}` : message}\n`,
+    );
     // A mistake in the shape of the command line: what was expected, on stderr too.
     if (error instanceof UsageError && error.usage !== undefined)
       process.stderr.write(`${error.usage}\n`);
-    process.exitCode = mistake ? 2 : 1;
+    process.exitCode = code;
   },
 );

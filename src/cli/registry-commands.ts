@@ -1,3 +1,4 @@
+import { EnvironmentError, messageOf } from '../errors.js';
 import { stringify } from 'yaml';
 import { environmentWithConfigFile } from '../config/config-file.js';
 import { ConfigError, loadSettings } from '../config/config.js';
@@ -21,6 +22,8 @@ import { loadRegistryFile } from '../registry/registry-file.js';
 import { RegistryStore } from '../registry/registry-store.js';
 import type { Group, Options, Parsed } from './command.js';
 import { UsageError } from './usage-error.js';
+import { writeNamedFile } from './write-file.js';
+import type { RegistryContents } from '../registry/memory-registry.js';
 
 /** The only settings a registry command reads: a bad value elsewhere (a port) must not stop it. */
 const registrySettings = () =>
@@ -50,6 +53,17 @@ function validated<T>(build: () => T): T {
   }
 }
 
+/**
+ * A `rediss://` URL pointed at a plain Redis does not fail, it waits: the server reads the TLS
+ * hello as a command that never ends. Said outright, since the timeout alone names no cause.
+ */
+function tlsHint(url: string, cause: string): string {
+  return /^(rediss|redis\+(sentinel|cluster)s):\/\//.test(url) &&
+    /ETIMEDOUT|timed? ?out|ECONNRESET|EPROTO|wrong version/i.test(cause)
+    ? ' (REDIS_URL asks for TLS: does this Redis serve TLS on that port? A plain one is redis://)'
+    : '';
+}
+
 export async function withStore<T>(task: (store: RegistryStore) => Promise<T>): Promise<T> {
   const config = registrySettings();
   if (config.redisUrl === undefined)
@@ -65,12 +79,15 @@ export async function withStore<T>(task: (store: RegistryStore) => Promise<T>): 
   });
   // The connect() rejection only says "Connection is closed"; the 'error' event says why (TLS, auth, refused).
   let cause: string | undefined;
-  redis.on('error', (error: Error) => {
-    cause ??= error.message;
+  redis.on('error', (error: unknown) => {
+    cause ??= messageOf(error);
   });
   try {
-    await redis.connect().catch((error: Error) => {
-      throw new Error(`cannot reach Redis: ${cause ?? error.message}`);
+    await redis.connect().catch((error: unknown) => {
+      const why = cause ?? messageOf(error);
+      throw new EnvironmentError(
+        `cannot reach Redis at REDIS_URL: ${why}${tlsHint(config.redisUrl ?? '', why)}`,
+      );
     });
     return await task(
       new RegistryStore(redis, new RedisLayout(config.redisPrefix), config.allowInsecureIssuers),
@@ -168,11 +185,7 @@ export const ISSUER: Group = {
           .filter((i) => values['tenant'] === undefined || i.tenant === values['tenant'])
           .sort((a, b) => a.issuer.localeCompare(b.issuer))
           .map(issuerToRaw);
-        out(
-          values['json'] !== true && issuers.length === 0
-            ? '(no issuers)'
-            : printed(values['json'], issuers),
-        );
+        out(printed(values['json'], issuers));
         return 0;
       },
     },
@@ -190,6 +203,24 @@ export const ISSUER: Group = {
     },
   },
 };
+
+/** The contents as the registry file spells them, each section sorted by name. */
+function registryDocument(contents: RegistryContents): Record<string, unknown> {
+  const byName = <T>(items: readonly T[], name: (item: T) => string): T[] =>
+    [...items].sort((a, b) => name(a).localeCompare(name(b)));
+  return {
+    issuers: byName(contents.issuers, (i) => i.issuer).map(issuerToRaw),
+    tenants: Object.fromEntries(
+      byName(contents.tenants, (t) => t.tenant).map((t) => [t.tenant, tenantToRaw(t)]),
+    ),
+    services: Object.fromEntries(
+      byName(contents.services, (s) => s.sid).map((s) => [s.sid, serviceToRaw(s)]),
+    ),
+    principals: Object.fromEntries(
+      Object.entries(contents.principals).sort(([a], [b]) => a.localeCompare(b)),
+    ),
+  };
+}
 
 export const TENANT: Group = {
   verbs: {
@@ -306,6 +337,34 @@ export const PRINCIPAL: Group = {
         return 0;
       },
     },
+    list: {
+      synopsis: '[--sid S] [--json]',
+      details: ['principal → sid (of the principals mapped to one sid), as YAML or --json'],
+      options: { sid: { type: 'string' }, json: { type: 'boolean', default: false } },
+      async run({ values }, out) {
+        const { principals } = (await withStore((store) => store.snapshot())).contents;
+        const listed = Object.fromEntries(
+          Object.entries(principals)
+            .filter(([, sid]) => values['sid'] === undefined || sid === values['sid'])
+            .sort(([a], [b]) => a.localeCompare(b)),
+        );
+        out(printed(values['json'], listed));
+        return 0;
+      },
+    },
+    show: {
+      synopsis: '--principal P [--json]',
+      details: ['the sid one principal is mapped to, as YAML or --json'],
+      options: { principal: { type: 'string' }, json: { type: 'boolean', default: false } },
+      async run({ values }, out) {
+        const principal = principalName(values['principal']);
+        const { principals } = (await withStore((store) => store.snapshot())).contents;
+        const sid = Object.hasOwn(principals, principal) ? principals[principal] : undefined;
+        if (sid === undefined) throw new UsageError(`no principal ${principal} is mapped`);
+        out(printed(values['json'], { [principal]: sid }));
+        return 0;
+      },
+    },
     unmap: {
       synopsis: '--principal P',
       details: ['remove the mapping of a workload identity'],
@@ -336,11 +395,30 @@ export const REGISTRY: Group = {
       options: {},
       positionals: { min: 1, max: 1 },
       async run({ positionals }, out) {
-        const contents = validated(() => loadRegistryFile(positionals[0] ?? '', allowInsecure()));
+        const file = positionals[0] ?? '';
+        const contents = validated(() => loadRegistryFile(file, allowInsecure(), 'FILE'));
         await withStore((store) => store.importContents(contents));
         out(
           `imported ${contents.issuers.length} issuers, ${contents.tenants.length} tenants, ${contents.services.length} services, ${Object.keys(contents.principals).length} principals`,
         );
+        return 0;
+      },
+    },
+    export: {
+      synopsis: '[--out FILE] [--json]',
+      details: [
+        'every record in Redis as one registry file (the embedded-mode format), which',
+        '`registry import` and MATRYOSHKA_REGISTRY_FILE read back as it is',
+        '--out FILE   write to FILE instead of standard output',
+        '--json       JSON (a YAML subset: import reads it too)',
+      ],
+      options: { out: { type: 'string' }, json: { type: 'boolean', default: false } },
+      async run({ values }, out) {
+        const { contents } = await withStore((store) => store.snapshot());
+        const text = printed(values['json'], registryDocument(contents));
+        const file = values['out'];
+        if (typeof file === 'string') writeNamedFile('--out', file, `${text}\n`, 0o644);
+        else out(text);
         return 0;
       },
     },

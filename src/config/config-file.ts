@@ -1,3 +1,4 @@
+import { errnoOf, messageOf } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, ConfigError } from './config.js';
@@ -31,7 +32,7 @@ export function environmentWithConfigFile(env: Env): Env {
   } catch (error) {
     throw new ConfigError(
       'MATRYOSHKA_CONFIG_FILE',
-      `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message.split('\n')[0]})`,
+      `cannot read ${path} (${errnoOf(error) ?? messageOf(error)})`,
     );
   }
   if (doc === null || doc === undefined) return env;

@@ -3,6 +3,7 @@
  * identity provider, the authz service and Envoy. Loopback only, nothing to configure. It checks
  * what it shows and exits 1 when the service misbehaves, so it doubles as a smoke test.
  */
+import { invariant, messageOf } from '../errors.js';
 import { inspectChain } from '../chain/inspect.js';
 import { renderTree } from '../cli/render-tree.js';
 import { loadConfig } from '../config/config.js';
@@ -80,19 +81,19 @@ async function walk(client: EnvoyLikeClient, origin: string, quiet = false): Pro
     if (i === PATH.length - 1) {
       const reason = result.headers['x-authz-reason'];
       if (result.allowed || reason !== 'recursion') {
-        throw new Error(
+        invariant(
           `${hop} should be denied for recursion, got ${result.allowed ? 'ALLOW' : `DENY ${reason ?? '(no reason)'}`}`,
         );
       }
       break;
     }
     if (!result.allowed)
-      throw new Error(`${hop} was denied: ${result.headers['x-authz-reason'] ?? '(no reason)'}`);
+      invariant(`${hop} was denied: ${result.headers['x-authz-reason'] ?? '(no reason)'}`);
     if (result.forwardedToken === undefined)
-      throw new Error(`${hop} was allowed but no token was forwarded`);
+      invariant(`${hop} was allowed but no token was forwarded`);
     const expected = PATH.slice(0, i + 1).join(',');
     if (result.headers['x-auth-chain'] !== expected)
-      throw new Error(`${hop}: chain ${result.headers['x-auth-chain']}, expected ${expected}`);
+      invariant(`${hop}: chain ${result.headers['x-auth-chain']}, expected ${expected}`);
     token = result.forwardedToken;
     minted.push(token);
   }
@@ -102,7 +103,7 @@ async function walk(client: EnvoyLikeClient, origin: string, quiet = false): Pro
 function showChain(origin: string, final: string, form: string): void {
   const inspection = inspectChain(final);
   if (inspection.stop.kind !== 'origin')
-    throw new Error(`the final chain does not open to its origin: ${inspection.stop.detail}`);
+    invariant(`the final chain does not open to its origin: ${inspection.stop.detail}`);
   console.log(
     `\nThe ${form} token service C received, opened from the origin (root) outwards (not verified, as \`inspect\` does):`,
   );
@@ -121,7 +122,7 @@ function showSizes(origin: string, nested: readonly string[], compact: readonly 
   );
   for (const [i, token] of nested.entries()) {
     const other = compact[i];
-    if (other === undefined) throw new Error('the compact walk minted fewer tokens');
+    if (other === undefined) invariant('the compact walk minted fewer tokens');
     console.log(
       `  ${String(i + 1).padEnd(6)}  ${String(token.length).padStart(7)}  ${String(other.length).padStart(7)}`,
     );
@@ -172,6 +173,9 @@ async function main(): Promise<void> {
     showChain(origin, compact.at(-1) as string, 'compact');
     showSizes(origin, nested, compact);
     console.log('\nDemo finished: every hop behaved as expected.');
+    console.log(
+      'Next: mint a token of your own and ask the service about it (README.md, "Try it with a token of your own").',
+    );
     if (tracing.enabled)
       console.log(
         `Each decision was exported as a span to ${process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? 'the configured OTLP endpoint'}.`,
@@ -187,7 +191,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  const message = error instanceof Error ? error.message : String(error);
-  console.error(`demo failed: ${message.split('\n')[0]}`);
+  console.error(`demo failed: ${messageOf(error)}`);
   process.exitCode = 1;
 });

@@ -43,7 +43,7 @@ export async function fetchJson(url: string, limits: FetchLimits): Promise<unkno
   } catch (error) {
     throw new FetchFailedError(
       url,
-      (error as Error).name === 'TimeoutError' ? 'timed out' : 'unreachable',
+      error instanceof Error && error.name === 'TimeoutError' ? 'timed out' : 'unreachable',
     );
   }
   if (response.status !== 200) {

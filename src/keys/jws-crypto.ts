@@ -1,3 +1,4 @@
+import { invariant } from '../errors.js';
 import { type KeyObject, constants, createHmac, sign, timingSafeEqual, verify } from 'node:crypto';
 import { algorithmSpec, keyFitsAlgorithm } from './algorithms.js';
 
@@ -44,7 +45,7 @@ export function verifyJwsSignature(
 export function signJws(alg: string, key: KeyObject, signingInput: string): Buffer {
   const spec = algorithmSpec(alg);
   if (spec === undefined || !keyFitsAlgorithm(key, alg) || key.type === 'public')
-    throw new Error(`cannot sign ${alg} with this key`);
+    invariant(`cannot sign ${alg} with this key`);
   if (spec.family === 'hmac')
     return createHmac(spec.hash as string, key)
       .update(signingInput)

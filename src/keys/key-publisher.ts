@@ -1,3 +1,4 @@
+import { messageOf } from '../errors.js';
 import type { JWK } from 'jose';
 import type { Logger } from 'pino';
 import type { RedisClient } from '../redis/connection.js';
@@ -90,7 +91,7 @@ export class KeyPublisher {
       await this.publish();
       await this.loadPeers();
     } catch (error) {
-      this.logger.warn({ err: (error as Error).message }, 'key publication failed; will retry');
+      this.logger.warn({ err: messageOf(error) }, 'key publication failed; will retry');
     }
   }
 

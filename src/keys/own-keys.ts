@@ -1,4 +1,4 @@
-import { MatryoshkaError } from '../errors.js';
+import { MatryoshkaError, errnoOf, messageOf } from '../errors.js';
 import { type JsonWebKey, KeyObject, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
@@ -222,7 +222,7 @@ export class OwnKeys {
         }
       } catch (error) {
         if (error instanceof KeyFileError) throw error;
-        throw new KeyFileError(`keys[${i}]: ${(error as Error).message}`);
+        throw new KeyFileError(`keys[${i}]: ${messageOf(error)}`);
       }
     }
     const first = signing[0];
@@ -242,9 +242,7 @@ export class OwnKeys {
     try {
       doc = JSON.parse(readFileSync(path, 'utf8'));
     } catch (error) {
-      throw new KeyFileError(
-        `cannot read ${path} as JSON (${(error as NodeJS.ErrnoException).code ?? 'invalid JSON'})`,
-      );
+      throw new KeyFileError(`cannot read ${path} as JSON (${errnoOf(error) ?? 'invalid JSON'})`);
     }
     return OwnKeys.fromJwkSet(doc);
   }

@@ -1,4 +1,4 @@
-import { MatryoshkaError } from '../errors.js';
+import { MatryoshkaError, messageOf } from '../errors.js';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { IssuerRecord } from '../registry/records.js';
 import { type FetchLimits, FetchFailedError, fetchJson } from './fetch-json.js';
@@ -138,9 +138,7 @@ export class RemoteJwks {
     } catch (error) {
       const fallback = this.usable(state.current);
       if (fallback !== undefined) return { keys: fallback.keys, refreshed: true };
-      throw new KeysUnavailableError(
-        `keys of ${issuer.issuer} unavailable: ${(error as Error).message}`,
-      );
+      throw new KeysUnavailableError(`keys of ${issuer.issuer} unavailable: ${messageOf(error)}`);
     }
   }
 
@@ -307,7 +305,7 @@ export class RemoteJwks {
           this.options.onFetch?.(issuer.issuer, 'ok', performance.now() - started);
           return result;
         } catch (error) {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          span.setStatus({ code: SpanStatusCode.ERROR, message: messageOf(error) });
           this.options.onFetch?.(issuer.issuer, 'error', performance.now() - started);
           throw error;
         } finally {

@@ -1,3 +1,4 @@
+import { invariant } from '../errors.js';
 import type { HopRecord } from '../chain/auth-stack.js';
 import { encodeStandardBase64 } from '../chain/base64.js';
 import {
@@ -158,7 +159,7 @@ export function withContainer(payload: { auth_stack: object }, container: string
   const json = JSON.stringify(payload);
   const tail = '""}}';
   if (!json.endsWith(`"container":${tail}`))
-    throw new Error('unreachable: the container placeholder is not the last member');
+    invariant('the container placeholder is not the last member');
   const at = json.length - tail.length + 1;
   return json.slice(0, at) + container + json.slice(at);
 }

@@ -1,3 +1,4 @@
+import { MatryoshkaError } from '../errors.js';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 export type RedisClient = Redis | Cluster;
@@ -19,7 +20,7 @@ const COMMON: RedisOptions = {
 function hosts(list: string, defaultPort: number): Array<{ host: string; port: number }> {
   return list.split(',').map((hp) => {
     const match = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(hp.trim());
-    if (!match) throw new Error(`bad host ${hp}`);
+    if (!match) throw new MatryoshkaError('ERR_CONFIG', `REDIS_URL: bad host ${hp}`);
     return { host: match[1] as string, port: Number(match[2] ?? defaultPort) };
   });
 }
@@ -54,7 +55,8 @@ export function connectRedis(url: string, extra: RedisOptions = {}): RedisClient
   const tls = secure === 's' ? {} : undefined;
   if (kind === 'sentinel') {
     if (name === undefined)
-      throw new Error(
+      throw new MatryoshkaError(
+        'ERR_CONFIG',
         'REDIS_URL: a Sentinel URL names the master: redis+sentinel://host:port/<master>',
       );
     return new Redis({

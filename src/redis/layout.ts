@@ -1,3 +1,4 @@
+import { MatryoshkaError } from '../errors.js';
 /**
  * Where everything lives in Redis. Every key carries the same hash tag (`{prefix}`), so the whole
  * registry sits in one Cluster slot and MULTI/EXEC and MGET across keys work in Cluster mode too.
@@ -24,7 +25,10 @@ export class RedisLayout {
 
   constructor(prefix = 'matryoshka') {
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix))
-      throw new Error('redis key prefix must be letters, digits, _ . -');
+      throw new MatryoshkaError(
+        'ERR_CONFIG',
+        'MATRYOSHKA_REDIS_PREFIX: must be letters, digits, _ . - (1 to 64)',
+      );
     this.tag = `{${prefix}}`;
   }
 

@@ -1,7 +1,8 @@
-import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { type FSWatcher, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { MemoryRegistry } from './memory-registry.js';
-import { parseRegistryDocument, saysNoIssuers } from './registry-file.js';
+import { messageOf } from '../errors.js';
+import { parseRegistryDocument, readRegistryText, saysNoIssuers } from './registry-file.js';
 import type { RegistryReader } from './registry.js';
 import type { IssuerRecord, ServicePolicy, TenantPolicy } from './records.js';
 
@@ -104,8 +105,7 @@ export class FileRegistry implements RegistryReader {
     if (text === this.text) {
       this.pending = undefined;
       // Asked explicitly about a file still broken: say so again, so the operator sees the answer.
-      if (why === 'signal' && this.reported !== undefined)
-        return this.invalid(new Error(this.reported), why);
+      if (why === 'signal' && this.reported !== undefined) return this.invalid(this.reported, why);
       return 'unchanged';
     }
     // Changed: applied only when read again unchanged a while later (a writer still at work
@@ -157,14 +157,14 @@ export class FileRegistry implements RegistryReader {
   }
 
   private invalid(error: unknown, why: string): ReloadOutcome {
-    const problem = error instanceof Error ? error.message : String(error);
+    const problem = messageOf(error);
     if (problem !== this.reported || why === 'signal') this.options.onInvalid?.(problem, why);
     this.reported = problem;
     return 'invalid';
   }
 
   private read(): string {
-    return readFileSync(this.path, 'utf8');
+    return readRegistryText(this.path);
   }
 
   issuer(iss: string): Promise<IssuerRecord | undefined> {

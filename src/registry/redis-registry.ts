@@ -1,3 +1,4 @@
+import { messageOf } from '../errors.js';
 import type { Logger } from 'pino';
 import { untrustedText } from '../untrusted-text.js';
 import type { MemoryRegistry } from './memory-registry.js';
@@ -288,7 +289,7 @@ export class RedisRegistry implements RegistryReader {
       this.cannotFollow = undefined;
     } catch (error) {
       this.options.onReloadFailed?.();
-      const message = (error as Error).message;
+      const message = messageOf(error);
       if (await this.redisAnswers()) {
         // Redis answers and its peers can follow it: this replica's state is behind a registry it
         // cannot apply, so it stops vouching for it rather than serve what may have been removed.
@@ -337,7 +338,9 @@ export class RedisRegistry implements RegistryReader {
       if (loaded === undefined) {
         // The log was trimmed past the load's start while it ran (a burst of writes): again.
         if (attempt < 3) continue;
-        throw new Error('registry kept changing faster than a full load could follow');
+        throw new RegistryUnavailableError(
+          'registry kept changing faster than a full load could follow',
+        );
       }
       const changed = this.state === undefined ? [] : loaded.state.differingIssuers(this.state);
       const first = this.state === undefined;

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { fileProblem, messageOf } from '../errors.js';
 import { type Document, LineCounter, isMap, parseDocument, visit } from 'yaml';
 import type { RegistryContents } from './memory-registry.js';
 import {
@@ -25,10 +26,7 @@ export function parseRegistryDocument(text: string, allowInsecure: boolean): Reg
     refuseDuplicateKeys(document, lines);
     doc = document.toJS({ maxAliasCount: 50 });
   } catch (error) {
-    throw new RecordError(
-      'registry file',
-      `not valid YAML (${(error as Error).message.split('\n')[0]})`,
-    );
+    throw new RecordError('registry file', `not valid YAML (${messageOf(error)})`);
   }
   const root = doc === null || doc === undefined ? {} : asObject(doc, 'registry file');
   for (const key of Object.keys(root)) {
@@ -72,7 +70,10 @@ function refuseDuplicateKeys(document: Document, lines: LineCounter): void {
         if (seen.has(value)) {
           const offset = (key as { range?: [number] } | null)?.range?.[0];
           const where = offset === undefined ? '' : ` at line ${lines.linePos(offset).line}`;
-          throw new Error(`Map keys must be unique${where}`);
+          throw new RecordError(
+            'registry file',
+            `not valid YAML (Map keys must be unique${where})`,
+          );
         }
         seen.add(value);
       }
@@ -95,15 +96,22 @@ export function saysNoIssuers(text: string): boolean {
   }
 }
 
-export function loadRegistryFile(path: string, allowInsecure: boolean): RegistryContents {
-  let text: string;
+/**
+ * The text of a registry file. `source` is what the person named the file with (the variable, or
+ * the command's argument), so a file that cannot be read is reported as their mistake, by that name.
+ */
+export function readRegistryText(path: string, source = 'MATRYOSHKA_REGISTRY_FILE'): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new RecordError(
-      'MATRYOSHKA_REGISTRY_FILE',
-      `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
+    throw new RecordError(source, `cannot read ${path} (${fileProblem(error)})`);
   }
-  return parseRegistryDocument(text, allowInsecure);
+}
+
+export function loadRegistryFile(
+  path: string,
+  allowInsecure: boolean,
+  source = 'MATRYOSHKA_REGISTRY_FILE',
+): RegistryContents {
+  return parseRegistryDocument(readRegistryText(path, source), allowInsecure);
 }

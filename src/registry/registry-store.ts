@@ -1,3 +1,5 @@
+import { RegistryUnavailableError } from './registry.js';
+import { messageOf } from '../errors.js';
 import type { RedisClient } from '../redis/connection.js';
 import type { RedisLayout } from '../redis/layout.js';
 import type { RegistryContents } from './memory-registry.js';
@@ -239,8 +241,8 @@ export class RegistryStore {
       .exec();
     const failed = results?.find(([error]) => error !== null);
     if (results === null || failed !== undefined)
-      throw new Error(
-        `registry log read failed${failed ? `: ${(failed[0] as Error).message}` : ''}`,
+      throw new RegistryUnavailableError(
+        `registry log read failed${failed ? `: ${messageOf(failed[0])}` : ''}`,
       );
     const raw = (results[0]?.[1] ?? []) as Array<[string, string[]]>;
     return {
@@ -356,7 +358,7 @@ export class RegistryStore {
         try {
           return [parse(name, JSON.parse(doc))];
         } catch (error) {
-          invalid.push(`${name}: ${(error as Error).message}`);
+          invalid.push(`${name}: ${messageOf(error)}`);
           return [];
         }
       });
@@ -366,7 +368,7 @@ export class RegistryStore {
       try {
         validPrincipals[principal] = identifier(sid, `principal ${principal}`);
       } catch (error) {
-        invalid.push((error as Error).message);
+        invalid.push(messageOf(error));
       }
     }
     return {
@@ -445,10 +447,12 @@ export class RegistryStore {
       if (committed === null) continue;
       const failed = committed.find(([error]) => error !== null);
       if (failed !== undefined)
-        throw new Error(`registry write failed: ${(failed[0] as Error).message}`);
+        throw new RegistryUnavailableError(`registry write failed: ${messageOf(failed[0])}`);
       await this.redis.publish(l.changes, String(version));
       return version;
     }
-    throw new Error('registry write failed: other writers kept changing the registry');
+    throw new RegistryUnavailableError(
+      'registry write failed: other writers kept changing the registry',
+    );
   }
 }

@@ -1,8 +1,10 @@
+import { messageOf } from '../errors.js';
 import { MemoryRegistry } from './memory-registry.js';
 import {
   type IssuerRecord,
   type ServicePolicy,
   type TenantPolicy,
+  RecordError,
   identifier,
   parseIssuer,
   parseService,
@@ -53,7 +55,7 @@ export class ReplicaState {
       try {
         return { op, value: this.parse(op.kind, op.name, op.stored) };
       } catch (error) {
-        const problem = (error as Error).message;
+        const problem = messageOf(error);
         const refuses = op.kind === 'tenant' || op.kind === 'service';
         invalid.push({ record: `${op.kind} ${op.name}`, problem, refuses });
         if (refuses) return { op, value: { kind: 'unreadable', problem } as const };
@@ -88,7 +90,8 @@ export class ReplicaState {
     if (kind === 'service') return { kind, record: parseService(name, raw, `service ${name}`) };
     const record = parseIssuer(raw, `issuer ${name}`, this.allowInsecure);
     // The key names the issuer: a record filed under another name would answer for the wrong iss.
-    if (record.issuer !== name) throw new Error(`the record names ${record.issuer}`);
+    if (record.issuer !== name)
+      throw new RecordError(`issuer ${name}`, `the record names ${record.issuer}`);
     return { kind, record };
   }
 

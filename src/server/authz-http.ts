@@ -11,6 +11,7 @@ import {
 import type { HttpsTls } from '../tls/server-credentials.js';
 import { guardHttpListener, httpDeadlines } from './connection-guard.js';
 import { maxCheckRequestBytes } from './grpc-server.js';
+import { listenError } from './listen-error.js';
 import { type HttpAuthzDialect, type HttpRefusal, parseHttpAuthz } from './http-authz-request.js';
 
 export interface AuthzHttpOptions {
@@ -139,9 +140,11 @@ export async function startAuthzHttp(options: AuthzHttpOptions): Promise<Running
     stallMs: deadlines.firstRequestMs,
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: unknown): void =>
+      reject(listenError('MATRYOSHKA_AUTHZ_HTTP_PORT', `${options.host}:${options.port}`, error));
+    server.once('error', failed);
     server.listen(options.port, options.host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

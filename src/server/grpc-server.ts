@@ -1,8 +1,10 @@
+import { invariant, messageOf } from '../errors.js';
 import * as grpc from '@grpc/grpc-js';
 import type { CheckResponseMessage } from '../pipeline/respond.js';
 import { decodeCheckRequest, encodeCheckResponse } from './check-codec.js';
 import type { CheckRequestMessage } from './check-request.js';
 import type { HealthState } from './health.js';
+import { listenError } from './listen-error.js';
 import { loadProtos } from './protos.js';
 import { ConnectionGuard } from './connection-guard.js';
 import { type Http2ServerEvents, enforceStallDeadlines } from './stall-deadlines.js';
@@ -179,13 +181,13 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
       ? `[${options.host}]:${options.port}`
       : `${options.host}:${options.port}`;
     server.bindAsync(address, options.credentials, (error, bound) =>
-      error ? reject(error) : resolve(bound),
+      error ? reject(listenError('MATRYOSHKA_GRPC_PORT', address, error)) : resolve(bound),
     );
   });
   const http2Servers = http2ServersOf(server);
   if (http2Servers === undefined) {
     server.forceShutdown();
-    throw new Error(
+    invariant(
       'grpc-js internals changed: cannot reach the HTTP/2 servers to bound stalled connections',
     );
   }
@@ -213,4 +215,13 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
         });
       }),
   };
+}
+
+/**
+ * grpc-js's own log lines (a failed bind, a dropped connection) as structured warnings of ours:
+ * by default it writes raw `E …` lines to stderr, beside and before our one-line error.
+ */
+export function routeGrpcLogs(warn: (detail: string) => void): void {
+  const line = (...args: unknown[]): void => warn(args.map((a) => messageOf(a)).join(' '));
+  grpc.setLogger({ error: line, info: line, debug: line });
 }

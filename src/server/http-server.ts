@@ -1,6 +1,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { guardHttpListener, httpDeadlines } from './connection-guard.js';
+import { listenError } from './listen-error.js';
 
 export interface HttpRoutes {
   /** Public keys of the tokens we mint. */
@@ -104,9 +105,11 @@ export async function startHttpServer(
     stallMs: deadlines.firstRequestMs,
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: unknown): void =>
+      reject(listenError('MATRYOSHKA_HTTP_PORT', `${host}:${port}`, error));
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

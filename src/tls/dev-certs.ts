@@ -1,6 +1,7 @@
 import { webcrypto } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
+import { MatryoshkaError, errnoOf } from '../errors.js';
 import * as x509 from '@peculiar/x509';
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -64,6 +65,26 @@ async function leaf(
 }
 
 /**
+ * `mkdir -p`, one component at a time. Node's own recursive mkdir loops forever under /proc
+ * (`/proc/1/nope` spins a core), so each step is a plain mkdir whose failure is reported.
+ */
+export function makeDirectories(dir: string): void {
+  const absolute = resolve(dir);
+  const parts = absolute.split(sep).filter((p) => p.length > 0);
+  let path = absolute.startsWith(sep) ? sep : '';
+  for (const part of parts) {
+    path = join(path, part);
+    try {
+      mkdirSync(path);
+    } catch (error) {
+      if (errnoOf(error) !== 'EEXIST') throw error;
+      if (!statSync(path).isDirectory())
+        throw new MatryoshkaError('ERR_USAGE', `--dir ${dir}: ${path} is not a directory`);
+    }
+  }
+}
+
+/**
  * A development CA and, signed by it, a server certificate for the gRPC port and a client
  * certificate for Envoy — enough to run mTLS locally. Keys are P-256; files are written 0600.
  */
@@ -105,7 +126,7 @@ export async function generateDevCertificates(
     [{ type: 'dns', value: 'envoy' }],
     options.days,
   );
-  mkdirSync(dir, { recursive: true });
+  makeDirectories(dir);
   const files: Array<[string, string, number]> = [
     ['ca.pem', caCert.toString('pem'), 0o644],
     ['ca-key.pem', pemKey(await webcrypto.subtle.exportKey('pkcs8', caKeys.privateKey)), 0o600],

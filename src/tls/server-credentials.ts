@@ -1,3 +1,4 @@
+import { errnoOf } from '../errors.js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
@@ -16,10 +17,7 @@ function check(name: string, path: string, parse: (pem: Buffer) => unknown): voi
   try {
     pem = readFileSync(path);
   } catch (error) {
-    throw new ConfigError(
-      name,
-      `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
+    throw new ConfigError(name, `cannot read ${path} (${errnoOf(error) ?? 'error'})`);
   }
   try {
     parse(pem);

@@ -76,7 +76,8 @@ export function spawnServe(
   env: Record<string, string>,
   options: ServeOptions = {},
 ): Promise<Served> {
-  const [node, script, ...args] = (scripts['start'] ?? '').split(' ');
+  // `exec` makes the shell npm runs the script in become node, so npm's signals reach it.
+  const [node, script, ...args] = (scripts['start'] ?? '').replace(/^exec /, '').split(' ');
   assert.equal(node, 'node');
   const command = [process.execPath, join(ROOT, script ?? ''), ...args];
   const [file, ...argv] =
