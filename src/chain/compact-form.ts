@@ -110,6 +110,8 @@ export function expandHops(
     stack: { fmt: 'JWT', cmp: undefined, sid: hop.sid, depth: firstDepth + i },
     depth: firstDepth + i,
     jti: hop.jti,
+    // The transaction is the level's, signed once for every hop it records.
+    txn: level.txn,
     form: 'compact',
   }));
 }

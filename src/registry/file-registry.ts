@@ -2,6 +2,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { MemoryRegistry } from './memory-registry.js';
 import { messageOf } from '../errors.js';
+import { RecordError } from './records.js';
 import { parseRegistryDocument, readRegistryText, saysNoIssuers } from './registry-file.js';
 import type { RegistryReader } from './registry.js';
 import type { IssuerRecord, ServicePolicy, TenantPolicy } from './records.js';
@@ -129,7 +130,8 @@ export class FileRegistry implements RegistryReader {
         this.current.listIssuers().length > 0 &&
         !saysNoIssuers(text)
       )
-        throw new Error(
+        throw new RecordError(
+          'issuers',
           'the file would remove every issuer; not applied (write `issuers: []` to mean it)',
         );
     } catch (error) {

@@ -5,6 +5,7 @@
  * sized once and written into one buffer. Same objects in, same bytes out as proto-loader with
  * LOADER_OPTIONS (test/server/check-codec.test.ts holds the two against each other).
  */
+import { invariant } from '../errors.js';
 import type { CheckResponseMessage, HeaderValueOption, ProtoStruct } from '../pipeline/respond.js';
 import type { CheckRequestMessage } from './check-request.js';
 
@@ -415,6 +416,6 @@ export function encodeCheckResponse(response: CheckResponseMessage): Buffer {
   w.byte(0x22);
   w.varint(meta.size);
   writeStruct(w, response.dynamic_metadata, meta);
-  if (w.pos !== size) throw new Error(`unreachable: CheckResponse sized ${size}, wrote ${w.pos}`);
+  if (w.pos !== size) invariant(`CheckResponse sized ${size}, wrote ${w.pos}`);
   return w.buf;
 }

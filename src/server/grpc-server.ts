@@ -149,7 +149,7 @@ function widenReceiveWindows(servers: readonly Http2ServerEvents[]): void {
  */
 export function withStaticCodec(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const check = service['Check'];
-  if (check === undefined) throw new Error('unreachable: the Authorization service has no Check');
+  if (check === undefined) invariant('the Authorization service has no Check');
   return {
     ...service,
     Check: {
