@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type MeasuredWindow, variantFigures } from '../bench/lib/registry-pairs.js';
+import { type MeasuredWindow, variantFigures } from '../../bench/lib/registry-pairs.js';
 
 function window(latenciesMs: number[]): MeasuredWindow {
   const sorted = [...latenciesMs].sort((a, b) => a - b);

@@ -4,10 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { brotliCompressSync, constants, createBrotliCompress, gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import type { DenyReason } from '../src/reasons.js';
-import { type Harness, lastReason, startHarness } from './helpers/harness.js';
-import { issuer, service, tenant } from './helpers/records.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import type { DenyReason } from '../../src/reasons.js';
+import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { issuer, service, tenant } from '../helpers/records.js';
 
 /**
  * The attack suite: every case is a token someone could send, and every one must end in a clean

@@ -19,22 +19,22 @@ import {
   StackFormatError,
   readAuthStack,
   unpackContainer,
-} from '../src/chain/auth-stack.js';
-import { decodeAnyBase64, decodeSegment, encodeStandardBase64 } from '../src/chain/base64.js';
+} from '../../src/chain/auth-stack.js';
+import { decodeAnyBase64, decodeSegment, encodeStandardBase64 } from '../../src/chain/base64.js';
 import {
   CompactFormatError,
   compactKind,
   parseCompactJws,
   parseJweHeader,
-} from '../src/chain/compact.js';
+} from '../../src/chain/compact.js';
 import {
   InflateFormatError,
   InflateLimitError,
   compress,
   inflateBounded,
-} from '../src/chain/compression.js';
-import { inspectChain } from '../src/chain/inspect.js';
-import { DEFAULT_LIMITS } from '../src/chain/limits.js';
+} from '../../src/chain/compression.js';
+import { inspectChain } from '../../src/chain/inspect.js';
+import { DEFAULT_LIMITS } from '../../src/chain/limits.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

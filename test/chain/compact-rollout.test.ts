@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { eventually, runCli } from './helpers/processes.js';
-import { RedisServer } from './helpers/redis-server.js';
-import { authStack } from './helpers/tokens.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import { eventually, runCli } from '../helpers/processes.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { authStack } from '../helpers/tokens.js';
 
 describe('compact chains through Redis, the CLI and the gRPC server', () => {
   let redis: RedisServer;

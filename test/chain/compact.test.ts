@@ -9,17 +9,17 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { compactVerify, importJWK } from 'jose';
-import { readAuthStack, unpackContainer } from '../src/chain/auth-stack.js';
-import { openChain } from '../src/chain/open-chain.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { compactSignJson } from '../src/keys/jws-crypto.js';
-import { OwnKeys } from '../src/keys/own-keys.js';
-import type { CheckDeps } from '../src/pipeline/check.js';
-import type { DecisionRecord } from '../src/pipeline/decision.js';
-import { type ChainFormat, tenantToRaw } from '../src/registry/records.js';
-import { type InProcess, OWN_ISSUER, inProcess, walk } from './helpers/in-process.js';
-import { issuer, service, tenant } from './helpers/records.js';
-import { authStack, claims } from './helpers/tokens.js';
+import { readAuthStack, unpackContainer } from '../../src/chain/auth-stack.js';
+import { openChain } from '../../src/chain/open-chain.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { compactSignJson } from '../../src/keys/jws-crypto.js';
+import { OwnKeys } from '../../src/keys/own-keys.js';
+import type { CheckDeps } from '../../src/pipeline/check.js';
+import type { DecisionRecord } from '../../src/pipeline/decision.js';
+import { type ChainFormat, tenantToRaw } from '../../src/registry/records.js';
+import { type InProcess, OWN_ISSUER, inProcess, walk } from '../helpers/in-process.js';
+import { issuer, service, tenant } from '../helpers/records.js';
+import { authStack, claims } from '../helpers/tokens.js';
 
 const SIDS = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H'];
 

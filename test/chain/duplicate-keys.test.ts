@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { hasDuplicateKeys } from '../src/chain/duplicate-keys.js';
+import { hasDuplicateKeys } from '../../src/chain/duplicate-keys.js';
 
 const cases: Array<[string, boolean]> = [
   ['{"a":1,"b":2}', false],

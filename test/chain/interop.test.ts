@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
-import { inspectChain } from '../src/chain/inspect.js';
-import { type Harness, lastReason, startHarness } from './helpers/harness.js';
-import { issuer } from './helpers/records.js';
+import { inspectChain } from '../../src/chain/inspect.js';
+import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { issuer } from '../helpers/records.js';
 
 const SECRET = 'example'; // the seed's shared secret
 const key = new TextEncoder().encode(SECRET);

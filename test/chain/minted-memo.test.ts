@@ -6,15 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ChainMemo } from '../src/chain/chain-memo.js';
-import { fastestMemoHash, memoDigest } from '../src/chain/memo-hash.js';
-import { openChain, type OpenChainDeps } from '../src/chain/open-chain.js';
-import type { Chain } from '../src/chain/types.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import type { OwnKeys } from '../src/keys/own-keys.js';
-import { type MintSettings, mintExtended } from '../src/pipeline/mint.js';
-import { DenyError } from '../src/reasons.js';
-import { chainWalkDeps } from './helpers/in-process.js';
+import { ChainMemo } from '../../src/chain/chain-memo.js';
+import { fastestMemoHash, memoDigest } from '../../src/chain/memo-hash.js';
+import { openChain, type OpenChainDeps } from '../../src/chain/open-chain.js';
+import type { Chain } from '../../src/chain/types.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import type { OwnKeys } from '../../src/keys/own-keys.js';
+import { type MintSettings, mintExtended } from '../../src/pipeline/mint.js';
+import { DenyError } from '../../src/reasons.js';
+import { chainWalkDeps } from '../helpers/in-process.js';
 
 const OWN_ISSUER = 'https://authz.test';
 

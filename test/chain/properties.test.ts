@@ -38,16 +38,16 @@ import {
   StackFormatError,
   readAuthStack,
   unpackContainer,
-} from '../src/chain/auth-stack.js';
-import { decodeAnyBase64, decodeSegment } from '../src/chain/base64.js';
-import { CompactFormatError, parseCompactJws } from '../src/chain/compact.js';
-import { hasDuplicateKeys } from '../src/chain/duplicate-keys.js';
-import { inspectChain } from '../src/chain/inspect.js';
-import { withContainer } from '../src/pipeline/mint.js';
-import { DEFAULT_LIMITS } from '../src/chain/limits.js';
-import { type CheckResult, EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { loadProtos } from '../src/server/protos.js';
+} from '../../src/chain/auth-stack.js';
+import { decodeAnyBase64, decodeSegment } from '../../src/chain/base64.js';
+import { CompactFormatError, parseCompactJws } from '../../src/chain/compact.js';
+import { hasDuplicateKeys } from '../../src/chain/duplicate-keys.js';
+import { inspectChain } from '../../src/chain/inspect.js';
+import { withContainer } from '../../src/pipeline/mint.js';
+import { DEFAULT_LIMITS } from '../../src/chain/limits.js';
+import { type CheckResult, EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { loadProtos } from '../../src/server/protos.js';
 import {
   B64_VARIANTS,
   type B64Variant,
@@ -57,22 +57,22 @@ import {
   openLevel,
   packContainer,
   peel,
-} from './helpers/chain-surgery.js';
+} from '../helpers/chain-surgery.js';
 import {
   checkRequestArb,
   describeRequest,
   printable,
   roughSize,
-} from './helpers/check-requests.js';
-import { type Harness, startHarness } from './helpers/harness.js';
+} from '../helpers/check-requests.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
 import {
   type Mutation,
   type MutationContext,
   applyMutations,
   describeMutations,
   mutationsArb,
-} from './helpers/mutations.js';
-import { issuer, service, tenant } from './helpers/records.js';
+} from '../helpers/mutations.js';
+import { issuer, service, tenant } from '../helpers/records.js';
 
 // ---------------------------------------------------------------------------------------------
 // Seed and run counts

@@ -5,17 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ChainMemo } from '../src/chain/chain-memo.js';
-import { type OpenChainDeps, openChain } from '../src/chain/open-chain.js';
-import type { Chain } from '../src/chain/types.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { compactSignJson } from '../src/keys/jws-crypto.js';
-import type { OwnKeys } from '../src/keys/own-keys.js';
-import { type MintSettings, mintExtended } from '../src/pipeline/mint.js';
-import { DenyError } from '../src/reasons.js';
-import { type Harness, lastReason, startHarness } from './helpers/harness.js';
-import { chainWalkDeps } from './helpers/in-process.js';
-import { issuer } from './helpers/records.js';
+import { ChainMemo } from '../../src/chain/chain-memo.js';
+import { type OpenChainDeps, openChain } from '../../src/chain/open-chain.js';
+import type { Chain } from '../../src/chain/types.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { compactSignJson } from '../../src/keys/jws-crypto.js';
+import type { OwnKeys } from '../../src/keys/own-keys.js';
+import { type MintSettings, mintExtended } from '../../src/pipeline/mint.js';
+import { DenyError } from '../../src/reasons.js';
+import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { chainWalkDeps } from '../helpers/in-process.js';
+import { issuer } from '../helpers/records.js';
 
 const OWN_ISSUER = 'https://authz.test';
 const SETTINGS: MintSettings = {

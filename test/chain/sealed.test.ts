@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CompactEncrypt, generateKeyPair } from 'jose';
-import { inspectChain } from '../src/chain/inspect.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Harness, lastReason, startHarness } from './helpers/harness.js';
-import { issuer, service, tenant } from './helpers/records.js';
-import { authStack } from './helpers/tokens.js';
+import { inspectChain } from '../../src/chain/inspect.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { issuer, service, tenant } from '../helpers/records.js';
+import { authStack } from '../helpers/tokens.js';
 
 describe('sealed (JWE) levels', () => {
   let open: LocalIssuer;

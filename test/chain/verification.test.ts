@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import type { OwnKeys } from '../src/keys/own-keys.js';
-import { mintExtended } from '../src/pipeline/mint.js';
-import type { Chain } from '../src/chain/types.js';
-import { type Harness, lastReason, startHarness } from './helpers/harness.js';
-import { issuer, tenant } from './helpers/records.js';
-import { claims, withPayload } from './helpers/tokens.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import type { OwnKeys } from '../../src/keys/own-keys.js';
+import { mintExtended } from '../../src/pipeline/mint.js';
+import type { Chain } from '../../src/chain/types.js';
+import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { issuer, tenant } from '../helpers/records.js';
+import { claims, withPayload } from '../helpers/tokens.js';
 
 async function walk(h: Harness, token: string, sids: string[]): Promise<string> {
   let current = token;

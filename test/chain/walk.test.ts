@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { inspectChain } from '../src/chain/inspect.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { compactSign } from '../src/keys/jws-crypto.js';
-import { OwnKeys } from '../src/keys/own-keys.js';
-import { type Harness, lastReason, startHarness } from './helpers/harness.js';
-import { issuer } from './helpers/records.js';
-import { authStack, claims } from './helpers/tokens.js';
+import { inspectChain } from '../../src/chain/inspect.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { compactSign } from '../../src/keys/jws-crypto.js';
+import { OwnKeys } from '../../src/keys/own-keys.js';
+import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { issuer } from '../helpers/records.js';
+import { authStack, claims } from '../helpers/tokens.js';
 
 describe('a chain walked hop by hop through Check', () => {
   let idp: LocalIssuer;

@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { runCli as run, scripts, spawnServe as serve } from './helpers/processes.js';
+import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { runCli as run, scripts, spawnServe as serve } from '../helpers/processes.js';
 
 describe('the command line', () => {
   let idp: LocalIssuer;
@@ -108,8 +108,8 @@ describe('the command line', () => {
   });
 
   it('inspect prints a depth-4 chain as a tree, origin at the root, and --json for machines', async () => {
-    const { startHarness } = await import('./helpers/harness.js');
-    const { issuer } = await import('./helpers/records.js');
+    const { startHarness } = await import('../helpers/harness.js');
+    const { issuer } = await import('../helpers/records.js');
     const h = await startHarness({
       contents: {
         issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],

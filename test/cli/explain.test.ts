@@ -7,10 +7,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Served, eventually, runCli, runCliAsync, spawnServe } from './helpers/processes.js';
-import { RedisServer } from './helpers/redis-server.js';
+import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Served, eventually, runCli, runCliAsync, spawnServe } from '../helpers/processes.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 interface Explained {
   levels: Array<{ sid?: string; iss?: string; verified: boolean }>;

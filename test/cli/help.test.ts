@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { runCli } from './helpers/processes.js';
+import { runCli } from '../helpers/processes.js';
 
 /** Every leaf command, as typed. Groups (issuer, …) are their first words. */
 const LEAVES = [

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CONFIG_VARIABLES, type Config, ConfigError, loadConfig } from '../src/config/config.js';
+import { CONFIG_VARIABLES, type Config, ConfigError, loadConfig } from '../../src/config/config.js';
 import {
   DEFAULT_ALGORITHMS,
   RecordError,
@@ -16,8 +16,8 @@ import {
   parseIssuer,
   parseService,
   parseTenant,
-} from '../src/registry/records.js';
-import { loadRegistryFile, parseRegistryDocument } from '../src/registry/registry-file.js';
+} from '../../src/registry/records.js';
+import { loadRegistryFile, parseRegistryDocument } from '../../src/registry/registry-file.js';
 
 /** Assert that `fn` throws `type` with a one-line message that starts with `field: `. */
 function assertNamesField(

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { it } from 'node:test';
-import { OtlpReceiver, attribute } from './helpers/otlp-receiver.js';
+import { OtlpReceiver, attribute } from '../helpers/otlp-receiver.js';
 
 function runDemo(
   env: Record<string, string>,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const script = fileURLToPath(new URL('../src/demo/walkthrough.js', import.meta.url));
+  const script = fileURLToPath(new URL('../../src/demo/walkthrough.js', import.meta.url));
   const child = spawn(process.execPath, [script], {
     env: { PATH: process.env['PATH'] ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -3,8 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { CONFIG_VARIABLES } from '../src/config/config.js';
-import { ROOT } from './helpers/processes.js';
+import { CONFIG_VARIABLES } from '../../src/config/config.js';
+import { ROOT } from '../helpers/processes.js';
 
 interface ComposeService {
   build?: { context: string; dockerfile: string };

@@ -4,9 +4,9 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { CONFIG_VARIABLES } from '../src/config/config.js';
-import { HEALTH_SERVICES } from '../src/server/health.js';
-import { DEFAULT_DEV_HOSTS, generateDevCertificates } from '../src/tls/dev-certs.js';
+import { CONFIG_VARIABLES } from '../../src/config/config.js';
+import { HEALTH_SERVICES } from '../../src/server/health.js';
+import { DEFAULT_DEV_HOSTS, generateDevCertificates } from '../../src/tls/dev-certs.js';
 import {
   EXT_AUTHZ_TYPE,
   HCM_TYPE,
@@ -17,8 +17,8 @@ import {
   parseDuration,
   parseEnvoyYaml,
   validateMessage,
-} from './helpers/envoy-schema.js';
-import { ROOT } from './helpers/processes.js';
+} from '../helpers/envoy-schema.js';
+import { ROOT } from '../helpers/processes.js';
 
 /**
  * envoy/envoy.yaml against Envoy's own v3 API (the protos bundled in @grpc/grpc-js-xds), and

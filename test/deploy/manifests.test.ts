@@ -10,11 +10,11 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { CONFIG_VARIABLES, loadConfig } from '../src/config/config.js';
-import { RedisLayout } from '../src/redis/layout.js';
-import { AUTHZ_SERVICE, HEALTH_SERVICES } from '../src/server/health.js';
-import { MAIN, ROOT } from './helpers/processes.js';
-import { RedisServer } from './helpers/redis-server.js';
+import { CONFIG_VARIABLES, loadConfig } from '../../src/config/config.js';
+import { RedisLayout } from '../../src/redis/layout.js';
+import { AUTHZ_SERVICE, HEALTH_SERVICES } from '../../src/server/health.js';
+import { MAIN, ROOT } from '../helpers/processes.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 /** A parsed manifest: YAML of arbitrary shape, navigated defensively by the checks. */
 // biome-ignore lint/suspicious/noExplicitAny: manifests are YAML of arbitrary shape, checked field by field

@@ -3,9 +3,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { describe, it } from 'node:test';
-import { renderConfigDocs } from '../src/config/config-docs.js';
-import { CONFIG_VARIABLES } from '../src/config/config.js';
-import { ROOT, scripts } from './helpers/processes.js';
+import { renderConfigDocs } from '../../src/config/config-docs.js';
+import { CONFIG_VARIABLES } from '../../src/config/config.js';
+import { ROOT, scripts } from '../helpers/processes.js';
 
 /** The tracked files a user reads or the build and tests run: what must stand alone. */
 const CHECKED = /\.(md|ts|ya?ml|json|sh)$|^\.ci\/run$/;
@@ -141,7 +141,7 @@ describe('the repository stands alone', () => {
     assert.deepEqual(escapingPaths('deploy/compose/docker-compose.yaml', 'context: ../..'), []);
     assert.deepEqual(escapingPaths('docs/cli.md', '[README](../README.md)'), []);
     assert.deepEqual(escapingPaths('envoy/envoy.yaml', '# no /orders/../billing'), []);
-    assert.deepEqual(escapingPaths('test/x.test.ts', "import { a } from '../src/a.js';"), []);
+    assert.deepEqual(escapingPaths('test/x.test.ts', "import { a } from '../../src/a.js';"), []);
     // Climbs that leave it.
     const dotdot = "'..'";
     assert.deepEqual(escapingPaths('README.md', `see ${up(1)}other/spec.md`), [

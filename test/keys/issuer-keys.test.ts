@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { DEFAULT_FETCH_LIMITS } from '../src/keys/fetch-json.js';
-import { IssuerKeys } from '../src/keys/issuer-keys.js';
-import { OwnKeys } from '../src/keys/own-keys.js';
-import { RemoteJwks } from '../src/keys/remote-jwks.js';
-import { parseIssuer } from '../src/registry/records.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { DEFAULT_FETCH_LIMITS } from '../../src/keys/fetch-json.js';
+import { IssuerKeys } from '../../src/keys/issuer-keys.js';
+import { OwnKeys } from '../../src/keys/own-keys.js';
+import { RemoteJwks } from '../../src/keys/remote-jwks.js';
+import { parseIssuer } from '../../src/registry/records.js';
 
 describe('issuer keys on the hot path', () => {
   let idp: LocalIssuer;

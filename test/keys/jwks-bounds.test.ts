@@ -11,12 +11,12 @@ import {
 } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { type JWK, exportJWK } from 'jose';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { MisbehavingJwks } from './helpers/bad-jwks.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { eventually, runCli } from './helpers/processes.js';
-import { issuer } from './helpers/records.js';
-import { RedisServer } from './helpers/redis-server.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { MisbehavingJwks } from '../helpers/bad-jwks.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import { eventually, runCli } from '../helpers/processes.js';
+import { issuer } from '../helpers/records.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 /**
  * What an issuer's JWKS may contain (item 5) and what a slow IdP may cost the checks of tenants

@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import type { CheckResult } from '../src/demo/envoy-client.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { BILLING_RESOURCE, TestOidcProvider } from './helpers/oidc-provider.js';
-import { RedisServer } from './helpers/redis-server.js';
+import type { CheckResult } from '../../src/demo/envoy-client.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import { BILLING_RESOURCE, TestOidcProvider } from '../helpers/oidc-provider.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
 
 /** Run the CLI as an operator would (`node dist/src/cli/main.js …`), without blocking the in-process IdP. */

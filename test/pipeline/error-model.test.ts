@@ -5,21 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ClaimError } from '../src/chain/claims.js';
-import { CompactFormatError } from '../src/chain/compact.js';
-import { StackFormatError } from '../src/chain/auth-stack.js';
-import { SealError } from '../src/chain/seal.js';
-import { ConfigError } from '../src/config/config.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { ERROR_CODES, type MatryoshkaError, isUserMistake } from '../src/errors.js';
-import { FetchFailedError } from '../src/keys/fetch-json.js';
-import { KeysUnavailableError } from '../src/keys/remote-jwks.js';
-import { DenyError, asDenial, denying } from '../src/reasons.js';
-import { RecordError } from '../src/registry/records.js';
-import { RegistryUnavailableError } from '../src/registry/registry.js';
-import { UsageError } from '../src/cli/usage-error.js';
-import { inProcess, walk } from './helpers/in-process.js';
-import { issuer, service } from './helpers/records.js';
+import { ClaimError } from '../../src/chain/claims.js';
+import { CompactFormatError } from '../../src/chain/compact.js';
+import { StackFormatError } from '../../src/chain/auth-stack.js';
+import { SealError } from '../../src/chain/seal.js';
+import { ConfigError } from '../../src/config/config.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { ERROR_CODES, type MatryoshkaError, isUserMistake } from '../../src/errors.js';
+import { FetchFailedError } from '../../src/keys/fetch-json.js';
+import { KeysUnavailableError } from '../../src/keys/remote-jwks.js';
+import { DenyError, asDenial, denying } from '../../src/reasons.js';
+import { RecordError } from '../../src/registry/records.js';
+import { RegistryUnavailableError } from '../../src/registry/registry.js';
+import { UsageError } from '../../src/cli/usage-error.js';
+import { inProcess, walk } from '../helpers/in-process.js';
+import { issuer, service } from '../helpers/records.js';
 
 describe('coded errors and their denials', () => {
   it('maps each coded failure to its denial, at the position it is met', () => {

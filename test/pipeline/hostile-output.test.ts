@@ -10,14 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../src/config/config.js';
-import { type CheckResult, EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { type OtlpSpan, OtlpReceiver } from './helpers/otlp-receiver.js';
-import { type Served, eventually, runCli, spawnServe } from './helpers/processes.js';
-import { issuer, service } from './helpers/records.js';
-import { claims } from './helpers/tokens.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { type CheckResult, EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import { type OtlpSpan, OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { issuer, service } from '../helpers/records.js';
+import { claims } from '../helpers/tokens.js';
 
 /** Raw C0 (newline aside: it separates lines), DEL, C1 and bidi controls: none may be printed. */
 const RAW_CONTROL =

@@ -1,7 +1,7 @@
 /** Paths as per-operation rules read them: refused when ambiguous, matched case-sensitively. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parsePathPattern, pathMatches, readRequestPath } from '../src/request-path.js';
+import { parsePathPattern, pathMatches, readRequestPath } from '../../src/request-path.js';
 
 describe('request paths', () => {
   it('drops query and fragment, keeps case, allows one trailing slash', () => {

@@ -5,18 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Chain, VerifiedLevel } from '../src/chain/types.js';
-import { IDENTITY_HEADERS } from '../src/pipeline/owned-headers.js';
-import type { DecisionRecord } from '../src/pipeline/decision.js';
-import type { Minted } from '../src/pipeline/mint.js';
+import type { Chain, VerifiedLevel } from '../../src/chain/types.js';
+import { IDENTITY_HEADERS } from '../../src/pipeline/owned-headers.js';
+import type { DecisionRecord } from '../../src/pipeline/decision.js';
+import type { Minted } from '../../src/pipeline/mint.js';
 import {
   type CheckResponseMessage,
   type HeaderValueOption,
   type ResponseSettings,
   buildCheckResponse,
-} from '../src/pipeline/respond.js';
-import { DENY_REASONS, type DenyReason } from '../src/reasons.js';
-import { loadProtos } from '../src/server/protos.js';
+} from '../../src/pipeline/respond.js';
+import { DENY_REASONS, type DenyReason } from '../../src/reasons.js';
+import { loadProtos } from '../../src/server/protos.js';
 
 const MINTED_TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln';
 const DEFAULTS: ResponseSettings = { forwardHeader: 'authorization', debugReasons: false };

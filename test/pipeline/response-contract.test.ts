@@ -3,12 +3,12 @@ import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { loadProtos } from '../src/server/protos.js';
-import { type Harness, lastReason, startHarness } from './helpers/harness.js';
-import { issuer } from './helpers/records.js';
-import { authStack } from './helpers/tokens.js';
+import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { loadProtos } from '../../src/server/protos.js';
+import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { issuer } from '../helpers/records.js';
+import { authStack } from '../helpers/tokens.js';
 
 /** A grpc-js unary method called with (request, callback). */
 type UnaryMethod = (

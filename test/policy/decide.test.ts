@@ -9,15 +9,15 @@ import {
   type PolicyOutcome,
   decide,
   effectiveMaxDepth,
-} from '../src/policy/decide.js';
-import { globMatches } from '../src/policy/glob.js';
-import type { DenyReason } from '../src/reasons.js';
+} from '../../src/policy/decide.js';
+import { globMatches } from '../../src/policy/glob.js';
+import type { DenyReason } from '../../src/reasons.js';
 import {
   type ServicePolicy,
   type TenantPolicy,
   defaultServicePolicy,
   defaultTenantPolicy,
-} from '../src/registry/records.js';
+} from '../../src/registry/records.js';
 
 const tenantPolicy = (overrides: Partial<TenantPolicy> = {}): TenantPolicy => ({
   ...defaultTenantPolicy('acme'),

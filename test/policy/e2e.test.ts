@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Harness, lastReason, startHarness } from './helpers/harness.js';
-import { issuer, service, tenant } from './helpers/records.js';
-import { claims } from './helpers/tokens.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { issuer, service, tenant } from '../helpers/records.js';
+import { claims } from '../helpers/tokens.js';
 
 describe('tenant, caller and role policy through Check', () => {
   let acmeIdp: LocalIssuer;

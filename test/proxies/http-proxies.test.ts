@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Harness, startHarness } from './helpers/harness.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
 import {
   type EchoReply,
   type RunningProxy,
@@ -9,8 +9,8 @@ import {
   startCaddy,
   startEcho,
   startNginx,
-} from './helpers/proxies.js';
-import { issuer, service } from './helpers/records.js';
+} from '../helpers/proxies.js';
+import { issuer, service } from '../helpers/records.js';
 
 /**
  * The HTTP authorizer behind real nginx (auth_request) and Caddy (forward_auth), each running the

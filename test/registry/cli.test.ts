@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { eventually, runCli } from './helpers/processes.js';
-import { RedisServer } from './helpers/redis-server.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import { eventually, runCli } from '../helpers/processes.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 /** Every key with its DUMP: equal snapshots mean nothing at all was written. */
 async function everything(client: Redis): Promise<Record<string, string>> {

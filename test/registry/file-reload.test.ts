@@ -8,9 +8,9 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Served, eventually, spawnServe } from './helpers/processes.js';
+import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Served, eventually, spawnServe } from '../helpers/processes.js';
 
 /** A ConfigMap volume: `registry.yaml → ..data/registry.yaml`, `..data → ..<version>`. */
 class ConfigMapVolume {

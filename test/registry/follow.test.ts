@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import pino from 'pino';
-import { parseIssuer } from '../src/registry/records.js';
-import { RedisLayout } from '../src/redis/layout.js';
-import { RedisRegistry } from '../src/registry/redis-registry.js';
-import { RegistryStore } from '../src/registry/registry-store.js';
-import { eventually } from './helpers/processes.js';
-import { RedisServer } from './helpers/redis-server.js';
+import { parseIssuer } from '../../src/registry/records.js';
+import { RedisLayout } from '../../src/redis/layout.js';
+import { RedisRegistry } from '../../src/registry/redis-registry.js';
+import { RegistryStore } from '../../src/registry/registry-store.js';
+import { eventually } from '../helpers/processes.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 /**
  * How a replica follows registry changes, against a real redis-server: a change must never fall

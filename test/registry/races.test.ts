@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Harness, lastReason, startHarness } from './helpers/harness.js';
-import { eventually, runCli } from './helpers/processes.js';
-import { issuerAddArgs } from './helpers/records.js';
-import { RedisServer } from './helpers/redis-server.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { eventually, runCli } from '../helpers/processes.js';
+import { issuerAddArgs } from '../helpers/records.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

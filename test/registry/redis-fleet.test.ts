@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Served, eventually, runCli, spawnServe } from './helpers/processes.js';
-import { issuerAddArgs } from './helpers/records.js';
-import { RedisServer } from './helpers/redis-server.js';
+import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { issuerAddArgs } from '../helpers/records.js';
+import { RedisServer } from '../helpers/redis-server.js';
 import * as grpc from '@grpc/grpc-js';
-import { loadProtos } from '../src/server/protos.js';
+import { loadProtos } from '../../src/server/protos.js';
 
 /** A grpc-js unary method called with (request, callback). */
 type UnaryMethod = (

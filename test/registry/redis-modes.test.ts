@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
-import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { type Served, eventually, runCli, spawnServe } from './helpers/processes.js';
-import { issuerAddArgs } from './helpers/records.js';
+import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { issuerAddArgs } from '../helpers/records.js';
 import {
   RedisClusterServers,
   RedisSentinelServers,
   RedisTlsServer,
-} from './helpers/redis-topologies.js';
+} from '../helpers/redis-topologies.js';
 
 /**
  * The registry on every Redis topology the product names besides a plain standalone server:

@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { RedisLayout } from '../src/redis/layout.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { eventually, runCli } from './helpers/processes.js';
-import { RedisServer } from './helpers/redis-server.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { RedisLayout } from '../../src/redis/layout.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import { eventually, runCli } from '../helpers/processes.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 describe('registry removals against a real Redis', () => {
   let redis: RedisServer;

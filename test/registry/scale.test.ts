@@ -12,13 +12,13 @@ import { after, before, describe, it } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { RedisLayout } from '../src/redis/layout.js';
-import { emptyContents, type RegistryContents } from '../src/registry/memory-registry.js';
-import { RedisRegistry } from '../src/registry/redis-registry.js';
-import { RegistryStore } from '../src/registry/registry-store.js';
-import { eventually, runCli } from './helpers/processes.js';
-import { issuer, service, tenant } from './helpers/records.js';
-import { RedisServer } from './helpers/redis-server.js';
+import { RedisLayout } from '../../src/redis/layout.js';
+import { emptyContents, type RegistryContents } from '../../src/registry/memory-registry.js';
+import { RedisRegistry } from '../../src/registry/redis-registry.js';
+import { RegistryStore } from '../../src/registry/registry-store.js';
+import { eventually, runCli } from '../helpers/processes.js';
+import { issuer, service, tenant } from '../helpers/records.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

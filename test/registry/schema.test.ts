@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { RedisLayout } from '../src/redis/layout.js';
+import { RedisLayout } from '../../src/redis/layout.js';
 import {
   type FieldSpec,
   ISSUER_SCHEMA,
@@ -17,11 +17,11 @@ import {
   parseIssuer,
   parseService,
   parseTenant,
-} from '../src/registry/records.js';
-import { parseRegistryDocument } from '../src/registry/registry-file.js';
-import { RegistryStore } from '../src/registry/registry-store.js';
-import { runCli } from './helpers/processes.js';
-import { RedisServer } from './helpers/redis-server.js';
+} from '../../src/registry/records.js';
+import { parseRegistryDocument } from '../../src/registry/registry-file.js';
+import { RegistryStore } from '../../src/registry/registry-store.js';
+import { runCli } from '../helpers/processes.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 type AnySchema = RecordSchema<object>;
 

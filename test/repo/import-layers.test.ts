@@ -8,7 +8,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, normalize, relative, sep } from 'node:path';
 import { describe, it } from 'node:test';
 import ts from 'typescript';
-import { ROOT } from './helpers/processes.js';
+import { ROOT } from '../helpers/processes.js';
 
 const SRC = join(ROOT, 'src');
 

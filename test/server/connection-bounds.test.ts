@@ -5,9 +5,9 @@ import { request as httpRequest } from 'node:http';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { MAX_CONCURRENT_STREAMS, maxCheckRequestBytes } from '../src/server/grpc-server.js';
-import { type Served, eventually, spawnServe } from './helpers/processes.js';
+import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { MAX_CONCURRENT_STREAMS, maxCheckRequestBytes } from '../../src/server/grpc-server.js';
+import { type Served, eventually, spawnServe } from '../helpers/processes.js';
 
 const MiB = 1024 * 1024;
 const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';

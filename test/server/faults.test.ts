@@ -5,14 +5,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type JWK, SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
-import { type CheckResult, EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { MisbehavingJwks } from './helpers/bad-jwks.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { MAIN, type Served, eventually, spawnServe } from './helpers/processes.js';
-import { issuer } from './helpers/records.js';
-import { RedisServer } from './helpers/redis-server.js';
-import { withPayload } from './helpers/tokens.js';
+import { type CheckResult, EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { MisbehavingJwks } from '../helpers/bad-jwks.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import { MAIN, type Served, eventually, spawnServe } from '../helpers/processes.js';
+import { issuer } from '../helpers/records.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { withPayload } from '../helpers/tokens.js';
 
 /**
  * Fault tests: the world around the service misbehaves (Redis dies, an IdP hangs, answers garbage

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { checkRaw, encodeCheckRequest, loadWireRoot } from './helpers/wire.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import { checkRaw, encodeCheckRequest, loadWireRoot } from '../helpers/wire.js';
 
-const FIXTURES = fileURLToPath(new URL('../../test/fixtures/checkrequests/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/checkrequests/', import.meta.url));
 const files = readdirSync(FIXTURES)
   .filter((f) => f.endsWith('.json'))
   .sort();

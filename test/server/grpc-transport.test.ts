@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { type ClientHttp2Session, connect } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
-import { CONNECTION_RECEIVE_WINDOW } from '../src/server/grpc-server.js';
-import { type Harness, startHarness } from './helpers/harness.js';
+import { CONNECTION_RECEIVE_WINDOW } from '../../src/server/grpc-server.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
 
 /** Resolves once the server's SETTINGS and anything it sent before a PING answer have arrived. */
 function settled(session: ClientHttp2Session): Promise<void> {

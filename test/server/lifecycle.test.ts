@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { loadProtos } from '../src/server/protos.js';
-import { OtlpReceiver, attribute } from './helpers/otlp-receiver.js';
-import { eventually, runCli, spawnServe } from './helpers/processes.js';
-import { registryFile } from './helpers/records.js';
+import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { loadProtos } from '../../src/server/protos.js';
+import { OtlpReceiver, attribute } from '../helpers/otlp-receiver.js';
+import { eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { registryFile } from '../helpers/records.js';
 
 function certs(): string {
   const dir = mkdtempSync(join(tmpdir(), 'matryoshka-certs-'));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { auditLogger, createLogger } from '../src/telemetry/logger.js';
+import { auditLogger, createLogger } from '../../src/telemetry/logger.js';
 
 function sink(): { stream: Writable; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { EnvoyLikeClient } from '../src/demo/envoy-client.js';
-import { LocalIssuer } from '../src/demo/local-issuer.js';
-import { attribute, type OtlpSpan, OtlpReceiver } from './helpers/otlp-receiver.js';
-import { type Served, eventually, spawnServe } from './helpers/processes.js';
-import { registryFile } from './helpers/records.js';
+import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { attribute, type OtlpSpan, OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { type Served, eventually, spawnServe } from '../helpers/processes.js';
+import { registryFile } from '../helpers/records.js';
 
 async function walk(client: EnvoyLikeClient, token: string, sids: string[]): Promise<string> {
   let current = token;
