@@ -4,21 +4,24 @@ import { writeFileSync } from 'node:fs';
 import { environmentWithConfigFile } from '../config/config-file.js';
 import { loadConfig } from '../config/config.js';
 import { generateKeyFile } from '../keys/own-keys.js';
-import { startService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';
-import { startTracing } from '../telemetry/tracing.js';
 import { type Command, type Group, type Leaf, runCommand, synopses } from './command.js';
 import { EXPLAIN } from './explain-command.js';
 import { INSPECT } from './inspect-command.js';
 import { ISSUER, PRINCIPAL, REGISTRY, SERVICE, TENANT } from './registry-commands.js';
 import { UsageError } from './usage-error.js';
-import { DEFAULT_DEV_HOSTS, generateDevCertificates } from '../tls/dev-certs.js';
 
 const print = (text: string): void => {
   process.stdout.write(`${text}\n`);
 };
 
 async function serve(): Promise<void> {
+  // Loaded here, not at the top: every other command (and --help) starts without the servers,
+  // the gRPC stack and the OpenTelemetry SDK.
+  const [{ startService }, { startTracing }] = await Promise.all([
+    import('../service.js'),
+    import('../telemetry/tracing.js'),
+  ]);
   const config = loadConfig(environmentWithConfigFile(process.env));
   const logger = createLogger(config.logLevel);
   if (config.redisUrl === undefined && config.registryFile === undefined) {
@@ -113,6 +116,7 @@ const CERTS: Group = {
         const days = String(values['days']);
         if (!/^\d{1,4}$/.test(days) || Number(days) < 1)
           throw new UsageError('--days must be a whole number of days');
+        const { DEFAULT_DEV_HOSTS, generateDevCertificates } = await import('../tls/dev-certs.js');
         const hosts = (values['host'] as string[] | undefined) ?? DEFAULT_DEV_HOSTS;
         for (const host of hosts)
           if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(host))
