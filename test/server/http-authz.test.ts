@@ -9,7 +9,7 @@ import { ownedHeaders } from '../../src/pipeline/owned-headers.js';
 import { buildCheckResponse, buildHttpAnswer } from '../../src/pipeline/respond.js';
 import { toCheckInput } from '../../src/server/check-request.js';
 import { ENVOY_PREFIX, SID_HEADER, parseHttpAuthz } from '../../src/server/http-authz-request.js';
-import { lintEnvoyYaml } from '../helpers/envoy-schema.js';
+import { lintEnvoyYaml } from '../../tools/envoy-lint/envoy-schema.js';
 import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
 import { inProcess } from '../helpers/in-process.js';
 import { ROOT } from '../helpers/processes.js';
