@@ -1,7 +1,8 @@
 /**
  * Layers that do not loop: no part of src/ (a folder, or a file at its top) imports — directly or
- * through other parts, type imports included — a part that imports it back. Imports are read with
- * the TypeScript compiler's own parser, so `import type`, re-exports and dynamic imports all count.
+ * through other parts, type imports included — a part that imports it back; nor does any file of
+ * bench/ or tools/ (each file a part of its own there). Imports are read with the TypeScript
+ * compiler's own parser, so `import type`, re-exports and dynamic imports all count.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -11,6 +12,8 @@ import ts from 'typescript';
 import { ROOT } from '../helpers/processes.js';
 
 const SRC = join(ROOT, 'src');
+/** Outside src/, every file is a part: bench and tools are flat collections of modules. */
+const FILE_PARTS = ['bench', 'tools'];
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -19,9 +22,11 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** `chain` for src/chain/x.ts, `reasons.ts` for src/reasons.ts. */
+/** `chain` for src/chain/x.ts, `reasons.ts` for src/reasons.ts, `bench/lib/x.ts` for itself. */
 function partOf(file: string): string {
-  return relative(SRC, file).split(sep)[0] as string;
+  const path = relative(ROOT, file).split(sep);
+  if (path[0] === 'src') return path[1] as string;
+  return path.join('/');
 }
 
 function importsOf(file: string): string[] {
@@ -123,8 +128,28 @@ describe('layers of src/', () => {
   });
 
   it('has no part that imports, directly or not, a part that imports it back', () => {
-    const graph = partGraph(sourceFiles(SRC));
-    assert.ok(graph.size > 10, 'the whole of src/ was read');
+    assertNoLoops(partGraph(sourceFiles(SRC)), 10);
+  });
+});
+
+describe('layers of bench/ and tools/', () => {
+  it('have no file that imports, directly or not, a file that imports it back', () => {
+    for (const dir of FILE_PARTS) assertNoLoops(partGraph(sourceFiles(join(ROOT, dir))), 1);
+  });
+
+  it('are not imported by src/ (the service depends on neither)', () => {
+    const outside = sourceFiles(SRC).flatMap((file) =>
+      importsOf(file)
+        .filter((target) => relative(SRC, target).startsWith('..'))
+        .map((target) => `${relative(ROOT, file)} → ${relative(ROOT, target)}`),
+    );
+    assert.deepEqual(outside, []);
+  });
+});
+
+function assertNoLoops(graph: Map<string, Map<string, string>>, atLeast: number): void {
+  assert.ok(graph.size > atLeast, 'the whole tree was read');
+  {
     const found = loops(graph);
     const explain = found.map((group) => {
       const edges = group.flatMap((from) =>
@@ -132,6 +157,6 @@ describe('layers of src/', () => {
       );
       return `${group.join(' ⇄ ')}\n${edges.join('\n')}`;
     });
-    assert.deepEqual(explain, [], `import loops between parts of src/:\n${explain.join('\n')}`);
-  });
-});
+    assert.deepEqual(explain, [], `import loops:\n${explain.join('\n')}`);
+  }
+}
