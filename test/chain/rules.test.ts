@@ -13,7 +13,7 @@ import { compactSignJson } from '../../src/keys/jws-crypto.js';
 import type { OwnKeys } from '../../src/keys/own-keys.js';
 import { type MintSettings, mintExtended } from '../../src/pipeline/mint.js';
 import { DenyError } from '../../src/reasons.js';
-import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { worldSuiteWith } from '../world/suite.js';
 import { chainWalkDeps } from '../helpers/in-process.js';
 import { issuer } from '../helpers/records.js';
 
@@ -210,39 +210,29 @@ describe('a key its IdP withdraws', () => {
 });
 
 describe('a route bound to a tenant, reached by a chain several hops deep', () => {
-  let acme: LocalIssuer;
-  let h: Harness;
-  before(async () => {
-    acme = await LocalIssuer.start();
-    h = await startHarness({
-      contents: {
-        issuers: [issuer({ issuer: acme.issuer, tenant: 'acme', jwks_uri: acme.jwksUri })],
-      },
-    });
-  });
-  after(async () => {
-    await h.stop();
-    await acme.stop();
-  });
+  const h = worldSuiteWith('handler', { acme: {} }, ({ acme }) => ({
+    contents: {
+      issuers: [issuer({ issuer: acme.issuer, tenant: 'acme', jwks_uri: acme.jwksUri })],
+    },
+  }));
 
   it('refuses the chain on a route of another tenant and allows it on its own', async () => {
-    let token = await acme.mint({ sub: 'alice' });
+    let token = await h.of('acme').mint({ sub: 'alice' });
     for (const sid of ['gateway', 'orders']) {
-      const hop = await h.client.check({ token, sid, contextExtensions: { tenant: 'acme' } });
+      const hop = await h.w.check({ token, sid, contextExtensions: { tenant: 'acme' } });
       assert.equal(hop.allowed, true, hop.body);
       token = hop.forwardedToken as string;
     }
-    const foreign = await h.client.check({
+    const foreign = await h.w.check({
       token,
       sid: 'billing',
       contextExtensions: { tenant: 'globex' },
     });
     assert.equal(foreign.httpStatus, 403);
-    assert.equal(lastReason(h), 'tenant_mismatch');
+    assert.equal(h.w.lastReason(), 'tenant_mismatch');
     assert.equal(foreign.forwardedToken, undefined);
     assert.equal(
-      (await h.client.check({ token, sid: 'billing', contextExtensions: { tenant: 'acme' } }))
-        .allowed,
+      (await h.w.check({ token, sid: 'billing', contextExtensions: { tenant: 'acme' } })).allowed,
       true,
     );
   });

@@ -1,50 +1,38 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { CompactEncrypt, generateKeyPair } from 'jose';
 import { inspectChain } from '../../src/chain/inspect.js';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import type { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { worldSuiteWith } from '../world/suite.js';
 import { issuer, service, tenant } from '../helpers/records.js';
 import { authStack } from '../helpers/tokens.js';
 
 describe('sealed (JWE) levels', () => {
-  let open: LocalIssuer;
-  let closed: LocalIssuer;
-  let h: Harness;
-  before(async () => {
-    open = await LocalIssuer.start();
-    closed = await LocalIssuer.start();
-    h = await startHarness({
-      contents: {
-        issuers: [
-          issuer({
-            issuer: open.issuer,
-            tenant: 'open',
-            jwks_uri: open.jwksUri,
-            mints_for: ['partner-*'],
-          }),
-          issuer({
-            issuer: closed.issuer,
-            tenant: 'closed',
-            jwks_uri: closed.jwksUri,
-            mints_for: ['partner-*'],
-          }),
-        ],
-        tenants: [tenant('open', { sealed: 'allow' }), tenant('closed', { sealed: 'deny' })],
-        services: [service('vault', { seal: true })],
-      },
-    });
-  });
-  after(async () => {
-    await h.stop();
-    await open.stop();
-    await closed.stop();
-  });
+  const h = worldSuiteWith('handler', { open: {}, closed: {} }, ({ open, closed }) => ({
+    contents: {
+      issuers: [
+        issuer({
+          issuer: open.issuer,
+          tenant: 'open',
+          jwks_uri: open.jwksUri,
+          mints_for: ['partner-*'],
+        }),
+        issuer({
+          issuer: closed.issuer,
+          tenant: 'closed',
+          jwks_uri: closed.jwksUri,
+          mints_for: ['partner-*'],
+        }),
+      ],
+      tenants: [tenant('open', { sealed: 'allow' }), tenant('closed', { sealed: 'deny' })],
+      services: [service('vault', { seal: true })],
+    },
+  }));
 
   it('seals the container for a service with seal policy, and opens it again because we hold the key', async () => {
-    const origin = await open.mint({ sub: 'alice' });
-    const toA = await h.client.check({ token: origin, sid: 'A' });
-    const toVault = await h.client.check({ token: toA.forwardedToken as string, sid: 'vault' });
+    const origin = await h.of('open').mint({ sub: 'alice' });
+    const toA = await h.w.check({ token: origin, sid: 'A' });
+    const toVault = await h.w.check({ token: toA.forwardedToken as string, sid: 'vault' });
     assert.equal(toVault.allowed, true);
     const sealedToken = toVault.forwardedToken as string;
     const stack = authStack(sealedToken);
@@ -60,7 +48,7 @@ describe('sealed (JWE) levels', () => {
       'without our key the chain below is unreadable',
     );
 
-    const onward = await h.client.check({ token: sealedToken, sid: 'B' });
+    const onward = await h.w.check({ token: sealedToken, sid: 'B' });
     assert.equal(onward.allowed, true, onward.body);
     assert.equal(
       onward.headers['x-auth-chain'],
@@ -84,7 +72,7 @@ describe('sealed (JWE) levels', () => {
   }
 
   it("lets the tenant's sealed policy allow a chain sealed to another party, counting its declared depth", async () => {
-    const result = await h.client.check({ token: await sealedElsewhere(open), sid: 'A' });
+    const result = await h.w.check({ token: await sealedElsewhere(h.of('open')), sid: 'A' });
     assert.equal(result.allowed, true, result.body);
     assert.equal(
       result.headers['x-auth-depth'],
@@ -96,9 +84,9 @@ describe('sealed (JWE) levels', () => {
   });
 
   it("lets the tenant's sealed policy deny it", async () => {
-    const result = await h.client.check({ token: await sealedElsewhere(closed), sid: 'A' });
+    const result = await h.w.check({ token: await sealedElsewhere(h.of('closed')), sid: 'A' });
     assert.equal(result.allowed, false);
     assert.equal(result.httpStatus, 403);
-    assert.equal(lastReason(h), 'sealed_chain');
+    assert.equal(h.w.lastReason(), 'sealed_chain');
   });
 });

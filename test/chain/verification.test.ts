@@ -1,169 +1,129 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import type { OwnKeys } from '../../src/keys/own-keys.js';
 import { mintExtended } from '../../src/pipeline/mint.js';
 import type { Chain } from '../../src/chain/types.js';
-import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
 import { issuer, tenant } from '../helpers/records.js';
 import { claims, withPayload } from '../helpers/tokens.js';
-
-async function walk(h: Harness, token: string, sids: string[]): Promise<string> {
-  let current = token;
-  for (const sid of sids) {
-    const result = await h.client.check({ token: current, sid });
-    assert.equal(result.allowed, true, `hop to ${sid} should be allowed`);
-    current = result.forwardedToken as string;
-  }
-  return current;
-}
+import { walkWorld, worldSuite } from '../world/suite.js';
 
 describe('depth limits', () => {
-  let idp: LocalIssuer;
-  let h: Harness;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    h = await startHarness({
-      contents: {
-        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
-        tenants: [tenant('acme', { max_depth: 3 })],
-      },
-    });
-  });
-  after(async () => {
-    await h.stop();
-    await idp.stop();
-  });
+  const s = worldSuite('handler', { tenants: [tenant('acme', { max_depth: 3 })] });
 
   it('refuses the 4th hop when the tenant allows depth 3', async () => {
-    const token = await walk(h, await idp.mint({ sub: 'alice' }), ['A', 'B', 'C']);
-    const fourth = await h.client.check({ token, sid: 'D' });
+    const token = await walkWorld(s.w, await s.idp.mint({ sub: 'alice' }), ['A', 'B', 'C']);
+    const fourth = await s.w.check({ token, sid: 'D' });
     assert.equal(fourth.allowed, false);
     assert.equal(fourth.httpStatus, 403);
-    assert.equal(lastReason(h), 'depth_exceeded');
+    assert.equal(s.w.lastReason(), 'depth_exceeded');
   });
 
   it("lets a route's max_depth lower the limit further", async () => {
-    const token = await walk(h, await idp.mint({ sub: 'alice' }), ['A']);
-    const lowered = await h.client.check({
+    const token = await walkWorld(s.w, await s.idp.mint({ sub: 'alice' }), ['A']);
+    const lowered = await s.w.check({
       token,
       sid: 'B',
       contextExtensions: { max_depth: '1' },
     });
     assert.equal(lowered.allowed, false);
-    assert.equal(lastReason(h), 'depth_exceeded');
-    const same = await h.client.check({ token, sid: 'B', contextExtensions: { max_depth: '2' } });
+    assert.equal(s.w.lastReason(), 'depth_exceeded');
+    const same = await s.w.check({ token, sid: 'B', contextExtensions: { max_depth: '2' } });
     assert.equal(same.allowed, true);
   });
 });
 
 describe('signatures and issuers', () => {
-  let idp: LocalIssuer;
-  let stranger: LocalIssuer;
-  let h: Harness;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    stranger = await LocalIssuer.start();
-    h = await startHarness({
-      contents: {
-        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
-      },
-    });
-  });
-  after(async () => {
-    await h.stop();
-    await idp.stop();
-    await stranger.stop();
-  });
+  const s = worldSuite('handler', { idps: { acme: {}, stranger: { unregistered: true } } });
 
   it('refuses a payload edited after signing, at every depth', async () => {
-    const origin = await idp.mint({ sub: 'alice', roles: ['reader'] });
-    const depth1 = await walk(h, origin, ['A']);
-    const depth2 = await walk(h, depth1, ['B']);
+    const origin = await s.idp.mint({ sub: 'alice', roles: ['reader'] });
+    const depth1 = await walkWorld(s.w, origin, ['A']);
+    const depth2 = await walkWorld(s.w, depth1, ['B']);
 
     // Depth 0: the outermost token itself was edited.
     const editedOrigin = withPayload(origin, { ...claims(origin), roles: ['admin'] });
-    assert.equal((await h.client.check({ token: editedOrigin, sid: 'A' })).httpStatus, 401);
-    assert.equal(lastReason(h), 'bad_signature');
+    assert.equal((await s.w.check({ token: editedOrigin, sid: 'A' })).httpStatus, 401);
+    assert.equal(s.w.lastReason(), 'bad_signature');
 
     // Depth 2: the outermost level (ours) was edited.
     const editedOuter = withPayload(depth2, { ...claims(depth2), sub: 'mallory' });
-    assert.equal((await h.client.check({ token: editedOuter, sid: 'C' })).httpStatus, 401);
-    assert.equal(lastReason(h), 'bad_signature');
+    assert.equal((await s.w.check({ token: editedOuter, sid: 'C' })).httpStatus, 401);
+    assert.equal(s.w.lastReason(), 'bad_signature');
 
     // An inner level edited and re-wrapped by a validly signed outer level: every level is verified.
     const innerEdited = withPayload(depth1, { ...claims(depth1), roles: ['admin'] });
-    const keys = h.service.ownKeys;
+    const keys = s.w.ownKeys;
     const rewrapped = await rewrap(innerEdited, keys);
-    assert.equal((await h.client.check({ token: rewrapped, sid: 'C' })).httpStatus, 401);
-    assert.equal(lastReason(h), 'bad_signature');
+    assert.equal((await s.w.check({ token: rewrapped, sid: 'C' })).httpStatus, 401);
+    assert.equal(s.w.lastReason(), 'bad_signature');
   });
 
   it('refuses an unregistered issuer without asking any JWKS endpoint', async () => {
     const hits = {
-      idp: idp.hits.jwks + idp.hits.discovery,
-      stranger: stranger.hits.jwks + stranger.hits.discovery,
+      idp: s.idp.hits.jwks + s.idp.hits.discovery,
+      stranger: s.of('stranger').hits.jwks + s.of('stranger').hits.discovery,
     };
-    const token = await stranger.mint({ sub: 'eve' });
-    const result = await h.client.check({ token, sid: 'A' });
+    const token = await s.of('stranger').mint({ sub: 'eve' });
+    const result = await s.w.check({ token, sid: 'A' });
     assert.equal(result.httpStatus, 401);
     assert.equal(result.headers['www-authenticate'], 'Bearer error="invalid_token"');
-    assert.equal(lastReason(h), 'untrusted_issuer');
-    assert.equal(stranger.hits.jwks + stranger.hits.discovery, hits.stranger);
-    assert.equal(idp.hits.jwks + idp.hits.discovery, hits.idp);
+    assert.equal(s.w.lastReason(), 'untrusted_issuer');
+    assert.equal(s.of('stranger').hits.jwks + s.of('stranger').hits.discovery, hits.stranger);
+    assert.equal(s.idp.hits.jwks + s.idp.hits.discovery, hits.idp);
   });
 
   it("answers 503, never 401 or allow, when an issuer's keys cannot be had and none are cached", async () => {
     const down = await LocalIssuer.start();
-    h.registry.putIssuer(issuer({ issuer: down.issuer, tenant: 'acme', jwks_uri: down.jwksUri }));
+    s.w.registry.putIssuer(issuer({ issuer: down.issuer, tenant: 'acme', jwks_uri: down.jwksUri }));
     const token = await down.mint({ sub: 'alice' });
     await down.stop();
-    const result = await h.client.check({ token, sid: 'A' });
+    const result = await s.w.check({ token, sid: 'A' });
     assert.equal(result.httpStatus, 503);
     assert.equal(result.grpcCode, 14);
-    assert.equal(lastReason(h), 'unavailable');
+    assert.equal(s.w.lastReason(), 'unavailable');
     assert.equal((JSON.parse(result.body) as { error: string }).error, 'unavailable');
   });
 
   it('refuses a token signed by a key the issuer never published', async () => {
-    const token = await idp.mint({ sub: 'alice' }, { kid: 'not-a-published-kid' });
-    assert.equal((await h.client.check({ token, sid: 'A' })).httpStatus, 401);
-    assert.equal(lastReason(h), 'bad_signature');
+    const token = await s.idp.mint({ sub: 'alice' }, { kid: 'not-a-published-kid' });
+    assert.equal((await s.w.check({ token, sid: 'A' })).httpStatus, 401);
+    assert.equal(s.w.lastReason(), 'bad_signature');
   });
 
   it('stops trusting memoised chains as soon as the registry changes', async () => {
     const doomed = await LocalIssuer.start();
     try {
-      h.registry.putIssuer(
+      s.w.registry.putIssuer(
         issuer({ issuer: doomed.issuer, tenant: 'acme', jwks_uri: doomed.jwksUri }),
       );
-      const chain = await walk(h, await doomed.mint({ sub: 'alice' }), ['A']);
+      const chain = await walkWorld(s.w, await doomed.mint({ sub: 'alice' }), ['A']);
       assert.equal(
-        (await h.client.check({ token: chain, sid: 'B' })).allowed,
+        (await s.w.check({ token: chain, sid: 'B' })).allowed,
         true,
         'the chain is verified (and memoised)',
       );
-      h.registry.removeIssuer(doomed.issuer);
+      s.w.registry.removeIssuer(doomed.issuer);
       assert.equal(
-        (await h.client.check({ token: chain, sid: 'B' })).httpStatus,
+        (await s.w.check({ token: chain, sid: 'B' })).httpStatus,
         401,
         'the removed issuer no longer verifies, memo or not',
       );
-      assert.equal(lastReason(h), 'untrusted_issuer');
+      assert.equal(s.w.lastReason(), 'untrusted_issuer');
     } finally {
       await doomed.stop();
     }
   });
 
   it('refuses a missing token and a non-bearer scheme as missing_token', async () => {
-    assert.equal((await h.client.check({ sid: 'A' })).httpStatus, 401);
-    assert.equal(lastReason(h), 'missing_token');
+    assert.equal((await s.w.check({ sid: 'A' })).httpStatus, 401);
+    assert.equal(s.w.lastReason(), 'missing_token');
     assert.equal(
-      (await h.client.check({ sid: 'A', headers: { authorization: 'Basic Ym9iOnBhc3N3b3Jk' } }))
+      (await s.w.check({ sid: 'A', headers: { authorization: 'Basic Ym9iOnBhc3N3b3Jk' } }))
         .httpStatus,
       401,
     );
-    assert.equal(lastReason(h), 'missing_token');
+    assert.equal(s.w.lastReason(), 'missing_token');
   });
 });
 
@@ -202,52 +162,40 @@ async function rewrap(inner: string, keys: OwnKeys): Promise<string> {
 }
 
 describe('time rules', () => {
-  let idp: LocalIssuer;
-  let h: Harness;
   let clock = Math.floor(Date.now() / 1000);
-  before(async () => {
-    idp = await LocalIssuer.start();
-    h = await startHarness({
-      contents: {
-        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
-      },
-      now: () => clock,
-      env: { MATRYOSHKA_CLOCK_SKEW: '5', MATRYOSHKA_TOKEN_TTL: '120' },
-    });
-  });
-  after(async () => {
-    await h.stop();
-    await idp.stop();
+  const s = worldSuite('handler', {
+    now: () => clock,
+    env: { MATRYOSHKA_CLOCK_SKEW: '5', MATRYOSHKA_TOKEN_TTL: '120' },
   });
 
   it('refuses an expired outermost token', async () => {
-    const token = await idp.mint({ sub: 'alice' }, { iat: clock - 700, ttl: 600 });
-    assert.equal((await h.client.check({ token, sid: 'A' })).httpStatus, 401);
-    assert.equal(lastReason(h), 'expired');
+    const token = await s.idp.mint({ sub: 'alice' }, { iat: clock - 700, ttl: 600 });
+    assert.equal((await s.w.check({ token, sid: 'A' })).httpStatus, 401);
+    assert.equal(s.w.lastReason(), 'expired');
   });
 
   it('refuses a token that is not valid yet', async () => {
-    const token = await idp.mint({ sub: 'alice', nbf: clock + 60 });
-    assert.equal((await h.client.check({ token, sid: 'A' })).httpStatus, 401);
-    assert.equal(lastReason(h), 'not_yet_valid');
+    const token = await s.idp.mint({ sub: 'alice', nbf: clock + 60 });
+    assert.equal((await s.w.check({ token, sid: 'A' })).httpStatus, 401);
+    assert.equal(s.w.lastReason(), 'not_yet_valid');
   });
 
   it('mints levels that never outlive the origin, so our own chains end with it', async () => {
-    const origin = await idp.mint({ sub: 'alice' }, { iat: clock, ttl: 60 });
-    const depth1 = await walk(h, origin, ['A']);
+    const origin = await s.idp.mint({ sub: 'alice' }, { iat: clock, ttl: 60 });
+    const depth1 = await walkWorld(s.w, origin, ['A']);
     assert.equal(claims(depth1)['exp'], clock + 60, 'minted lifetime is capped by the origin exp');
     clock += 30;
-    const depth2 = await walk(h, depth1, ['B']);
+    const depth2 = await walkWorld(s.w, depth1, ['B']);
     clock += 45; // the origin is now expired; depth2 was minted while it was valid
     assert.ok(clock > (claims(origin)['exp'] as number));
-    const result = await h.client.check({ token: depth2, sid: 'C' });
+    const result = await s.w.check({ token: depth2, sid: 'C' });
     assert.equal(result.httpStatus, 401, 'depth2 itself expired with the origin');
-    assert.equal(lastReason(h), 'expired');
+    assert.equal(s.w.lastReason(), 'expired');
     clock = Math.floor(Date.now() / 1000);
   });
 
   it('refuses an inner level that had expired before it was wrapped', async () => {
-    const origin = await idp.mint({ sub: 'alice' }, { iat: clock - 120, ttl: 60 });
+    const origin = await s.idp.mint({ sub: 'alice' }, { iat: clock - 120, ttl: 60 });
     // Wrap it now, although it expired a minute ago: a correct minter would have refused.
     const now = clock;
     const fakeChain = { levels: [], depth: 0, sids: [] } as unknown as Chain;
@@ -262,7 +210,7 @@ describe('time rules', () => {
         seal: false,
         now,
       },
-      h.service.ownKeys,
+      s.w.ownKeys,
       {
         issuer: 'urn:matryoshka:authz',
         ttlSeconds: 60,
@@ -273,8 +221,8 @@ describe('time rules', () => {
         forwardHeader: 'authorization',
       },
     );
-    const result = await h.client.check({ token: minted.token, sid: 'B' });
+    const result = await s.w.check({ token: minted.token, sid: 'B' });
     assert.equal(result.httpStatus, 401);
-    assert.equal(lastReason(h), 'expired');
+    assert.equal(s.w.lastReason(), 'expired');
   });
 });

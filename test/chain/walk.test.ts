@@ -1,40 +1,31 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { inspectChain } from '../../src/chain/inspect.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { compactSign } from '../../src/keys/jws-crypto.js';
 import { OwnKeys } from '../../src/keys/own-keys.js';
-import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { lastReason, startHarness } from '../helpers/harness.js';
+import { worldSuiteWith } from '../world/suite.js';
 import { issuer } from '../helpers/records.js';
 import { authStack, claims } from '../helpers/tokens.js';
 
 describe('a chain walked hop by hop through Check', () => {
-  let idp: LocalIssuer;
-  let h: Harness;
-
-  before(async () => {
-    idp = await LocalIssuer.start();
-    h = await startHarness({
-      contents: {
-        issuers: [
-          issuer({
-            issuer: idp.issuer,
-            tenant: 'acme',
-            jwks_uri: idp.jwksUri,
-            algorithms: ['ES256'],
-          }),
-        ],
-      },
-    });
-  });
-  after(async () => {
-    await h.stop();
-    await idp.stop();
-  });
+  const h = worldSuiteWith('handler', { idp: {} }, ({ idp }) => ({
+    contents: {
+      issuers: [
+        issuer({
+          issuer: idp.issuer,
+          tenant: 'acme',
+          jwks_uri: idp.jwksUri,
+          algorithms: ['ES256'],
+        }),
+      ],
+    },
+  }));
 
   it('extends the chain A → B → C → D, compressing from depth 3 only when shorter, then refuses B as recursion', async () => {
-    const origin = await idp.mint({
+    const origin = await h.of('idp').mint({
       sub: 'alice',
       roles: ['reader', 'writer'],
       pad: 'x'.repeat(700),
@@ -42,7 +33,7 @@ describe('a chain walked hop by hop through Check', () => {
     let token = origin;
     const path = ['A', 'B', 'C', 'D'];
     for (const [i, sid] of path.entries()) {
-      const result = await h.client.check({ token, sid });
+      const result = await h.w.check({ token, sid });
       assert.equal(result.allowed, true, `hop to ${sid}: ${result.body}`);
       assert.equal(result.grpcCode, 0);
       const minted = result.forwardedToken;
@@ -97,20 +88,19 @@ describe('a chain walked hop by hop through Check', () => {
       `depth 3: ${inflatedThird.length} → ${thirdContainer.length}`,
     );
 
-    const recursion = await h.client.check({ token, sid: 'B' });
+    const recursion = await h.w.check({ token, sid: 'B' });
     assert.equal(recursion.allowed, false);
     assert.equal(recursion.httpStatus, 403);
     assert.equal(recursion.grpcCode, 7);
-    const line = h.logs.findLast((l) => l['msg'] === 'check');
+    const line = h.w.logs.findLast((l) => l['msg'] === 'check');
     assert.equal(line?.['reason'], 'recursion');
   });
 
   it('fetches the issuer keys once for many checks', async () => {
-    const before = idp.hits.jwks;
-    const token = await idp.mint({ sub: 'bob' });
-    for (let i = 0; i < 20; i++)
-      assert.equal((await h.client.check({ token, sid: 'A' })).allowed, true);
-    assert.equal(idp.hits.jwks - before, 0, 'keys already cached from the first test');
+    const before = h.of('idp').hits.jwks;
+    const token = await h.of('idp').mint({ sub: 'bob' });
+    for (let i = 0; i < 20; i++) assert.equal((await h.w.check({ token, sid: 'A' })).allowed, true);
+    assert.equal(h.of('idp').hits.jwks - before, 0, 'keys already cached from the first test');
   });
 });
 

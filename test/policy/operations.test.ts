@@ -4,82 +4,71 @@
  * path-normalisation attacks, and a dry-run service next to an enforcing one.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { CheckResult } from '../../src/demo/envoy-client.js';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
+import { worldSuiteWith } from '../world/suite.js';
 import { issuer, service, tenant } from '../helpers/records.js';
 
 describe('operations', () => {
-  let idp: LocalIssuer;
-  let h: Harness;
+  const h = worldSuiteWith('handler', { idp: {} }, ({ idp }) => ({
+    contents: {
+      issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+      tenants: [tenant('acme', { recursion: 'deny' })],
+      services: [
+        service('orders', {
+          operations: [
+            { name: 'read', path: '/orders/*', methods: ['GET'], required_roles: ['reader'] },
+            { name: 'create', path: '/orders', methods: ['POST'], allowed_callers: ['cart'] },
+            {
+              name: 'delete',
+              path: '/orders/*',
+              methods: ['DELETE'],
+              required_roles: ['admin'],
+              max_depth: 2,
+            },
+          ],
+        }),
+        service('payments', {
+          deny_unmatched: true,
+          operations: [
+            { name: 'charge', grpc: '/shop.Payments/Charge', allowed_callers: ['checkout'] },
+            { name: 'lookups', grpc: '/shop.Payments/*', required_roles: ['reader'] },
+          ],
+        }),
+        service('audit-dry', {
+          mode: 'shadow',
+          operations: [
+            { name: 'write', path: '/audit', methods: ['POST'], required_roles: ['admin'] },
+          ],
+        }),
+        service('audit-live', {
+          operations: [
+            { name: 'write', path: '/audit', methods: ['POST'], required_roles: ['admin'] },
+          ],
+        }),
+        service('mixed', {
+          mode: 'shadow',
+          operations: [
+            { name: 'strict', path: '/strict', required_roles: ['admin'], mode: 'enforce' },
+            { name: 'loose', path: '/loose', required_roles: ['admin'] },
+          ],
+        }),
+      ],
+    },
+  }));
 
-  before(async () => {
-    idp = await LocalIssuer.start();
-    h = await startHarness({
-      contents: {
-        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
-        tenants: [tenant('acme', { recursion: 'deny' })],
-        services: [
-          service('orders', {
-            operations: [
-              { name: 'read', path: '/orders/*', methods: ['GET'], required_roles: ['reader'] },
-              { name: 'create', path: '/orders', methods: ['POST'], allowed_callers: ['cart'] },
-              {
-                name: 'delete',
-                path: '/orders/*',
-                methods: ['DELETE'],
-                required_roles: ['admin'],
-                max_depth: 2,
-              },
-            ],
-          }),
-          service('payments', {
-            deny_unmatched: true,
-            operations: [
-              { name: 'charge', grpc: '/shop.Payments/Charge', allowed_callers: ['checkout'] },
-              { name: 'lookups', grpc: '/shop.Payments/*', required_roles: ['reader'] },
-            ],
-          }),
-          service('audit-dry', {
-            mode: 'shadow',
-            operations: [
-              { name: 'write', path: '/audit', methods: ['POST'], required_roles: ['admin'] },
-            ],
-          }),
-          service('audit-live', {
-            operations: [
-              { name: 'write', path: '/audit', methods: ['POST'], required_roles: ['admin'] },
-            ],
-          }),
-          service('mixed', {
-            mode: 'shadow',
-            operations: [
-              { name: 'strict', path: '/strict', required_roles: ['admin'], mode: 'enforce' },
-              { name: 'loose', path: '/loose', required_roles: ['admin'] },
-            ],
-          }),
-        ],
-      },
-    });
-  });
-  after(async () => {
-    await h.stop();
-    await idp.stop();
-  });
-
-  const origin = (roles: string[] = []) => idp.mint({ sub: 'alice', roles });
+  const origin = (roles: string[] = []) => h.of('idp').mint({ sub: 'alice', roles });
   /** A chain whose last hop is `caller`, `hops` levels deep. */
   async function via(callers: string[], roles: string[] = []): Promise<string> {
     let token = await origin(roles);
     for (const sid of callers) {
-      const hop = await h.client.check({ token, sid });
+      const hop = await h.w.check({ token, sid });
       assert.equal(hop.allowed, true, hop.body);
       token = hop.forwardedToken as string;
     }
     return token;
   }
-  const line = () => h.logs.findLast((l) => l['msg'] === 'check') as Record<string, unknown>;
+  const line = () => h.w.logs.findLast((l) => l['msg'] === 'check') as Record<string, unknown>;
   const expect = (
     result: CheckResult,
     status: number,
@@ -95,14 +84,14 @@ describe('operations', () => {
   it('REST: GET /orders/* for readers, POST /orders only from cart, DELETE /orders/* for admins at depth ≤ 2', async () => {
     const reader = await origin(['reader']);
     expect(
-      await h.client.check({ token: reader, sid: 'orders', method: 'GET', path: '/orders/42?x=1' }),
+      await h.w.check({ token: reader, sid: 'orders', method: 'GET', path: '/orders/42?x=1' }),
       200,
       undefined,
       'read',
       'reader GETs',
     );
     expect(
-      await h.client.check({
+      await h.w.check({
         token: await origin(),
         sid: 'orders',
         method: 'GET',
@@ -116,7 +105,7 @@ describe('operations', () => {
 
     const fromCart = await via(['cart']);
     expect(
-      await h.client.check({ token: fromCart, sid: 'orders', method: 'POST', path: '/orders' }),
+      await h.w.check({ token: fromCart, sid: 'orders', method: 'POST', path: '/orders' }),
       200,
       undefined,
       'create',
@@ -124,7 +113,7 @@ describe('operations', () => {
     );
     const fromGateway = await via(['gateway']);
     expect(
-      await h.client.check({ token: fromGateway, sid: 'orders', method: 'POST', path: '/orders' }),
+      await h.w.check({ token: fromGateway, sid: 'orders', method: 'POST', path: '/orders' }),
       403,
       'caller_not_allowed',
       'create',
@@ -133,7 +122,7 @@ describe('operations', () => {
 
     const adminAt1 = await via(['gateway'], ['admin']);
     expect(
-      await h.client.check({
+      await h.w.check({
         token: adminAt1,
         sid: 'orders',
         method: 'DELETE',
@@ -146,7 +135,7 @@ describe('operations', () => {
     );
     const adminAt2 = await via(['gateway', 'cart'], ['admin']);
     expect(
-      await h.client.check({
+      await h.w.check({
         token: adminAt2,
         sid: 'orders',
         method: 'DELETE',
@@ -160,7 +149,7 @@ describe('operations', () => {
 
     // No operation matches and the service does not deny unmatched: the service's own rule (none).
     expect(
-      await h.client.check({
+      await h.w.check({
         token: await origin(),
         sid: 'orders',
         method: 'PATCH',
@@ -176,7 +165,7 @@ describe('operations', () => {
   it('gRPC: per-method rules, first listed wins, everything else refused', async () => {
     const fromCheckout = await via(['checkout']);
     expect(
-      await h.client.check({
+      await h.w.check({
         token: fromCheckout,
         sid: 'payments',
         method: 'POST',
@@ -189,7 +178,7 @@ describe('operations', () => {
     );
     const fromCart = await via(['cart'], ['reader']);
     expect(
-      await h.client.check({
+      await h.w.check({
         token: fromCart,
         sid: 'payments',
         method: 'POST',
@@ -201,7 +190,7 @@ describe('operations', () => {
       'cart charges: the first match decides',
     );
     expect(
-      await h.client.check({
+      await h.w.check({
         token: fromCart,
         sid: 'payments',
         method: 'POST',
@@ -213,7 +202,7 @@ describe('operations', () => {
       'a reader looks up',
     );
     expect(
-      await h.client.check({
+      await h.w.check({
         token: fromCart,
         sid: 'payments',
         method: 'POST',
@@ -225,7 +214,7 @@ describe('operations', () => {
       'another service',
     );
     expect(
-      await h.client.check({ token: fromCart, sid: 'payments' }),
+      await h.w.check({ token: fromCart, sid: 'payments' }),
       403,
       'operation_not_found',
       undefined,
@@ -243,13 +232,13 @@ describe('operations', () => {
       '/orders/%2Fadmin',
       '/orders\\admin',
     ]) {
-      const result = await h.client.check({ token: reader, sid: 'orders', method: 'GET', path });
+      const result = await h.w.check({ token: reader, sid: 'orders', method: 'GET', path });
       expect(result, 400, 'invalid_path', undefined, path);
       assert.equal(result.grpcCode, 3, `${path}: INVALID_ARGUMENT`);
     }
     // Matching is case-sensitive: /Orders/1 is not /orders/* (so the service rule: no roles needed).
     expect(
-      await h.client.check({
+      await h.w.check({
         token: await origin(),
         sid: 'orders',
         method: 'GET',
@@ -261,7 +250,7 @@ describe('operations', () => {
       '/Orders',
     );
     expect(
-      await h.client.check({
+      await h.w.check({
         token: await origin(),
         sid: 'payments',
         method: 'POST',
@@ -276,7 +265,7 @@ describe('operations', () => {
 
   it('runs a dry-run service next to an enforcing one in one run; an operation can enforce inside a dry-run service', async () => {
     const plain = await origin();
-    const dry = await h.client.check({
+    const dry = await h.w.check({
       token: plain,
       sid: 'audit-dry',
       method: 'POST',
@@ -290,7 +279,7 @@ describe('operations', () => {
     assert.equal(line()['operation'], 'write');
 
     expect(
-      await h.client.check({ token: plain, sid: 'audit-live', method: 'POST', path: '/audit' }),
+      await h.w.check({ token: plain, sid: 'audit-live', method: 'POST', path: '/audit' }),
       403,
       'role_missing',
       'write',
@@ -298,25 +287,25 @@ describe('operations', () => {
     );
 
     expect(
-      await h.client.check({ token: plain, sid: 'mixed', path: '/strict' }),
+      await h.w.check({ token: plain, sid: 'mixed', path: '/strict' }),
       403,
       'role_missing',
       'strict',
       'operation says enforce',
     );
-    const loose = await h.client.check({ token: plain, sid: 'mixed', path: '/loose' });
+    const loose = await h.w.check({ token: plain, sid: 'mixed', path: '/loose' });
     assert.equal(loose.allowed, true);
     assert.equal(line()['shadow_scope'], 'service');
     // A path the dry-run service cannot read is refused all the same: there is no rule to try out.
     expect(
-      await h.client.check({ token: plain, sid: 'audit-dry', path: '/a/../audit' }),
+      await h.w.check({ token: plain, sid: 'audit-dry', path: '/a/../audit' }),
       400,
       'invalid_path',
       undefined,
       'invalid path in dry-run',
     );
 
-    const metrics = await (await fetch(`http://127.0.0.1:${h.service.httpPort}/metrics`)).text();
+    const metrics = String(await h.w.metrics?.render());
     assert.match(metrics, /authz_decisions_total\{[^}]*operation="write"[^}]*\}/);
   });
 });
