@@ -1,42 +1,40 @@
 /**
- * deploy/kubernetes and deploy/istio against the service they deploy: ports, environment names,
- * health service names and CLI commands are read from the code (CONFIG_VARIABLES, HEALTH_SERVICES,
- * `--help`), not repeated here. Every check is a function returning a list of problems, so the same
- * check is also run on deliberately broken copies and must catch them.
+ * The checks of deploy/kubernetes and deploy/istio against the service they deploy: ports,
+ * environment names, health service names and CLI commands are read from the code
+ * (CONFIG_VARIABLES, HEALTH_SERVICES, `--help`), not repeated here. Every check is a function
+ * returning a list of problems, so the same check is also run on deliberately broken copies
+ * (deployment-mistakes.test.ts) and must catch them.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
-import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../../src/config/config.js';
-import { RedisLayout } from '../../src/redis/layout.js';
 import { AUTHZ_SERVICE, HEALTH_SERVICES } from '../../src/server/health.js';
 import { MAIN, ROOT } from '../helpers/processes.js';
-import { RedisServer } from '../helpers/redis-server.js';
 
 /** A parsed manifest: YAML of arbitrary shape, navigated defensively by the checks. */
 // biome-ignore lint/suspicious/noExplicitAny: manifests are YAML of arbitrary shape, checked field by field
-type K8s = any;
-type Problems = string[];
+export type K8s = any;
+export type Problems = string[];
 
-const KUBERNETES = join(ROOT, 'deploy/kubernetes');
-const ISTIO = join(ROOT, 'deploy/istio');
-const SCRIPT = join(ISTIO, 'register-principals.sh');
+export const KUBERNETES = join(ROOT, 'deploy/kubernetes');
+export const ISTIO = join(ROOT, 'deploy/istio');
+export const SCRIPT = join(ISTIO, 'register-principals.sh');
 
-const known = new Set(CONFIG_VARIABLES.map((v) => v.name));
-const defaultOf = (name: string): string => {
+export const known = new Set(CONFIG_VARIABLES.map((v) => v.name));
+export const defaultOf = (name: string): string => {
   const value = CONFIG_VARIABLES.find((v) => v.name === name)?.default;
   assert.ok(value !== undefined, `${name} has a default in CONFIG_VARIABLES`);
   return value;
 };
-const GRPC_PORT = Number(defaultOf('MATRYOSHKA_GRPC_PORT'));
-const HTTP_PORT = Number(defaultOf('MATRYOSHKA_HTTP_PORT'));
+export const GRPC_PORT = Number(defaultOf('MATRYOSHKA_GRPC_PORT'));
+export const HTTP_PORT = Number(defaultOf('MATRYOSHKA_HTTP_PORT'));
 /** The HTTP paths of src/server/http-server.ts a probe may use (JWKS and metrics are no health signal). */
-const HEALTH_PATHS = ['/healthz', '/readyz'];
+export const HEALTH_PATHS = ['/healthz', '/readyz'];
 /** Fields of istio.mesh.v1alpha1 MeshConfig.ExtensionProvider.EnvoyExternalAuthorizationGrpcProvider. */
-const EXT_AUTHZ_GRPC_FIELDS = [
+export const EXT_AUTHZ_GRPC_FIELDS = [
   'service',
   'port',
   'timeout',
@@ -45,12 +43,19 @@ const EXT_AUTHZ_GRPC_FIELDS = [
   'includeRequestBodyInCheck',
 ];
 /** Fields of istio.security.v1 AuthorizationPolicy spec. */
-const AUTHZ_POLICY_FIELDS = ['selector', 'targetRef', 'targetRefs', 'rules', 'action', 'provider'];
+export const AUTHZ_POLICY_FIELDS = [
+  'selector',
+  'targetRef',
+  'targetRefs',
+  'rules',
+  'action',
+  'provider',
+];
 
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-function yamlFiles(dir: string): string[] {
+export function yamlFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) return yamlFiles(path);
@@ -59,7 +64,7 @@ function yamlFiles(dir: string): string[] {
 }
 
 /** Every document of a multi-document file; duplicate keys and YAML 1.1/1.2 ambiguities are errors. */
-function parseManifestFile(file: string): K8s[] {
+export function parseManifestFile(file: string): K8s[] {
   const text = readFileSync(file, 'utf8');
   const parse = (version: '1.1' | '1.2'): K8s[] =>
     Array.from(parseAllDocuments(text, { uniqueKeys: true, version, prettyErrors: true })).map(
@@ -82,16 +87,16 @@ function parseManifestFile(file: string): K8s[] {
   return docs.filter((doc) => doc !== null && doc !== undefined);
 }
 
-interface Loaded {
+export interface Loaded {
   file: string;
   doc: K8s;
 }
 
-function loadAll(dir: string): Loaded[] {
+export function loadAll(dir: string): Loaded[] {
   return yamlFiles(dir).flatMap((file) => parseManifestFile(file).map((doc) => ({ file, doc })));
 }
 
-function only(loaded: Loaded[], kind: string, file?: string): K8s {
+export function only(loaded: Loaded[], kind: string, file?: string): K8s {
   const found = loaded.filter(
     (l) => l.doc?.kind === kind && (file === undefined || basename(l.file) === file),
   );
@@ -102,7 +107,7 @@ function only(loaded: Loaded[], kind: string, file?: string): K8s {
 // ---------------------------------------------------------------------------------------------
 // Checks: each returns the problems it finds (empty = fine)
 
-const matchLabels = (
+export const matchLabels = (
   selector: Record<string, string> | undefined,
   labels: Record<string, string> | undefined,
 ): boolean =>
@@ -110,12 +115,12 @@ const matchLabels = (
   Object.keys(selector).length > 0 &&
   Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 
-const containerOf = (deployment: K8s): K8s =>
+export const containerOf = (deployment: K8s): K8s =>
   deployment?.spec?.template?.spec?.containers?.[0] ?? {};
-const podLabels = (deployment: K8s): Record<string, string> =>
+export const podLabels = (deployment: K8s): Record<string, string> =>
   deployment?.spec?.template?.metadata?.labels ?? {};
 
-function documentProblems(doc: K8s): Problems {
+export function documentProblems(doc: K8s): Problems {
   const problems: Problems = [];
   if (typeof doc?.apiVersion !== 'string' || doc.apiVersion === '') problems.push('no apiVersion');
   if (typeof doc?.kind !== 'string' || doc.kind === '') problems.push('no kind');
@@ -128,7 +133,7 @@ function documentProblems(doc: K8s): Problems {
   return problems;
 }
 
-function kustomizationProblems(dir: string, kustomization: K8s): Problems {
+export function kustomizationProblems(dir: string, kustomization: K8s): Problems {
   const problems: Problems = [];
   if (kustomization?.apiVersion !== 'kustomize.config.k8s.io/v1beta1')
     problems.push('kustomization apiVersion');
@@ -154,7 +159,7 @@ function kustomizationProblems(dir: string, kustomization: K8s): Problems {
   return problems;
 }
 
-function containerPortProblems(deployment: K8s): Problems {
+export function containerPortProblems(deployment: K8s): Problems {
   const ports: K8s[] = containerOf(deployment).ports ?? [];
   const problems: Problems = [];
   const want = [
@@ -174,12 +179,12 @@ function containerPortProblems(deployment: K8s): Problems {
   return problems;
 }
 
-function resolvePort(deployment: K8s, ref: unknown): K8s | undefined {
+export function resolvePort(deployment: K8s, ref: unknown): K8s | undefined {
   const ports: K8s[] = containerOf(deployment).ports ?? [];
   return ports.find((p) => (typeof ref === 'number' ? p.containerPort === ref : p.name === ref));
 }
 
-function servicePortProblems(service: K8s, deployment: K8s): Problems {
+export function servicePortProblems(service: K8s, deployment: K8s): Problems {
   const problems: Problems = [];
   if (!matchLabels(service?.spec?.selector, podLabels(deployment)))
     problems.push('Service selector does not select the Deployment pods');
@@ -214,11 +219,11 @@ function servicePortProblems(service: K8s, deployment: K8s): Problems {
 }
 
 /** Names of credentials: …SECRET…, …PASSWORD…, …_TOKEN (not MATRYOSHKA_TOKEN_TTL, a lifetime). */
-const SECRET_KEY = /SECRET|PASSW(OR)?D|CREDENTIAL|PRIVATE_?KEY|API_?KEY|(^|_)TOKEN$/i;
+export const SECRET_KEY = /SECRET|PASSW(OR)?D|CREDENTIAL|PRIVATE_?KEY|API_?KEY|(^|_)TOKEN$/i;
 /** A URL with a password in its userinfo (`redis://:pw@host`, `rediss://user:pw@host`). */
-const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]+@/i;
+export const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]+@/i;
 
-function configMapSecretProblems(configMap: K8s): Problems {
+export function configMapSecretProblems(configMap: K8s): Problems {
   const problems: Problems = [];
   for (const [key, value] of Object.entries<unknown>({
     ...configMap?.data,
@@ -235,7 +240,7 @@ function configMapSecretProblems(configMap: K8s): Problems {
 }
 
 /** The environment a container ends up with: ConfigMaps from envFrom, then env (literals only). */
-function containerEnvironment(deployment: K8s, configMaps: K8s[]): Record<string, string> {
+export function containerEnvironment(deployment: K8s, configMaps: K8s[]): Record<string, string> {
   const container = containerOf(deployment);
   const env: Record<string, string> = {};
   for (const source of container.envFrom ?? []) {
@@ -247,7 +252,7 @@ function containerEnvironment(deployment: K8s, configMaps: K8s[]): Record<string
   return env;
 }
 
-function envProblems(deployment: K8s, configMaps: K8s[]): Problems {
+export function envProblems(deployment: K8s, configMaps: K8s[]): Problems {
   const problems: Problems = [];
   const container = containerOf(deployment);
   const reads = (name: string): boolean => known.has(name) || name.startsWith('OTEL_');
@@ -313,7 +318,7 @@ function envProblems(deployment: K8s, configMaps: K8s[]): Problems {
   return problems;
 }
 
-function signingKeyProblems(deployment: K8s): Problems {
+export function signingKeyProblems(deployment: K8s): Problems {
   const container = containerOf(deployment);
   const path: unknown = (container.env ?? []).find(
     (v: K8s) => v.name === 'MATRYOSHKA_SIGNING_KEYS',
@@ -338,7 +343,7 @@ function signingKeyProblems(deployment: K8s): Problems {
 }
 
 /** Every Secret the Deployment needs is documented in the example, with the keys it reads. */
-function secretReferenceProblems(deployment: K8s, exampleSecrets: K8s[]): Problems {
+export function secretReferenceProblems(deployment: K8s, exampleSecrets: K8s[]): Problems {
   const problems: Problems = [];
   const keysOf = (name: string): string[] | undefined => {
     const secret = exampleSecrets.find((s) => s?.kind === 'Secret' && s.metadata?.name === name);
@@ -367,7 +372,7 @@ function secretReferenceProblems(deployment: K8s, exampleSecrets: K8s[]): Proble
   return problems;
 }
 
-function probeProblems(deployment: K8s): Problems {
+export function probeProblems(deployment: K8s): Problems {
   const problems: Problems = [];
   const container = containerOf(deployment);
   let grpcProbes = 0;
@@ -412,7 +417,7 @@ function probeProblems(deployment: K8s): Problems {
   return problems;
 }
 
-function securityProblems(deployment: K8s): Problems {
+export function securityProblems(deployment: K8s): Problems {
   const problems: Problems = [];
   const pod = deployment?.spec?.template?.spec ?? {};
   const container = containerOf(deployment);
@@ -445,7 +450,7 @@ function securityProblems(deployment: K8s): Problems {
   return problems;
 }
 
-function availabilityProblems(deployment: K8s, hpa: K8s, pdb: K8s): Problems {
+export function availabilityProblems(deployment: K8s, hpa: K8s, pdb: K8s): Problems {
   const problems: Problems = [];
   if (!(deployment?.spec?.replicas >= 2))
     problems.push(`replicas is ${String(deployment?.spec?.replicas)}, fewer than 2`);
@@ -489,7 +494,7 @@ function availabilityProblems(deployment: K8s, hpa: K8s, pdb: K8s): Problems {
   return problems;
 }
 
-function preStopSeconds(container: K8s): number | undefined {
+export function preStopSeconds(container: K8s): number | undefined {
   const preStop = container?.lifecycle?.preStop;
   if (typeof preStop?.sleep?.seconds === 'number') return preStop.sleep.seconds;
   const command: unknown[] = preStop?.exec?.command ?? [];
@@ -498,7 +503,7 @@ function preStopSeconds(container: K8s): number | undefined {
   return undefined;
 }
 
-function shutdownProblems(deployment: K8s, configMaps: K8s[]): Problems {
+export function shutdownProblems(deployment: K8s, configMaps: K8s[]): Problems {
   const problems: Problems = [];
   const sleep = preStopSeconds(containerOf(deployment));
   if (sleep === undefined || sleep < 1)
@@ -515,7 +520,7 @@ function shutdownProblems(deployment: K8s, configMaps: K8s[]): Problems {
   return problems;
 }
 
-const portNumbers = (
+export const portNumbers = (
   ports: K8s[] | undefined,
   deployment: K8s,
 ): Array<{ port: number | undefined; protocol: string }> =>
@@ -524,7 +529,7 @@ const portNumbers = (
     protocol: p.protocol ?? 'TCP',
   }));
 
-function networkPolicyProblems(policy: K8s, deployment: K8s): Problems {
+export function networkPolicyProblems(policy: K8s, deployment: K8s): Problems {
   const problems: Problems = [];
   if (!matchLabels(policy?.spec?.podSelector?.matchLabels, podLabels(deployment)))
     problems.push('NetworkPolicy does not select the Deployment pods');
@@ -560,13 +565,13 @@ function networkPolicyProblems(policy: K8s, deployment: K8s): Problems {
   return problems;
 }
 
-const durationSeconds = (value: unknown): number => {
+export const durationSeconds = (value: unknown): number => {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(String(value));
   if (match === null) return Number.NaN;
   return Number(match[1]) * ({ ms: 0.001, s: 1, m: 60 } as const)[match[2] as 'ms' | 's' | 'm'];
 };
 
-function istioProviderProblems(meshConfig: K8s, service: K8s, namespace: string): Problems {
+export function istioProviderProblems(meshConfig: K8s, service: K8s, namespace: string): Problems {
   const problems: Problems = [];
   const providers: K8s[] = meshConfig?.spec?.meshConfig?.extensionProviders ?? [];
   const provider = providers.find((p) => p.envoyExtAuthzGrpc !== undefined);
@@ -597,7 +602,11 @@ function istioProviderProblems(meshConfig: K8s, service: K8s, namespace: string)
   return problems;
 }
 
-function authorizationPolicyProblems(policy: K8s, meshConfig: K8s, deployment: K8s): Problems {
+export function authorizationPolicyProblems(
+  policy: K8s,
+  meshConfig: K8s,
+  deployment: K8s,
+): Problems {
   const problems: Problems = [];
   for (const field of Object.keys(policy?.spec ?? {}))
     if (!AUTHZ_POLICY_FIELDS.includes(field))
@@ -623,7 +632,7 @@ function authorizationPolicyProblems(policy: K8s, meshConfig: K8s, deployment: K
 }
 
 /** `cmd verb` → the flags its usage line allows, from the CLI's own `--help`. */
-function usageCommands(usage: string): Map<string, Set<string>> {
+export function usageCommands(usage: string): Map<string, Set<string>> {
   const commands = new Map<string, Set<string>>();
   let last: Set<string> | undefined;
   for (const line of usage.split('\n').slice(1)) {
@@ -645,7 +654,7 @@ function usageCommands(usage: string): Map<string, Set<string>> {
 }
 
 /** Calls of the CLI in the script (`$cli sub verb --flag …`) that `--help` does not list. */
-function scriptProblems(script: string, usage: string): Problems {
+export function scriptProblems(script: string, usage: string): Problems {
   const problems: Problems = [];
   const syntax = spawnSync('sh', ['-n'], { input: script, encoding: 'utf8' });
   if (syntax.status !== 0) problems.push(`sh -n: ${syntax.stderr.trim()}`);
@@ -663,7 +672,7 @@ function scriptProblems(script: string, usage: string): Problems {
   return problems;
 }
 
-function cliCallProblems(
+export function cliCallProblems(
   command: string,
   rest: string,
   commands: Map<string, Set<string>>,
@@ -678,431 +687,27 @@ function cliCallProblems(
 // ---------------------------------------------------------------------------------------------
 // The shipped files
 
-const base = loadAll(KUBERNETES).filter((l) => dirname(l.file) === KUBERNETES);
-const built = base.filter(
+export const base = loadAll(KUBERNETES).filter((l) => dirname(l.file) === KUBERNETES);
+export const built = base.filter(
   (l) => !/\.example\.ya?ml$/.test(l.file) && l.doc.kind !== 'Kustomization',
 );
-const kustomization = only(base, 'Kustomization');
-const namespace: string = kustomization.namespace;
-const deployment = only(built, 'Deployment');
-const service = only(built, 'Service', 'service.yaml');
-const headless = only(built, 'Service', 'service-headless.yaml');
-const hpa = only(built, 'HorizontalPodAutoscaler');
-const pdb = only(built, 'PodDisruptionBudget');
-const networkPolicy = only(built, 'NetworkPolicy');
-const configMaps = built.filter((l) => l.doc.kind === 'ConfigMap').map((l) => l.doc);
-const exampleSecrets = base.filter((l) => /\.example\.ya?ml$/.test(l.file)).map((l) => l.doc);
-const istio = loadAll(ISTIO);
-const meshConfig = only(istio, 'IstioOperator', 'mesh-config.yaml');
-const authorizationPolicy = only(istio, 'AuthorizationPolicy', 'authorization-policy.yaml');
-const usage = spawnSync(process.execPath, [MAIN, '--help'], { encoding: 'utf8' }).stdout;
-const script = readFileSync(SCRIPT, 'utf8');
+export const kustomization = only(base, 'Kustomization');
+export const namespace: string = kustomization.namespace;
+export const deployment = only(built, 'Deployment');
+export const service = only(built, 'Service', 'service.yaml');
+export const headless = only(built, 'Service', 'service-headless.yaml');
+export const hpa = only(built, 'HorizontalPodAutoscaler');
+export const pdb = only(built, 'PodDisruptionBudget');
+export const networkPolicy = only(built, 'NetworkPolicy');
+export const configMaps = built.filter((l) => l.doc.kind === 'ConfigMap').map((l) => l.doc);
+export const exampleSecrets = base
+  .filter((l) => /\.example\.ya?ml$/.test(l.file))
+  .map((l) => l.doc);
+export const istio = loadAll(ISTIO);
+export const meshConfig = only(istio, 'IstioOperator', 'mesh-config.yaml');
+export const authorizationPolicy = only(istio, 'AuthorizationPolicy', 'authorization-policy.yaml');
+export const usage = spawnSync(process.execPath, [MAIN, '--help'], { encoding: 'utf8' }).stdout;
+export const script = readFileSync(SCRIPT, 'utf8');
 
-const clone = <T>(value: T): T => structuredClone(value);
-const container = (d: K8s): K8s => d.spec.template.spec.containers[0];
-
-describe('deploy manifests: every file parses and is a complete object', () => {
-  it('parses every YAML file under deploy/kubernetes and deploy/istio (one meaning in YAML 1.1 and 1.2, no duplicate keys)', () => {
-    const files = [...yamlFiles(KUBERNETES), ...yamlFiles(ISTIO)];
-    assert.ok(files.length >= 10, `found ${files.length} manifest files`);
-    for (const file of files) {
-      const docs = parseManifestFile(file);
-      assert.ok(docs.length > 0, `${relative(ROOT, file)} has a document`);
-      for (const doc of docs)
-        assert.deepEqual(
-          documentProblems(doc),
-          [],
-          `${relative(ROOT, file)} ${doc?.kind}/${doc?.metadata?.name}`,
-        );
-    }
-  });
-
-  it('lists existing resources in each kustomization, and builds everything but the examples', () => {
-    for (const dir of [KUBERNETES, join(KUBERNETES, 'redis-sample')]) {
-      const k = parseManifestFile(join(dir, 'kustomization.yaml'))[0];
-      assert.deepEqual(kustomizationProblems(dir, k), [], relative(ROOT, dir));
-      assert.equal(k.namespace, namespace, 'the sample Redis lives beside the service');
-    }
-    assert.ok(
-      kustomization.images.some(
-        (i: K8s) =>
-          i.name === containerOf(deployment).image &&
-          typeof i.newTag === 'string' &&
-          i.newTag !== 'latest',
-      ),
-      'the image gets a pinned tag',
-    );
-  });
-
-  // kubectl (with its built-in kustomize) is part of this project's machine image.
-  it('renders with kustomize into the namespace, with the image tag and common labels', () => {
-    for (const dir of [KUBERNETES, join(KUBERNETES, 'redis-sample')]) {
-      const rendered = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
-      assert.equal(rendered.status, 0, rendered.stderr);
-      const docs = Array.from(parseAllDocuments(rendered.stdout, { uniqueKeys: true })).map(
-        (d) => d.toJS() as K8s,
-      );
-      for (const doc of docs) {
-        if (doc.kind !== 'Namespace')
-          assert.equal(doc.metadata.namespace, namespace, `${doc.kind}/${doc.metadata.name}`);
-        assert.equal(
-          doc.metadata.labels?.['app.kubernetes.io/part-of'],
-          'matryoshka-authz',
-          `${doc.kind}/${doc.metadata.name} is labelled`,
-        );
-      }
-      if (dir === KUBERNETES) {
-        const tag = kustomization.images.find((i: K8s) => i.name === 'matryoshka-authz').newTag;
-        const rendered = docs.find((d) => d.kind === 'Deployment');
-        assert.equal(container(rendered).image, `matryoshka-authz:${tag}`);
-        assert.deepEqual(
-          rendered.spec.selector,
-          deployment.spec.selector,
-          'selectors are left alone',
-        );
-        assert.equal(docs.filter((d) => d.kind === 'Secret').length, 0, 'the base ships no Secret');
-      }
-    }
-  });
-});
-
-describe('deploy/kubernetes: the Deployment matches what the service reads and serves', () => {
-  it('opens the ports of CONFIG_VARIABLES, and the Service targets them by name and number', () => {
-    assert.deepEqual(containerPortProblems(deployment), []);
-    assert.deepEqual(servicePortProblems(service, deployment), []);
-  });
-
-  it("gives Envoy a headless Service on the gRPC port, the one envoy/envoy.yaml's authz cluster resolves", () => {
-    assert.equal(headless.spec.clusterIP, 'None');
-    assert.deepEqual(
-      headless.spec.ports.map((p: { name: string; port: number; targetPort: string }) => [
-        p.name,
-        p.port,
-        p.targetPort,
-      ]),
-      [['grpc', GRPC_PORT, 'grpc']],
-    );
-    assert.deepEqual(headless.spec.selector, service.spec.selector, 'selects the same pods');
-    const envoy = readFileSync(join(ROOT, 'envoy/envoy.yaml'), 'utf8');
-    assert.match(
-      envoy,
-      new RegExp(`address: ${headless.metadata.name}\\.${namespace}\\.svc\\.cluster\\.local`),
-    );
-  });
-
-  it('sets only variables the service reads; REDIS_URL from a Secret; values the config loader accepts', () => {
-    assert.deepEqual(envProblems(deployment, configMaps), []);
-    for (const configMap of configMaps)
-      assert.deepEqual(configMapSecretProblems(configMap), [], configMap.metadata.name);
-    assert.deepEqual(signingKeyProblems(deployment), []);
-    assert.deepEqual(secretReferenceProblems(deployment, exampleSecrets), []);
-    for (const secret of exampleSecrets) {
-      for (const value of Object.values<string>({ ...secret.stringData }))
-        assert.match(
-          value,
-          /PLACEHOLDER/,
-          `${secret.metadata.name}: example values are placeholders`,
-        );
-    }
-  });
-
-  it('probes the ports that exist, with health service names the server knows', () => {
-    assert.deepEqual(probeProblems(deployment), []);
-  });
-
-  it('runs non-root with a read-only root filesystem, bounded resources and no API token', () => {
-    assert.deepEqual(securityProblems(deployment), []);
-  });
-
-  it('keeps at least two replicas on different nodes; HPA and PDB act on the Deployment', () => {
-    assert.deepEqual(availabilityProblems(deployment, hpa, pdb), []);
-  });
-
-  it('sleeps in preStop and gives the drain time before the kill', () => {
-    assert.deepEqual(shutdownProblems(deployment, configMaps), []);
-  });
-
-  it('admits ext_authz and monitoring traffic, and lets out DNS, Redis and HTTPS', () => {
-    assert.deepEqual(networkPolicyProblems(networkPolicy, deployment), []);
-  });
-});
-
-describe('deploy/kubernetes: deliberately wrong copies are caught', () => {
-  it('an environment variable the service does not read (Deployment or ConfigMap)', () => {
-    const d = clone(deployment);
-    container(d).env.push({ name: 'MATRYOSHKA_GRPC_PROT', value: '9191' });
-    assert.match(
-      envProblems(d, configMaps).join('\n'),
-      /MATRYOSHKA_GRPC_PROT, which the service does not read/,
-    );
-    const c = clone(configMaps);
-    c[0].data.REDIS_HOST = 'redis';
-    assert.match(
-      envProblems(deployment, c).join('\n'),
-      /sets REDIS_HOST, which the service does not read/,
-    );
-  });
-
-  it('a value the service refuses, or a port variable that disagrees with the container port', () => {
-    const c = clone(configMaps);
-    c[0].data.MATRYOSHKA_MAX_DEPTH = 'eight';
-    assert.match(
-      envProblems(deployment, c).join('\n'),
-      /refuses this environment: MATRYOSHKA_MAX_DEPTH/,
-    );
-    c[0].data.MATRYOSHKA_MAX_DEPTH = '8';
-    c[0].data.MATRYOSHKA_GRPC_PORT = '9000';
-    assert.match(envProblems(deployment, c).join('\n'), /MATRYOSHKA_GRPC_PORT=9000 disagrees/);
-  });
-
-  it('REDIS_URL as a literal, a secret in the ConfigMap, an undocumented Secret', () => {
-    const d = clone(deployment);
-    container(d).env = container(d).env.map((v: K8s) =>
-      v.name === 'REDIS_URL' ? { name: 'REDIS_URL', value: 'redis://:hunter2@redis:6379' } : v,
-    );
-    const problems = envProblems(d, configMaps).join('\n');
-    assert.match(problems, /REDIS_URL must come from a secretKeyRef/);
-    assert.match(problems, /REDIS_URL is a literal secret/);
-    const c = clone(configMaps[0]);
-    c.data.OTEL_EXPORTER_OTLP_HEADERS_TOKEN = 'abc';
-    c.data.OTEL_EXPORTER_OTLP_ENDPOINT = 'https://user:pw@collector:4318';
-    const cm = configMapSecretProblems(c).join('\n');
-    assert.match(cm, /OTEL_EXPORTER_OTLP_HEADERS_TOKEN looks like a secret/);
-    assert.match(cm, /OTEL_EXPORTER_OTLP_ENDPOINT is a URL with a password/);
-    const s = clone(deployment);
-    container(s).env.find((v: K8s) => v.name === 'REDIS_URL').valueFrom.secretKeyRef.name =
-      'redis-credentials';
-    assert.match(
-      secretReferenceProblems(s, exampleSecrets).join('\n'),
-      /Secret redis-credentials \(for REDIS_URL\) is not in secret.example.yaml/,
-    );
-  });
-
-  it("ports that are not the service's, and a Service that targets the wrong one", () => {
-    const d = clone(deployment);
-    container(d).ports[0].containerPort = 9190;
-    assert.match(
-      containerPortProblems(d).join('\n'),
-      /container port grpc is 9190, the service listens on 9191/,
-    );
-    const s = clone(service);
-    s.spec.ports[0].targetPort = 'http';
-    assert.match(
-      servicePortProblems(s, deployment).join('\n'),
-      /Service port grpc targets http\/9192/,
-    );
-    s.spec.ports[0].targetPort = 'grpcc';
-    assert.match(
-      servicePortProblems(s, deployment).join('\n'),
-      /targets grpcc, which no container port is/,
-    );
-  });
-
-  it('a probe on a port or health service that does not exist', () => {
-    const d = clone(deployment);
-    container(d).livenessProbe.grpc.service = 'envoy.service.auth.v3.Authorisation';
-    assert.match(
-      probeProblems(d).join('\n'),
-      /health service "envoy.service.auth.v3.Authorisation" is not one of/,
-    );
-    const h = clone(deployment);
-    container(h).readinessProbe = { httpGet: { path: '/ready', port: 'metrics' } };
-    const problems = probeProblems(h).join('\n');
-    assert.match(problems, /httpGet port metrics is no container port/);
-    assert.match(problems, /path \/ready is not one of/);
-    const g = clone(deployment);
-    container(g).startupProbe.grpc.port = HTTP_PORT;
-    assert.match(probeProblems(g).join('\n'), /gRPC probe on 9192, not the gRPC port/);
-  });
-
-  it('root, a writable root filesystem, one replica, HPA/PDB aimed elsewhere, a short grace period', () => {
-    const d = clone(deployment);
-    container(d).securityContext.runAsNonRoot = false;
-    container(d).securityContext.readOnlyRootFilesystem = false;
-    const security = securityProblems(d).join('\n');
-    assert.match(security, /runAsNonRoot is not true/);
-    assert.match(security, /root filesystem is not read-only/);
-    d.spec.replicas = 1;
-    const h = clone(hpa);
-    h.spec.scaleTargetRef.name = 'matryoshka';
-    const p = clone(pdb);
-    p.spec.selector.matchLabels = { app: 'matryoshka-authz' };
-    const availability = availabilityProblems(d, h, p).join('\n');
-    assert.match(availability, /replicas is 1, fewer than 2/);
-    assert.match(availability, /HPA does not target the Deployment/);
-    assert.match(availability, /PDB does not select the Deployment pods/);
-    d.spec.template.spec.terminationGracePeriodSeconds = 15;
-    assert.match(
-      shutdownProblems(d, configMaps).join('\n'),
-      /terminationGracePeriodSeconds 15 does not exceed preStop 10 s \+ drain 10 s/,
-    );
-    delete container(d).lifecycle;
-    assert.match(shutdownProblems(d, configMaps).join('\n'), /no preStop sleep/);
-  });
-
-  it('a NetworkPolicy that forgets DNS or the gRPC port', () => {
-    const n = clone(networkPolicy);
-    n.spec.egress = n.spec.egress.filter(
-      (r: K8s) => !(r.ports ?? []).some((p: K8s) => p.port === 53),
-    );
-    n.spec.ingress[0].ports[0].port = 9999;
-    const problems = networkPolicyProblems(n, deployment).join('\n');
-    assert.match(problems, /no egress to 53\/UDP \(DNS\)/);
-    assert.match(problems, /no ingress rule for port 9191/);
-  });
-
-  it('a resource the kustomization lists but that does not exist', () => {
-    const k = clone(kustomization);
-    k.resources.push('ingress.yaml');
-    assert.match(
-      kustomizationProblems(KUBERNETES, k).join('\n'),
-      /resource ingress.yaml does not exist/,
-    );
-    k.resources = k.resources.filter((r: string) => r !== 'hpa.yaml' && r !== 'ingress.yaml');
-    assert.match(
-      kustomizationProblems(KUBERNETES, k).join('\n'),
-      /hpa.yaml is neither a resource nor a \*.example.yaml/,
-    );
-  });
-
-  it("a document without a name, and a file that means something else to Kubernetes' YAML 1.1", () => {
-    assert.deepEqual(documentProblems({ apiVersion: 'v1', kind: 'Service', metadata: {} }), [
-      'no metadata.name',
-    ]);
-    const docs = (version: '1.1' | '1.2'): unknown =>
-      Array.from(parseAllDocuments('mode: 0440\n', { version })).map((d) => d.toJS());
-    assert.notDeepEqual(
-      docs('1.1'),
-      docs('1.2'),
-      'the 1.1/1.2 comparison in parseManifestFile can catch a difference',
-    );
-  });
-});
-
-describe('deploy/istio: the mesh points at the Service the kustomization creates', () => {
-  it('extension provider: the Service FQDN, the gRPC port, a short timeout, fail closed with 503', () => {
-    assert.deepEqual(istioProviderProblems(meshConfig, service, namespace), []);
-  });
-
-  it('AuthorizationPolicy: CUSTOM with the provider of mesh-config.yaml, on labelled workloads only', () => {
-    assert.deepEqual(authorizationPolicyProblems(authorizationPolicy, meshConfig, deployment), []);
-  });
-
-  it('catches a wrong port, namespace, misspelt field, default timeout or provider name', () => {
-    const m = clone(meshConfig);
-    const grpc = m.spec.meshConfig.extensionProviders[0].envoyExtAuthzGrpc;
-    grpc.port = HTTP_PORT;
-    grpc.service = 'matryoshka-authz.default.svc.cluster.local';
-    grpc.failopen = false;
-    grpc.timeout = '600s';
-    const problems = istioProviderProblems(m, service, namespace).join('\n');
-    assert.match(problems, /provider port 9192 is not the gRPC port 9191/);
-    assert.match(
-      problems,
-      /is not the Service matryoshka-authz.matryoshka-authz.svc.cluster.local/,
-    );
-    assert.match(problems, /envoyExtAuthzGrpc has no field failopen/);
-    assert.match(problems, /timeout 600s is unset or too long/);
-    const p = clone(authorizationPolicy);
-    p.spec.provider.name = 'matryoshka';
-    p.spec.selector.matchLabels = { ...podLabels(deployment) };
-    const policy = authorizationPolicyProblems(p, meshConfig, deployment).join('\n');
-    assert.match(policy, /provider matryoshka is not an extension provider/);
-    assert.match(policy, /selects the authz pods themselves/);
-  });
-});
-
-describe('deploy/istio/register-principals.sh', () => {
-  let redis: RedisServer;
-  before(async () => {
-    redis = await RedisServer.start();
-  });
-  after(async () => {
-    await redis.dispose();
-  });
-
-  const run = (input: string, env: Record<string, string>) =>
-    spawnSync('sh', [SCRIPT], {
-      input,
-      encoding: 'utf8',
-      env: { PATH: process.env['PATH'] ?? '', ...env },
-      timeout: 60_000,
-    });
-  const cli = `${process.execPath} ${MAIN}`;
-
-  it('passes sh -n and calls only CLI commands and flags that `--help` lists', () => {
-    assert.ok(usageCommands(usage).get('principal map')?.has('--sid'), 'the usage text was read');
-    assert.deepEqual(scriptProblems(script, usage), []);
-    assert.ok((statSync(SCRIPT).mode & 0o111) !== 0, 'executable');
-  });
-
-  it('catches a command the CLI does not have, a wrong flag, and a syntax error', () => {
-    assert.match(
-      scriptProblems(script.replace('$cli principal map', '$cli principal add'), usage).join('\n'),
-      /the CLI has no command `principal add`/,
-    );
-    assert.match(
-      scriptProblems(script.replace('--sid "$sid"', '--service "$sid"'), usage).join('\n'),
-      /`principal map` has no flag --service/,
-    );
-    assert.match(scriptProblems(script.replace(/\ndone\n?$/, '\n'), usage).join('\n'), /sh -n/);
-  });
-
-  it('maps namespace/serviceaccount and SPIFFE ids to sids in Redis, through the real CLI', async () => {
-    const list =
-      '# principals\nshop/orders   orders\n\nspiffe://cluster.local/ns/edge/sa/gateway gateway # the entry\nshop/cart cart';
-    const dry = run(list, { DRY_RUN: '1', MATRYOSHKA_CLI: cli, TRUST_DOMAIN: 'mesh.example' });
-    assert.equal(dry.status, 0, dry.stderr);
-    const printed = dry.stdout.trim().split('\n');
-    assert.equal(printed.length, 3);
-    for (const line of printed) {
-      assert.ok(line.startsWith(`${cli} `), line);
-      const [command, verb, ...rest] = line.slice(cli.length + 1).split(' ');
-      assert.deepEqual(
-        cliCallProblems(`${command} ${verb}`, rest.join(' '), usageCommands(usage)),
-        [],
-        line,
-      );
-    }
-    assert.match(
-      dry.stdout,
-      /--principal spiffe:\/\/mesh\.example\/ns\/shop\/sa\/orders --sid orders/,
-    );
-
-    const result = run(list, { REDIS_URL: redis.url, MATRYOSHKA_CLI: cli });
-    assert.equal(result.status, 0, result.stderr);
-    const client = redis.client();
-    try {
-      assert.deepEqual(await client.hgetall(new RedisLayout().principals), {
-        'spiffe://cluster.local/ns/shop/sa/orders': 'orders',
-        'spiffe://cluster.local/ns/edge/sa/gateway': 'gateway',
-        'spiffe://cluster.local/ns/shop/sa/cart': 'cart',
-      });
-      // A bad line anywhere: exit 2, one line naming it, and nothing written.
-      const bad = run('shop/payments payments\nshop orders-v2\n', {
-        REDIS_URL: redis.url,
-        MATRYOSHKA_CLI: cli,
-      });
-      assert.equal(bad.status, 2);
-      assert.match(
-        bad.stderr,
-        /^register-principals: stdin:2: 'shop' is not <namespace>\/<serviceaccount>/,
-      );
-      const badSid = run('shop/payments -x\n', { REDIS_URL: redis.url, MATRYOSHKA_CLI: cli });
-      assert.equal(badSid.status, 2);
-      assert.equal(
-        await client.hget(
-          new RedisLayout().principals,
-          'spiffe://cluster.local/ns/shop/sa/payments',
-        ),
-        null,
-      );
-      // The CLI's own failure (no Redis) stops the script with its exit code.
-      const noRedis = run('shop/payments payments\n', { MATRYOSHKA_CLI: cli });
-      assert.equal(noRedis.status, 2);
-      assert.match(noRedis.stderr, /REDIS_URL/);
-    } finally {
-      client.disconnect();
-    }
-  });
-});
+export const clone = <T>(value: T): T => structuredClone(value);
+export const container = (d: K8s): K8s => d.spec.template.spec.containers[0];
