@@ -1,10 +1,12 @@
 /**
  * The command line answers --help and refuses a wrong shape: every command and subcommand prints
  * its usage on --help and -h (stdout, exit 0) and does nothing else (serve starts no server); an
- * unknown command, subcommand or flag is exit 2 with the usage on stderr.
+ * unknown command, subcommand or flag is exit 2 with the usage on stderr. Each case runs the
+ * program in this process; the process itself (streams, exit code) is checked once per outcome.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { runProgramHere } from '../helpers/program.js';
 import { runCli } from '../helpers/processes.js';
 
 /** Every leaf command, as typed. Groups (issuer, …) are their first words. */
@@ -31,9 +33,14 @@ const GROUPS = [...new Set(LEAVES.filter((l) => l.length > 1).map((l) => l[0] as
 const env = { MATRYOSHKA_GRPC_PORT: '1', MATRYOSHKA_HTTP_PORT: '1' };
 
 describe('matryoshka-authz --help', () => {
-  it('the top-level usage names every command, for --help, -h and help', () => {
+  it('the top-level usage names every command, for --help, -h and help', async () => {
     for (const flag of ['--help', '-h', 'help']) {
-      const result = runCli([flag], { env });
+      const result = await runProgramHere([flag]);
+      assert.deepEqual(
+        runCli([flag], { env }),
+        { ...result, code: 0 },
+        'the same from the process',
+      );
       assert.equal(result.code, 0, `${flag}: ${result.stderr}`);
       assert.equal(result.stderr, '');
       for (const leaf of LEAVES)
@@ -41,10 +48,10 @@ describe('matryoshka-authz --help', () => {
     }
   });
 
-  it('every command and subcommand prints its usage on --help and -h, and exits 0', () => {
+  it('every command and subcommand prints its usage on --help and -h, and exits 0', async () => {
     for (const leaf of LEAVES) {
       for (const flag of ['--help', '-h']) {
-        const result = runCli([...leaf, flag], { env });
+        const result = await runProgramHere([...leaf, flag]);
         const what = `${leaf.join(' ')} ${flag}`;
         assert.equal(result.code, 0, `${what}: ${result.stderr}`);
         assert.equal(result.stderr, '', what);
@@ -58,7 +65,7 @@ describe('matryoshka-authz --help', () => {
       }
     }
     for (const group of GROUPS) {
-      const result = runCli([group, '--help'], { env });
+      const result = await runProgramHere([group, '--help']);
       assert.equal(result.code, 0, `${group} --help: ${result.stderr}`);
       for (const leaf of LEAVES.filter((l) => l[0] === group))
         assert.match(result.stdout, new RegExp(`usage: matryoshka-authz ${leaf.join(' ')}\\b`));
@@ -72,7 +79,7 @@ describe('matryoshka-authz --help', () => {
     assert.doesNotMatch(result.stdout, /serving/);
   });
 
-  it('an unknown command, subcommand or flag is exit 2 with the usage on stderr', () => {
+  it('an unknown command, subcommand or flag is exit 2 with the usage on stderr', async () => {
     const cases = [
       ['frobnicate'],
       [],
@@ -80,8 +87,10 @@ describe('matryoshka-authz --help', () => {
       ...GROUPS.map((g) => [g]),
       ...LEAVES.map((l) => [...l, '--frobnicate']),
     ];
+    const [first] = cases;
+    assert.deepEqual(runCli(first ?? [], { env }), await runProgramHere(first ?? []), 'process');
     for (const args of cases) {
-      const result = runCli(args, { env });
+      const result = await runProgramHere(args);
       const what = args.join(' ') || '(nothing)';
       assert.equal(result.code, 2, `${what}: ${result.stderr}`);
       assert.equal(result.stdout, '', `${what}: nothing on stdout`);
