@@ -6,8 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import type { DenyReason } from '../../src/reasons.js';
-import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
-import { issuer, service, tenant } from '../helpers/records.js';
+import { type World, startWorld } from '../world/world.js';
+import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
 
 /**
  * The attack suite: every case is a token someone could send, and every one must end in a clean
@@ -44,7 +44,7 @@ describe('attack suite', () => {
   let rsa: LocalIssuer;
   let globex: LocalIssuer;
   let partner: LocalIssuer;
-  let h: Harness;
+  let h: World;
   let attackerHits = 0;
   const attacker = createServer((_req, res) => {
     attackerHits++;
@@ -57,33 +57,13 @@ describe('attack suite', () => {
     globex = await LocalIssuer.start();
     partner = await LocalIssuer.start();
     await new Promise<void>((r) => attacker.listen(0, '127.0.0.1', r));
-    h = await startHarness({
+    h = await startWorld('handler', {
       contents: {
         issuers: [
-          issuer({
-            issuer: idp.issuer,
-            tenant: 'acme',
-            jwks_uri: idp.jwksUri,
-            algorithms: ['ES256'],
-          }),
-          issuer({
-            issuer: rsa.issuer,
-            tenant: 'acme',
-            jwks_uri: rsa.jwksUri,
-            algorithms: ['RS256'],
-          }),
-          issuer({
-            issuer: globex.issuer,
-            tenant: 'globex',
-            jwks_uri: globex.jwksUri,
-            mints_for: ['*'],
-          }),
-          issuer({
-            issuer: partner.issuer,
-            tenant: 'acme',
-            jwks_uri: partner.jwksUri,
-            mints_for: ['partner-*'],
-          }),
+          localIssuer(idp, 'acme', { algorithms: ['ES256'] }),
+          localIssuer(rsa, 'acme', { algorithms: ['RS256'] }),
+          localIssuer(globex, 'globex', { mints_for: ['*'] }),
+          localIssuer(partner, 'acme', { mints_for: ['partner-*'] }),
           issuer({
             issuer: 'legacy-hs',
             tenant: 'acme',
@@ -119,10 +99,10 @@ describe('attack suite', () => {
     extra: { sourcePrincipal?: string } = {},
   ): Promise<number> {
     const started = performance.now();
-    const result = await h.client.check({ token, sid, ...extra });
+    const result = await h.check({ token, sid, ...extra });
     const elapsed = performance.now() - started;
     assert.equal(result.allowed, false, `must be denied (${reason})`);
-    assert.equal(lastReason(h), reason);
+    assert.equal(h.lastReason(), reason);
     assert.deepEqual(Object.keys(JSON.parse(result.body) as object).sort(), [
       'error',
       'request_id',
@@ -284,7 +264,7 @@ describe('attack suite', () => {
     let levels = 0;
     while (deep.length <= 64 * 1024) deep = await nest(++levels);
     await expectDenied(deep, 'stack_too_large');
-    const capped = await startHarness({
+    const capped = await startWorld('handler', {
       contents: {
         issuers: [
           issuer({
@@ -301,11 +281,11 @@ describe('attack suite', () => {
     });
     try {
       assert.equal(
-        (await capped.client.check({ token: await nest(3), sid: 'x' })).allowed,
+        (await capped.check({ token: await nest(3), sid: 'x' })).allowed,
         true,
         'four levels are within the cap',
       );
-      assert.equal((await capped.client.check({ token: await nest(4), sid: 'x' })).httpStatus, 401);
+      assert.equal((await capped.check({ token: await nest(4), sid: 'x' })).httpStatus, 401);
       assert.equal(
         capped.logs.findLast((l) => l['msg'] === 'check')?.['reason'],
         'stack_too_large',
@@ -320,20 +300,26 @@ describe('attack suite', () => {
     );
     // Several MB: the transport refuses the message (RESOURCE_EXHAUSTED, Envoy's status_on_error)
     // as soon as its length prefix arrives, before any of it is buffered; the service stays up.
+    // That is the gRPC listener's own bound: asked of the real listener.
     const huge = `${b64u('{"alg":"ES256"}')}.${'A'.repeat(3 * 1024 * 1024)}.${'B'.repeat(86)}`;
-    await assert.rejects(
-      h.client.check({ token: huge, sid: 'A' }),
-      (error: { code?: number }) => error.code === 8,
-    );
-    assert.equal(
-      (await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' })).allowed,
-      true,
-      'still serving',
-    );
+    const wire = await startWorld('grpc', { contents: { issuers: [localIssuer(idp, 'acme')] } });
+    try {
+      await assert.rejects(
+        wire.check({ token: huge, sid: 'A' }),
+        (error: { code?: number }) => error.code === 8,
+      );
+      assert.equal(
+        (await wire.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' })).allowed,
+        true,
+        'still serving',
+      );
+    } finally {
+      await wire.stop();
+    }
   });
 
   it('a level from tenant B spliced into a chain of tenant A', async () => {
-    const acmeChain = (await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' }))
+    const acmeChain = (await h.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' }))
       .forwardedToken as string;
     const spliced = await globex.mint({
       sub: 'alice',
@@ -343,7 +329,7 @@ describe('attack suite', () => {
   });
 
   it('an inner level re-wrapped by a different registered issuer to fake a sid', async () => {
-    const chain = (await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' }))
+    const chain = (await h.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' }))
       .forwardedToken as string;
     // An IdP that issues origin tokens only may not wrap at all ...
     await expectDenied(
@@ -369,7 +355,7 @@ describe('attack suite', () => {
     });
     // (acme is entry_only: a chain wrapped outside the mesh is accepted at entry services only.)
     assert.equal(
-      (await h.client.check({ token: honest, sid: 'gateway' })).allowed,
+      (await h.check({ token: honest, sid: 'gateway' })).allowed,
       true,
       'the same partner, for its own sid',
     );
@@ -377,9 +363,8 @@ describe('attack suite', () => {
 
   it("a foreign level reusing the jti of a level we minted does not borrow that level's verified chain", async () => {
     // The memo keeps the chain below each level we mint under that level's jti (ChainMemo.mintedKey).
-    const minted = (
-      await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'gateway' })
-    ).forwardedToken as string;
+    const minted = (await h.check({ token: await idp.mint({ sub: 'alice' }), sid: 'gateway' }))
+      .forwardedToken as string;
     const jti = (
       JSON.parse(Buffer.from(minted.split('.')[1] as string, 'base64url').toString()) as {
         jti: string;
@@ -398,7 +383,7 @@ describe('attack suite', () => {
     it('an origin token extracted from a chain is refused by internal services', async () => {
       const origin = await idp.mint({ sub: 'alice' });
       assert.equal(
-        (await h.client.check({ token: origin, sid: 'gateway' })).allowed,
+        (await h.check({ token: origin, sid: 'gateway' })).allowed,
         true,
         'fine at the entry service',
       );
@@ -406,10 +391,9 @@ describe('attack suite', () => {
     });
 
     it('a minted token replayed from another workload is refused', async () => {
-      const minted = (
-        await h.client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'gateway' })
-      ).forwardedToken as string;
-      const fromGateway = await h.client.check({
+      const minted = (await h.check({ token: await idp.mint({ sub: 'alice' }), sid: 'gateway' }))
+        .forwardedToken as string;
+      const fromGateway = await h.check({
         token: minted,
         sid: 'orders',
         sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/gateway',

@@ -11,7 +11,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { compactSignJson } from '../../src/keys/jws-crypto.js';
 import type { DecisionRecord } from '../../src/pipeline/decision.js';
 import { type InProcess, OWN_ISSUER, inProcess } from '../helpers/in-process.js';
-import { issuer } from '../helpers/records.js';
+import { issuer, localIssuer } from '../helpers/records.js';
 
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -26,13 +26,8 @@ describe('compact hop records', () => {
     partner = await LocalIssuer.start();
     const contents = {
       issuers: [
-        issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri }),
-        issuer({
-          issuer: partner.issuer,
-          tenant: 'acme',
-          jwks_uri: partner.jwksUri,
-          mints_for: ['partner-*'],
-        }),
+        localIssuer(idp, 'acme'),
+        localIssuer(partner, 'acme', { mints_for: ['partner-*'] }),
       ],
     };
     const compact = await inProcess({ contents, env: { MATRYOSHKA_CHAIN_FORMAT: 'compact' } });

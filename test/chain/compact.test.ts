@@ -18,7 +18,7 @@ import type { CheckDeps } from '../../src/pipeline/check.js';
 import type { DecisionRecord } from '../../src/pipeline/decision.js';
 import { type ChainFormat, tenantToRaw } from '../../src/registry/records.js';
 import { type InProcess, OWN_ISSUER, inProcess, walk } from '../helpers/in-process.js';
-import { issuer, service, tenant } from '../helpers/records.js';
+import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
 import { authStack, claims } from '../helpers/tokens.js';
 
 const SIDS = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H'];
@@ -59,15 +59,7 @@ describe('compact chain form', () => {
   let origin: string;
 
   const contents = () => ({
-    issuers: [
-      issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri }),
-      issuer({
-        issuer: partner.issuer,
-        tenant: 'acme',
-        jwks_uri: partner.jwksUri,
-        mints_for: ['partner-*'],
-      }),
-    ],
+    issuers: [localIssuer(idp, 'acme'), localIssuer(partner, 'acme', { mints_for: ['partner-*'] })],
     tenants: [
       tenant('acme', { recursion: 'deny' }),
       tenant('tight', { header_budget: 1024, chain_format: 'nested' }),
@@ -333,7 +325,7 @@ describe('compact chain form', () => {
       const tight = await inProcess({
         contents: {
           ...contents(),
-          issuers: [issuer({ issuer: idp.issuer, tenant: 'tight', jwks_uri: idp.jwksUri })],
+          issuers: [localIssuer(idp, 'tight')],
         },
         ownKeys,
         override: formatted('compact'),

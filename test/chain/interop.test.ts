@@ -3,7 +3,7 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { inspectChain } from '../../src/chain/inspect.js';
-import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { type World, startWorld } from '../world/world.js';
 import { issuer } from '../helpers/records.js';
 
 const SECRET = 'example'; // the seed's shared secret
@@ -47,9 +47,9 @@ function wrapClaims(
 }
 
 describe("tokens in the seed's style from another implementation", () => {
-  let h: Harness;
+  let h: World;
   before(async () => {
-    h = await startHarness({
+    h = await startWorld('handler', {
       contents: {
         issuers: [
           issuer({
@@ -95,7 +95,7 @@ describe("tokens in the seed's style from another implementation", () => {
     );
     assert.ok(l3.includes('.'), 'sanity');
 
-    const result = await h.client.check({ token: l4, sid: 'Organization.Services.ServiceE' });
+    const result = await h.check({ token: l4, sid: 'Organization.Services.ServiceE' });
     assert.equal(result.allowed, true, result.body);
     assert.equal(result.headers['x-auth-depth'], '5');
     assert.equal(
@@ -116,7 +116,7 @@ describe("tokens in the seed's style from another implementation", () => {
       now - 60,
       now + 300,
     );
-    const result = await h.client.check({ token: l1, sid: 'Organization.Services.ServiceB' });
+    const result = await h.check({ token: l1, sid: 'Organization.Services.ServiceB' });
     assert.equal(result.allowed, true, result.body);
   });
 
@@ -128,9 +128,9 @@ describe("tokens in the seed's style from another implementation", () => {
       now - 10,
       now + 300,
     );
-    const result = await h.client.check({ token: l1, sid: 'Organization.Services.ServiceB' });
+    const result = await h.check({ token: l1, sid: 'Organization.Services.ServiceB' });
     assert.equal(result.httpStatus, 401);
-    assert.equal(lastReason(h), 'expired');
+    assert.equal(h.lastReason(), 'expired');
   });
 
   it('refuses a level whose declared depth lies about the chain below it', async () => {
@@ -141,9 +141,9 @@ describe("tokens in the seed's style from another implementation", () => {
       now,
       now + 300,
     );
-    const result = await h.client.check({ token: lying, sid: 'Organization.Services.ServiceB' });
+    const result = await h.check({ token: lying, sid: 'Organization.Services.ServiceB' });
     assert.equal(result.httpStatus, 401);
-    assert.equal(lastReason(h), 'stack_malformed');
+    assert.equal(h.lastReason(), 'stack_malformed');
   });
 
   it('refuses an HS256 level signed with another secret', async () => {
@@ -154,7 +154,7 @@ describe("tokens in the seed's style from another implementation", () => {
       .setIssuedAt(now)
       .setExpirationTime(now + 60)
       .sign(new TextEncoder().encode('guessed'));
-    assert.equal((await h.client.check({ token: forged, sid: 'A' })).httpStatus, 401);
-    assert.equal(lastReason(h), 'bad_signature');
+    assert.equal((await h.check({ token: forged, sid: 'A' })).httpStatus, 401);
+    assert.equal(h.lastReason(), 'bad_signature');
   });
 });

@@ -22,7 +22,7 @@ import {
   describeMutations,
   mutationsArb,
 } from '../helpers/mutations.js';
-import { issuer, service, tenant } from '../helpers/records.js';
+import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
 
 import { MUTATION_RUNS, RESIGN_RUNS, coverageChecked, params } from '../helpers/fast-check-runs.js';
 import {
@@ -55,12 +55,7 @@ describe('property: mutations of valid chains are never allowed', () => {
       env: { LOG_LEVEL: 'warn', MATRYOSHKA_TOKEN_TTL: String(LIFETIME) },
       contents: {
         issuers: [
-          issuer({
-            issuer: idp.issuer,
-            tenant: 'acme',
-            jwks_uri: idp.jwksUri,
-            algorithms: ['ES256'],
-          }),
+          localIssuer(idp, 'acme', { algorithms: ['ES256'] }),
           issuer({
             issuer: HS_ISSUER,
             tenant: 'legacy',

@@ -15,7 +15,7 @@ import { type MintSettings, mintExtended } from '../../src/pipeline/mint.js';
 import { DenyError } from '../../src/reasons.js';
 import { worldSuiteWith } from '../world/suite.js';
 import { chainWalkDeps } from '../helpers/in-process.js';
-import { issuer } from '../helpers/records.js';
+import { issuer, localIssuer } from '../helpers/records.js';
 
 const OWN_ISSUER = 'https://authz.test';
 const SETTINGS: MintSettings = {
@@ -212,7 +212,7 @@ describe('a key its IdP withdraws', () => {
 describe('a route bound to a tenant, reached by a chain several hops deep', () => {
   const h = worldSuiteWith('handler', { acme: {} }, ({ acme }) => ({
     contents: {
-      issuers: [issuer({ issuer: acme.issuer, tenant: 'acme', jwks_uri: acme.jwksUri })],
+      issuers: [localIssuer(acme, 'acme')],
     },
   }));
 

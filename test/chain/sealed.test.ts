@@ -4,25 +4,15 @@ import { CompactEncrypt, generateKeyPair } from 'jose';
 import { inspectChain } from '../../src/chain/inspect.js';
 import type { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { worldSuiteWith } from '../world/suite.js';
-import { issuer, service, tenant } from '../helpers/records.js';
+import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
 import { authStack } from '../helpers/tokens.js';
 
 describe('sealed (JWE) levels', () => {
   const h = worldSuiteWith('handler', { open: {}, closed: {} }, ({ open, closed }) => ({
     contents: {
       issuers: [
-        issuer({
-          issuer: open.issuer,
-          tenant: 'open',
-          jwks_uri: open.jwksUri,
-          mints_for: ['partner-*'],
-        }),
-        issuer({
-          issuer: closed.issuer,
-          tenant: 'closed',
-          jwks_uri: closed.jwksUri,
-          mints_for: ['partner-*'],
-        }),
+        localIssuer(open, 'open', { mints_for: ['partner-*'] }),
+        localIssuer(closed, 'closed', { mints_for: ['partner-*'] }),
       ],
       tenants: [tenant('open', { sealed: 'allow' }), tenant('closed', { sealed: 'deny' })],
       services: [service('vault', { seal: true })],

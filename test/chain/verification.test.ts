@@ -4,7 +4,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import type { OwnKeys } from '../../src/keys/own-keys.js';
 import { mintExtended } from '../../src/pipeline/mint.js';
 import type { Chain } from '../../src/chain/types.js';
-import { issuer, tenant } from '../helpers/records.js';
+import { issuer, localIssuer, tenant } from '../helpers/records.js';
 import { claims, withPayload } from '../helpers/tokens.js';
 import { walkWorld, worldSuite } from '../world/suite.js';
 
@@ -75,7 +75,7 @@ describe('signatures and issuers', () => {
 
   it("answers 503, never 401 or allow, when an issuer's keys cannot be had and none are cached", async () => {
     const down = await LocalIssuer.start();
-    s.w.registry.putIssuer(issuer({ issuer: down.issuer, tenant: 'acme', jwks_uri: down.jwksUri }));
+    s.w.registry.putIssuer(localIssuer(down, 'acme'));
     const token = await down.mint({ sub: 'alice' });
     await down.stop();
     const result = await s.w.check({ token, sid: 'A' });
@@ -94,9 +94,7 @@ describe('signatures and issuers', () => {
   it('stops trusting memoised chains as soon as the registry changes', async () => {
     const doomed = await LocalIssuer.start();
     try {
-      s.w.registry.putIssuer(
-        issuer({ issuer: doomed.issuer, tenant: 'acme', jwks_uri: doomed.jwksUri }),
-      );
+      s.w.registry.putIssuer(localIssuer(doomed, 'acme'));
       const chain = await walkWorld(s.w, await doomed.mint({ sub: 'alice' }), ['A']);
       assert.equal(
         (await s.w.check({ token: chain, sid: 'B' })).allowed,

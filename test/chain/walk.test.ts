@@ -7,20 +7,13 @@ import { compactSign } from '../../src/keys/jws-crypto.js';
 import { OwnKeys } from '../../src/keys/own-keys.js';
 import { lastReason, startHarness } from '../helpers/harness.js';
 import { worldSuiteWith } from '../world/suite.js';
-import { issuer } from '../helpers/records.js';
+import { issuer, localIssuer } from '../helpers/records.js';
 import { authStack, claims } from '../helpers/tokens.js';
 
 describe('a chain walked hop by hop through Check', () => {
   const h = worldSuiteWith('handler', { idp: {} }, ({ idp }) => ({
     contents: {
-      issuers: [
-        issuer({
-          issuer: idp.issuer,
-          tenant: 'acme',
-          jwks_uri: idp.jwksUri,
-          algorithms: ['ES256'],
-        }),
-      ],
+      issuers: [localIssuer(idp, 'acme', { algorithms: ['ES256'] })],
     },
   }));
 
@@ -110,7 +103,7 @@ describe('the memo of verified chains: a hop opens only its own level', () => {
     const ownKeys = await OwnKeys.generate();
     const h = await startHarness({
       contents: {
-        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+        issuers: [localIssuer(idp, 'acme')],
       },
       ownKeys,
     });
@@ -153,7 +146,7 @@ describe('the same walk with the memo of verified chains turned off', () => {
     const idp = await LocalIssuer.start();
     const h = await startHarness({
       contents: {
-        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+        issuers: [localIssuer(idp, 'acme')],
       },
       env: { MATRYOSHKA_MEMO_ENTRIES: '0' },
     });

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { runCli as run, scripts, spawnServe as serve } from '../helpers/processes.js';
+import { localIssuer } from '../helpers/records.js';
 
 describe('the command line', () => {
   let idp: LocalIssuer;
@@ -112,7 +113,7 @@ describe('the command line', () => {
     const { issuer } = await import('../helpers/records.js');
     const h = await startHarness({
       contents: {
-        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+        issuers: [localIssuer(idp, 'acme')],
       },
     });
     let token = await idp.mint({ sub: 'alice', pad: 'z'.repeat(600) });

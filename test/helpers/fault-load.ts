@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 import { type CheckResult, EnvoyLikeClient } from '../../src/demo/envoy-client.js';
-import { MAIN, type Served, spawnServe } from './processes.js';
+import { type Served, spawnServe, runCliAsync } from './processes.js';
 import { withPayload } from './tokens.js';
 
 export const sleep = (ms: number): Promise<void> =>
@@ -125,25 +124,7 @@ export async function tamperings(token: string): Promise<Array<{ tag: string; to
 }
 
 /** The CLI without blocking this process (the load loop keeps running while it works). */
-export function cliAsync(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [MAIN, ...args],
-      { env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 20_000 },
-      (error, stdout, stderr) => {
-        resolve({
-          code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1,
-          stdout,
-          stderr,
-        });
-      },
-    );
-  });
-}
+export const cliAsync = (args: string[], env: Record<string, string>) => runCliAsync(args, { env });
 
 /** Peak RSS growth of this process while `task` runs, sampled every 5 ms. */
 export async function peakRssGrowth<T>(

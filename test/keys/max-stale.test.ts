@@ -5,7 +5,7 @@
  * the clock is the cache's own, moved by the test.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { DEFAULT_FETCH_LIMITS } from '../../src/keys/fetch-json.js';
 import { KeysUnavailableError, RemoteJwks } from '../../src/keys/remote-jwks.js';
@@ -16,13 +16,9 @@ const MAX_AGE = 60_000;
 const MAX_STALE = 600_000;
 
 describe('held keys and MATRYOSHKA_JWKS_MAX_STALE', () => {
-  let idp: LocalIssuer;
-  before(async () => {
-    idp = await LocalIssuer.start();
-  });
-  after(() => idp.stop());
-
-  it('serves held keys while the IdP is down up to max-stale, then answers unavailable', async () => {
+  it('serves held keys while the IdP is down up to max-stale, then answers unavailable', async (t) => {
+    const idp = await LocalIssuer.start();
+    t.after(() => idp.stop());
     const start = 1_000_000_000;
     let clock = start;
     const outcomes: string[] = [];

@@ -1,34 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { CheckResult } from '../../src/demo/envoy-client.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { BILLING_RESOURCE, TestOidcProvider } from '../helpers/oidc-provider.js';
 import { RedisServer } from '../helpers/redis-server.js';
-
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const MAIN = join(ROOT, 'dist/src/cli/main.js');
+import { runCliAsync } from '../helpers/processes.js';
 
 /** Run the CLI as an operator would (`node dist/src/cli/main.js …`), without blocking the in-process IdP. */
-function cli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [MAIN, ...args],
-      { env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 20_000, encoding: 'utf8' },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cli = (args: string[], env: Record<string, string>) => runCliAsync(args, { env });
 
 /** Flip one character in the middle of the signature (never the last one: its low bits are padding). */
 function breakSignature(token: string): string {

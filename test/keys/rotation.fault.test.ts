@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { issuer } from '../helpers/records.js';
+import { issuer, localIssuer } from '../helpers/records.js';
 import {
   sleep,
   type Job,
@@ -29,18 +29,8 @@ describe('fault: key rotation at the IdP during load', () => {
       env: { MATRYOSHKA_JWKS_COOLDOWN_MS: String(COOLDOWN_MS), LOG_LEVEL: 'warn' },
       contents: {
         issuers: [
-          issuer({
-            issuer: idp.issuer,
-            tenant: 'acme',
-            jwks_uri: idp.jwksUri,
-            algorithms: ['ES256'],
-          }),
-          issuer({
-            issuer: slowIdp.issuer,
-            tenant: 'acme',
-            jwks_uri: slowIdp.jwksUri,
-            algorithms: ['ES256'],
-          }),
+          localIssuer(idp, 'acme', { algorithms: ['ES256'] }),
+          localIssuer(slowIdp, 'acme', { algorithms: ['ES256'] }),
         ],
       },
     });

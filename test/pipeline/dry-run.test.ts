@@ -11,7 +11,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import type { DecisionRecord } from '../../src/pipeline/decision.js';
 import { DENY_REASONS, type DenyReason, classOf } from '../../src/reasons.js';
 import { type CheckCall, type InProcess, inProcess, walk } from '../helpers/in-process.js';
-import { issuer, service, tenant } from '../helpers/records.js';
+import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
 
 interface Scenario {
   readonly reason: DenyReason;
@@ -211,13 +211,8 @@ describe('dry-run by reason class', () => {
   let shadow: InProcess;
   const contents = (w: { acme: LocalIssuer; partner: LocalIssuer }) => ({
     issuers: [
-      issuer({ issuer: w.acme.issuer, tenant: 'acme', jwks_uri: w.acme.jwksUri }),
-      issuer({
-        issuer: w.partner.issuer,
-        tenant: 'globex',
-        jwks_uri: w.partner.jwksUri,
-        mints_for: ['partner-*'],
-      }),
+      localIssuer(w.acme, 'acme'),
+      localIssuer(w.partner, 'globex', { mints_for: ['partner-*'] }),
     ],
     tenants: [
       tenant('acme', { recursion: 'deny' }),

@@ -19,7 +19,7 @@ import { RecordError } from '../../src/registry/records.js';
 import { RegistryUnavailableError } from '../../src/registry/registry.js';
 import { UsageError } from '../../src/cli/usage-error.js';
 import { inProcess, walk } from '../helpers/in-process.js';
-import { issuer, service } from '../helpers/records.js';
+import { issuer, localIssuer, service } from '../helpers/records.js';
 
 describe('coded errors and their denials', () => {
   it('maps each coded failure to its denial, at the position it is met', () => {
@@ -129,7 +129,7 @@ describe('an unexpected failure at each step of the chain walk answers 503 and r
   });
   after(() => idp.stop());
   const contents = () => ({
-    issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+    issuers: [localIssuer(idp, 'acme')],
     services: [service('vault', { seal: true })],
   });
   const bug = () => new TypeError('a bug in a dependency');

@@ -23,9 +23,9 @@ import { RecordError, parseIssuer, parseService, parseTenant } from '../../src/r
 import { RedisLayout } from '../../src/redis/layout.js';
 import { parseRegistryDocument } from '../../src/registry/registry-file.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
-import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { type World, startWorld } from '../world/world.js';
 import { runCli } from '../helpers/processes.js';
-import { issuer, service, tenant } from '../helpers/records.js';
+import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const now = (): number => Math.floor(Date.now() / 1000);
@@ -74,42 +74,25 @@ function assertEverythingEmittedIsSafe(result: CheckResult, what: string): void 
       assert.ok(isIdentifier(sid), `${what}: sid ${JSON.stringify(sid)}`);
 }
 
-describe('header grammar through the real gRPC server', () => {
+describe('header grammar through the Check handler', () => {
   let idp: LocalIssuer;
   let partner: LocalIssuer;
   let anyMinter: LocalIssuer;
   let ownKeys: OwnKeys;
-  let h: Harness;
+  let h: World;
 
   before(async () => {
     idp = await LocalIssuer.start();
     partner = await LocalIssuer.start();
     anyMinter = await LocalIssuer.start();
     ownKeys = await OwnKeys.generate();
-    h = await startHarness({
+    h = await startWorld('handler', {
       ownKeys,
       contents: {
         issuers: [
-          issuer({
-            issuer: idp.issuer,
-            tenant: 'acme',
-            jwks_uri: idp.jwksUri,
-            algorithms: ['ES256'],
-          }),
-          issuer({
-            issuer: partner.issuer,
-            tenant: 'acme',
-            jwks_uri: partner.jwksUri,
-            algorithms: ['ES256'],
-            mints_for: ['partner-*'],
-          }),
-          issuer({
-            issuer: anyMinter.issuer,
-            tenant: 'acme',
-            jwks_uri: anyMinter.jwksUri,
-            algorithms: ['ES256'],
-            mints_for: ['*'],
-          }),
+          localIssuer(idp, 'acme', { algorithms: ['ES256'] }),
+          localIssuer(partner, 'acme', { algorithms: ['ES256'], mints_for: ['partner-*'] }),
+          localIssuer(anyMinter, 'acme', { algorithms: ['ES256'], mints_for: ['*'] }),
         ],
         tenants: [tenant('acme', { max_depth: 8 })],
         services: [
@@ -153,13 +136,13 @@ describe('header grammar through the real gRPC server', () => {
     );
 
   async function expectDenied(
-    call: Parameters<Harness['client']['check']>[0],
+    call: Parameters<World['check']>[0],
     reason: DenyReason,
     what: string,
   ): Promise<void> {
-    const result = await h.client.check(call);
+    const result = await h.check(call);
     assert.equal(result.allowed, false, `${what}: must be denied`);
-    assert.equal(lastReason(h), reason, what);
+    assert.equal(h.lastReason(), reason, what);
     for (const name of IDENTITY)
       assert.equal(result.headers[name], undefined, `${what}: ${name} emitted on a denial`);
     assertEverythingEmittedIsSafe(result, what);
@@ -195,13 +178,13 @@ describe('header grammar through the real gRPC server', () => {
     });
 
     it('client_id, then azp, stand in only when sub is absent, and are held to the same grammar', async () => {
-      const byClient = await h.client.check({
+      const byClient = await h.check({
         token: await origin({ client_id: 'svc-client', azp: 'other' }),
         sid: 'B',
       });
       assert.equal(byClient.allowed, true);
       assert.equal(byClient.headers['x-user-id'], 'svc-client');
-      const byAzp = await h.client.check({ token: await origin({ azp: 'svc-azp' }), sid: 'B' });
+      const byAzp = await h.check({ token: await origin({ azp: 'svc-azp' }), sid: 'B' });
       assert.equal(byAzp.headers['x-user-id'], 'svc-azp');
       await expectDenied(
         { token: await origin({ client_id: 'svc\r\nx', azp: 'svc-azp' }), sid: 'B' },
@@ -221,7 +204,7 @@ describe('header grammar through the real gRPC server', () => {
         'CN=Alice Smith,O=Acme',
         'auth0|5f7c8ec7c33c6c004bbafe82',
       ]) {
-        const result = await h.client.check({ token: await origin({ sub }), sid: 'B' });
+        const result = await h.check({ token: await origin({ sub }), sid: 'B' });
         assert.equal(result.allowed, true, sub.slice(0, 20));
         assert.equal(result.headers['x-user-id'], sub);
         assertEverythingEmittedIsSafe(result, sub.slice(0, 20));
@@ -251,14 +234,14 @@ describe('header grammar through the real gRPC server', () => {
         'r'.repeat(257),
         'writer',
       ];
-      const result = await h.client.check({
+      const result = await h.check({
         token: await origin({ sub: 'alice', roles }),
         sid: 'B',
       });
       assert.equal(result.allowed, true);
       assert.equal(result.headers['x-user-roles'], 'reader,writer');
       assertEverythingEmittedIsSafe(result, 'roles');
-      const asString = await h.client.check({
+      const asString = await h.check({
         token: await origin({ sub: 'alice', roles: 'reader admin\u0085x' }),
         sid: 'B',
       });
@@ -273,7 +256,7 @@ describe('header grammar through the real gRPC server', () => {
       );
       assert.equal(
         (
-          await h.client.check({
+          await h.check({
             token: await origin({ sub: 'alice', roles: ['admin'] }),
             sid: 'needs-admin',
           })
@@ -285,9 +268,8 @@ describe('header grammar through the real gRPC server', () => {
 
   describe('sids', () => {
     it('a registered minter cannot use a mints_for-matched sid that forges a hop (stack_malformed)', async () => {
-      const start = (
-        await h.client.check({ token: await origin({ sub: 'alice' }), sid: 'gateway' })
-      ).forwardedToken as string;
+      const start = (await h.check({ token: await origin({ sub: 'alice' }), sid: 'gateway' }))
+        .forwardedToken as string;
       for (const [name, sid] of HOSTILE_SIDS) {
         await expectDenied(
           { token: await wrapped(partner, sid, start, 2), sid: 'B' },
@@ -295,7 +277,7 @@ describe('header grammar through the real gRPC server', () => {
           `partner sid with ${name}`,
         );
       }
-      const honest = await h.client.check({
+      const honest = await h.check({
         token: await wrapped(partner, 'partner-gw', start, 2),
         sid: 'B',
       });
@@ -304,7 +286,7 @@ describe('header grammar through the real gRPC server', () => {
     });
 
     it('a comma-sid cannot hide a recursion (mints_for *)', async () => {
-      const start = (await h.client.check({ token: await origin({ sub: 'alice' }), sid: 'B' }))
+      const start = (await h.check({ token: await origin({ sub: 'alice' }), sid: 'B' }))
         .forwardedToken as string;
       await expectDenied(
         { token: await wrapped(anyMinter, 'x,B', start, 2), sid: 'C' },
@@ -366,10 +348,10 @@ describe('header grammar through the real gRPC server', () => {
         'unknown_service',
         'destination principal → B,gateway',
       );
-      const minted = (await h.client.check({ token, sid: 'gateway' })).forwardedToken as string;
+      const minted = (await h.check({ token, sid: 'gateway' })).forwardedToken as string;
       assert.equal(
         (
-          await h.client.check({
+          await h.check({
             token: minted,
             sid: 'bound',
             sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/gateway',
@@ -399,7 +381,7 @@ describe('header grammar through the real gRPC server', () => {
     it('a tenant_id outside the grammar, even under our own signature, is malformed', async () => {
       // C has no record, so no tenant binding stands between the claim and x-tenant-id.
       assert.equal(
-        (await h.client.check({ token: ownLevel({ tenant_id: 'acme' }), sid: 'C' })).allowed,
+        (await h.check({ token: ownLevel({ tenant_id: 'acme' }), sid: 'C' })).allowed,
         true,
         'the control',
       );
@@ -416,12 +398,7 @@ describe('header grammar through the real gRPC server', () => {
       const rogue = await LocalIssuer.start();
       try {
         h.registry.putIssuer({
-          ...issuer({
-            issuer: rogue.issuer,
-            tenant: 'acme',
-            jwks_uri: rogue.jwksUri,
-            algorithms: ['ES256'],
-          }),
+          ...localIssuer(rogue, 'acme', { algorithms: ['ES256'] }),
           tenant: 'acme\r\nx-user-id: root',
         });
         await expectDenied(

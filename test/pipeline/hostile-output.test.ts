@@ -16,7 +16,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { type OtlpSpan, OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
-import { issuer, service } from '../helpers/records.js';
+import { issuer, localIssuer, service } from '../helpers/records.js';
 import { claims } from '../helpers/tokens.js';
 
 /** Raw C0 (newline aside: it separates lines), DEL, C1 and bidi controls: none may be printed. */
@@ -56,10 +56,7 @@ describe('pass-through answers set or remove every header we own (shadow mode, c
     slowIdp = await LocalIssuer.start({ jwksDelayMs: 4000 });
     stranger = await LocalIssuer.start();
     const contents = {
-      issuers: [
-        issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri }),
-        issuer({ issuer: slowIdp.issuer, tenant: 'slow', jwks_uri: slowIdp.jwksUri }),
-      ],
+      issuers: [localIssuer(idp, 'acme'), localIssuer(slowIdp, 'slow')],
       services: [service('guarded', { required_roles: ['admin'] })],
     };
     h = await startHarness({

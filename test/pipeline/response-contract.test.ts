@@ -7,7 +7,7 @@ import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { loadProtos } from '../../src/server/protos.js';
 import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
-import { issuer } from '../helpers/records.js';
+import { issuer, localIssuer } from '../helpers/records.js';
 import { authStack } from '../helpers/tokens.js';
 
 /** A grpc-js unary method called with (request, callback). */
@@ -24,7 +24,7 @@ describe('what Envoy gets back', () => {
   before(async () => {
     idp = await LocalIssuer.start();
     const contents = {
-      issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+      issuers: [localIssuer(idp, 'acme')],
     };
     h = await startHarness({ contents });
     debug = await startHarness({ contents, env: { MATRYOSHKA_DEBUG_REASONS: 'true' } });

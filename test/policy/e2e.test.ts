@@ -1,26 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { worldSuiteWith } from '../world/suite.js';
-import { issuer, service, tenant } from '../helpers/records.js';
+import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
 import { claims } from '../helpers/tokens.js';
 
 describe('tenant, caller and role policy through Check', () => {
   const h = worldSuiteWith('handler', { acmeIdp: {}, globexIdp: {} }, ({ acmeIdp, globexIdp }) => ({
     contents: {
       issuers: [
-        issuer({
-          issuer: acmeIdp.issuer,
-          tenant: 'acme',
-          jwks_uri: acmeIdp.jwksUri,
+        localIssuer(acmeIdp, 'acme', {
           audiences: ['orders-api'],
           roles_claim: 'realm_access.roles',
         }),
-        issuer({
-          issuer: globexIdp.issuer,
-          tenant: 'globex',
-          jwks_uri: globexIdp.jwksUri,
-          mints_for: ['globex-*'],
-        }),
+        localIssuer(globexIdp, 'globex', { mints_for: ['globex-*'] }),
       ],
       tenants: [tenant('acme', { recursion: 'audit' })],
       services: [

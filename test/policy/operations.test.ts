@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CheckResult } from '../../src/demo/envoy-client.js';
 import { worldSuiteWith } from '../world/suite.js';
-import { issuer, service, tenant } from '../helpers/records.js';
+import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
 
 describe('operations', () => {
   const h = worldSuiteWith('handler', { idp: {} }, ({ idp }) => ({
     contents: {
-      issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+      issuers: [localIssuer(idp, 'acme')],
       tenants: [tenant('acme', { recursion: 'deny' })],
       services: [
         service('orders', {

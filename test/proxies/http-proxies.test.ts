@@ -10,7 +10,7 @@ import {
   startEcho,
   startNginx,
 } from '../helpers/proxies.js';
-import { issuer, service } from '../helpers/records.js';
+import { issuer, localIssuer, service } from '../helpers/records.js';
 
 /**
  * The HTTP authorizer behind real nginx (auth_request) and Caddy (forward_auth), each running the
@@ -32,7 +32,7 @@ for (const [name, start] of [
       h = await startHarness({
         env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
         contents: {
-          issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+          issuers: [localIssuer(idp, 'acme')],
           services: [service('orders', { tenant: 'acme' }), service('billing', { tenant: 'acme' })],
         },
       });

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Served, eventually, spawnServe } from '../helpers/processes.js';
+import { issuerAddArgs } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import {
   sleep,
@@ -53,21 +54,7 @@ describe('fault: Redis killed and restarted under a steady load of checks', () =
   it('never allows what it must refuse, keeps allowing known issuers, answers every request, and takes changes again after the restart', async () => {
     const c = client as EnvoyLikeClient;
     const replica = served as Served;
-    const added = await cliAsync(
-      [
-        'issuer',
-        'add',
-        '--tenant',
-        'acme',
-        '--issuer',
-        idp.issuer,
-        '--jwks-uri',
-        idp.jwksUri,
-        '--algorithms',
-        'ES256',
-      ],
-      env(),
-    );
+    const added = await cliAsync(issuerAddArgs(idp, 'acme'), env());
     assert.equal(added.code, 0, added.stderr);
 
     const valid = await Promise.all(

@@ -14,7 +14,7 @@ import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
 import { inProcess } from '../helpers/in-process.js';
 import { ROOT } from '../helpers/processes.js';
 import { get } from '../helpers/proxies.js';
-import { issuer, service } from '../helpers/records.js';
+import { issuer, localIssuer, service } from '../helpers/records.js';
 
 const OWNED = ownedHeaders('authorization');
 const lower = (xs: readonly unknown[]): string[] => xs.map((x) => String(x).toLowerCase());
@@ -91,7 +91,7 @@ describe('the HTTP answer is the gRPC answer', () => {
     try {
       const p = await inProcess({
         contents: {
-          issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+          issuers: [localIssuer(idp, 'acme')],
         },
       });
       const settings = { forwardHeader: 'authorization', debugReasons: false };
@@ -125,7 +125,7 @@ describe('the HTTP authorizer on its own port, under bad input', () => {
     h = await startHarness({
       env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0', MATRYOSHKA_IDLE_TIMEOUT_MS: '1000' },
       contents: {
-        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+        issuers: [localIssuer(idp, 'acme')],
         services: [service('orders', { tenant: 'acme' })],
       },
     });

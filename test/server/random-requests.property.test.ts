@@ -17,7 +17,7 @@ import {
   roughSize,
 } from '../helpers/check-requests.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { issuer, service } from '../helpers/records.js';
+import { issuer, localIssuer, service } from '../helpers/records.js';
 
 import {
   MAX_MESSAGE_BYTES,
@@ -39,12 +39,7 @@ describe('property: random CheckRequests never crash the server or leave it unre
       env: { LOG_LEVEL: 'warn', MATRYOSHKA_TOKEN_TTL: String(LIFETIME) },
       contents: {
         issuers: [
-          issuer({
-            issuer: idp.issuer,
-            tenant: 'acme',
-            jwks_uri: idp.jwksUri,
-            algorithms: ['ES256'],
-          }),
+          localIssuer(idp, 'acme', { algorithms: ['ES256'] }),
           issuer({
             issuer: HS_ISSUER,
             tenant: 'legacy',

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { loadConfig } from '../../src/config/config.js';
-import { issuer, service, tenant } from '../helpers/records.js';
+import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
 import { claims } from '../helpers/tokens.js';
 import { LEVELS, registryDocument, startWorld } from './world.js';
 import { parseRegistryDocument } from '../../src/registry/registry-file.js';
@@ -17,7 +17,7 @@ describe('one scenario at every level', () => {
   let idp: LocalIssuer;
   let stranger: LocalIssuer;
   const contents = () => ({
-    issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+    issuers: [localIssuer(idp, 'acme')],
     tenants: [tenant('acme', { max_depth: 3 })],
     services: [service('orders', { required_roles: ['orders.read'] })],
   });

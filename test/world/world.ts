@@ -61,7 +61,7 @@ export type Outcome = CheckResult & {
 export interface World {
   readonly level: Level;
   readonly config: Config;
-  /** The embedded registry the in-process levels read; changes show at once (not at `process`). */
+  /** The embedded registry the in-process levels read; changes show at once (not at `process`, nor with REDIS_URL). */
   readonly registry: MemoryRegistry;
   readonly ownKeys: OwnKeys;
   /** Every log line the service wrote, parsed. */
@@ -193,7 +193,8 @@ export async function startWorld(level: Level, options: WorldOptions = {}): Prom
   const ownKeys = options.ownKeys ?? (await OwnKeys.generate());
   const logger = createLogger(config.logLevel, logSink(logs));
   const overrides = {
-    registry,
+    // With REDIS_URL the service reads Redis, as `serve` does; `registry` is then unused.
+    ...(config.redisUrl === undefined ? { registry } : {}),
     ownKeys,
     ...(options.now ? { now: options.now } : {}),
     ...(options.processEnv ? { env: options.processEnv } : {}),
