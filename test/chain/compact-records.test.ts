@@ -11,7 +11,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { compactSignJson } from '../../src/keys/jws-crypto.js';
 import type { DecisionRecord } from '../../src/pipeline/decision.js';
 import { type InProcess, OWN_ISSUER, inProcess } from '../helpers/in-process.js';
-import { issuer, localIssuer } from '../helpers/records.js';
+import { localIssuer } from '../helpers/records.js';
 
 const now = () => Math.floor(Date.now() / 1000);
 

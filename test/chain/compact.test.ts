@@ -18,7 +18,7 @@ import type { CheckDeps } from '../../src/pipeline/check.js';
 import type { DecisionRecord } from '../../src/pipeline/decision.js';
 import { type ChainFormat, tenantToRaw } from '../../src/registry/records.js';
 import { type InProcess, OWN_ISSUER, inProcess, walk } from '../helpers/in-process.js';
-import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
+import { localIssuer, service, tenant } from '../helpers/records.js';
 import { authStack, claims } from '../helpers/tokens.js';
 
 const SIDS = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H'];

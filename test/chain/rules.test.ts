@@ -15,7 +15,7 @@ import { type MintSettings, mintExtended } from '../../src/pipeline/mint.js';
 import { DenyError } from '../../src/reasons.js';
 import { worldSuiteWith } from '../world/suite.js';
 import { chainWalkDeps } from '../helpers/in-process.js';
-import { issuer, localIssuer } from '../helpers/records.js';
+import { localIssuer } from '../helpers/records.js';
 
 const OWN_ISSUER = 'https://authz.test';
 const SETTINGS: MintSettings = {

@@ -4,7 +4,7 @@ import { CompactEncrypt, generateKeyPair } from 'jose';
 import { inspectChain } from '../../src/chain/inspect.js';
 import type { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { worldSuiteWith } from '../world/suite.js';
-import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
+import { localIssuer, service, tenant } from '../helpers/records.js';
 import { authStack } from '../helpers/tokens.js';
 
 describe('sealed (JWE) levels', () => {

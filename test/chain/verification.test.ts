@@ -4,7 +4,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import type { OwnKeys } from '../../src/keys/own-keys.js';
 import { mintExtended } from '../../src/pipeline/mint.js';
 import type { Chain } from '../../src/chain/types.js';
-import { issuer, localIssuer, tenant } from '../helpers/records.js';
+import { localIssuer, tenant } from '../helpers/records.js';
 import { claims, withPayload } from '../helpers/tokens.js';
 import { walkWorld, worldSuite } from '../world/suite.js';
 

@@ -7,7 +7,7 @@ import { compactSign } from '../../src/keys/jws-crypto.js';
 import { OwnKeys } from '../../src/keys/own-keys.js';
 import { lastReason, startHarness } from '../helpers/harness.js';
 import { worldSuiteWith } from '../world/suite.js';
-import { issuer, localIssuer } from '../helpers/records.js';
+import { localIssuer } from '../helpers/records.js';
 import { authStack, claims } from '../helpers/tokens.js';
 
 describe('a chain walked hop by hop through Check', () => {

@@ -110,7 +110,6 @@ describe('the command line', () => {
 
   it('inspect prints a depth-4 chain as a tree, origin at the root, and --json for machines', async () => {
     const { startHarness } = await import('../helpers/harness.js');
-    const { issuer } = await import('../helpers/records.js');
     const h = await startHarness({
       contents: {
         issuers: [localIssuer(idp, 'acme')],

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { issuer, localIssuer } from '../helpers/records.js';
+import { localIssuer } from '../helpers/records.js';
 import {
   sleep,
   type Job,

@@ -11,7 +11,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import type { DecisionRecord } from '../../src/pipeline/decision.js';
 import { DENY_REASONS, type DenyReason, classOf } from '../../src/reasons.js';
 import { type CheckCall, type InProcess, inProcess, walk } from '../helpers/in-process.js';
-import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
+import { localIssuer, service, tenant } from '../helpers/records.js';
 
 interface Scenario {
   readonly reason: DenyReason;

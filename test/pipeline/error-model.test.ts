@@ -19,7 +19,7 @@ import { RecordError } from '../../src/registry/records.js';
 import { RegistryUnavailableError } from '../../src/registry/registry.js';
 import { UsageError } from '../../src/cli/usage-error.js';
 import { inProcess, walk } from '../helpers/in-process.js';
-import { issuer, localIssuer, service } from '../helpers/records.js';
+import { localIssuer, service } from '../helpers/records.js';
 
 describe('coded errors and their denials', () => {
   it('maps each coded failure to its denial, at the position it is met', () => {

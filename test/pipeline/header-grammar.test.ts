@@ -25,7 +25,7 @@ import { parseRegistryDocument } from '../../src/registry/registry-file.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
 import { type World, startWorld } from '../world/world.js';
 import { runCli } from '../helpers/processes.js';
-import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
+import { localIssuer, service, tenant } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const now = (): number => Math.floor(Date.now() / 1000);

@@ -16,7 +16,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { type OtlpSpan, OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
-import { issuer, localIssuer, service } from '../helpers/records.js';
+import { localIssuer, service } from '../helpers/records.js';
 import { claims } from '../helpers/tokens.js';
 
 /** Raw C0 (newline aside: it separates lines), DEL, C1 and bidi controls: none may be printed. */

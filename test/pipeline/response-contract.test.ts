@@ -7,7 +7,7 @@ import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { loadProtos } from '../../src/server/protos.js';
 import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
-import { issuer, localIssuer } from '../helpers/records.js';
+import { localIssuer } from '../helpers/records.js';
 import { authStack } from '../helpers/tokens.js';
 
 /** A grpc-js unary method called with (request, callback). */

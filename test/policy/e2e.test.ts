@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { worldSuiteWith } from '../world/suite.js';
-import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
+import { localIssuer, service, tenant } from '../helpers/records.js';
 import { claims } from '../helpers/tokens.js';
 
 describe('tenant, caller and role policy through Check', () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CheckResult } from '../../src/demo/envoy-client.js';
 import { worldSuiteWith } from '../world/suite.js';
-import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
+import { localIssuer, service, tenant } from '../helpers/records.js';
 
 describe('operations', () => {
   const h = worldSuiteWith('handler', { idp: {} }, ({ idp }) => ({

@@ -10,7 +10,7 @@ import {
   startEcho,
   startNginx,
 } from '../helpers/proxies.js';
-import { issuer, localIssuer, service } from '../helpers/records.js';
+import { localIssuer, service } from '../helpers/records.js';
 
 /**
  * The HTTP authorizer behind real nginx (auth_request) and Caddy (forward_auth), each running the

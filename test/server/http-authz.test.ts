@@ -14,7 +14,7 @@ import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
 import { inProcess } from '../helpers/in-process.js';
 import { ROOT } from '../helpers/processes.js';
 import { get } from '../helpers/proxies.js';
-import { issuer, localIssuer, service } from '../helpers/records.js';
+import { localIssuer, service } from '../helpers/records.js';
 
 const OWNED = ownedHeaders('authorization');
 const lower = (xs: readonly unknown[]): string[] => xs.map((x) => String(x).toLowerCase());

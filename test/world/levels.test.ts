@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { loadConfig } from '../../src/config/config.js';
-import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
+import { localIssuer, service, tenant } from '../helpers/records.js';
 import { claims } from '../helpers/tokens.js';
 import { LEVELS, registryDocument, startWorld } from './world.js';
 import { parseRegistryDocument } from '../../src/registry/registry-file.js';
