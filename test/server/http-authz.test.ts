@@ -62,7 +62,18 @@ describe('HTTP requests become the CheckInput the gRPC path builds', () => {
     [
       'a duplicated authorization',
       '/authz/orders',
-      { authorization: ['Bearer a', 'Bearer b'] },
+      // Complete otherwise: only the second credential is wrong with it.
+      {
+        authorization: ['Bearer a', 'Bearer b'],
+        'x-forwarded-method': ['GET'],
+        'x-forwarded-uri': ['/'],
+      },
+      400,
+    ],
+    [
+      'a duplicated sid header',
+      '/envoy/',
+      { [SID_HEADER]: ['orders', 'billing'], authorization: ['Bearer a'] },
       400,
     ],
     ['missing forwarded uri', '/authz/orders', { 'x-forwarded-method': ['GET'] }, 400],
