@@ -7,7 +7,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import type { DenyReason } from '../../src/reasons.js';
 import { type World, startWorld } from '../world/world.js';
-import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
+import { hmacIssuer, localIssuer, service, tenant } from '../helpers/records.js';
 
 /**
  * The attack suite: every case is a token someone could send, and every one must end in a clean
@@ -64,13 +64,7 @@ describe('attack suite', () => {
           localIssuer(rsa, 'acme', { algorithms: ['RS256'] }),
           localIssuer(globex, 'globex', { mints_for: ['*'] }),
           localIssuer(partner, 'acme', { mints_for: ['partner-*'] }),
-          issuer({
-            issuer: 'legacy-hs',
-            tenant: 'acme',
-            algorithms: ['HS256'],
-            secret_env: 'ATTACK_HS',
-            mints_for: ['*'],
-          }),
+          hmacIssuer('legacy-hs', 'acme', 'ATTACK_HS', { mints_for: ['*'] }),
         ],
         tenants: [tenant('acme', { entry_only: true })],
         services: [
@@ -266,15 +260,7 @@ describe('attack suite', () => {
     await expectDenied(deep, 'stack_too_large');
     const capped = await startWorld('handler', {
       contents: {
-        issuers: [
-          issuer({
-            issuer: 'legacy-hs',
-            tenant: 'acme',
-            algorithms: ['HS256'],
-            secret_env: 'ATTACK_HS',
-            mints_for: ['*'],
-          }),
-        ],
+        issuers: [hmacIssuer('legacy-hs', 'acme', 'ATTACK_HS', { mints_for: ['*'] })],
       },
       processEnv: { ATTACK_HS: HS_SECRET },
       env: { MATRYOSHKA_MAX_LEVELS: '4' },

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { inspectChain } from '../../src/chain/inspect.js';
 import { type World, startWorld } from '../world/world.js';
-import { issuer } from '../helpers/records.js';
+import { hmacIssuer } from '../helpers/records.js';
 
 const SECRET = 'example'; // the seed's shared secret
 const key = new TextEncoder().encode(SECRET);
@@ -52,11 +52,7 @@ describe("tokens in the seed's style from another implementation", () => {
     h = await startWorld('handler', {
       contents: {
         issuers: [
-          issuer({
-            issuer: 'legacy-hs',
-            tenant: 'acme',
-            algorithms: ['HS256'],
-            secret_env: 'LEGACY_HS_SECRET',
+          hmacIssuer('legacy-hs', 'acme', 'LEGACY_HS_SECRET', {
             mints_for: ['Organization.Services.*'],
           }),
         ],

@@ -14,7 +14,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import type { OwnKeys } from '../../src/keys/own-keys.js';
 import { type MintSettings, mintExtended } from '../../src/pipeline/mint.js';
 import { DenyError } from '../../src/reasons.js';
-import { chainWalkDeps } from '../helpers/in-process.js';
+import { chainWalkDeps, handMint } from '../helpers/in-process.js';
 
 const OWN_ISSUER = 'https://authz.test';
 
@@ -32,15 +32,7 @@ describe('the record of a level we mint', () => {
 
   for (const compression of ['g', 'b'] as const) {
     it(`equals what verifying the minted token records, depths 1 to 6 (${compression}), sealed or not`, async () => {
-      const settings: MintSettings = {
-        issuer: OWN_ISSUER,
-        ttlSeconds: 300,
-        compression,
-        compressFromDepth: 3,
-        format: 'nested',
-        headerBudget: 1024 * 1024,
-        forwardHeader: 'authorization',
-      };
+      const settings: MintSettings = handMint(OWN_ISSUER, { compression });
       let token = await idp.mint({
         sub: 'alice',
         roles: ['reader', 'writer'],
@@ -95,15 +87,7 @@ describe('the record of a level we mint', () => {
           now: bare.now(),
         },
         ownKeys,
-        {
-          issuer: OWN_ISSUER,
-          ttlSeconds: 300,
-          compression: 'g',
-          compressFromDepth: 3,
-          format: 'nested',
-          headerBudget: 1024 * 1024,
-          forwardHeader: 'authorization',
-        },
+        handMint(OWN_ISSUER),
       );
       memo.rememberMinted(
         minted.token,
@@ -131,15 +115,7 @@ describe('the record of a level we mint', () => {
     it(`lets replicas that take turns verify only the level the other one minted, compressed or not (keys by ${hash})`, async () => {
       // Two replicas sharing one key file: each has its own memo.
       const replicas = [new ChainMemo(100, hash), new ChainMemo(100, hash)];
-      const settings: MintSettings = {
-        issuer: OWN_ISSUER,
-        ttlSeconds: 300,
-        compression: 'g',
-        compressFromDepth: 3,
-        format: 'nested',
-        headerBudget: 1024 * 1024,
-        forwardHeader: 'authorization',
-      };
+      const settings: MintSettings = handMint(OWN_ISSUER);
       let token = await idp.mint({ sub: 'alice', pad: 'y'.repeat(600) });
       for (let depth = 1; depth <= 5; depth++) {
         const memo = replicas[depth % 2] as ChainMemo;
@@ -176,15 +152,7 @@ describe('the record of a level we mint', () => {
     });
 
   it('verifies a chain once for the many levels other replicas mint around it (fan-in), plain or compressed', async () => {
-    const settings: MintSettings = {
-      issuer: OWN_ISSUER,
-      ttlSeconds: 300,
-      compression: 'b',
-      compressFromDepth: 3,
-      format: 'nested',
-      headerBudget: 1024 * 1024,
-      forwardHeader: 'authorization',
-    };
+    const settings: MintSettings = handMint(OWN_ISSUER, { compression: 'b' });
     const wrap = async (token: string, chain: Chain, sid: string) =>
       (
         await mintExtended(

@@ -3,7 +3,7 @@
  * segment of any level (inner levels and compressed containers re-encoded, never re-signed),
  * truncation, garbage, other spellings of the same bytes, levels extracted, reordered, skipped or
  * spliced from another chain, fields changed, removed or repeated — are never allowed; denials
- * are 401/403, never 503, never an RPC error. The same mutations re-signed by a registered partner
+ * are 401/403, never 503, never a failure. The same mutations re-signed by a registered partner
  * (so that the walk gets past the outer signature into the stack checks) likewise.
  * Seeds and run counts: test/helpers/fast-check-runs.ts.
  */
@@ -14,7 +14,7 @@ import { CompactSign } from 'jose';
 import type { CheckResult } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { openLevel, peel } from '../helpers/chain-surgery.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
+import { type World, startWorld } from '../world/world.js';
 import {
   type Mutation,
   type MutationContext,
@@ -22,7 +22,7 @@ import {
   describeMutations,
   mutationsArb,
 } from '../helpers/mutations.js';
-import { issuer, localIssuer, service, tenant } from '../helpers/records.js';
+import { hmacIssuer, localIssuer, service, tenant } from '../helpers/records.js';
 
 import { MUTATION_RUNS, RESIGN_RUNS, coverageChecked, params } from '../helpers/fast-check-runs.js';
 import {
@@ -41,42 +41,25 @@ import {
   type PoolEntry,
   seedLevel,
   seedWrap,
+  PROPERTY_ENV,
 } from '../helpers/property-chains.js';
 
 describe('property: mutations of valid chains are never allowed', () => {
   let idp: LocalIssuer;
-  let h: Harness;
+  let h: World;
   const pool: PoolEntry[] = [];
   let ctx: MutationContext;
 
   before(async () => {
     idp = await LocalIssuer.start();
-    h = await startHarness({
-      env: { LOG_LEVEL: 'warn', MATRYOSHKA_TOKEN_TTL: String(LIFETIME) },
+    h = await startWorld('handler', {
+      env: PROPERTY_ENV,
       contents: {
         issuers: [
           localIssuer(idp, 'acme', { algorithms: ['ES256'] }),
-          issuer({
-            issuer: HS_ISSUER,
-            tenant: 'legacy',
-            algorithms: ['HS256'],
-            secret_env: 'PROPS_HS',
-            mints_for: ['Organization.Services.*'],
-          }),
-          issuer({
-            issuer: PARTNER.acme,
-            tenant: 'acme',
-            algorithms: ['HS256'],
-            secret_env: 'PROPS_PARTNER',
-            mints_for: ['partner-*'],
-          }),
-          issuer({
-            issuer: PARTNER.legacy,
-            tenant: 'legacy',
-            algorithms: ['HS256'],
-            secret_env: 'PROPS_PARTNER',
-            mints_for: ['partner-*'],
-          }),
+          hmacIssuer(HS_ISSUER, 'legacy', 'PROPS_HS', { mints_for: ['Organization.Services.*'] }),
+          hmacIssuer(PARTNER.acme, 'acme', 'PROPS_PARTNER', { mints_for: ['partner-*'] }),
+          hmacIssuer(PARTNER.legacy, 'legacy', 'PROPS_PARTNER', { mints_for: ['partner-*'] }),
         ],
         // entry_only + bind_source close the pattern's own hole (an inner level is a valid token):
         // without them "extract a level" would be a legitimate allow, not a mutation that must fail.
@@ -102,7 +85,7 @@ describe('property: mutations of valid chains are never allowed', () => {
     ] as const) {
       let token = await idp.mint(claims, { ttl: LIFETIME });
       for (const [i, sid] of ['A', 'B', 'C', 'D'].entries()) {
-        const result = await h.client.check({ token, sid });
+        const result = await h.check({ token, sid });
         assert.equal(
           result.allowed,
           true,
@@ -130,7 +113,7 @@ describe('property: mutations of valid chains are never allowed', () => {
       );
       pool.push({ label: `hs256@${i + 1}`, token: hs, caller: SEED_SVC(s), dest: LEGACY_DEST });
     }
-    const mixed = await h.client.check({ token: hs, sid: SEED_SVC('E') });
+    const mixed = await h.check({ token: hs, sid: SEED_SVC('E') });
     assert.equal(mixed.allowed, true, `wrapping the seed chain: ${JSON.stringify(mixed.metadata)}`);
     pool.push({
       label: 'mixed@5',
@@ -153,7 +136,7 @@ describe('property: mutations of valid chains are never allowed', () => {
   });
 
   const send = (entry: PoolEntry, token: string) =>
-    h.client.check({ token, sid: entry.dest, sourcePrincipal: principalOf(entry.caller) });
+    h.check({ token, sid: entry.dest, sourcePrincipal: principalOf(entry.caller) });
 
   it('control: every valid token is allowed from its own caller, and its inner levels are not', async () => {
     assert.equal(pool.length, 13);
@@ -178,7 +161,7 @@ describe('property: mutations of valid chains are never allowed', () => {
     }
   });
 
-  it('never allows a mutated token; denials are 401/403, never 503 or an RPC error', async () => {
+  it('never allows a mutated token; denials are 401/403, never 503 or a failure', async () => {
     const reasons = new Map<string, number>();
     let tried = 0;
     const started = performance.now();
@@ -215,7 +198,7 @@ describe('property: mutations of valid chains are never allowed', () => {
         try {
           result = await send(entry, mutated);
         } catch (error) {
-          assert.fail(`the RPC failed (${(error as Error).message}) for ${what}`);
+          assert.fail(`the check failed (${(error as Error).message}) for ${what}`);
         }
         const reason = String(result.metadata['reason'] ?? 'none');
         reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
@@ -288,7 +271,7 @@ describe('property: mutations of valid chains are never allowed', () => {
           try {
             result = await send(entry, token);
           } catch (error) {
-            assert.fail(`the RPC failed (${(error as Error).message}) for ${what}`);
+            assert.fail(`the check failed (${(error as Error).message}) for ${what}`);
           }
           const reason = String(result.metadata['reason'] ?? 'none');
           reasons.set(reason, (reasons.get(reason) ?? 0) + 1);

@@ -14,19 +14,11 @@ import type { OwnKeys } from '../../src/keys/own-keys.js';
 import { type MintSettings, mintExtended } from '../../src/pipeline/mint.js';
 import { DenyError } from '../../src/reasons.js';
 import { worldSuiteWith } from '../world/suite.js';
-import { chainWalkDeps } from '../helpers/in-process.js';
+import { chainWalkDeps, handMint } from '../helpers/in-process.js';
 import { localIssuer } from '../helpers/records.js';
 
 const OWN_ISSUER = 'https://authz.test';
-const SETTINGS: MintSettings = {
-  issuer: OWN_ISSUER,
-  ttlSeconds: 300,
-  compression: 'g',
-  compressFromDepth: 3,
-  format: 'nested',
-  headerBudget: 1024 * 1024,
-  forwardHeader: 'authorization',
-};
+const SETTINGS: MintSettings = handMint(OWN_ISSUER);
 
 async function reasonOf(promise: Promise<unknown>): Promise<string> {
   try {

@@ -6,6 +6,7 @@ import { mintExtended } from '../../src/pipeline/mint.js';
 import type { Chain } from '../../src/chain/types.js';
 import { localIssuer, tenant } from '../helpers/records.js';
 import { claims, withPayload } from '../helpers/tokens.js';
+import { OWN_ISSUER, handMint } from '../helpers/in-process.js';
 import { walkWorld, worldSuite } from '../world/suite.js';
 
 describe('depth limits', () => {
@@ -146,15 +147,7 @@ async function rewrap(inner: string, keys: OwnKeys): Promise<string> {
       now,
     },
     keys,
-    {
-      issuer: 'urn:matryoshka:authz',
-      ttlSeconds: 60,
-      compression: 'g',
-      compressFromDepth: 3,
-      format: 'nested',
-      headerBudget: 1024 * 1024,
-      forwardHeader: 'authorization',
-    },
+    handMint(OWN_ISSUER, { ttlSeconds: 60 }),
   );
   return minted.token;
 }
@@ -209,15 +202,7 @@ describe('time rules', () => {
         now,
       },
       s.w.ownKeys,
-      {
-        issuer: 'urn:matryoshka:authz',
-        ttlSeconds: 60,
-        compression: 'g',
-        compressFromDepth: 3,
-        format: 'nested',
-        headerBudget: 1024 * 1024,
-        forwardHeader: 'authorization',
-      },
+      handMint(OWN_ISSUER, { ttlSeconds: 60 }),
     );
     const result = await s.w.check({ token: minted.token, sid: 'B' });
     assert.equal(result.httpStatus, 401);

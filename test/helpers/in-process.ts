@@ -11,6 +11,7 @@ import type { OwnKeys } from '../../src/keys/own-keys.js';
 import type { CheckInput } from '../../src/pipeline/check-input.js';
 import { type CheckDeps, check } from '../../src/pipeline/check.js';
 import type { DecisionRecord } from '../../src/pipeline/decision.js';
+import type { MintSettings } from '../../src/pipeline/mint.js';
 import type { MemoryRegistry, RegistryContents } from '../../src/registry/memory-registry.js';
 import { parseIssuer } from '../../src/registry/records.js';
 import type { AssembledService } from '../../src/service.js';
@@ -135,3 +136,18 @@ export async function chainWalkDeps(
   const { trust, limits } = (world.assembled as AssembledService).pipeline;
   return { trust, limits, ownKeys: world.ownKeys };
 }
+
+/**
+ * Settings for minting a level by hand (mintExtended in a test): nested, gzip from depth 3, a
+ * budget no chain of a test reaches; `issuer` and anything else as the test says.
+ */
+export const handMint = (issuer: string, overrides: Partial<MintSettings> = {}): MintSettings => ({
+  issuer,
+  ttlSeconds: 300,
+  compression: 'g',
+  compressFromDepth: 3,
+  format: 'nested',
+  headerBudget: 1024 * 1024,
+  forwardHeader: 'authorization',
+  ...overrides,
+});

@@ -74,3 +74,6 @@ export function seedWrap(
     },
   };
 }
+
+/** The settings both property suites run the service with: quiet, and levels as long-lived as the pool. */
+export const PROPERTY_ENV = { LOG_LEVEL: 'warn', MATRYOSHKA_TOKEN_TTL: String(LIFETIME) };

@@ -43,3 +43,12 @@ export const localIssuer = (
   tenant: string,
   raw: Record<string, unknown> = {},
 ): IssuerRecord => issuer({ issuer: idp.issuer, tenant, jwks_uri: idp.jwksUri, ...raw });
+
+/** An HS256 issuer (the seed's style) whose secret is in the environment variable `secretEnv`. */
+export const hmacIssuer = (
+  iss: string,
+  tenant: string,
+  secretEnv: string,
+  raw: Record<string, unknown> = {},
+): IssuerRecord =>
+  issuer({ issuer: iss, tenant, algorithms: ['HS256'], secret_env: secretEnv, ...raw });

@@ -12,6 +12,7 @@ import { RedisLayout } from '../../src/redis/layout.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { eventually, runCli } from '../helpers/processes.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { issuerAddArgs } from '../helpers/records.js';
 
 describe('registry removals against a real Redis', () => {
   let redis: RedisServer;
@@ -33,16 +34,7 @@ describe('registry removals against a real Redis', () => {
     redis = await RedisServer.start();
     client = redis.client();
     idp = await LocalIssuer.start();
-    const added = cli(
-      'issuer',
-      'add',
-      '--tenant',
-      'acme',
-      '--issuer',
-      idp.issuer,
-      '--jwks-uri',
-      idp.jwksUri,
-    );
+    const added = cli(...issuerAddArgs(idp, 'acme'));
     assert.equal(added.code, 0, added.stderr);
     h = await startHarness({ env: env() });
     await eventually(() => allowed({ sid: 'A' }), 5000, 'the service reads the issuer from Redis');

@@ -17,7 +17,7 @@ import {
   roughSize,
 } from '../helpers/check-requests.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { issuer, localIssuer, service } from '../helpers/records.js';
+import { hmacIssuer, localIssuer, service } from '../helpers/records.js';
 
 import {
   MAX_MESSAGE_BYTES,
@@ -26,7 +26,13 @@ import {
   coverageChecked,
   params,
 } from '../helpers/fast-check-runs.js';
-import { LIFETIME, HS_SECRET, HS_ISSUER, principalOf } from '../helpers/property-chains.js';
+import {
+  LIFETIME,
+  HS_SECRET,
+  HS_ISSUER,
+  principalOf,
+  PROPERTY_ENV,
+} from '../helpers/property-chains.js';
 
 describe('property: random CheckRequests never crash the server or leave it unresponsive', () => {
   let idp: LocalIssuer;
@@ -36,17 +42,11 @@ describe('property: random CheckRequests never crash the server or leave it unre
   before(async () => {
     idp = await LocalIssuer.start();
     h = await startHarness({
-      env: { LOG_LEVEL: 'warn', MATRYOSHKA_TOKEN_TTL: String(LIFETIME) },
+      env: PROPERTY_ENV,
       contents: {
         issuers: [
           localIssuer(idp, 'acme', { algorithms: ['ES256'] }),
-          issuer({
-            issuer: HS_ISSUER,
-            tenant: 'legacy',
-            algorithms: ['HS256'],
-            secret_env: 'PROPS_HS',
-            mints_for: ['*'],
-          }),
+          hmacIssuer(HS_ISSUER, 'legacy', 'PROPS_HS', { mints_for: ['*'] }),
         ],
         services: [
           service('bound', { bind_source: true }),
