@@ -5,7 +5,12 @@ import type { Config } from './config/config.js';
 import { DEFAULT_FETCH_LIMITS } from './keys/fetch-json.js';
 import { OwnKeys } from './keys/own-keys.js';
 import { RemoteJwks } from './keys/remote-jwks.js';
-import { buildCheckResponse } from './pipeline/respond.js';
+import {
+  type CheckResponseMessage,
+  type ResponseSettings,
+  buildCheckResponse,
+} from './pipeline/respond.js';
+import type { CheckDeps } from './pipeline/check.js';
 import { MemoryRegistry } from './registry/memory-registry.js';
 import { startRedisBackend } from './fleet/redis-backend.js';
 import type { RegistryReader } from './registry/registry.js';
@@ -80,12 +85,37 @@ function embeddedRegistry(
   return registry;
 }
 
-/** Assemble and start the whole service from a Config: registry, keys, pipeline, gRPC and HTTP. */
-export async function startService(
+/**
+ * The service without its listeners: registry, keys, the Check pipeline and its handler (span,
+ * metrics, audit), assembled from a Config. `startService` puts transports in front of this; tests
+ * call it directly so that they decide with exactly the parts and defaults `serve` uses.
+ */
+export interface AssembledService {
+  readonly registry: RegistryReader;
+  readonly ownKeys: OwnKeys;
+  readonly remote: RemoteJwks;
+  readonly metrics: AuthzMetrics;
+  readonly pipeline: CheckDeps;
+  readonly checks: CheckHandler;
+  readonly settings: ResponseSettings;
+  /** Which registry backs it, for the startup line. */
+  readonly backend: 'redis' | 'file' | 'embedded';
+  /** The Envoy answer to one CheckRequest, as the gRPC listener serves it. */
+  handleCheck(
+    request: CheckRequestMessage,
+    deadline: number | undefined,
+  ): Promise<CheckResponseMessage>;
+  /** Read the registry file again now (SIGHUP); no-op without one. */
+  reloadRegistry(): void;
+  /** Stop following the registry (Redis, file) and flush metrics. */
+  close(): Promise<void>;
+}
+
+export async function assembleService(
   config: Config,
   logger: Logger,
   overrides: ServiceOverrides = {},
-): Promise<RunningService> {
+): Promise<AssembledService> {
   const ownKeys =
     overrides.ownKeys ??
     (config.signingKeysFile !== undefined
@@ -150,11 +180,40 @@ export async function startService(
     onUnexpected: (error) => logger.error({ err: error }, 'check failed unexpectedly'),
   });
   const settings = { forwardHeader: config.forwardHeader, debugReasons: config.debugReasons };
-  const health = new HealthState();
   const checks = new CheckHandler({ pipeline: deps, tracer, metrics, audit: auditLogger(logger) });
   const handleCheck = async (request: CheckRequestMessage, deadline: number | undefined) =>
     buildCheckResponse(await checks.decide(toCheckInput(request), deadline), settings);
 
+  return {
+    registry,
+    ownKeys,
+    remote,
+    metrics,
+    pipeline: deps,
+    checks,
+    settings,
+    backend: redis ? 'redis' : config.registryFile !== undefined ? 'file' : 'embedded',
+    handleCheck,
+    reloadRegistry: () => {
+      if (file instanceof FileRegistry) file.reload('signal');
+    },
+    close: async () => {
+      await redis?.close();
+      if (file instanceof FileRegistry) file.stop();
+      await metrics.shutdown();
+    },
+  };
+}
+
+/** Assemble and start the whole service from a Config: registry, keys, pipeline, gRPC and HTTP. */
+export async function startService(
+  config: Config,
+  logger: Logger,
+  overrides: ServiceOverrides = {},
+): Promise<RunningService> {
+  const assembled = await assembleService(config, logger, overrides);
+  const { registry, ownKeys, metrics, pipeline: deps, checks, settings, handleCheck } = assembled;
+  const health = new HealthState();
   let grpcServer: RunningGrpcServer | undefined;
   let httpServer: RunningHttpServer | undefined;
   let authzHttp: RunningAuthzHttp | undefined;
@@ -205,7 +264,7 @@ export async function startService(
   } catch (error) {
     await httpServer?.close();
     await grpcServer?.shutdown(0);
-    await redis?.close();
+    await assembled.close();
     throw error;
   }
   // Live as soon as the ports are open; ready (Checks decidable) once the registry has answered.
@@ -227,7 +286,7 @@ export async function startService(
       host: config.host,
       issuer: config.issuer,
       signing_kid: ownKeys.signing.kid,
-      registry: redis ? 'redis' : config.registryFile !== undefined ? 'file' : 'embedded',
+      registry: assembled.backend,
       mode: config.shadow ? 'shadow' : 'enforce',
       memo: deps.memo === undefined ? 'off' : { entries: config.memoEntries, hash: deps.memo.hash },
     },
@@ -243,9 +302,7 @@ export async function startService(
     ownKeys,
     health,
     metrics,
-    reloadRegistry: () => {
-      if (file instanceof FileRegistry) file.reload('signal');
-    },
+    reloadRegistry: assembled.reloadRegistry,
     close: (graceMs = config.shutdownGraceMs) => {
       closing ??= (async () => {
         // Watchers hear NOT_SERVING first; their streams then end so they do not hold up the drain.
@@ -255,9 +312,7 @@ export async function startService(
         health.endWatches();
         await Promise.all([grpcServer.shutdown(graceMs), authzHttp?.close(graceMs)]);
         await httpServer.close();
-        await redis?.close();
-        if (file instanceof FileRegistry) file.stop();
-        await metrics.shutdown();
+        await assembled.close();
         logger.info({ in_flight_at_exit: checks.inFlight }, 'matryoshka-authz stopped');
       })();
       return closing;

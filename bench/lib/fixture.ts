@@ -11,7 +11,7 @@ import { generateKeyFile } from '../../src/keys/own-keys.js';
 import type { Knobs } from './knobs.js';
 import { log } from './log.js';
 import { originClaims, originPad } from './requests.js';
-import type { ServeOptions } from './servers.js';
+import type { ServeOptions } from './serve-options.js';
 
 export interface Fixture {
   readonly issuer: LocalIssuer;

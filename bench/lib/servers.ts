@@ -11,6 +11,7 @@ import { log } from './log.js';
 import { NOOP_SCRIPT, ROOT, SERVE_MAIN } from './paths.js';
 import { type Memory, processMemory } from './proc.js';
 import { type ProfileSummary, summarizeProfile } from './profile.js';
+import type { ServeOptions } from './serve-options.js';
 
 export interface RunningServer {
   readonly label: string;
@@ -28,25 +29,6 @@ export interface RunningServer {
   problemCount: number;
   logLines: number;
   readonly profileDir: string | undefined;
-}
-
-export interface ServeOptions {
-  readonly logLevel: string;
-  /** MATRYOSHKA_REGISTRY_FILE; absent with a Redis registry (REDIS_URL in `env`), which refuses it. */
-  readonly registryFile?: string;
-  readonly hsSecret: string;
-  /** MATRYOSHKA_MEMO_ENTRIES; the service's default when absent. */
-  readonly memoEntries?: number;
-  /** MATRYOSHKA_SIGNING_KEYS: replicas that share it accept each other's levels. */
-  readonly signingKeysFile?: string;
-  /** Also open the HTTP authorization listener (MATRYOSHKA_AUTHZ_HTTP_PORT). */
-  readonly authzHttp?: boolean;
-  /** Further MATRYOSHKA_* settings of this run (the chain form, say), applied last. */
-  readonly env?: Readonly<Record<string, string>>;
-  /** Extra `node` flags for this server alone (a profiler, a preload), before the script. */
-  readonly nodeArgs?: readonly string[];
-  /** Another build's dist/src/cli/main.js to serve (a before/after comparison in one run). */
-  readonly serveMain?: string;
 }
 
 /** A window of a run on CLOCK_MONOTONIC (µs): the part of a CPU profile worth summarising. */

@@ -64,7 +64,7 @@ interface LevelClaims {
 
 /**
  * The records of a verified compact level against its own claims and against each other, with the
- * time rules of nested levels: the newest record is the level itself; each older hop was issued no
+ * time rules of nested levels: the newest record is the level itself; no two share a jti; each older hop was issued no
  * later than the next (within `skew`), was still valid when the next was minted, and no hop
  * outlives the one it wraps. Called once the signature has verified.
  */
@@ -74,6 +74,10 @@ export function checkHops(hops: readonly HopRecord[], level: LevelClaims, skew: 
     deny('stack_malformed', 'the newest hop record is not the compact level itself');
   if (newest.kid !== undefined && newest.kid !== level.kid)
     deny('stack_malformed', 'the newest hop record names another key');
+  // Every level we mint has a jti of its own, so one jti twice is not a chain we minted: refused
+  // rather than read as two hops (the memo also finds a minted level's chain under its jti).
+  if (new Set(hops.map((hop) => hop.jti)).size !== hops.length)
+    deny('stack_malformed', 'two hop records share one jti');
   for (let i = hops.length - 2; i >= 0; i--) {
     const inner = hops[i] as HopRecord;
     const outer = hops[i + 1] as HopRecord;

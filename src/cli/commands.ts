@@ -2,11 +2,8 @@ import { MatryoshkaError, errnoOf } from '../errors.js';
 import { environmentWithConfigFile } from '../config/config-file.js';
 import { loadConfig } from '../config/config.js';
 import { generateKeyFile } from '../keys/own-keys.js';
-import { routeGrpcLogs } from '../server/grpc-server.js';
-import { type RunningService, startService } from '../service.js';
+import type { RunningService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';
-import { TRACING_FLUSH_MS, startTracing } from '../telemetry/tracing.js';
-import { DEFAULT_DEV_HOSTS, generateDevCertificates } from '../tls/dev-certs.js';
 import { type Command, type Group, type Leaf, synopses } from './command.js';
 import { EXPLAIN } from './explain-command.js';
 import { INSPECT } from './inspect-command.js';
@@ -16,6 +13,14 @@ import { UsageError } from './usage-error.js';
 import { writeNamedFile, writeProblem } from './write-file.js';
 
 async function serve(): Promise<void> {
+  // Loaded here, not at the top: every other command (and --help) starts without the servers,
+  // the gRPC stack and the OpenTelemetry SDK.
+  const [{ routeGrpcLogs }, { startService }, { TRACING_FLUSH_MS, startTracing }] =
+    await Promise.all([
+      import('../server/grpc-server.js'),
+      import('../service.js'),
+      import('../telemetry/tracing.js'),
+    ]);
   const config = loadConfig(environmentWithConfigFile(process.env));
   const logger = createLogger(config.logLevel);
   routeGrpcLogs((detail) => logger.warn({ detail }, 'grpc-js'));
@@ -134,6 +139,7 @@ const CERTS: Group = {
         const days = String(values['days']);
         if (!/^\d{1,4}$/.test(days) || Number(days) < 1)
           throw new UsageError('--days must be a whole number of days');
+        const { DEFAULT_DEV_HOSTS, generateDevCertificates } = await import('../tls/dev-certs.js');
         const hosts = (values['host'] as string[] | undefined) ?? DEFAULT_DEV_HOSTS;
         for (const host of hosts)
           if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(host))

@@ -1,27 +1,24 @@
 /**
  * The Check pipeline in-process: `check()` with real parts (a LocalIssuer's JWKS over HTTP, our own
- * keys, an embedded registry) and no transport. For decisions; transport, lifecycle and Redis are
- * tested through processes and the gRPC server.
+ * keys, an embedded registry) and no transport, assembled by the service's own `assembleService`
+ * (test/world/world.ts, level `check`). For decisions; transport, lifecycle and Redis are tested
+ * through processes and the gRPC server.
  */
-import { trace } from '@opentelemetry/api';
-import { ChainMemo } from '../../src/chain/chain-memo.js';
+import { loadConfig } from '../../src/config/config.js';
 import type { OpenChainDeps } from '../../src/chain/open-chain.js';
 import type { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { DEFAULT_FETCH_LIMITS } from '../../src/keys/fetch-json.js';
-import { IssuerKeys } from '../../src/keys/issuer-keys.js';
-import { OwnKeys } from '../../src/keys/own-keys.js';
-import { RemoteJwks } from '../../src/keys/remote-jwks.js';
+import type { OwnKeys } from '../../src/keys/own-keys.js';
 import type { CheckInput } from '../../src/pipeline/check-input.js';
 import { type CheckDeps, check } from '../../src/pipeline/check.js';
 import type { DecisionRecord } from '../../src/pipeline/decision.js';
-import {
-  MemoryRegistry,
-  type RegistryContents,
-  emptyContents,
-} from '../../src/registry/memory-registry.js';
+import type { MintSettings } from '../../src/pipeline/mint.js';
+import type { MemoryRegistry, RegistryContents } from '../../src/registry/memory-registry.js';
 import { parseIssuer } from '../../src/registry/records.js';
+import type { AssembledService } from '../../src/service.js';
+import { startWorld } from '../world/world.js';
 
-export const OWN_ISSUER = 'urn:matryoshka:authz';
+/** The issuer the service names itself by default. */
+export const OWN_ISSUER = loadConfig({}).issuer;
 
 export interface InProcess {
   readonly deps: CheckDeps;
@@ -65,48 +62,36 @@ export async function inProcess(
     shadow?: boolean;
     memo?: boolean;
     ownKeys?: OwnKeys;
+    /** Settings as the environment spells them. */
+    env?: Record<string, string>;
     override?: (deps: CheckDeps) => Partial<CheckDeps>;
   } = {},
 ): Promise<InProcess> {
-  const registry = new MemoryRegistry({ ...emptyContents(), ...options.contents });
-  // Replicas of one fleet share their keys: pass one instance's `ownKeys` to another.
-  const ownKeys = options.ownKeys ?? (await OwnKeys.generate());
-  const remote = new RemoteJwks({
-    fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true },
-    maxAgeMs: 60_000,
-    maxStaleMs: 60_000,
-    cooldownMs: 0,
+  // The service's own assembly from its own defaults; only what a test is about is set here.
+  const world = await startWorld('check', {
+    ...(options.contents ? { contents: options.contents } : {}),
+    ...(options.ownKeys ? { ownKeys: options.ownKeys } : {}),
+    env: {
+      MATRYOSHKA_JWKS_COOLDOWN_MS: '0',
+      ...(options.shadow ? { MATRYOSHKA_MODE: 'shadow' } : {}),
+      ...(options.memo === false ? { MATRYOSHKA_MEMO_ENTRIES: '0' } : {}),
+      ...options.env,
+    },
   });
-  const unexpected: unknown[] = [];
-  const base: CheckDeps = {
-    registry,
-    trust: { ownIssuer: OWN_ISSUER, registry, keys: new IssuerKeys(ownKeys, remote) },
-    ownKeys,
-    limits: {
-      maxLevels: 32,
-      maxContainerBytes: 256 * 1024,
-      maxTokenLength: 64 * 1024,
-      clockSkewSeconds: 30,
-    },
-    mint: {
-      issuer: OWN_ISSUER,
-      ttlSeconds: 120,
-      compression: 'g',
-      compressFromDepth: 3,
-      format: 'auto',
-      headerBudget: 6656,
-      forwardHeader: 'authorization',
-    },
-    defaultMaxDepth: 8,
-    defaultServiceId: undefined,
-    shadow: options.shadow ?? false,
-    now: () => Math.floor(Date.now() / 1000),
-    onUnexpected: (error) => unexpected.push(error),
-    tracer: trace.getTracer('test'),
-    memo: options.memo === false ? undefined : new ChainMemo(1000),
-  };
+  const base = (world.assembled as AssembledService).pipeline;
   const deps = { ...base, ...options.override?.(base) };
-  return { deps, registry, ownKeys, unexpected, check: (call) => check(checkInput(call), deps) };
+  return {
+    deps,
+    registry: world.registry,
+    ownKeys: world.ownKeys,
+    // onUnexpected is the service's: it logs the failure, and the test reads the log.
+    get unexpected() {
+      return world.logs
+        .filter((l) => l['msg'] === 'check failed unexpectedly')
+        .map((l) => (l['err'] as { message?: unknown } | undefined)?.message);
+    },
+    check: (call) => check(checkInput(call), deps),
+  };
 }
 
 /** Walk `sids` from an origin of `idp`; the forwarded token after the last hop. */
@@ -131,31 +116,38 @@ export async function chainWalkDeps(
   idp: LocalIssuer,
   ownIssuer = 'https://authz.test',
 ): Promise<Omit<OpenChainDeps, 'now'> & { ownKeys: OwnKeys }> {
-  const registry = new MemoryRegistry({
-    ...emptyContents(),
-    issuers: [
-      parseIssuer(
-        { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
-        'issuer',
-        true,
-      ),
-    ],
-  });
-  const ownKeys = await OwnKeys.generate();
-  const remote = new RemoteJwks({
-    fetch: { ...DEFAULT_FETCH_LIMITS, allowInsecure: true },
-    maxAgeMs: 60_000,
-    maxStaleMs: 60_000,
-    cooldownMs: 0,
-  });
-  return {
-    trust: { ownIssuer, registry, keys: new IssuerKeys(ownKeys, remote) },
-    ownKeys,
-    limits: {
-      maxLevels: 16,
-      maxContainerBytes: 256 * 1024,
-      maxTokenLength: 256 * 1024,
-      clockSkewSeconds: 30,
+  const world = await startWorld('check', {
+    contents: {
+      issuers: [
+        parseIssuer(
+          { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
+          'issuer',
+          true,
+        ),
+      ],
     },
-  };
+    env: {
+      MATRYOSHKA_ISSUER: ownIssuer,
+      MATRYOSHKA_MAX_LEVELS: '16',
+      MATRYOSHKA_MAX_TOKEN_LENGTH: String(256 * 1024),
+      MATRYOSHKA_JWKS_COOLDOWN_MS: '0',
+    },
+  });
+  const { trust, limits } = (world.assembled as AssembledService).pipeline;
+  return { trust, limits, ownKeys: world.ownKeys };
 }
+
+/**
+ * Settings for minting a level by hand (mintExtended in a test): nested, gzip from depth 3, a
+ * budget no chain of a test reaches; `issuer` and anything else as the test says.
+ */
+export const handMint = (issuer: string, overrides: Partial<MintSettings> = {}): MintSettings => ({
+  issuer,
+  ttlSeconds: 300,
+  compression: 'g',
+  compressFromDepth: 3,
+  format: 'nested',
+  headerBudget: 1024 * 1024,
+  forwardHeader: 'authorization',
+  ...overrides,
+});

@@ -36,3 +36,19 @@ export const issuerAddArgs = (idp: LocalIssuer, tenant: string): string[] => [
   '--algorithms',
   'ES256',
 ];
+
+/** The issuer record of a LocalIssuer (its `iss` and JWKS) for `tenant`, with further raw fields. */
+export const localIssuer = (
+  idp: Pick<LocalIssuer, 'issuer' | 'jwksUri'>,
+  tenant: string,
+  raw: Record<string, unknown> = {},
+): IssuerRecord => issuer({ issuer: idp.issuer, tenant, jwks_uri: idp.jwksUri, ...raw });
+
+/** An HS256 issuer (the seed's style) whose secret is in the environment variable `secretEnv`. */
+export const hmacIssuer = (
+  iss: string,
+  tenant: string,
+  secretEnv: string,
+  raw: Record<string, unknown> = {},
+): IssuerRecord =>
+  issuer({ issuer: iss, tenant, algorithms: ['HS256'], secret_env: secretEnv, ...raw });

@@ -1,0 +1,199 @@
+/**
+ * `matryoshka-authz explain`: the Check pipeline offline, against the configured registry (a file,
+ * or Redis) and keys. Chains are minted by a real service; explain runs as its own process.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Served, eventually, runCli, runCliAsync, spawnServe } from '../helpers/processes.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+interface Explained {
+  levels: Array<{ sid?: string; iss?: string; verified: boolean }>;
+  refused?: { reason: string };
+  destination?: string;
+  rule: { service?: string; serviceRegistered: boolean; operation?: string };
+  decision: string;
+  reason?: string;
+  status: number;
+}
+
+function walkThrough(client: EnvoyLikeClient, origin: string, sids: string[]): Promise<string> {
+  return sids.reduce(async (previous, sid) => {
+    const result = await client.check({ token: await previous, sid });
+    assert.equal(result.allowed, true, `${sid}: ${result.body}`);
+    return result.forwardedToken as string;
+  }, Promise.resolve(origin));
+}
+
+/** The same three cases against whichever registry `env` configures. */
+function explainCases(
+  env: () => Record<string, string>,
+  chain: () => Promise<{ allowed: string }>,
+) {
+  const explain = (args: string[]) => runCliAsync(['explain', ...args], { env: env() });
+
+  it('explains an allowed chain: every level verified, the operation that decided, exit 0', async () => {
+    const { allowed } = await chain();
+    const text = await explain([
+      '--sid',
+      'orders',
+      '--method',
+      'GET',
+      '--path',
+      '/orders/7',
+      allowed,
+    ]);
+    assert.equal(text.code, 0, text.stderr + text.stdout);
+    assert.match(text.stdout, /chain \(3 levels read\)/);
+    assert.equal((text.stdout.match(/ verified$/gm) ?? []).length, 3, text.stdout);
+    assert.match(text.stdout, /rule {9}service orders, operation read; tenant registered/);
+    assert.match(text.stdout, /decision {5}allow {2}200/);
+    const json = await explain([
+      '--json',
+      '--sid',
+      'orders',
+      '--method',
+      'GET',
+      '--path',
+      '/orders/7',
+      allowed,
+    ]);
+    assert.equal(json.code, 0, json.stderr);
+    const parsed = JSON.parse(json.stdout) as Explained;
+    assert.equal(parsed.decision, 'allow');
+    assert.deepEqual(parsed.rule, {
+      service: 'orders',
+      serviceRegistered: true,
+      operation: 'read',
+      tenantRegistered: true,
+    });
+    assert.deepEqual(
+      parsed.levels.map((l) => l.sid),
+      [undefined, 'gateway', 'cart'],
+    );
+  });
+
+  it('explains a recursive chain: denied with its reason, exit 1', async () => {
+    const { allowed } = await chain();
+    const result = await explain(['--json', '--sid', 'gateway', allowed]);
+    assert.equal(result.code, 1, result.stderr);
+    const parsed = JSON.parse(result.stdout) as Explained;
+    assert.equal(parsed.decision, 'deny');
+    assert.equal(parsed.reason, 'recursion');
+    assert.equal(parsed.status, 403);
+    assert.ok(
+      parsed.levels.every((l) => l.verified),
+      'the chain itself is genuine',
+    );
+  });
+
+  it('explains a tampered chain: refused as not genuine, levels shown unverified, exit 1', async () => {
+    const { allowed } = await chain();
+    const [header, payload, signature] = allowed.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+    const tampered = `${header}.${Buffer.from(JSON.stringify({ ...claims, roles: ['admin'] })).toString('base64url')}.${signature}`;
+    const result = await explain(['--sid', 'orders', tampered]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stdout, /refused: bad_signature/);
+    assert.match(result.stdout, /not verified/);
+    assert.match(result.stdout, /decision {5}deny {2}bad_signature {2}401/);
+  });
+
+  it('refuses bad usage and bad configuration with exit 2', async () => {
+    assert.equal((await explain(['--frobnicate', 'x'])).code, 2);
+    const env2 = { ...env(), MATRYOSHKA_MAX_DEPTH: 'deep' };
+    const badConfig = await runCliAsync(['explain', 'x.y.z'], { env: env2 });
+    assert.equal(badConfig.code, 2, badConfig.stderr);
+    assert.match(badConfig.stderr, /MATRYOSHKA_MAX_DEPTH/);
+  });
+}
+
+const registryYaml = (idp: LocalIssuer) => `issuers:
+  - issuer: ${idp.issuer}
+    tenant: acme
+    jwks_uri: ${idp.jwksUri}
+tenants:
+  acme: { recursion: deny }
+services:
+  orders:
+    tenant: acme
+    operations:
+      - { name: read, path: /orders/*, methods: [GET] }
+`;
+
+describe('explain against a registry file', () => {
+  let idp: LocalIssuer;
+  let served: Served;
+  let client: EnvoyLikeClient;
+  let env: Record<string, string>;
+  before(async () => {
+    idp = await LocalIssuer.start();
+    const dir = mkdtempSync(join(tmpdir(), 'matryoshka-explain-'));
+    writeFileSync(join(dir, 'registry.yaml'), registryYaml(idp));
+    const keys = runCli(['keys', 'generate', '--out', join(dir, 'keys.json')]);
+    assert.equal(keys.code, 0, keys.stderr);
+    env = {
+      MATRYOSHKA_REGISTRY_FILE: join(dir, 'registry.yaml'),
+      MATRYOSHKA_SIGNING_KEYS: join(dir, 'keys.json'),
+      MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
+    };
+    served = await spawnServe(env);
+    client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
+  });
+  after(async () => {
+    client.close();
+    await served.stop();
+    await idp.stop();
+  });
+  explainCases(
+    () => env,
+    async () => ({
+      allowed: await walkThrough(client, await idp.mint({ sub: 'alice' }), ['gateway', 'cart']),
+    }),
+  );
+});
+
+describe('explain against Redis', () => {
+  let redis: RedisServer;
+  let idp: LocalIssuer;
+  let served: Served;
+  let client: EnvoyLikeClient;
+  let env: Record<string, string>;
+  before(async () => {
+    redis = await RedisServer.start();
+    idp = await LocalIssuer.start();
+    const dir = mkdtempSync(join(tmpdir(), 'matryoshka-explain-'));
+    writeFileSync(join(dir, 'registry.yaml'), registryYaml(idp));
+    env = { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' };
+    const imported = runCli(['registry', 'import', join(dir, 'registry.yaml')], { env });
+    assert.equal(imported.code, 0, imported.stderr);
+    // Generated keys, published to Redis: explain verifies our levels with the fleet's keys.
+    served = await spawnServe(env);
+    client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
+    await eventually(
+      async () => (await fetch(`http://127.0.0.1:${served.httpPort}/readyz`)).status === 200,
+      5000,
+      'ready',
+    );
+  });
+  after(async () => {
+    client.close();
+    await served.stop();
+    await idp.stop();
+    await redis.dispose();
+  });
+  explainCases(
+    () => env,
+    async () => ({
+      allowed: await walkThrough(client, await idp.mint({ sub: 'alice' }), ['gateway', 'cart']),
+    }),
+  );
+});

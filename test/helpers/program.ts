@@ -1,0 +1,21 @@
+import { runProgram } from '../../src/cli/program.js';
+
+/**
+ * The command line in this process, for what needs no process of its own (usage, --help, a
+ * refused command line): the same function `matryoshka-authz` runs, its output collected.
+ */
+export async function runProgramHere(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runProgram(args, {
+    out: (text) => {
+      stdout += `${text}\n`;
+    },
+    err: (text) => {
+      stderr += `${text}\n`;
+    },
+  });
+  return { code, stdout, stderr };
+}

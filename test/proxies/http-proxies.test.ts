@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import {
+  type EchoReply,
+  type RunningProxy,
+  get,
+  startCaddy,
+  startEcho,
+  startNginx,
+} from '../helpers/proxies.js';
+import { localIssuer, service } from '../helpers/records.js';
+
+/**
+ * The HTTP authorizer behind real nginx (auth_request) and Caddy (forward_auth), each running the
+ * shipped deploy/ config: a request walks client → proxy → orders → proxy → billing, the upstreams
+ * see the service's token and identity and never the client's, denials come back with our status,
+ * and a stopped service fails closed.
+ */
+for (const [name, start] of [
+  ['nginx', startNginx],
+  ['caddy', startCaddy],
+] as const) {
+  describe(`${name} in front of the HTTP authorizer (shipped config)`, () => {
+    let idp: LocalIssuer;
+    let h: Harness;
+    let echo: Awaited<ReturnType<typeof startEcho>>;
+    let proxy: RunningProxy;
+    before(async () => {
+      idp = await LocalIssuer.start();
+      h = await startHarness({
+        env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
+        contents: {
+          issuers: [localIssuer(idp, 'acme')],
+          services: [service('orders', { tenant: 'acme' }), service('billing', { tenant: 'acme' })],
+        },
+      });
+      echo = await startEcho();
+      const authzPort = h.service.authzHttpPort;
+      assert.ok(authzPort !== undefined);
+      proxy = await start({ authzPort, upstreamPort: echo.port });
+      echo.setProxy(proxy.port);
+    });
+    after(async () => {
+      await proxy?.stop();
+      await echo?.close();
+      await h?.stop();
+      await idp?.stop();
+    });
+
+    const origin = () => idp.mint({ sub: 'alice', roles: ['buyer'] });
+    const spoofed = {
+      'x-user-id': 'mallory',
+      'x-tenant-id': 'evil',
+      'x-auth-chain': 'admin',
+      'x-auth-depth': '0',
+    };
+
+    it('walks orders → billing through the proxy with minted tokens and our identity headers only', async () => {
+      const token = await origin();
+      const reply = await get(proxy.port, '/orders/items?x=1', {
+        authorization: `Bearer ${token}`,
+        'x-test-next': '/billing/pay',
+        ...spoofed,
+      });
+      assert.equal(reply.status, 200, proxy.logs());
+      const first = JSON.parse(reply.body) as EchoReply;
+      assert.equal(first.headers['x-user-id'], 'alice');
+      assert.equal(first.headers['x-tenant-id'], 'acme');
+      assert.equal(first.headers['x-auth-chain'], 'orders');
+      const firstToken = String(first.headers['authorization']);
+      assert.match(firstToken, /^Bearer /);
+      assert.notEqual(firstToken, `Bearer ${token}`, 'the upstream gets the minted token');
+      assert.equal(first.next?.status, 200);
+      const second = JSON.parse(first.next?.body ?? '{}') as EchoReply;
+      assert.equal(second.headers['x-auth-chain'], 'orders,billing');
+      assert.equal(second.headers['x-user-id'], 'alice', "the hop's own x-user-id never arrives");
+      assert.equal(second.headers['x-tenant-id'], 'acme');
+      assert.equal(
+        Number(second.headers['x-auth-depth']),
+        Number(first.headers['x-auth-depth']) + 1,
+      );
+      assert.notEqual(second.headers['authorization'], firstToken);
+    });
+
+    it('refuses a request without a token with 401, the upstream never reached', async () => {
+      const before = echo.hits();
+      const reply = await get(proxy.port, '/orders/items', spoofed);
+      assert.equal(reply.status, 401);
+      assert.equal(echo.hits(), before);
+    });
+
+    it('returns the recursion denial (403) from the proxy', async () => {
+      const reply = await get(proxy.port, '/orders/a', {
+        authorization: `Bearer ${await origin()}`,
+        'x-test-next': '/billing/b,/orders/c',
+      });
+      const first = JSON.parse(reply.body) as EchoReply;
+      const second = JSON.parse(first.next?.body ?? '{}') as EchoReply;
+      assert.equal(second.next?.status, 403);
+    });
+
+    it('returns the depth denial (403) from the proxy', async () => {
+      h.registry.putService(service('billing', { tenant: 'acme', max_depth: 1 }));
+      try {
+        const reply = await get(proxy.port, '/orders/a', {
+          authorization: `Bearer ${await origin()}`,
+          'x-test-next': '/billing/b',
+        });
+        assert.equal(reply.status, 200);
+        assert.equal((JSON.parse(reply.body) as EchoReply).next?.status, 403);
+      } finally {
+        h.registry.putService(service('billing', { tenant: 'acme' }));
+      }
+    });
+
+    it('refuses a client that names its own sid in x-authz-sid', async () => {
+      const before = echo.hits();
+      const reply = await get(proxy.port, '/orders/items', {
+        authorization: `Bearer ${await origin()}`,
+        'x-authz-sid': 'billing',
+      });
+      assert.ok(reply.status >= 400, `status ${reply.status}`);
+      assert.equal(echo.hits(), before);
+    });
+
+    it('fails closed (5xx) once the service is stopped', async () => {
+      const token = await origin();
+      await h.stop();
+      const before = echo.hits();
+      const reply = await get(proxy.port, '/orders/items', { authorization: `Bearer ${token}` });
+      assert.ok(reply.status >= 500 && reply.status < 600, `status ${reply.status}`);
+      assert.equal(echo.hits(), before);
+    });
+  });
+}

@@ -1,0 +1,150 @@
+/**
+ * The record schemas of src/registry/records.ts drive every form a record takes. Walking them:
+ * every field round-trips registry file (YAML) → record → Redis → record, every field has a CLI
+ * flag that sets it (a spawned CLI against a real redis-server), and every flag is in the usage.
+ * A field added to a schema is covered here without touching this file.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { RedisLayout } from '../../src/redis/layout.js';
+import {
+  type FieldSpec,
+  ISSUER_SCHEMA,
+  type RecordSchema,
+  SERVICE_SCHEMA,
+  TENANT_SCHEMA,
+  parseIssuer,
+  parseService,
+  parseTenant,
+} from '../../src/registry/records.js';
+import { parseRegistryDocument } from '../../src/registry/registry-file.js';
+import { RegistryStore } from '../../src/registry/registry-store.js';
+import { runCli } from '../helpers/processes.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+type AnySchema = RecordSchema<object>;
+
+/** Every field at its example value, as the registry file spells it. */
+const exampleRaw = (schema: AnySchema): Record<string, unknown> =>
+  Object.fromEntries(schema.fields.map((f) => [f.key, f.example]));
+
+/** The CLI arguments that say the same as `raw`, from each field's flag. */
+function argv(schema: AnySchema, raw: Record<string, unknown>): string[] {
+  return schema.fields.flatMap((f: FieldSpec<object>) => {
+    const value = raw[f.key];
+    if (f.arg === undefined) return value === true ? [`--${f.flag}`] : [];
+    if (Array.isArray(value))
+      return f.repeat === true
+        ? value.flatMap((v) => [
+            `--${f.flag}`,
+            typeof v === 'object' ? JSON.stringify(v) : String(v),
+          ])
+        : [`--${f.flag}`, value.join(',')];
+    return [`--${f.flag}`, String(value)];
+  });
+}
+
+const KINDS = [
+  {
+    schema: ISSUER_SCHEMA as AnySchema,
+    name: 'https://idp.example',
+    minimal: parseIssuer({ issuer: 'https://idp.example', tenant: 'acme' }, 'x', false),
+    cli: (args: string[]) => ['issuer', 'add', ...args],
+  },
+  {
+    schema: TENANT_SCHEMA as AnySchema,
+    name: 'acme',
+    minimal: parseTenant('acme', {}, 'x'),
+    cli: (args: string[]) => ['tenant', 'set', '--tenant', 'acme', ...args],
+  },
+  {
+    schema: SERVICE_SCHEMA as AnySchema,
+    name: 'orders',
+    minimal: parseService('orders', {}, 'x'),
+    cli: (args: string[]) => ['service', 'set', '--sid', 'orders', ...args],
+  },
+];
+
+describe('the registry record schemas', () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await RedisServer.start();
+  });
+  after(async () => {
+    await redis?.dispose();
+  });
+
+  /** The three example records, read from one registry file. */
+  const fromYaml = () =>
+    parseRegistryDocument(
+      stringify({
+        issuers: [exampleRaw(ISSUER_SCHEMA as AnySchema)],
+        tenants: { acme: exampleRaw(TENANT_SCHEMA as AnySchema) },
+        services: { orders: exampleRaw(SERVICE_SCHEMA as AnySchema) },
+      }),
+      false,
+    );
+
+  it('every example is valid and differs from the default, so each round trip below can fail', () => {
+    const contents = fromYaml();
+    const records = [contents.issuers[0], contents.tenants[0], contents.services[0]];
+    for (const [i, { schema, minimal }] of KINDS.entries()) {
+      const record = records[i] as unknown as Record<string, unknown>;
+      for (const f of schema.fields) {
+        if (f.required === true) continue; // issuer and tenant of an issuer: no default to differ from
+        assert.notDeepEqual(
+          record[f.prop as string],
+          (minimal as unknown as Record<string, unknown>)[f.prop as string],
+          `${schema.kind}.${f.key}: the example is not the default`,
+        );
+      }
+    }
+  });
+
+  it('YAML → record → Redis → record keeps every field', async () => {
+    const contents = fromYaml();
+    const store = new RegistryStore(redis.client(), new RedisLayout('schema-yaml'), false);
+    try {
+      await store.importContents(contents);
+      const stored = (await store.snapshot()).contents;
+      assert.deepEqual(stored.issuers, contents.issuers);
+      assert.deepEqual(stored.tenants, contents.tenants);
+      assert.deepEqual(stored.services, contents.services);
+    } finally {
+      store.redis.disconnect();
+    }
+  });
+
+  it('the CLI sets every field with its flag, to the same record the YAML gives', async () => {
+    const expected = fromYaml();
+    const env = { REDIS_URL: redis.url, MATRYOSHKA_REDIS_PREFIX: 'schema-cli' };
+    for (const { schema, cli } of KINDS) {
+      const result = runCli(cli(argv(schema, exampleRaw(schema))), { env });
+      assert.equal(result.code, 0, `${schema.kind}: ${result.stderr}`);
+    }
+    const store = new RegistryStore(redis.client(), new RedisLayout('schema-cli'), false);
+    try {
+      const stored = (await store.snapshot()).contents;
+      assert.deepEqual(stored.issuers, expected.issuers);
+      assert.deepEqual(stored.tenants, expected.tenants);
+      assert.deepEqual(stored.services, expected.services);
+    } finally {
+      store.redis.disconnect();
+    }
+  });
+
+  it('every flag appears in the usage and in its command --help', () => {
+    const usage = runCli(['--help']).stdout;
+    for (const { schema, cli } of KINDS) {
+      const help = runCli([...cli([]).slice(0, 2), '--help']).stdout;
+      for (const f of schema.fields) {
+        const flag = f.arg === undefined ? `--${f.flag}` : `--${f.flag} ${f.arg}`;
+        assert.ok(usage.includes(flag), `${schema.kind}.${f.key}: ${flag} in the usage`);
+        assert.ok(help.includes(flag), `${schema.kind}.${f.key}: ${flag} in --help`);
+        // The first words of the help text, as --help wraps it.
+        assert.ok(help.includes(f.help.slice(0, 30)), `${schema.kind}.${f.key}: described`);
+      }
+    }
+  });
+});
