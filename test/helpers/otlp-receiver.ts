@@ -56,6 +56,27 @@ export class OtlpReceiver {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
+  /** The variables that send a spawned service's spans here, each batch within 50 ms. */
+  get env(): Record<string, string> {
+    return {
+      OTEL_EXPORTER_OTLP_ENDPOINT: this.endpoint,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+    };
+  }
+
+  /** The SERVER span (kind 2) of one trace, once exported; refused after `timeoutMs`. */
+  async serverSpan(traceId: string, timeoutMs = 5000): Promise<OtlpSpan> {
+    const started = Date.now();
+    for (;;) {
+      const span = this.spans.find((s) => s.traceId === traceId && s.kind === 2);
+      if (span !== undefined) return span;
+      if (Date.now() - started > timeoutMs)
+        throw new Error(`span exported: not within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
   async stop(): Promise<void> {
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());

@@ -14,7 +14,7 @@ import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { type CheckResult, EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { type OtlpSpan, OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
 import { localIssuer, service } from '../helpers/records.js';
 import { claims } from '../helpers/tokens.js';
@@ -358,9 +358,7 @@ describe('token text in the audit line and the span is escaped and bounded', () 
     served = await spawnServe({
       MATRYOSHKA_REGISTRY_FILE: join(dir, 'registry.yaml'),
       MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '50',
+      ...receiver.env,
     });
     client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
   });
@@ -451,11 +449,7 @@ describe('token text in the audit line and the span is escaped and bounded', () 
     assert.ok(text.length < 2048, `audit line of ${text.length} characters`);
     assert.doesNotMatch(Object.values(line).map(String).join(' '), ANY_CONTROL);
 
-    const span = await eventually(
-      async () => receiver.spans.some((s) => s.traceId === traceId && s.kind === 2),
-      5000,
-      'span exported',
-    ).then(() => receiver.spans.find((s) => s.traceId === traceId && s.kind === 2) as OtlpSpan);
+    const span = await receiver.serverSpan(traceId);
     const values = [
       ...(span.attributes ?? []),
       ...(span.events ?? []).flatMap((e) => e.attributes ?? []),
@@ -484,11 +478,7 @@ describe('token text in the audit line and the span is escaped and bounded', () 
     const line = await auditLine('req-long-sub');
     assert.match(String(line['user_id']), /^alice-b+…\[truncated, 1024 chars\]$/);
     assert.ok(String(line['user_id']).length < 300);
-    const span = await eventually(
-      async () => receiver.spans.some((s) => s.traceId === traceId && s.kind === 2),
-      5000,
-      'span exported',
-    ).then(() => receiver.spans.find((s) => s.traceId === traceId && s.kind === 2) as OtlpSpan);
+    const span = await receiver.serverSpan(traceId);
     for (const a of span.attributes ?? [])
       assert.ok((a.value.stringValue ?? '').length <= 600, `span attribute ${a.key}`);
   });

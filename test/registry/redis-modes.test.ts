@@ -16,14 +16,17 @@ import {
  * The registry on every Redis topology the product names besides a plain standalone server:
  * Cluster (`redis+cluster://`), Sentinel (`redis+sentinel://`) and TLS (`rediss://`). Each runs
  * against real redis-server processes this file starts on free loopback ports, with the same
- * operator story: the CLI registers an issuer, a running service honours it within two seconds
+ * operator story: the CLI registers an issuer, a running service honours it promptly
  * (through the change notice: the version poll is set far beyond the window), `issuer list` shows
  * it, and a removal reaches the service just as fast.
  */
 
-/** Far beyond the 2 s window: a change must arrive by pub/sub, not by the safety-net poll. */
+/**
+ * Far beyond the window: a change must arrive by pub/sub, not by the safety-net poll. The window
+ * leaves room for a loaded machine; how fast a change lands is measured by the bench.
+ */
 const NO_POLL = { MATRYOSHKA_REGISTRY_POLL_MS: '600000' };
-const WINDOW_MS = 2000;
+const WINDOW_MS = 10_000;
 
 interface Running {
   readonly client: EnvoyLikeClient;

@@ -203,9 +203,7 @@ describe('shadow mode', () => {
       MATRYOSHKA_MODE: 'shadow',
       MATRYOSHKA_REGISTRY_FILE: registryFile(idp),
       MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '50',
+      ...receiver.env,
     });
     const client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
     try {

@@ -25,9 +25,7 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
     served = await spawnServe({
       MATRYOSHKA_REGISTRY_FILE: registryFile(idp),
       MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '50',
+      ...receiver.env,
       OTEL_SERVICE_NAME: 'authz-under-test',
       OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=test',
     });
@@ -40,12 +38,7 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
     await idp.stop();
   });
 
-  const spanOf = (traceId: string): Promise<OtlpSpan> =>
-    eventually(
-      async () => receiver.spans.some((s) => s.traceId === traceId && s.kind === 2),
-      5000,
-      'span exported',
-    ).then(() => receiver.spans.find((s) => s.traceId === traceId && s.kind === 2) as OtlpSpan);
+  const spanOf = (traceId: string): Promise<OtlpSpan> => receiver.serverSpan(traceId);
 
   it('continues the trace of traceparent with one SERVER span carrying the decision and one event per level', async () => {
     const token = await walk(client, await idp.mint({ sub: 'alice', roles: ['reader'] }), [
@@ -151,9 +144,7 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
       MATRYOSHKA_REGISTRY_FILE: registryFile(idp),
       MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
       MATRYOSHKA_CHAIN_FORMAT: 'compact',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '50',
+      ...receiver.env,
     });
     const compactClient = new EnvoyLikeClient(`127.0.0.1:${compact.grpcPort}`);
     try {

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type OtlpSpan, OtlpReceiver, attribute } from '../helpers/otlp-receiver.js';
-import { type Served, eventually, spawnServe } from '../helpers/processes.js';
+import { type Served, spawnServe } from '../helpers/processes.js';
 import { payloadOf } from './txn-service.js';
 
 /** The Check span of a real `serve` process records the Txn-Token's txn and whether it was signed here. */
@@ -29,9 +29,7 @@ describe('Txn-Tokens in the trace', () => {
       MATRYOSHKA_REGISTRY_FILE: file,
       MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
       MATRYOSHKA_TRUST_DOMAIN: 'td.example',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '50',
+      ...receiver.env,
     });
     client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
   });
@@ -42,12 +40,7 @@ describe('Txn-Tokens in the trace', () => {
     await idp.stop();
   });
 
-  const spanOf = (traceId: string): Promise<OtlpSpan> =>
-    eventually(
-      async () => receiver.spans.some((s) => s.traceId === traceId && s.kind === 2),
-      5000,
-      'span exported',
-    ).then(() => receiver.spans.find((s) => s.traceId === traceId && s.kind === 2) as OtlpSpan);
+  const spanOf = (traceId: string): Promise<OtlpSpan> => receiver.serverSpan(traceId);
   const traced = () => {
     const traceId = randomBytes(16).toString('hex');
     return { traceId, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` };
