@@ -46,11 +46,17 @@ export class Deadlines {
     this.armedAt = Number.POSITIVE_INFINITY;
     const now = this.now();
     let next = Number.POSITIVE_INFINITY;
+    const due: Deadline[] = [];
     for (const entry of this.pending) {
-      if (entry.at <= now) {
-        this.pending.delete(entry);
-        entry.fire();
-      } else if (entry.at < next) next = entry.at;
+      if (entry.at <= now) due.push(entry);
+      else if (entry.at < next) next = entry.at;
+    }
+    // A timer that runs late finds several due at once: they fire in deadline order, not in the
+    // order they were added.
+    due.sort((a, b) => a.at - b.at);
+    for (const entry of due) {
+      this.pending.delete(entry);
+      entry.fire();
     }
     if (next !== Number.POSITIVE_INFINITY && next < this.armedAt) this.arm(next);
   }

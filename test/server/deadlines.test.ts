@@ -25,6 +25,19 @@ describe('Deadlines', () => {
     assert.deepEqual(fired, ['20', '40 kept', '60'], 'nothing fires twice');
   });
 
+  it('fires entries found due together in deadline order, whatever the order they were added in', async () => {
+    const deadlines = new Deadlines();
+    const fired: string[] = [];
+    deadlines.add(30, () => fired.push('30'));
+    deadlines.add(10, () => fired.push('10'));
+    deadlines.add(20, () => fired.push('20'));
+    // Hold the event loop past every deadline: the one sweep that follows finds all three due.
+    const until = performance.now() + 50;
+    while (performance.now() < until) {}
+    for (let waited = 0; fired.length < 3 && waited < 5000; waited += 20) await sleep(20);
+    assert.deepEqual(fired, ['10', '20', '30']);
+  });
+
   it('re-arms for an earlier deadline added after a later one', async () => {
     const deadlines = new Deadlines();
     const fired: string[] = [];
