@@ -197,6 +197,18 @@ export const METHOD_OVERRIDE_HEADERS = [
   'x-method-override',
 ] as const;
 
+/**
+ * The request headers the matcher reads besides the path and method: a proxy that sends the
+ * authorizer only an allow-list of headers (Envoy's `allowed_headers`, Istio's
+ * `includeRequestHeadersInCheck`, Traefik's `authRequestHeaders`) must list each, or the matcher
+ * decides blind to the override the upstream runs. test/deploy/decision-headers.test.ts holds
+ * every shipped config to this list.
+ */
+export const DECISION_REQUEST_HEADERS: readonly string[] = [
+  ...METHOD_OVERRIDE_HEADERS,
+  'content-type',
+];
+
 /** What in the request asks an upstream to run another method than `method`, if anything. */
 export function methodOverride(
   headers: ReadonlyMap<string, string>,
