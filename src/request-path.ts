@@ -209,6 +209,8 @@ export const DECISION_REQUEST_HEADERS: readonly string[] = [
   'content-type',
 ];
 
+const OVERRIDE_NAMES: ReadonlySet<string> = new Set(METHOD_OVERRIDE_HEADERS);
+
 /** What in the request asks an upstream to run another method than `method`, if anything. */
 export function methodOverride(
   headers: ReadonlyMap<string, string>,
@@ -219,6 +221,13 @@ export function methodOverride(
     const value = headers.get(name);
     if (value !== undefined && value.trim().toUpperCase() !== method)
       return `${name} asks for another method than the request's`;
+  }
+  // The same names spelled with _ for -: CGI-style readers (FastCGI, WSGI, Rack) read them alike,
+  // and a proxy that passes such names (Caddy) passes them to the upstream too. Refused whatever
+  // they say: no honest client spells them so.
+  for (const name of headers.keys()) {
+    if (name.includes('_') && OVERRIDE_NAMES.has(name.replace(/_/g, '-')))
+      return `${name} is a method-override header spelled with _`;
   }
   const queryAt = rawPath.indexOf('?');
   if (queryAt >= 0 && queryNamesMethod(rawPath.slice(queryAt + 1)))

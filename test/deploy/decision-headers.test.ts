@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { DECISION_REQUEST_HEADERS } from '../../src/request-path.js';
+import { IDENTITY_HEADERS } from '../../src/pipeline/owned-headers.js';
+import { DECISION_REQUEST_HEADERS, METHOD_OVERRIDE_HEADERS } from '../../src/request-path.js';
 import { ROOT } from '../helpers/processes.js';
 
 const docsOf = (path: string): Array<Record<string, unknown>> =>
@@ -69,5 +70,27 @@ describe('shipped configs send the authorizer every request header its matcher r
     );
     assert.ok(lists.length > 0);
     for (const list of lists) assert.deepEqual(missing(list as string[]), []);
+  });
+});
+
+describe('Traefik removes the _ spellings of the headers the service owns and of the method overrides', () => {
+  it('a headers middleware on the route removes each (an empty customRequestHeaders value)', () => {
+    const docs = docsOf('deploy/traefik/forward-auth.yaml');
+    const strip = docs.find(
+      (d) => d['kind'] === 'Middleware' && under(d, 'customRequestHeaders').length > 0,
+    );
+    assert.ok(strip !== undefined, 'a headers middleware');
+    const removed = Object.entries(
+      under(strip, 'customRequestHeaders')[0] as Record<string, string>,
+    )
+      .filter(([, value]) => value === '')
+      .map(([name]) => name.toLowerCase());
+    for (const name of [...IDENTITY_HEADERS, ...METHOD_OVERRIDE_HEADERS])
+      assert.ok(removed.includes(name.replace(/-/g, '_')), `${name.replace(/-/g, '_')} is removed`);
+    const route = docs.find((d) => d['kind'] === 'IngressRoute');
+    const used = under(route, 'middlewares').flatMap((list) =>
+      (list as Array<{ name: string }>).map((m) => m.name),
+    );
+    assert.ok(used.includes(String((strip['metadata'] as { name: string }).name)));
   });
 });
