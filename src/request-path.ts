@@ -5,7 +5,7 @@
  * (docs/policy.md, "One reading of a request"). So a path is accepted only in a form every common
  * server reads alike, and an operation is chosen only when every common reading of the path chooses
  * the same one; anything else is `invalid_path`, never guessed at:
- * - Query and fragment are dropped first.
+ * - The query is dropped first; a `#` anywhere is refused (a request target has no fragment).
  * - A percent-encoded unreserved letter, digit, `-`, `_` or `~` (RFC 3986 §2.3, any hex case) is
  *   decoded: it is the same character (§6.2.2.2). Every other percent-encoding is refused: `/`
  *   `\` `.` (they change segments), `%25` (decoded twice by some stacks), controls, `;` `?` `#`,
@@ -34,7 +34,11 @@ export type RequestPath =
 const MAX_PATH_LENGTH = 4096;
 
 export function readRequestPath(raw: string): RequestPath {
-  const cut = raw.search(/[?#]/);
+  // A request target has no fragment (RFC 9112 §3.2); nginx passes one on as written and a server
+  // that takes the target as given (Go's net/http) reads `/orders/read#/../export` as a path that
+  // cleans to /orders/export, while a fragment-stripping reading sees /orders/read.
+  if (raw.includes('#')) return refuse('holds a # (a request target has no fragment)');
+  const cut = raw.indexOf('?');
   const path = cut === -1 ? raw : raw.slice(0, cut);
   if (path.length === 0 || path.length > MAX_PATH_LENGTH)
     return refuse('empty or longer than 4096 characters');
