@@ -5,7 +5,7 @@
  * (docs/policy.md, "One reading of a request"). So a path is accepted only in a form every common
  * server reads alike, and an operation is chosen only when every common reading of the path chooses
  * the same one; anything else is `invalid_path`, never guessed at:
- * - Query and fragment are dropped first.
+ * - The query is dropped first; a `#` anywhere is refused (a request target has no fragment).
  * - A percent-encoded unreserved letter, digit, `-`, `_` or `~` (RFC 3986 §2.3, any hex case) is
  *   decoded: it is the same character (§6.2.2.2). Every other percent-encoding is refused: `/`
  *   `\` `.` (they change segments), `%25` (decoded twice by some stacks), controls, `;` `?` `#`,
@@ -16,7 +16,9 @@
  *   `.format`-suffix router (Rails, Spring's suffix match) or a router that does not decode (Express)
  *   would send to another operation than the exact reading is refused as ambiguous.
  * - The method is upper case (a token); HEAD meets the operations that list GET, because frameworks
- *   run the GET handler for HEAD. A method-override header naming another method is refused.
+ *   run the GET handler for HEAD. A method-override header naming another method, or `_method` in
+ *   the query, is refused; a POST whose body may name another method is decided for each method it
+ *   could become (`methodReadings`).
  */
 export type RequestPath =
   | {
@@ -32,7 +34,11 @@ export type RequestPath =
 const MAX_PATH_LENGTH = 4096;
 
 export function readRequestPath(raw: string): RequestPath {
-  const cut = raw.search(/[?#]/);
+  // A request target has no fragment (RFC 9112 §3.2); nginx passes one on as written and a server
+  // that takes the target as given (Go's net/http) reads `/orders/read#/../export` as a path that
+  // cleans to /orders/export, while a fragment-stripping reading sees /orders/read.
+  if (raw.includes('#')) return refuse('holds a # (a request target has no fragment)');
+  const cut = raw.indexOf('?');
   const path = cut === -1 ? raw : raw.slice(0, cut);
   if (path.length === 0 || path.length > MAX_PATH_LENGTH)
     return refuse('empty or longer than 4096 characters');
@@ -195,6 +201,20 @@ export const METHOD_OVERRIDE_HEADERS = [
   'x-method-override',
 ] as const;
 
+/**
+ * The request headers the matcher reads besides the path and method: a proxy that sends the
+ * authorizer only an allow-list of headers (Envoy's `allowed_headers`, Istio's
+ * `includeRequestHeadersInCheck`, Traefik's `authRequestHeaders`) must list each, or the matcher
+ * decides blind to the override the upstream runs. test/deploy/decision-headers.test.ts holds
+ * every shipped config to this list.
+ */
+export const DECISION_REQUEST_HEADERS: readonly string[] = [
+  ...METHOD_OVERRIDE_HEADERS,
+  'content-type',
+];
+
+const OVERRIDE_NAMES: ReadonlySet<string> = new Set(METHOD_OVERRIDE_HEADERS);
+
 /** What in the request asks an upstream to run another method than `method`, if anything. */
 export function methodOverride(
   headers: ReadonlyMap<string, string>,
@@ -206,8 +226,86 @@ export function methodOverride(
     if (value !== undefined && value.trim().toUpperCase() !== method)
       return `${name} asks for another method than the request's`;
   }
+  // The same names spelled with _ for -: CGI-style readers (FastCGI, WSGI, Rack) read them alike,
+  // and a proxy that passes such names (Caddy) passes them to the upstream too. Refused whatever
+  // they say: no honest client spells them so.
+  for (const name of headers.keys()) {
+    if (name.includes('_') && OVERRIDE_NAMES.has(name.replace(/_/g, '-')))
+      return `${name} is a method-override header spelled with _`;
+  }
   const queryAt = rawPath.indexOf('?');
-  if (queryAt >= 0 && /(?:^|[&;])_method=/i.test(rawPath.slice(queryAt + 1).split('#')[0] ?? ''))
+  if (queryAt >= 0 && queryNamesMethod(rawPath.slice(queryAt + 1)))
     return 'the query holds _method (a method override)';
   return undefined;
 }
+
+/**
+ * Whether a query holds a parameter some framework reads as `_method`. Names are compared as the
+ * frameworks read them, not as written: percent-decoded and `+` as space (every query parser:
+ * `%5Fmethod`), case folded, PHP's renaming of a leading-space-stripped name's `.`, space and `[`
+ * to `_` (`.method`, `[method`, read by Symfony and Laravel), and with or without a `[]` suffix. A
+ * `#` ends nothing here: a server that takes the request target as written (Go's net/http) reads
+ * what follows it as query too.
+ */
+function queryNamesMethod(query: string): boolean {
+  for (const part of query.split(/[&;]/)) {
+    const eq = part.indexOf('=');
+    const raw = (eq < 0 ? part : part.slice(0, eq)).replace(/\+/g, ' ');
+    const name = percentDecodeLenient(raw)
+      .replace(/^[ ]+/, '')
+      .toLowerCase()
+      .replace(/[. []/g, '_');
+    if (name.startsWith('_method')) return true;
+  }
+  return false;
+}
+
+/** %XX decoded byte by byte where it spells a byte; anything else kept as written. */
+function percentDecodeLenient(text: string): string {
+  return text.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) =>
+    String.fromCharCode(Number.parseInt(hex, 16)),
+  );
+}
+
+/**
+ * Whether the request's body, which we never see, may name another method than the request's:
+ * Rails, Laravel, Symfony and Spring's HiddenHttpMethodFilter run the method a POST's form field
+ * `_method` names (Laravel from a JSON body too). So a POST carrying such a body is decided for
+ * every method it could become.
+ */
+export function bodyMayOverride(
+  headers: ReadonlyMap<string, string>,
+  method: string | undefined,
+): boolean {
+  if (method !== 'POST') return false;
+  const type = headers.get('content-type');
+  if (type === undefined) return false;
+  const media = (type.split(';')[0] ?? '').trim().toLowerCase();
+  return (
+    media === 'application/x-www-form-urlencoded' ||
+    media === 'multipart/form-data' ||
+    media.endsWith('/json') ||
+    media.endsWith('+json') ||
+    // A content-type a framework could still read as one of those (two joined copies, a typo'd
+    // parameter) is not one we can rule out.
+    !/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(media)
+  );
+}
+
+/**
+ * The methods a request may run as: its own and, when its body may override it, every method an
+ * operation of the service lists, the common ones, and one no operation lists (standing for any
+ * other). The decision must not depend on which.
+ */
+export function methodReadings(
+  listed: readonly string[],
+  headers: ReadonlyMap<string, string>,
+  method: string | undefined,
+): readonly (string | undefined)[] {
+  if (!bodyMayOverride(headers, method)) return [method];
+  return [...new Set([method, ...OVERRIDE_METHODS, ...listed, UNLISTED_METHOD])];
+}
+
+const OVERRIDE_METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+/** Not a token, so no operation lists it: it matches operations that list no method only. */
+const UNLISTED_METHOD = '(another method)';

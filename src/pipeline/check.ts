@@ -23,7 +23,7 @@ import type { DecisionRecord, ShadowScope } from './decision.js';
 import { Deadlines } from './deadlines.js';
 import { type RouteBindings, resolveDestinationSid, routeBindings } from './destination.js';
 import { newRequestId } from './request-id.js';
-import { extractToken } from './extract.js';
+import { claimsBearer, extractToken } from './extract.js';
 import { mintWithinBudget } from './header-budget.js';
 import type { MintSettings, Minted } from './mint.js';
 import { chainTenant, checkTenantBindings } from './resolve-tenant.js';
@@ -258,9 +258,13 @@ async function policyStep<T>(draft: Draft, step: () => T | Promise<T>, fallback:
 
 async function runPipeline(input: CheckInput, deps: CheckDeps, draft: Draft): Promise<void> {
   const txnText = input.headers.get(TXN_TOKEN_HEADER);
-  // No bearer token at all: a Txn-Token of a registered Transaction Token Service may be the origin.
+  // No bearer token at all (no authorization, an empty one, another scheme): a Txn-Token of a
+  // registered Transaction Token Service may be the origin. Never read as token-less: a Txn-Token
+  // is a token that is present, judged on its authenticity in every mode.
   const source: ChainSource =
-    txnText !== undefined && !input.headers.has('authorization') ? 'txn-token' : 'bearer';
+    txnText !== undefined && !claimsBearer(input.headers.get('authorization'))
+      ? 'txn-token'
+      : 'bearer';
   // No token is a policy denial (see DENY_REASONS): dry-run may let it through. A token that is
   // there but cannot be read or trusted is an authenticity denial and ends the Check here.
   const token =

@@ -3,6 +3,7 @@ import type { OperationPolicy, ServicePolicy, TenantPolicy } from '../registry/r
 import {
   READINGS,
   methodMatches,
+  methodReadings,
   methodOverride,
   pathMatches,
   readRequestMethod,
@@ -41,20 +42,30 @@ export function matchRule(service: ServicePolicy, input: RequestInput): RuleMatc
     const views = read.decoded.every((s, i) => s === read.segments[i])
       ? [read.decoded]
       : [read.decoded, read.segments];
+    // The method the request line names first: the operation reported is the one it picks.
+    const verbs = methodReadings(
+      service.operations.flatMap((operation) => operation.methods),
+      input.headers,
+      verb,
+    );
     let chosen: number | undefined;
-    for (const segments of views) {
-      for (const reading of READINGS) {
-        const index = service.operations.findIndex(
-          (operation) =>
-            methodMatches(operation.methods, verb) &&
-            pathMatches(operation.path, segments, reading),
-        );
-        if (chosen === undefined) chosen = index;
-        else if (index !== chosen)
-          deny(
-            'invalid_path',
-            `path ${path.split('?')[0]} reads as ${name(service, chosen)} or ${name(service, index)} depending on how the upstream routes (case, a .format suffix, percent-decoding)`,
+    for (const method of verbs) {
+      for (const segments of views) {
+        for (const reading of READINGS) {
+          const index = service.operations.findIndex(
+            (operation) =>
+              methodMatches(operation.methods, method) &&
+              pathMatches(operation.path, segments, reading),
           );
+          if (chosen === undefined) chosen = index;
+          else if (index !== chosen)
+            deny(
+              'invalid_path',
+              method !== verb
+                ? `${verb} ${path.split('?')[0]} with a body that may name another method (_method) reads as ${name(service, chosen)} or ${name(service, index)}`
+                : `path ${path.split('?')[0]} reads as ${name(service, chosen)} or ${name(service, index)} depending on how the upstream routes (case, a .format suffix, percent-decoding)`,
+            );
+        }
       }
     }
     const operation = chosen === undefined ? undefined : service.operations[chosen];

@@ -18,7 +18,7 @@ export class MemoryRegistry implements RegistryReader {
   private readonly tenants = new Map<string, TenantPolicy>();
   private readonly services = new Map<string, ServicePolicy>();
   private readonly principals = new Map<string, string>();
-  /** Tenant and service records that exist but cannot be read: `tenant <t>` / `service <sid>` → problem. */
+  /** Records that exist but cannot be read: `tenant <t>` / `service <sid>` / `principal <p>` → problem. */
   private readonly unreadable = new Map<string, string>();
   private changes = 0;
 
@@ -49,17 +49,19 @@ export class MemoryRegistry implements RegistryReader {
     this.services.set(policy.sid, policy);
   }
   /**
-   * A tenant or service record that exists but cannot be read: it governs its requests by refusing
-   * them (RecordUnreadableError), never by the defaults of a name without a record.
+   * A tenant, service or principal record that exists but cannot be read: it governs its requests
+   * by refusing them (RecordUnreadableError), never by the defaults of a name without a record.
    */
-  markUnreadable(kind: 'tenant' | 'service', name: string, problem: string): void {
+  markUnreadable(kind: 'tenant' | 'service' | 'principal', name: string, problem: string): void {
     this.changes++;
     if (kind === 'tenant') this.tenants.delete(name);
-    else this.services.delete(name);
+    else if (kind === 'service') this.services.delete(name);
+    else this.principals.delete(name);
     this.unreadable.set(`${kind} ${name}`, problem);
   }
   mapPrincipal(principal: string, sid: string): void {
     this.changes++;
+    this.unreadable.delete(`principal ${principal}`);
     this.principals.set(principal, sid);
   }
   removeTenant(tenant: string): boolean {
@@ -74,7 +76,8 @@ export class MemoryRegistry implements RegistryReader {
   }
   unmapPrincipal(principal: string): boolean {
     this.changes++;
-    return this.principals.delete(principal);
+    const marked = this.unreadable.delete(`principal ${principal}`);
+    return this.principals.delete(principal) || marked;
   }
   /** How many records of each kind it holds (stats, tests, the bench). */
   counts(): {
@@ -92,7 +95,7 @@ export class MemoryRegistry implements RegistryReader {
       unreadable: this.unreadable.size,
     };
   }
-  /** The records marked unreadable, as `tenant <t>` / `service <sid>`. */
+  /** The records marked unreadable, as `tenant <t>` / `service <sid>` / `principal <p>`. */
   unreadableRecords(): string[] {
     return [...this.unreadable.keys()];
   }
@@ -117,6 +120,7 @@ export class MemoryRegistry implements RegistryReader {
     if (problem !== undefined) throw new RecordUnreadableError(record, problem);
   }
   async principal(principal: string): Promise<string | undefined> {
+    this.refuseUnreadable(`principal ${principal}`);
     return this.principals.get(principal);
   }
   ready(): boolean {

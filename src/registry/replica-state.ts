@@ -12,7 +12,7 @@ import {
 } from './records.js';
 import type { LogOp } from './registry-log.js';
 
-/** A stored record that did not validate; `refuses`: kept as unreadable (tenant, service), else left out. */
+/** A stored record that did not validate; `refuses`: kept as unreadable (tenant, service, principal), else left out. */
 export interface InvalidRecord {
   /** `<kind> <name>`, e.g. `service admin`. */
   readonly record: string;
@@ -26,16 +26,17 @@ type Parsed =
   | { readonly kind: 'tenant'; readonly record: TenantPolicy }
   | { readonly kind: 'service'; readonly record: ServicePolicy }
   | { readonly kind: 'principal'; readonly sid: string }
-  /** A tenant or service record that exists but does not validate: it refuses its requests. */
+  /** A tenant, service or principal record that exists but does not validate: it refuses its requests. */
   | { readonly kind: 'unreadable'; readonly problem: string };
 
 /**
  * A replica's registry in memory, changed one stored record at a time: by the slices of a full
  * load and by the ops of log entries alike, so both paths validate and store records the same way.
- * A stored record that does not validate is never applied, and reported: an issuer or a principal
- * mapping is left out (as if absent: its tokens are untrusted, its workload unknown); a tenant or a
- * service record is kept as unreadable, so the requests it governs are refused rather than decided
- * by the defaults of a name with no record (which would drop its restrictions and its tenant binding).
+ * A stored record that does not validate is never applied, and reported: an issuer is left out (as
+ * if absent: its tokens are untrusted); a tenant, a service or a principal mapping is kept as
+ * unreadable, so the requests it governs are refused rather than decided by the defaults of a name
+ * with no record (which would drop its restrictions and its tenant binding, and send an unmapped
+ * destination principal to MATRYOSHKA_SERVICE_ID's rules).
  */
 export class ReplicaState {
   readonly registry = new MemoryRegistry();
@@ -56,7 +57,7 @@ export class ReplicaState {
         return { op, value: this.parse(op.kind, op.name, op.stored) };
       } catch (error) {
         const problem = messageOf(error);
-        const refuses = op.kind === 'tenant' || op.kind === 'service';
+        const refuses = op.kind !== 'issuer';
         invalid.push({ record: `${op.kind} ${op.name}`, problem, refuses });
         if (refuses) return { op, value: { kind: 'unreadable', problem } as const };
         return { op, value: undefined };
@@ -108,8 +109,7 @@ export class ReplicaState {
       return;
     }
     if (value.kind === 'unreadable') {
-      if (op.kind === 'tenant' || op.kind === 'service')
-        r.markUnreadable(op.kind, op.name, value.problem);
+      if (op.kind !== 'issuer') r.markUnreadable(op.kind, op.name, value.problem);
       return;
     }
     if (value.kind === 'issuer') {

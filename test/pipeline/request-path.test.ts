@@ -4,8 +4,9 @@ import { describe, it } from 'node:test';
 import { parsePathPattern, pathMatches, readRequestPath } from '../../src/request-path.js';
 
 describe('request paths', () => {
-  it('drops query and fragment, keeps case, allows one trailing slash', () => {
-    assert.deepEqual(readRequestPath('/orders/42?x=1#y'), {
+  it('drops the query, refuses a fragment, keeps case, allows one trailing slash', () => {
+    assert.equal(readRequestPath('/orders/42?x=1#y').ok, false);
+    assert.deepEqual(readRequestPath('/orders/42?x=1'), {
       ok: true,
       path: '/orders/42',
       segments: ['orders', '42'],
