@@ -2,7 +2,6 @@ import { EnvironmentError, messageOf } from '../errors.js';
 import { stringify } from 'yaml';
 import { environmentWithConfigFile } from '../config/config-file.js';
 import { ConfigError, loadSettings } from '../config/config.js';
-import { connectRedis } from '../redis/connection.js';
 import { RedisLayout } from '../redis/layout.js';
 import {
   ISSUER_SCHEMA,
@@ -71,6 +70,9 @@ export async function withStore<T>(task: (store: RegistryStore) => Promise<T>): 
       'REDIS_URL',
       'registry commands need REDIS_URL (the embedded registry lives in the service process)',
     );
+  // The Redis client is loaded here, not at the top: commands that never reach Redis (inspect,
+  // keys, token, --help) start without it.
+  const { connectRedis } = await import('../redis/connection.js');
   // The CLI may wait for a connection (unlike a Check), but not forever and not retrying.
   const redis = connectRedis(config.redisUrl, {
     enableOfflineQueue: true,

@@ -75,9 +75,12 @@ describe('serve: configuration and environment at start', () => {
   });
 });
 
-describe('registry commands: Redis and files', () => {
-  it('Redis unreachable: exit 3, "cannot reach Redis", not an internal error', () => {
-    const result = runCli(['issuer', 'list'], { env: { REDIS_URL: 'redis://127.0.0.1:1' } });
+// Independent cases that mostly wait on the CLI's Redis connection: run side by side.
+describe('registry commands: Redis and files', { concurrency: true }, () => {
+  it('Redis unreachable: exit 3, "cannot reach Redis", not an internal error', async () => {
+    const result = await runCliAsync(['issuer', 'list'], {
+      env: { REDIS_URL: 'redis://127.0.0.1:1' },
+    });
     assert.equal(result.code, 3, result.stderr);
     const line = oneLine(result.stderr);
     assert.match(line, /cannot reach Redis at REDIS_URL: .*ECONNREFUSED/);

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Served, eventually, runCli, runCliAsync, spawnServe } from '../helpers/processes.js';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 interface Explained {
@@ -35,7 +36,9 @@ function explainCases(
   env: () => Record<string, string>,
   chain: () => Promise<{ allowed: string }>,
 ) {
-  const explain = (args: string[]) => runCliAsync(['explain', ...args], { env: env() });
+  // In this process (runProgram under the child's environment): the same pipeline and output;
+  // the bad-configuration case below spawns the command for the process path.
+  const explain = (args: string[]) => runProgramWithEnv(['explain', ...args], env());
 
   it('explains an allowed chain: every level verified, the operation that decided, exit 0', async () => {
     const { allowed } = await chain();

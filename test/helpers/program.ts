@@ -19,3 +19,20 @@ export async function runProgramHere(
   });
   return { code, stdout, stderr };
 }
+
+/**
+ * The command line in this process under `env` as the whole environment (what `runCli` gives a
+ * child: PATH and `env`), restored afterwards. Only for tests that run one command at a time.
+ */
+export async function runProgramWithEnv(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const saved = process.env;
+  process.env = { PATH: saved['PATH'] ?? '', ...env };
+  try {
+    return await runProgramHere(args);
+  } finally {
+    process.env = saved;
+  }
+}

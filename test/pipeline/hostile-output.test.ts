@@ -16,6 +16,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { runProgramHere } from '../helpers/program.js';
 import { localIssuer, service } from '../helpers/records.js';
 import { claims } from '../helpers/tokens.js';
 
@@ -246,6 +247,10 @@ describe('inspect on hostile tokens', () => {
       `{"iss":"urn:matryoshka:authz${ESCAPES.nel}","sub":"alice","tenant_id":${JSON.stringify(`acme${hostile}`)},"auth_stack":{"fmt":"JWT","sid":${JSON.stringify(`svc${hostile}`)},"depth":1,"container":${JSON.stringify(inner)}}${extra}}`,
     );
 
+  // `inspect` in this process: the same function and the same bytes the command writes to the
+  // terminal; a spawned process (the standard-input case below) shows the process path.
+  const inspect = runProgramHere;
+
   /** The tree completed: one line per level plus the `stopped:` line, nothing raw on the terminal. */
   function assertSafeTree(stdout: string, levels: number, what: string): string[] {
     assert.doesNotMatch(stdout, RAW_CONTROL, `${what}: no raw control or bidi character`);
@@ -254,9 +259,9 @@ describe('inspect on hostile tokens', () => {
     return lines;
   }
 
-  it('escapes control, C1 and bidi characters in every claim and header it prints (exit 0, tree complete)', () => {
+  it('escapes control, C1 and bidi characters in every claim and header it prints (exit 0, tree complete)', async () => {
     const token = wrap(origin, ',"iat":1700000001,"exp":1800000000');
-    const tree = runCli(['inspect', token]);
+    const tree = await inspect(['inspect', token]);
     assert.equal(tree.code, 0, tree.stderr);
     assert.equal(tree.stderr, '');
     const lines = assertSafeTree(tree.stdout, 2, 'hostile claims');
@@ -270,7 +275,7 @@ describe('inspect on hostile tokens', () => {
     );
     assert.match(lines[2] ?? '', /^stopped: origin reached \(2 levels read\)$/);
 
-    const json = runCli(['inspect', '--json', token]);
+    const json = await inspect(['inspect', '--json', token]);
     assert.equal(json.code, 0);
     const parsed = JSON.parse(json.stdout) as { levels: Array<{ sub?: string; sid?: string }> };
     assert.equal(
@@ -282,7 +287,7 @@ describe('inspect on hostile tokens', () => {
     assert.doesNotMatch(json.stdout, /[\u0000-\u0009\u000b-\u001f]/, 'JSON escaping covers C0');
   });
 
-  it('prints times Date cannot represent as the raw value and never throws', () => {
+  it('prints times Date cannot represent as the raw value and never throws', async () => {
     const cases: Array<[string, string, RegExp]> = [
       ['exp 1e300', '"exp":1e300', /exp=1e\+300 /],
       ['exp 1e999 (Infinity)', '"exp":1e999', /exp=Infinity /],
@@ -300,20 +305,20 @@ describe('inspect on hostile tokens', () => {
     ];
     for (const [what, extra, expected] of cases) {
       const token = wrap(origin, `,${extra}`);
-      const tree = runCli(['inspect', token]);
+      const tree = await inspect(['inspect', token]);
       assert.equal(tree.code, 0, `${what}: ${tree.stderr}`);
       assert.equal(tree.stderr, '', what);
       const lines = assertSafeTree(tree.stdout, 2, what);
       assert.match(lines[1] ?? '', expected, what);
-      const json = runCli(['inspect', '--json', token]);
+      const json = await inspect(['inspect', '--json', token]);
       assert.equal(json.code, 0, what);
       JSON.parse(json.stdout);
     }
   });
 
-  it('a hostile token whose walk stops on an error exits 1 with the tree still complete and escaped', () => {
+  it('a hostile token whose walk stops on an error exits 1 with the tree still complete and escaped', async () => {
     const token = wrap('garbage', ',"exp":1e300');
-    const tree = runCli(['inspect', token]);
+    const tree = await inspect(['inspect', token]);
     assert.equal(tree.code, 1);
     assert.equal(tree.stderr, '');
     const lines = assertSafeTree(tree.stdout, 1, 'error stop');

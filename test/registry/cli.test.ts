@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { eventually, runCli } from '../helpers/processes.js';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /** Every key with its DUMP: equal snapshots mean nothing at all was written. */
@@ -134,8 +135,10 @@ describe('registry commands against a real Redis', () => {
         /--sid is required/,
       ],
     ];
+    // In this process (the same runProgram the command runs, under the same environment): a
+    // refusal needs no process of its own; the commands above and below spawn one.
     for (const [args, message] of malformed) {
-      const result = cli(...args);
+      const result = await runProgramWithEnv(args, env());
       assert.equal(result.code, 2, `${args.join(' ')} → exit 2 (${result.stderr})`);
       assert.match(result.stderr, message, args.join(' '));
       // A mistake in the command's shape (an unknown flag) adds the usage after its one line.

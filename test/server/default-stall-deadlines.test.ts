@@ -148,7 +148,9 @@ async function servedWithDefaults(env: Record<string, string>): Promise<{
   return { served, authzHttpPort: authzHttpPort as number };
 }
 
-describe('stall deadlines and connection caps with default settings', () => {
+// The tests share nothing (each spawns its own serve on ports of its own) and spend most of their
+// time waiting out the deadline: run side by side, they wait it out once.
+describe('stall deadlines and connection caps with default settings', { concurrency: true }, () => {
   it(`closes ${SILENT_PER_PORT} silent sockets on every port within the documented ${STALL_DEADLINE_MS / 1000} s, answering /healthz and Checks while they are held`, async () => {
     const { served, authzHttpPort } = await servedWithDefaults({});
     const floods = [
