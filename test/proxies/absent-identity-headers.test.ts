@@ -5,17 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
+import type { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { type ProxiedAuthz, startProxiedAuthz } from '../helpers/proxied-authz.js';
 import {
   type EchoReply,
   type RunningProxy,
   get,
   startCaddy,
-  startEcho,
   startNginx,
 } from '../helpers/proxies.js';
-import { issuer, service } from '../helpers/records.js';
+import { service } from '../helpers/records.js';
 
 for (const [name, start] of [
   ['caddy', startCaddy],
@@ -23,30 +22,16 @@ for (const [name, start] of [
 ] as const) {
   describe(`${name} (shipped config): a header the service did not set is not sent`, () => {
     let idp: LocalIssuer;
-    let h: Harness;
-    let echo: Awaited<ReturnType<typeof startEcho>>;
     let proxy: RunningProxy;
+    let world: ProxiedAuthz | undefined;
     before(async () => {
-      idp = await LocalIssuer.start();
-      h = await startHarness({
-        env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
-        contents: {
-          issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
-          services: [service('orders', { tenant: 'acme' }), service('billing', { tenant: 'acme' })],
-        },
-      });
-      echo = await startEcho();
-      const authzPort = h.service.authzHttpPort;
-      assert.ok(authzPort !== undefined);
-      proxy = await start({ authzPort, upstreamPort: echo.port });
-      echo.setProxy(proxy.port);
+      world = await startProxiedAuthz(start, [
+        service('orders', { tenant: 'acme' }),
+        service('billing', { tenant: 'acme' }),
+      ]);
+      ({ idp, proxy } = world);
     });
-    after(async () => {
-      await proxy?.stop();
-      await echo?.close();
-      await h?.stop();
-      await idp?.stop();
-    });
+    after(() => world?.stop());
 
     it('a user without roles: no x-user-roles upstream, whatever the client sent', async () => {
       const token = await idp.mint({ sub: 'alice' });

@@ -1,16 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
+import type { LocalIssuer } from '../../src/demo/local-issuer.js';
+import type { Harness } from '../helpers/harness.js';
+import { type ProxiedAuthz, startProxiedAuthz } from '../helpers/proxied-authz.js';
 import {
   type EchoReply,
   type RunningProxy,
   get,
   startCaddy,
-  startEcho,
+  type startEcho,
   startNginx,
 } from '../helpers/proxies.js';
-import { localIssuer, service } from '../helpers/records.js';
+import { service } from '../helpers/records.js';
 
 /**
  * The HTTP authorizer behind real nginx (auth_request) and Caddy (forward_auth), each running the
@@ -27,27 +28,15 @@ for (const [name, start] of [
     let h: Harness;
     let echo: Awaited<ReturnType<typeof startEcho>>;
     let proxy: RunningProxy;
+    let world: ProxiedAuthz | undefined;
     before(async () => {
-      idp = await LocalIssuer.start();
-      h = await startHarness({
-        env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
-        contents: {
-          issuers: [localIssuer(idp, 'acme')],
-          services: [service('orders', { tenant: 'acme' }), service('billing', { tenant: 'acme' })],
-        },
-      });
-      echo = await startEcho();
-      const authzPort = h.service.authzHttpPort;
-      assert.ok(authzPort !== undefined);
-      proxy = await start({ authzPort, upstreamPort: echo.port });
-      echo.setProxy(proxy.port);
+      world = await startProxiedAuthz(start, [
+        service('orders', { tenant: 'acme' }),
+        service('billing', { tenant: 'acme' }),
+      ]);
+      ({ idp, h, echo, proxy } = world);
     });
-    after(async () => {
-      await proxy?.stop();
-      await echo?.close();
-      await h?.stop();
-      await idp?.stop();
-    });
+    after(() => world?.stop());
 
     const origin = () => idp.mint({ sub: 'alice', roles: ['buyer'] });
     const spoofed = {

@@ -7,19 +7,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import type { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { IDENTITY_HEADERS } from '../../src/pipeline/owned-headers.js';
 import { METHOD_OVERRIDE_HEADERS } from '../../src/request-path.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
+import { type ProxiedAuthz, startProxiedAuthz } from '../helpers/proxied-authz.js';
 import {
   type EchoReply,
   type RunningProxy,
   get,
   startCaddy,
-  startEcho,
   startNginx,
 } from '../helpers/proxies.js';
-import { issuer, service } from '../helpers/records.js';
+import { service } from '../helpers/records.js';
 
 /** How a CGI-style reader names a header. */
 const cgi = (name: string): string => name.toLowerCase().replace(/-/g, '_');
@@ -30,44 +29,27 @@ for (const [name, start] of [
 ] as const) {
   describe(`${name} (shipped config): header names spelled with _ for -`, () => {
     let idp: LocalIssuer;
-    let h: Harness;
-    let echo: Awaited<ReturnType<typeof startEcho>>;
     let proxy: RunningProxy;
+    let world: ProxiedAuthz | undefined;
     before(async () => {
-      idp = await LocalIssuer.start();
-      h = await startHarness({
-        env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
-        contents: {
-          issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
-          services: [
-            service('orders', {
-              tenant: 'acme',
-              operations: [
-                { name: 'read', path: '/orders/*', methods: ['GET'], required_roles: ['reader'] },
-                {
-                  name: 'remove',
-                  path: '/orders/*',
-                  methods: ['DELETE'],
-                  required_roles: ['admin'],
-                },
-              ],
-            }),
-            service('billing', { tenant: 'acme' }),
+      world = await startProxiedAuthz(start, [
+        service('orders', {
+          tenant: 'acme',
+          operations: [
+            { name: 'read', path: '/orders/*', methods: ['GET'], required_roles: ['reader'] },
+            {
+              name: 'remove',
+              path: '/orders/*',
+              methods: ['DELETE'],
+              required_roles: ['admin'],
+            },
           ],
-        },
-      });
-      echo = await startEcho();
-      const authzPort = h.service.authzHttpPort;
-      assert.ok(authzPort !== undefined);
-      proxy = await start({ authzPort, upstreamPort: echo.port });
-      echo.setProxy(proxy.port);
+        }),
+        service('billing', { tenant: 'acme' }),
+      ]);
+      ({ idp, proxy } = world);
     });
-    after(async () => {
-      await proxy?.stop();
-      await echo?.close();
-      await h?.stop();
-      await idp?.stop();
-    });
+    after(() => world?.stop());
 
     it('a client copy of an identity header under its _ spelling never reaches the upstream', async () => {
       const token = await idp.mint({ sub: 'alice', roles: ['reader'] });
