@@ -37,6 +37,21 @@ export const issuerAddArgs = (idp: LocalIssuer, tenant: string): string[] => [
   'ES256',
 ];
 
+/**
+ * `orders` in tenant acme with a stricter operation listed before a looser one on the same paths:
+ * `export` (admin) before `read` (GET, reader), and `remove` (DELETE, admin). A reader reaching the
+ * export or remove rules by another spelling of the request is what the request-view tests look for.
+ */
+export const ordersWithOperations = (): ServicePolicy =>
+  service('orders', {
+    tenant: 'acme',
+    operations: [
+      { name: 'export', path: '/orders/export', required_roles: ['admin'] },
+      { name: 'read', path: '/orders/*', methods: ['GET'], required_roles: ['reader'] },
+      { name: 'remove', path: '/orders/*', methods: ['DELETE'], required_roles: ['admin'] },
+    ],
+  });
+
 /** The issuer record of a LocalIssuer (its `iss` and JWKS) for `tenant`, with further raw fields. */
 export const localIssuer = (
   idp: Pick<LocalIssuer, 'issuer' | 'jwksUri'>,

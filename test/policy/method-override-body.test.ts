@@ -10,23 +10,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { localIssuer, service } from '../helpers/records.js';
+import { localIssuer, ordersWithOperations } from '../helpers/records.js';
 import { worldSuiteWith } from '../world/suite.js';
 
 describe('method overrides the service cannot see are decided for every method they may name', () => {
   const h = worldSuiteWith('handler', { idp: {} }, ({ idp }) => ({
     contents: {
       issuers: [localIssuer(idp, 'acme')],
-      services: [
-        service('orders', {
-          tenant: 'acme',
-          operations: [
-            { name: 'export', path: '/orders/export', required_roles: ['admin'] },
-            { name: 'read', path: '/orders/*', methods: ['GET'], required_roles: ['reader'] },
-            { name: 'remove', path: '/orders/*', methods: ['DELETE'], required_roles: ['admin'] },
-          ],
-        }),
-      ],
+      services: [ordersWithOperations()],
     },
   }));
   const line = () => h.w.logs.findLast((l) => l['msg'] === 'check') as Record<string, unknown>;

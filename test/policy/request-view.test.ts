@@ -14,7 +14,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { SPELLINGS as ROWS } from '../helpers/path-spellings.js';
 import { rawHttp } from '../helpers/raw-http.js';
-import { issuer, service } from '../helpers/records.js';
+import { issuer, ordersWithOperations } from '../helpers/records.js';
 
 interface Outcome {
   readonly status: number;
@@ -32,21 +32,7 @@ describe('one canonical request view at every entry', () => {
       env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
       contents: {
         issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
-        services: [
-          service('orders', {
-            tenant: 'acme',
-            operations: [
-              { name: 'export', path: '/orders/export', required_roles: ['admin'] },
-              { name: 'read', path: '/orders/*', methods: ['GET'], required_roles: ['reader'] },
-              {
-                name: 'remove',
-                path: '/orders/*',
-                methods: ['DELETE'],
-                required_roles: ['admin'],
-              },
-            ],
-          }),
-        ],
+        services: [ordersWithOperations()],
       },
     });
     const port = h.service.authzHttpPort;

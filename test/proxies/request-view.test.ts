@@ -16,7 +16,7 @@ import { type Harness, startHarness } from '../helpers/harness.js';
 import { SPELLINGS } from '../helpers/path-spellings.js';
 import { type RunningProxy, startCaddy, startNginx } from '../helpers/proxies.js';
 import { rawRequest } from '../helpers/raw-http.js';
-import { issuer, service } from '../helpers/records.js';
+import { issuer, ordersWithOperations, service } from '../helpers/records.js';
 
 /** The roles each handler of the upstream belongs to (the registry's operations). */
 const NEEDS: Readonly<Record<string, string>> = {
@@ -108,22 +108,7 @@ for (const [name, start] of [
         env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
         contents: {
           issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
-          services: [
-            service('orders', {
-              tenant: 'acme',
-              operations: [
-                { name: 'export', path: '/orders/export', required_roles: ['admin'] },
-                { name: 'read', path: '/orders/*', methods: ['GET'], required_roles: ['reader'] },
-                {
-                  name: 'remove',
-                  path: '/orders/*',
-                  methods: ['DELETE'],
-                  required_roles: ['admin'],
-                },
-              ],
-            }),
-            service('billing', { tenant: 'acme' }),
-          ],
+          services: [ordersWithOperations(), service('billing', { tenant: 'acme' })],
         },
       });
       upstream = createServer((req, res) => {
