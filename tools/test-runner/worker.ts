@@ -1,0 +1,32 @@
+/**
+ * A test runner worker: the one file `node --test` runs in each of its processes. It claims test
+ * files from the shared queue one at a time and runs each as a suite named after the file, so a
+ * process loads the service's modules once for many files instead of once per file.
+ *
+ * Top-level tests of one process run one after another, so files never overlap inside a worker;
+ * the workers run side by side.
+ */
+import { performance } from 'node:perf_hooks';
+import { after, describe } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { claimNext, readQueue, recordDuration } from './queue.js';
+
+export const QUEUE_VARIABLE = 'MATRYOSHKA_TEST_QUEUE';
+
+export async function runWorker(dir: string): Promise<void> {
+  const files = readQueue(dir);
+  for (;;) {
+    const file = claimNext(dir, files);
+    if (file === undefined) return;
+    const started = performance.now();
+    // The suite's `after` runs once its last test has, whether the file passed, failed or threw
+    // while loading: only then is the next file claimed.
+    await new Promise<void>((done) => {
+      describe(file.name, async () => {
+        after(() => done());
+        await import(pathToFileURL(file.path).href);
+      });
+    });
+    recordDuration(dir, file.name, performance.now() - started);
+  }
+}
