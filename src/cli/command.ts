@@ -1,5 +1,6 @@
 import { messageOf } from '../errors.js';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import type { Env } from '../config/env.js';
 import { UsageError } from './usage-error.js';
 
 export type Out = (text: string) => void;
@@ -8,6 +9,8 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
 export interface Parsed {
   readonly values: Readonly<Record<string, unknown>>;
   readonly positionals: readonly string[];
+  /** The environment the command runs in (the process's, or one a caller hands in). */
+  readonly env: Env;
 }
 
 /** A command that does something: its flags, its usage, and what it runs. */
@@ -79,6 +82,7 @@ export async function runCommand(
   command: Command,
   args: readonly string[],
   out: Out,
+  env: Env,
 ): Promise<number> {
   if (isGroup(command)) {
     const [verb, ...rest] = args;
@@ -92,16 +96,19 @@ export async function runCommand(
         verb === undefined ? `${path}: which one?` : `${path}: unknown subcommand ${verb}`,
         usageOf(path, command),
       );
-    return runCommand(`${path} ${verb}`, leaf, rest, out);
+    return runCommand(`${path} ${verb}`, leaf, rest, out, env);
   }
   let parsed: Parsed;
   try {
-    parsed = parseArgs({
-      args: [...args],
-      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    });
+    parsed = {
+      ...parseArgs({
+        args: [...args],
+        options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+        allowPositionals: true,
+        strict: true,
+      }),
+      env,
+    };
   } catch (error) {
     throw new UsageError(
       // node's advice on positionals that start with '-' does not apply to these commands.

@@ -1,6 +1,7 @@
 import { MatryoshkaError, errnoOf } from '../errors.js';
 import { environmentWithConfigFile } from '../config/config-file.js';
 import { loadConfig } from '../config/config.js';
+import type { Env } from '../config/env.js';
 import { generateKeyFile } from '../keys/own-keys.js';
 import type { RunningService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';
@@ -12,7 +13,7 @@ import { TOKEN } from './token-command.js';
 import { UsageError } from './usage-error.js';
 import { writeNamedFile, writeProblem } from './write-file.js';
 
-async function serve(): Promise<void> {
+async function serve(env: Env): Promise<void> {
   // Loaded here, not at the top: every other command (and --help) starts without the servers,
   // the gRPC stack and the OpenTelemetry SDK.
   const [{ routeGrpcLogs }, { startService }, { TRACING_FLUSH_MS, startTracing }] =
@@ -21,7 +22,7 @@ async function serve(): Promise<void> {
       import('../service.js'),
       import('../telemetry/tracing.js'),
     ]);
-  const config = loadConfig(environmentWithConfigFile(process.env));
+  const config = loadConfig(environmentWithConfigFile(env));
   const logger = createLogger(config.logLevel);
   routeGrpcLogs((detail) => logger.warn({ detail }, 'grpc-js'));
   if (config.redisUrl === undefined && config.registryFile === undefined) {
@@ -30,9 +31,9 @@ async function serve(): Promise<void> {
       'embedded registry is empty: only tokens minted by this service are trusted; set MATRYOSHKA_REGISTRY_FILE to register issuers',
     );
   }
-  const tracing = startTracing(process.env, (detail) =>
+  const tracing = startTracing(env, (detail) =>
     logger.warn(
-      { detail, endpoint: process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] },
+      { detail, endpoint: env['OTEL_EXPORTER_OTLP_ENDPOINT'] },
       'spans cannot be exported (OTLP endpoint unreachable?); further failures are not logged',
     ),
   );
@@ -91,8 +92,8 @@ const SERVE: Leaf = {
     'MATRYOSHKA_CONFIG_FILE), see docs/configuration.md. Stops cleanly on SIGTERM or SIGINT.',
   ],
   options: {},
-  async run() {
-    await serve();
+  async run({ env }) {
+    await serve(env);
     return -1;
   },
 };
@@ -107,11 +108,11 @@ const KEYS: Group = {
         '--out FILE   write to FILE (mode 0600) instead of standard output',
       ],
       options: { out: { type: 'string' } },
-      async run({ values }) {
-        const text = `${JSON.stringify(await generateKeyFile(), null, 2)}\n`;
-        const out = values['out'];
-        if (typeof out !== 'string') process.stdout.write(text);
-        else writeNamedFile('--out', out, text);
+      async run({ values }, out) {
+        const text = JSON.stringify(await generateKeyFile(), null, 2);
+        const file = values['out'];
+        if (typeof file !== 'string') out(text);
+        else writeNamedFile('--out', file, `${text}\n`);
         return 0;
       },
     },

@@ -19,6 +19,7 @@ import { untrustedText } from '../untrusted-text.js';
 import { terminalJson } from './terminal-json.js';
 import type { Out, Parsed } from './command.js';
 import { withStore } from './registry-commands.js';
+import type { Env } from '../config/env.js';
 import { shortKid, time } from './render-tree.js';
 import { UsageError } from './usage-error.js';
 
@@ -70,6 +71,7 @@ function ownKeyHint(config: Config): string {
 /** The registry and our verifying keys as the configuration names them: Redis, or the file. */
 async function withTrust<T>(
   config: Config,
+  env: Env,
   task: (registry: RegistryReader, ownKeys: OwnKeys) => Promise<T>,
 ): Promise<T> {
   const ownKeys =
@@ -84,7 +86,7 @@ async function withTrust<T>(
     );
     return task(registry, ownKeys);
   }
-  return withStore(async (store) => {
+  return withStore(env, async (store) => {
     // The fleet's published signing keys verify the levels any replica minted.
     const publisher = new KeyPublisher(
       store.redis,
@@ -179,8 +181,8 @@ function render(e: Explanation): string {
 }
 
 /** `explain`: the Check pipeline offline, against the configured registry and keys; mints nothing. */
-export async function explain({ values, positionals }: Parsed, out: Out): Promise<number> {
-  const config = loadConfig(environmentWithConfigFile(process.env));
+export async function explain({ values, positionals, env }: Parsed, out: Out): Promise<number> {
+  const config = loadConfig(environmentWithConfigFile(env));
   const source = positionals[0] ?? '-';
   const token = (source === '-' ? readFileSync(0, 'utf8') : source)
     .trim()
@@ -201,7 +203,7 @@ export async function explain({ values, positionals }: Parsed, out: Out): Promis
     path: text('path'),
     method: text('method'),
   };
-  const explained = await withTrust(config, async (registry, ownKeys) => {
+  const explained = await withTrust(config, env, async (registry, ownKeys) => {
     const remote = new RemoteJwks({
       maxAgeMs: config.jwksMaxAgeSeconds * 1000,
       maxStaleMs: config.jwksMaxStaleSeconds * 1000,

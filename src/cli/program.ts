@@ -2,6 +2,7 @@
  * The command line as a function: argv in, exit code out, text through `io` (main.ts gives it the
  * process's streams; tests call it directly for what needs no process of its own).
  */
+import type { Env } from '../config/env.js';
 import { messageOf } from '../errors.js';
 import { runCommand } from './command.js';
 import { COMMANDS, USAGE } from './commands.js';
@@ -14,7 +15,7 @@ export interface ProgramIo {
   readonly err: (text: string) => void;
 }
 
-async function main(argv: string[], print: (text: string) => void): Promise<number> {
+async function main(argv: string[], print: (text: string) => void, env: Env): Promise<number> {
   const [name, ...rest] = argv;
   if (name === '-h' || name === '--help' || name === 'help') {
     print(USAGE);
@@ -23,13 +24,17 @@ async function main(argv: string[], print: (text: string) => void): Promise<numb
   if (name === undefined) throw new UsageError('which command?', USAGE);
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (command === undefined) throw new UsageError(`unknown command ${name}`, USAGE);
-  return runCommand(name, command, rest, print);
+  return runCommand(name, command, rest, print, env);
 }
 
-/** Run the command line; -1: the command keeps running (serve). */
-export async function runProgram(argv: string[], io: ProgramIo): Promise<number> {
+/** Run the command line in `env`; -1: the command keeps running (serve). */
+export async function runProgram(
+  argv: string[],
+  io: ProgramIo,
+  env: Env = process.env,
+): Promise<number> {
   try {
-    return await main(argv, io.out);
+    return await main(argv, io.out, env);
   } catch (error) {
     // Whose fault, in one line: the person's (2, naming what to fix), the environment's (3), or
     // ours (1, the only case called an internal error).

@@ -20,21 +20,17 @@ import {
 import { loadRegistryFile } from '../registry/registry-file.js';
 import { RegistryStore } from '../registry/registry-store.js';
 import type { Group, Options, Parsed } from './command.js';
+import type { Env } from '../config/env.js';
 import { UsageError } from './usage-error.js';
 import { writeNamedFile } from './write-file.js';
 import type { RegistryContents } from '../registry/memory-registry.js';
 
 /** The only settings a registry command reads: a bad value elsewhere (a port) must not stop it. */
-const registrySettings = () =>
-  loadSettings(environmentWithConfigFile(process.env), [
-    'redisUrl',
-    'redisPrefix',
-    'allowInsecureIssuers',
-  ]);
+const registrySettings = (env: Env) =>
+  loadSettings(environmentWithConfigFile(env), ['redisUrl', 'redisPrefix', 'allowInsecureIssuers']);
 
-const allowInsecure = (): boolean =>
-  loadSettings(environmentWithConfigFile(process.env), ['allowInsecureIssuers'])
-    .allowInsecureIssuers;
+const allowInsecure = (env: Env): boolean =>
+  loadSettings(environmentWithConfigFile(env), ['allowInsecureIssuers']).allowInsecureIssuers;
 
 function required(value: unknown, flag: string): string {
   if (typeof value !== 'string' || value.length === 0)
@@ -63,8 +59,11 @@ function tlsHint(url: string, cause: string): string {
     : '';
 }
 
-export async function withStore<T>(task: (store: RegistryStore) => Promise<T>): Promise<T> {
-  const config = registrySettings();
+export async function withStore<T>(
+  env: Env,
+  task: (store: RegistryStore) => Promise<T>,
+): Promise<T> {
+  const config = registrySettings(env);
   if (config.redisUrl === undefined)
     throw new ConfigError(
       'REDIS_URL',
@@ -170,10 +169,10 @@ export const ISSUER: Group = {
       synopsis: schemaSynopsis(ISSUER_SCHEMA),
       details: ['register (or replace) a trusted issuer', ...schemaDetails(ISSUER_SCHEMA)],
       options: schemaOptions(ISSUER_SCHEMA),
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const raw = rawFromFlags(ISSUER_SCHEMA, values);
-        const record = validated(() => parseIssuer(raw, 'issuer', allowInsecure()));
-        await withStore((store) => store.putIssuer(record));
+        const record = validated(() => parseIssuer(raw, 'issuer', allowInsecure(env)));
+        await withStore(env, (store) => store.putIssuer(record));
         out(`issuer ${record.issuer} registered for tenant ${record.tenant}`);
         return 0;
       },
@@ -182,8 +181,8 @@ export const ISSUER: Group = {
       synopsis: '[--tenant T] [--json]',
       details: ['the issuers (of one tenant), as YAML or --json'],
       options: { tenant: { type: 'string' }, json: { type: 'boolean', default: false } },
-      async run({ values }, out) {
-        const issuers = (await withStore((store) => store.snapshot())).contents.issuers
+      async run({ values, env }, out) {
+        const issuers = (await withStore(env, (store) => store.snapshot())).contents.issuers
           .filter((i) => values['tenant'] === undefined || i.tenant === values['tenant'])
           .sort((a, b) => a.issuer.localeCompare(b.issuer))
           .map(issuerToRaw);
@@ -195,9 +194,9 @@ export const ISSUER: Group = {
       synopsis: '--issuer ISS',
       details: ['unregister an issuer and drop its cached keys'],
       options: { issuer: { type: 'string' } },
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const iss = required(values['issuer'], 'issuer');
-        if (!(await withStore((store) => store.removeIssuer(iss))))
+        if (!(await withStore(env, (store) => store.removeIssuer(iss))))
           throw new UsageError(`no issuer ${iss} is registered`);
         out(`issuer ${iss} removed`);
         return 0;
@@ -230,11 +229,11 @@ export const TENANT: Group = {
       synopsis: schemaSynopsis(TENANT_SCHEMA),
       details: ["set a tenant's policy", ...schemaDetails(TENANT_SCHEMA)],
       options: schemaOptions(TENANT_SCHEMA),
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const name = nameOf(TENANT_SCHEMA, values);
         const raw = rawFromFlags(TENANT_SCHEMA, values);
         const policy = validated(() => parseTenant(name, raw, 'tenant'));
-        await withStore((store) => store.putTenant(policy));
+        await withStore(env, (store) => store.putTenant(policy));
         out(`tenant ${policy.tenant} set`);
         return 0;
       },
@@ -243,9 +242,9 @@ export const TENANT: Group = {
       synopsis: '[--tenant T] [--json]',
       details: ['tenant → policy, as YAML or --json'],
       options: { tenant: { type: 'string' }, json: { type: 'boolean', default: false } },
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const tenants = Object.fromEntries(
-          (await withStore((store) => store.snapshot())).contents.tenants
+          (await withStore(env, (store) => store.snapshot())).contents.tenants
             .filter((t) => values['tenant'] === undefined || t.tenant === values['tenant'])
             .map((t) => [t.tenant, tenantToRaw(t)]),
         );
@@ -261,9 +260,9 @@ export const TENANT: Group = {
         "delete a tenant's policy record: the tenant falls back to the defaults (its issuers stay)",
       ],
       options: { tenant: { type: 'string' } },
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const name = required(values['tenant'], 'tenant');
-        if (!(await withStore((store) => store.removeTenant(name))))
+        if (!(await withStore(env, (store) => store.removeTenant(name))))
           throw new UsageError(`no tenant ${name} has a policy`);
         out(`tenant ${name} removed`);
         return 0;
@@ -278,11 +277,11 @@ export const SERVICE: Group = {
       synopsis: schemaSynopsis(SERVICE_SCHEMA),
       details: ["set a destination service's policy", ...schemaDetails(SERVICE_SCHEMA)],
       options: schemaOptions(SERVICE_SCHEMA),
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const sid = nameOf(SERVICE_SCHEMA, values);
         const raw = rawFromFlags(SERVICE_SCHEMA, values);
         const policy = validated(() => parseService(sid, raw, 'service'));
-        await withStore((store) => store.putService(policy));
+        await withStore(env, (store) => store.putService(policy));
         out(`service ${policy.sid} set`);
         return 0;
       },
@@ -291,9 +290,9 @@ export const SERVICE: Group = {
       synopsis: '[--sid S] [--json]',
       details: ['service → policy, as YAML or --json'],
       options: { sid: { type: 'string' }, json: { type: 'boolean', default: false } },
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const services = Object.fromEntries(
-          (await withStore((store) => store.snapshot())).contents.services
+          (await withStore(env, (store) => store.snapshot())).contents.services
             .filter((s) => values['sid'] === undefined || s.sid === values['sid'])
             .map((s) => [s.sid, serviceToRaw(s)]),
         );
@@ -307,9 +306,9 @@ export const SERVICE: Group = {
       synopsis: '--sid S',
       details: ["delete a service's policy record: it then gets its tenant's policy only"],
       options: { sid: { type: 'string' } },
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const sid = required(values['sid'], 'sid');
-        if (!(await withStore((store) => store.removeService(sid))))
+        if (!(await withStore(env, (store) => store.removeService(sid))))
           throw new UsageError(`no service ${sid} has a policy`);
         out(`service ${sid} removed`);
         return 0;
@@ -331,10 +330,10 @@ export const PRINCIPAL: Group = {
       synopsis: '--principal P --sid S',
       details: ['map a workload identity (a SPIFFE id) to a service id'],
       options: { principal: { type: 'string' }, sid: { type: 'string' } },
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const principal = principalName(values['principal']);
         const sid = validated(() => identifier(required(values['sid'], 'sid'), '--sid'));
-        await withStore((store) => store.mapPrincipal(principal, sid));
+        await withStore(env, (store) => store.mapPrincipal(principal, sid));
         out(`principal ${principal} → ${sid}`);
         return 0;
       },
@@ -343,8 +342,8 @@ export const PRINCIPAL: Group = {
       synopsis: '[--sid S] [--json]',
       details: ['principal → sid (of the principals mapped to one sid), as YAML or --json'],
       options: { sid: { type: 'string' }, json: { type: 'boolean', default: false } },
-      async run({ values }, out) {
-        const { principals } = (await withStore((store) => store.snapshot())).contents;
+      async run({ values, env }, out) {
+        const { principals } = (await withStore(env, (store) => store.snapshot())).contents;
         const listed = Object.fromEntries(
           Object.entries(principals)
             .filter(([, sid]) => values['sid'] === undefined || sid === values['sid'])
@@ -358,9 +357,9 @@ export const PRINCIPAL: Group = {
       synopsis: '--principal P [--json]',
       details: ['the sid one principal is mapped to, as YAML or --json'],
       options: { principal: { type: 'string' }, json: { type: 'boolean', default: false } },
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const principal = principalName(values['principal']);
-        const { principals } = (await withStore((store) => store.snapshot())).contents;
+        const { principals } = (await withStore(env, (store) => store.snapshot())).contents;
         const sid = Object.hasOwn(principals, principal) ? principals[principal] : undefined;
         if (sid === undefined) throw new UsageError(`no principal ${principal} is mapped`);
         out(printed(values['json'], { [principal]: sid }));
@@ -371,9 +370,9 @@ export const PRINCIPAL: Group = {
       synopsis: '--principal P',
       details: ['remove the mapping of a workload identity'],
       options: { principal: { type: 'string' } },
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const principal = principalName(values['principal']);
-        if (!(await withStore((store) => store.unmapPrincipal(principal))))
+        if (!(await withStore(env, (store) => store.unmapPrincipal(principal))))
           throw new UsageError(`no principal ${principal} is mapped`);
         out(`principal ${principal} unmapped`);
         return 0;
@@ -396,10 +395,10 @@ export const REGISTRY: Group = {
       ],
       options: {},
       positionals: { min: 1, max: 1 },
-      async run({ positionals }, out) {
+      async run({ positionals, env }, out) {
         const file = positionals[0] ?? '';
-        const contents = validated(() => loadRegistryFile(file, allowInsecure(), 'FILE'));
-        await withStore((store) => store.importContents(contents));
+        const contents = validated(() => loadRegistryFile(file, allowInsecure(env), 'FILE'));
+        await withStore(env, (store) => store.importContents(contents));
         out(
           `imported ${contents.issuers.length} issuers, ${contents.tenants.length} tenants, ${contents.services.length} services, ${Object.keys(contents.principals).length} principals`,
         );
@@ -415,8 +414,8 @@ export const REGISTRY: Group = {
         '--json       JSON (a YAML subset: import reads it too)',
       ],
       options: { out: { type: 'string' }, json: { type: 'boolean', default: false } },
-      async run({ values }, out) {
-        const { contents } = await withStore((store) => store.snapshot());
+      async run({ values, env }, out) {
+        const { contents } = await withStore(env, (store) => store.snapshot());
         const text = printed(values['json'], registryDocument(contents));
         const file = values['out'];
         if (typeof file === 'string') writeNamedFile('--out', file, `${text}\n`, 0o644);

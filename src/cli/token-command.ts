@@ -35,7 +35,7 @@ export const TOKEN: Group = {
         roles: { type: 'string' },
         ttl: { type: 'string', default: '3600' },
       },
-      async run({ values }, out) {
+      async run({ values, env }, out) {
         const tenant = values['tenant'];
         if (typeof tenant !== 'string') throw new UsageError('--tenant is required');
         if (!isIdentifier(tenant))
@@ -54,7 +54,7 @@ export const TOKEN: Group = {
         const ttl = String(values['ttl']);
         if (!/^\d{1,6}$/.test(ttl) || Number(ttl) < 1 || Number(ttl) > MAX_TTL_SECONDS)
           throw new UsageError(`--ttl must be a whole number of seconds, 1 to ${MAX_TTL_SECONDS}`);
-        const settings = loadSettings(environmentWithConfigFile(process.env), [
+        const settings = loadSettings(environmentWithConfigFile(env), [
           'signingKeysFile',
           'issuer',
         ]);

@@ -2,8 +2,7 @@ import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { connect } from 'node:net';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { messageOf } from '../errors.js';
-
-type Env = Readonly<Record<string, string | undefined>>;
+import type { Env } from '../config/env.js';
 
 const set = (env: Env, name: string): boolean => (env[name] ?? '').trim() !== '';
 

@@ -1,3 +1,4 @@
+import type { Env } from '../../src/config/env.js';
 import { runProgram } from '../../src/cli/program.js';
 
 /**
@@ -6,33 +7,32 @@ import { runProgram } from '../../src/cli/program.js';
  */
 export async function runProgramHere(
   args: string[],
+  env: Env = process.env,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const code = await runProgram(args, {
-    out: (text) => {
-      stdout += `${text}\n`;
+  const code = await runProgram(
+    args,
+    {
+      out: (text) => {
+        stdout += `${text}\n`;
+      },
+      err: (text) => {
+        stderr += `${text}\n`;
+      },
     },
-    err: (text) => {
-      stderr += `${text}\n`;
-    },
-  });
+    env,
+  );
   return { code, stdout, stderr };
 }
 
 /**
- * The command line in this process under `env` as the whole environment (what `runCli` gives a
- * child: PATH and `env`), restored afterwards. Only for tests that run one command at a time.
+ * The command line in this process with `env` as its whole environment (what `runCli` gives a
+ * child: PATH and `env`); the process's own environment is neither read nor changed.
  */
-export async function runProgramWithEnv(
+export function runProgramWithEnv(
   args: string[],
   env: Record<string, string>,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const saved = process.env;
-  process.env = { PATH: saved['PATH'] ?? '', ...env };
-  try {
-    return await runProgramHere(args);
-  } finally {
-    process.env = saved;
-  }
+  return runProgramHere(args, { PATH: process.env['PATH'] ?? '', ...env });
 }
