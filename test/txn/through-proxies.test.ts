@@ -4,7 +4,7 @@ import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
+import { startHarness } from '../helpers/harness.js';
 import {
   type EchoReply,
   type RunningProxy,
@@ -12,8 +12,9 @@ import {
   startCaddy,
   startNginx,
 } from '../helpers/proxies.js';
-import { issuer, service, tenant } from '../helpers/records.js';
-import { TxnTokenService, payloadOf } from './txn-service.js';
+import { localIssuer, service, tenant } from '../helpers/records.js';
+import { suiteParts } from '../helpers/suite-parts.js';
+import { TxnTokenService, payloadOf, txnServiceIssuer } from './txn-service.js';
 
 const TRUST_DOMAIN = 'td.example';
 
@@ -63,44 +64,29 @@ async function startTxnEcho(): Promise<{
 }
 
 describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Caddy configs', () => {
-  let idp: LocalIssuer;
-  let tts: TxnTokenService;
-  let h: Harness;
-  let echo: Awaited<ReturnType<typeof startTxnEcho>>;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    tts = await TxnTokenService.start();
-    h = await startHarness({
-      env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0', MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN },
-      contents: {
-        issuers: [
-          issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri }),
-          issuer({
-            issuer: tts.issuer,
-            tenant: 'acme',
-            jwks_uri: tts.jwksUri,
-            role: 'txn_token_service',
-          }),
-        ],
-        tenants: [tenant('acme', { txn_tokens: true })],
-        services: [service('orders', { tenant: 'acme' }), service('billing', { tenant: 'acme' })],
-      },
-    });
-    echo = await startTxnEcho();
-  });
-  after(async () => {
-    await echo?.close();
-    await h?.stop();
-    await idp?.stop();
-    await tts?.stop();
+  const s = suiteParts(async (own) => {
+    const idp = own(await LocalIssuer.start());
+    const tts = own(await TxnTokenService.start());
+    const h = own(
+      await startHarness({
+        env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0', MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN },
+        contents: {
+          issuers: [localIssuer(idp, 'acme'), txnServiceIssuer(tts, 'acme')],
+          tenants: [tenant('acme', { txn_tokens: true })],
+          services: [service('orders', { tenant: 'acme' }), service('billing', { tenant: 'acme' })],
+        },
+      }),
+    );
+    const echo = own(await startTxnEcho());
+    return { idp, tts, h, echo };
   });
 
   it('the HTTP listener answers the Txn-Token as a response header, and checks one that came with the chain', async () => {
-    const port = h.service.authzHttpPort as number;
+    const port = s.h.service.authzHttpPort as number;
     const original = { 'x-original-uri': '/items', 'x-original-method': 'GET' };
     const first = await get(port, '/authz/orders', {
       ...original,
-      authorization: `Bearer ${await idp.mint({ sub: 'alice' })}`,
+      authorization: `Bearer ${await s.idp.mint({ sub: 'alice' })}`,
     });
     assert.equal(first.status, 200, first.body);
     const txnToken = String(first.headers['txn-token']);
@@ -128,10 +114,10 @@ describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Ca
       let proxy: RunningProxy;
       before(async () => {
         proxy = await start({
-          authzPort: h.service.authzHttpPort as number,
-          upstreamPort: echo.port,
+          authzPort: s.h.service.authzHttpPort as number,
+          upstreamPort: s.echo.port,
         });
-        echo.setProxy(proxy.port);
+        s.echo.setProxy(proxy.port);
       });
       after(async () => {
         await proxy?.stop();
@@ -139,7 +125,7 @@ describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Ca
 
       it('the upstream sees the same Txn-Token on two consecutive hops', async () => {
         const reply = await get(proxy.port, '/orders/items', {
-          authorization: `Bearer ${await idp.mint({ sub: 'alice', roles: ['buyer'] })}`,
+          authorization: `Bearer ${await s.idp.mint({ sub: 'alice', roles: ['buyer'] })}`,
           'x-test-next': '/billing/pay',
         });
         assert.equal(reply.status, 200, proxy.logs());
@@ -157,7 +143,7 @@ describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Ca
       });
 
       it("a Transaction Token Service's Txn-Token stands as the origin, and reaches both hops", async () => {
-        const token = await tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() });
+        const token = await s.tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() });
         const reply = await get(proxy.port, '/orders/items', {
           'txn-token': token,
           'x-test-next': '/billing/pay',
@@ -172,8 +158,8 @@ describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Ca
 
       it("refuses a client's own Txn-Token beside a chain, the upstream never reached", async () => {
         const reply = await get(proxy.port, '/orders/items', {
-          authorization: `Bearer ${await idp.mint({ sub: 'alice' })}`,
-          'txn-token': await tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() }),
+          authorization: `Bearer ${await s.idp.mint({ sub: 'alice' })}`,
+          'txn-token': await s.tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() }),
         });
         assert.equal(reply.status, 401);
       });

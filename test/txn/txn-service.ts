@@ -9,6 +9,9 @@ import {
   exportJWK,
   generateKeyPair,
 } from 'jose';
+import type { LocalIssuer } from '../../src/demo/local-issuer.js';
+import type { IssuerRecord } from '../../src/registry/records.js';
+import { localIssuer } from '../helpers/records.js';
 
 /**
  * An outside Transaction Token Service, as one would build it with `jose`: an ES256 key published
@@ -77,3 +80,16 @@ export class TxnTokenService {
 export function payloadOf(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString('utf8'));
 }
+
+/** The record registering `tts` as a Transaction Token Service of `tenant`, with further raw fields. */
+export const txnServiceIssuer = (
+  tts: TxnTokenService,
+  tenant: string,
+  raw: Record<string, unknown> = {},
+): IssuerRecord => localIssuer(tts, tenant, { role: 'txn_token_service', ...raw });
+
+/** Tenant acme's IdP beside its Transaction Token Service, whose Txn-Tokens carry roles in `tctx.roles`. */
+export const idpAndTts = (idp: LocalIssuer, tts: TxnTokenService): IssuerRecord[] => [
+  localIssuer(idp, 'acme'),
+  txnServiceIssuer(tts, 'acme', { roles_claim: 'tctx.roles' }),
+];
