@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { idpHarness } from '../helpers/idp-harness.js';
 import { SPELLINGS } from '../helpers/path-spellings.js';
-import { type RunningProxy, startCaddy, startNginx } from '../helpers/proxies.js';
+import { type RunningProxy, SHIPPED_PROXIES } from '../helpers/proxies.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import { ordersWithOperations, service } from '../helpers/records.js';
 
@@ -88,10 +88,7 @@ function handlersFor(method: string, target: string, headers: Record<string, unk
   return [...handlers];
 }
 
-for (const [name, start] of [
-  ['nginx', startNginx],
-  ['caddy', startCaddy],
-] as const) {
+for (const [name, start] of SHIPPED_PROXIES) {
   describe(`${name} (shipped config) in front of an upstream that routes like the frameworks do`, () => {
     const s = idpHarness({
       env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { startHarness } from '../helpers/harness.js';
@@ -9,8 +8,8 @@ import {
   type EchoReply,
   type RunningProxy,
   get,
-  startCaddy,
-  startNginx,
+  SHIPPED_PROXIES,
+  listenLoopback,
 } from '../helpers/proxies.js';
 import { localIssuer, service, tenant } from '../helpers/records.js';
 import { suiteParts } from '../helpers/suite-parts.js';
@@ -49,17 +48,11 @@ async function startTxnEcho(): Promise<{
       res.end(JSON.stringify({ path: req.url, headers: req.headers, next }));
     })();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    port: (server.address() as AddressInfo).port,
+    ...(await listenLoopback(server)),
     setProxy: (port) => {
       proxyPort = port;
     },
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
   };
 }
 
@@ -106,10 +99,7 @@ describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Ca
     assert.equal(forged.status, 401);
   });
 
-  for (const [name, start] of [
-    ['nginx', startNginx],
-    ['caddy', startCaddy],
-  ] as const) {
+  for (const [name, start] of SHIPPED_PROXIES) {
     describe(`${name} (shipped config)`, () => {
       let proxy: RunningProxy;
       before(async () => {
