@@ -5,9 +5,13 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { startHarness } from '../helpers/harness.js';
 import { service, tenant } from '../helpers/records.js';
 import { suiteParts } from '../helpers/suite-parts.js';
-import { TxnTokenService, idpAndTts, payloadOf, txnServiceIssuer } from './txn-service.js';
-
-const TRUST_DOMAIN = 'td.example';
+import {
+  TRUST_DOMAIN,
+  TxnTokenService,
+  idpAndTts,
+  payloadOf,
+  txnServiceIssuer,
+} from './txn-service.js';
 
 /**
  * A Txn-Token of a registered Transaction Token Service standing as the chain's origin when the

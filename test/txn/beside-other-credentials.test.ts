@@ -8,31 +8,20 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { startHarness } from '../helpers/harness.js';
 import { service, tenant } from '../helpers/records.js';
-import { suiteParts } from '../helpers/suite-parts.js';
-import { TxnTokenService, idpAndTts } from './txn-service.js';
+import { TRUST_DOMAIN, idpAndTts, txnSuite } from './txn-service.js';
 
-const TRUST_DOMAIN = 'td.example';
 const BASIC = 'Basic YWxpY2U6c2VjcmV0';
 
 describe('MATRYOSHKA_MODE=shadow: a credential beside or inside another is never token-less', () => {
-  const s = suiteParts(async (own) => {
-    const idp = own(await LocalIssuer.start());
-    const tts = own(await TxnTokenService.start());
-    const shadow = own(
-      await startHarness({
-        env: { MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN, MATRYOSHKA_MODE: 'shadow' },
-        contents: {
-          issuers: idpAndTts(idp, tts),
-          tenants: [tenant('acme')],
-          services: [service('orders')],
-        },
-      }),
-    );
-    return { idp, tts, shadow };
-  });
+  const s = txnSuite((idp, tts) => ({
+    env: { MATRYOSHKA_MODE: 'shadow' },
+    contents: {
+      issuers: idpAndTts(idp, tts),
+      tenants: [tenant('acme')],
+      services: [service('orders')],
+    },
+  }));
 
   const txnToken = () => s.tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() });
   async function tampered(): Promise<string> {
@@ -45,7 +34,7 @@ describe('MATRYOSHKA_MODE=shadow: a credential beside or inside another is never
   it('a tampered Txn-Token beside an empty or a Basic authorization is refused (bad_signature), not let through as token-less', async () => {
     const forged = await tampered();
     for (const authorization of ['', ' ', BASIC]) {
-      const result = await s.shadow.client.check({
+      const result = await s.h.client.check({
         sid: 'orders',
         headers: { authorization, 'txn-token': forged },
       });
@@ -56,7 +45,7 @@ describe('MATRYOSHKA_MODE=shadow: a credential beside or inside another is never
 
   it('a genuine Txn-Token beside a Basic authorization stands as the origin, as without one', async () => {
     const token = await txnToken();
-    const result = await s.shadow.client.check({
+    const result = await s.h.client.check({
       sid: 'orders',
       headers: { authorization: BASIC, 'txn-token': token },
     });
@@ -74,12 +63,12 @@ describe('MATRYOSHKA_MODE=shadow: a credential beside or inside another is never
       'Bearer',
       'bearer\t',
     ]) {
-      const result = await s.shadow.client.check({ sid: 'orders', headers: { authorization } });
+      const result = await s.h.client.check({ sid: 'orders', headers: { authorization } });
       assert.equal(result.allowed, false, `${authorization.slice(0, 40)}: ${result.body}`);
       assert.equal(result.metadata['reason'], 'malformed_token', authorization.slice(0, 40));
     }
     // One credential of another scheme is still no token: dry-run lets it through, vouching for nothing.
-    const basic = await s.shadow.client.check({ sid: 'orders', headers: { authorization: BASIC } });
+    const basic = await s.h.client.check({ sid: 'orders', headers: { authorization: BASIC } });
     assert.equal(basic.allowed, true, basic.body);
     assert.equal(basic.metadata['reason'], 'missing_token');
     assert.equal(basic.headers['x-user-id'], undefined);

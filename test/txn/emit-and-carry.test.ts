@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import type { CheckResult } from '../../src/demo/envoy-client.js';
 import { startHarness } from '../helpers/harness.js';
 import { localIssuer, service, tenant } from '../helpers/records.js';
-import { suiteParts } from '../helpers/suite-parts.js';
-import { TxnTokenService, payloadOf } from './txn-service.js';
-
-const TRUST_DOMAIN = 'td.example';
+import { TRUST_DOMAIN, payloadOf, txnSuite } from './txn-service.js';
 
 /**
  * Emitting a Txn-Token beside the chain (gRPC, Envoy's messages): signed with the service's own
@@ -15,36 +12,35 @@ const TRUST_DOMAIN = 'td.example';
  * against the chain.
  */
 describe('Txn-Tokens emitted beside the chain', () => {
-  const s = suiteParts(async (own) => {
-    const idp = own(await LocalIssuer.start());
-    const tts = own(await TxnTokenService.start());
-    const h = own(
-      await startHarness({
-        env: { MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN },
-        contents: {
-          issuers: [
-            localIssuer(idp, 'acme'),
-            // The same IdP under another name, for tenant quiet.
-            localIssuer(
-              { issuer: idp.issuer.replace('127.0.0.1', 'localhost'), jwksUri: idp.jwksUri },
-              'quiet',
-            ),
-          ],
-          tenants: [tenant('acme', { txn_tokens: true }), tenant('quiet')],
-          services: [
-            service('orders', {
-              operations: [{ name: 'orders.read', path: '/orders/*', methods: ['GET'] }],
-            }),
-            service('billing'),
-            service('ledger'),
-          ],
-        },
-      }),
-    );
-    return { idp, tts, h };
-  });
+  const s = txnSuite((idp) => ({
+    contents: {
+      issuers: [
+        localIssuer(idp, 'acme'),
+        // The same IdP under another name, for tenant quiet.
+        localIssuer(
+          { issuer: idp.issuer.replace('127.0.0.1', 'localhost'), jwksUri: idp.jwksUri },
+          'quiet',
+        ),
+      ],
+      tenants: [tenant('acme', { txn_tokens: true }), tenant('quiet')],
+      services: [
+        service('orders', {
+          operations: [{ name: 'orders.read', path: '/orders/*', methods: ['GET'] }],
+        }),
+        service('billing'),
+        service('ledger'),
+      ],
+    },
+  }));
 
   const origin = () => s.idp.mint({ sub: 'alice', roles: ['buyer', 'reader'] });
+  /** The hop after `previous`, to `sid`, with the token it forwarded and the Txn-Token given. */
+  const nextHop = (previous: CheckResult, sid: string, txnToken?: string) =>
+    s.h.client.check({
+      token: previous.forwardedToken as string,
+      sid,
+      ...(txnToken === undefined ? {} : { headers: { 'txn-token': txnToken } }),
+    });
   /** A new chain's first hop, to orders: it answers a new Txn-Token. */
   const firstHop = async () =>
     s.h.client.check({ token: await origin(), sid: 'orders', path: '/orders/1', method: 'GET' });
@@ -85,19 +81,11 @@ describe('Txn-Tokens emitted beside the chain', () => {
   it('passes the same Txn-Token on, byte for byte, on two more hops: never signed again', async () => {
     const first = await firstHop();
     const txnToken = first.headers['txn-token'] as string;
-    const second = await s.h.client.check({
-      token: first.forwardedToken as string,
-      sid: 'billing',
-      headers: { 'txn-token': txnToken },
-    });
+    const second = await nextHop(first, 'billing', txnToken);
     assert.equal(second.allowed, true, second.body);
     assert.equal(second.headers['txn-token'], txnToken);
     assert.equal(s.h.logs.findLast((l) => l['msg'] === 'check')?.['txn_token'], 'carried');
-    const third = await s.h.client.check({
-      token: second.forwardedToken as string,
-      sid: 'ledger',
-      headers: { 'txn-token': txnToken },
-    });
+    const third = await nextHop(second, 'ledger', txnToken);
     assert.equal(third.allowed, true, third.body);
     assert.equal(third.headers['txn-token'], txnToken);
     const txn = payloadOf(txnToken)['txn'];
@@ -107,10 +95,7 @@ describe('Txn-Tokens emitted beside the chain', () => {
 
   it('a hop whose caller dropped the Txn-Token gets one for the same transaction', async () => {
     const first = await firstHop();
-    const second = await s.h.client.check({
-      token: first.forwardedToken as string,
-      sid: 'billing',
-    });
+    const second = await nextHop(first, 'billing');
     assert.equal(second.allowed, true, second.body);
     const again = second.headers['txn-token'] as string;
     assert.notEqual(again, first.headers['txn-token']);
@@ -121,11 +106,7 @@ describe('Txn-Tokens emitted beside the chain', () => {
   it('refuses a Txn-Token of another transaction, or of another subject, beside a chain (never shadowed)', async () => {
     const one = await firstHop();
     const other = await firstHop();
-    const swapped = await s.h.client.check({
-      token: one.forwardedToken as string,
-      sid: 'billing',
-      headers: { 'txn-token': other.headers['txn-token'] as string },
-    });
+    const swapped = await nextHop(one, 'billing', other.headers['txn-token'] as string);
     assert.equal(swapped.allowed, false);
     assert.equal(swapped.httpStatus, 401);
     assert.equal(swapped.metadata['reason'], 'txn_token_mismatch');
@@ -135,11 +116,7 @@ describe('Txn-Tokens emitted beside the chain', () => {
       path: '/orders/1',
       method: 'GET',
     });
-    const wrongSubject = await s.h.client.check({
-      token: bob.forwardedToken as string,
-      sid: 'billing',
-      headers: { 'txn-token': one.headers['txn-token'] as string },
-    });
+    const wrongSubject = await nextHop(bob, 'billing', one.headers['txn-token'] as string);
     assert.equal(wrongSubject.metadata['reason'], 'txn_token_mismatch');
   });
 
@@ -150,11 +127,7 @@ describe('Txn-Tokens emitted beside the chain', () => {
     const widened = Buffer.from(JSON.stringify({ ...claims, scope: 'admin' })).toString(
       'base64url',
     );
-    const tampered = await s.h.client.check({
-      token: one.forwardedToken as string,
-      sid: 'billing',
-      headers: { 'txn-token': `${head}.${widened}.${sig}` },
-    });
+    const tampered = await nextHop(one, 'billing', `${head}.${widened}.${sig}`);
     assert.equal(tampered.metadata['reason'], 'bad_signature');
     // A Txn-Token from an outside service that is not registered at all.
     const forged = await s.h.client.check({
@@ -165,11 +138,7 @@ describe('Txn-Tokens emitted beside the chain', () => {
       },
     });
     assert.equal(forged.metadata['reason'], 'untrusted_issuer');
-    const garbage = await s.h.client.check({
-      token: one.forwardedToken as string,
-      sid: 'billing',
-      headers: { 'txn-token': 'not-a-token' },
-    });
+    const garbage = await nextHop(one, 'billing', 'not-a-token');
     assert.equal(garbage.metadata['reason'], 'malformed_token');
   });
 

@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { type Server, createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { startHarness } from '../helpers/harness.js';
 import {
   type EchoReply,
   type RunningProxy,
@@ -13,9 +11,7 @@ import {
 } from '../helpers/proxies.js';
 import { localIssuer, service, tenant } from '../helpers/records.js';
 import { suiteParts } from '../helpers/suite-parts.js';
-import { TxnTokenService, payloadOf, txnServiceIssuer } from './txn-service.js';
-
-const TRUST_DOMAIN = 'td.example';
+import { TRUST_DOMAIN, payloadOf, txnServiceIssuer, txnSuite } from './txn-service.js';
 
 /**
  * An upstream that behaves as the draft asks of a workload: on its outgoing call (x-test-next) it
@@ -57,22 +53,15 @@ async function startTxnEcho(): Promise<{
 }
 
 describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Caddy configs', () => {
-  const s = suiteParts(async (own) => {
-    const idp = own(await LocalIssuer.start());
-    const tts = own(await TxnTokenService.start());
-    const h = own(
-      await startHarness({
-        env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0', MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN },
-        contents: {
-          issuers: [localIssuer(idp, 'acme'), txnServiceIssuer(tts, 'acme')],
-          tenants: [tenant('acme', { txn_tokens: true })],
-          services: [service('orders', { tenant: 'acme' }), service('billing', { tenant: 'acme' })],
-        },
-      }),
-    );
-    const echo = own(await startTxnEcho());
-    return { idp, tts, h, echo };
-  });
+  const s = txnSuite((idp, tts) => ({
+    env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
+    contents: {
+      issuers: [localIssuer(idp, 'acme'), txnServiceIssuer(tts, 'acme')],
+      tenants: [tenant('acme', { txn_tokens: true })],
+      services: [service('orders', { tenant: 'acme' }), service('billing', { tenant: 'acme' })],
+    },
+  }));
+  const upstream = suiteParts(async (own) => ({ echo: own(await startTxnEcho()) }));
 
   it('the HTTP listener answers the Txn-Token as a response header, and checks one that came with the chain', async () => {
     const port = s.h.service.authzHttpPort as number;
@@ -105,9 +94,9 @@ describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Ca
       before(async () => {
         proxy = await start({
           authzPort: s.h.service.authzHttpPort as number,
-          upstreamPort: s.echo.port,
+          upstreamPort: upstream.echo.port,
         });
-        s.echo.setProxy(proxy.port);
+        upstream.echo.setProxy(proxy.port);
       });
       after(async () => {
         await proxy?.stop();
