@@ -5,58 +5,76 @@
  * a walk with no memo at all, at every depth, compressed, and sealed.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ChainMemo } from '../../src/chain/chain-memo.js';
 import { fastestMemoHash, memoDigest } from '../../src/chain/memo-hash.js';
 import { openChain, type OpenChainDeps } from '../../src/chain/open-chain.js';
 import type { Chain } from '../../src/chain/types.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import type { OwnKeys } from '../../src/keys/own-keys.js';
-import { type MintSettings, mintExtended } from '../../src/pipeline/mint.js';
+import { type MintSettings, type Minted, mintExtended } from '../../src/pipeline/mint.js';
 import { DenyError } from '../../src/reasons.js';
+import { suiteParts } from '../helpers/suite-parts.js';
 import { chainWalkDeps, handMint } from '../helpers/in-process.js';
 
 const OWN_ISSUER = 'https://authz.test';
 
 describe('the record of a level we mint', () => {
-  let idp: LocalIssuer;
-  let ownKeys: OwnKeys;
-  let bare: OpenChainDeps;
-  before(async () => {
-    idp = await LocalIssuer.start();
+  const s = suiteParts(async (own) => {
+    const idp = own(await LocalIssuer.start());
     const walk = await chainWalkDeps(idp, OWN_ISSUER);
-    ownKeys = walk.ownKeys;
-    bare = { ...walk, now: () => Math.floor(Date.now() / 1000) };
+    const bare: OpenChainDeps = { ...walk, now: () => Math.floor(Date.now() / 1000) };
+    /** `mintExtended` of alice's chain in tenant acme, at `bare`'s time. */
+    const mint = (
+      token: string,
+      chain: Chain,
+      destination: string,
+      settings: MintSettings,
+      over: { roles?: readonly string[]; seal?: boolean } = {},
+    ) =>
+      mintExtended(
+        {
+          incoming: token,
+          chain,
+          destination,
+          tenant: 'acme',
+          subject: 'alice',
+          roles: over.roles ?? [],
+          seal: over.seal ?? false,
+          now: bare.now(),
+        },
+        walk.ownKeys,
+        settings,
+      );
+    /** Remember a level this replica minted around `chain`, as the pipeline does after minting. */
+    const remember = (memo: ChainMemo, minted: Minted, chain: Chain): void =>
+      memo.rememberMinted(
+        minted.token,
+        minted.jti,
+        minted.levels,
+        minted.inside,
+        chain.sealed,
+        bare.trust.registry.version(),
+      );
+    return { idp, bare, mint, remember };
   });
-  after(() => idp.stop());
 
   for (const compression of ['g', 'b'] as const) {
     it(`equals what verifying the minted token records, depths 1 to 6 (${compression}), sealed or not`, async () => {
       const settings: MintSettings = handMint(OWN_ISSUER, { compression });
-      let token = await idp.mint({
+      let token = await s.idp.mint({
         sub: 'alice',
         roles: ['reader', 'writer'],
         pad: 'x'.repeat(600),
       });
-      let chain: Chain = await openChain(token, bare);
+      let chain: Chain = await openChain(token, s.bare);
       let compressedSeen = false;
       for (let depth = 1; depth <= 6; depth++) {
         const seal = depth === 4;
-        const minted = await mintExtended(
-          {
-            incoming: token,
-            chain,
-            destination: `svc-${depth}`,
-            tenant: 'acme',
-            subject: 'alice',
-            roles: chain.levels[0]?.roles ?? [],
-            seal,
-            now: bare.now(),
-          },
-          ownKeys,
-          settings,
-        );
-        const verified = await openChain(minted.token, bare);
+        const minted = await s.mint(token, chain, `svc-${depth}`, settings, {
+          roles: chain.levels[0]?.roles ?? [],
+          seal,
+        });
+        const verified = await openChain(minted.token, s.bare);
         assert.equal(verified.verifiedHere, depth + 1, 'the reference walk verified every level');
         assert.deepEqual(minted.level, verified.outer, `depth ${depth}`);
         assert.deepEqual([...chain.levels, minted.level], verified.levels);
@@ -72,35 +90,15 @@ describe('the record of a level we mint', () => {
   for (const hash of ['sha256', 'blake2b512'] as const)
     it(`lets the memo answer for exactly that text, and nothing else (keys by ${hash})`, async () => {
       const memo = new ChainMemo(100, hash);
-      const deps: OpenChainDeps = { ...bare, memo };
-      const origin = await idp.mint({ sub: 'alice' });
+      const deps: OpenChainDeps = { ...s.bare, memo };
+      const origin = await s.idp.mint({ sub: 'alice' });
       const chain = await openChain(origin, deps);
-      const minted = await mintExtended(
-        {
-          incoming: origin,
-          chain,
-          destination: 'A',
-          tenant: 'acme',
-          subject: 'alice',
-          roles: [],
-          seal: false,
-          now: bare.now(),
-        },
-        ownKeys,
-        handMint(OWN_ISSUER),
-      );
-      memo.rememberMinted(
-        minted.token,
-        minted.jti,
-        minted.levels,
-        minted.inside,
-        chain.sealed,
-        bare.trust.registry.version(),
-      );
+      const minted = await s.mint(origin, chain, 'A', handMint(OWN_ISSUER));
+      s.remember(memo, minted, chain);
 
       const seen = await openChain(minted.token, deps);
       assert.equal(seen.verifiedHere, 0, 'nothing verified: we signed this very text');
-      assert.deepEqual(seen.levels, (await openChain(minted.token, bare)).levels);
+      assert.deepEqual(seen.levels, (await openChain(minted.token, s.bare)).levels);
 
       // One character of the signature changed: not the text we signed, so it is verified — and fails.
       const [head, body, sig] = minted.token.split('.') as [string, string, string];
@@ -116,37 +114,17 @@ describe('the record of a level we mint', () => {
       // Two replicas sharing one key file: each has its own memo.
       const replicas = [new ChainMemo(100, hash), new ChainMemo(100, hash)];
       const settings: MintSettings = handMint(OWN_ISSUER);
-      let token = await idp.mint({ sub: 'alice', pad: 'y'.repeat(600) });
+      let token = await s.idp.mint({ sub: 'alice', pad: 'y'.repeat(600) });
       for (let depth = 1; depth <= 5; depth++) {
         const memo = replicas[depth % 2] as ChainMemo;
-        const chain = await openChain(token, { ...bare, memo });
+        const chain = await openChain(token, { ...s.bare, memo });
         // The first hop verifies the origin and the second both levels; from then on the level
         // inside the one just received was minted by this very replica, one hop earlier.
         assert.equal(chain.verifiedHere, depth <= 2 ? depth : 1, `hop ${depth}`);
-        assert.deepEqual(chain.levels, (await openChain(token, bare)).levels);
-        const minted = await mintExtended(
-          {
-            incoming: token,
-            chain,
-            destination: `svc-${depth}`,
-            tenant: 'acme',
-            subject: 'alice',
-            roles: [],
-            seal: false,
-            now: bare.now(),
-          },
-          ownKeys,
-          settings,
-        );
+        assert.deepEqual(chain.levels, (await openChain(token, s.bare)).levels);
+        const minted = await s.mint(token, chain, `svc-${depth}`, settings);
         if (depth >= 3) assert.equal(minted.level.stack?.cmp, 'g');
-        memo.rememberMinted(
-          minted.token,
-          minted.jti,
-          minted.levels,
-          minted.inside,
-          chain.sealed,
-          bare.trust.registry.version(),
-        );
+        s.remember(memo, minted, chain);
         token = minted.token;
       }
     });
@@ -154,28 +132,13 @@ describe('the record of a level we mint', () => {
   it('verifies a chain once for the many levels other replicas mint around it (fan-in), plain or compressed', async () => {
     const settings: MintSettings = handMint(OWN_ISSUER, { compression: 'b' });
     const wrap = async (token: string, chain: Chain, sid: string) =>
-      (
-        await mintExtended(
-          {
-            incoming: token,
-            chain,
-            destination: sid,
-            tenant: 'acme',
-            subject: 'alice',
-            roles: [],
-            seal: false,
-            now: bare.now(),
-          },
-          ownKeys,
-          settings,
-        )
-      ).token;
+      (await s.mint(token, chain, sid, settings)).token;
     // Another replica (no memo here) walks an origin to depth 2, then wraps it several times.
-    let inner = await idp.mint({ sub: 'alice', pad: 'z'.repeat(600) });
-    for (const sid of ['A', 'B']) inner = await wrap(inner, await openChain(inner, bare), sid);
-    const innerChain = await openChain(inner, bare);
-    const origin = await idp.mint({ sub: 'alice' });
-    const originChain = await openChain(origin, bare);
+    let inner = await s.idp.mint({ sub: 'alice', pad: 'z'.repeat(600) });
+    for (const sid of ['A', 'B']) inner = await wrap(inner, await openChain(inner, s.bare), sid);
+    const innerChain = await openChain(inner, s.bare);
+    const origin = await s.idp.mint({ sub: 'alice' });
+    const originChain = await openChain(origin, s.bare);
     for (const [around, chain, depth] of [
       [origin, originChain, 1],
       [inner, innerChain, 3],
@@ -183,12 +146,12 @@ describe('the record of a level we mint', () => {
       const memo = new ChainMemo(100);
       for (let n = 0; n < 3; n++) {
         const token = await wrap(around, chain, `C${n}`);
-        const opened = await openChain(token, { ...bare, memo });
+        const opened = await openChain(token, { ...s.bare, memo });
         // The first verifies everything; later ones only their own level, found inside (the
         // depth-3 ones once decompressed) under the text of the chain they wrap.
         assert.equal(opened.verifiedHere, n === 0 ? depth + 1 : 1, `depth ${depth}, level ${n}`);
         assert.equal(opened.outer.stack?.cmp, depth >= 3 ? 'b' : undefined);
-        assert.deepEqual(opened.levels, (await openChain(token, bare)).levels);
+        assert.deepEqual(opened.levels, (await openChain(token, s.bare)).levels);
       }
     }
   });

@@ -9,6 +9,7 @@ import type { ServicePolicy } from '../../src/registry/records.js';
 import { type Harness, startHarness } from './harness.js';
 import { type ProxyTargets, type RunningProxy, startEcho } from './proxies.js';
 import { localIssuer } from './records.js';
+import { suiteParts } from './suite-parts.js';
 
 export interface ProxiedAuthz {
   readonly idp: LocalIssuer;
@@ -44,4 +45,12 @@ export async function startProxiedAuthz(
       await idp.stop();
     },
   };
+}
+
+/** The same for one `describe`: started before its tests, stopped after them. */
+export function proxiedAuthz(
+  start: (targets: ProxyTargets) => Promise<RunningProxy>,
+  services: readonly ServicePolicy[],
+): ProxiedAuthz {
+  return suiteParts(async (own) => own(await startProxiedAuthz(start, services)));
 }

@@ -218,13 +218,22 @@ export async function startEcho(): Promise<{
       res.end(body);
     })();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    port: (server.address() as AddressInfo).port,
+    ...(await listenLoopback(server)),
     hits: () => hits,
     setProxy: (port) => {
       proxyPort = port;
     },
+  };
+}
+
+/** `server` listening on a free loopback port; closing it also cuts the connections kept alive. */
+export async function listenLoopback(
+  server: Server,
+): Promise<{ port: number; close(): Promise<void> }> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
@@ -232,3 +241,9 @@ export async function startEcho(): Promise<{
       }),
   };
 }
+
+/** The proxies whose shipped configs the suites run in front of the service, by name. */
+export const SHIPPED_PROXIES = [
+  ['nginx', startNginx],
+  ['caddy', startCaddy],
+] as const;

@@ -12,10 +12,11 @@ import {
 import { after, before, describe, it } from 'node:test';
 import { type JWK, exportJWK } from 'jose';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { suiteParts } from '../helpers/suite-parts.js';
 import { MisbehavingJwks } from '../helpers/bad-jwks.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { eventually, runCli } from '../helpers/processes.js';
-import { issuer } from '../helpers/records.js';
+import { issuer, localIssuer } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /**
@@ -473,83 +474,81 @@ const fetchesOk = (h: Harness): number =>
   h.logs.filter((l) => l['msg'] === 'jwks fetch' && l['outcome'] === 'ok').length;
 
 describe('stale-while-revalidate: a hanging IdP does not hold checks while we hold its keys (embedded)', () => {
-  let idp: LocalIssuer;
-  let jwks: MisbehavingJwks;
-  let h: Harness;
-
-  before(async () => {
-    idp = await LocalIssuer.start();
-    jwks = await MisbehavingJwks.start({ '/jwks': { kind: 'body', body: await jwksBody(idp) } });
-    h = await startHarness({
-      env: SWR_ENV,
-      contents: {
-        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: jwks.url('/jwks') })],
-      },
-    });
-  });
-  after(async () => {
-    await h?.stop();
-    await jwks?.stop();
-    await idp?.stop();
+  const s = suiteParts(async (own) => {
+    const idp = own(await LocalIssuer.start());
+    const jwks = own(
+      await MisbehavingJwks.start({ '/jwks': { kind: 'body', body: await jwksBody(idp) } }),
+    );
+    const h = own(
+      await startHarness({
+        env: SWR_ENV,
+        contents: { issuers: [localIssuer(idp, 'acme', { jwks_uri: jwks.url('/jwks') })] },
+      }),
+    );
+    return { idp, jwks, h };
   });
 
   it('serves the held keys at once past max-age while one refresh hangs, picks up a rotated set in the background, and serves nothing past max-stale', async () => {
     // Distinct tokens signed with the first key, minted before the IdP rotates it away.
     const tokens = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => idp.mint({ sub: `user-${i}` })),
+      Array.from({ length: 200 }, (_, i) => s.idp.mint({ sub: `user-${i}` })),
     );
     const next = (): string => tokens.shift() as string;
-    assert.equal((await h.client.check({ token: next(), sid: 'A' })).allowed, true, 'keys fetched');
-    jwks.set('/jwks', { kind: 'hang' });
+    assert.equal(
+      (await s.h.client.check({ token: next(), sid: 'A' })).allowed,
+      true,
+      'keys fetched',
+    );
+    s.jwks.set('/jwks', { kind: 'hang' });
     await sleep(1100);
-    const hitsBefore = jwks.hitsOf('/jwks');
-    const latencies = await twentyFastChecks(h, tokens.splice(0, 20), 'embedded');
+    const hitsBefore = s.jwks.hitsOf('/jwks');
+    const latencies = await twentyFastChecks(s.h, tokens.splice(0, 20), 'embedded');
     await eventually(
-      async () => jwks.hitsOf('/jwks') > hitsBefore,
+      async () => s.jwks.hitsOf('/jwks') > hitsBefore,
       1000,
       'the background refresh reaches the hanging IdP',
     );
     assert.equal(
-      jwks.hitsOf('/jwks') - hitsBefore,
+      s.jwks.hitsOf('/jwks') - hitsBefore,
       1,
       'one refresh in flight for the issuer, however many checks found the keys old',
     );
 
     // The IdP answers again, with a rotated set that no longer holds the old key.
-    const newKid = await idp.rotate();
-    jwks.set('/jwks', { kind: 'body', body: await jwksBody(idp, newKid) });
-    const fetched = fetchesOk(h);
+    const newKid = await s.idp.rotate();
+    s.jwks.set('/jwks', { kind: 'body', body: await jwksBody(s.idp, newKid) });
+    const fetched = fetchesOk(s.h);
     // Checks with the old, known kid go on being answered from memory; a later refresh brings the new set.
     await eventually(
       async () => {
-        await h.client.check({ token: next(), sid: 'A', deadlineMs: 1000 });
+        await s.h.client.check({ token: next(), sid: 'A', deadlineMs: 1000 });
         await sleep(50);
-        return fetchesOk(h) > fetched;
+        return fetchesOk(s.h) > fetched;
       },
       3 * JWKS_TIMEOUT_MS,
       'a background refresh reaches the IdP again',
     );
-    const missesBefore = await keyCacheMisses(h);
-    const rotated = await idp.mint({ sub: 'bob' });
-    const fresh = await h.client.check({ token: rotated, sid: 'A', deadlineMs: 1000 });
+    const missesBefore = await keyCacheMisses(s.h);
+    const rotated = await s.idp.mint({ sub: 'bob' });
+    const fresh = await s.h.client.check({ token: rotated, sid: 'A', deadlineMs: 1000 });
     assert.equal(fresh.allowed, true, 'the rotated key is accepted');
     assert.equal(
-      await keyCacheMisses(h),
+      await keyCacheMisses(s.h),
       missesBefore,
       'from the set the background refresh brought: the new kid was already in memory',
     );
     assert.equal(
-      (await h.client.check({ token: next(), sid: 'A' })).allowed,
+      (await s.h.client.check({ token: next(), sid: 'A' })).allowed,
       false,
       'the key the IdP withdrew is gone',
     );
 
     // The IdP hangs again and stays down past max-stale: nothing stale is served, fail closed.
-    jwks.set('/jwks', { kind: 'hang' });
+    s.jwks.set('/jwks', { kind: 'hang' });
     await sleep(4200);
     const started = performance.now();
-    const late = await h.client.check({
-      token: await idp.mint({ sub: 'carol' }),
+    const late = await s.h.client.check({
+      token: await s.idp.mint({ sub: 'carol' }),
       sid: 'A',
       deadlineMs: 500,
     });
@@ -559,7 +558,11 @@ describe('stale-while-revalidate: a hanging IdP does not hold checks while we ho
     assert.equal(late.metadata['reason'], 'unavailable');
     console.log(
       '[jwks-bounds] stale-while-revalidate, embedded:',
-      JSON.stringify({ latencies, lateMs: Math.round(lateMs), jwksRequests: jwks.hitsOf('/jwks') }),
+      JSON.stringify({
+        latencies,
+        lateMs: Math.round(lateMs),
+        jwksRequests: s.jwks.hitsOf('/jwks'),
+      }),
     );
   });
 });

@@ -27,6 +27,7 @@ import { type World, startWorld } from '../world/world.js';
 import { runCli } from '../helpers/processes.js';
 import { localIssuer, service, tenant } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { suiteParts } from '../helpers/suite-parts.js';
 
 const now = (): number => Math.floor(Date.now() / 1000);
 
@@ -75,46 +76,39 @@ function assertEverythingEmittedIsSafe(result: CheckResult, what: string): void 
 }
 
 describe('header grammar through the Check handler', () => {
-  let idp: LocalIssuer;
-  let partner: LocalIssuer;
-  let anyMinter: LocalIssuer;
-  let ownKeys: OwnKeys;
-  let h: World;
-
-  before(async () => {
-    idp = await LocalIssuer.start();
-    partner = await LocalIssuer.start();
-    anyMinter = await LocalIssuer.start();
-    ownKeys = await OwnKeys.generate();
-    h = await startWorld('handler', {
-      ownKeys,
-      contents: {
-        issuers: [
-          localIssuer(idp, 'acme', { algorithms: ['ES256'] }),
-          localIssuer(partner, 'acme', { algorithms: ['ES256'], mints_for: ['partner-*'] }),
-          localIssuer(anyMinter, 'acme', { algorithms: ['ES256'], mints_for: ['*'] }),
-        ],
-        tenants: [tenant('acme', { max_depth: 8 })],
-        services: [
-          service('gateway', { tenant: 'acme' }),
-          service('B', { tenant: 'acme' }),
-          service('bound', { tenant: 'acme', bind_source: true }),
-          service('needs-admin', { tenant: 'acme', required_roles: ['admin'] }),
-        ],
-        principals: { 'spiffe://cluster.local/ns/shop/sa/gateway': 'gateway' },
-      },
-    });
-  });
-  after(async () => {
-    await h.stop();
-    for (const i of [idp, partner, anyMinter]) await i.stop();
+  const s = suiteParts(async (own) => {
+    const idp = own(await LocalIssuer.start());
+    const partner = own(await LocalIssuer.start());
+    const anyMinter = own(await LocalIssuer.start());
+    const ownKeys = await OwnKeys.generate();
+    const h = own(
+      await startWorld('handler', {
+        ownKeys,
+        contents: {
+          issuers: [
+            localIssuer(idp, 'acme', { algorithms: ['ES256'] }),
+            localIssuer(partner, 'acme', { algorithms: ['ES256'], mints_for: ['partner-*'] }),
+            localIssuer(anyMinter, 'acme', { algorithms: ['ES256'], mints_for: ['*'] }),
+          ],
+          tenants: [tenant('acme', { max_depth: 8 })],
+          services: [
+            service('gateway', { tenant: 'acme' }),
+            service('B', { tenant: 'acme' }),
+            service('bound', { tenant: 'acme', bind_source: true }),
+            service('needs-admin', { tenant: 'acme', required_roles: ['admin'] }),
+          ],
+          principals: { 'spiffe://cluster.local/ns/shop/sa/gateway': 'gateway' },
+        },
+      }),
+    );
+    return { idp, partner, anyMinter, ownKeys, h };
   });
 
   /** An origin token with exactly these claims (no type coercion: `sub` may be anything JSON allows). */
   const origin = (claims: Record<string, unknown>): Promise<string> =>
-    idp.signCompact(
+    s.idp.signCompact(
       { typ: 'JWT' },
-      JSON.stringify({ iss: idp.issuer, iat: now(), exp: now() + 300, ...claims }),
+      JSON.stringify({ iss: s.idp.issuer, iat: now(), exp: now() + 300, ...claims }),
     );
 
   /** A level of a registered minter wrapping `container`, for `sid`. */
@@ -140,9 +134,9 @@ describe('header grammar through the Check handler', () => {
     reason: DenyReason,
     what: string,
   ): Promise<void> {
-    const result = await h.check(call);
+    const result = await s.h.check(call);
     assert.equal(result.allowed, false, `${what}: must be denied`);
-    assert.equal(h.lastReason(), reason, what);
+    assert.equal(s.h.lastReason(), reason, what);
     for (const name of IDENTITY)
       assert.equal(result.headers[name], undefined, `${what}: ${name} emitted on a denial`);
     assertEverythingEmittedIsSafe(result, what);
@@ -178,13 +172,13 @@ describe('header grammar through the Check handler', () => {
     });
 
     it('client_id, then azp, stand in only when sub is absent, and are held to the same grammar', async () => {
-      const byClient = await h.check({
+      const byClient = await s.h.check({
         token: await origin({ client_id: 'svc-client', azp: 'other' }),
         sid: 'B',
       });
       assert.equal(byClient.allowed, true);
       assert.equal(byClient.headers['x-user-id'], 'svc-client');
-      const byAzp = await h.check({ token: await origin({ azp: 'svc-azp' }), sid: 'B' });
+      const byAzp = await s.h.check({ token: await origin({ azp: 'svc-azp' }), sid: 'B' });
       assert.equal(byAzp.headers['x-user-id'], 'svc-azp');
       await expectDenied(
         { token: await origin({ client_id: 'svc\r\nx', azp: 'svc-azp' }), sid: 'B' },
@@ -204,7 +198,7 @@ describe('header grammar through the Check handler', () => {
         'CN=Alice Smith,O=Acme',
         'auth0|5f7c8ec7c33c6c004bbafe82',
       ]) {
-        const result = await h.check({ token: await origin({ sub }), sid: 'B' });
+        const result = await s.h.check({ token: await origin({ sub }), sid: 'B' });
         assert.equal(result.allowed, true, sub.slice(0, 20));
         assert.equal(result.headers['x-user-id'], sub);
         assertEverythingEmittedIsSafe(result, sub.slice(0, 20));
@@ -214,7 +208,7 @@ describe('header grammar through the Check handler', () => {
     it('an inner level with an invalid sub makes the chain malformed too', async () => {
       const inner = await origin({ sub: 'alice\u0085', client_id: 'admin' });
       await expectDenied(
-        { token: await wrapped(partner, 'partner-gw', inner), sid: 'B' },
+        { token: await wrapped(s.partner, 'partner-gw', inner), sid: 'B' },
         'malformed_token',
         'wrapped origin with NEL in sub',
       );
@@ -234,14 +228,14 @@ describe('header grammar through the Check handler', () => {
         'r'.repeat(257),
         'writer',
       ];
-      const result = await h.check({
+      const result = await s.h.check({
         token: await origin({ sub: 'alice', roles }),
         sid: 'B',
       });
       assert.equal(result.allowed, true);
       assert.equal(result.headers['x-user-roles'], 'reader,writer');
       assertEverythingEmittedIsSafe(result, 'roles');
-      const asString = await h.check({
+      const asString = await s.h.check({
         token: await origin({ sub: 'alice', roles: 'reader admin\u0085x' }),
         sid: 'B',
       });
@@ -256,7 +250,7 @@ describe('header grammar through the Check handler', () => {
       );
       assert.equal(
         (
-          await h.check({
+          await s.h.check({
             token: await origin({ sub: 'alice', roles: ['admin'] }),
             sid: 'needs-admin',
           })
@@ -268,17 +262,17 @@ describe('header grammar through the Check handler', () => {
 
   describe('sids', () => {
     it('a registered minter cannot use a mints_for-matched sid that forges a hop (stack_malformed)', async () => {
-      const start = (await h.check({ token: await origin({ sub: 'alice' }), sid: 'gateway' }))
+      const start = (await s.h.check({ token: await origin({ sub: 'alice' }), sid: 'gateway' }))
         .forwardedToken as string;
       for (const [name, sid] of HOSTILE_SIDS) {
         await expectDenied(
-          { token: await wrapped(partner, sid, start, 2), sid: 'B' },
+          { token: await wrapped(s.partner, sid, start, 2), sid: 'B' },
           'stack_malformed',
           `partner sid with ${name}`,
         );
       }
-      const honest = await h.check({
-        token: await wrapped(partner, 'partner-gw', start, 2),
+      const honest = await s.h.check({
+        token: await wrapped(s.partner, 'partner-gw', start, 2),
         sid: 'B',
       });
       assert.equal(honest.allowed, true, 'the same partner, for a sid in the grammar');
@@ -286,15 +280,15 @@ describe('header grammar through the Check handler', () => {
     });
 
     it('a comma-sid cannot hide a recursion (mints_for *)', async () => {
-      const start = (await h.check({ token: await origin({ sub: 'alice' }), sid: 'B' }))
+      const start = (await s.h.check({ token: await origin({ sub: 'alice' }), sid: 'B' }))
         .forwardedToken as string;
       await expectDenied(
-        { token: await wrapped(anyMinter, 'x,B', start, 2), sid: 'C' },
+        { token: await wrapped(s.anyMinter, 'x,B', start, 2), sid: 'C' },
         'stack_malformed',
         'x,B wrapping a chain through B',
       );
       await expectDenied(
-        { token: await wrapped(anyMinter, 'C,B', await origin({ sub: 'alice' })), sid: 'B' },
+        { token: await wrapped(s.anyMinter, 'C,B', await origin({ sub: 'alice' })), sid: 'B' },
         'stack_malformed',
         'origin wrapped as C,B, calling B',
       );
@@ -304,7 +298,7 @@ describe('header grammar through the Check handler', () => {
       const token = await origin({ sub: 'alice' });
       for (const [name, sid] of HOSTILE_SIDS) {
         await expectDenied(
-          { token: await wrapped(anyMinter, sid, token), sid: 'B' },
+          { token: await wrapped(s.anyMinter, sid, token), sid: 'B' },
           'stack_malformed',
           `any-minter sid with ${name}`,
         );
@@ -340,18 +334,18 @@ describe('header grammar through the Check handler', () => {
 
     it('a principal mapped to a non-sid names no destination and no caller', async () => {
       // Straight into the in-memory registry, past the record parsers: the Check path checks on its own.
-      h.registry.mapPrincipal('spiffe://cluster.local/ns/shop/sa/forged', 'B,gateway');
-      h.registry.mapPrincipal('spiffe://cluster.local/ns/shop/sa/nel', 'gateway\u0085');
+      s.h.registry.mapPrincipal('spiffe://cluster.local/ns/shop/sa/forged', 'B,gateway');
+      s.h.registry.mapPrincipal('spiffe://cluster.local/ns/shop/sa/nel', 'gateway\u0085');
       const token = await origin({ sub: 'alice' });
       await expectDenied(
         { token, destinationPrincipal: 'spiffe://cluster.local/ns/shop/sa/forged' },
         'unknown_service',
         'destination principal → B,gateway',
       );
-      const minted = (await h.check({ token, sid: 'gateway' })).forwardedToken as string;
+      const minted = (await s.h.check({ token, sid: 'gateway' })).forwardedToken as string;
       assert.equal(
         (
-          await h.check({
+          await s.h.check({
             token: minted,
             sid: 'bound',
             sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/gateway',
@@ -369,7 +363,7 @@ describe('header grammar through the Check handler', () => {
 
   describe('tenants', () => {
     const ownLevel = (claims: Record<string, unknown>): string =>
-      compactSign(ownKeys.signing.alg, ownKeys.signing.kid, ownKeys.signing.privateKey, {
+      compactSign(s.ownKeys.signing.alg, s.ownKeys.signing.kid, s.ownKeys.signing.privateKey, {
         iss: 'urn:matryoshka:authz',
         aud: 'urn:matryoshka:authz',
         sub: 'alice',
@@ -381,7 +375,7 @@ describe('header grammar through the Check handler', () => {
     it('a tenant_id outside the grammar, even under our own signature, is malformed', async () => {
       // C has no record, so no tenant binding stands between the claim and x-tenant-id.
       assert.equal(
-        (await h.check({ token: ownLevel({ tenant_id: 'acme' }), sid: 'C' })).allowed,
+        (await s.h.check({ token: ownLevel({ tenant_id: 'acme' }), sid: 'C' })).allowed,
         true,
         'the control',
       );
@@ -397,7 +391,7 @@ describe('header grammar through the Check handler', () => {
     it('an issuer record put in the registry without validation cannot lend its tenant', async () => {
       const rogue = await LocalIssuer.start();
       try {
-        h.registry.putIssuer({
+        s.h.registry.putIssuer({
           ...localIssuer(rogue, 'acme', { algorithms: ['ES256'] }),
           tenant: 'acme\r\nx-user-id: root',
         });

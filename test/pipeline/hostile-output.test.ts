@@ -5,20 +5,17 @@
  * line and the span — escaped and bounded.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
-import { type CheckResult, EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import type { CheckResult } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { runCli } from '../helpers/processes.js';
 import { runProgramHere } from '../helpers/program.js';
 import { localIssuer, service } from '../helpers/records.js';
 import { claims } from '../helpers/tokens.js';
+import { tracedServe } from '../helpers/traced-serve.js';
 
 /** Raw C0 (newline aside: it separates lines), DEL, C1 and bidi controls: none may be printed. */
 const RAW_CONTROL =
@@ -347,57 +344,24 @@ describe('inspect on hostile tokens', () => {
 });
 
 describe('token text in the audit line and the span is escaped and bounded', () => {
-  let idp: LocalIssuer;
-  let receiver: OtlpReceiver;
-  let served: Served;
-  let client: EnvoyLikeClient;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    receiver = await OtlpReceiver.start();
-    // A registered issuer that may wrap chains for any sid: its levels are verified, yet every string in them is its choice.
-    const dir = mkdtempSync(join(tmpdir(), 'matryoshka-hostile-'));
-    writeFileSync(
-      join(dir, 'registry.yaml'),
-      `issuers:\n  - issuer: ${idp.issuer}\n    tenant: acme\n    jwks_uri: ${idp.jwksUri}\n    mints_for: ["*"]\n`,
-    );
-    served = await spawnServe({
-      MATRYOSHKA_REGISTRY_FILE: join(dir, 'registry.yaml'),
-      MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
-      ...receiver.env,
-    });
-    client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
-  });
-  after(async () => {
-    client.close();
-    await served.stop();
-    await receiver.stop();
-    await idp.stop();
-  });
-
-  const auditLine = (requestId: string): Promise<Record<string, unknown>> =>
-    eventually(
-      async () => served.lines.some((l) => l['request_id'] === requestId),
-      3000,
-      'audit line',
-    ).then(
-      () => served.lines.find((l) => l['request_id'] === requestId) as Record<string, unknown>,
-    );
+  // A registered issuer that may wrap chains for any sid: its levels are verified, yet every string in them is its choice.
+  const app = tracedServe({ record: { mints_for: ['*'] } });
 
   it('a 40 KB unregistered iss is cut to a bounded detail', async () => {
     const iss = `https://${'a'.repeat(40_000)}${'\u001b]0;pwned\u0007'}`;
     const now = Math.floor(Date.now() / 1000);
-    const token = await idp.signCompact(
+    const token = await app.idp.signCompact(
       { typ: 'JWT' },
       JSON.stringify({ iss, sub: 'eve', iat: now, exp: now + 600 }),
     );
     assert.ok(token.length < 65_536, 'under the token length cap: it reaches the issuer lookup');
-    const result = await client.check({
+    const result = await app.client.check({
       token,
       sid: 'A',
       headers: { 'x-request-id': 'req-hostile-iss' },
     });
     assert.equal(result.allowed, false);
-    const line = await auditLine('req-hostile-iss');
+    const line = await app.auditLine('req-hostile-iss');
     assert.equal(line['reason'], 'untrusted_issuer');
     const detail = String(line['detail']);
     assert.match(detail, /^issuer https:\/\/a+…\[truncated, 40018 chars\] is not registered$/);
@@ -409,7 +373,7 @@ describe('token text in the audit line and the span is escaped and bounded', () 
 
   it('escapes control characters an unregistered iss carries into the detail', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const token = await idp.signCompact(
+    const token = await app.idp.signCompact(
       { typ: 'JWT' },
       JSON.stringify({
         iss: 'https://x\u001b[2K\r\u0085\u202eevil',
@@ -418,8 +382,8 @@ describe('token text in the audit line and the span is escaped and bounded', () 
         exp: now + 600,
       }),
     );
-    await client.check({ token, sid: 'A', headers: { 'x-request-id': 'req-hostile-ctl' } });
-    const line = await auditLine('req-hostile-ctl');
+    await app.client.check({ token, sid: 'A', headers: { 'x-request-id': 'req-hostile-ctl' } });
+    const line = await app.auditLine('req-hostile-ctl');
     assert.equal(line['detail'], 'issuer https://x\\x1b[2K\\x0d\\x85\\u202eevil is not registered');
   });
 
@@ -427,11 +391,11 @@ describe('token text in the audit line and the span is escaped and bounded', () 
     const now = Math.floor(Date.now() / 1000);
     const sub = `alice\u001b]0;pwned\u0007${'b'.repeat(900)}`;
     const sid = `svc\u202e\u001b[2K${'s'.repeat(5000)}`;
-    const origin = await idp.mint({ sub });
-    const wrapped = await idp.signCompact(
+    const origin = await app.idp.mint({ sub });
+    const wrapped = await app.idp.signCompact(
       { typ: 'JWT' },
       JSON.stringify({
-        iss: idp.issuer,
+        iss: app.idp.issuer,
         sub,
         iat: now,
         exp: now + 300,
@@ -439,7 +403,7 @@ describe('token text in the audit line and the span is escaped and bounded', () 
       }),
     );
     const traceId = randomBytes(16).toString('hex');
-    const result = await client.check({
+    const result = await app.client.check({
       token: wrapped,
       sid: 'D',
       headers: {
@@ -449,12 +413,12 @@ describe('token text in the audit line and the span is escaped and bounded', () 
     });
     assert.equal(result.allowed, false, 'a sid outside the grammar never becomes a hop');
 
-    const line = await auditLine('req-hostile-sid');
+    const line = await app.auditLine('req-hostile-sid');
     const text = JSON.stringify(line);
     assert.ok(text.length < 2048, `audit line of ${text.length} characters`);
     assert.doesNotMatch(Object.values(line).map(String).join(' '), ANY_CONTROL);
 
-    const span = await receiver.serverSpan(traceId);
+    const span = await app.receiver.serverSpan(traceId);
     const values = [
       ...(span.attributes ?? []),
       ...(span.events ?? []).flatMap((e) => e.attributes ?? []),
@@ -470,8 +434,8 @@ describe('token text in the audit line and the span is escaped and bounded', () 
   it('an allowed chain with the longest subject the grammar admits: the audit line and span carry it bounded', async () => {
     const sub = `alice-${'b'.repeat(1018)}`;
     const traceId = randomBytes(16).toString('hex');
-    const result = await client.check({
-      token: await idp.mint({ sub }),
+    const result = await app.client.check({
+      token: await app.idp.mint({ sub }),
       sid: 'D',
       headers: {
         'x-request-id': 'req-long-sub',
@@ -480,10 +444,10 @@ describe('token text in the audit line and the span is escaped and bounded', () 
     });
     assert.equal(result.allowed, true, result.body);
     assert.equal(result.headers['x-user-id'], sub, 'the header carries the subject whole');
-    const line = await auditLine('req-long-sub');
+    const line = await app.auditLine('req-long-sub');
     assert.match(String(line['user_id']), /^alice-b+…\[truncated, 1024 chars\]$/);
     assert.ok(String(line['user_id']).length < 300);
-    const span = await receiver.serverSpan(traceId);
+    const span = await app.receiver.serverSpan(traceId);
     for (const a of span.attributes ?? [])
       assert.ok((a.value.stringValue ?? '').length <= 600, `span attribute ${a.key}`);
   });

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { loadProtos } from '../../src/server/protos.js';
-import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { suiteParts } from '../helpers/suite-parts.js';
+import { lastReason, startHarness } from '../helpers/harness.js';
 import { localIssuer } from '../helpers/records.js';
 import { authStack } from '../helpers/tokens.js';
 
@@ -18,26 +19,16 @@ type UnaryMethod = (
 ) => void;
 
 describe('what Envoy gets back', () => {
-  let idp: LocalIssuer;
-  let h: Harness;
-  let debug: Harness;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    const contents = {
-      issuers: [localIssuer(idp, 'acme')],
-    };
-    h = await startHarness({ contents });
-    debug = await startHarness({ contents, env: { MATRYOSHKA_DEBUG_REASONS: 'true' } });
+  const s = suiteParts(async (own) => {
+    const idp = own(await LocalIssuer.start());
+    const contents = { issuers: [localIssuer(idp, 'acme')] };
+    const h = own(await startHarness({ contents }));
+    const debug = own(await startHarness({ contents, env: { MATRYOSHKA_DEBUG_REASONS: 'true' } }));
+    return { idp, h, debug };
   });
-  after(async () => {
-    await h.stop();
-    await debug.stop();
-    await idp.stop();
-  });
-
   it('overwrites or removes every client-sent identity header', async () => {
-    const token = await idp.mint({ sub: 'alice' }); // no roles: x-user-roles is not set by us
-    const result = await h.client.check({
+    const token = await s.idp.mint({ sub: 'alice' }); // no roles: x-user-roles is not set by us
+    const result = await s.h.client.check({
       token,
       sid: 'A',
       headers: {
@@ -67,9 +58,9 @@ describe('what Envoy gets back', () => {
     const stranger = await LocalIssuer.start();
     try {
       const denials = [
-        await h.client.check({ token: await stranger.mint({ sub: 'eve' }), sid: 'A' }),
-        await h.client.check({ token: 'not.a.token', sid: 'A' }),
-        await h.client.check({ token: await idp.mint({ sub: 'alice' }) }),
+        await s.h.client.check({ token: await stranger.mint({ sub: 'eve' }), sid: 'A' }),
+        await s.h.client.check({ token: 'not.a.token', sid: 'A' }),
+        await s.h.client.check({ token: await s.idp.mint({ sub: 'alice' }) }),
       ];
       for (const denial of denials) {
         assert.equal(denial.allowed, false);
@@ -97,15 +88,15 @@ describe('what Envoy gets back', () => {
   });
 
   it('names the reason in x-authz-reason only in debug mode', async () => {
-    const denial = await debug.client.check({ token: 'not.a.token', sid: 'A' });
+    const denial = await s.debug.client.check({ token: 'not.a.token', sid: 'A' });
     assert.equal(denial.headers['x-authz-reason'], 'malformed_token');
   });
 
   it("uses a new ULID as request id when Envoy sent none, and keeps Envoy's otherwise", async () => {
-    const token = await idp.mint({ sub: 'alice' });
-    const generated = await h.client.check({ token, sid: 'A' });
+    const token = await s.idp.mint({ sub: 'alice' });
+    const generated = await s.h.client.check({ token, sid: 'A' });
     assert.match(generated.headers['x-request-id'] ?? '', /^[0-9A-HJKMNP-TV-Z]{26}$/);
-    const kept = await h.client.check({
+    const kept = await s.h.client.check({
       token,
       sid: 'A',
       headers: { 'x-request-id': 'eed3400a-64fc-450b-9315-d30a080f244e' },
@@ -114,7 +105,7 @@ describe('what Envoy gets back', () => {
   });
 
   it('reads header_map with raw_value bytes (encode_raw_headers)', async () => {
-    const token = await idp.mint({ sub: 'alice' });
+    const token = await s.idp.mint({ sub: 'alice' });
     const request = EnvoyLikeClient.request({ sid: 'A' });
     const http = (
       (request['attributes'] as Record<string, unknown>)['request'] as Record<
@@ -129,20 +120,20 @@ describe('what Envoy gets back', () => {
         { key: ':path', raw_value: Buffer.from('/') },
       ],
     };
-    const result = await h.client.send(request);
+    const result = await s.h.client.send(request);
     assert.equal(result.allowed, true);
   });
 
   it('denies with unknown_service when no destination can be resolved', async () => {
-    const result = await h.client.check({ token: await idp.mint({ sub: 'alice' }) });
+    const result = await s.h.client.check({ token: await s.idp.mint({ sub: 'alice' }) });
     assert.equal(result.httpStatus, 403);
-    assert.equal(lastReason(h), 'unknown_service');
+    assert.equal(lastReason(s.h), 'unknown_service');
   });
 
   it('resolves the destination from the destination principal mapping', async () => {
-    h.registry.mapPrincipal('spiffe://cluster.local/ns/shop/sa/orders', 'orders');
-    const result = await h.client.check({
-      token: await idp.mint({ sub: 'alice' }),
+    s.h.registry.mapPrincipal('spiffe://cluster.local/ns/shop/sa/orders', 'orders');
+    const result = await s.h.client.check({
+      token: await s.idp.mint({ sub: 'alice' }),
       destinationPrincipal: 'spiffe://cluster.local/ns/shop/sa/orders',
     });
     assert.equal(result.allowed, true);
@@ -150,11 +141,11 @@ describe('what Envoy gets back', () => {
   });
 
   it('mints tokens any JOSE library verifies with the published JWKS', async () => {
-    let token = await idp.mint({ sub: 'alice', blob: 'y'.repeat(600) });
+    let token = await s.idp.mint({ sub: 'alice', blob: 'y'.repeat(600) });
     for (const sid of ['A', 'B', 'C'])
-      token = (await h.client.check({ token, sid })).forwardedToken as string;
+      token = (await s.h.client.check({ token, sid })).forwardedToken as string;
     const jwks = createRemoteJWKSet(
-      new URL(`http://127.0.0.1:${h.service.httpPort}/.well-known/jwks.json`),
+      new URL(`http://127.0.0.1:${s.h.service.httpPort}/.well-known/jwks.json`),
     );
     const { payload, protectedHeader } = await jwtVerify(token, jwks, {
       issuer: 'urn:matryoshka:authz',
@@ -173,7 +164,7 @@ describe('what Envoy gets back', () => {
   });
 
   it('serves liveness, readiness and JWKS over HTTP, and grpc.health.v1', async () => {
-    const base = `http://127.0.0.1:${h.service.httpPort}`;
+    const base = `http://127.0.0.1:${s.h.service.httpPort}`;
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
     const jwks = (await (await fetch(`${base}/.well-known/jwks.json`)).json()) as {
@@ -188,7 +179,7 @@ describe('what Envoy gets back', () => {
 
     const { HealthClient } = loadProtos();
     const health = new HealthClient(
-      `127.0.0.1:${h.service.grpcPort}`,
+      `127.0.0.1:${s.h.service.grpcPort}`,
       grpc.credentials.createInsecure(),
     ) as grpc.Client & Record<string, UnaryMethod>;
     const status = await new Promise<string>((resolve, reject) =>

@@ -9,12 +9,11 @@
  * common router (decoding, case-insensitive, .format suffix, raw) sends to the export handler.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
+import { before, describe, it } from 'node:test';
+import { idpHarness } from '../helpers/idp-harness.js';
 import { SPELLINGS as ROWS } from '../helpers/path-spellings.js';
 import { rawHttp } from '../helpers/raw-http.js';
-import { issuer, ordersWithOperations } from '../helpers/records.js';
+import { ordersWithOperations } from '../helpers/records.js';
 
 interface Outcome {
   readonly status: number;
@@ -23,32 +22,22 @@ interface Outcome {
 }
 
 describe('one canonical request view at every entry', () => {
-  let idp: LocalIssuer;
-  let h: Harness;
+  const s = idpHarness({
+    env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
+    contents: { services: [ordersWithOperations()] },
+  });
   let authzPort: number;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    h = await startHarness({
-      env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
-      contents: {
-        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
-        services: [ordersWithOperations()],
-      },
-    });
-    const port = h.service.authzHttpPort;
+  before(() => {
+    const port = s.h.service.authzHttpPort;
     assert.ok(port !== undefined);
     authzPort = port;
-  });
-  after(async () => {
-    await h?.stop();
-    await idp?.stop();
   });
 
   /** Run one request, return its status and the decision the service logged for it (if any). */
   async function outcome(run: () => Promise<number>): Promise<Outcome> {
-    const before = h.logs.length;
+    const before = s.h.logs.length;
     const status = await run();
-    const line = h.logs.slice(before).find((l) => l['msg'] === 'check');
+    const line = s.h.logs.slice(before).find((l) => l['msg'] === 'check');
     return {
       status,
       decided:
@@ -62,11 +51,21 @@ describe('one canonical request view at every entry', () => {
     token: string,
     extra?: Record<string, string>,
   ) => Promise<number>;
+  /** Forward-auth: the original request in the two headers a proxy names it by. */
+  const forwardAuth =
+    (uriHeader: string, methodHeader: string): Send =>
+    (method, path, token, extra = {}) =>
+      rawHttp(authzPort, 'GET', '/authz/orders', {
+        [uriHeader]: path,
+        [methodHeader]: method,
+        authorization: `Bearer ${token}`,
+        ...extra,
+      });
   const entries: ReadonlyArray<readonly [string, Send]> = [
     [
       'gRPC CheckRequest',
       async (method, path, token, extra = {}) =>
-        (await h.client.check({ token, sid: 'orders', method, path, headers: extra })).httpStatus,
+        (await s.h.client.check({ token, sid: 'orders', method, path, headers: extra })).httpStatus,
     ],
     [
       'Envoy http_service',
@@ -79,23 +78,11 @@ describe('one canonical request view at every entry', () => {
     ],
     [
       'forward-auth as nginx (X-Original-URI, X-Original-Method)',
-      (method, path, token, extra = {}) =>
-        rawHttp(authzPort, 'GET', '/authz/orders', {
-          'x-original-uri': path,
-          'x-original-method': method,
-          authorization: `Bearer ${token}`,
-          ...extra,
-        }),
+      forwardAuth('x-original-uri', 'x-original-method'),
     ],
     [
       'forward-auth as Caddy and Traefik (X-Forwarded-Uri, X-Forwarded-Method)',
-      (method, path, token, extra = {}) =>
-        rawHttp(authzPort, 'GET', '/authz/orders', {
-          'x-forwarded-uri': path,
-          'x-forwarded-method': method,
-          authorization: `Bearer ${token}`,
-          ...extra,
-        }),
+      forwardAuth('x-forwarded-uri', 'x-forwarded-method'),
     ],
   ];
 
@@ -106,7 +93,7 @@ describe('one canonical request view at every entry', () => {
         const key = roles.join(',');
         let token = tokens.get(key);
         if (token === undefined) {
-          token = await idp.mint({ sub: 'alice', roles: [...roles] });
+          token = await s.idp.mint({ sub: 'alice', roles: [...roles] });
           tokens.set(key, token);
         }
         return token;
@@ -137,7 +124,7 @@ describe('one canonical request view at every entry', () => {
   }
 
   it('over gRPC, a :path or :method pseudo-header that disagrees with http.path is refused', async () => {
-    const token = await idp.mint({ sub: 'alice', roles: ['reader'] });
+    const token = await s.idp.mint({ sub: 'alice', roles: ['reader'] });
     const pseudo: ReadonlyArray<Record<string, string>> = [
       { ':path': '/orders/export' },
       { ':method': 'DELETE' },
@@ -146,7 +133,7 @@ describe('one canonical request view at every entry', () => {
       const got = await outcome(
         async () =>
           (
-            await h.client.check({
+            await s.h.client.check({
               token,
               sid: 'orders',
               method: 'GET',
@@ -163,7 +150,7 @@ describe('one canonical request view at every entry', () => {
   });
 
   it('a method-override header naming another method is refused at every entry', async () => {
-    const token = await idp.mint({ sub: 'alice', roles: ['reader'] });
+    const token = await s.idp.mint({ sub: 'alice', roles: ['reader'] });
     for (const [entry, send] of entries) {
       for (const name of ['x-http-method-override', 'x-http-method', 'x-method-override']) {
         const got = await outcome(() => send('GET', '/orders/42', token, { [name]: 'DELETE' }));

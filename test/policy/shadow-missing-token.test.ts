@@ -8,14 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
-import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
+import { before, describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import type { DecisionRecord } from '../../src/pipeline/decision.js';
 import { type InProcess, inProcess } from '../helpers/in-process.js';
-import { OtlpReceiver, attribute } from '../helpers/otlp-receiver.js';
-import { type Served, eventually, spawnServe } from '../helpers/processes.js';
-import { registryFile, service, tenant } from '../helpers/records.js';
+import { attribute } from '../helpers/otlp-receiver.js';
+import { eventually } from '../helpers/processes.js';
+import { service, tenant } from '../helpers/records.js';
+import { suiteParts } from '../helpers/suite-parts.js';
+import { tracedServe } from '../helpers/traced-serve.js';
 
 const OWNED = ['x-tenant-id', 'x-user-id', 'x-user-roles', 'x-auth-depth', 'x-auth-chain'];
 const SPOOFED: Record<string, string> = {
@@ -27,30 +28,8 @@ const SPOOFED: Record<string, string> = {
 };
 
 describe('MATRYOSHKA_MODE=shadow and a request without a token', () => {
-  let idp: LocalIssuer;
-  let stranger: LocalIssuer;
-  let receiver: OtlpReceiver;
-  let served: Served;
-  let client: EnvoyLikeClient;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    stranger = await LocalIssuer.start();
-    receiver = await OtlpReceiver.start();
-    served = await spawnServe({
-      MATRYOSHKA_MODE: 'shadow',
-      MATRYOSHKA_REGISTRY_FILE: registryFile(idp),
-      MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
-      ...receiver.env,
-    });
-    client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
-  });
-  after(async () => {
-    client.close();
-    await served.stop();
-    await receiver.stop();
-    await idp.stop();
-    await stranger.stop();
-  });
+  const app = tracedServe({ env: { MATRYOSHKA_MODE: 'shadow' } });
+  const stranger = suiteParts(async (own) => ({ idp: own(await LocalIssuer.start()) }));
 
   it('passes it with no identity header, every client copy of an owned header removed, nothing minted, and the would-be denial in span, audit line and metric', async () => {
     const traceId = randomBytes(16).toString('hex');
@@ -59,7 +38,7 @@ describe('MATRYOSHKA_MODE=shadow and a request without a token', () => {
       ['another scheme', { authorization: 'Basic YWxpY2U6c2VjcmV0' }],
     ] as const) {
       const requestId = `tokenless-${what.replace(/ /g, '-')}`;
-      const result = await client.check({
+      const result = await app.client.check({
         sid: 'A',
         headers: {
           ...SPOOFED,
@@ -80,27 +59,23 @@ describe('MATRYOSHKA_MODE=shadow and a request without a token', () => {
         assert.ok(result.headersToRemove.includes(name), `${what}: ${name} removed`);
       assert.equal(result.forwardedToken, undefined, `${what}: nothing minted`);
 
-      await eventually(
-        async () => served.lines.some((l) => l['request_id'] === requestId),
-        5000,
-        'audit line',
-      );
-      const line = served.lines.find((l) => l['request_id'] === requestId);
+      const line = await app.auditLine(requestId, 5000);
       assert.equal(line?.['reason'], 'missing_token', what);
       assert.equal(line?.['shadow'], true, what);
       assert.equal(line?.['shadow_scope'], 'global', what);
     }
     await eventually(
-      async () => receiver.spans.filter((s) => s.traceId === traceId && s.kind === 2).length === 2,
+      async () =>
+        app.receiver.spans.filter((s) => s.traceId === traceId && s.kind === 2).length === 2,
       10_000,
       'spans exported',
     );
-    for (const span of receiver.spans.filter((s) => s.traceId === traceId && s.kind === 2)) {
+    for (const span of app.receiver.spans.filter((s) => s.traceId === traceId && s.kind === 2)) {
       assert.equal(attribute(span, 'authz.decision'), 'shadow_allow');
       assert.equal(attribute(span, 'authz.reason'), 'missing_token');
       assert.equal(attribute(span, 'authz.shadow'), true);
     }
-    const metrics = await (await fetch(`http://127.0.0.1:${served.httpPort}/metrics`)).text();
+    const metrics = await (await fetch(`http://127.0.0.1:${app.served.httpPort}/metrics`)).text();
     assert.match(
       metrics,
       /authz_decisions_total\{decision="shadow_allow",reason="missing_token"[^}]*\} 2/,
@@ -108,23 +83,26 @@ describe('MATRYOSHKA_MODE=shadow and a request without a token', () => {
   });
 
   it('never lets a forged, expired, unregistered or malformed token through', async () => {
-    const genuine = await idp.mint({ sub: 'alice' });
+    const genuine = await app.idp.mint({ sub: 'alice' });
     const [header, , signature] = genuine.split('.');
     const forgedPayload = Buffer.from(
-      JSON.stringify({ iss: idp.issuer, sub: 'root', exp: 2e9 }),
+      JSON.stringify({ iss: app.idp.issuer, sub: 'root', exp: 2e9 }),
     ).toString('base64url');
     const cases: Array<[string, string, string]> = [
       ['forged', `${header}.${forgedPayload}.${signature}`, 'bad_signature'],
       [
         'expired',
-        await idp.mint({ sub: 'alice' }, { iat: Math.floor(Date.now() / 1000) - 7200, ttl: 60 }),
+        await app.idp.mint(
+          { sub: 'alice' },
+          { iat: Math.floor(Date.now() / 1000) - 7200, ttl: 60 },
+        ),
         'expired',
       ],
-      ['unregistered', await stranger.mint({ sub: 'eve' }), 'untrusted_issuer'],
+      ['unregistered', await stranger.idp.mint({ sub: 'eve' }), 'untrusted_issuer'],
       ['malformed', 'not.a.token', 'malformed_token'],
     ];
     for (const [what, token, reason] of cases) {
-      const result = await client.check({ token, sid: 'A', headers: SPOOFED });
+      const result = await app.client.check({ token, sid: 'A', headers: SPOOFED });
       assert.equal(result.allowed, false, what);
       assert.equal(result.httpStatus, 401, what);
       assert.equal(result.metadata['decision'], 'deny', what);
@@ -132,7 +110,7 @@ describe('MATRYOSHKA_MODE=shadow and a request without a token', () => {
       assert.equal(result.raw.ok_response, undefined, `${what}: nothing goes upstream`);
     }
     // An empty Bearer value is a token that cannot be read, not a missing one.
-    const empty = await client.check({ sid: 'A', headers: { authorization: 'Bearer ' } });
+    const empty = await app.client.check({ sid: 'A', headers: { authorization: 'Bearer ' } });
     assert.equal(empty.allowed, false);
     assert.equal(empty.metadata['reason'], 'malformed_token');
   });

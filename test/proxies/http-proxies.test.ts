@@ -1,16 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { LocalIssuer } from '../../src/demo/local-issuer.js';
-import type { Harness } from '../helpers/harness.js';
-import { type ProxiedAuthz, startProxiedAuthz } from '../helpers/proxied-authz.js';
-import {
-  type EchoReply,
-  type RunningProxy,
-  get,
-  startCaddy,
-  type startEcho,
-  startNginx,
-} from '../helpers/proxies.js';
+import { describe, it } from 'node:test';
+import { proxiedAuthz } from '../helpers/proxied-authz.js';
+import { type EchoReply, get, SHIPPED_PROXIES } from '../helpers/proxies.js';
 import { service } from '../helpers/records.js';
 
 /**
@@ -19,26 +10,14 @@ import { service } from '../helpers/records.js';
  * see the service's token and identity and never the client's, denials come back with our status,
  * and a stopped service fails closed.
  */
-for (const [name, start] of [
-  ['nginx', startNginx],
-  ['caddy', startCaddy],
-] as const) {
+for (const [name, start] of SHIPPED_PROXIES) {
   describe(`${name} in front of the HTTP authorizer (shipped config)`, () => {
-    let idp: LocalIssuer;
-    let h: Harness;
-    let echo: Awaited<ReturnType<typeof startEcho>>;
-    let proxy: RunningProxy;
-    let world: ProxiedAuthz | undefined;
-    before(async () => {
-      world = await startProxiedAuthz(start, [
-        service('orders', { tenant: 'acme' }),
-        service('billing', { tenant: 'acme' }),
-      ]);
-      ({ idp, h, echo, proxy } = world);
-    });
-    after(() => world?.stop());
+    const s = proxiedAuthz(start, [
+      service('orders', { tenant: 'acme' }),
+      service('billing', { tenant: 'acme' }),
+    ]);
 
-    const origin = () => idp.mint({ sub: 'alice', roles: ['buyer'] });
+    const origin = () => s.idp.mint({ sub: 'alice', roles: ['buyer'] });
     const spoofed = {
       'x-user-id': 'mallory',
       'x-tenant-id': 'evil',
@@ -48,12 +27,12 @@ for (const [name, start] of [
 
     it('walks orders → billing through the proxy with minted tokens and our identity headers only', async () => {
       const token = await origin();
-      const reply = await get(proxy.port, '/orders/items?x=1', {
+      const reply = await get(s.proxy.port, '/orders/items?x=1', {
         authorization: `Bearer ${token}`,
         'x-test-next': '/billing/pay',
         ...spoofed,
       });
-      assert.equal(reply.status, 200, proxy.logs());
+      assert.equal(reply.status, 200, s.proxy.logs());
       const first = JSON.parse(reply.body) as EchoReply;
       assert.equal(first.headers['x-user-id'], 'alice');
       assert.equal(first.headers['x-tenant-id'], 'acme');
@@ -74,14 +53,14 @@ for (const [name, start] of [
     });
 
     it('refuses a request without a token with 401, the upstream never reached', async () => {
-      const before = echo.hits();
-      const reply = await get(proxy.port, '/orders/items', spoofed);
+      const before = s.echo.hits();
+      const reply = await get(s.proxy.port, '/orders/items', spoofed);
       assert.equal(reply.status, 401);
-      assert.equal(echo.hits(), before);
+      assert.equal(s.echo.hits(), before);
     });
 
     it('returns the recursion denial (403) from the proxy', async () => {
-      const reply = await get(proxy.port, '/orders/a', {
+      const reply = await get(s.proxy.port, '/orders/a', {
         authorization: `Bearer ${await origin()}`,
         'x-test-next': '/billing/b,/orders/c',
       });
@@ -91,36 +70,36 @@ for (const [name, start] of [
     });
 
     it('returns the depth denial (403) from the proxy', async () => {
-      h.registry.putService(service('billing', { tenant: 'acme', max_depth: 1 }));
+      s.h.registry.putService(service('billing', { tenant: 'acme', max_depth: 1 }));
       try {
-        const reply = await get(proxy.port, '/orders/a', {
+        const reply = await get(s.proxy.port, '/orders/a', {
           authorization: `Bearer ${await origin()}`,
           'x-test-next': '/billing/b',
         });
         assert.equal(reply.status, 200);
         assert.equal((JSON.parse(reply.body) as EchoReply).next?.status, 403);
       } finally {
-        h.registry.putService(service('billing', { tenant: 'acme' }));
+        s.h.registry.putService(service('billing', { tenant: 'acme' }));
       }
     });
 
     it('refuses a client that names its own sid in x-authz-sid', async () => {
-      const before = echo.hits();
-      const reply = await get(proxy.port, '/orders/items', {
+      const before = s.echo.hits();
+      const reply = await get(s.proxy.port, '/orders/items', {
         authorization: `Bearer ${await origin()}`,
         'x-authz-sid': 'billing',
       });
       assert.ok(reply.status >= 400, `status ${reply.status}`);
-      assert.equal(echo.hits(), before);
+      assert.equal(s.echo.hits(), before);
     });
 
     it('fails closed (5xx) once the service is stopped', async () => {
       const token = await origin();
-      await h.stop();
-      const before = echo.hits();
-      const reply = await get(proxy.port, '/orders/items', { authorization: `Bearer ${token}` });
+      await s.h.stop();
+      const before = s.echo.hits();
+      const reply = await get(s.proxy.port, '/orders/items', { authorization: `Bearer ${token}` });
       assert.ok(reply.status >= 500 && reply.status < 600, `status ${reply.status}`);
-      assert.equal(echo.hits(), before);
+      assert.equal(s.echo.hits(), before);
     });
   });
 }

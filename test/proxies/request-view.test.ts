@@ -11,12 +11,11 @@ import assert from 'node:assert/strict';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
+import { idpHarness } from '../helpers/idp-harness.js';
 import { SPELLINGS } from '../helpers/path-spellings.js';
-import { type RunningProxy, startCaddy, startNginx } from '../helpers/proxies.js';
+import { type RunningProxy, SHIPPED_PROXIES } from '../helpers/proxies.js';
 import { rawRequest } from '../helpers/raw-http.js';
-import { issuer, ordersWithOperations, service } from '../helpers/records.js';
+import { ordersWithOperations, service } from '../helpers/records.js';
 
 /** The roles each handler of the upstream belongs to (the registry's operations). */
 const NEEDS: Readonly<Record<string, string>> = {
@@ -89,13 +88,12 @@ function handlersFor(method: string, target: string, headers: Record<string, unk
   return [...handlers];
 }
 
-for (const [name, start] of [
-  ['nginx', startNginx],
-  ['caddy', startCaddy],
-] as const) {
+for (const [name, start] of SHIPPED_PROXIES) {
   describe(`${name} (shipped config) in front of an upstream that routes like the frameworks do`, () => {
-    let idp: LocalIssuer;
-    let h: Harness;
+    const s = idpHarness({
+      env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
+      contents: { services: [ordersWithOperations(), service('billing', { tenant: 'acme' })] },
+    });
     let upstream: Server;
     let proxy: RunningProxy;
     /** What the upstream ran, by the x-test-id the client sent. */
@@ -103,14 +101,6 @@ for (const [name, start] of [
     let next = 0;
 
     before(async () => {
-      idp = await LocalIssuer.start();
-      h = await startHarness({
-        env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
-        contents: {
-          issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
-          services: [ordersWithOperations(), service('billing', { tenant: 'acme' })],
-        },
-      });
       upstream = createServer((req, res) => {
         const target = req.url ?? '';
         const handlers = handlersFor(req.method ?? '', target, req.headers);
@@ -123,7 +113,7 @@ for (const [name, start] of [
         res.end(JSON.stringify({ handlers }));
       });
       await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-      const authzPort = h.service.authzHttpPort;
+      const authzPort = s.h.service.authzHttpPort;
       assert.ok(authzPort !== undefined);
       proxy = await start({ authzPort, upstreamPort: (upstream.address() as AddressInfo).port });
     });
@@ -133,15 +123,13 @@ for (const [name, start] of [
       await new Promise<void>((resolve) =>
         upstream ? upstream.close(() => resolve()) : resolve(),
       );
-      await h?.stop();
-      await idp?.stop();
     });
 
     const tokens = new Map<string, string>();
     async function tokenFor(roles: readonly string[]): Promise<string> {
       let token = tokens.get(roles.join(','));
       if (token === undefined) {
-        token = await idp.mint({ sub: 'alice', roles: [...roles] });
+        token = await s.idp.mint({ sub: 'alice', roles: [...roles] });
         tokens.set(roles.join(','), token);
       }
       return token;

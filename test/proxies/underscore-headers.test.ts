@@ -6,64 +6,47 @@
  * the service did not see, to the upstream.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { LocalIssuer } from '../../src/demo/local-issuer.js';
+import { describe, it } from 'node:test';
 import { IDENTITY_HEADERS } from '../../src/pipeline/owned-headers.js';
 import { METHOD_OVERRIDE_HEADERS } from '../../src/request-path.js';
-import { type ProxiedAuthz, startProxiedAuthz } from '../helpers/proxied-authz.js';
-import {
-  type EchoReply,
-  type RunningProxy,
-  get,
-  startCaddy,
-  startNginx,
-} from '../helpers/proxies.js';
+import { proxiedAuthz } from '../helpers/proxied-authz.js';
+import { type EchoReply, get, SHIPPED_PROXIES } from '../helpers/proxies.js';
 import { service } from '../helpers/records.js';
 
 /** How a CGI-style reader names a header. */
 const cgi = (name: string): string => name.toLowerCase().replace(/-/g, '_');
 
-for (const [name, start] of [
-  ['caddy', startCaddy],
-  ['nginx', startNginx],
-] as const) {
+for (const [name, start] of SHIPPED_PROXIES) {
   describe(`${name} (shipped config): header names spelled with _ for -`, () => {
-    let idp: LocalIssuer;
-    let proxy: RunningProxy;
-    let world: ProxiedAuthz | undefined;
-    before(async () => {
-      world = await startProxiedAuthz(start, [
-        service('orders', {
-          tenant: 'acme',
-          operations: [
-            { name: 'read', path: '/orders/*', methods: ['GET'], required_roles: ['reader'] },
-            {
-              name: 'remove',
-              path: '/orders/*',
-              methods: ['DELETE'],
-              required_roles: ['admin'],
-            },
-          ],
-        }),
-        service('billing', { tenant: 'acme' }),
-      ]);
-      ({ idp, proxy } = world);
-    });
-    after(() => world?.stop());
+    const s = proxiedAuthz(start, [
+      service('orders', {
+        tenant: 'acme',
+        operations: [
+          { name: 'read', path: '/orders/*', methods: ['GET'], required_roles: ['reader'] },
+          {
+            name: 'remove',
+            path: '/orders/*',
+            methods: ['DELETE'],
+            required_roles: ['admin'],
+          },
+        ],
+      }),
+      service('billing', { tenant: 'acme' }),
+    ]);
 
     it('a client copy of an identity header under its _ spelling never reaches the upstream', async () => {
-      const token = await idp.mint({ sub: 'alice', roles: ['reader'] });
+      const token = await s.idp.mint({ sub: 'alice', roles: ['reader'] });
       const spoofed = Object.fromEntries(
         IDENTITY_HEADERS.filter((h) => h !== 'txn-token').map((h) => [
           h.replace(/-/g, '_'),
           'spoofed',
         ]),
       );
-      const reply = await get(proxy.port, '/billing/1', {
+      const reply = await get(s.proxy.port, '/billing/1', {
         authorization: `Bearer ${token}`,
         ...spoofed,
       });
-      assert.equal(reply.status, 200, proxy.logs());
+      assert.equal(reply.status, 200, s.proxy.logs());
       const seen = (JSON.parse(reply.body) as EchoReply).headers;
       for (const [header, value] of Object.entries(seen)) {
         if (!header.includes('_')) continue;
@@ -75,9 +58,9 @@ for (const [name, start] of [
     });
 
     it('a method override under its _ spelling never runs a method the service did not decide for', async () => {
-      const reader = await idp.mint({ sub: 'rita', roles: ['reader'] });
+      const reader = await s.idp.mint({ sub: 'rita', roles: ['reader'] });
       for (const override of METHOD_OVERRIDE_HEADERS) {
-        const reply = await get(proxy.port, '/orders/42', {
+        const reply = await get(s.proxy.port, '/orders/42', {
           authorization: `Bearer ${reader}`,
           [override.replace(/-/g, '_')]: 'DELETE',
         });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { ownedHeaders } from '../../src/pipeline/owned-headers.js';
@@ -10,7 +10,8 @@ import { buildCheckResponse, buildHttpAnswer } from '../../src/pipeline/respond.
 import { toCheckInput } from '../../src/server/check-request.js';
 import { ENVOY_PREFIX, SID_HEADER, parseHttpAuthz } from '../../src/server/http-authz-request.js';
 import { lintEnvoyYaml } from '../../tools/envoy-lint/envoy-schema.js';
-import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
+import { idpHarness } from '../helpers/idp-harness.js';
+import { lastReason, startHarness } from '../helpers/harness.js';
 import { inProcess } from '../helpers/in-process.js';
 import { ROOT } from '../helpers/processes.js';
 import { get } from '../helpers/proxies.js';
@@ -128,23 +129,13 @@ describe('the HTTP answer is the gRPC answer', () => {
 });
 
 describe('the HTTP authorizer on its own port, under bad input', () => {
-  let idp: LocalIssuer;
-  let h: Harness;
-  let port: number;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    h = await startHarness({
-      env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0', MATRYOSHKA_IDLE_TIMEOUT_MS: '1000' },
-      contents: {
-        issuers: [localIssuer(idp, 'acme')],
-        services: [service('orders', { tenant: 'acme' })],
-      },
-    });
-    port = h.service.authzHttpPort ?? 0;
+  const authz = idpHarness({
+    env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0', MATRYOSHKA_IDLE_TIMEOUT_MS: '1000' },
+    contents: { services: [service('orders', { tenant: 'acme' })] },
   });
-  after(async () => {
-    await h.stop();
-    await idp.stop();
+  let port: number;
+  before(() => {
+    port = authz.h.service.authzHttpPort ?? 0;
   });
   const forward = { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/orders/1' };
 
@@ -158,7 +149,7 @@ describe('the HTTP authorizer on its own port, under bad input', () => {
   });
 
   it('answers Envoy and forward-auth with the same decision as gRPC, logged with its reason', async () => {
-    const token = await idp.mint({ sub: 'alice' });
+    const token = await authz.idp.mint({ sub: 'alice' });
     const viaForward = await get(port, '/authz/orders', {
       authorization: `Bearer ${token}`,
       ...forward,
@@ -173,12 +164,12 @@ describe('the HTTP authorizer on its own port, under bad input', () => {
     assert.equal(viaEnvoy.status, 200);
     // Envoy is told to remove what we did not set (no roles here).
     assert.match(String(viaEnvoy.headers['x-envoy-auth-headers-to-remove']), /x-user-roles/);
-    const viaGrpc = await h.client.check({ token, sid: 'orders' });
+    const viaGrpc = await authz.h.client.check({ token, sid: 'orders' });
     assert.equal(viaGrpc.httpStatus, 200);
     const denied = await get(port, '/authz/orders', forward);
     assert.equal(denied.status, 401);
     assert.equal(JSON.parse(denied.body).error, 'unauthorized');
-    assert.equal(lastReason(h), 'missing_token');
+    assert.equal(lastReason(authz.h), 'missing_token');
   });
 
   it('refuses oversized headers (431) and keeps answering', async () => {
@@ -205,12 +196,12 @@ describe('the HTTP authorizer on its own port, under bad input', () => {
     sockets[0]?.write('GET /authz/orders HTTP/1.1\r\nx-forwarded-uri: /');
     let floodClosed = 0;
     for (const s of sockets) s.once('close', () => floodClosed++);
-    const token = await idp.mint({ sub: 'alice' });
+    const token = await authz.idp.mint({ sub: 'alice' });
     assert.equal(
       (await get(port, '/authz/orders', { authorization: `Bearer ${token}`, ...forward })).status,
       200,
     );
-    assert.equal((await h.client.check({ token, sid: 'orders' })).httpStatus, 200);
+    assert.equal((await authz.h.client.check({ token, sid: 'orders' })).httpStatus, 200);
     // Not slowed: answered while the flood is still held (no figure in ms; the flood is closed at
     // the stall deadline, so a Check that waited for room would come after it).
     assert.ok(floodClosed < sockets.length, 'answered before the flood was closed');

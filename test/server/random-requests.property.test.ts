@@ -4,11 +4,10 @@
  * Seeds and run counts: test/helpers/fast-check-runs.ts.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { type CheckResult, EnvoyLikeClient } from '../../src/demo/envoy-client.js';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { loadProtos } from '../../src/server/protos.js';
 import {
   checkRequestArb,
@@ -16,8 +15,8 @@ import {
   printable,
   roughSize,
 } from '../helpers/check-requests.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
-import { hmacIssuer, localIssuer, service } from '../helpers/records.js';
+import { idpHarness } from '../helpers/idp-harness.js';
+import { hmacIssuer, service } from '../helpers/records.js';
 
 import {
   MAX_MESSAGE_BYTES,
@@ -35,46 +34,36 @@ import {
 } from '../helpers/property-chains.js';
 
 describe('property: random CheckRequests never crash the server or leave it unresponsive', () => {
-  let idp: LocalIssuer;
-  let h: Harness;
-  let valid: string;
-
-  before(async () => {
-    idp = await LocalIssuer.start();
-    h = await startHarness({
-      env: PROPERTY_ENV,
-      contents: {
-        issuers: [
-          localIssuer(idp, 'acme', { algorithms: ['ES256'] }),
-          hmacIssuer(HS_ISSUER, 'legacy', 'PROPS_HS', { mints_for: ['*'] }),
-        ],
-        services: [
-          service('bound', { bind_source: true }),
-          service('picky', { allowed_callers: ['A'], required_roles: ['admin'], max_depth: 2 }),
-        ],
-        principals: { [principalOf('A')]: 'A', [principalOf('B')]: 'B' },
-      },
-      processEnv: { PROPS_HS: HS_SECRET },
-    });
-    valid = await idp.mint({ sub: 'carol', roles: ['admin'] }, { ttl: LIFETIME });
+  const s = idpHarness({
+    env: PROPERTY_ENV,
+    record: { algorithms: ['ES256'] },
+    contents: {
+      issuers: [hmacIssuer(HS_ISSUER, 'legacy', 'PROPS_HS', { mints_for: ['*'] })],
+      services: [
+        service('bound', { bind_source: true }),
+        service('picky', { allowed_callers: ['A'], required_roles: ['admin'], max_depth: 2 }),
+      ],
+      principals: { [principalOf('A')]: 'A', [principalOf('B')]: 'B' },
+    },
+    processEnv: { PROPS_HS: HS_SECRET },
   });
-  after(async () => {
-    await h?.stop();
-    await idp?.stop();
+  let valid: string;
+  before(async () => {
+    valid = await s.idp.mint({ sub: 'carol', roles: ['admin'] }, { ttl: LIFETIME });
   });
 
   it('every request gets a CheckResponse; afterwards a valid check is quick and health is SERVING', async () => {
-    const first = await h.client.check({ token: valid, sid: 'A' });
+    const first = await s.h.client.check({ token: valid, sid: 'A' });
     assert.equal(first.allowed, true, JSON.stringify(first.metadata));
     const world = {
       tokens: [
         valid,
         first.forwardedToken as string,
-        await idp.mint({ sub: 'dave' }, { ttl: LIFETIME }),
+        await s.idp.mint({ sub: 'dave' }, { ttl: LIFETIME }),
       ],
       principals: [principalOf('A'), principalOf('B'), 'spiffe://unknown'],
       sids: ['A', 'B', 'bound', 'picky'],
-      issuers: [idp.issuer, HS_ISSUER, 'urn:matryoshka:authz'],
+      issuers: [s.idp.issuer, HS_ISSUER, 'urn:matryoshka:authz'],
     };
     const outcomes = { allowed: 0, denied: 0, unencodable: 0, oversized: 0 };
     let slowest = 0;
@@ -89,7 +78,7 @@ describe('property: random CheckRequests never crash the server or leave it unre
               const t0 = performance.now();
               let result: CheckResult;
               try {
-                result = await h.client.send(request, 5000);
+                result = await s.h.client.send(request, 5000);
               } catch (error) {
                 const e = error as grpc.ServiceError;
                 // protobufjs could not encode the object on the client: nothing was sent.
@@ -157,7 +146,7 @@ describe('property: random CheckRequests never crash the server or leave it unre
     );
     if (coverageChecked(REQUEST_RUNS))
       assert.ok(outcomes.denied > 0 && outcomes.allowed > 0, 'the generator reaches both outcomes');
-    const unexpected = h.logs.filter((l) => l['msg'] === 'check failed unexpectedly');
+    const unexpected = s.h.logs.filter((l) => l['msg'] === 'check failed unexpectedly');
     assert.equal(
       unexpected.length,
       0,
@@ -166,12 +155,12 @@ describe('property: random CheckRequests never crash the server or leave it unre
 
     // Still responsive: a normal check answers correctly, and health says SERVING.
     // Answered within a generous deadline (a wedged service would not be); no speed figure here.
-    const after = await h.client.check({ token: valid, sid: 'B', deadlineMs: SLOW_REQUEST_MS });
+    const after = await s.h.client.check({ token: valid, sid: 'B', deadlineMs: SLOW_REQUEST_MS });
     assert.equal(after.allowed, true, JSON.stringify(after.metadata));
-    assert.equal(h.service.health.current, 'SERVING');
+    assert.equal(s.h.service.health.current, 'SERVING');
     const { HealthClient } = loadProtos();
     const health = new HealthClient(
-      `127.0.0.1:${h.service.grpcPort}`,
+      `127.0.0.1:${s.h.service.grpcPort}`,
       grpc.credentials.createInsecure(),
     ) as unknown as grpc.Client & {
       Check: (

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { attribute, type OtlpSpan, OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { type Served, eventually, spawnServe } from '../helpers/processes.js';
+import { attribute } from '../helpers/otlp-receiver.js';
+import { eventually, spawnServe } from '../helpers/processes.js';
 import { registryFile } from '../helpers/records.js';
+import { tracedServe } from '../helpers/traced-serve.js';
 
 async function walk(client: EnvoyLikeClient, token: string, sids: string[]): Promise<string> {
   let current = token;
@@ -15,53 +16,35 @@ async function walk(client: EnvoyLikeClient, token: string, sids: string[]): Pro
 }
 
 describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
-  let idp: LocalIssuer;
-  let receiver: OtlpReceiver;
-  let served: Served;
-  let client: EnvoyLikeClient;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    receiver = await OtlpReceiver.start();
-    served = await spawnServe({
-      MATRYOSHKA_REGISTRY_FILE: registryFile(idp),
-      MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
-      ...receiver.env,
+  const app = tracedServe({
+    env: {
       OTEL_SERVICE_NAME: 'authz-under-test',
       OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=test',
-    });
-    client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
+    },
   });
-  after(async () => {
-    client.close();
-    await served.stop();
-    await receiver.stop();
-    await idp.stop();
-  });
-
-  const spanOf = (traceId: string): Promise<OtlpSpan> => receiver.serverSpan(traceId);
 
   it('continues the trace of traceparent with one SERVER span carrying the decision and one event per level', async () => {
-    const token = await walk(client, await idp.mint({ sub: 'alice', roles: ['reader'] }), [
+    const token = await walk(app.client, await app.idp.mint({ sub: 'alice', roles: ['reader'] }), [
       'A',
       'B',
       'C',
     ]);
     const traceId = randomBytes(16).toString('hex');
     const parentId = randomBytes(8).toString('hex');
-    const result = await client.check({
+    const result = await app.client.check({
       token,
       sid: 'D',
       headers: { traceparent: `00-${traceId}-${parentId}-01` },
     });
     assert.equal(result.allowed, true);
 
-    const span = await spanOf(traceId);
+    const span = await app.spanOf(traceId);
     assert.equal(span.parentSpanId, parentId);
     assert.equal(span.name, 'authz allow D');
     assert.equal(attribute(span, 'authz.decision'), 'allow');
     assert.equal(attribute(span, 'authz.reason'), 'none');
     assert.equal(attribute(span, 'authz.tenant'), 'acme');
-    assert.equal(attribute(span, 'authz.origin_issuer'), idp.issuer);
+    assert.equal(attribute(span, 'authz.origin_issuer'), app.idp.issuer);
     assert.equal(attribute(span, 'authz.destination'), 'D');
     assert.equal(attribute(span, 'authz.depth'), 3);
     assert.equal(attribute(span, 'authz.chain'), 'A,B,C');
@@ -95,7 +78,7 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
     const fanOutTrace = randomBytes(16).toString('hex');
     assert.equal(
       (
-        await client.check({
+        await app.client.check({
           token,
           sid: 'E',
           headers: { traceparent: `00-${fanOutTrace}-${randomBytes(8).toString('hex')}-01` },
@@ -103,17 +86,17 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
       ).allowed,
       true,
     );
-    const fanOut = await spanOf(fanOutTrace);
+    const fanOut = await app.spanOf(fanOutTrace);
     assert.deepEqual(
       (fanOut.events ?? []).map((e) => attribute(e, 'level.verified')),
       ['memo', 'memo', 'memo', 'memo'],
     );
 
     const originTrace = randomBytes(16).toString('hex');
-    const origin = await idp.mint({ sub: 'bob' });
+    const origin = await app.idp.mint({ sub: 'bob' });
     assert.equal(
       (
-        await client.check({
+        await app.client.check({
           token: origin,
           sid: 'A',
           headers: { traceparent: `00-${originTrace}-${randomBytes(8).toString('hex')}-01` },
@@ -122,33 +105,37 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
       true,
     );
     assert.deepEqual(
-      ((await spanOf(originTrace)).events ?? []).map((e) => attribute(e, 'level.verified')),
+      ((await app.spanOf(originTrace)).events ?? []).map((e) => attribute(e, 'level.verified')),
       ['signature'],
     );
 
-    const children = receiver.spans
+    const children = app.receiver.spans
       .filter((s) => s.traceId === traceId && s.parentSpanId === span.spanId)
       .map((s) => s.name)
       .sort();
     assert.deepEqual(children, ['chain open', 'registry read', 'token mint']);
-    const exported = JSON.stringify(receiver.spans.filter((s) => s.traceId === traceId));
+    const exported = JSON.stringify(app.receiver.spans.filter((s) => s.traceId === traceId));
     assert.ok(!exported.includes(token.split('.')[2] as string), 'no signature in any span');
     assert.ok(!exported.includes(token.slice(0, 40)), 'no token in any span');
-    const resource = JSON.stringify(receiver.resources);
+    const resource = JSON.stringify(app.receiver.resources);
     assert.match(resource, /authz-under-test/);
     assert.match(resource, /deployment\.environment/);
   });
 
   it('shows each hop of a compact level as its own span event, and the minted form and header bytes', async () => {
     const compact = await spawnServe({
-      MATRYOSHKA_REGISTRY_FILE: registryFile(idp),
+      MATRYOSHKA_REGISTRY_FILE: registryFile(app.idp),
       MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
       MATRYOSHKA_CHAIN_FORMAT: 'compact',
-      ...receiver.env,
+      ...app.receiver.env,
     });
     const compactClient = new EnvoyLikeClient(`127.0.0.1:${compact.grpcPort}`);
     try {
-      const token = await walk(compactClient, await idp.mint({ sub: 'alice' }), ['A', 'B', 'C']);
+      const token = await walk(compactClient, await app.idp.mint({ sub: 'alice' }), [
+        'A',
+        'B',
+        'C',
+      ]);
       const traceId = randomBytes(16).toString('hex');
       const result = await compactClient.check({
         token,
@@ -156,7 +143,7 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
         headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` },
       });
       assert.equal(result.allowed, true);
-      const span = await spanOf(traceId);
+      const span = await app.spanOf(traceId);
       const levels = (span.events ?? []).filter((e) => e.name === 'chain level');
       assert.deepEqual(
         levels.map((e) => [attribute(e, 'level.sid') ?? null, attribute(e, 'level.form') ?? null]),
@@ -178,16 +165,16 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
   });
 
   it('records a denied recursion with reason recursion, continuing a B3 trace', async () => {
-    const token = await walk(client, await idp.mint({ sub: 'alice' }), ['A', 'B']);
+    const token = await walk(app.client, await app.idp.mint({ sub: 'alice' }), ['A', 'B']);
     const traceId = randomBytes(16).toString('hex');
     const spanId = randomBytes(8).toString('hex');
-    const result = await client.check({
+    const result = await app.client.check({
       token,
       sid: 'A',
       headers: { 'x-b3-traceid': traceId, 'x-b3-spanid': spanId, 'x-b3-sampled': '1' },
     });
     assert.equal(result.allowed, false);
-    const span = await spanOf(traceId);
+    const span = await app.spanOf(traceId);
     assert.equal(span.parentSpanId, spanId);
     assert.equal(attribute(span, 'authz.decision'), 'deny');
     assert.equal(attribute(span, 'authz.reason'), 'recursion');
@@ -196,17 +183,17 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
 
   it('counts decisions by reason on /metrics', async () => {
     const scrape = async (): Promise<string> =>
-      (await fetch(`http://127.0.0.1:${served.httpPort}/metrics`)).text();
+      (await fetch(`http://127.0.0.1:${app.served.httpPort}/metrics`)).text();
     const count = (text: string, labels: RegExp, metric = 'authz_decisions_total'): number =>
       text
         .split('\n')
         .filter((l) => l.startsWith(`${metric}{`) && labels.test(l))
         .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
     const before = await scrape();
-    const token = await idp.mint({ sub: 'alice' });
-    await client.check({ token, sid: 'A' });
-    await client.check({ token, sid: 'A' });
-    await client.check({ token: 'not.a.token', sid: 'A' });
+    const token = await app.idp.mint({ sub: 'alice' });
+    await app.client.check({ token, sid: 'A' });
+    await app.client.check({ token, sid: 'A' });
+    await app.client.check({ token: 'not.a.token', sid: 'A' });
     const after = await scrape();
     assert.equal(
       count(after, /decision="allow".*reason="none"/) -
@@ -232,9 +219,9 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
   });
 
   it('writes one audit line per decision with reason, request id and trace id, and never the token', async () => {
-    const token = await idp.mint({ sub: 'alice', secret_marker: 'do-not-log-me' });
+    const token = await app.idp.mint({ sub: 'alice', secret_marker: 'do-not-log-me' });
     const traceId = randomBytes(16).toString('hex');
-    const result = await client.check({
+    const result = await app.client.check({
       token,
       headers: {
         'x-request-id': 'req-audit-1',
@@ -242,13 +229,7 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
       },
     });
     assert.equal(result.allowed, false);
-    const line = await eventually(
-      async () => served.lines.some((l) => l['request_id'] === 'req-audit-1'),
-      2000,
-      'audit line',
-    ).then(
-      () => served.lines.find((l) => l['request_id'] === 'req-audit-1') as Record<string, unknown>,
-    );
+    const line = await app.auditLine('req-audit-1', 2000);
     assert.equal(line['msg'], 'check');
     assert.equal(line['decision'], 'deny');
     assert.equal(line['reason'], 'unknown_service');
@@ -256,7 +237,7 @@ describe('decisions as OpenTelemetry traces, metrics and audit lines', () => {
     assert.equal(line['user_id'], 'alice');
     assert.equal(line['trace_id'], traceId);
     assert.equal(typeof line['duration_ms'], 'number');
-    const everything = JSON.stringify(served.lines);
+    const everything = JSON.stringify(app.served.lines);
     assert.ok(
       !everything.includes(token.split('.')[1] as string),
       'no token payload in any log line',

@@ -1,61 +1,48 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
-import { issuer, service, tenant } from '../helpers/records.js';
-import { TxnTokenService, payloadOf } from './txn-service.js';
-
-const TRUST_DOMAIN = 'td.example';
+import { startHarness } from '../helpers/harness.js';
+import { service, tenant } from '../helpers/records.js';
+import { suiteParts } from '../helpers/suite-parts.js';
+import {
+  TRUST_DOMAIN,
+  TxnTokenService,
+  idpAndTts,
+  payloadOf,
+  txnServiceIssuer,
+} from './txn-service.js';
 
 /**
  * A Txn-Token of a registered Transaction Token Service standing as the chain's origin when the
  * request carries no bearer token; every broken one refused with its own reason, in shadow mode too.
  */
 describe('Txn-Tokens accepted from a registered Transaction Token Service', () => {
-  let idp: LocalIssuer;
-  let tts: TxnTokenService;
-  let stranger: TxnTokenService;
-  let h: Harness;
-  let shadow: Harness;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    tts = await TxnTokenService.start();
-    stranger = await TxnTokenService.start();
+  const s = suiteParts(async (own) => {
+    const idp = own(await LocalIssuer.start());
+    const tts = own(await TxnTokenService.start());
+    const stranger = own(await TxnTokenService.start());
     const contents = {
-      issuers: [
-        issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri }),
-        issuer({
-          issuer: tts.issuer,
-          tenant: 'acme',
-          jwks_uri: tts.jwksUri,
-          role: 'txn_token_service',
-          roles_claim: 'tctx.roles',
-        }),
-      ],
+      issuers: idpAndTts(idp, tts),
       tenants: [tenant('acme')],
       services: [service('orders'), service('billing', { required_roles: ['buyer'] })],
     };
-    h = await startHarness({ env: { MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN }, contents });
-    shadow = await startHarness({
-      env: { MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN, MATRYOSHKA_MODE: 'shadow' },
-      contents,
-    });
-  });
-  after(async () => {
-    await h?.stop();
-    await shadow?.stop();
-    await idp?.stop();
-    await tts?.stop();
-    await stranger?.stop();
+    const h = own(await startHarness({ env: { MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN }, contents }));
+    const shadow = own(
+      await startHarness({
+        env: { MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN, MATRYOSHKA_MODE: 'shadow' },
+        contents,
+      }),
+    );
+    return { idp, tts, stranger, h, shadow };
   });
 
   const txnToken = (over: Record<string, unknown> = {}, options = {}) =>
-    tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID(), ...over }, options);
+    s.tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID(), ...over }, options);
 
   it('stands as the origin without a bearer token, and is passed on unchanged over two hops', async () => {
     const token = await txnToken();
-    const first = await h.client.check({ sid: 'orders', headers: { 'txn-token': token } });
+    const first = await s.h.client.check({ sid: 'orders', headers: { 'txn-token': token } });
     assert.equal(first.allowed, true, first.body);
     assert.equal(first.headers['x-user-id'], 'alice');
     assert.equal(first.headers['x-tenant-id'], 'acme');
@@ -67,7 +54,7 @@ describe('Txn-Tokens accepted from a registered Transaction Token Service', () =
     );
     const minted = payloadOf(first.forwardedToken as string);
     assert.equal(minted['txn'], payloadOf(token)['txn'], 'the chain takes the Txn-Token’s txn');
-    const second = await h.client.check({
+    const second = await s.h.client.check({
       token: first.forwardedToken as string,
       sid: 'billing',
       headers: { 'txn-token': token },
@@ -76,7 +63,7 @@ describe('Txn-Tokens accepted from a registered Transaction Token Service', () =
     assert.equal(second.headers['txn-token'], token);
     assert.equal(second.headers['x-auth-chain'], 'orders,billing');
     // The chain's origin is the Txn-Token: another of the same service does not match it.
-    const other = await h.client.check({
+    const other = await s.h.client.check({
       token: first.forwardedToken as string,
       sid: 'billing',
       headers: { 'txn-token': await txnToken() },
@@ -105,10 +92,10 @@ describe('Txn-Tokens accepted from a registered Transaction Token Service', () =
     ['typed JWT', () => txnToken({}, { typ: 'JWT' }), 'malformed_token'],
     [
       'unregistered',
-      () => stranger.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() }),
+      () => s.stranger.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() }),
       'untrusted_issuer',
     ],
-    ['an ordinary token', () => idp.mint({ sub: 'alice' }), 'untrusted_issuer'],
+    ['an ordinary token', () => s.idp.mint({ sub: 'alice' }), 'untrusted_issuer'],
     [
       'not-yet-issued',
       () => txnToken({}, { iat: Math.floor(Date.now() / 1000) + 3600 }),
@@ -119,7 +106,7 @@ describe('Txn-Tokens accepted from a registered Transaction Token Service', () =
   for (const [what, make, reason] of broken) {
     it(`refuses a ${what} Txn-Token as ${reason}, in shadow mode too`, async () => {
       const token = await make();
-      for (const harness of [h, shadow]) {
+      for (const harness of [s.h, s.shadow]) {
         const result = await harness.client.check({
           sid: 'orders',
           headers: { 'txn-token': token },
@@ -133,26 +120,19 @@ describe('Txn-Tokens accepted from a registered Transaction Token Service', () =
 
   it('accepts the media type written in full (application/txntoken+jwt)', async () => {
     const token = await txnToken({}, { typ: 'application/txntoken+jwt' });
-    const result = await h.client.check({ sid: 'orders', headers: { 'txn-token': token } });
+    const result = await s.h.client.check({ sid: 'orders', headers: { 'txn-token': token } });
     assert.equal(result.allowed, true, result.body);
   });
 
   it('never takes a Txn-Token as a bearer token', async () => {
-    const result = await h.client.check({ token: await txnToken(), sid: 'orders' });
+    const result = await s.h.client.check({ token: await txnToken(), sid: 'orders' });
     assert.equal(result.metadata['reason'], 'untrusted_issuer');
   });
 
   it('accepts none without a trust domain configured', async () => {
     const bare = await startHarness({
       contents: {
-        issuers: [
-          issuer({
-            issuer: tts.issuer,
-            tenant: 'acme',
-            jwks_uri: tts.jwksUri,
-            role: 'txn_token_service',
-          }),
-        ],
+        issuers: [txnServiceIssuer(s.tts, 'acme')],
       },
     });
     try {

@@ -7,47 +7,23 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
-import { issuer, service, tenant } from '../helpers/records.js';
-import { TxnTokenService } from './txn-service.js';
+import { describe, it } from 'node:test';
+import { service, tenant } from '../helpers/records.js';
+import { TRUST_DOMAIN, idpAndTts, txnSuite } from './txn-service.js';
 
-const TRUST_DOMAIN = 'td.example';
 const BASIC = 'Basic YWxpY2U6c2VjcmV0';
 
 describe('MATRYOSHKA_MODE=shadow: a credential beside or inside another is never token-less', () => {
-  let idp: LocalIssuer;
-  let tts: TxnTokenService;
-  let shadow: Harness;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    tts = await TxnTokenService.start();
-    shadow = await startHarness({
-      env: { MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN, MATRYOSHKA_MODE: 'shadow' },
-      contents: {
-        issuers: [
-          issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri }),
-          issuer({
-            issuer: tts.issuer,
-            tenant: 'acme',
-            jwks_uri: tts.jwksUri,
-            role: 'txn_token_service',
-            roles_claim: 'tctx.roles',
-          }),
-        ],
-        tenants: [tenant('acme')],
-        services: [service('orders')],
-      },
-    });
-  });
-  after(async () => {
-    await shadow?.stop();
-    await idp?.stop();
-    await tts?.stop();
-  });
+  const s = txnSuite((idp, tts) => ({
+    env: { MATRYOSHKA_MODE: 'shadow' },
+    contents: {
+      issuers: idpAndTts(idp, tts),
+      tenants: [tenant('acme')],
+      services: [service('orders')],
+    },
+  }));
 
-  const txnToken = () => tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() });
+  const txnToken = () => s.tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() });
   async function tampered(): Promise<string> {
     const [head, body, sig] = (await txnToken()).split('.');
     const claims = JSON.parse(Buffer.from(body as string, 'base64url').toString());
@@ -58,7 +34,7 @@ describe('MATRYOSHKA_MODE=shadow: a credential beside or inside another is never
   it('a tampered Txn-Token beside an empty or a Basic authorization is refused (bad_signature), not let through as token-less', async () => {
     const forged = await tampered();
     for (const authorization of ['', ' ', BASIC]) {
-      const result = await shadow.client.check({
+      const result = await s.h.client.check({
         sid: 'orders',
         headers: { authorization, 'txn-token': forged },
       });
@@ -69,7 +45,7 @@ describe('MATRYOSHKA_MODE=shadow: a credential beside or inside another is never
 
   it('a genuine Txn-Token beside a Basic authorization stands as the origin, as without one', async () => {
     const token = await txnToken();
-    const result = await shadow.client.check({
+    const result = await s.h.client.check({
       sid: 'orders',
       headers: { authorization: BASIC, 'txn-token': token },
     });
@@ -80,19 +56,19 @@ describe('MATRYOSHKA_MODE=shadow: a credential beside or inside another is never
   });
 
   it('a Bearer credential joined to another, or a Bearer scheme without a value, is malformed_token', async () => {
-    const genuine = await idp.mint({ sub: 'alice' });
+    const genuine = await s.idp.mint({ sub: 'alice' });
     for (const authorization of [
       `${BASIC},Bearer forged.token.here`,
       `${BASIC}, bearer ${genuine}`,
       'Bearer',
       'bearer\t',
     ]) {
-      const result = await shadow.client.check({ sid: 'orders', headers: { authorization } });
+      const result = await s.h.client.check({ sid: 'orders', headers: { authorization } });
       assert.equal(result.allowed, false, `${authorization.slice(0, 40)}: ${result.body}`);
       assert.equal(result.metadata['reason'], 'malformed_token', authorization.slice(0, 40));
     }
     // One credential of another scheme is still no token: dry-run lets it through, vouching for nothing.
-    const basic = await shadow.client.check({ sid: 'orders', headers: { authorization: BASIC } });
+    const basic = await s.h.client.check({ sid: 'orders', headers: { authorization: BASIC } });
     assert.equal(basic.allowed, true, basic.body);
     assert.equal(basic.metadata['reason'], 'missing_token');
     assert.equal(basic.headers['x-user-id'], undefined);

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
-import { issuer, service, tenant } from '../helpers/records.js';
-import { TxnTokenService, payloadOf } from './txn-service.js';
-
-const TRUST_DOMAIN = 'td.example';
+import type { CheckResult } from '../../src/demo/envoy-client.js';
+import { startHarness } from '../helpers/harness.js';
+import { localIssuer, service, tenant } from '../helpers/records.js';
+import { TRUST_DOMAIN, payloadOf, txnSuite } from './txn-service.js';
 
 /**
  * Emitting a Txn-Token beside the chain (gRPC, Envoy's messages): signed with the service's own
@@ -14,44 +12,41 @@ const TRUST_DOMAIN = 'td.example';
  * against the chain.
  */
 describe('Txn-Tokens emitted beside the chain', () => {
-  let idp: LocalIssuer;
-  let tts: TxnTokenService;
-  let h: Harness;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    tts = await TxnTokenService.start();
-    h = await startHarness({
-      env: { MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN },
-      contents: {
-        issuers: [
-          issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri }),
-          issuer({
-            issuer: idp.issuer.replace('127.0.0.1', 'localhost'),
-            tenant: 'quiet',
-            jwks_uri: idp.jwksUri,
-          }),
-        ],
-        tenants: [tenant('acme', { txn_tokens: true }), tenant('quiet')],
-        services: [
-          service('orders', {
-            operations: [{ name: 'orders.read', path: '/orders/*', methods: ['GET'] }],
-          }),
-          service('billing'),
-          service('ledger'),
-        ],
-      },
-    });
-  });
-  after(async () => {
-    await h?.stop();
-    await idp?.stop();
-    await tts?.stop();
-  });
+  const s = txnSuite((idp) => ({
+    contents: {
+      issuers: [
+        localIssuer(idp, 'acme'),
+        // The same IdP under another name, for tenant quiet.
+        localIssuer(
+          { issuer: idp.issuer.replace('127.0.0.1', 'localhost'), jwksUri: idp.jwksUri },
+          'quiet',
+        ),
+      ],
+      tenants: [tenant('acme', { txn_tokens: true }), tenant('quiet')],
+      services: [
+        service('orders', {
+          operations: [{ name: 'orders.read', path: '/orders/*', methods: ['GET'] }],
+        }),
+        service('billing'),
+        service('ledger'),
+      ],
+    },
+  }));
 
-  const origin = () => idp.mint({ sub: 'alice', roles: ['buyer', 'reader'] });
+  const origin = () => s.idp.mint({ sub: 'alice', roles: ['buyer', 'reader'] });
+  /** The hop after `previous`, to `sid`, with the token it forwarded and the Txn-Token given. */
+  const nextHop = (previous: CheckResult, sid: string, txnToken?: string) =>
+    s.h.client.check({
+      token: previous.forwardedToken as string,
+      sid,
+      ...(txnToken === undefined ? {} : { headers: { 'txn-token': txnToken } }),
+    });
+  /** A new chain's first hop, to orders: it answers a new Txn-Token. */
+  const firstHop = async () =>
+    s.h.client.check({ token: await origin(), sid: 'orders', path: '/orders/1', method: 'GET' });
 
   it('answers a Txn-Token signed with the keys of its JWKS, claims filled from the chain', async () => {
-    const first = await h.client.check({
+    const first = await s.h.client.check({
       token: await origin(),
       sid: 'orders',
       path: '/orders/7',
@@ -62,7 +57,7 @@ describe('Txn-Tokens emitted beside the chain', () => {
     const txnToken = first.headers['txn-token'];
     assert.ok(txnToken, 'a Txn-Token is answered');
     const jwks = createRemoteJWKSet(
-      new URL(`http://127.0.0.1:${h.service.httpPort}/.well-known/jwks.json`),
+      new URL(`http://127.0.0.1:${s.h.service.httpPort}/.well-known/jwks.json`),
     );
     const { payload, protectedHeader } = await jwtVerify(txnToken, jwks, {
       typ: 'txntoken+jwt',
@@ -78,32 +73,19 @@ describe('Txn-Tokens emitted beside the chain', () => {
     assert.equal(minted['txn'], payload['txn'], 'the minted level carries the same txn');
     assert.ok((payload.exp as number) <= (minted['exp'] as number), 'within the chain lifetime');
     assert.ok((payload.iat as number) <= (payload.exp as number));
-    const audit = h.logs.findLast((l) => l['msg'] === 'check');
+    const audit = s.h.logs.findLast((l) => l['msg'] === 'check');
     assert.equal(audit?.['txn'], payload['txn'], 'the audit line records the txn');
     assert.equal(audit?.['txn_token'], 'emitted');
   });
 
   it('passes the same Txn-Token on, byte for byte, on two more hops: never signed again', async () => {
-    const first = await h.client.check({
-      token: await origin(),
-      sid: 'orders',
-      path: '/orders/1',
-      method: 'GET',
-    });
+    const first = await firstHop();
     const txnToken = first.headers['txn-token'] as string;
-    const second = await h.client.check({
-      token: first.forwardedToken as string,
-      sid: 'billing',
-      headers: { 'txn-token': txnToken },
-    });
+    const second = await nextHop(first, 'billing', txnToken);
     assert.equal(second.allowed, true, second.body);
     assert.equal(second.headers['txn-token'], txnToken);
-    assert.equal(h.logs.findLast((l) => l['msg'] === 'check')?.['txn_token'], 'carried');
-    const third = await h.client.check({
-      token: second.forwardedToken as string,
-      sid: 'ledger',
-      headers: { 'txn-token': txnToken },
-    });
+    assert.equal(s.h.logs.findLast((l) => l['msg'] === 'check')?.['txn_token'], 'carried');
+    const third = await nextHop(second, 'ledger', txnToken);
     assert.equal(third.allowed, true, third.body);
     assert.equal(third.headers['txn-token'], txnToken);
     const txn = payloadOf(txnToken)['txn'];
@@ -112,13 +94,8 @@ describe('Txn-Tokens emitted beside the chain', () => {
   });
 
   it('a hop whose caller dropped the Txn-Token gets one for the same transaction', async () => {
-    const first = await h.client.check({
-      token: await origin(),
-      sid: 'orders',
-      path: '/orders/1',
-      method: 'GET',
-    });
-    const second = await h.client.check({ token: first.forwardedToken as string, sid: 'billing' });
+    const first = await firstHop();
+    const second = await nextHop(first, 'billing');
     assert.equal(second.allowed, true, second.body);
     const again = second.headers['txn-token'] as string;
     assert.notEqual(again, first.headers['txn-token']);
@@ -127,83 +104,52 @@ describe('Txn-Tokens emitted beside the chain', () => {
   });
 
   it('refuses a Txn-Token of another transaction, or of another subject, beside a chain (never shadowed)', async () => {
-    const one = await h.client.check({
-      token: await origin(),
-      sid: 'orders',
-      path: '/orders/1',
-      method: 'GET',
-    });
-    const other = await h.client.check({
-      token: await origin(),
-      sid: 'orders',
-      path: '/orders/1',
-      method: 'GET',
-    });
-    const swapped = await h.client.check({
-      token: one.forwardedToken as string,
-      sid: 'billing',
-      headers: { 'txn-token': other.headers['txn-token'] as string },
-    });
+    const one = await firstHop();
+    const other = await firstHop();
+    const swapped = await nextHop(one, 'billing', other.headers['txn-token'] as string);
     assert.equal(swapped.allowed, false);
     assert.equal(swapped.httpStatus, 401);
     assert.equal(swapped.metadata['reason'], 'txn_token_mismatch');
-    const bob = await h.client.check({
-      token: await idp.mint({ sub: 'bob', roles: [] }),
+    const bob = await s.h.client.check({
+      token: await s.idp.mint({ sub: 'bob', roles: [] }),
       sid: 'orders',
       path: '/orders/1',
       method: 'GET',
     });
-    const wrongSubject = await h.client.check({
-      token: bob.forwardedToken as string,
-      sid: 'billing',
-      headers: { 'txn-token': one.headers['txn-token'] as string },
-    });
+    const wrongSubject = await nextHop(bob, 'billing', one.headers['txn-token'] as string);
     assert.equal(wrongSubject.metadata['reason'], 'txn_token_mismatch');
   });
 
   it('refuses a tampered, or a forged, Txn-Token beside a genuine chain', async () => {
-    const one = await h.client.check({
-      token: await origin(),
-      sid: 'orders',
-      path: '/orders/1',
-      method: 'GET',
-    });
+    const one = await firstHop();
     const [head, body, sig] = (one.headers['txn-token'] as string).split('.');
     const claims = JSON.parse(Buffer.from(body as string, 'base64url').toString());
     const widened = Buffer.from(JSON.stringify({ ...claims, scope: 'admin' })).toString(
       'base64url',
     );
-    const tampered = await h.client.check({
-      token: one.forwardedToken as string,
-      sid: 'billing',
-      headers: { 'txn-token': `${head}.${widened}.${sig}` },
-    });
+    const tampered = await nextHop(one, 'billing', `${head}.${widened}.${sig}`);
     assert.equal(tampered.metadata['reason'], 'bad_signature');
     // A Txn-Token from an outside service that is not registered at all.
-    const forged = await h.client.check({
+    const forged = await s.h.client.check({
       token: one.forwardedToken as string,
       sid: 'billing',
       headers: {
-        'txn-token': await tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: claims.txn }),
+        'txn-token': await s.tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: claims.txn }),
       },
     });
     assert.equal(forged.metadata['reason'], 'untrusted_issuer');
-    const garbage = await h.client.check({
-      token: one.forwardedToken as string,
-      sid: 'billing',
-      headers: { 'txn-token': 'not-a-token' },
-    });
+    const garbage = await nextHop(one, 'billing', 'not-a-token');
     assert.equal(garbage.metadata['reason'], 'malformed_token');
   });
 
   it('a tenant without txn_tokens gets none, and a client copy is removed, never passed', async () => {
-    const quiet = await h.client.check({
-      token: await idp.mint({ sub: 'carol', roles: [] }, {}).then(() =>
+    const quiet = await s.h.client.check({
+      token: await s.idp.mint({ sub: 'carol', roles: [] }, {}).then(() =>
         // the same IdP registered under another name, for tenant quiet
-        idp.signCompact(
+        s.idp.signCompact(
           { typ: 'JWT' },
           JSON.stringify({
-            iss: idp.issuer.replace('127.0.0.1', 'localhost'),
+            iss: s.idp.issuer.replace('127.0.0.1', 'localhost'),
             sub: 'carol',
             iat: Math.floor(Date.now() / 1000),
             exp: Math.floor(Date.now() / 1000) + 300,
@@ -225,7 +171,7 @@ describe('Txn-Tokens emitted beside the chain', () => {
   it('answers unavailable for a tenant with txn_tokens when no trust domain is configured', async () => {
     const bare = await startHarness({
       contents: {
-        issuers: [issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri })],
+        issuers: [localIssuer(s.idp, 'acme')],
         tenants: [tenant('acme', { txn_tokens: true })],
       },
     });
@@ -239,20 +185,20 @@ describe('Txn-Tokens emitted beside the chain', () => {
   });
 
   it('counts the Txn-Token in the header budget', async () => {
-    const token = await idp.signCompact(
+    const token = await s.idp.signCompact(
       { typ: 'JWT' },
       JSON.stringify({
-        iss: idp.issuer.replace('127.0.0.1', 'localhost'),
+        iss: s.idp.issuer.replace('127.0.0.1', 'localhost'),
         sub: 'alice',
         roles: ['buyer', 'reader'],
         iat: Math.floor(Date.now() / 1000),
         exp: Math.floor(Date.now() / 1000) + 300,
       }),
     );
-    const off = await h.client.check({ token, sid: 'billing' });
-    const offBytes = h.logs.findLast((l) => l['msg'] === 'check')?.['header_bytes'] as number;
-    const on = await h.client.check({ token: await origin(), sid: 'billing' });
-    const onBytes = h.logs.findLast((l) => l['msg'] === 'check')?.['header_bytes'] as number;
+    const off = await s.h.client.check({ token, sid: 'billing' });
+    const offBytes = s.h.logs.findLast((l) => l['msg'] === 'check')?.['header_bytes'] as number;
+    const on = await s.h.client.check({ token: await origin(), sid: 'billing' });
+    const onBytes = s.h.logs.findLast((l) => l['msg'] === 'check')?.['header_bytes'] as number;
     assert.equal(off.allowed && on.allowed, true);
     const txnToken = on.headers['txn-token'] as string;
     const tokenDelta = (on.forwardedToken as string).length - (off.forwardedToken as string).length;

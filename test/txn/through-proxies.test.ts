@@ -1,21 +1,17 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
 import {
   type EchoReply,
   type RunningProxy,
   get,
-  startCaddy,
-  startNginx,
+  SHIPPED_PROXIES,
+  listenLoopback,
 } from '../helpers/proxies.js';
-import { issuer, service, tenant } from '../helpers/records.js';
-import { TxnTokenService, payloadOf } from './txn-service.js';
-
-const TRUST_DOMAIN = 'td.example';
+import { localIssuer, service, tenant } from '../helpers/records.js';
+import { suiteParts } from '../helpers/suite-parts.js';
+import { TRUST_DOMAIN, payloadOf, txnServiceIssuer, txnSuite } from './txn-service.js';
 
 /**
  * An upstream that behaves as the draft asks of a workload: on its outgoing call (x-test-next) it
@@ -48,59 +44,31 @@ async function startTxnEcho(): Promise<{
       res.end(JSON.stringify({ path: req.url, headers: req.headers, next }));
     })();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    port: (server.address() as AddressInfo).port,
+    ...(await listenLoopback(server)),
     setProxy: (port) => {
       proxyPort = port;
     },
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
   };
 }
 
 describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Caddy configs', () => {
-  let idp: LocalIssuer;
-  let tts: TxnTokenService;
-  let h: Harness;
-  let echo: Awaited<ReturnType<typeof startTxnEcho>>;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    tts = await TxnTokenService.start();
-    h = await startHarness({
-      env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0', MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN },
-      contents: {
-        issuers: [
-          issuer({ issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri }),
-          issuer({
-            issuer: tts.issuer,
-            tenant: 'acme',
-            jwks_uri: tts.jwksUri,
-            role: 'txn_token_service',
-          }),
-        ],
-        tenants: [tenant('acme', { txn_tokens: true })],
-        services: [service('orders', { tenant: 'acme' }), service('billing', { tenant: 'acme' })],
-      },
-    });
-    echo = await startTxnEcho();
-  });
-  after(async () => {
-    await echo?.close();
-    await h?.stop();
-    await idp?.stop();
-    await tts?.stop();
-  });
+  const s = txnSuite((idp, tts) => ({
+    env: { MATRYOSHKA_AUTHZ_HTTP_PORT: '0' },
+    contents: {
+      issuers: [localIssuer(idp, 'acme'), txnServiceIssuer(tts, 'acme')],
+      tenants: [tenant('acme', { txn_tokens: true })],
+      services: [service('orders', { tenant: 'acme' }), service('billing', { tenant: 'acme' })],
+    },
+  }));
+  const upstream = suiteParts(async (own) => ({ echo: own(await startTxnEcho()) }));
 
   it('the HTTP listener answers the Txn-Token as a response header, and checks one that came with the chain', async () => {
-    const port = h.service.authzHttpPort as number;
+    const port = s.h.service.authzHttpPort as number;
     const original = { 'x-original-uri': '/items', 'x-original-method': 'GET' };
     const first = await get(port, '/authz/orders', {
       ...original,
-      authorization: `Bearer ${await idp.mint({ sub: 'alice' })}`,
+      authorization: `Bearer ${await s.idp.mint({ sub: 'alice' })}`,
     });
     assert.equal(first.status, 200, first.body);
     const txnToken = String(first.headers['txn-token']);
@@ -120,18 +88,15 @@ describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Ca
     assert.equal(forged.status, 401);
   });
 
-  for (const [name, start] of [
-    ['nginx', startNginx],
-    ['caddy', startCaddy],
-  ] as const) {
+  for (const [name, start] of SHIPPED_PROXIES) {
     describe(`${name} (shipped config)`, () => {
       let proxy: RunningProxy;
       before(async () => {
         proxy = await start({
-          authzPort: h.service.authzHttpPort as number,
-          upstreamPort: echo.port,
+          authzPort: s.h.service.authzHttpPort as number,
+          upstreamPort: upstream.echo.port,
         });
-        echo.setProxy(proxy.port);
+        upstream.echo.setProxy(proxy.port);
       });
       after(async () => {
         await proxy?.stop();
@@ -139,7 +104,7 @@ describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Ca
 
       it('the upstream sees the same Txn-Token on two consecutive hops', async () => {
         const reply = await get(proxy.port, '/orders/items', {
-          authorization: `Bearer ${await idp.mint({ sub: 'alice', roles: ['buyer'] })}`,
+          authorization: `Bearer ${await s.idp.mint({ sub: 'alice', roles: ['buyer'] })}`,
           'x-test-next': '/billing/pay',
         });
         assert.equal(reply.status, 200, proxy.logs());
@@ -157,7 +122,7 @@ describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Ca
       });
 
       it("a Transaction Token Service's Txn-Token stands as the origin, and reaches both hops", async () => {
-        const token = await tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() });
+        const token = await s.tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() });
         const reply = await get(proxy.port, '/orders/items', {
           'txn-token': token,
           'x-test-next': '/billing/pay',
@@ -172,8 +137,8 @@ describe('Txn-Tokens over the HTTP listener and through the shipped nginx and Ca
 
       it("refuses a client's own Txn-Token beside a chain, the upstream never reached", async () => {
         const reply = await get(proxy.port, '/orders/items', {
-          authorization: `Bearer ${await idp.mint({ sub: 'alice' })}`,
-          'txn-token': await tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() }),
+          authorization: `Bearer ${await s.idp.mint({ sub: 'alice' })}`,
+          'txn-token': await s.tts.issue({ aud: TRUST_DOMAIN, sub: 'alice', txn: randomUUID() }),
         });
         assert.equal(reply.status, 401);
       });

@@ -9,6 +9,11 @@ import {
   exportJWK,
   generateKeyPair,
 } from 'jose';
+import { LocalIssuer } from '../../src/demo/local-issuer.js';
+import type { IssuerRecord } from '../../src/registry/records.js';
+import { type Harness, type HarnessOptions, startHarness } from '../helpers/harness.js';
+import { localIssuer } from '../helpers/records.js';
+import { suiteParts } from '../helpers/suite-parts.js';
 
 /**
  * An outside Transaction Token Service, as one would build it with `jose`: an ES256 key published
@@ -76,4 +81,44 @@ export class TxnTokenService {
 /** The payload of a compact JWS, unverified (for reading what a token says in assertions). */
 export function payloadOf(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString('utf8'));
+}
+
+/** The record registering `tts` as a Transaction Token Service of `tenant`, with further raw fields. */
+export const txnServiceIssuer = (
+  tts: TxnTokenService,
+  tenant: string,
+  raw: Record<string, unknown> = {},
+): IssuerRecord => localIssuer(tts, tenant, { role: 'txn_token_service', ...raw });
+
+/** Tenant acme's IdP beside its Transaction Token Service, whose Txn-Tokens carry roles in `tctx.roles`. */
+export const idpAndTts = (idp: LocalIssuer, tts: TxnTokenService): IssuerRecord[] => [
+  localIssuer(idp, 'acme'),
+  txnServiceIssuer(tts, 'acme', { roles_claim: 'tctx.roles' }),
+];
+
+/** The trust domain the Txn-Token suites run the service under (the Txn-Tokens' audience). */
+export const TRUST_DOMAIN = 'td.example';
+
+/**
+ * One describe's IdP and Transaction Token Service, and the service (a gRPC harness) under
+ * TRUST_DOMAIN with the records and settings `build` makes of them; started before the suite's
+ * tests, stopped after them.
+ */
+export function txnSuite(build: (idp: LocalIssuer, tts: TxnTokenService) => HarnessOptions): {
+  readonly idp: LocalIssuer;
+  readonly tts: TxnTokenService;
+  readonly h: Harness;
+} {
+  return suiteParts(async (own) => {
+    const idp = own(await LocalIssuer.start());
+    const tts = own(await TxnTokenService.start());
+    const options = build(idp, tts);
+    const h = own(
+      await startHarness({
+        ...options,
+        env: { MATRYOSHKA_TRUST_DOMAIN: TRUST_DOMAIN, ...options.env },
+      }),
+    );
+    return { idp, tts, h };
+  });
 }
