@@ -9,26 +9,40 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { eventually, runCli } from '../helpers/processes.js';
+import { eventually } from '../helpers/processes.js';
+import { cliWith, runProgramHere } from '../helpers/program.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { authStack } from '../helpers/tokens.js';
 
-describe('compact chains through Redis, the CLI and the gRPC server', () => {
+describe('compact chains through Redis, the CLI and the gRPC server', async () => {
   let redis: RedisServer;
   let idp: LocalIssuer;
   let h: Harness;
   const cli = (...args: string[]) =>
-    runCli(args, { env: { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' } });
+    cliWith({ REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' })(...args);
 
   before(async () => {
     redis = await RedisServer.start();
     idp = await LocalIssuer.start();
     assert.equal(
-      cli('issuer', 'add', '--tenant', 'acme', '--issuer', idp.issuer, '--jwks-uri', idp.jwksUri)
-        .code,
+      (
+        await cli(
+          'issuer',
+          'add',
+          '--tenant',
+          'acme',
+          '--issuer',
+          idp.issuer,
+          '--jwks-uri',
+          idp.jwksUri,
+        )
+      ).code,
       0,
     );
-    assert.equal(cli('tenant', 'set', '--tenant', 'acme', '--chain-format', 'nested').code, 0);
+    assert.equal(
+      (await cli('tenant', 'set', '--tenant', 'acme', '--chain-format', 'nested')).code,
+      0,
+    );
     h = await startHarness({
       env: { REDIS_URL: redis.url, MATRYOSHKA_REGISTRY_POLL_MS: '100', LOG_LEVEL: 'info' },
     });
@@ -39,11 +53,11 @@ describe('compact chains through Redis, the CLI and the gRPC server', () => {
     await redis.dispose();
   });
 
-  it('refuses a bad chain_format or header_budget with one line and exit 2', () => {
-    const format = cli('tenant', 'set', '--tenant', 'acme', '--chain-format', 'sideways');
+  it('refuses a bad chain_format or header_budget with one line and exit 2', async () => {
+    const format = await cli('tenant', 'set', '--tenant', 'acme', '--chain-format', 'sideways');
     assert.equal(format.code, 2);
     assert.match(format.stderr, /chain_format: must be one of nested, compact, auto/);
-    const budget = cli('tenant', 'set', '--tenant', 'acme', '--header-budget', '12');
+    const budget = await cli('tenant', 'set', '--tenant', 'acme', '--header-budget', '12');
     assert.equal(budget.code, 2);
     assert.match(budget.stderr, /header_budget: must be a whole number of bytes from 1024/);
     assert.equal(budget.stderr.trim().split('\n').length, 1);
@@ -62,11 +76,13 @@ describe('compact chains through Redis, the CLI and the gRPC server', () => {
     );
     assert.equal(authStack(first.forwardedToken as string)['form'], undefined, 'nested');
 
-    assert.equal(cli('tenant', 'set', '--tenant', 'acme', '--chain-format', 'compact').code, 0);
-    const shown = JSON.parse(cli('tenant', 'show', '--tenant', 'acme', '--json').stdout) as Record<
-      string,
-      Record<string, unknown>
-    >;
+    assert.equal(
+      (await cli('tenant', 'set', '--tenant', 'acme', '--chain-format', 'compact')).code,
+      0,
+    );
+    const shown = JSON.parse(
+      (await cli('tenant', 'show', '--tenant', 'acme', '--json')).stdout,
+    ) as Record<string, Record<string, unknown>>;
     assert.equal(shown['acme']?.['chain_format'], 'compact');
 
     let token = first.forwardedToken as string;
@@ -88,7 +104,7 @@ describe('compact chains through Redis, the CLI and the gRPC server', () => {
     assert.equal(viaB.headers['x-auth-chain'], 'A,B');
     assert.equal(viaB.headers['x-auth-depth'], '2');
 
-    const tree = runCli(['inspect', token]);
+    const tree = await runProgramHere(['inspect', token]);
     assert.equal(tree.code, 0, tree.stderr);
     const lines = tree.stdout.trim().split('\n');
     assert.match(lines[0] ?? '', /^origin/);
@@ -98,7 +114,7 @@ describe('compact chains through Redis, the CLI and the gRPC server', () => {
 
   it('answers 431 / RESOURCE_EXHAUSTED over the budget, and counts minted header bytes', async () => {
     // `tenant set` writes the whole record: the form is named again.
-    const set = cli(
+    const set = await cli(
       'tenant',
       'set',
       '--tenant',

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 import { type CheckResult, EnvoyLikeClient } from '../../src/demo/envoy-client.js';
-import { type Served, spawnServe, runCliAsync } from './processes.js';
+import { type Served, spawnServe } from './processes.js';
+import { runProgramWithEnv } from './program.js';
 import { withPayload } from './tokens.js';
 
 export const sleep = (ms: number): Promise<void> =>
@@ -124,7 +125,7 @@ export async function tamperings(token: string): Promise<Array<{ tag: string; to
 }
 
 /** The CLI without blocking this process (the load loop keeps running while it works). */
-export const cliAsync = (args: string[], env: Record<string, string>) => runCliAsync(args, { env });
+export const cliAsync = runProgramWithEnv;
 
 /** Peak RSS growth of this process while `task` runs, sampled every 5 ms. */
 export async function peakRssGrowth<T>(

@@ -36,3 +36,13 @@ export function runProgramWithEnv(
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return runProgramHere(args, { PATH: process.env['PATH'] ?? '', ...env });
 }
+
+/**
+ * The CLI under `env` as a test uses it, the way an operator changes what a running service reads
+ * (`issuer add`, `tenant set`): in this process, the same function. How the command behaves as a
+ * process of its own (exit codes, streams, signals) is tested in test/cli/.
+ */
+export const cliWith =
+  (env: Record<string, string>) =>
+  (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+    runProgramWithEnv(args, env);

@@ -15,7 +15,8 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { suiteParts } from '../helpers/suite-parts.js';
 import { MisbehavingJwks } from '../helpers/bad-jwks.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { eventually, runCli } from '../helpers/processes.js';
+import { eventually } from '../helpers/processes.js';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { issuer, localIssuer } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -577,7 +578,7 @@ describe('stale-while-revalidate with the Redis-shared JWKS cache', () => {
     redis = await RedisServer.start();
     idp = await LocalIssuer.start();
     jwks = await MisbehavingJwks.start({ '/jwks': { kind: 'body', body: await jwksBody(idp) } });
-    const added = runCli(
+    const added = await runProgramWithEnv(
       [
         'issuer',
         'add',
@@ -590,9 +591,7 @@ describe('stale-while-revalidate with the Redis-shared JWKS cache', () => {
         '--algorithms',
         'ES256',
       ],
-      {
-        env: { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' },
-      },
+      { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' },
     );
     assert.equal(added.code, 0, added.stderr);
   });

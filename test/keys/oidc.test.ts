@@ -5,10 +5,10 @@ import type { CheckResult } from '../../src/demo/envoy-client.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { BILLING_RESOURCE, TestOidcProvider } from '../helpers/oidc-provider.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { runCliAsync } from '../helpers/processes.js';
+import { runProgramWithEnv } from '../helpers/program.js';
 
 /** Run the CLI as an operator would (`node dist/src/cli/main.js …`), without blocking the in-process IdP. */
-const cli = (args: string[], env: Record<string, string>) => runCliAsync(args, { env });
+const cli = runProgramWithEnv;
 
 /** Flip one character in the middle of the signature (never the last one: its low bits are padding). */
 function breakSignature(token: string): string {

@@ -24,7 +24,7 @@ import { RedisLayout } from '../../src/redis/layout.js';
 import { parseRegistryDocument } from '../../src/registry/registry-file.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
 import { type World, startWorld } from '../world/world.js';
-import { runCli } from '../helpers/processes.js';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { localIssuer, service, tenant } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { suiteParts } from '../helpers/suite-parts.js';
@@ -533,7 +533,7 @@ describe('header grammar in the registry, the configuration and the response', (
       });
       assert.equal(snapshot.invalid.length, 2);
       await assert.rejects(store.mapPrincipal('spiffe://x', 'a,b'), RecordError);
-      const cli = runCli(
+      const cli = await runProgramWithEnv(
         [
           'principal',
           'map',
@@ -542,7 +542,7 @@ describe('header grammar in the registry, the configuration and the response', (
           '--sid',
           'cart,gateway',
         ],
-        { env: { REDIS_URL: redis.url } },
+        { REDIS_URL: redis.url },
       );
       assert.equal(cli.code, 2, cli.stderr);
       assert.equal(cli.stderr.trim().split('\n').length, 1);

@@ -20,7 +20,8 @@ import * as grpc from '@grpc/grpc-js';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { GRPC_MAX_CONNECTIONS, STALL_DEADLINE_MS } from '../../src/server/grpc-server.js';
 import { HTTP_MAX_CONNECTIONS } from '../../src/server/http-server.js';
-import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { type Served, eventually, spawnServe } from '../helpers/processes.js';
+import { runProgramHere } from '../helpers/program.js';
 
 const SILENT_PER_PORT = 100;
 const DEADLINE_SLACK_MS = 10_000;
@@ -192,7 +193,7 @@ describe('stall deadlines and connection caps with default settings', { concurre
 
   it('with TLS on the gRPC and HTTP authorizer ports, silent sockets are closed within the deadline too (not after the 120 s TLS handshake timeout)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'matryoshka-certs-'));
-    const certs = runCli(['certs', 'generate', '--dir', dir, '--host', '127.0.0.1']);
+    const certs = await runProgramHere(['certs', 'generate', '--dir', dir, '--host', '127.0.0.1']);
     assert.equal(certs.code, 0, certs.stderr);
     const ca = readFileSync(join(dir, 'ca.pem'));
     const { served, authzHttpPort } = await servedWithDefaults({

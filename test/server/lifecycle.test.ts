@@ -12,11 +12,12 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { loadProtos } from '../../src/server/protos.js';
 import { OtlpReceiver, attribute } from '../helpers/otlp-receiver.js';
 import { eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { runProgramHere } from '../helpers/program.js';
 import { registryFile } from '../helpers/records.js';
 
-function certs(): string {
+async function certs(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'matryoshka-certs-'));
-  const result = runCli(['certs', 'generate', '--dir', dir, '--days', '2']);
+  const result = await runProgramHere(['certs', 'generate', '--dir', dir, '--days', '2']);
   assert.equal(result.code, 0, result.stderr);
   return dir;
 }
@@ -43,7 +44,7 @@ function presented(port: number, caDir: string, clientDir: string): Promise<stri
 
 describe('mTLS on the gRPC port', () => {
   it('refuses clients without a certificate, serves CA-signed ones, and picks up replaced certificate files', async () => {
-    const first = certs();
+    const first = await certs();
     const live = mkdtempSync(join(tmpdir(), 'matryoshka-live-'));
     for (const f of ['ca.pem', 'server.pem', 'server-key.pem'])
       copyFileSync(join(first, f), join(live, f));
@@ -80,7 +81,7 @@ describe('mTLS on the gRPC port', () => {
       assert.equal(await presented(served.grpcPort, first, first), firstServer);
 
       // Rotate: a new CA and new certificates replace the files on disk, the process keeps running.
-      const second = certs();
+      const second = await certs();
       for (const f of ['ca.pem', 'server.pem', 'server-key.pem'])
         copyFileSync(join(second, f), join(live, f));
       const secondServer = new X509Certificate(readFileSync(join(second, 'server.pem')))

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
-import { runCli } from '../helpers/processes.js';
+import { cliWith } from '../helpers/program.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /** The two registry fields and the setting, through the one schema: CLI flags, stored JSON, YAML. */
-describe('Txn-Token registry fields and setting', () => {
+describe('Txn-Token registry fields and setting', async () => {
   let redis: RedisServer;
-  const cli = (...args: string[]) => runCli(args, { env: { REDIS_URL: redis.url } });
+  const cli = (...args: string[]) => cliWith({ REDIS_URL: redis.url })(...args);
   before(async () => {
     redis = await RedisServer.start();
   });
@@ -15,17 +15,17 @@ describe('Txn-Token registry fields and setting', () => {
     await redis.dispose();
   });
 
-  it('tenant set --txn-tokens turns emission on for the tenant; without it, it is off', () => {
-    assert.equal(cli('tenant', 'set', '--tenant', 'acme', '--txn-tokens').code, 0);
-    const on = JSON.parse(cli('tenant', 'show', '--tenant', 'acme', '--json').stdout);
+  it('tenant set --txn-tokens turns emission on for the tenant; without it, it is off', async () => {
+    assert.equal((await cli('tenant', 'set', '--tenant', 'acme', '--txn-tokens')).code, 0);
+    const on = JSON.parse((await cli('tenant', 'show', '--tenant', 'acme', '--json')).stdout);
     assert.equal(on.acme.txn_tokens, true);
-    assert.equal(cli('tenant', 'set', '--tenant', 'acme').code, 0);
-    const off = JSON.parse(cli('tenant', 'show', '--tenant', 'acme', '--json').stdout);
+    assert.equal((await cli('tenant', 'set', '--tenant', 'acme')).code, 0);
+    const off = JSON.parse((await cli('tenant', 'show', '--tenant', 'acme', '--json')).stdout);
     assert.equal(off.acme.txn_tokens, undefined, 'default off, left out');
   });
 
-  it('issuer add --role txn_token_service registers a Transaction Token Service; a bad role is exit 2', () => {
-    const add = cli(
+  it('issuer add --role txn_token_service registers a Transaction Token Service; a bad role is exit 2', async () => {
+    const add = await cli(
       'issuer',
       'add',
       '--tenant',
@@ -38,14 +38,14 @@ describe('Txn-Token registry fields and setting', () => {
       'txn_token_service',
     );
     assert.equal(add.code, 0, add.stderr);
-    const listed = JSON.parse(cli('issuer', 'list', '--json').stdout) as Array<
+    const listed = JSON.parse((await cli('issuer', 'list', '--json')).stdout) as Array<
       Record<string, unknown>
     >;
     assert.equal(
       listed.find((i) => i['issuer'] === 'https://tts.acme.example')?.['role'],
       'txn_token_service',
     );
-    const bad = cli(
+    const bad = await cli(
       'issuer',
       'add',
       '--tenant',
