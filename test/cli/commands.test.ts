@@ -10,10 +10,7 @@ import { localIssuer } from '../helpers/records.js';
 import { perSuite } from '../helpers/suite-resources.js';
 
 describe('the command line', () => {
-  const idp = perSuite(
-    () => LocalIssuer.start(),
-    (made) => made.stop(),
-  );
+  const idp = perSuite(() => LocalIssuer.start());
   /** One Check of alice's origin token at A, as Envoy sends it to `served`. */
   const checkAliceAtA = async (served: { grpcPort: number }) => {
     const client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);

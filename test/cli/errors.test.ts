@@ -91,10 +91,7 @@ describe('registry commands: Redis and files', { concurrency: true }, () => {
   });
 
   describe('rediss:// against a plain Redis', () => {
-    const redis = perSuite(
-      () => RedisServer.start(),
-      (made) => made.dispose(),
-    );
+    const redis = perSuite(() => RedisServer.start());
 
     it('exit 3 with a hint that the URL asks for TLS', async () => {
       const result = await runCliAsync(['issuer', 'list'], {

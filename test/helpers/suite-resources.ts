@@ -1,6 +1,12 @@
 import { after, before } from 'node:test';
 
-type Dispose<T> = (value: T) => Promise<void> | void;
+type Dispose<T> = (value: T) => Promise<unknown> | unknown;
+
+/** What ends itself: a server we started (`dispose`) or a service or IdP (`stop`). */
+type Endable = { dispose(): Promise<unknown> | unknown } | { stop(): Promise<unknown> | unknown };
+
+const end = (value: Endable): Promise<unknown> | unknown =>
+  'dispose' in value ? value.dispose() : value.stop();
 
 /**
  * What the tests of the enclosing describe share: each resource made in a `before` hook in the
@@ -9,7 +15,7 @@ type Dispose<T> = (value: T) => Promise<void> | void;
  * not give. A resource that was never made is not disposed of.
  */
 export class SuiteResources {
-  private readonly made: Array<() => Promise<void> | void> = [];
+  private readonly made: Array<() => Promise<unknown> | unknown> = [];
 
   constructor() {
     after(async () => {
@@ -25,13 +31,19 @@ export class SuiteResources {
     });
   }
 
-  /** The resource `make` gives, read through the returned function once the suite has begun. */
-  add<T>(make: () => Promise<T> | T, dispose: Dispose<T>): () => T {
+  /**
+   * The resource `make` gives, read through the returned function once the suite has begun;
+   * disposed of by `dispose`, or by its own `dispose()` or `stop()`.
+   */
+  add<T extends Endable>(make: () => Promise<T> | T): () => T;
+  add<T>(make: () => Promise<T> | T, dispose: Dispose<T>): () => T;
+  add<T>(make: () => Promise<T> | T, dispose?: Dispose<T>): () => T {
     let value: { readonly it: T } | undefined;
     before(async () => {
       const made = await make();
       value = { it: made };
-      this.made.push(() => dispose(made));
+      // Without `dispose`, the first overload has made sure T ends itself.
+      this.made.push(() => (dispose === undefined ? end(made as Endable) : dispose(made)));
     });
     return () => {
       if (value === undefined) throw new Error('a suite resource read before the suite began');
@@ -41,5 +53,9 @@ export class SuiteResources {
 }
 
 /** One resource for the enclosing describe (see SuiteResources). */
-export const perSuite = <T>(make: () => Promise<T> | T, dispose: Dispose<T>): (() => T) =>
-  new SuiteResources().add(make, dispose);
+export function perSuite<T extends Endable>(make: () => Promise<T> | T): () => T;
+export function perSuite<T>(make: () => Promise<T> | T, dispose: Dispose<T>): () => T;
+export function perSuite<T>(make: () => Promise<T> | T, dispose?: Dispose<T>): () => T {
+  // Without `dispose`, the first overload has made sure T ends itself.
+  return new SuiteResources().add(make, dispose ?? ((made) => end(made as Endable)));
+}

@@ -33,10 +33,7 @@ const issuerAdd = (tenant: string, issuer: string, ...flags: string[]): string[]
 
 describe('registry commands against a real Redis', () => {
   const suite = new SuiteResources();
-  const redis = suite.add(
-    () => RedisServer.start(),
-    (server) => server.dispose(),
-  );
+  const redis = suite.add(() => RedisServer.start());
   const client = suite.add(
     () => redis().client(),
     (made) => made.disconnect(),

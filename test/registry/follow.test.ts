@@ -16,10 +16,7 @@ import { perSuite } from '../helpers/suite-resources.js';
  * would then wait for the safety-net poll — here ten minutes away).
  */
 describe('registry change following', () => {
-  const redis = perSuite(
-    () => RedisServer.start(),
-    (r) => r.dispose(),
-  );
+  const redis = perSuite(() => RedisServer.start());
 
   it('a change written while the subscription is still being set up reaches the snapshot without the poll', async () => {
     const commands = redis().client();

@@ -123,10 +123,7 @@ async function registerHonourListRemove(
 }
 
 describe('Redis Cluster (redis+cluster://, 3 masters)', () => {
-  const cluster = perSuite(
-    () => RedisClusterServers.start(3),
-    (c) => c.dispose(),
-  );
+  const cluster = perSuite(() => RedisClusterServers.start(3));
 
   it('the CLI writes, a service follows changes, and the whole registry lives in one hash slot', async () => {
     const own = new Cluster(cluster().ports.map((port) => ({ host: '127.0.0.1', port })));
@@ -175,10 +172,7 @@ describe('Redis Cluster (redis+cluster://, 3 masters)', () => {
 });
 
 describe('Redis Sentinel (redis+sentinel://, one master, one sentinel)', () => {
-  const sentinel = perSuite(
-    () => RedisSentinelServers.start(),
-    (s) => s.dispose(),
-  );
+  const sentinel = perSuite(() => RedisSentinelServers.start());
 
   it('the CLI and the service find the master through the sentinel, and changes flow', async () => {
     const master = sentinel().master();
@@ -204,10 +198,7 @@ describe('Redis Sentinel (redis+sentinel://, one master, one sentinel)', () => {
 });
 
 describe('Redis over TLS (rediss://, trusted through NODE_EXTRA_CA_CERTS)', () => {
-  const server = perSuite(
-    () => RedisTlsServer.start(),
-    (s) => s.dispose(),
-  );
+  const server = perSuite(() => RedisTlsServer.start());
 
   it('the CLI and a spawned service reach a TLS-only Redis once Node trusts the CA', async () => {
     const client = server().client();

@@ -69,10 +69,7 @@ const KINDS = [
 ];
 
 describe('the registry record schemas', () => {
-  const redis = perSuite(
-    () => RedisServer.start(),
-    (r) => r.dispose(),
-  );
+  const redis = perSuite(() => RedisServer.start());
 
   /** The three example records, read from one registry file. */
   const fromYaml = () =>

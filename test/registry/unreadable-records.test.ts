@@ -189,10 +189,7 @@ describe('unreadable registry records in Redis refuse the requests they govern',
  * record's restrictions never vanish into the defaults there either.
  */
 describe('unreadable records in the registry file', () => {
-  const idp = perSuite(
-    () => LocalIssuer.start(),
-    (i) => i.stop(),
-  );
+  const idp = perSuite(() => LocalIssuer.start());
 
   const head = (): string =>
     `issuers:\n  - issuer: ${idp().issuer}\n    tenant: acme\n    jwks_uri: ${idp().jwksUri}\n`;
