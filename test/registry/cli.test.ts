@@ -8,8 +8,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { eventually, runCli } from '../helpers/processes.js';
 import { runProgramWithEnv } from '../helpers/program.js';
-import { RedisServer } from '../helpers/redis-server.js';
-import { SuiteResources } from '../helpers/suite-resources.js';
+import { redisWithClient } from './redis-suite.js';
 
 /** Every key with its DUMP: equal snapshots mean nothing at all was written. */
 async function everything(client: Redis): Promise<Record<string, string>> {
@@ -32,12 +31,7 @@ const issuerAdd = (tenant: string, issuer: string, ...flags: string[]): string[]
 ];
 
 describe('registry commands against a real Redis', () => {
-  const suite = new SuiteResources();
-  const redis = suite.add(() => RedisServer.start());
-  const client = suite.add(
-    () => redis().client(),
-    (made) => made.disconnect(),
-  );
+  const { redis, client } = redisWithClient();
   const env = (): Record<string, string> => ({ REDIS_URL: redis().url });
   const cli = (...args: string[]) => runCli(args, { env: env() });
 
