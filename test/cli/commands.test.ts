@@ -2,18 +2,24 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { runCli as run, scripts, spawnServe as serve } from '../helpers/processes.js';
 import { localIssuer } from '../helpers/records.js';
+import { perSuite } from '../helpers/suite-resources.js';
 
 describe('the command line', () => {
-  let idp: LocalIssuer;
-  before(async () => {
-    idp = await LocalIssuer.start();
-  });
-  after(() => idp.stop());
+  const idp = perSuite(() => LocalIssuer.start());
+  /** One Check of alice's origin token at A, as Envoy sends it to `served`. */
+  const checkAliceAtA = async (served: { grpcPort: number }) => {
+    const client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
+    try {
+      return await client.check({ token: await idp().mint({ sub: 'alice' }), sid: 'A' });
+    } finally {
+      client.close();
+    }
+  };
 
   it('npm start serves Check on the embedded default with no configuration, and stops on SIGTERM', async () => {
     assert.equal(scripts['start'], 'exec node dist/src/cli/main.js serve');
@@ -26,9 +32,7 @@ describe('the command line', () => {
         ),
         'says what it trusts',
       );
-      const client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
-      const result = await client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' });
-      client.close();
+      const result = await checkAliceAtA(served);
       assert.equal(result.httpStatus, 401, 'an issuer nobody registered is refused');
       assert.equal((await fetch(`http://127.0.0.1:${served.httpPort}/readyz`)).status, 200);
     } finally {
@@ -53,7 +57,7 @@ describe('the command line', () => {
     );
     writeFileSync(
       join(dir, 'registry.yaml'),
-      `issuers:\n  - issuer: ${idp.issuer}\n    tenant: acme\n    jwks_uri: ${idp.jwksUri}\nservices:\n  A: { tenant: acme }\n`,
+      `issuers:\n  - issuer: ${idp().issuer}\n    tenant: acme\n    jwks_uri: ${idp().jwksUri}\nservices:\n  A: { tenant: acme }\n`,
     );
     const served = await serve({
       MATRYOSHKA_REGISTRY_FILE: join(dir, 'registry.yaml'),
@@ -61,9 +65,7 @@ describe('the command line', () => {
       MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
     });
     try {
-      const client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
-      const result = await client.check({ token: await idp.mint({ sub: 'alice' }), sid: 'A' });
-      client.close();
+      const result = await checkAliceAtA(served);
       assert.equal(result.allowed, true);
       const jwks = (await (
         await fetch(`http://127.0.0.1:${served.httpPort}/.well-known/jwks.json`)
@@ -112,10 +114,10 @@ describe('the command line', () => {
     const { startHarness } = await import('../helpers/harness.js');
     const h = await startHarness({
       contents: {
-        issuers: [localIssuer(idp, 'acme')],
+        issuers: [localIssuer(idp(), 'acme')],
       },
     });
-    let token = await idp.mint({ sub: 'alice', pad: 'z'.repeat(600) });
+    let token = await idp().mint({ sub: 'alice', pad: 'z'.repeat(600) });
     try {
       for (const sid of ['A', 'B', 'C', 'D'])
         token = (await h.client.check({ token, sid })).forwardedToken as string;

@@ -15,6 +15,7 @@ import { EnvironmentError, MatryoshkaError, messageOf } from '../../src/errors.j
 import { RegistryUnavailableError } from '../../src/registry/registry.js';
 import { ROOT, runCli, runCliAsync } from '../helpers/processes.js';
 import { RedisServer, freePort } from '../helpers/redis-server.js';
+import { perSuite } from '../helpers/suite-resources.js';
 
 /** stderr is exactly one line, `matryoshka-authz: …`. */
 function oneLine(stderr: string): string {
@@ -25,15 +26,14 @@ function oneLine(stderr: string): string {
 }
 
 describe('serve: configuration and environment at start', () => {
-  it('MATRYOSHKA_REGISTRY_FILE=nope.yaml: exit 2 naming the variable, not an internal error', () => {
-    const result = runCli(['serve'], {
-      env: {
-        MATRYOSHKA_REGISTRY_FILE: 'nope.yaml',
-        MATRYOSHKA_GRPC_PORT: '0',
-        MATRYOSHKA_HTTP_PORT: '0',
-        LOG_LEVEL: 'silent',
-      },
+  /** `serve` on free ports (unless `env` names one), logging nothing: stderr is all it says. */
+  const serve = (env: Record<string, string>) =>
+    runCli(['serve'], {
+      env: { MATRYOSHKA_GRPC_PORT: '0', MATRYOSHKA_HTTP_PORT: '0', LOG_LEVEL: 'silent', ...env },
     });
+
+  it('MATRYOSHKA_REGISTRY_FILE=nope.yaml: exit 2 naming the variable, not an internal error', () => {
+    const result = serve({ MATRYOSHKA_REGISTRY_FILE: 'nope.yaml' });
     assert.equal(result.code, 2, result.stderr);
     const line = oneLine(result.stderr);
     assert.match(
@@ -54,14 +54,7 @@ describe('serve: configuration and environment at start', () => {
     after(() => new Promise<void>((resolve) => holder.close(() => resolve())));
 
     it('exit 3 naming MATRYOSHKA_GRPC_PORT, and no raw grpc-js line on stderr', () => {
-      const result = runCli(['serve'], {
-        env: {
-          MATRYOSHKA_GRPC_PORT: String(port),
-          MATRYOSHKA_HTTP_PORT: '0',
-          MATRYOSHKA_HOST: '127.0.0.1',
-          LOG_LEVEL: 'silent',
-        },
-      });
+      const result = serve({ MATRYOSHKA_GRPC_PORT: String(port), MATRYOSHKA_HOST: '127.0.0.1' });
       assert.equal(result.code, 3, result.stderr);
       const line = oneLine(result.stderr);
       assert.match(
@@ -98,15 +91,11 @@ describe('registry commands: Redis and files', { concurrency: true }, () => {
   });
 
   describe('rediss:// against a plain Redis', () => {
-    let redis: RedisServer;
-    before(async () => {
-      redis = await RedisServer.start();
-    });
-    after(() => redis.stop());
+    const redis = perSuite(() => RedisServer.start());
 
     it('exit 3 with a hint that the URL asks for TLS', async () => {
       const result = await runCliAsync(['issuer', 'list'], {
-        env: { REDIS_URL: `rediss://127.0.0.1:${redis.port}` },
+        env: { REDIS_URL: `rediss://127.0.0.1:${redis().port}` },
       });
       assert.equal(result.code, 3, result.stderr);
       const line = oneLine(result.stderr);

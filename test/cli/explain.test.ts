@@ -42,30 +42,15 @@ function explainCases(
 
   it('explains an allowed chain: every level verified, the operation that decided, exit 0', async () => {
     const { allowed } = await chain();
-    const text = await explain([
-      '--sid',
-      'orders',
-      '--method',
-      'GET',
-      '--path',
-      '/orders/7',
-      allowed,
-    ]);
+    // GET /orders/7 at orders: the operation `read` decides.
+    const readOrder = ['--sid', 'orders', '--method', 'GET', '--path', '/orders/7', allowed];
+    const text = await explain(readOrder);
     assert.equal(text.code, 0, text.stderr + text.stdout);
     assert.match(text.stdout, /chain \(3 levels read\)/);
     assert.equal((text.stdout.match(/ verified$/gm) ?? []).length, 3, text.stdout);
     assert.match(text.stdout, /rule {9}service orders, operation read; tenant registered/);
     assert.match(text.stdout, /decision {5}allow {2}200/);
-    const json = await explain([
-      '--json',
-      '--sid',
-      'orders',
-      '--method',
-      'GET',
-      '--path',
-      '/orders/7',
-      allowed,
-    ]);
+    const json = await explain(['--json', ...readOrder]);
     assert.equal(json.code, 0, json.stderr);
     const parsed = JSON.parse(json.stdout) as Explained;
     assert.equal(parsed.decision, 'allow');
@@ -132,54 +117,23 @@ services:
       - { name: read, path: /orders/*, methods: [GET] }
 `;
 
-describe('explain against a registry file', () => {
+/**
+ * A spawned service on the registry `configure` sets up from the registry file (its environment,
+ * shared with explain, and what to dispose of after), with explainCases run against it.
+ */
+function explainAgainst(
+  configure: (registryFile: string, dir: string) => Promise<Configured>,
+): void {
   let idp: LocalIssuer;
   let served: Served;
   let client: EnvoyLikeClient;
-  let env: Record<string, string>;
+  let configured: Configured;
   before(async () => {
     idp = await LocalIssuer.start();
     const dir = mkdtempSync(join(tmpdir(), 'matryoshka-explain-'));
     writeFileSync(join(dir, 'registry.yaml'), registryYaml(idp));
-    const keys = runCli(['keys', 'generate', '--out', join(dir, 'keys.json')]);
-    assert.equal(keys.code, 0, keys.stderr);
-    env = {
-      MATRYOSHKA_REGISTRY_FILE: join(dir, 'registry.yaml'),
-      MATRYOSHKA_SIGNING_KEYS: join(dir, 'keys.json'),
-      MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
-    };
-    served = await spawnServe(env);
-    client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
-  });
-  after(async () => {
-    client.close();
-    await served.stop();
-    await idp.stop();
-  });
-  explainCases(
-    () => env,
-    async () => ({
-      allowed: await walkThrough(client, await idp.mint({ sub: 'alice' }), ['gateway', 'cart']),
-    }),
-  );
-});
-
-describe('explain against Redis', () => {
-  let redis: RedisServer;
-  let idp: LocalIssuer;
-  let served: Served;
-  let client: EnvoyLikeClient;
-  let env: Record<string, string>;
-  before(async () => {
-    redis = await RedisServer.start();
-    idp = await LocalIssuer.start();
-    const dir = mkdtempSync(join(tmpdir(), 'matryoshka-explain-'));
-    writeFileSync(join(dir, 'registry.yaml'), registryYaml(idp));
-    env = { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' };
-    const imported = runCli(['registry', 'import', join(dir, 'registry.yaml')], { env });
-    assert.equal(imported.code, 0, imported.stderr);
-    // Generated keys, published to Redis: explain verifies our levels with the fleet's keys.
-    served = await spawnServe(env);
+    configured = await configure(join(dir, 'registry.yaml'), dir);
+    served = await spawnServe(configured.env);
     client = new EnvoyLikeClient(`127.0.0.1:${served.grpcPort}`);
     await eventually(
       async () => (await fetch(`http://127.0.0.1:${served.httpPort}/readyz`)).status === 200,
@@ -191,12 +145,42 @@ describe('explain against Redis', () => {
     client.close();
     await served.stop();
     await idp.stop();
-    await redis.dispose();
+    await configured.dispose?.();
   });
   explainCases(
-    () => env,
+    () => configured.env,
     async () => ({
       allowed: await walkThrough(client, await idp.mint({ sub: 'alice' }), ['gateway', 'cart']),
     }),
   );
+}
+
+interface Configured {
+  env: Record<string, string>;
+  dispose?: () => Promise<void>;
+}
+
+describe('explain against a registry file', () => {
+  explainAgainst(async (registryFile, dir) => {
+    const keys = runCli(['keys', 'generate', '--out', join(dir, 'keys.json')]);
+    assert.equal(keys.code, 0, keys.stderr);
+    return {
+      env: {
+        MATRYOSHKA_REGISTRY_FILE: registryFile,
+        MATRYOSHKA_SIGNING_KEYS: join(dir, 'keys.json'),
+        MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
+      },
+    };
+  });
+});
+
+describe('explain against Redis', () => {
+  explainAgainst(async (registryFile) => {
+    const redis = await RedisServer.start();
+    const env = { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' };
+    const imported = runCli(['registry', 'import', registryFile], { env });
+    assert.equal(imported.code, 0, imported.stderr);
+    // Generated keys, published to Redis: explain verifies our levels with the fleet's keys.
+    return { env, dispose: () => redis.dispose() };
+  });
 });

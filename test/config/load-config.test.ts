@@ -7,6 +7,10 @@ import { describe, it } from 'node:test';
 import { CONFIG_VARIABLES, type Config, ConfigError, loadConfig } from '../../src/config/config.js';
 import { assertNamesField } from '../helpers/names-field.js';
 
+/** Setting `variable` to `value` alone is a one-line ConfigError naming the variable. */
+const assertRefused = (variable: string, value: string): void =>
+  assertNamesField(() => loadConfig({ [variable]: value }), ConfigError, variable);
+
 describe('loadConfig', () => {
   /** The Config field each variable feeds, and how its default string reads once parsed. */
   const FIELD_OF: Record<string, [keyof Config, (text: string) => unknown]> = {
@@ -129,35 +133,15 @@ describe('loadConfig', () => {
 
   it('an invalid port is a ConfigError naming the variable', () => {
     for (const value of ['65536', '-1', '80a', '1.5', 'http', '0x50']) {
-      assertNamesField(
-        () => loadConfig({ MATRYOSHKA_GRPC_PORT: value }),
-        ConfigError,
-        'MATRYOSHKA_GRPC_PORT',
-      );
-      assertNamesField(
-        () => loadConfig({ MATRYOSHKA_HTTP_PORT: value }),
-        ConfigError,
-        'MATRYOSHKA_HTTP_PORT',
-      );
+      assertRefused('MATRYOSHKA_GRPC_PORT', value);
+      assertRefused('MATRYOSHKA_HTTP_PORT', value);
     }
   });
 
   it('numbers out of range are refused naming the variable', () => {
-    assertNamesField(
-      () => loadConfig({ MATRYOSHKA_MAX_DEPTH: '0' }),
-      ConfigError,
-      'MATRYOSHKA_MAX_DEPTH',
-    );
-    assertNamesField(
-      () => loadConfig({ MATRYOSHKA_MAX_DEPTH: '65' }),
-      ConfigError,
-      'MATRYOSHKA_MAX_DEPTH',
-    );
-    assertNamesField(
-      () => loadConfig({ MATRYOSHKA_TOKEN_TTL: 'two minutes' }),
-      ConfigError,
-      'MATRYOSHKA_TOKEN_TTL',
-    );
+    assertRefused('MATRYOSHKA_MAX_DEPTH', '0');
+    assertRefused('MATRYOSHKA_MAX_DEPTH', '65');
+    assertRefused('MATRYOSHKA_TOKEN_TTL', 'two minutes');
   });
 
   it('booleans accept true/false/1/0/yes/no in any case', () => {
@@ -173,16 +157,8 @@ describe('loadConfig', () => {
 
   it('an invalid boolean is a ConfigError naming the variable', () => {
     for (const value of ['maybe', 'on', 'enabled', '2']) {
-      assertNamesField(
-        () => loadConfig({ MATRYOSHKA_DEBUG_REASONS: value }),
-        ConfigError,
-        'MATRYOSHKA_DEBUG_REASONS',
-      );
-      assertNamesField(
-        () => loadConfig({ MATRYOSHKA_ALLOW_INSECURE_ISSUERS: value }),
-        ConfigError,
-        'MATRYOSHKA_ALLOW_INSECURE_ISSUERS',
-      );
+      assertRefused('MATRYOSHKA_DEBUG_REASONS', value);
+      assertRefused('MATRYOSHKA_ALLOW_INSECURE_ISSUERS', value);
     }
   });
 
@@ -193,21 +169,11 @@ describe('loadConfig', () => {
   });
 
   it('an unknown mode is a ConfigError naming the variable', () => {
-    for (const value of ['audit', 'off', 'shadowed']) {
-      assertNamesField(
-        () => loadConfig({ MATRYOSHKA_MODE: value }),
-        ConfigError,
-        'MATRYOSHKA_MODE',
-      );
-    }
+    for (const value of ['audit', 'off', 'shadowed']) assertRefused('MATRYOSHKA_MODE', value);
   });
 
   it('a TLS certificate without its key is refused, and the reverse', () => {
-    assertNamesField(
-      () => loadConfig({ MATRYOSHKA_TLS_CERT: '/tls/server.pem' }),
-      ConfigError,
-      'MATRYOSHKA_TLS_CERT',
-    );
+    assertRefused('MATRYOSHKA_TLS_CERT', '/tls/server.pem');
     assert.throws(
       () => loadConfig({ MATRYOSHKA_TLS_KEY: '/tls/server.key' }),
       (e: unknown) => e instanceof ConfigError && /MATRYOSHKA_TLS_KEY/.test(e.message),
@@ -215,11 +181,7 @@ describe('loadConfig', () => {
   });
 
   it('a client CA without a server certificate is refused; with one it is mTLS', () => {
-    assertNamesField(
-      () => loadConfig({ MATRYOSHKA_TLS_CA: '/tls/ca.pem' }),
-      ConfigError,
-      'MATRYOSHKA_TLS_CA',
-    );
+    assertRefused('MATRYOSHKA_TLS_CA', '/tls/ca.pem');
     const config = loadConfig({
       MATRYOSHKA_TLS_CERT: '/tls/server.pem',
       MATRYOSHKA_TLS_KEY: '/tls/server.key',
@@ -231,25 +193,13 @@ describe('loadConfig', () => {
   });
 
   it('refuses a REDIS_URL that is not a redis URL, and a forward header Envoy owns', () => {
-    assertNamesField(
-      () => loadConfig({ REDIS_URL: 'http://cache:6379' }),
-      ConfigError,
-      'REDIS_URL',
-    );
-    assertNamesField(
-      () => loadConfig({ MATRYOSHKA_FORWARD_HEADER: 'x-envoy-original-path' }),
-      ConfigError,
-      'MATRYOSHKA_FORWARD_HEADER',
-    );
-    assertNamesField(
-      () => loadConfig({ MATRYOSHKA_FORWARD_HEADER: 'bad header' }),
-      ConfigError,
-      'MATRYOSHKA_FORWARD_HEADER',
-    );
+    assertRefused('REDIS_URL', 'http://cache:6379');
+    assertRefused('MATRYOSHKA_FORWARD_HEADER', 'x-envoy-original-path');
+    assertRefused('MATRYOSHKA_FORWARD_HEADER', 'bad header');
   });
 
   it('an unknown log level is refused naming LOG_LEVEL', () => {
-    assertNamesField(() => loadConfig({ LOG_LEVEL: 'verbose' }), ConfigError, 'LOG_LEVEL');
+    assertRefused('LOG_LEVEL', 'verbose');
     assert.equal(loadConfig({ LOG_LEVEL: 'DEBUG' }).logLevel, 'debug');
   });
 });

@@ -91,6 +91,30 @@ class Processes {
     return [...this.stderr.values()].join('\n---\n');
   }
 
+  /** Wait until the server on `port` answers PING, failing as soon as one of ours exits. */
+  answering(what: string, port: number, extra: RedisOptions = {}): Promise<void> {
+    return until(
+      what,
+      10_000,
+      async () => (await ask(port, ['PING'], extra)) === 'PONG',
+      () => this.alive(),
+    );
+  }
+
+  /**
+   * Bring a topology up with `steps`; if any step fails, every process is killed and the error
+   * carries the servers' output tail.
+   */
+  async startOrDispose<T>(steps: () => Promise<T>): Promise<T> {
+    try {
+      return await steps();
+    } catch (error) {
+      const output = this.output();
+      await this.dispose();
+      throw new Error(`${(error as Error).message}\n${output}`);
+    }
+  }
+
   async dispose(): Promise<void> {
     await Promise.all(
       this.children.map(
@@ -108,18 +132,36 @@ class Processes {
 
 const NO_PERSISTENCE = ['--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'];
 
+/** A plain connection for assertions; its errors are the test's to see through its commands. */
+function plainClient(options: RedisOptions): Redis {
+  const client = new Redis({ host: '127.0.0.1', ...options });
+  client.on('error', () => undefined);
+  return client;
+}
+
+/** The processes of one topology, killed together by `dispose()`. */
+abstract class Topology {
+  protected constructor(protected readonly processes: Processes) {}
+
+  dispose(): Promise<void> {
+    return this.processes.dispose();
+  }
+}
+
 /** Three masters, slots spread by `redis-cli --cluster create`, no replicas. */
-export class RedisClusterServers {
+export class RedisClusterServers extends Topology {
   private constructor(
-    private readonly processes: Processes,
+    processes: Processes,
     readonly ports: readonly number[],
-  ) {}
+  ) {
+    super(processes);
+  }
 
   static async start(masters = 3): Promise<RedisClusterServers> {
     const processes = new Processes();
     const ports = await freePorts(masters);
     const cluster = new RedisClusterServers(processes, ports);
-    try {
+    return processes.startOrDispose(async () => {
       for (const port of ports) {
         processes.spawn([
           '--port',
@@ -135,14 +177,7 @@ export class RedisClusterServers {
           processes.dir,
         ]);
       }
-      for (const port of ports) {
-        await until(
-          `cluster node ${port} up`,
-          10_000,
-          async () => (await ask(port, ['PING'])) === 'PONG',
-          () => processes.alive(),
-        );
-      }
+      for (const port of ports) await processes.answering(`cluster node ${port} up`, port);
       await run(
         'redis-cli',
         [
@@ -165,11 +200,7 @@ export class RedisClusterServers {
         );
       });
       return cluster;
-    } catch (error) {
-      const output = processes.output();
-      await processes.dispose();
-      throw new Error(`${(error as Error).message}\n${output}`);
-    }
+    });
   }
 
   /** `redis+cluster://` naming two of the three nodes: the client discovers the third. */
@@ -182,38 +213,29 @@ export class RedisClusterServers {
 
   /** A plain connection to one node (CLUSTER KEYSLOT, CLUSTER NODES, …). */
   node(index: number): Redis {
-    const client = new Redis({ host: '127.0.0.1', port: this.ports[index] as number });
-    client.on('error', () => undefined);
-    return client;
-  }
-
-  dispose(): Promise<void> {
-    return this.processes.dispose();
+    return plainClient({ port: this.ports[index] as number });
   }
 }
 
 /** One master and one Sentinel watching it as `mymaster` (quorum 1). */
-export class RedisSentinelServers {
+export class RedisSentinelServers extends Topology {
   readonly masterName = 'mymaster';
 
   private constructor(
-    private readonly processes: Processes,
+    processes: Processes,
     readonly masterPort: number,
     readonly sentinelPort: number,
-  ) {}
+  ) {
+    super(processes);
+  }
 
   static async start(): Promise<RedisSentinelServers> {
     const processes = new Processes();
     const [masterPort, sentinelPort] = (await freePorts(2)) as [number, number];
     const setup = new RedisSentinelServers(processes, masterPort, sentinelPort);
-    try {
+    return processes.startOrDispose(async () => {
       processes.spawn(['--port', String(masterPort), ...NO_PERSISTENCE, '--dir', processes.dir]);
-      await until(
-        `master ${masterPort} up`,
-        10_000,
-        async () => (await ask(masterPort, ['PING'])) === 'PONG',
-        () => processes.alive(),
-      );
+      await processes.answering(`master ${masterPort} up`, masterPort);
       // Sentinel rewrites its config file: it must be a writable file of its own.
       const conf = join(processes.dir, 'sentinel.conf');
       writeFileSync(
@@ -243,11 +265,7 @@ export class RedisSentinelServers {
         () => processes.alive(),
       );
       return setup;
-    } catch (error) {
-      const output = processes.output();
-      await processes.dispose();
-      throw new Error(`${(error as Error).message}\n${output}`);
-    }
+    });
   }
 
   get url(): string {
@@ -256,19 +274,11 @@ export class RedisSentinelServers {
 
   /** A plain connection to the master itself (assertions only). */
   master(): Redis {
-    const client = new Redis({ host: '127.0.0.1', port: this.masterPort });
-    client.on('error', () => undefined);
-    return client;
+    return plainClient({ port: this.masterPort });
   }
 
   sentinel(): Redis {
-    const client = new Redis({ host: '127.0.0.1', port: this.sentinelPort });
-    client.on('error', () => undefined);
-    return client;
-  }
-
-  dispose(): Promise<void> {
-    return this.processes.dispose();
+    return plainClient({ port: this.sentinelPort });
   }
 }
 
@@ -276,27 +286,31 @@ export class RedisSentinelServers {
  * A TLS-only redis-server (`--port 0`): a throwaway CA and a server certificate for 127.0.0.1
  * (IP SAN), made with the `openssl` command line. Clients must trust `caFile`.
  */
-export class RedisTlsServer {
+export class RedisTlsServer extends Topology {
   private constructor(
-    private readonly processes: Processes,
+    processes: Processes,
     readonly port: number,
-    readonly caFile: string,
-  ) {}
+  ) {
+    super(processes);
+  }
+
+  /** The throwaway CA's certificate, made in the server's own dir. */
+  get caFile(): string {
+    return join(this.processes.dir, 'ca.pem');
+  }
 
   static async start(): Promise<RedisTlsServer> {
     const processes = new Processes();
     const dir = processes.dir;
     const file = (name: string) => join(dir, name);
-    try {
+    return processes.startOrDispose(async () => {
       const openssl = (...args: string[]) => run('openssl', args, { cwd: dir, timeout: 20_000 });
+      // A fresh P-256 key, unencrypted, for the CA and then for the server.
+      const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
       await openssl(
         'req',
         '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
+        ...newKey,
         '-keyout',
         file('ca.key'),
         '-out',
@@ -308,11 +322,7 @@ export class RedisTlsServer {
       );
       await openssl(
         'req',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
+        ...newKey,
         '-keyout',
         file('server.key'),
         '-out',
@@ -342,7 +352,7 @@ export class RedisTlsServer {
         file('server.ext'),
       );
       const [port] = (await freePorts(1)) as [number];
-      const server = new RedisTlsServer(processes, port, file('ca.pem'));
+      const server = new RedisTlsServer(processes, port);
       processes.spawn([
         '--port',
         '0',
@@ -360,18 +370,9 @@ export class RedisTlsServer {
         '--dir',
         dir,
       ]);
-      await until(
-        `TLS redis ${port} up`,
-        10_000,
-        async () => (await ask(port, ['PING'], { tls: server.tlsOptions() })) === 'PONG',
-        () => processes.alive(),
-      );
+      await processes.answering(`TLS redis ${port} up`, port, { tls: server.tlsOptions() });
       return server;
-    } catch (error) {
-      const output = processes.output();
-      await processes.dispose();
-      throw new Error(`${(error as Error).message}\n${output}`);
-    }
+    });
   }
 
   get url(): string {
@@ -384,12 +385,6 @@ export class RedisTlsServer {
 
   /** A client that trusts the test CA (assertions only). */
   client(): Redis {
-    const client = new Redis({ host: '127.0.0.1', port: this.port, tls: this.tlsOptions() });
-    client.on('error', () => undefined);
-    return client;
-  }
-
-  dispose(): Promise<void> {
-    return this.processes.dispose();
+    return plainClient({ port: this.port, tls: this.tlsOptions() });
   }
 }

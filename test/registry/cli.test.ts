@@ -8,7 +8,7 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { eventually, runCli } from '../helpers/processes.js';
 import { runProgramWithEnv } from '../helpers/program.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { redisWithClient } from './redis-suite.js';
 
 /** Every key with its DUMP: equal snapshots mean nothing at all was written. */
 async function everything(client: Redis): Promise<Record<string, string>> {
@@ -19,96 +19,47 @@ async function everything(client: Redis): Promise<Record<string, string>> {
   return Object.fromEntries(keys.map((k, i) => [k, dumps[i] ?? '']));
 }
 
-describe('registry commands against a real Redis', () => {
-  let redis: RedisServer;
-  let client: Redis;
-  const env = (): Record<string, string> => ({ REDIS_URL: redis.url });
-  const cli = (...args: string[]) => runCli(args, { env: env() });
+/** `issuer add` of `issuer` for `tenant`, with further flags. */
+const issuerAdd = (tenant: string, issuer: string, ...flags: string[]): string[] => [
+  'issuer',
+  'add',
+  '--tenant',
+  tenant,
+  '--issuer',
+  issuer,
+  ...flags,
+];
 
-  before(async () => {
-    redis = await RedisServer.start();
-    client = redis.client();
-  });
-  after(async () => {
-    client.disconnect();
-    await redis.dispose();
-  });
+describe('registry commands against a real Redis', () => {
+  const { redis, client } = redisWithClient();
+  const env = (): Record<string, string> => ({ REDIS_URL: redis().url });
+  const cli = (...args: string[]) => runCli(args, { env: env() });
 
   it('refuses malformed input with one line and exit 2, leaving Redis unchanged', async () => {
     assert.equal(
-      cli(
-        'issuer',
-        'add',
-        '--tenant',
-        'acme',
-        '--issuer',
-        'https://idp.acme.example',
-        '--audience',
-        'orders-api',
-      ).code,
+      cli(...issuerAdd('acme', 'https://idp.acme.example', '--audience', 'orders-api')).code,
       0,
     );
     assert.equal(cli('tenant', 'set', '--tenant', 'acme', '--max-depth', '6').code, 0);
-    const before = await everything(client);
+    const before = await everything(client());
     const malformed: Array<[string[], RegExp]> = [
+      [issuerAdd('acme', 'http://idp.insecure.example'), /must be an https URL/],
       [
-        ['issuer', 'add', '--tenant', 'acme', '--issuer', 'http://idp.insecure.example'],
-        /must be an https URL/,
-      ],
-      [
-        [
-          'issuer',
-          'add',
-          '--tenant',
-          'acme',
-          '--issuer',
-          'https://idp.acme.example',
-          '--algorithms',
-          'ES256,none',
-        ],
+        issuerAdd('acme', 'https://idp.acme.example', '--algorithms', 'ES256,none'),
         /unsupported algorithm none/,
       ],
+      [issuerAdd('acme', 'legacy', '--algorithms', 'HS256'), /secret_env: is required/],
       [
-        ['issuer', 'add', '--tenant', 'acme', '--issuer', 'legacy', '--algorithms', 'HS256'],
-        /secret_env: is required/,
-      ],
-      [
-        [
-          'issuer',
-          'add',
-          '--tenant',
-          'acme',
-          '--issuer',
-          'legacy',
-          '--algorithms',
-          'HS256',
-          '--secret-env',
-          'not a name',
-        ],
+        issuerAdd('acme', 'legacy', '--algorithms', 'HS256', '--secret-env', 'not a name'),
         /environment variable/,
       ],
-      [
-        ['issuer', 'add', '--tenant', 'bad tenant', '--issuer', 'https://x.example'],
-        /tenant: must be an identifier/,
-      ],
+      [issuerAdd('bad tenant', 'https://x.example'), /tenant: must be an identifier/],
       [['issuer', 'add', '--issuer', 'https://x.example'], /--tenant is required/],
       [
-        [
-          'issuer',
-          'add',
-          '--tenant',
-          'acme',
-          '--issuer',
-          'https://x.example',
-          '--jwks-uri',
-          'ftp://x.example/keys',
-        ],
+        issuerAdd('acme', 'https://x.example', '--jwks-uri', 'ftp://x.example/keys'),
         /jwks_uri: must be an https URL/,
       ],
-      [
-        ['issuer', 'add', '--tenant', 'acme', '--issuer', 'https://x.example', '--bogus'],
-        /Unknown option '--bogus'/,
-      ],
+      [issuerAdd('acme', 'https://x.example', '--bogus'), /Unknown option '--bogus'/],
       [
         ['issuer', 'remove', '--issuer', 'https://never.example'],
         /no issuer https:\/\/never\.example/,
@@ -147,42 +98,16 @@ describe('registry commands against a real Redis', () => {
       if (/Unknown option/.test(first ?? '')) assert.ok(rest.length > 0, 'usage follows');
       if (rest.length > 0) assert.match(rest[0] ?? '', /^usage: /, args.join(' '));
     }
-    assert.deepEqual(await everything(client), before, 'nothing was written');
+    assert.deepEqual(await everything(client()), before, 'nothing was written');
   });
 
   it('round-trips issuer list --json, tenant show and service show', () => {
-    assert.equal(
-      cli(
-        'issuer',
-        'add',
-        '--tenant',
-        'globex',
-        '--issuer',
-        'https://idp.globex.example',
-        '--jwks-uri',
-        'https://idp.globex.example/keys',
-        '--algorithms',
-        'ES256,PS256',
-        '--roles-claim',
-        'realm_access.roles',
-      ).code,
-      0,
-    );
-    assert.equal(
-      cli(
-        'issuer',
-        'add',
-        '--tenant',
-        'globex',
-        '--issuer',
-        'legacy-hs',
-        '--algorithms',
-        'HS256',
-        '--secret-env',
-        'LEGACY_HS_SECRET',
-      ).code,
-      0,
-    );
+    const globexIdp = issuerAdd('globex', 'https://idp.globex.example');
+    const jwks = ['--jwks-uri', 'https://idp.globex.example/keys'];
+    const claims = ['--algorithms', 'ES256,PS256', '--roles-claim', 'realm_access.roles'];
+    assert.equal(cli(...globexIdp, ...jwks, ...claims).code, 0);
+    const legacy = ['--algorithms', 'HS256', '--secret-env', 'LEGACY_HS_SECRET'];
+    assert.equal(cli(...issuerAdd('globex', 'legacy-hs', ...legacy)).code, 0);
     const listed = JSON.parse(
       cli('issuer', 'list', '--tenant', 'globex', '--json').stdout,
     ) as unknown;
@@ -203,16 +128,8 @@ describe('registry commands against a real Redis', () => {
     ]);
     // Feeding the listing back through `issuer add` reproduces it exactly.
     for (const record of listed as Array<Record<string, unknown>>) {
-      const args = [
-        'issuer',
-        'add',
-        '--tenant',
-        String(record['tenant']),
-        '--issuer',
-        String(record['issuer']),
-        '--algorithms',
-        (record['algorithms'] as string[]).join(','),
-      ];
+      const args = issuerAdd(String(record['tenant']), String(record['issuer']), '--algorithms');
+      args.push((record['algorithms'] as string[]).join(','));
       if (record['jwks_uri']) args.push('--jwks-uri', String(record['jwks_uri']));
       if (record['roles_claim']) args.push('--roles-claim', String(record['roles_claim']));
       if (record['secret_env']) args.push('--secret-env', String(record['secret_env']));
@@ -285,7 +202,7 @@ describe('registry commands against a real Redis', () => {
 
     writeFileSync(
       join(dir, 'config.yaml'),
-      `REDIS_URL: redis://:hunter2@127.0.0.1:${redis.port}\n`,
+      `REDIS_URL: redis://:hunter2@127.0.0.1:${redis().port}\n`,
     );
     const configured = runCli(['issuer', 'list'], {
       env: { MATRYOSHKA_CONFIG_FILE: join(dir, 'config.yaml') },
@@ -314,7 +231,7 @@ describe('registry commands against a real Redis', () => {
     const listed = runCli(['issuer', 'list', '--json'], {
       env: {
         MATRYOSHKA_CONFIG_FILE: join(dir, 'config.yaml'),
-        TEST_REDIS_PORT: String(redis.port),
+        TEST_REDIS_PORT: String(redis().port),
       },
     });
     assert.equal(listed.code, 0, listed.stderr);
@@ -326,7 +243,7 @@ describe('registry commands against a real Redis', () => {
     let h: Harness;
     before(async () => {
       idp = await LocalIssuer.start();
-      h = await startHarness({ env: { REDIS_URL: redis.url } });
+      h = await startHarness({ env: { REDIS_URL: redis().url } });
     });
     after(async () => {
       await h.stop();
@@ -335,10 +252,9 @@ describe('registry commands against a real Redis', () => {
 
     it('applies tenant, service and principal changes without restart', async () => {
       assert.equal(
-        runCli(
-          ['issuer', 'add', '--tenant', 'shop', '--issuer', idp.issuer, '--jwks-uri', idp.jwksUri],
-          { env: { ...env(), MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' } },
-        ).code,
+        runCli(issuerAdd('shop', idp.issuer, '--jwks-uri', idp.jwksUri), {
+          env: { ...env(), MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' },
+        }).code,
         0,
       );
       const token = await idp.mint({ sub: 'alice', roles: ['buyer'] });

@@ -12,22 +12,15 @@ import { closeSync, mkdtempSync, openSync, writeFileSync, writeSync } from 'node
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { FileRegistry } from '../../src/registry/file-registry.js';
 import { eventually } from '../helpers/processes.js';
+import { perSuite } from '../helpers/suite-resources.js';
 
 describe('a registry file rewritten in place', () => {
-  let idp: LocalIssuer;
-  let other: LocalIssuer;
-  before(async () => {
-    idp = await LocalIssuer.start();
-    other = await LocalIssuer.start();
-  });
-  after(async () => {
-    await idp?.stop();
-    await other?.stop();
-  });
+  const idp = perSuite(() => LocalIssuer.start());
+  const other = perSuite(() => LocalIssuer.start());
 
   const issuers = (...list: LocalIssuer[]): string =>
     `issuers:\n${list.map((i) => `  - issuer: ${i.issuer}\n    tenant: acme\n    jwks_uri: ${i.jwksUri}\n`).join('')}`;
@@ -62,9 +55,9 @@ describe('a registry file rewritten in place', () => {
     (await registry.service('admin'))?.requiredRoles;
 
   it('an in-place cp: the empty file between the truncation and the write is never applied', async () => {
-    const f = follow(`${issuers(idp)}${ADMIN}`);
+    const f = follow(`${issuers(idp())}${ADMIN}`);
     try {
-      const next = `${issuers(idp, other)}${ADMIN}`;
+      const next = `${issuers(idp(), other())}${ADMIN}`;
       // What `cp` does to an existing file: open it truncated, then write the new content.
       const fd = openSync(f.path, 'w');
       assert.notEqual(f.registry.reload('watch'), 'reloaded', 'the truncated file is not applied');
@@ -78,10 +71,10 @@ describe('a registry file rewritten in place', () => {
       );
       // And the real `cp`, for good measure.
       const source = join(mkdtempSync(join(tmpdir(), 'matryoshka-cp-')), 'next.yaml');
-      writeFileSync(source, `${issuers(other)}${ADMIN}`);
+      writeFileSync(source, `${issuers(other())}${ADMIN}`);
       assert.equal(spawnSync('cp', [source, f.path]).status, 0);
       await eventually(
-        async () => (await f.registry.issuer(idp.issuer)) === undefined,
+        async () => (await f.registry.issuer(idp().issuer)) === undefined,
         5000,
         'the copied file is applied',
       );
@@ -96,9 +89,9 @@ describe('a registry file rewritten in place', () => {
   });
 
   it('a truncating write in two halves: the first half, valid but without the roles, is never applied', async () => {
-    const f = follow(`${issuers(idp)}${ADMIN}`);
+    const f = follow(`${issuers(idp())}${ADMIN}`);
     try {
-      const next = `${issuers(idp, other)}${ADMIN}`;
+      const next = `${issuers(idp(), other())}${ADMIN}`;
       const cut = next.indexOf('    required_roles');
       const fd = openSync(f.path, 'w');
       writeSync(fd, next.slice(0, cut));
@@ -123,7 +116,7 @@ describe('a registry file rewritten in place', () => {
   });
 
   it('an empty file is never applied (it would remove every issuer); `issuers: []` says so and is', async () => {
-    const f = follow(`${issuers(idp)}${ADMIN}`);
+    const f = follow(`${issuers(idp())}${ADMIN}`);
     try {
       writeFileSync(f.path, '');
       f.registry.reload('watch');

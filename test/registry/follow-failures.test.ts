@@ -11,10 +11,10 @@ import type { Redis } from 'ioredis';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { RedisLayout } from '../../src/redis/layout.js';
-import { versionOfId } from '../../src/registry/registry-log.js';
 import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
 import { issuerAddArgs } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { writeAsAnotherWriter } from './another-writer.js';
 
 /** A generous bound for "within a second" on a loaded machine; the time taken is asserted apart. */
 const BOUND_MS = 10_000;
@@ -24,22 +24,6 @@ const BAD_ENTRIES = {
   'an unknown record kind': JSON.stringify([['route', '/orders', '{"sid":"orders"}']]),
   'the wrong shape': JSON.stringify([['tenant', 'acme']]),
 } as const;
-
-/** An entry appended as a writer of another version would: the next version, its entry, the notice. */
-async function appendEntry(redis: Redis, layout: RedisLayout, ops: string): Promise<void> {
-  const [counter, last] = await Promise.all([
-    redis.get(layout.version),
-    redis.xrevrange(layout.log, '+', '-', 'COUNT', 1),
-  ]);
-  const logged = versionOfId(last[0]?.[0] ?? '0-0');
-  const version = Math.max(Number(counter ?? '0'), Number.isNaN(logged) ? 0 : logged) + 1;
-  await redis
-    .multi()
-    .set(layout.version, String(version))
-    .xadd(layout.log, `${version}-0`, 'ops', ops)
-    .exec();
-  await redis.publish(layout.changes, String(version));
-}
 
 describe('a replica that cannot follow the registry', () => {
   let redis: RedisServer;
@@ -88,7 +72,7 @@ describe('a replica that cannot follow the registry', () => {
       await eventually(async () => (await status()) === 200, BOUND_MS, 'the issuer is honoured');
       const reloadsBefore = logged('registry loaded in full').length;
 
-      await appendEntry(raw, layout, ops);
+      await writeAsAnotherWriter(raw, layout, ops);
       const removed = cli('issuer', 'remove', '--issuer', idp.issuer);
       assert.equal(removed.code, 0, removed.stderr);
       const took = await eventually(
@@ -115,7 +99,7 @@ describe('a replica that cannot follow the registry', () => {
     // The tenant index is no set (WRONGTYPE for the full load), and an entry only a full load gets past.
     await raw.del(layout.tenants);
     await raw.set(layout.tenants, 'not a set');
-    await appendEntry(raw, layout, BAD_ENTRIES['ops that are not JSON']);
+    await writeAsAnotherWriter(raw, layout, BAD_ENTRIES['ops that are not JSON']);
     await eventually(async () => (await readyz()) === 503, BOUND_MS, 'the replica goes not-ready');
     assert.equal(await status(), 503, 'what it cannot confirm is answered 503');
     const line = logged(

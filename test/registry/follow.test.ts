@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import pino from 'pino';
 import { parseIssuer } from '../../src/registry/records.js';
@@ -8,6 +8,7 @@ import { RedisRegistry } from '../../src/registry/redis-registry.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
 import { eventually } from '../helpers/processes.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { perSuite } from '../helpers/suite-resources.js';
 
 /**
  * How a replica follows registry changes, against a real redis-server: a change must never fall
@@ -15,17 +16,11 @@ import { RedisServer } from '../helpers/redis-server.js';
  * would then wait for the safety-net poll — here ten minutes away).
  */
 describe('registry change following', () => {
-  let redis: RedisServer;
-  before(async () => {
-    redis = await RedisServer.start();
-  });
-  after(async () => {
-    await redis?.dispose();
-  });
+  const redis = perSuite(() => RedisServer.start());
 
   it('a change written while the subscription is still being set up reaches the snapshot without the poll', async () => {
-    const commands = redis.client();
-    const subscriber = redis.client();
+    const commands = redis().client();
+    const subscriber = redis().client();
     const layout = new RedisLayout('follow');
     const store = new RegistryStore(commands, layout, true);
     // A slow subscription: SUBSCRIBE takes effect only after a change has been written (and its
@@ -51,7 +46,7 @@ describe('registry change following', () => {
       await registry.settled();
       assert.equal(await registry.issuer('https://idp.example'), undefined);
 
-      const writer = new RegistryStore(redis.client(), layout, true);
+      const writer = new RegistryStore(redis().client(), layout, true);
       await writer.putIssuer(
         parseIssuer(
           { issuer: 'https://idp.example', tenant: 'acme', jwks_uri: 'https://idp.example/jwks' },

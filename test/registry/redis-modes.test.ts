@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
@@ -11,6 +11,7 @@ import {
   RedisSentinelServers,
   RedisTlsServer,
 } from '../helpers/redis-topologies.js';
+import { perSuite } from '../helpers/suite-resources.js';
 
 /**
  * The registry on every Redis topology the product names besides a plain standalone server:
@@ -122,20 +123,14 @@ async function registerHonourListRemove(
 }
 
 describe('Redis Cluster (redis+cluster://, 3 masters)', () => {
-  let cluster: RedisClusterServers;
-  before(async () => {
-    cluster = await RedisClusterServers.start(3);
-  });
-  after(async () => {
-    await cluster?.dispose();
-  });
+  const cluster = perSuite(() => RedisClusterServers.start(3));
 
   it('the CLI writes, a service follows changes, and the whole registry lives in one hash slot', async () => {
-    const own = new Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })));
+    const own = new Cluster(cluster().ports.map((port) => ({ host: '127.0.0.1', port })));
     own.on('error', () => undefined);
     try {
       if (own.status !== 'ready') await new Promise((resolve) => own.once('ready', resolve));
-      await registerHonourListRemove({ REDIS_URL: cluster.url }, inProcess, async (idp) => {
+      await registerHonourListRemove({ REDIS_URL: cluster().url }, inProcess, async (idp) => {
         // Every key, wherever it landed: ask each master for its own keys.
         const masters = own.nodes('master');
         assert.equal(masters.length, 3);
@@ -177,18 +172,12 @@ describe('Redis Cluster (redis+cluster://, 3 masters)', () => {
 });
 
 describe('Redis Sentinel (redis+sentinel://, one master, one sentinel)', () => {
-  let sentinel: RedisSentinelServers;
-  before(async () => {
-    sentinel = await RedisSentinelServers.start();
-  });
-  after(async () => {
-    await sentinel?.dispose();
-  });
+  const sentinel = perSuite(() => RedisSentinelServers.start());
 
   it('the CLI and the service find the master through the sentinel, and changes flow', async () => {
-    const master = sentinel.master();
+    const master = sentinel().master();
     try {
-      await registerHonourListRemove({ REDIS_URL: sentinel.url }, inProcess, async (idp) => {
+      await registerHonourListRemove({ REDIS_URL: sentinel().url }, inProcess, async (idp) => {
         // The writes landed on the master the sentinel names (not merely somewhere).
         assert.ok(await master.sismember('{matryoshka}:issuers', idp.issuer));
         assert.ok((await master.get(`{matryoshka}:issuer:${idp.issuer}`)) !== null);
@@ -201,7 +190,7 @@ describe('Redis Sentinel (redis+sentinel://, one master, one sentinel)', () => {
 
   it('a Sentinel URL without a master name is refused by the CLI', () => {
     const result = runCli(['issuer', 'list'], {
-      env: { REDIS_URL: `redis+sentinel://127.0.0.1:${sentinel.sentinelPort}` },
+      env: { REDIS_URL: `redis+sentinel://127.0.0.1:${sentinel().sentinelPort}` },
     });
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /master/);
@@ -209,19 +198,13 @@ describe('Redis Sentinel (redis+sentinel://, one master, one sentinel)', () => {
 });
 
 describe('Redis over TLS (rediss://, trusted through NODE_EXTRA_CA_CERTS)', () => {
-  let server: RedisTlsServer;
-  before(async () => {
-    server = await RedisTlsServer.start();
-  });
-  after(async () => {
-    await server?.dispose();
-  });
+  const server = perSuite(() => RedisTlsServer.start());
 
   it('the CLI and a spawned service reach a TLS-only Redis once Node trusts the CA', async () => {
-    const client = server.client();
+    const client = server().client();
     try {
       await registerHonourListRemove(
-        { REDIS_URL: server.url, NODE_EXTRA_CA_CERTS: server.caFile },
+        { REDIS_URL: server().url, NODE_EXTRA_CA_CERTS: server().caFile },
         spawned,
         async (idp) => {
           assert.ok(
@@ -248,7 +231,7 @@ describe('Redis over TLS (rediss://, trusted through NODE_EXTRA_CA_CERTS)', () =
         'http://127.0.0.1:1/jwks',
       ],
       {
-        env: { REDIS_URL: server.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' },
+        env: { REDIS_URL: server().url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' },
       },
     );
     assert.notEqual(result.code, 0);
@@ -256,7 +239,7 @@ describe('Redis over TLS (rediss://, trusted through NODE_EXTRA_CA_CERTS)', () =
       result.stderr,
       /cannot reach Redis|certificate|self[- ]signed|issuer certificate/i,
     );
-    const client = server.client();
+    const client = server().client();
     try {
       assert.equal(await client.sismember('{matryoshka}:issuers', 'http://127.0.0.1:1'), 0);
     } finally {

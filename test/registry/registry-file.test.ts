@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   DEFAULT_ALGORITHMS,
   RecordError,
@@ -17,6 +17,7 @@ import {
 } from '../../src/registry/records.js';
 import { loadRegistryFile, parseRegistryDocument } from '../../src/registry/registry-file.js';
 import { assertNamesField } from '../helpers/names-field.js';
+import { perSuite } from '../helpers/suite-resources.js';
 
 /** The "Registry file" example of product.md, verbatim. */
 const PRODUCT_EXAMPLE = `
@@ -112,25 +113,43 @@ describe('registry file: the product.md example', () => {
   });
 
   it('an empty document is an empty registry', () => {
-    assert.deepEqual(parseRegistryDocument('', false), {
-      issuers: [],
-      tenants: [],
-      services: [],
-      principals: {},
-    });
-    assert.deepEqual(parseRegistryDocument('# nothing here\n', false), {
-      issuers: [],
-      tenants: [],
-      services: [],
-      principals: {},
-    });
+    for (const doc of ['', '# nothing here\n']) {
+      assert.deepEqual(parseRegistryDocument(doc, false), {
+        issuers: [],
+        tenants: [],
+        services: [],
+        principals: {},
+      });
+    }
   });
 });
+
+/** `doc` is refused with a one-line RecordError naming `field` (secure mode unless `insecure`). */
+const assertRefused = (doc: string, field: string, insecure = false): void =>
+  assertNamesField(() => parseRegistryDocument(doc, insecure), RecordError, field);
+
+/** Documents refused, each with the field its refusal names. */
+type Refusals = ReadonlyArray<readonly [doc: string, field: string]>;
+
+/** A test that every document of `refusals` is refused naming its field. */
+const itRefuses = (name: string, refusals: Refusals): void => {
+  it(name, () => {
+    for (const [doc, field] of refusals) assertRefused(doc, field);
+  });
+};
+
+/** A one-issuer document for https://idp.example in tenant acme, with further lines. */
+const idpDoc = (...lines: string[]): string =>
+  issuerDoc('issuer: https://idp.example', 'tenant: acme', ...lines);
+
+/** A one-issuer document for the HS256 issuer `legacy` in tenant acme, with further lines. */
+const hmacDoc = (...lines: string[]): string =>
+  issuerDoc('issuer: legacy', 'tenant: acme', 'algorithms: [HS256]', ...lines);
 
 describe('registry file: secrets', () => {
   it('refuses a literal secret, naming the field, without echoing the secret', () => {
     const doc = PRODUCT_EXAMPLE.replace('secret_env: LEGACY_HS_SECRET', 'secret: hunter2-literal');
-    assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[1].secret');
+    assertRefused(doc, 'issuers[1].secret');
     assert.throws(
       () => parseRegistryDocument(doc, false),
       (e: unknown) => e instanceof Error && !e.message.includes('hunter2-literal'),
@@ -139,113 +158,56 @@ describe('registry file: secrets', () => {
 
   it('refuses a literal under any secret-like key of an issuer', () => {
     for (const key of ['client_secret', 'password', 'hmac_secret']) {
-      const doc = issuerDoc('issuer: legacy', 'tenant: acme', 'algorithms: [HS256]', `${key}: abc`);
-      assertNamesField(() => parseRegistryDocument(doc, false), RecordError, `issuers[0].${key}`);
+      assertRefused(hmacDoc(`${key}: abc`), `issuers[0].${key}`);
     }
   });
 
   it('accepts secret: ${NAME} as the name of the environment variable', () => {
-    const contents = parseRegistryDocument(
-      issuerDoc(
-        'issuer: legacy',
-        'tenant: acme',
-        'algorithms: [HS256]',
-        'secret: ${LEGACY_SECRET}',
-      ),
-      false,
-    );
+    const contents = parseRegistryDocument(hmacDoc('secret: ${LEGACY_SECRET}'), false);
     assert.equal(contents.issuers[0]?.secretEnv, 'LEGACY_SECRET');
   });
 
   it('refuses a secret_env that is not a variable name (a pasted secret)', () => {
-    const doc = issuerDoc(
-      'issuer: legacy',
-      'tenant: acme',
-      'algorithms: [HS256]',
-      'secret_env: "s3cr3t value!"',
-    );
-    assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].secret_env');
+    assertRefused(hmacDoc('secret_env: "s3cr3t value!"'), 'issuers[0].secret_env');
   });
 
-  it('an HMAC issuer must name its secret; a public-key issuer must not', () => {
-    assertNamesField(
-      () =>
-        parseRegistryDocument(
-          issuerDoc('issuer: legacy', 'tenant: acme', 'algorithms: [HS256]'),
-          false,
-        ),
-      RecordError,
-      'issuers[0].secret_env',
-    );
-    const doc = issuerDoc(
-      'issuer: https://idp.example',
-      'tenant: acme',
-      'algorithms: [ES256]',
-      'secret_env: SOME_SECRET',
-    );
-    assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].secret_env');
-  });
+  itRefuses('an HMAC issuer must name its secret; a public-key issuer must not', [
+    [hmacDoc(), 'issuers[0].secret_env'],
+    [idpDoc('algorithms: [ES256]', 'secret_env: SOME_SECRET'), 'issuers[0].secret_env'],
+  ]);
 
   // product.md: "a config value for a secret must be an environment reference (${NAME}); a literal
   // is a startup error that names the field" — records.ts exempts secret-like keys from the
   // unknown-field check for tenants and services too, but only issuers check them, so these
   // literals are silently accepted.
   it('refuses a literal secret placed on a tenant or a service record', () => {
-    assert.throws(
-      () => parseRegistryDocument('tenants:\n  acme: { max_depth: 6, secret: hunter2 }\n', false),
-      RecordError,
-    );
-    assert.throws(
-      () =>
-        parseRegistryDocument('services:\n  orders: { tenant: acme, password: hunter2 }\n', false),
-      RecordError,
-    );
+    for (const doc of [
+      'tenants:\n  acme: { max_depth: 6, secret: hunter2 }\n',
+      'services:\n  orders: { tenant: acme, password: hunter2 }\n',
+    ]) {
+      assert.throws(() => parseRegistryDocument(doc, false), RecordError);
+    }
   });
 });
 
 describe('registry file: issuers', () => {
   it('refuses mixing HMAC and public-key algorithms', () => {
-    const doc = issuerDoc(
-      'issuer: legacy',
-      'tenant: acme',
-      'algorithms: [HS256, ES256]',
-      'secret_env: LEGACY',
-    );
-    assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].algorithms');
+    const mixed = ['algorithms: [HS256, ES256]', 'secret_env: LEGACY'];
+    assertRefused(issuerDoc('issuer: legacy', 'tenant: acme', ...mixed), 'issuers[0].algorithms');
   });
 
   it('refuses an unknown algorithm, naming its position', () => {
     for (const alg of ['ES999', 'none', 'RSA1_5']) {
-      const doc = issuerDoc(
-        'issuer: https://idp.example',
-        'tenant: acme',
-        `algorithms: [ES256, ${alg}]`,
-      );
-      assertNamesField(
-        () => parseRegistryDocument(doc, false),
-        RecordError,
-        'issuers[0].algorithms[1]',
-      );
+      assertRefused(idpDoc(`algorithms: [ES256, ${alg}]`), 'issuers[0].algorithms[1]');
     }
   });
 
   it('refuses an empty algorithm list', () => {
-    assertNamesField(
-      () =>
-        parseRegistryDocument(
-          issuerDoc('issuer: https://idp.example', 'tenant: acme', 'algorithms: []'),
-          false,
-        ),
-      RecordError,
-      'issuers[0].algorithms',
-    );
+    assertRefused(idpDoc('algorithms: []'), 'issuers[0].algorithms');
   });
 
   it('defaults algorithms to ES256, RS256, PS256, EdDSA and roles_claim to roles', () => {
-    const contents = parseRegistryDocument(
-      issuerDoc('issuer: https://idp.example', 'tenant: acme'),
-      false,
-    );
+    const contents = parseRegistryDocument(idpDoc(), false);
     assert.deepEqual(contents.issuers[0]?.algorithms, [...DEFAULT_ALGORITHMS]);
     assert.deepEqual([...DEFAULT_ALGORITHMS], ['ES256', 'RS256', 'PS256', 'EdDSA']);
     assert.equal(contents.issuers[0]?.rolesClaim, 'roles');
@@ -254,18 +216,14 @@ describe('registry file: issuers', () => {
   });
 
   it('refuses an http jwks_uri unless insecure issuers are allowed', () => {
-    const doc = issuerDoc(
-      'issuer: https://idp.example',
-      'tenant: acme',
-      'jwks_uri: http://idp.example/jwks',
-    );
-    assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].jwks_uri');
+    const doc = idpDoc('jwks_uri: http://idp.example/jwks');
+    assertRefused(doc, 'issuers[0].jwks_uri');
     assert.equal(parseRegistryDocument(doc, true).issuers[0]?.jwksUri, 'http://idp.example/jwks');
   });
 
   it('refuses an http issuer that relies on discovery unless insecure issuers are allowed', () => {
     const doc = issuerDoc('issuer: http://idp.example', 'tenant: acme');
-    assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].issuer');
+    assertRefused(doc, 'issuers[0].issuer');
     assert.equal(parseRegistryDocument(doc, true).issuers[0]?.issuer, 'http://idp.example');
   });
 
@@ -276,18 +234,12 @@ describe('registry file: issuers', () => {
       'not a url',
       'https://user:pw@idp.example/jwks',
     ]) {
-      const doc = issuerDoc('issuer: https://idp.example', 'tenant: acme', `jwks_uri: "${uri}"`);
-      assertNamesField(() => parseRegistryDocument(doc, true), RecordError, 'issuers[0].jwks_uri');
+      assertRefused(idpDoc(`jwks_uri: "${uri}"`), 'issuers[0].jwks_uri', true);
     }
   });
 
   it('refuses an unknown field, naming it', () => {
-    const doc = issuerDoc(
-      'issuer: https://idp.example',
-      'tenant: acme',
-      'jwks_url: https://idp.example/jwks',
-    );
-    assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[0].jwks_url');
+    assertRefused(idpDoc('jwks_url: https://idp.example/jwks'), 'issuers[0].jwks_url');
   });
 
   it('refuses a duplicate issuer, naming the second', () => {
@@ -296,31 +248,14 @@ describe('registry file: issuers', () => {
   - { issuer: https://other.example, tenant: acme }
   - { issuer: https://idp.example, tenant: beta }
 `;
-    assertNamesField(() => parseRegistryDocument(doc, false), RecordError, 'issuers[2].issuer');
+    assertRefused(doc, 'issuers[2].issuer');
   });
 
-  it('refuses a missing issuer or tenant and an invalid roles_claim', () => {
-    assertNamesField(
-      () => parseRegistryDocument('issuers:\n  - { tenant: acme }\n', false),
-      RecordError,
-      'issuers[0].issuer',
-    );
-    assertNamesField(
-      () => parseRegistryDocument('issuers:\n  - { issuer: https://idp.example }\n', false),
-      RecordError,
-      'issuers[0].tenant',
-    );
-    const doc = issuerDoc(
-      'issuer: https://idp.example',
-      'tenant: acme',
-      'roles_claim: "realm access..roles"',
-    );
-    assertNamesField(
-      () => parseRegistryDocument(doc, false),
-      RecordError,
-      'issuers[0].roles_claim',
-    );
-  });
+  itRefuses('refuses a missing issuer or tenant and an invalid roles_claim', [
+    ['issuers:\n  - { tenant: acme }\n', 'issuers[0].issuer'],
+    ['issuers:\n  - { issuer: https://idp.example }\n', 'issuers[0].tenant'],
+    [idpDoc('roles_claim: "realm access..roles"'), 'issuers[0].roles_claim'],
+  ]);
 
   it('issuerToRaw is the inverse of parseIssuer', () => {
     for (const record of parseRegistryDocument(PRODUCT_EXAMPLE, false).issuers) {
@@ -359,122 +294,53 @@ describe('registry file: tenants, services, principals', () => {
     });
   });
 
-  it('refuses an unknown field on a tenant or service, naming it', () => {
-    assertNamesField(
-      () => parseRegistryDocument('tenants:\n  acme: { max_dept: 3 }\n', false),
-      RecordError,
-      'tenants.acme.max_dept',
-    );
-    assertNamesField(
-      () => parseRegistryDocument('services:\n  orders: { allowed_caller: [gateway] }\n', false),
-      RecordError,
-      'services.orders.allowed_caller',
-    );
-  });
-
-  it('refuses invalid tenant values, naming the field', () => {
-    assertNamesField(
-      () => parseRegistryDocument('tenants:\n  acme: { recursion: allow }\n', false),
-      RecordError,
-      'tenants.acme.recursion',
-    );
-    assertNamesField(
-      () => parseRegistryDocument('tenants:\n  acme: { sealed: maybe }\n', false),
-      RecordError,
-      'tenants.acme.sealed',
-    );
-    assertNamesField(
-      () => parseRegistryDocument('tenants:\n  acme: { max_depth: 65 }\n', false),
-      RecordError,
-      'tenants.acme.max_depth',
-    );
-    assertNamesField(
-      () => parseRegistryDocument('tenants:\n  acme: { max_depth: -1 }\n', false),
-      RecordError,
-      'tenants.acme.max_depth',
-    );
-    assertNamesField(
-      () => parseRegistryDocument('tenants:\n  acme: { entry_only: "yes" }\n', false),
-      RecordError,
-      'tenants.acme.entry_only',
-    );
-  });
-
-  it('refuses an invalid caller glob or role, naming its position', () => {
-    assertNamesField(
-      () =>
-        parseRegistryDocument(
-          'services:\n  orders: { allowed_callers: [gateway, "cart *"] }\n',
-          false,
-        ),
-      RecordError,
-      'services.orders.allowed_callers[1]',
-    );
-    assertNamesField(
-      () => parseRegistryDocument('services:\n  orders: { required_roles: ["a,b"] }\n', false),
-      RecordError,
-      'services.orders.required_roles[0]',
-    );
-  });
-
-  it('refuses a principal mapped to something that is not a service id', () => {
-    assertNamesField(
-      () => parseRegistryDocument('principals:\n  "spiffe://x": [orders]\n', false),
-      RecordError,
-      'principals.spiffe://x',
-    );
-  });
-
-  it('refuses an unknown top-level section and a section of the wrong shape', () => {
-    assertNamesField(
-      () =>
-        parseRegistryDocument(
-          'issuer:\n  - { issuer: https://idp.example, tenant: acme }\n',
-          false,
-        ),
-      RecordError,
-      'issuer',
-    );
-    assertNamesField(
-      () => parseRegistryDocument('issuers: { issuer: https://idp.example }\n', false),
-      RecordError,
-      'issuers',
-    );
-    assertNamesField(
-      () => parseRegistryDocument('tenants: [acme]\n', false),
-      RecordError,
-      'tenants',
-    );
-    assertNamesField(
-      () => parseRegistryDocument('- just a list\n', false),
-      RecordError,
-      'registry file',
-    );
-  });
+  const refusals: Record<string, Refusals> = {
+    'refuses an unknown field on a tenant or service, naming it': [
+      ['tenants:\n  acme: { max_dept: 3 }\n', 'tenants.acme.max_dept'],
+      ['services:\n  orders: { allowed_caller: [gateway] }\n', 'services.orders.allowed_caller'],
+    ],
+    'refuses invalid tenant values, naming the field': [
+      ['tenants:\n  acme: { recursion: allow }\n', 'tenants.acme.recursion'],
+      ['tenants:\n  acme: { sealed: maybe }\n', 'tenants.acme.sealed'],
+      ['tenants:\n  acme: { max_depth: 65 }\n', 'tenants.acme.max_depth'],
+      ['tenants:\n  acme: { max_depth: -1 }\n', 'tenants.acme.max_depth'],
+      ['tenants:\n  acme: { entry_only: "yes" }\n', 'tenants.acme.entry_only'],
+    ],
+    'refuses an invalid caller glob or role, naming its position': [
+      [
+        'services:\n  orders: { allowed_callers: [gateway, "cart *"] }\n',
+        'services.orders.allowed_callers[1]',
+      ],
+      ['services:\n  orders: { required_roles: ["a,b"] }\n', 'services.orders.required_roles[0]'],
+    ],
+    'refuses a principal mapped to something that is not a service id': [
+      ['principals:\n  "spiffe://x": [orders]\n', 'principals.spiffe://x'],
+    ],
+    'refuses an unknown top-level section and a section of the wrong shape': [
+      ['issuer:\n  - { issuer: https://idp.example, tenant: acme }\n', 'issuer'],
+      ['issuers: { issuer: https://idp.example }\n', 'issuers'],
+      ['tenants: [acme]\n', 'tenants'],
+      ['- just a list\n', 'registry file'],
+    ],
+  };
+  for (const [name, rows] of Object.entries(refusals)) itRefuses(name, rows);
 });
 
 describe('registry file: YAML and files', () => {
-  it('bad YAML is a one-line RecordError', () => {
-    for (const text of [
-      'issuers: [\n',
-      'issuers:\n  - issuer: x\n    tenant: a\n  a: b\n',
-      'tenants:\n  acme: {}\n  acme: {}\n',
-    ]) {
-      assertNamesField(() => parseRegistryDocument(text, false), RecordError, 'registry file');
-    }
-  });
+  itRefuses('bad YAML is a one-line RecordError', [
+    ['issuers: [\n', 'registry file'],
+    ['issuers:\n  - issuer: x\n    tenant: a\n  a: b\n', 'registry file'],
+    ['tenants:\n  acme: {}\n  acme: {}\n', 'registry file'],
+  ]);
 
   describe('loadRegistryFile', () => {
-    let dir: string;
-    before(() => {
-      dir = mkdtempSync(join(tmpdir(), 'matryoshka-registry-'));
-    });
-    after(() => {
-      rmSync(dir, { recursive: true, force: true });
-    });
+    const dir = perSuite(
+      () => mkdtempSync(join(tmpdir(), 'matryoshka-registry-')),
+      (made) => rmSync(made, { recursive: true, force: true }),
+    );
 
     it('loads a file from disk', () => {
-      const path = join(dir, 'registry.yaml');
+      const path = join(dir(), 'registry.yaml');
       writeFileSync(path, PRODUCT_EXAMPLE);
       const contents = loadRegistryFile(path, false);
       assert.equal(contents.issuers.length, 2);
@@ -483,7 +349,7 @@ describe('registry file: YAML and files', () => {
 
     it('a missing file is a RecordError naming MATRYOSHKA_REGISTRY_FILE', () => {
       assertNamesField(
-        () => loadRegistryFile(join(dir, 'absent.yaml'), false),
+        () => loadRegistryFile(join(dir(), 'absent.yaml'), false),
         RecordError,
         'MATRYOSHKA_REGISTRY_FILE',
       );

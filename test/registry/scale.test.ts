@@ -9,17 +9,18 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { RedisLayout } from '../../src/redis/layout.js';
 import { emptyContents, type RegistryContents } from '../../src/registry/memory-registry.js';
-import { RedisRegistry } from '../../src/registry/redis-registry.js';
+import { RedisRegistry, type RegistryStats } from '../../src/registry/redis-registry.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
 import { MAIN, eventually } from '../helpers/processes.js';
 import { issuer, service, tenant } from '../helpers/records.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import type { RedisServer } from '../helpers/redis-server.js';
+import { redisWithClient } from './redis-suite.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -97,25 +98,37 @@ async function loaded(replica: Replica): Promise<void> {
 }
 
 describe('a registry that scales with what changes', () => {
-  let redis: RedisServer;
-  let writerClient: Redis;
-  before(async () => {
-    redis = await RedisServer.start();
-    writerClient = redis.client();
-  });
-  after(async () => {
-    writerClient?.disconnect();
-    await redis?.dispose();
-  });
+  const { redis, client: writerClient } = redisWithClient();
 
-  it('applies a single change as a log entry, without a full reload', async () => {
-    const layout = new RedisLayout('incremental');
-    const writer = new RegistryStore(writerClient, layout, true);
-    await writer.importContents(fleet(1000));
-    const replica = startReplica(redis, layout);
+  /**
+   * A fleet of `tenants` written under `prefix`, and a replica of it once loaded, given to `body`
+   * with its stats at that point; the replica is stopped whatever `body` does.
+   */
+  async function withLoadedReplica(
+    prefix: string,
+    tenants: number,
+    body: (at: {
+      layout: RedisLayout;
+      writer: RegistryStore;
+      replica: Replica;
+      start: RegistryStats;
+    }) => Promise<void>,
+    clients?: () => Redis,
+  ): Promise<void> {
+    const layout = new RedisLayout(prefix);
+    const writer = new RegistryStore(writerClient(), layout, true);
+    await writer.importContents(fleet(tenants));
+    const replica = startReplica(redis(), layout, clients);
     try {
       await loaded(replica);
-      const before = replica.registry.stats();
+      await body({ layout, writer, replica, start: replica.registry.stats() });
+    } finally {
+      await replica.stop();
+    }
+  }
+
+  it('applies a single change as a log entry, without a full reload', async () => {
+    await withLoadedReplica('incremental', 1000, async ({ writer, replica, start: before }) => {
       assert.equal(before.fullLoads, 1);
       assert.equal(before.records.tenants, 1000);
       const trust = replica.registry.version();
@@ -145,19 +158,11 @@ describe('a registry that scales with what changes', () => {
       assert.equal(after.fullLoads, 1, 'no full reload for a change');
       assert.equal(after.entriesApplied, 2);
       assert.equal(after.version, await writer.version());
-    } finally {
-      await replica.stop();
-    }
+    });
   });
 
   it('catches up from the log after lost notices (a gap in versions), without the poll', async () => {
-    const layout = new RedisLayout('gap');
-    const writer = new RegistryStore(writerClient, layout, true);
-    await writer.importContents(fleet(10));
-    const replica = startReplica(redis, layout);
-    try {
-      await loaded(replica);
-      const start = replica.registry.stats();
+    await withLoadedReplica('gap', 10, async ({ layout, writer, replica, start }) => {
       // Notices lost: nobody is listening while three changes are written.
       await replica.subscriber.unsubscribe(layout.changes);
       await writer.putTenant(tenant('t1', { max_depth: 1 }));
@@ -182,25 +187,17 @@ describe('a registry that scales with what changes', () => {
       const stats = replica.registry.stats();
       assert.equal(stats.fullLoads, 1, 'caught up from the log, not by a full reload');
       assert.equal(stats.entriesApplied, start.entriesApplied + 4);
-    } finally {
-      await replica.stop();
-    }
+    });
   });
 
   it('reloads in full when the log no longer reaches back, and ends at exactly Redis state', async () => {
-    const layout = new RedisLayout('trimmed');
-    const writer = new RegistryStore(writerClient, layout, true);
-    await writer.importContents(fleet(50));
-    const replica = startReplica(redis, layout);
-    try {
-      await loaded(replica);
-      const start = replica.registry.stats();
+    await withLoadedReplica('trimmed', 50, async ({ layout, writer, replica, start }) => {
       await replica.subscriber.unsubscribe(layout.changes);
       await writer.putTenant(tenant('t3', { max_depth: 2 }));
       await writer.removeIssuer('https://idp-4.example');
       await writer.putTenant(tenant('t5', { max_depth: 5 }));
       // Trimmed past the replica: the two first entries are gone.
-      await writerClient.xtrim(layout.log, 'MAXLEN', 1);
+      await writerClient().xtrim(layout.log, 'MAXLEN', 1);
       await replica.subscriber.subscribe(layout.changes);
       await writer.putTenant(tenant('t6', { max_depth: 6 }));
       await eventually(
@@ -215,53 +212,53 @@ describe('a registry that scales with what changes', () => {
       assert.equal((await replica.registry.tenant('t6'))?.maxDepth, 6);
       // The full reload still tells the key cache which issuers changed.
       assert.ok(replica.changedIssuers.includes('https://idp-4.example'));
-    } finally {
-      await replica.stop();
-    }
+    });
   });
 
   it('catches up from the log after a reconnection', async () => {
-    const layout = new RedisLayout('reconnect');
-    const writer = new RegistryStore(writerClient, layout, true);
-    await writer.importContents(fleet(20));
     // Clients that wait 1.5 s between reconnection attempts: the writes below land while it is away.
-    const replica = startReplica(redis, layout, () => {
-      const client = new Redis({ port: redis.port, host: '127.0.0.1', retryStrategy: () => 1500 });
+    const slowToReconnect = () => {
+      const client = new Redis({
+        port: redis().port,
+        host: '127.0.0.1',
+        retryStrategy: () => 1500,
+      });
       client.on('error', () => undefined);
       return client;
-    });
-    try {
-      await loaded(replica);
-      const start = replica.registry.stats();
-      await redis.stop();
-      await sleep(200);
-      await redis.start();
-      const direct = redis.client();
-      try {
-        const store = new RegistryStore(direct, layout, true);
-        await store.putTenant(tenant('t9', { max_depth: 9 }));
-        await store.putTenant(tenant('t10', { max_depth: 10 }));
-        assert.notEqual(replica.commands.status, 'ready', 'written while the replica was away');
-      } finally {
-        direct.disconnect();
-      }
-      await eventually(
-        async () => (await replica.registry.tenant('t10'))?.maxDepth === 10,
-        10_000,
-        'caught up after the reconnection',
-      );
-      await replica.registry.settled();
-      assert.equal((await replica.registry.tenant('t9'))?.maxDepth, 9);
-      assert.equal(replica.registry.stats().fullLoads, start.fullLoads, 'no full reload');
-    } finally {
-      await replica.stop();
-    }
+    };
+    await withLoadedReplica(
+      'reconnect',
+      20,
+      async ({ layout, replica, start }) => {
+        await redis().stop();
+        await sleep(200);
+        await redis().start();
+        const direct = redis().client();
+        try {
+          const store = new RegistryStore(direct, layout, true);
+          await store.putTenant(tenant('t9', { max_depth: 9 }));
+          await store.putTenant(tenant('t10', { max_depth: 10 }));
+          assert.notEqual(replica.commands.status, 'ready', 'written while the replica was away');
+        } finally {
+          direct.disconnect();
+        }
+        await eventually(
+          async () => (await replica.registry.tenant('t10'))?.maxDepth === 10,
+          10_000,
+          'caught up after the reconnection',
+        );
+        await replica.registry.settled();
+        assert.equal((await replica.registry.tenant('t9'))?.maxDepth, 9);
+        assert.equal(replica.registry.stats().fullLoads, start.fullLoads, 'no full reload');
+      },
+      slowToReconnect,
+    );
   });
 
   it('never shows half an import batch', async () => {
     const layout = new RedisLayout('batches');
-    const writer = new RegistryStore(writerClient, layout, true, { importBatch: 250 });
-    const replica = startReplica(redis, layout);
+    const writer = new RegistryStore(writerClient(), layout, true, { importBatch: 250 });
+    const replica = startReplica(redis(), layout);
     try {
       await loaded(replica);
       const contents = emptyContents();
@@ -292,7 +289,7 @@ describe('a registry that scales with what changes', () => {
 
   it('starts on 20,000 tenants without stalling its event loop, while changes land', async () => {
     const layout = new RedisLayout('large');
-    const writer = new RegistryStore(writerClient, layout, true);
+    const writer = new RegistryStore(writerClient(), layout, true);
     // Imported by the CLI (its own process: this one's event loop and heap are the replica's).
     const dir = mkdtempSync(join(tmpdir(), 'matryoshka-scale-'));
     const file = join(dir, 'registry.yaml');
@@ -302,7 +299,7 @@ describe('a registry that scales with what changes', () => {
     const imported = spawnSync(process.execPath, [MAIN, 'registry', 'import', file], {
       env: {
         PATH: process.env['PATH'] ?? '',
-        REDIS_URL: redis.url,
+        REDIS_URL: redis().url,
         MATRYOSHKA_REDIS_PREFIX: 'large',
       },
       encoding: 'utf8',
@@ -315,7 +312,7 @@ describe('a registry that scales with what changes', () => {
     const delay = monitorEventLoopDelay({ resolution: 1 });
     delay.enable();
     const started = performance.now();
-    const replica = startReplica(redis, layout);
+    const replica = startReplica(redis(), layout);
     try {
       // Changes written while the replica loads: the slices it reads span several versions.
       const writes = (async () => {

@@ -5,7 +5,7 @@
  * A field added to a schema is covered here without touching this file.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { RedisLayout } from '../../src/redis/layout.js';
 import {
@@ -18,10 +18,12 @@ import {
   parseService,
   parseTenant,
 } from '../../src/registry/records.js';
+import type { RegistryContents } from '../../src/registry/memory-registry.js';
 import { parseRegistryDocument } from '../../src/registry/registry-file.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
 import { runCli } from '../helpers/processes.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { perSuite } from '../helpers/suite-resources.js';
 
 type AnySchema = RecordSchema<object>;
 
@@ -67,13 +69,7 @@ const KINDS = [
 ];
 
 describe('the registry record schemas', () => {
-  let redis: RedisServer;
-  before(async () => {
-    redis = await RedisServer.start();
-  });
-  after(async () => {
-    await redis?.dispose();
-  });
+  const redis = perSuite(() => RedisServer.start());
 
   /** The three example records, read from one registry file. */
   const fromYaml = () =>
@@ -102,29 +98,15 @@ describe('the registry record schemas', () => {
     }
   });
 
-  it('YAML → record → Redis → record keeps every field', async () => {
-    const contents = fromYaml();
-    const store = new RegistryStore(redis.client(), new RedisLayout('schema-yaml'), false);
+  /** The records stored under `prefix` (after `write`, if given) are exactly `expected`'s. */
+  async function assertStored(
+    prefix: string,
+    expected: RegistryContents,
+    write?: (store: RegistryStore) => Promise<void>,
+  ): Promise<void> {
+    const store = new RegistryStore(redis().client(), new RedisLayout(prefix), false);
     try {
-      await store.importContents(contents);
-      const stored = (await store.snapshot()).contents;
-      assert.deepEqual(stored.issuers, contents.issuers);
-      assert.deepEqual(stored.tenants, contents.tenants);
-      assert.deepEqual(stored.services, contents.services);
-    } finally {
-      store.redis.disconnect();
-    }
-  });
-
-  it('the CLI sets every field with its flag, to the same record the YAML gives', async () => {
-    const expected = fromYaml();
-    const env = { REDIS_URL: redis.url, MATRYOSHKA_REDIS_PREFIX: 'schema-cli' };
-    for (const { schema, cli } of KINDS) {
-      const result = runCli(cli(argv(schema, exampleRaw(schema))), { env });
-      assert.equal(result.code, 0, `${schema.kind}: ${result.stderr}`);
-    }
-    const store = new RegistryStore(redis.client(), new RedisLayout('schema-cli'), false);
-    try {
+      await write?.(store);
       const stored = (await store.snapshot()).contents;
       assert.deepEqual(stored.issuers, expected.issuers);
       assert.deepEqual(stored.tenants, expected.tenants);
@@ -132,6 +114,21 @@ describe('the registry record schemas', () => {
     } finally {
       store.redis.disconnect();
     }
+  }
+
+  it('YAML → record → Redis → record keeps every field', async () => {
+    const contents = fromYaml();
+    await assertStored('schema-yaml', contents, (store) => store.importContents(contents));
+  });
+
+  it('the CLI sets every field with its flag, to the same record the YAML gives', async () => {
+    const expected = fromYaml();
+    const env = { REDIS_URL: redis().url, MATRYOSHKA_REDIS_PREFIX: 'schema-cli' };
+    for (const { schema, cli } of KINDS) {
+      const result = runCli(cli(argv(schema, exampleRaw(schema))), { env });
+      assert.equal(result.code, 0, `${schema.kind}: ${result.stderr}`);
+    }
+    await assertStored('schema-cli', expected);
   });
 
   it('every flag appears in the usage and in its command --help', () => {

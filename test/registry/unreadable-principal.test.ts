@@ -10,36 +10,20 @@ import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { RedisLayout } from '../../src/redis/layout.js';
-import { versionOfId } from '../../src/registry/registry-log.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { eventually } from '../helpers/processes.js';
 import { issuer, service } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { writeAsAnotherWriter } from './another-writer.js';
 
 const ADMIN_WORKLOAD = 'spiffe://acme.example/ns/shop/sa/admin';
 
-/** A principal mapping written as another writer would: hash field, version and log entry at once. */
-async function writeRawPrincipal(
-  redis: Redis,
-  layout: RedisLayout,
-  principal: string,
-  stored: string,
-) {
-  const [counter, last] = await Promise.all([
-    redis.get(layout.version),
-    redis.xrevrange(layout.log, '+', '-', 'COUNT', 1),
-  ]);
-  const logged = versionOfId(last[0]?.[0] ?? '0-0');
-  const version = Math.max(Number(counter ?? '0'), Number.isNaN(logged) ? 0 : logged) + 1;
-  await redis
-    .multi()
-    .hset(layout.principals, principal, stored)
-    .set(layout.version, String(version))
-    .xadd(layout.log, `${version}-0`, 'ops', JSON.stringify([['principal', principal, stored]]))
-    .exec();
-  await redis.publish(layout.changes, String(version));
-}
+/** A principal mapping written as another writer would: the hash field with its log entry. */
+const writeRawPrincipal = (redis: Redis, layout: RedisLayout, principal: string, stored: string) =>
+  writeAsAnotherWriter(redis, layout, JSON.stringify([['principal', principal, stored]]), (multi) =>
+    multi.hset(layout.principals, principal, stored),
+  );
 
 describe('an unreadable principal mapping in Redis refuses its requests', () => {
   let redis: RedisServer;

@@ -13,13 +13,14 @@ import type { Redis } from 'ioredis';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { RedisLayout } from '../../src/redis/layout.js';
 import { FileRegistry } from '../../src/registry/file-registry.js';
-import { versionOfId } from '../../src/registry/registry-log.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { inProcess } from '../helpers/in-process.js';
 import { eventually } from '../helpers/processes.js';
 import { issuer, service, tenant } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { perSuite } from '../helpers/suite-resources.js';
+import { writeAsAnotherWriter } from './another-writer.js';
 
 /** The three ways a stored record cannot be read, each applied to a record that is readable first. */
 const CORRUPTIONS = {
@@ -30,10 +31,7 @@ const CORRUPTIONS = {
   'invalid JSON': (valid: Record<string, unknown>) => JSON.stringify(valid).slice(0, -1),
 } as const;
 
-/**
- * One record written as another writer (a newer version during a rolling upgrade) would: the key,
- * its index, the version and the log entry in one transaction, then the notice.
- */
+/** One record written as another writer would: the key and its index with the log entry. */
 async function writeRaw(
   redis: Redis,
   layout: RedisLayout,
@@ -41,22 +39,11 @@ async function writeRaw(
   name: string,
   stored: string,
 ): Promise<void> {
-  const [counter, last] = await Promise.all([
-    redis.get(layout.version),
-    redis.xrevrange(layout.log, '+', '-', 'COUNT', 1),
-  ]);
-  const logged = versionOfId(last[0]?.[0] ?? '0-0');
-  const version = Math.max(Number(counter ?? '0'), Number.isNaN(logged) ? 0 : logged) + 1;
   const key = kind === 'tenant' ? layout.tenant(name) : layout.service(name);
   const index = kind === 'tenant' ? layout.tenants : layout.services;
-  await redis
-    .multi()
-    .set(key, stored)
-    .sadd(index, name)
-    .set(layout.version, String(version))
-    .xadd(layout.log, `${version}-0`, 'ops', JSON.stringify([[kind, name, stored]]))
-    .exec();
-  await redis.publish(layout.changes, String(version));
+  await writeAsAnotherWriter(redis, layout, JSON.stringify([[kind, name, stored]]), (multi) =>
+    multi.set(key, stored).sadd(index, name),
+  );
 }
 
 describe('unreadable registry records in Redis refuse the requests they govern', () => {
@@ -202,16 +189,10 @@ describe('unreadable registry records in Redis refuse the requests they govern',
  * record's restrictions never vanish into the defaults there either.
  */
 describe('unreadable records in the registry file', () => {
-  let idp: LocalIssuer;
-  before(async () => {
-    idp = await LocalIssuer.start();
-  });
-  after(async () => {
-    await idp?.stop();
-  });
+  const idp = perSuite(() => LocalIssuer.start());
 
   const head = (): string =>
-    `issuers:\n  - issuer: ${idp.issuer}\n    tenant: acme\n    jwks_uri: ${idp.jwksUri}\n`;
+    `issuers:\n  - issuer: ${idp().issuer}\n    tenant: acme\n    jwks_uri: ${idp().jwksUri}\n`;
   const FILE_CORRUPTIONS = {
     'an unknown field':
       '  admin:\n    tenant: acme\n    required_roles: [admin]\n    required_mfa: true\n',
@@ -238,7 +219,7 @@ describe('unreadable records in the registry file', () => {
       const p = await inProcess({
         override: (base) => ({ registry: file, trust: { ...base.trust, registry: file } }),
       });
-      const reader = await idp.mint({ sub: 'rita', roles: ['reader'] });
+      const reader = await idp().mint({ sub: 'rita', roles: ['reader'] });
       assert.equal((await p.check({ token: reader, sid: 'admin' })).reason, 'role_missing');
 
       writeFileSync(path, `${head()}services:\n${admin}`);
