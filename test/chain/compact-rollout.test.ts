@@ -14,7 +14,7 @@ import { cliWith, runProgramHere } from '../helpers/program.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { authStack } from '../helpers/tokens.js';
 
-describe('compact chains through Redis, the CLI and the gRPC server', async () => {
+describe('compact chains through Redis, the CLI and the gRPC server', () => {
   let redis: RedisServer;
   let idp: LocalIssuer;
   let h: Harness;

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { eventually, runCli } from '../helpers/processes.js';
+import { eventually } from '../helpers/processes.js';
 import { runProgramWithEnv } from '../helpers/program.js';
 import { redisWithClient } from './redis-suite.js';
 
@@ -33,14 +33,15 @@ const issuerAdd = (tenant: string, issuer: string, ...flags: string[]): string[]
 describe('registry commands against a real Redis', () => {
   const { redis, client } = redisWithClient();
   const env = (): Record<string, string> => ({ REDIS_URL: redis().url });
-  const cli = (...args: string[]) => runCli(args, { env: env() });
+  const cli = (...args: string[]) => runProgramWithEnv(args, env());
 
   it('refuses malformed input with one line and exit 2, leaving Redis unchanged', async () => {
     assert.equal(
-      cli(...issuerAdd('acme', 'https://idp.acme.example', '--audience', 'orders-api')).code,
+      (await cli(...issuerAdd('acme', 'https://idp.acme.example', '--audience', 'orders-api')))
+        .code,
       0,
     );
-    assert.equal(cli('tenant', 'set', '--tenant', 'acme', '--max-depth', '6').code, 0);
+    assert.equal((await cli('tenant', 'set', '--tenant', 'acme', '--max-depth', '6')).code, 0);
     const before = await everything(client());
     const malformed: Array<[string[], RegExp]> = [
       [issuerAdd('acme', 'http://idp.insecure.example'), /must be an https URL/],
@@ -101,15 +102,15 @@ describe('registry commands against a real Redis', () => {
     assert.deepEqual(await everything(client()), before, 'nothing was written');
   });
 
-  it('round-trips issuer list --json, tenant show and service show', () => {
+  it('round-trips issuer list --json, tenant show and service show', async () => {
     const globexIdp = issuerAdd('globex', 'https://idp.globex.example');
     const jwks = ['--jwks-uri', 'https://idp.globex.example/keys'];
     const claims = ['--algorithms', 'ES256,PS256', '--roles-claim', 'realm_access.roles'];
-    assert.equal(cli(...globexIdp, ...jwks, ...claims).code, 0);
+    assert.equal((await cli(...globexIdp, ...jwks, ...claims)).code, 0);
     const legacy = ['--algorithms', 'HS256', '--secret-env', 'LEGACY_HS_SECRET'];
-    assert.equal(cli(...issuerAdd('globex', 'legacy-hs', ...legacy)).code, 0);
+    assert.equal((await cli(...issuerAdd('globex', 'legacy-hs', ...legacy))).code, 0);
     const listed = JSON.parse(
-      cli('issuer', 'list', '--tenant', 'globex', '--json').stdout,
+      (await cli('issuer', 'list', '--tenant', 'globex', '--json')).stdout,
     ) as unknown;
     assert.deepEqual(listed, [
       {
@@ -133,66 +134,76 @@ describe('registry commands against a real Redis', () => {
       if (record['jwks_uri']) args.push('--jwks-uri', String(record['jwks_uri']));
       if (record['roles_claim']) args.push('--roles-claim', String(record['roles_claim']));
       if (record['secret_env']) args.push('--secret-env', String(record['secret_env']));
-      assert.equal(cli(...args).code, 0);
+      assert.equal((await cli(...args)).code, 0);
     }
     assert.deepEqual(
-      JSON.parse(cli('issuer', 'list', '--tenant', 'globex', '--json').stdout),
+      JSON.parse((await cli('issuer', 'list', '--tenant', 'globex', '--json')).stdout),
       listed,
     );
 
     assert.equal(
-      cli(
-        'tenant',
-        'set',
-        '--tenant',
-        'globex',
-        '--max-depth',
-        '4',
-        '--recursion',
-        'audit',
-        '--sealed',
-        'allow',
-        '--entry-only',
+      (
+        await cli(
+          'tenant',
+          'set',
+          '--tenant',
+          'globex',
+          '--max-depth',
+          '4',
+          '--recursion',
+          'audit',
+          '--sealed',
+          'allow',
+          '--entry-only',
+        )
       ).code,
       0,
     );
-    assert.deepEqual(JSON.parse(cli('tenant', 'show', '--tenant', 'globex', '--json').stdout), {
-      globex: { recursion: 'audit', sealed: 'allow', entry_only: true, max_depth: 4 },
-    });
-    assert.equal(
-      cli(
-        'service',
-        'set',
-        '--sid',
-        'orders',
-        '--tenant',
-        'globex',
-        '--allowed-callers',
-        'gateway,cart-*',
-        '--required-roles',
-        'buyer',
-        '--bind-source',
-      ).code,
-      0,
-    );
-    assert.deepEqual(JSON.parse(cli('service', 'show', '--sid', 'orders', '--json').stdout), {
-      orders: {
-        tenant: 'globex',
-        allowed_callers: ['gateway', 'cart-*'],
-        required_roles: ['buyer'],
-        bind_source: true,
+    assert.deepEqual(
+      JSON.parse((await cli('tenant', 'show', '--tenant', 'globex', '--json')).stdout),
+      {
+        globex: { recursion: 'audit', sealed: 'allow', entry_only: true, max_depth: 4 },
       },
-    });
-    assert.equal(cli('tenant', 'show', '--tenant', 'nobody').code, 2);
+    );
+    assert.equal(
+      (
+        await cli(
+          'service',
+          'set',
+          '--sid',
+          'orders',
+          '--tenant',
+          'globex',
+          '--allowed-callers',
+          'gateway,cart-*',
+          '--required-roles',
+          'buyer',
+          '--bind-source',
+        )
+      ).code,
+      0,
+    );
+    assert.deepEqual(
+      JSON.parse((await cli('service', 'show', '--sid', 'orders', '--json')).stdout),
+      {
+        orders: {
+          tenant: 'globex',
+          allowed_callers: ['gateway', 'cart-*'],
+          required_roles: ['buyer'],
+          bind_source: true,
+        },
+      },
+    );
+    assert.equal((await cli('tenant', 'show', '--tenant', 'nobody')).code, 2);
   });
 
-  it('refuses a secret literal in registry input and in the config file, naming the field', () => {
+  it('refuses a secret literal in registry input and in the config file, naming the field', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'matryoshka-registry-'));
     writeFileSync(
       join(dir, 'registry.yaml'),
       'issuers:\n  - issuer: legacy-hs\n    tenant: acme\n    algorithms: [HS256]\n    secret: example\n',
     );
-    const imported = cli('registry', 'import', join(dir, 'registry.yaml'));
+    const imported = await cli('registry', 'import', join(dir, 'registry.yaml'));
     assert.equal(imported.code, 2);
     assert.match(
       imported.stderr,
@@ -204,8 +215,8 @@ describe('registry commands against a real Redis', () => {
       join(dir, 'config.yaml'),
       `REDIS_URL: redis://:hunter2@127.0.0.1:${redis().port}\n`,
     );
-    const configured = runCli(['issuer', 'list'], {
-      env: { MATRYOSHKA_CONFIG_FILE: join(dir, 'config.yaml') },
+    const configured = await runProgramWithEnv(['issuer', 'list'], {
+      MATRYOSHKA_CONFIG_FILE: join(dir, 'config.yaml'),
     });
     assert.equal(configured.code, 2);
     assert.match(
@@ -218,21 +229,20 @@ describe('registry commands against a real Redis', () => {
       join(dir, 'config.yaml'),
       'REDIS_URL: redis://:${REDIS_PASSWORD}@127.0.0.1:1\nMATRYOSHKA_HMAC_SECRET: literal\n',
     );
-    const unknown = runCli(['issuer', 'list'], {
-      env: { MATRYOSHKA_CONFIG_FILE: join(dir, 'config.yaml'), REDIS_PASSWORD: 'x' },
+    const unknown = await runProgramWithEnv(['issuer', 'list'], {
+      MATRYOSHKA_CONFIG_FILE: join(dir, 'config.yaml'),
+      REDIS_PASSWORD: 'x',
     });
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /MATRYOSHKA_HMAC_SECRET: unknown variable/);
   });
 
-  it('reads REDIS_URL from the config file through an environment reference', () => {
+  it('reads REDIS_URL from the config file through an environment reference', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'matryoshka-registry-'));
     writeFileSync(join(dir, 'config.yaml'), 'REDIS_URL: redis://127.0.0.1:${TEST_REDIS_PORT}\n');
-    const listed = runCli(['issuer', 'list', '--json'], {
-      env: {
-        MATRYOSHKA_CONFIG_FILE: join(dir, 'config.yaml'),
-        TEST_REDIS_PORT: String(redis().port),
-      },
+    const listed = await runProgramWithEnv(['issuer', 'list', '--json'], {
+      MATRYOSHKA_CONFIG_FILE: join(dir, 'config.yaml'),
+      TEST_REDIS_PORT: String(redis().port),
     });
     assert.equal(listed.code, 0, listed.stderr);
     assert.ok((JSON.parse(listed.stdout) as unknown[]).length >= 1);
@@ -252,9 +262,12 @@ describe('registry commands against a real Redis', () => {
 
     it('applies tenant, service and principal changes without restart', async () => {
       assert.equal(
-        runCli(issuerAdd('shop', idp.issuer, '--jwks-uri', idp.jwksUri), {
-          env: { ...env(), MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' },
-        }).code,
+        (
+          await runProgramWithEnv(issuerAdd('shop', idp.issuer, '--jwks-uri', idp.jwksUri), {
+            ...env(),
+            MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
+          })
+        ).code,
         0,
       );
       const token = await idp.mint({ sub: 'alice', roles: ['buyer'] });
@@ -265,8 +278,18 @@ describe('registry commands against a real Redis', () => {
       );
 
       assert.equal(
-        cli('service', 'set', '--sid', 'cart', '--tenant', 'shop', '--required-roles', 'admin')
-          .code,
+        (
+          await cli(
+            'service',
+            'set',
+            '--sid',
+            'cart',
+            '--tenant',
+            'shop',
+            '--required-roles',
+            'admin',
+          )
+        ).code,
         0,
       );
       await eventually(
@@ -276,13 +299,15 @@ describe('registry commands against a real Redis', () => {
       );
 
       assert.equal(
-        cli(
-          'principal',
-          'map',
-          '--principal',
-          'spiffe://cluster.local/ns/shop/sa/billing',
-          '--sid',
-          'billing',
+        (
+          await cli(
+            'principal',
+            'map',
+            '--principal',
+            'spiffe://cluster.local/ns/shop/sa/billing',
+            '--sid',
+            'billing',
+          )
         ).code,
         0,
       );
@@ -298,7 +323,7 @@ describe('registry commands against a real Redis', () => {
         'principal mapping applied',
       );
 
-      assert.equal(cli('tenant', 'set', '--tenant', 'shop', '--max-depth', '1').code, 0);
+      assert.equal((await cli('tenant', 'set', '--tenant', 'shop', '--max-depth', '1')).code, 0);
       const first = await h.client.check({ token, sid: 'billing' });
       await eventually(
         async () =>

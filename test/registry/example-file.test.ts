@@ -4,6 +4,7 @@
  * import` and MATRYOSHKA_REGISTRY_FILE read as the same registry.
  */
 import assert from 'node:assert/strict';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import type { RegistryContents } from '../../src/registry/memory-registry.js';
 import { loadRegistryFile } from '../../src/registry/registry-file.js';
-import { ROOT, runCliAsync } from '../helpers/processes.js';
+import { ROOT } from '../helpers/processes.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const EXAMPLE = join(ROOT, 'examples/registry.yaml');
@@ -30,7 +31,7 @@ function sorted(contents: RegistryContents): RegistryContents {
 }
 
 describe('examples/registry.yaml', () => {
-  it('is a valid registry file with issuers, tenants, services and principals', () => {
+  it('is a valid registry file with issuers, tenants, services and principals', async () => {
     const contents = loadRegistryFile(EXAMPLE, false);
     assert.ok(contents.issuers.length >= 1);
     assert.ok(contents.tenants.length >= 1);
@@ -42,7 +43,7 @@ describe('examples/registry.yaml', () => {
 describe('registry import, then export, against a real redis-server', () => {
   let redis: RedisServer;
   const cli = (args: string[], prefix = 'matryoshka') =>
-    runCliAsync(args, { env: { REDIS_URL: redis.url, MATRYOSHKA_REDIS_PREFIX: prefix } });
+    runProgramWithEnv(args, { REDIS_URL: redis.url, MATRYOSHKA_REDIS_PREFIX: prefix });
   before(async () => {
     redis = await RedisServer.start();
   });

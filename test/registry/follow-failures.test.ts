@@ -6,12 +6,13 @@
  * Real redis-server, a real `serve` process, the CLI, a real JWKS endpoint.
  */
 import assert from 'node:assert/strict';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { RedisLayout } from '../../src/redis/layout.js';
-import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { type Served, eventually, spawnServe } from '../helpers/processes.js';
 import { issuerAddArgs } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { writeAsAnotherWriter } from './another-writer.js';
@@ -36,7 +37,7 @@ describe('a replica that cannot follow the registry', () => {
     REDIS_URL: redis.url,
     MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
   });
-  const cli = (...args: string[]) => runCli(args, { env: env() });
+  const cli = (...args: string[]) => runProgramWithEnv(args, env());
 
   before(async () => {
     redis = await RedisServer.start();
@@ -67,13 +68,13 @@ describe('a replica that cannot follow the registry', () => {
 
   for (const [what, ops] of Object.entries(BAD_ENTRIES)) {
     it(`after a log entry with ${what}, an issuer removed with the CLI is refused within a second`, async (t) => {
-      const added = cli(...issuerAddArgs(idp, 'acme'));
+      const added = await cli(...issuerAddArgs(idp, 'acme'));
       assert.equal(added.code, 0, added.stderr);
       await eventually(async () => (await status()) === 200, BOUND_MS, 'the issuer is honoured');
       const reloadsBefore = logged('registry loaded in full').length;
 
       await writeAsAnotherWriter(raw, layout, ops);
-      const removed = cli('issuer', 'remove', '--issuer', idp.issuer);
+      const removed = await cli('issuer', 'remove', '--issuer', idp.issuer);
       assert.equal(removed.code, 0, removed.stderr);
       const took = await eventually(
         async () => (await status()) === 401,
@@ -92,7 +93,7 @@ describe('a replica that cannot follow the registry', () => {
   }
 
   it('reaches Redis but cannot apply what it reads: not ready, Checks 503, a metric and a log line; ready again once it can', async () => {
-    const added = cli(...issuerAddArgs(idp, 'acme'));
+    const added = await cli(...issuerAddArgs(idp, 'acme'));
     assert.equal(added.code, 0, added.stderr);
     await eventually(async () => (await status()) === 200, BOUND_MS, 'the issuer is honoured');
 

@@ -3,11 +3,12 @@
  * Real redis-server, real CLI, real HTTP JWKS, the service in-process behind a real gRPC client.
  */
 import assert from 'node:assert/strict';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, lastReason, startHarness } from '../helpers/harness.js';
-import { eventually, runCli } from '../helpers/processes.js';
+import { eventually } from '../helpers/processes.js';
 import { issuerAddArgs } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -18,7 +19,7 @@ describe('an issuer removed while a Check verifies its token', () => {
   let idp: LocalIssuer;
   let h: Harness;
   const cli = (...args: string[]) =>
-    runCli(args, { env: { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' } });
+    runProgramWithEnv(args, { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' });
 
   before(async () => {
     redis = await RedisServer.start();
@@ -31,7 +32,7 @@ describe('an issuer removed while a Check verifies its token', () => {
         MATRYOSHKA_JWKS_TIMEOUT_MS: '5000',
       },
     });
-    const added = cli(...issuerAddArgs(idp, 'acme'));
+    const added = await cli(...issuerAddArgs(idp, 'acme'));
     assert.equal(added.code, 0, added.stderr);
   });
   after(async () => {
@@ -52,7 +53,7 @@ describe('an issuer removed while a Check verifies its token', () => {
     const first = h.client.check({ token: origin, sid: 'A', deadlineMs: 10_000 });
     await eventually(async () => idp.hits.jwks > 0, 3000, 'the Check asked for the keys');
     const before = h.service.registry.version();
-    const removed = cli('issuer', 'remove', '--issuer', idp.issuer);
+    const removed = await cli('issuer', 'remove', '--issuer', idp.issuer);
     assert.equal(removed.code, 0, removed.stderr);
     await eventually(
       async () => h.service.registry.version() !== before,
@@ -76,13 +77,13 @@ describe('a Redis that accepts commands but answers none', () => {
   let unknown: LocalIssuer;
   let h: Harness;
   const cli = (...args: string[]) =>
-    runCli(args, { env: { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' } });
+    runProgramWithEnv(args, { REDIS_URL: redis.url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' });
 
   before(async () => {
     redis = await RedisServer.start();
     known = await LocalIssuer.start();
     unknown = await LocalIssuer.start();
-    const added = cli(...issuerAddArgs(known, 'acme'));
+    const added = await cli(...issuerAddArgs(known, 'acme'));
     assert.equal(added.code, 0, added.stderr);
     h = await startHarness({ env: { REDIS_URL: redis.url, MATRYOSHKA_REGISTRY_POLL_MS: '200' } });
     await eventually(

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { after, before, describe, it } from 'node:test';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { type Served, eventually, spawnServe } from '../helpers/processes.js';
 import { issuerAddArgs } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import * as grpc from '@grpc/grpc-js';
@@ -47,7 +48,7 @@ describe('a fleet of replicas on one Redis', () => {
     REDIS_URL: redis.url,
     MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
   });
-  const cli = (...args: string[]) => runCli(args, { env: env() });
+  const cli = (...args: string[]) => runProgramWithEnv(args, env());
 
   before(async () => {
     redis = await RedisServer.start();
@@ -83,7 +84,7 @@ describe('a fleet of replicas on one Redis', () => {
     for (const client of clients)
       assert.equal((await client.check({ token, sid: 'A' })).httpStatus, 401, 'not registered yet');
 
-    const added = cli(...issuerAddArgs(idp, 'acme'));
+    const added = await cli(...issuerAddArgs(idp, 'acme'));
     assert.equal(added.code, 0, added.stderr);
     for (const client of clients) {
       // How fast (within a second, docs/redis.md) is the bench's figure (BENCH_SCENARIOS=registry);
@@ -104,13 +105,13 @@ describe('a fleet of replicas on one Redis', () => {
     assert.equal(idp.hits.jwks, 1, 'one JWKS fetch for the fleet');
     assert.equal(jwksFetches(replicas[0]!) + jwksFetches(replicas[1]!), 1);
 
-    const listed = cli('issuer', 'list', '--json');
+    const listed = await cli('issuer', 'list', '--json');
     assert.equal(listed.code, 0, listed.stderr);
     assert.deepEqual(JSON.parse(listed.stdout), [
       { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
     ]);
 
-    const removed = cli('issuer', 'remove', '--issuer', idp.issuer);
+    const removed = await cli('issuer', 'remove', '--issuer', idp.issuer);
     assert.equal(removed.code, 0, removed.stderr);
     for (const client of clients) {
       await eventually(
@@ -120,8 +121,18 @@ describe('a fleet of replicas on one Redis', () => {
       );
     }
     assert.equal(
-      cli('issuer', 'add', '--tenant', 'acme', '--issuer', idp.issuer, '--jwks-uri', idp.jwksUri)
-        .code,
+      (
+        await cli(
+          'issuer',
+          'add',
+          '--tenant',
+          'acme',
+          '--issuer',
+          idp.issuer,
+          '--jwks-uri',
+          idp.jwksUri,
+        )
+      ).code,
       0,
     );
     for (const client of clients)
@@ -235,18 +246,20 @@ describe('a fleet of replicas on one Redis', () => {
       await redis.start();
       const added = await eventually(
         async () =>
-          runCli(
-            [
-              'issuer',
-              'add',
-              '--tenant',
-              'acme',
-              '--issuer',
-              stranger.issuer,
-              '--jwks-uri',
-              stranger.jwksUri,
-            ],
-            { env: env() },
+          (
+            await runProgramWithEnv(
+              [
+                'issuer',
+                'add',
+                '--tenant',
+                'acme',
+                '--issuer',
+                stranger.issuer,
+                '--jwks-uri',
+                stranger.jwksUri,
+              ],
+              env(),
+            )
           ).code === 0,
         5000,
         'CLI reaches Redis',

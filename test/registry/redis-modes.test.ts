@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { type Served, eventually, runCliAsync, spawnServe } from '../helpers/processes.js';
 import { issuerAddArgs } from '../helpers/records.js';
 import {
   RedisClusterServers,
@@ -64,7 +65,11 @@ async function registerHonourListRemove(
 ): Promise<void> {
   const idp = await LocalIssuer.start();
   const fullEnv = { ...env, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' };
-  const cli = (...args: string[]) => runCli(args, { env: fullEnv });
+  // NODE_EXTRA_CA_CERTS is read by node as it starts: only a CLI process of its own honours it.
+  const cli = (...args: string[]) =>
+    env['NODE_EXTRA_CA_CERTS'] === undefined
+      ? runProgramWithEnv(args, fullEnv)
+      : runCliAsync(args, { env: fullEnv });
   let service: Running | undefined;
   try {
     service = await start(fullEnv);
@@ -83,7 +88,7 @@ async function registerHonourListRemove(
       'not registered yet: untrusted (401), and not 503 — the registry is live',
     );
 
-    const added = cli(...issuerAddArgs(idp, 'acme'));
+    const added = await cli(...issuerAddArgs(idp, 'acme'));
     assert.equal(added.code, 0, `issuer add: ${added.stderr}`);
     assert.match(added.stdout, /registered for tenant acme/);
     const took = await eventually(
@@ -98,7 +103,7 @@ async function registerHonourListRemove(
     assert.ok(allowed.forwardedToken, 'a token was minted for the upstream');
     assert.ok(idp.hits.jwks >= 1, "the IdP's keys were fetched");
 
-    const listed = cli('issuer', 'list', '--json');
+    const listed = await cli('issuer', 'list', '--json');
     assert.equal(listed.code, 0, `issuer list: ${listed.stderr}`);
     assert.deepEqual(JSON.parse(listed.stdout), [
       { issuer: idp.issuer, tenant: 'acme', jwks_uri: idp.jwksUri, algorithms: ['ES256'] },
@@ -106,14 +111,14 @@ async function registerHonourListRemove(
 
     await between(idp);
 
-    const removed = cli('issuer', 'remove', '--issuer', idp.issuer);
+    const removed = await cli('issuer', 'remove', '--issuer', idp.issuer);
     assert.equal(removed.code, 0, `issuer remove: ${removed.stderr}`);
     await eventually(
       async () => (await client.check({ token, sid: 'A' })).httpStatus === 401,
       WINDOW_MS,
       'removal reaches the service',
     );
-    const emptied = cli('issuer', 'list', '--json');
+    const emptied = await cli('issuer', 'list', '--json');
     assert.equal(emptied.code, 0, emptied.stderr);
     assert.deepEqual(JSON.parse(emptied.stdout), []);
   } finally {
@@ -188,9 +193,9 @@ describe('Redis Sentinel (redis+sentinel://, one master, one sentinel)', () => {
     }
   });
 
-  it('a Sentinel URL without a master name is refused by the CLI', () => {
-    const result = runCli(['issuer', 'list'], {
-      env: { REDIS_URL: `redis+sentinel://127.0.0.1:${sentinel().sentinelPort}` },
+  it('a Sentinel URL without a master name is refused by the CLI', async () => {
+    const result = await runProgramWithEnv(['issuer', 'list'], {
+      REDIS_URL: `redis+sentinel://127.0.0.1:${sentinel().sentinelPort}`,
     });
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /master/);
@@ -219,7 +224,7 @@ describe('Redis over TLS (rediss://, trusted through NODE_EXTRA_CA_CERTS)', () =
   });
 
   it('without the CA the CLI refuses the untrusted server certificate (exit ≠ 0, nothing written)', async () => {
-    const result = runCli(
+    const result = await runProgramWithEnv(
       [
         'issuer',
         'add',
@@ -230,9 +235,7 @@ describe('Redis over TLS (rediss://, trusted through NODE_EXTRA_CA_CERTS)', () =
         '--jwks-uri',
         'http://127.0.0.1:1/jwks',
       ],
-      {
-        env: { REDIS_URL: server().url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' },
-      },
+      { REDIS_URL: server().url, MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true' },
     );
     assert.notEqual(result.code, 0);
     assert.match(

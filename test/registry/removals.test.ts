@@ -5,6 +5,7 @@
  * settings they use: a bad MATRYOSHKA_GRPC_PORT does not stop them.
  */
 import assert from 'node:assert/strict';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
@@ -25,7 +26,7 @@ describe('registry removals against a real Redis', () => {
     MATRYOSHKA_REDIS_PREFIX: 'removals',
     MATRYOSHKA_ALLOW_INSECURE_ISSUERS: 'true',
   });
-  const cli = (...args: string[]) => runCli(args, { env: env() });
+  const cli = (...args: string[]) => runProgramWithEnv(args, env());
   const version = async (): Promise<number> => Number((await client.get(layout.version)) ?? 0);
   const allowed = async (call: { sid?: string; destinationPrincipal?: string }) =>
     (await h.client.check({ token: await idp.mint({ sub: 'alice' }), ...call })).allowed;
@@ -34,7 +35,7 @@ describe('registry removals against a real Redis', () => {
     redis = await RedisServer.start();
     client = redis.client();
     idp = await LocalIssuer.start();
-    const added = cli(...issuerAddArgs(idp, 'acme'));
+    const added = await cli(...issuerAddArgs(idp, 'acme'));
     assert.equal(added.code, 0, added.stderr);
     h = await startHarness({ env: env() });
     await eventually(() => allowed({ sid: 'A' }), 5000, 'the service reads the issuer from Redis');
@@ -49,13 +50,16 @@ describe('registry removals against a real Redis', () => {
   /** Run a removal: exit 0, the version up by exactly one. */
   async function removal(args: string[]): Promise<void> {
     const before = await version();
-    const result = cli(...args);
+    const result = await cli(...args);
     assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
     assert.equal(await version(), before + 1, `${args.join(' ')}: one version bump`);
   }
 
   it('service remove: the record goes and the service gets its tenant policy again', async () => {
-    assert.equal(cli('service', 'set', '--sid', 'B', '--allowed-callers', 'gateway').code, 0);
+    assert.equal(
+      (await cli('service', 'set', '--sid', 'B', '--allowed-callers', 'gateway')).code,
+      0,
+    );
     await eventually(async () => !(await allowed({ sid: 'B' })), 5000, 'B refuses an origin token');
     await removal(['service', 'remove', '--sid', 'B']);
     assert.equal(await client.exists(layout.service('B')), 0);
@@ -64,7 +68,7 @@ describe('registry removals against a real Redis', () => {
   });
 
   it('tenant remove: the record goes and the tenant falls back to the defaults', async () => {
-    assert.equal(cli('tenant', 'set', '--tenant', 'acme', '--entry-only').code, 0);
+    assert.equal((await cli('tenant', 'set', '--tenant', 'acme', '--entry-only')).code, 0);
     await eventually(async () => !(await allowed({ sid: 'C' })), 5000, 'entry-only refuses C');
     await removal(['tenant', 'remove', '--tenant', 'acme']);
     assert.equal(await client.exists(layout.tenant('acme')), 0);
@@ -75,7 +79,10 @@ describe('registry removals against a real Redis', () => {
 
   it('principal unmap: the mapping goes and the principal names no destination any more', async () => {
     const principal = 'spiffe://cluster.local/ns/shop/sa/orders';
-    assert.equal(cli('principal', 'map', '--principal', principal, '--sid', 'orders').code, 0);
+    assert.equal(
+      (await cli('principal', 'map', '--principal', principal, '--sid', 'orders')).code,
+      0,
+    );
     await eventually(() => allowed({ destinationPrincipal: principal }), 5000, 'mapped');
     await removal(['principal', 'unmap', '--principal', principal]);
     assert.equal(await client.hexists(layout.principals, principal), 0);
@@ -93,7 +100,7 @@ describe('registry removals against a real Redis', () => {
       ['service', 'remove', '--sid', 'nothing'],
       ['principal', 'unmap', '--principal', 'spiffe://nowhere'],
     ]) {
-      const result = cli(...args);
+      const result = await cli(...args);
       assert.equal(result.code, 2, args.join(' '));
       assert.equal(result.stderr.trim().split('\n').length, 1, args.join(' '));
     }
@@ -102,17 +109,18 @@ describe('registry removals against a real Redis', () => {
 
   it('a bad MATRYOSHKA_GRPC_PORT does not stop a registry command, only serve', async () => {
     const bad = { ...env(), MATRYOSHKA_GRPC_PORT: 'ninety', MATRYOSHKA_TLS_CA: '/nowhere.pem' };
-    const added = runCli(
+    const added = await runProgramWithEnv(
       ['issuer', 'add', '--tenant', 'beta', '--issuer', 'https://idp.beta.example'],
-      { env: bad },
+      bad,
     );
     assert.equal(added.code, 0, added.stderr);
     assert.equal(await client.exists(layout.issuer('https://idp.beta.example')), 1);
     const served = runCli(['serve'], { env: bad });
     assert.equal(served.code, 2);
     assert.match(served.stderr, /MATRYOSHKA_GRPC_PORT: must be a whole number/);
-    const badPrefix = runCli(['tenant', 'show'], {
-      env: { ...bad, MATRYOSHKA_REDIS_PREFIX: 'a b' },
+    const badPrefix = await runProgramWithEnv(['tenant', 'show'], {
+      ...bad,
+      MATRYOSHKA_REDIS_PREFIX: 'a b',
     });
     assert.equal(badPrefix.code, 2, 'a setting the command does use is still checked');
     assert.match(badPrefix.stderr, /MATRYOSHKA_REDIS_PREFIX/);

@@ -5,6 +5,7 @@
  * A field added to a schema is covered here without touching this file.
  */
 import assert from 'node:assert/strict';
+import { runProgramHere, runProgramWithEnv } from '../helpers/program.js';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { RedisLayout } from '../../src/redis/layout.js';
@@ -21,7 +22,6 @@ import {
 import type { RegistryContents } from '../../src/registry/memory-registry.js';
 import { parseRegistryDocument } from '../../src/registry/registry-file.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
-import { runCli } from '../helpers/processes.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { perSuite } from '../helpers/suite-resources.js';
 
@@ -82,7 +82,7 @@ describe('the registry record schemas', () => {
       false,
     );
 
-  it('every example is valid and differs from the default, so each round trip below can fail', () => {
+  it('every example is valid and differs from the default, so each round trip below can fail', async () => {
     const contents = fromYaml();
     const records = [contents.issuers[0], contents.tenants[0], contents.services[0]];
     for (const [i, { schema, minimal }] of KINDS.entries()) {
@@ -125,16 +125,16 @@ describe('the registry record schemas', () => {
     const expected = fromYaml();
     const env = { REDIS_URL: redis().url, MATRYOSHKA_REDIS_PREFIX: 'schema-cli' };
     for (const { schema, cli } of KINDS) {
-      const result = runCli(cli(argv(schema, exampleRaw(schema))), { env });
+      const result = await runProgramWithEnv(cli(argv(schema, exampleRaw(schema))), env);
       assert.equal(result.code, 0, `${schema.kind}: ${result.stderr}`);
     }
     await assertStored('schema-cli', expected);
   });
 
-  it('every flag appears in the usage and in its command --help', () => {
-    const usage = runCli(['--help']).stdout;
+  it('every flag appears in the usage and in its command --help', async () => {
+    const usage = (await runProgramHere(['--help'])).stdout;
     for (const { schema, cli } of KINDS) {
-      const help = runCli([...cli([]).slice(0, 2), '--help']).stdout;
+      const help = (await runProgramHere([...cli([]).slice(0, 2), '--help'])).stdout;
       for (const f of schema.fields) {
         const flag = f.arg === undefined ? `--${f.flag}` : `--${f.flag} ${f.arg}`;
         assert.ok(usage.includes(flag), `${schema.kind}.${f.key}: ${flag} in the usage`);

@@ -5,7 +5,7 @@ import { cliWith } from '../helpers/program.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 /** The two registry fields and the setting, through the one schema: CLI flags, stored JSON, YAML. */
-describe('Txn-Token registry fields and setting', async () => {
+describe('Txn-Token registry fields and setting', () => {
   let redis: RedisServer;
   const cli = (...args: string[]) => cliWith({ REDIS_URL: redis.url })(...args);
   before(async () => {
