@@ -218,19 +218,22 @@ export async function startService(
   let httpServer: RunningHttpServer | undefined;
   let authzHttp: RunningAuthzHttp | undefined;
   try {
+    const grpcTls = grpcServerCredentials({
+      cert: config.tlsCert,
+      key: config.tlsKey,
+      ca: config.tlsCa,
+      reloadMs: config.tlsReloadMs,
+    });
     grpcServer = await startGrpcServer({
       host: config.host,
       port: config.grpcPort,
-      credentials: grpcServerCredentials({
-        cert: config.tlsCert,
-        key: config.tlsKey,
-        ca: config.tlsCa,
-        reloadMs: config.tlsReloadMs,
-      }),
+      credentials: grpcTls.credentials,
       health,
       check: handleCheck,
       limits: { maxTokenLength: config.maxTokenLength, idleTimeoutMs: config.idleTimeoutMs },
     });
+    // Not serving, nor ready, before the port can finish a TLS handshake.
+    await grpcTls.loaded;
     httpServer = await startHttpServer(
       config.host,
       config.httpPort,

@@ -29,15 +29,26 @@ function check(name: string, path: string, parse: (pem: Buffer) => unknown): voi
   }
 }
 
+/** gRPC server credentials, and when the port can first complete a TLS handshake. */
+export interface GrpcTls {
+  readonly credentials: grpc.ServerCredentials;
+  /**
+   * Resolves once the certificate files have been read into the server (at once for plaintext);
+   * until then a TLS client is disconnected mid-handshake, so the service is not ready before it.
+   * Rejects when that first read fails (the files went away after they were checked).
+   */
+  readonly loaded: Promise<void>;
+}
+
 /**
  * gRPC server credentials: plaintext, TLS, or mTLS when a CA is given (client certificates then
  * required). The files are re-read every `reloadMs`, so a certificate rotated on disk (a renewed
  * Kubernetes Secret, cert-manager) is served to new connections without a restart. Startup
  * refuses files that do not parse, naming the variable.
  */
-export function grpcServerCredentials(files: TlsFiles): grpc.ServerCredentials {
+export function grpcServerCredentials(files: TlsFiles): GrpcTls {
   if (files.cert === undefined || files.key === undefined)
-    return grpc.ServerCredentials.createInsecure();
+    return { credentials: grpc.ServerCredentials.createInsecure(), loaded: Promise.resolve() };
   check('MATRYOSHKA_TLS_CERT', files.cert, (pem) => new X509Certificate(pem));
   check('MATRYOSHKA_TLS_KEY', files.key, (pem) => createPrivateKey(pem));
   if (files.ca !== undefined)
@@ -50,11 +61,55 @@ export function grpcServerCredentials(files: TlsFiles): grpc.ServerCredentials {
   });
   // One provider serves both roles: grpc-js's factory names its first two parameters in the
   // opposite order to the constructor it calls, and passing the same provider makes that moot.
-  return grpc.experimental.createCertificateProviderServerCredentials(
+  const credentials = grpc.experimental.createCertificateProviderServerCredentials(
     provider,
     files.ca !== undefined ? provider : null,
     files.ca !== undefined,
   );
+  return { credentials, loaded: firstRead(provider, files.ca !== undefined) };
+}
+
+/** What `firstRead` needs of a grpc-js certificate provider. */
+export type CertificateSource = Pick<
+  grpc.experimental.CertificateProvider,
+  | 'addIdentityCertificateListener'
+  | 'removeIdentityCertificateListener'
+  | 'addCaCertificateListener'
+  | 'removeCaCertificateListener'
+>;
+
+/** The provider's first delivery of the files (grpc-js reads them asynchronously). */
+export function firstRead(provider: CertificateSource, withCa: boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let identity = false;
+    let ca = !withCa;
+    const settle = (update: unknown, variable: string, mark: () => void): void => {
+      if (update === null) {
+        stop();
+        reject(new ConfigError(variable, 'the certificate files could not be read'));
+        return;
+      }
+      mark();
+      if (identity && ca) {
+        stop();
+        resolve();
+      }
+    };
+    const onIdentity = (update: unknown): void =>
+      settle(update, 'MATRYOSHKA_TLS_CERT', () => {
+        identity = true;
+      });
+    const onCa = (update: unknown): void =>
+      settle(update, 'MATRYOSHKA_TLS_CA', () => {
+        ca = true;
+      });
+    const stop = (): void => {
+      provider.removeIdentityCertificateListener(onIdentity);
+      if (withCa) provider.removeCaCertificateListener(onCa);
+    };
+    provider.addIdentityCertificateListener(onIdentity);
+    if (withCa) provider.addCaCertificateListener(onCa);
+  });
 }
 
 /** The same files as `grpcServerCredentials`, for a node:https server. */

@@ -4,7 +4,6 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
@@ -12,39 +11,12 @@ import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { loadProtos } from '../../src/server/protos.js';
 import { OtlpReceiver, attribute } from '../helpers/otlp-receiver.js';
 import { eventually, runCli, spawnServe } from '../helpers/processes.js';
-import { runProgramHere } from '../helpers/program.js';
+import { devCerts, presented } from '../helpers/tls-client.js';
 import { registryFile } from '../helpers/records.js';
-
-async function certs(): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'matryoshka-certs-'));
-  const result = await runProgramHere(['certs', 'generate', '--dir', dir, '--days', '2']);
-  assert.equal(result.code, 0, result.stderr);
-  return dir;
-}
-
-/** The certificate the server presents to a new TLS connection. */
-function presented(port: number, caDir: string, clientDir: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({
-      host: '127.0.0.1',
-      port,
-      servername: 'localhost',
-      ca: readFileSync(join(caDir, 'ca.pem')),
-      cert: readFileSync(join(clientDir, 'client.pem')),
-      key: readFileSync(join(clientDir, 'client-key.pem')),
-      ALPNProtocols: ['h2'],
-    });
-    socket.once('secureConnect', () => {
-      resolve(socket.getPeerX509Certificate()?.fingerprint256 ?? '');
-      socket.destroy();
-    });
-    socket.once('error', reject);
-  });
-}
 
 describe('mTLS on the gRPC port', () => {
   it('refuses clients without a certificate, serves CA-signed ones, and picks up replaced certificate files', async () => {
-    const first = await certs();
+    const first = await devCerts();
     const live = mkdtempSync(join(tmpdir(), 'matryoshka-live-'));
     for (const f of ['ca.pem', 'server.pem', 'server-key.pem'])
       copyFileSync(join(first, f), join(live, f));
@@ -81,7 +53,7 @@ describe('mTLS on the gRPC port', () => {
       assert.equal(await presented(served.grpcPort, first, first), firstServer);
 
       // Rotate: a new CA and new certificates replace the files on disk, the process keeps running.
-      const second = await certs();
+      const second = await devCerts();
       for (const f of ['ca.pem', 'server.pem', 'server-key.pem'])
         copyFileSync(join(second, f), join(live, f));
       const secondServer = new X509Certificate(readFileSync(join(second, 'server.pem')))
