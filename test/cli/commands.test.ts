@@ -7,7 +7,7 @@ import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { runCli as run, scripts, spawnServe as serve } from '../helpers/processes.js';
 import { localIssuer } from '../helpers/records.js';
-import { perSuite } from '../helpers/suite-resources.js';
+import { perSuite } from '../helpers/suite-parts.js';
 
 describe('the command line', () => {
   const idp = perSuite(() => LocalIssuer.start());

@@ -15,7 +15,7 @@ import { EnvironmentError, MatryoshkaError, messageOf } from '../../src/errors.j
 import { RegistryUnavailableError } from '../../src/registry/registry.js';
 import { ROOT, runCli, runCliAsync } from '../helpers/processes.js';
 import { RedisServer, freePort } from '../helpers/redis-server.js';
-import { perSuite } from '../helpers/suite-resources.js';
+import { perSuite } from '../helpers/suite-parts.js';
 
 /** stderr is exactly one line, `matryoshka-authz: …`. */
 function oneLine(stderr: string): string {

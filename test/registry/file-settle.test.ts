@@ -16,7 +16,7 @@ import { describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { FileRegistry } from '../../src/registry/file-registry.js';
 import { eventually } from '../helpers/processes.js';
-import { perSuite } from '../helpers/suite-resources.js';
+import { perSuite } from '../helpers/suite-parts.js';
 
 describe('a registry file rewritten in place', () => {
   const idp = perSuite(() => LocalIssuer.start());

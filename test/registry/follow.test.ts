@@ -8,7 +8,7 @@ import { RedisRegistry } from '../../src/registry/redis-registry.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
 import { eventually } from '../helpers/processes.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { perSuite } from '../helpers/suite-resources.js';
+import { perSuite } from '../helpers/suite-parts.js';
 
 /**
  * How a replica follows registry changes, against a real redis-server: a change must never fall

@@ -12,7 +12,7 @@ import {
   RedisSentinelServers,
   RedisTlsServer,
 } from '../helpers/redis-topologies.js';
-import { perSuite } from '../helpers/suite-resources.js';
+import { perSuite } from '../helpers/suite-parts.js';
 
 /**
  * The registry on every Redis topology the product names besides a plain standalone server:

@@ -17,7 +17,7 @@ import {
 } from '../../src/registry/records.js';
 import { loadRegistryFile, parseRegistryDocument } from '../../src/registry/registry-file.js';
 import { assertNamesField } from '../helpers/names-field.js';
-import { perSuite } from '../helpers/suite-resources.js';
+import { perSuite } from '../helpers/suite-parts.js';
 
 /** The "Registry file" example of product.md, verbatim. */
 const PRODUCT_EXAMPLE = `

@@ -23,7 +23,7 @@ import type { RegistryContents } from '../../src/registry/memory-registry.js';
 import { parseRegistryDocument } from '../../src/registry/registry-file.js';
 import { RegistryStore } from '../../src/registry/registry-store.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { perSuite } from '../helpers/suite-resources.js';
+import { perSuite } from '../helpers/suite-parts.js';
 
 type AnySchema = RecordSchema<object>;
 

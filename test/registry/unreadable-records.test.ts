@@ -19,7 +19,7 @@ import { inProcess } from '../helpers/in-process.js';
 import { eventually } from '../helpers/processes.js';
 import { issuer, service, tenant } from '../helpers/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { perSuite } from '../helpers/suite-resources.js';
+import { perSuite } from '../helpers/suite-parts.js';
 import { writeAsAnotherWriter } from './another-writer.js';
 
 /** The three ways a stored record cannot be read, each applied to a record that is readable first. */
