@@ -5,6 +5,7 @@
  * the minted bytes in the metrics and the audit line; `inspect` shows a compact level's hops.
  */
 import assert from 'node:assert/strict';
+import { issuerAddArgs } from '../helpers/records.js';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
@@ -24,21 +25,7 @@ describe('compact chains through Redis, the CLI and the gRPC server', () => {
   before(async () => {
     redis = await RedisServer.start();
     idp = await LocalIssuer.start();
-    assert.equal(
-      (
-        await cli(
-          'issuer',
-          'add',
-          '--tenant',
-          'acme',
-          '--issuer',
-          idp.issuer,
-          '--jwks-uri',
-          idp.jwksUri,
-        )
-      ).code,
-      0,
-    );
+    assert.equal((await cli(...issuerAddArgs(idp, 'acme'))).code, 0);
     assert.equal(
       (await cli('tenant', 'set', '--tenant', 'acme', '--chain-format', 'nested')).code,
       0,

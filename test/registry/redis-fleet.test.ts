@@ -120,21 +120,7 @@ describe('a fleet of replicas on one Redis', () => {
         'removal reaches the replica',
       );
     }
-    assert.equal(
-      (
-        await cli(
-          'issuer',
-          'add',
-          '--tenant',
-          'acme',
-          '--issuer',
-          idp.issuer,
-          '--jwks-uri',
-          idp.jwksUri,
-        )
-      ).code,
-      0,
-    );
+    assert.equal((await cli(...issuerAddArgs(idp, 'acme'))).code, 0);
     for (const client of clients)
       await eventually(
         async () => (await client.check({ token, sid: 'A' })).allowed,
