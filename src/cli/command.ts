@@ -6,11 +6,17 @@ import { UsageError } from './usage-error.js';
 export type Out = (text: string) => void;
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
-export interface Parsed {
+/** What a command is given besides its arguments: the process's, or what a caller hands in. */
+export interface Given {
+  /** The environment the command runs in. */
+  readonly env: Env;
+  /** Standard input, read whole (for a token given as `-`). */
+  readonly input: () => string;
+}
+
+export interface Parsed extends Given {
   readonly values: Readonly<Record<string, unknown>>;
   readonly positionals: readonly string[];
-  /** The environment the command runs in (the process's, or one a caller hands in). */
-  readonly env: Env;
 }
 
 /** A command that does something: its flags, its usage, and what it runs. */
@@ -82,7 +88,7 @@ export async function runCommand(
   command: Command,
   args: readonly string[],
   out: Out,
-  env: Env,
+  given: Given,
 ): Promise<number> {
   if (isGroup(command)) {
     const [verb, ...rest] = args;
@@ -96,7 +102,7 @@ export async function runCommand(
         verb === undefined ? `${path}: which one?` : `${path}: unknown subcommand ${verb}`,
         usageOf(path, command),
       );
-    return runCommand(`${path} ${verb}`, leaf, rest, out, env);
+    return runCommand(`${path} ${verb}`, leaf, rest, out, given);
   }
   let parsed: Parsed;
   try {
@@ -107,7 +113,7 @@ export async function runCommand(
         allowPositionals: true,
         strict: true,
       }),
-      env,
+      ...given,
     };
   } catch (error) {
     throw new UsageError(

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { inspectChain } from '../chain/inspect.js';
 import { checkDeps } from '../check-deps.js';
@@ -181,12 +180,13 @@ function render(e: Explanation): string {
 }
 
 /** `explain`: the Check pipeline offline, against the configured registry and keys; mints nothing. */
-export async function explain({ values, positionals, env }: Parsed, out: Out): Promise<number> {
+export async function explain(
+  { values, positionals, env, input: stdin }: Parsed,
+  out: Out,
+): Promise<number> {
   const config = loadConfig(environmentWithConfigFile(env));
   const source = positionals[0] ?? '-';
-  const token = (source === '-' ? readFileSync(0, 'utf8') : source)
-    .trim()
-    .replace(/^Bearer\s+/i, '');
+  const token = (source === '-' ? stdin() : source).trim().replace(/^Bearer\s+/i, '');
   if (token.length === 0) throw new UsageError('explain: no token given');
   const text = (name: string): string | undefined => {
     const value = values[name];

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { inspectChain } from '../chain/inspect.js';
 import type { Leaf } from './command.js';
 import { renderTree } from './render-tree.js';
@@ -15,9 +14,9 @@ export const INSPECT: Leaf = {
   ],
   options: { json: { type: 'boolean', default: false } },
   positionals: { min: 0, max: 1 },
-  async run({ values, positionals }, out) {
+  async run({ values, positionals, input }, out) {
     const source = positionals[0] ?? '-';
-    const token = (source === '-' ? readFileSync(0, 'utf8') : source).trim();
+    const token = (source === '-' ? input() : source).trim();
     if (token.length === 0) throw new UsageError('inspect: no token given');
     const inspection = inspectChain(token);
     out(values['json'] === true ? terminalJson(inspection) : renderTree(inspection));

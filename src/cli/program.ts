@@ -4,7 +4,8 @@
  */
 import type { Env } from '../config/env.js';
 import { messageOf } from '../errors.js';
-import { runCommand } from './command.js';
+import { readFileSync } from 'node:fs';
+import { type Given, runCommand } from './command.js';
 import { COMMANDS, USAGE } from './commands.js';
 import { exitCodeOf } from './exit-codes.js';
 import { UsageError } from './usage-error.js';
@@ -13,9 +14,11 @@ export interface ProgramIo {
   /** One line or block of output, without its final newline. */
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
+  /** Standard input, read whole; the process's unless given. */
+  readonly input?: () => string;
 }
 
-async function main(argv: string[], print: (text: string) => void, env: Env): Promise<number> {
+async function main(argv: string[], print: (text: string) => void, given: Given): Promise<number> {
   const [name, ...rest] = argv;
   if (name === '-h' || name === '--help' || name === 'help') {
     print(USAGE);
@@ -24,7 +27,7 @@ async function main(argv: string[], print: (text: string) => void, env: Env): Pr
   if (name === undefined) throw new UsageError('which command?', USAGE);
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (command === undefined) throw new UsageError(`unknown command ${name}`, USAGE);
-  return runCommand(name, command, rest, print, env);
+  return runCommand(name, command, rest, print, given);
 }
 
 /** Run the command line in `env`; -1: the command keeps running (serve). */
@@ -34,7 +37,7 @@ export async function runProgram(
   env: Env = process.env,
 ): Promise<number> {
   try {
-    return await main(argv, io.out, env);
+    return await main(argv, io.out, { env, input: io.input ?? (() => readFileSync(0, 'utf8')) });
   } catch (error) {
     // Whose fault, in one line: the person's (2, naming what to fix), the environment's (3), or
     // ours (1, the only case called an internal error).

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { runProgramHere } from '../helpers/program.js';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +43,7 @@ describe('the command line', () => {
 
   it('serves the issuers of MATRYOSHKA_REGISTRY_FILE with the keys of MATRYOSHKA_SIGNING_KEYS', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'matryoshka-cli-'));
-    const keys = run(['keys', 'generate', '--out', join(dir, 'keys.json')]);
+    const keys = await runProgramHere(['keys', 'generate', '--out', join(dir, 'keys.json')]);
     assert.equal(keys.code, 0, keys.stderr);
     const keyFile = JSON.parse(readFileSync(join(dir, 'keys.json'), 'utf8')) as {
       keys: Array<{ kid: string; use: string; d?: string }>;

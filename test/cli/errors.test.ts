@@ -4,6 +4,7 @@
  * only then). One case per command class: serve, the registry commands, the local file commands.
  */
 import assert from 'node:assert/strict';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
@@ -80,9 +81,9 @@ describe('registry commands: Redis and files', { concurrency: true }, () => {
     assert.doesNotMatch(line, /internal error/);
   });
 
-  it('registry import of a missing file names the FILE argument, not a variable never set', () => {
-    const result = runCli(['registry', 'import', 'missing.yaml'], {
-      env: { REDIS_URL: 'redis://127.0.0.1:1' },
+  it('registry import of a missing file names the FILE argument, not a variable never set', async () => {
+    const result = await runProgramWithEnv(['registry', 'import', 'missing.yaml'], {
+      REDIS_URL: 'redis://127.0.0.1:1',
     });
     assert.equal(result.code, 2, result.stderr);
     const line = oneLine(result.stderr);
@@ -105,8 +106,8 @@ describe('registry commands: Redis and files', { concurrency: true }, () => {
 });
 
 describe('local file commands', () => {
-  it('keys generate --out /no/dir/k.json: exit 2 naming --out', () => {
-    const result = runCli(['keys', 'generate', '--out', '/no/dir/k.json']);
+  it('keys generate --out /no/dir/k.json: exit 2 naming --out', async () => {
+    const result = await runProgramWithEnv(['keys', 'generate', '--out', '/no/dir/k.json'], {});
     assert.equal(result.code, 2, result.stderr);
     assert.match(
       oneLine(result.stderr),
@@ -121,8 +122,11 @@ describe('local file commands', () => {
     assert.match(oneLine(result.stderr), /--dir \/proc\/1\/nope: cannot write/);
   });
 
-  it('token mint without MATRYOSHKA_SIGNING_KEYS: exit 2 naming the variable', () => {
-    const result = runCli(['token', 'mint', '--tenant', 'demo', '--sub', 'alice']);
+  it('token mint without MATRYOSHKA_SIGNING_KEYS: exit 2 naming the variable', async () => {
+    const result = await runProgramWithEnv(
+      ['token', 'mint', '--tenant', 'demo', '--sub', 'alice'],
+      {},
+    );
     assert.equal(result.code, 2, result.stderr);
     assert.match(oneLine(result.stderr), /^matryoshka-authz: MATRYOSHKA_SIGNING_KEYS: /);
   });

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
-import { type Served, eventually, runCli, runCliAsync, spawnServe } from '../helpers/processes.js';
-import { runProgramWithEnv } from '../helpers/program.js';
+import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
+import { runProgramHere, runProgramWithEnv } from '../helpers/program.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 interface Explained {
@@ -98,7 +98,7 @@ function explainCases(
   it('refuses bad usage and bad configuration with exit 2', async () => {
     assert.equal((await explain(['--frobnicate', 'x'])).code, 2);
     const env2 = { ...env(), MATRYOSHKA_MAX_DEPTH: 'deep' };
-    const badConfig = await runCliAsync(['explain', 'x.y.z'], { env: env2 });
+    const badConfig = await runProgramWithEnv(['explain', 'x.y.z'], env2);
     assert.equal(badConfig.code, 2, badConfig.stderr);
     assert.match(badConfig.stderr, /MATRYOSHKA_MAX_DEPTH/);
   });
@@ -162,7 +162,7 @@ interface Configured {
 
 describe('explain against a registry file', () => {
   explainAgainst(async (registryFile, dir) => {
-    const keys = runCli(['keys', 'generate', '--out', join(dir, 'keys.json')]);
+    const keys = await runProgramHere(['keys', 'generate', '--out', join(dir, 'keys.json')]);
     assert.equal(keys.code, 0, keys.stderr);
     return {
       env: {

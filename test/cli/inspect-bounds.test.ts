@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_LIMITS } from '../../src/chain/limits.js';
-import { runCli } from '../helpers/processes.js';
+import { runProgramWithEnv } from '../helpers/program.js';
 
 const b64 = (value: unknown): string =>
   Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
@@ -41,16 +41,13 @@ function compactWithHops(count: number): string {
 }
 
 const inspect = (token: string, ...flags: string[]) =>
-  runCli(['inspect', ...flags, '-'], { input: token });
+  runProgramWithEnv(['inspect', ...flags, '-'], {}, token);
 const explain = (token: string, ...flags: string[]) =>
-  runCli(['explain', '--sid', 'orders', ...flags, '-'], {
-    input: token,
-    env: { LOG_LEVEL: 'silent' },
-  });
+  runProgramWithEnv(['explain', '--sid', 'orders', ...flags, '-'], { LOG_LEVEL: 'silent' }, token);
 
 describe('inspect reads at most the level cap, hop records included', () => {
-  it('a compact level of 5,000 hop records prints the cap, not 5,000 nodes', () => {
-    const result = inspect(compactWithHops(5000));
+  it('a compact level of 5,000 hop records prints the cap, not 5,000 nodes', async () => {
+    const result = await inspect(compactWithHops(5000));
     assert.equal(result.code, 1, result.stderr);
     assert.equal(result.stderr, '');
     const lines = result.stdout.trimEnd().split('\n');
@@ -61,10 +58,10 @@ describe('inspect reads at most the level cap, hop records included', () => {
     assert.match(result.stdout, /stopped: more than 32 levels/);
   });
 
-  it('output does not grow with the number of records past the cap (text and JSON)', () => {
+  it('output does not grow with the number of records past the cap (text and JSON)', async () => {
     for (const flags of [[], ['--json']]) {
-      const small = inspect(compactWithHops(2_000), ...flags);
-      const large = inspect(compactWithHops(8_000), ...flags);
+      const small = await inspect(compactWithHops(2_000), ...flags);
+      const large = await inspect(compactWithHops(8_000), ...flags);
       assert.equal(small.code, 1, small.stderr);
       assert.equal(large.code, 1, large.stderr);
       // Only the record numbers in the sids differ in width between the two.
@@ -75,16 +72,16 @@ describe('inspect reads at most the level cap, hop records included', () => {
     }
   });
 
-  it('a 3 MB token is read without crashing, and prints kilobytes', () => {
+  it('a 3 MB token is read without crashing, and prints kilobytes', async () => {
     const token = compactWithHops(60_000);
     assert.ok(token.length > 3_000_000, `${token.length} characters`);
     for (const flags of [[], ['--json']]) {
-      const result = inspect(token, ...flags);
+      const result = await inspect(token, ...flags);
       assert.equal(result.code, 1, result.stderr);
       assert.equal(result.stderr, '', 'no crash');
       assert.ok(result.stdout.length < 64 * 1024, `${result.stdout.length} characters printed`);
     }
-    const explained = explain(token, '--json');
+    const explained = await explain(token, '--json');
     assert.equal(explained.code, 1, explained.stderr);
     assert.ok(explained.stdout.length < 64 * 1024, `${explained.stdout.length} characters`);
   });
@@ -97,30 +94,30 @@ describe('--json on hostile claims', () => {
     `{"iss":"https://idp.example","sub":"alice","iat":${NOW},"exp":${'['.repeat(deep)}1${']'.repeat(deep)}}`,
   );
 
-  it('deeply nested claims: inspect --json and explain --json print JSON, no stack overflow', () => {
-    const inspected = inspect(nested, '--json');
+  it('deeply nested claims: inspect --json and explain --json print JSON, no stack overflow', async () => {
+    const inspected = await inspect(nested, '--json');
     assert.equal(inspected.stderr, '');
     assert.equal(inspected.code, 0);
     const parsed = JSON.parse(inspected.stdout) as { levels: Array<{ exp: unknown }> };
     assert.equal(parsed.levels.length, 1);
     assert.match(JSON.stringify(parsed.levels[0]?.exp), /nested deeper than 16 levels/);
 
-    const explained = explain(nested, '--json');
+    const explained = await explain(nested, '--json');
     assert.equal(explained.code, 1, explained.stderr);
     assert.doesNotMatch(explained.stderr, /Maximum call stack|internal error/);
     JSON.parse(explained.stdout);
   });
 
-  it('C1, bidi and line-separator characters are escaped in JSON as in text, and the JSON still says them', () => {
+  it('C1, bidi and line-separator characters are escaped in JSON as in text, and the JSON still says them', async () => {
     const iss = 'https://idp.example/\u009b31m\u202eevil\u2028x\u0085';
     const token = unsigned({ iss, sub: 'alice\u2066', iat: NOW, exp: NOW + 600 });
     const raw = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
-    for (const run of [inspect(token, '--json'), explain(token, '--json')]) {
+    for (const run of [await inspect(token, '--json'), await explain(token, '--json')]) {
       assert.doesNotMatch(run.stdout, raw);
       const parsed = JSON.parse(run.stdout) as { levels: Array<{ iss: string; sub?: string }> };
       assert.equal(parsed.levels[0]?.iss, iss, 'the JSON parses to exactly what the token says');
     }
-    const text = inspect(token);
+    const text = await inspect(token);
     assert.doesNotMatch(text.stdout, raw);
   });
 });

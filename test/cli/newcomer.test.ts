@@ -5,13 +5,14 @@
  * collector that cannot be reached warned about once and never holding the exit.
  */
 import assert from 'node:assert/strict';
+import { runProgramWithEnv, runProgramHere } from '../helpers/program.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ROOT, runCli, spawnServe } from '../helpers/processes.js';
+import { ROOT, spawnServe } from '../helpers/processes.js';
 import { freePort } from '../helpers/redis-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'matryoshka-newcomer-'));
@@ -31,14 +32,12 @@ async function forwardAuth(port: number, sid: string, token: string): Promise<Re
 
 describe('README: try it with a token of your own', () => {
   let token: string;
-  before(() => {
-    const generated = runCli(['keys', 'generate', '--out', keys]);
+  before(async () => {
+    const generated = await runProgramHere(['keys', 'generate', '--out', keys]);
     assert.equal(generated.code, 0, generated.stderr);
-    const minted = runCli(
+    const minted = await runProgramWithEnv(
       ['token', 'mint', '--tenant', 'demo', '--sub', 'alice', '--roles', 'reader'],
-      {
-        env: { MATRYOSHKA_SIGNING_KEYS: keys },
-      },
+      { MATRYOSHKA_SIGNING_KEYS: keys },
     );
     assert.equal(minted.code, 0, minted.stderr);
     token = minted.stdout.trim();
@@ -61,32 +60,37 @@ describe('README: try it with a token of your own', () => {
       assert.equal(allowed.headers.get('x-user-id'), 'alice');
       assert.match(allowed.headers.get('authorization') ?? '', /^Bearer ey/);
       // The example registry requires `reader` for orders: a token without it is refused.
-      const bare = runCli(['token', 'mint', '--tenant', 'demo', '--sub', 'bob'], {
-        env: { MATRYOSHKA_SIGNING_KEYS: keys },
-      }).stdout.trim();
+      const bare = (
+        await runProgramWithEnv(['token', 'mint', '--tenant', 'demo', '--sub', 'bob'], {
+          MATRYOSHKA_SIGNING_KEYS: keys,
+        })
+      ).stdout.trim();
       assert.equal((await forwardAuth(port as number, 'orders', bare)).status, 403);
     } finally {
       await served.stop();
     }
   });
 
-  it('explain with the key file allows; without it, it says bad_signature and why', () => {
-    const withKeys = runCli(['explain', '--sid', 'orders', token], {
-      env: { MATRYOSHKA_SIGNING_KEYS: keys, MATRYOSHKA_REGISTRY_FILE: EXAMPLE },
+  it('explain with the key file allows; without it, it says bad_signature and why', async () => {
+    const withKeys = await runProgramWithEnv(['explain', '--sid', 'orders', token], {
+      MATRYOSHKA_SIGNING_KEYS: keys,
+      MATRYOSHKA_REGISTRY_FILE: EXAMPLE,
     });
     assert.equal(withKeys.code, 0, withKeys.stderr + withKeys.stdout);
     assert.match(withKeys.stdout, /decision\s+allow/);
 
-    const without = runCli(['explain', '--sid', 'orders', token], {
-      env: { MATRYOSHKA_REGISTRY_FILE: EXAMPLE },
+    const without = await runProgramWithEnv(['explain', '--sid', 'orders', token], {
+      MATRYOSHKA_REGISTRY_FILE: EXAMPLE,
     });
     assert.equal(without.code, 1, without.stderr);
     assert.match(without.stdout, /refused: bad_signature/);
     assert.match(without.stdout, /hint: .*MATRYOSHKA_SIGNING_KEYS is not set/);
     const json = JSON.parse(
-      runCli(['explain', '--json', '--sid', 'orders', token], {
-        env: { MATRYOSHKA_REGISTRY_FILE: EXAMPLE },
-      }).stdout,
+      (
+        await runProgramWithEnv(['explain', '--json', '--sid', 'orders', token], {
+          MATRYOSHKA_REGISTRY_FILE: EXAMPLE,
+        })
+      ).stdout,
     ) as { hint?: string };
     assert.match(json.hint ?? '', /MATRYOSHKA_SIGNING_KEYS/);
   });

@@ -7,7 +7,7 @@ import { runProgram } from '../../src/cli/program.js';
  */
 export async function runProgramHere(
   args: string[],
-  env: Env = process.env,
+  given: { env?: Env; input?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
@@ -20,8 +20,10 @@ export async function runProgramHere(
       err: (text) => {
         stderr += `${text}\n`;
       },
+      // What a child given `input` on its standard input reads; none: an empty one, as runCli's.
+      input: () => given.input ?? '',
     },
-    env,
+    given.env ?? process.env,
   );
   return { code, stdout, stderr };
 }
@@ -33,8 +35,12 @@ export async function runProgramHere(
 export function runProgramWithEnv(
   args: string[],
   env: Record<string, string>,
+  input?: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  return runProgramHere(args, { PATH: process.env['PATH'] ?? '', ...env });
+  return runProgramHere(args, {
+    env: { PATH: process.env['PATH'] ?? '', ...env },
+    ...(input === undefined ? {} : { input }),
+  });
 }
 
 /**

@@ -11,7 +11,7 @@ import { ConfigError, loadConfig } from '../../src/config/config.js';
 import type { CheckResult } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { runCli } from '../helpers/processes.js';
+import { runProgramWithEnv } from '../helpers/program.js';
 import { runProgramHere } from '../helpers/program.js';
 import { localIssuer, service } from '../helpers/records.js';
 import { claims } from '../helpers/tokens.js';
@@ -322,7 +322,7 @@ describe('inspect on hostile tokens', () => {
     assert.match(lines[1] ?? '', /^stopped: .*not a compact JWS/);
   });
 
-  it('bounds a 40 KB claim in the tree', () => {
+  it('bounds a 40 KB claim in the tree', async () => {
     const token = unsigned(
       { alg: 'ES256' },
       JSON.stringify({
@@ -332,7 +332,7 @@ describe('inspect on hostile tokens', () => {
       }),
     );
     // Through standard input: 130 KB is more than one command-line argument may hold.
-    const tree = runCli(['inspect', '-'], { input: token });
+    const tree = await runProgramWithEnv(['inspect', '-'], {}, token);
     assert.equal(tree.code, 0, tree.stderr);
     assertSafeTree(tree.stdout, 1, '40 KB iss');
     assert.ok(tree.stdout.length < 1200, `tree line of ${tree.stdout.length} characters`);
