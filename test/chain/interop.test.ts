@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { brotliCompressSync, gzipSync } from 'node:zlib';
+import { packContainer } from '../helpers/chain-surgery.js';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { inspectChain } from '../../src/chain/inspect.js';
@@ -29,9 +29,9 @@ function wrapClaims(
   depth: number,
   cmp?: 'g' | 'b',
 ): Record<string, unknown> {
-  let container = inner;
-  if (cmp === 'g') container = gzipSync(Buffer.from(inner)).toString('base64'); // standard alphabet, padded
-  if (cmp === 'b') container = brotliCompressSync(Buffer.from(inner)).toString('base64url'); // URL-safe, unpadded
+  // gzip in the standard alphabet, padded; brotli URL-safe, unpadded: as the seed writes them.
+  const container =
+    cmp === undefined ? inner : packContainer(inner, cmp, cmp === 'g' ? 'std-pad' : 'url');
   return {
     sub: '1234567890',
     name: 'John Doe',

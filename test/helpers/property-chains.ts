@@ -3,7 +3,7 @@
  * ES256 IdP, partners registered to mint for `partner-*` only, and the sids and workloads of the
  * pool of valid tokens that mutations are applied to.
  */
-import { brotliCompressSync, gzipSync } from 'node:zlib';
+import { packContainer } from './chain-surgery.js';
 import { SignJWT } from 'jose';
 
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
@@ -58,9 +58,9 @@ export function seedWrap(
   depth: number,
   cmp?: 'g' | 'b',
 ): Record<string, unknown> {
-  let container = inner;
-  if (cmp === 'g') container = gzipSync(Buffer.from(inner)).toString('base64');
-  if (cmp === 'b') container = brotliCompressSync(Buffer.from(inner)).toString('base64url');
+  // gzip in the standard alphabet, padded; brotli URL-safe, unpadded: as the seed writes them.
+  const container =
+    cmp === undefined ? inner : packContainer(inner, cmp, cmp === 'g' ? 'std-pad' : 'url');
   return {
     sub: '1234567890',
     roles: ['user'],
