@@ -88,6 +88,9 @@ describe('fault: a JWKS endpoint that hangs', () => {
       max: 200,
       busy: () => false,
     });
+    const unavailableBefore = service.served.lines.filter(
+      (l) => l['msg'] === 'check' && l['reason'] === 'unavailable',
+    ).length;
     let hangsPending = hangTokens.length;
     // Ten checks for the hanging issuer, one every 50 ms: the hang lasts ~700 ms.
     const hangs = hangTokens.map(async (token, i) => {
@@ -134,18 +137,37 @@ describe('fault: a JWKS endpoint that hangs', () => {
       jwksRequests: bad.hitsOf('/hang'),
     };
     console.log('[faults] hanging JWKS, 250 ms deadline:', JSON.stringify(figures));
+    // The service decides each hanging Check itself, a fifth of the deadline early (50 ms here):
+    // an audit line of its own for every one of them, whenever the client gave up.
+    const unavailable = () =>
+      service.served.lines.filter((l) => l['msg'] === 'check' && l['reason'] === 'unavailable')
+        .length;
+    await eventually(
+      async () => unavailable() - unavailableBefore >= hangTokens.length,
+      5000,
+      'an audit line for every hanging check',
+    );
     for (const a of answers) {
-      assert.equal(
-        a.error,
-        undefined,
-        `answered before the deadline, not DEADLINE_EXCEEDED (${a.error})`,
-      );
-      assert.equal(a.result?.allowed, false, 'ZERO wrong allows');
+      assert.notEqual(a.result?.allowed, true, 'ZERO wrong allows');
+      if (a.error !== undefined) {
+        assert.match(a.error, /DEADLINE_EXCEEDED/, 'no other failure than a late answer');
+        continue;
+      }
       assert.equal(a.result?.httpStatus, 503, 'keys unavailable: 503, fail closed');
       assert.equal(a.result?.grpcCode, 14);
       assert.equal(a.result?.metadata['reason'], 'unavailable');
-      // No figure in ms: an answer after the deadline is DEADLINE_EXCEEDED, asserted above.
     }
+    // ... and answers before the deadline: every time, except as often as ordinary Checks in this
+    // same test were themselves delayed by the margin or more (a loaded machine). A service that
+    // waited for its JWKS fetch instead answers most of them late on any machine.
+    const late = answers.filter((a) => a.error !== undefined).length;
+    const delayedOrdinary = [...baseline.latencies, ...hot.latencies].filter(
+      (ms) => ms >= 50,
+    ).length;
+    assert.ok(
+      late <= delayedOrdinary,
+      `${late} of ${answers.length} answered after the 250 ms deadline, ${delayedOrdinary} ordinary checks took 50 ms or more`,
+    );
     assert.ok(bad.hitsOf('/hang') >= 1, 'the hanging endpoint was asked');
     assert.ok(
       hot.allowed.every(Boolean) && baseline.allowed.every(Boolean),
