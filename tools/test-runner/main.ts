@@ -12,31 +12,10 @@
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { USAGE, parseArgs } from './args.js';
 import { runTests } from './run-tests.js';
 
-const USAGE = 'usage: test-runner [--workers N] [name ...] [--test-<node flag> ...]';
-
-function parse(args: string[]): { workers: number; filters: string[]; flags: string[] } | string {
-  // Two workers per core: many files wait on sockets, timers and child processes, not the CPU.
-  let workers = availableParallelism() * 2;
-  const filters: string[] = [];
-  const flags: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    if (arg === '--workers') {
-      const value = Number(args[++i]);
-      if (!Number.isInteger(value) || value < 1 || value > 64) {
-        return '--workers wants a whole number from 1 to 64';
-      }
-      workers = value;
-    } else if (arg.startsWith('--test-')) flags.push(arg);
-    else if (arg.startsWith('-')) return `unknown option ${arg}`;
-    else filters.push(arg);
-  }
-  return { workers, filters, flags };
-}
-
-const parsed = parse(process.argv.slice(2));
+const parsed = parseArgs(process.argv.slice(2), availableParallelism());
 if (typeof parsed === 'string') {
   process.stderr.write(`${parsed}\n${USAGE}\n`);
   process.exitCode = 2;
