@@ -138,6 +138,22 @@ ${body}
     }
   });
 
+  it('fails, instead of waiting for ever, when a file leaves something running after its tests', {
+    timeout: 30_000,
+  }, async () => {
+    fixture('leak.test.js', `test('leaks a timer', () => { setInterval(() => {}, 1000); });`);
+    try {
+      const { code } = await run({ filters: ['leak.test'], exitGraceMs: 300 });
+      assert.equal(code, 1);
+      assert.deepEqual(
+        ran().map((r) => r.name),
+        ['leak.test.js'],
+      );
+    } finally {
+      rmSync(join(dir, 'leak.test.js'));
+    }
+  });
+
   it('is a usage error (2) when there is no file to run', async () => {
     const none = await run({ filters: ['no-such-file'] });
     assert.equal(none.code, 2);

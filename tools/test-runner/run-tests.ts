@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type Durations, type QueuedFile, orderFiles, readDurations, writeQueue } from './queue.js';
-import { QUEUE_VARIABLE } from './worker.js';
+import { EXIT_GRACE_VARIABLE, QUEUE_VARIABLE } from './worker.js';
 
 export interface RunOptions {
   /** Folders searched for `*.test.js`. */
@@ -30,6 +30,8 @@ export interface RunOptions {
   /** Passed to `node --test` as they are (`--test-reporter=spec`, `--test-name-pattern=…`). */
   nodeTestFlags: string[];
   out: (line: string) => void;
+  /** How long a worker may outlive its last file (default 10 s) before it fails the run. */
+  exitGraceMs?: number;
   /** What becomes of node --test's report: shown (npm test) or dropped (the runner's own tests). */
   report?: 'inherit' | 'ignore';
 }
@@ -60,7 +62,14 @@ export async function runTests(options: RunOptions): Promise<number> {
     const code = await nodeTest(
       ['--test', `--test-concurrency=${workers}`, ...options.nodeTestFlags, ...entries],
       // Not NODE_TEST_CONTEXT: started from inside a test (the runner's own), this is a new run.
-      { ...process.env, NODE_TEST_CONTEXT: undefined, [QUEUE_VARIABLE]: queue },
+      {
+        ...process.env,
+        NODE_TEST_CONTEXT: undefined,
+        [QUEUE_VARIABLE]: queue,
+        ...(options.exitGraceMs === undefined
+          ? {}
+          : { [EXIT_GRACE_VARIABLE]: String(options.exitGraceMs) }),
+      },
       options.report ?? 'inherit',
     );
     const finished = readDurations(queue);

@@ -12,12 +12,17 @@ import { pathToFileURL } from 'node:url';
 import { claimNext, readQueue, recordDuration } from './queue.js';
 
 export const QUEUE_VARIABLE = 'MATRYOSHKA_TEST_QUEUE';
+/** How long a worker may stay alive after its last file (ms) before it fails the run. */
+export const EXIT_GRACE_VARIABLE = 'MATRYOSHKA_TEST_EXIT_GRACE_MS';
 
-export async function runWorker(dir: string): Promise<void> {
+/** Runs files until none is left; the name of the last one it ran. */
+export async function runWorker(dir: string): Promise<string | undefined> {
   const files = readQueue(dir);
+  let last: string | undefined;
   for (;;) {
     const file = claimNext(dir, files);
-    if (file === undefined) return;
+    if (file === undefined) return last;
+    last = file.name;
     const started = performance.now();
     // The suite's `after` runs once its last test has, whether the file passed, failed or threw
     // while loading: only then is the next file claimed.
