@@ -138,6 +138,25 @@ ${body}
     }
   });
 
+  it('counts a file as run only once its own after hooks are done: a worker ending in them names that file', async () => {
+    fixture(
+      'i.test.js',
+      `import { after } from 'node:test';
+test('i', () => {});
+after(async () => { await new Promise((r) => setTimeout(r, 50)); process.exit(0); });`,
+    );
+    try {
+      const { code, out } = await run({ workers: 1, filters: ['i.test', 'b.test'] });
+      assert.equal(code, 1);
+      assert.ok(
+        out.some((line) => /i\.test\.js did not run to its end/.test(line)),
+        out.join('\n'),
+      );
+    } finally {
+      rmSync(join(dir, 'i.test.js'));
+    }
+  });
+
   it('fails, instead of waiting for ever, when a file leaves something running after its tests', {
     timeout: 30_000,
   }, async () => {

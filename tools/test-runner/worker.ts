@@ -25,11 +25,17 @@ export async function runWorker(dir: string): Promise<string | undefined> {
     last = file.name;
     const started = performance.now();
     // The suite's `after` runs once its last test has, whether the file passed, failed or threw
-    // while loading: only then is the next file claimed.
+    // while loading: only then is the next file claimed. It is registered after the file's own
+    // top-level `after` hooks (they run in the order registered), so a file counts as run only
+    // once its own clean-up is done: a worker that dies in that clean-up names this file, and
+    // the clean-up's time is this file's, not the next one's.
     await new Promise<void>((done) => {
       describe(file.name, async () => {
-        after(() => done());
-        await import(pathToFileURL(file.path).href);
+        try {
+          await import(pathToFileURL(file.path).href);
+        } finally {
+          after(() => done());
+        }
       });
     });
     recordDuration(dir, file.name, performance.now() - started);
