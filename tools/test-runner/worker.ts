@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { after, describe } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { claimNext, readQueue, recordDuration } from './queue.js';
+import { claimer, readQueue, recordDuration } from './queue.js';
 
 export const QUEUE_VARIABLE = 'MATRYOSHKA_TEST_QUEUE';
 /** How long a worker may stay alive after its last file (ms) before it fails the run. */
@@ -17,10 +17,10 @@ export const EXIT_GRACE_VARIABLE = 'MATRYOSHKA_TEST_EXIT_GRACE_MS';
 
 /** Runs files until none is left; the name of the last one it ran. */
 export async function runWorker(dir: string): Promise<string | undefined> {
-  const files = readQueue(dir);
+  const claimNext = claimer(dir, readQueue(dir));
   let last: string | undefined;
   for (;;) {
-    const file = claimNext(dir, files);
+    const file = claimNext();
     if (file === undefined) return last;
     last = file.name;
     const started = performance.now();
