@@ -14,10 +14,16 @@ import { claimer, readQueue, recordDuration } from './queue.js';
 export const QUEUE_VARIABLE = 'MATRYOSHKA_TEST_QUEUE';
 /** How long a worker may stay alive after its last file (ms) before it fails the run. */
 export const EXIT_GRACE_VARIABLE = 'MATRYOSHKA_TEST_EXIT_GRACE_MS';
+/**
+ * `--test-timeout` as each file's (ms): node --test would apply it to a worker, which runs many
+ * files, where without the runner it bounds one file.
+ */
+export const FILE_TIMEOUT_VARIABLE = 'MATRYOSHKA_TEST_FILE_TIMEOUT_MS';
 
 /** Runs files until none is left; the name of the last one it ran. */
 export async function runWorker(dir: string): Promise<string | undefined> {
   const claimNext = claimer(dir, readQueue(dir));
+  const timeout = Number(process.env[FILE_TIMEOUT_VARIABLE]) || Number.POSITIVE_INFINITY;
   let last: string | undefined;
   for (;;) {
     const file = claimNext();
@@ -30,7 +36,7 @@ export async function runWorker(dir: string): Promise<string | undefined> {
     // once its own clean-up is done: a worker that dies in that clean-up names this file, and
     // the clean-up's time is this file's, not the next one's.
     await new Promise<void>((done) => {
-      describe(file.name, async () => {
+      describe(file.name, { timeout }, async () => {
         try {
           await import(pathToFileURL(file.path).href);
         } finally {
