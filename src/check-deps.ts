@@ -1,6 +1,7 @@
 import { type Tracer, trace } from '@opentelemetry/api';
 import { ChainMemo } from './chain/chain-memo.js';
 import type { Config } from './config/config.js';
+import type { Env } from './config/env.js';
 import { IssuerKeys } from './keys/issuer-keys.js';
 import type { OwnKeys } from './keys/own-keys.js';
 import type { RemoteJwks } from './keys/remote-jwks.js';
@@ -12,7 +13,7 @@ export interface CheckParts {
   readonly ownKeys: OwnKeys;
   readonly remote: RemoteJwks;
   readonly onUnexpected: (error: unknown) => void;
-  readonly env?: NodeJS.ProcessEnv;
+  readonly env?: Env;
   readonly now?: () => number;
   readonly tracer?: Tracer;
   /** The memo of verified chains; default: as the config says. `explain` runs without one. */

@@ -2,6 +2,7 @@ import { trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { checkDeps } from './check-deps.js';
 import type { Config } from './config/config.js';
+import type { Env } from './config/env.js';
 import { DEFAULT_FETCH_LIMITS } from './keys/fetch-json.js';
 import { OwnKeys } from './keys/own-keys.js';
 import { RemoteJwks } from './keys/remote-jwks.js';
@@ -29,7 +30,8 @@ export interface ServiceOverrides {
   /** A registry to use instead of the one the config names (tests, the demo). */
   registry?: RegistryReader;
   ownKeys?: OwnKeys;
-  env?: NodeJS.ProcessEnv;
+  /** The environment HMAC issuers' secrets and OTEL_SERVICE_NAME are read from; the process's by default. */
+  env?: Env;
   now?: () => number;
 }
 
@@ -122,7 +124,9 @@ export async function assembleService(
       ? await OwnKeys.fromFile(config.signingKeysFile)
       : await OwnKeys.generate());
   // The key cache is built before the registry so that registry changes can drop stale keys.
-  const metrics = new AuthzMetrics(process.env['OTEL_SERVICE_NAME'] || 'matryoshka-authz');
+  const metrics = new AuthzMetrics(
+    (overrides.env ?? process.env)['OTEL_SERVICE_NAME'] || 'matryoshka-authz',
+  );
   let remote: RemoteJwks | undefined;
   const forget = (issuers: string[]): void => {
     for (const i of issuers) remote?.forget(i);

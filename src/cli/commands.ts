@@ -81,7 +81,7 @@ async function serve(env: Env): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   // The registry file is followed anyway (watch and poll); SIGHUP asks for it now.
   process.on('SIGHUP', () => service?.reloadRegistry());
-  service = await startService(config, logger);
+  service = await startService(config, logger, { env });
   if (requested !== undefined) stop(requested);
 }
 

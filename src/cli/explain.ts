@@ -221,6 +221,8 @@ export async function explain(
       remote,
       memo: undefined,
       decideOnly: true,
+      // HMAC issuers' secrets are named variables of the command's environment.
+      env,
       onUnexpected: (error) => {
         failure = error;
       },

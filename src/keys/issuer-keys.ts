@@ -1,5 +1,6 @@
 import { type KeyObject, createSecretKey } from 'node:crypto';
 import type { IssuerRecord } from '../registry/records.js';
+import type { Env } from '../config/env.js';
 import { isHmac, jwkFitsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
 import type { OwnKeys } from './own-keys.js';
 import { KeysUnavailableError, type RemoteJwks } from './remote-jwks.js';
@@ -30,7 +31,7 @@ export class IssuerKeys {
   constructor(
     private readonly own: OwnKeys,
     private readonly remote: RemoteJwks,
-    private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly env: Env = process.env,
   ) {}
 
   /** Changes whenever an issuer key we held is withdrawn (see RemoteJwks.version). */

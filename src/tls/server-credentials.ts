@@ -5,6 +5,9 @@ import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { ConfigError } from '../config/config.js';
 
+type IdentityCertificateUpdate = grpc.experimental.IdentityCertificateUpdate;
+type CaCertificateUpdate = grpc.experimental.CaCertificateUpdate;
+
 export interface TlsFiles {
   readonly cert: string | undefined;
   readonly key: string | undefined;
@@ -12,7 +15,7 @@ export interface TlsFiles {
   readonly reloadMs: number;
 }
 
-function check(name: string, path: string, parse: (pem: Buffer) => unknown): void {
+function check<T>(name: string, path: string, parse: (pem: Buffer) => T): T {
   let pem: Buffer;
   try {
     pem = readFileSync(path);
@@ -20,7 +23,7 @@ function check(name: string, path: string, parse: (pem: Buffer) => unknown): voi
     throw new ConfigError(name, `cannot read ${path} (${errnoOf(error) ?? 'error'})`);
   }
   try {
-    parse(pem);
+    return parse(pem);
   } catch {
     throw new ConfigError(
       name,
@@ -44,15 +47,12 @@ export interface GrpcTls {
  * gRPC server credentials: plaintext, TLS, or mTLS when a CA is given (client certificates then
  * required). The files are re-read every `reloadMs`, so a certificate rotated on disk (a renewed
  * Kubernetes Secret, cert-manager) is served to new connections without a restart. Startup
- * refuses files that do not parse, naming the variable.
+ * refuses files that do not parse or a certificate that is not the key's, naming the variable.
  */
 export function grpcServerCredentials(files: TlsFiles): GrpcTls {
   if (files.cert === undefined || files.key === undefined)
     return { credentials: grpc.ServerCredentials.createInsecure(), loaded: Promise.resolve() };
-  check('MATRYOSHKA_TLS_CERT', files.cert, (pem) => new X509Certificate(pem));
-  check('MATRYOSHKA_TLS_KEY', files.key, (pem) => createPrivateKey(pem));
-  if (files.ca !== undefined)
-    check('MATRYOSHKA_TLS_CA', files.ca, (pem) => new X509Certificate(pem));
+  checkFiles(files.cert, files.key, files.ca);
   const provider = new grpc.experimental.FileWatcherCertificateProvider({
     certificateFile: files.cert,
     privateKeyFile: files.key,
@@ -66,7 +66,61 @@ export function grpcServerCredentials(files: TlsFiles): GrpcTls {
     files.ca !== undefined ? provider : null,
     files.ca !== undefined,
   );
-  return { credentials, loaded: firstRead(provider, files.ca !== undefined) };
+  const loaded = firstRead(provider, files.ca !== undefined);
+  // The service awaits this only once its port is bound, and the read may fail before: handled
+  // here so that failure reaches that await (exit 2, naming the variable) instead of ending the
+  // process as an unhandled rejection.
+  loaded.catch(() => {});
+  return { credentials, loaded };
+}
+
+/** Every file parses, and the certificate is the key's: what a TLS context needs to be made. */
+function checkFiles(cert: string, key: string, ca: string | undefined): void {
+  const certificate = check('MATRYOSHKA_TLS_CERT', cert, (pem) => new X509Certificate(pem));
+  const privateKey = check('MATRYOSHKA_TLS_KEY', key, (pem) => createPrivateKey(pem));
+  if (ca !== undefined) check('MATRYOSHKA_TLS_CA', ca, (pem) => new X509Certificate(pem));
+  if (!certificate.checkPrivateKey(privateKey))
+    throw new ConfigError('MATRYOSHKA_TLS_KEY', `${key} is not the key of ${cert}`);
+}
+
+/**
+ * What is wrong with a delivery of the files, if anything: grpc-js would fail to make a TLS
+ * context of it and drop every connection, so it must not count as the port being ready.
+ */
+function unusableIdentity(update: IdentityCertificateUpdate): ConfigError | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(update.certificate);
+  } catch {
+    return new ConfigError(
+      'MATRYOSHKA_TLS_CERT',
+      'the file read by the server is not a PEM certificate',
+    );
+  }
+  try {
+    if (cert.checkPrivateKey(createPrivateKey(update.privateKey))) return undefined;
+  } catch {
+    return new ConfigError(
+      'MATRYOSHKA_TLS_KEY',
+      'the file read by the server is not a PEM private key',
+    );
+  }
+  return new ConfigError(
+    'MATRYOSHKA_TLS_KEY',
+    'the file read by the server is not the key of the certificate',
+  );
+}
+
+function unusableCa(update: CaCertificateUpdate): ConfigError | undefined {
+  try {
+    new X509Certificate(update.caCertificate);
+    return undefined;
+  } catch {
+    return new ConfigError(
+      'MATRYOSHKA_TLS_CA',
+      'the file read by the server is not a PEM certificate',
+    );
+  }
 }
 
 /** What `firstRead` needs of a grpc-js certificate provider. */
@@ -83,10 +137,19 @@ export function firstRead(provider: CertificateSource, withCa: boolean): Promise
   return new Promise((resolve, reject) => {
     let identity = false;
     let ca = !withCa;
-    const settle = (update: unknown, variable: string, mark: () => void): void => {
-      if (update === null) {
+    const settle = <U>(
+      update: U | null,
+      variable: string,
+      unusable: (update: U) => ConfigError | undefined,
+      mark: () => void,
+    ): void => {
+      const refused =
+        update === null
+          ? new ConfigError(variable, 'the certificate files could not be read')
+          : unusable(update);
+      if (refused !== undefined) {
         stop();
-        reject(new ConfigError(variable, 'the certificate files could not be read'));
+        reject(refused);
         return;
       }
       mark();
@@ -95,12 +158,12 @@ export function firstRead(provider: CertificateSource, withCa: boolean): Promise
         resolve();
       }
     };
-    const onIdentity = (update: unknown): void =>
-      settle(update, 'MATRYOSHKA_TLS_CERT', () => {
+    const onIdentity = (update: IdentityCertificateUpdate | null): void =>
+      settle(update, 'MATRYOSHKA_TLS_CERT', unusableIdentity, () => {
         identity = true;
       });
-    const onCa = (update: unknown): void =>
-      settle(update, 'MATRYOSHKA_TLS_CA', () => {
+    const onCa = (update: CaCertificateUpdate | null): void =>
+      settle(update, 'MATRYOSHKA_TLS_CA', unusableCa, () => {
         ca = true;
       });
     const stop = (): void => {
@@ -127,9 +190,7 @@ export interface HttpsTls {
 export function httpsTls(files: TlsFiles): HttpsTls | undefined {
   const { cert, key, ca } = files;
   if (cert === undefined || key === undefined) return undefined;
-  check('MATRYOSHKA_TLS_CERT', cert, (pem) => new X509Certificate(pem));
-  check('MATRYOSHKA_TLS_KEY', key, (pem) => createPrivateKey(pem));
-  if (ca !== undefined) check('MATRYOSHKA_TLS_CA', ca, (pem) => new X509Certificate(pem));
+  checkFiles(cert, key, ca);
   const read = (): SecureContextOptions => ({
     cert: readFileSync(cert),
     key: readFileSync(key),

@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { SignJWT } from 'jose';
 import { EnvoyLikeClient } from '../../src/demo/envoy-client.js';
 import { LocalIssuer } from '../../src/demo/local-issuer.js';
 import { type Served, eventually, runCli, spawnServe } from '../helpers/processes.js';
@@ -182,5 +183,41 @@ describe('explain against Redis', () => {
     assert.equal(imported.code, 0, imported.stderr);
     // Generated keys, published to Redis: explain verifies our levels with the fleet's keys.
     return { env, dispose: () => redis.dispose() };
+  });
+});
+
+describe('explain under the environment it is handed', () => {
+  // Twice in one process, each environment naming its own secret for the same HS256 issuer, which
+  // the process's own environment does not have: each run must verify with its own.
+  it('verifies an HS256 origin with the secret of the environment it is given, not the process’s', async () => {
+    const variable = `EXPLAIN_HS_SECRET_${process.pid}`;
+    assert.equal(process.env[variable], undefined);
+    const dir = mkdtempSync(join(tmpdir(), 'matryoshka-explain-'));
+    writeFileSync(
+      join(dir, 'registry.yaml'),
+      `issuers:\n  - issuer: legacy-hs\n    tenant: acme\n    algorithms: [HS256]\n    secret_env: ${variable}\nservices:\n  orders: { tenant: acme }\n`,
+    );
+    for (const secret of [
+      'first-secret-of-32-bytes-or-more!',
+      'second-secret-of-32-bytes-or-more',
+    ]) {
+      const token = await new SignJWT({ sub: 'alice' })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setIssuer('legacy-hs')
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(new TextEncoder().encode(secret));
+      const result = await runProgramWithEnv(['explain', '--json', '--sid', 'orders', token], {
+        MATRYOSHKA_REGISTRY_FILE: join(dir, 'registry.yaml'),
+        [variable]: secret,
+      });
+      assert.equal(result.code, 0, result.stderr + result.stdout);
+      const parsed = JSON.parse(result.stdout) as Explained;
+      assert.equal(parsed.decision, 'allow');
+      assert.deepEqual(
+        parsed.levels.map((l) => l.verified),
+        [true],
+      );
+    }
   });
 });

@@ -3,7 +3,9 @@
  * that first read before it says it is serving, and a read that fails refuses the start.
  */
 import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -71,6 +73,48 @@ describe('gRPC TLS credentials', () => {
         (error: unknown) => error instanceof ConfigError && error.message.includes(variable),
       );
       assert.equal(listeners.identity.size + listeners.ca.size, 0, 'its listeners are removed');
+    }
+  });
+
+  it('refuses at the check a certificate and a key that each parse but do not pair', () => {
+    assert.throws(
+      () => grpcServerCredentials({ ...files(certs), key: join(certs, 'client-key.pem') }),
+      (error: unknown) =>
+        error instanceof ConfigError && error.message.includes('MATRYOSHKA_TLS_KEY'),
+    );
+  });
+
+  it('rejects `loaded`, and only when awaited, when grpc-js reads garbage where the check read a certificate', async () => {
+    // The certificate is a pipe: the check reads the real PEM from it, grpc-js's own read then
+    // gets garbage, as from a file rewritten between the two reads.
+    const pipe = join(certs, 'swapped.pem');
+    execFileSync('mkfifo', [pipe]);
+    const write = (command: string, ...args: string[]) =>
+      spawn('sh', ['-c', `${command} > "$1"`, 'sh', pipe, ...args]);
+    const writers = [write('cat "$2"', join(certs, 'server.pem'))];
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const tls = grpcServerCredentials({ ...files(certs), cert: pipe });
+      const garbage = write('printf "not a certificate"');
+      writers.push(garbage);
+      // The service binds its port before it awaits `loaded`: the failed read lands meanwhile
+      // (grpc-js finishes reading a little after the writer is gone; this leaves it the time).
+      await once(garbage, 'exit');
+      await new Promise((r) => setTimeout(r, 500));
+      await assert.rejects(
+        tls.loaded,
+        (error: unknown) =>
+          error instanceof ConfigError && error.message.includes('MATRYOSHKA_TLS_CERT'),
+      );
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      for (const writer of writers) writer.kill();
+      rmSync(pipe, { force: true });
     }
   });
 

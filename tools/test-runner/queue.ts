@@ -48,17 +48,25 @@ export function readQueue(dir: string): QueuedFile[] {
   return JSON.parse(readFileSync(join(dir, LIST), 'utf8')) as QueuedFile[];
 }
 
-/** The next file nobody has claimed, now claimed by the caller; undefined when none is left. */
-export function claimNext(dir: string, files: readonly QueuedFile[]): QueuedFile | undefined {
-  for (const [index, file] of files.entries()) {
-    try {
-      mkdirSync(join(dir, CLAIMS, String(index)));
-      return file;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+/**
+ * One worker's claims: each call gives the next file nobody has claimed, now claimed by this
+ * worker; undefined when none is left. Claims are never given back, so every file before this
+ * worker's last claim is taken: it goes on from there instead of trying each file again, which
+ * made a run's claims grow with the square of the number of files.
+ */
+export function claimer(dir: string, files: readonly QueuedFile[]): () => QueuedFile | undefined {
+  let next = 0;
+  return () => {
+    for (; next < files.length; next++) {
+      try {
+        mkdirSync(join(dir, CLAIMS, String(next)));
+        return files[next++];
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
     }
-  }
-  return undefined;
+    return undefined;
+  };
 }
 
 /** One line per finished file; a single short append is atomic, so workers never interleave. */

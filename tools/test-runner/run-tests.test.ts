@@ -138,6 +138,48 @@ ${body}
     }
   });
 
+  it('counts a file as run only once its own after hooks are done: a worker ending in them names that file', async () => {
+    fixture(
+      'i.test.js',
+      `import { after } from 'node:test';
+test('i', () => {});
+after(async () => { await new Promise((r) => setTimeout(r, 50)); process.exit(0); });`,
+    );
+    try {
+      const { code, out } = await run({ workers: 1, filters: ['i.test', 'b.test'] });
+      assert.equal(code, 1);
+      assert.ok(
+        out.some((line) => /i\.test\.js did not run to its end/.test(line)),
+        out.join('\n'),
+      );
+    } finally {
+      rmSync(join(dir, 'i.test.js'));
+    }
+  });
+
+  it('bounds each file, not each worker, by --test-timeout, as node --test bounds a file', async () => {
+    const slow = (ms: number) =>
+      `for (const n of [1, 2, 3]) test('slow' + n, () => new Promise((r) => setTimeout(r, ${ms})));`;
+    fixture('j.test.js', slow(200));
+    fixture('k.test.js', slow(200));
+    fixture('l.test.js', slow(600));
+    try {
+      const flags = ['--test-timeout=1000'];
+      const fits = await run({ workers: 1, filters: ['j.test', 'k.test'], nodeTestFlags: flags });
+      assert.equal(fits.code, 0, fits.out.join('\n'));
+      const over = await run({ workers: 1, filters: ['l.test', 'b.test'], nodeTestFlags: flags });
+      assert.equal(over.code, 1);
+      assert.deepEqual(
+        ran()
+          .map((r) => r.name)
+          .sort(),
+        ['b.test.js', 'l.test.js'],
+      );
+    } finally {
+      for (const name of ['j', 'k', 'l']) rmSync(join(dir, `${name}.test.js`));
+    }
+  });
+
   it('fails, instead of waiting for ever, when a file leaves something running after its tests', {
     timeout: 30_000,
   }, async () => {

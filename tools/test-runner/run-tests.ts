@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type Durations, type QueuedFile, orderFiles, readDurations, writeQueue } from './queue.js';
-import { EXIT_GRACE_VARIABLE, QUEUE_VARIABLE } from './worker.js';
+import { EXIT_GRACE_VARIABLE, FILE_TIMEOUT_VARIABLE, QUEUE_VARIABLE } from './worker.js';
 
 export interface RunOptions {
   /** Folders searched for `*.test.js`. */
@@ -59,13 +59,18 @@ export async function runTests(options: RunOptions): Promise<number> {
       writeFileSync(path, `import ${JSON.stringify(entry.href)};\n`);
       return path;
     });
+    const timeout = options.nodeTestFlags.find((flag) => flag.startsWith('--test-timeout='));
+    const flags = options.nodeTestFlags.filter((flag) => flag !== timeout);
     const code = await nodeTest(
-      ['--test', `--test-concurrency=${workers}`, ...options.nodeTestFlags, ...entries],
+      ['--test', `--test-concurrency=${workers}`, ...flags, ...entries],
       // Not NODE_TEST_CONTEXT: started from inside a test (the runner's own), this is a new run.
       {
         ...process.env,
         NODE_TEST_CONTEXT: undefined,
         [QUEUE_VARIABLE]: queue,
+        ...(timeout === undefined
+          ? {}
+          : { [FILE_TIMEOUT_VARIABLE]: timeout.slice('--test-timeout='.length) }),
         ...(options.exitGraceMs === undefined
           ? {}
           : { [EXIT_GRACE_VARIABLE]: String(options.exitGraceMs) }),
