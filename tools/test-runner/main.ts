@@ -24,6 +24,7 @@ if (typeof parsed === 'string') {
     dirs: [join('dist', 'test'), join('dist', 'tools')],
     filters: parsed.filters,
     workers: parsed.workers,
+    fileTimeoutMs: parsed.fileTimeoutMs,
     timesFile: join('node_modules', '.cache', 'matryoshka-authz', 'test-times.json'),
     nodeTestFlags: parsed.flags,
     out: (line) => process.stderr.write(`${line}\n`),

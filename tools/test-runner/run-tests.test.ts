@@ -39,6 +39,7 @@ ${body}
       dirs: [dir],
       filters: [],
       workers: 3,
+      fileTimeoutMs: 60_000,
       timesFile: join(dir, 'cache', 'times.json'),
       nodeTestFlags: [],
       report: 'ignore',
@@ -160,14 +161,15 @@ after(async () => { await new Promise((r) => setTimeout(r, 50)); process.exit(0)
   it('bounds each file, not each worker, by --test-timeout, as node --test bounds a file', async () => {
     const slow = (ms: number) =>
       `for (const n of [1, 2, 3]) test('slow' + n, () => new Promise((r) => setTimeout(r, ${ms})));`;
-    fixture('j.test.js', slow(200));
-    fixture('k.test.js', slow(200));
-    fixture('l.test.js', slow(600));
+    fixture('j.test.js', slow(250));
+    fixture('k.test.js', slow(250));
+    fixture('l.test.js', slow(1000));
     try {
-      const flags = ['--test-timeout=1000'];
-      const fits = await run({ workers: 1, filters: ['j.test', 'k.test'], nodeTestFlags: flags });
+      // 750 ms a file, 1,500 for both in one worker: each fits a 1,200 ms bound, both would not.
+      const fits = await run({ workers: 1, filters: ['j.test', 'k.test'], fileTimeoutMs: 1200 });
       assert.equal(fits.code, 0, fits.out.join('\n'));
-      const over = await run({ workers: 1, filters: ['l.test', 'b.test'], nodeTestFlags: flags });
+      // l needs 3,000 ms: cancelled at 1,200, and b still runs after it.
+      const over = await run({ workers: 1, filters: ['l.test', 'b.test'], fileTimeoutMs: 1200 });
       assert.equal(over.code, 1);
       assert.deepEqual(
         ran()

@@ -25,6 +25,8 @@ export interface RunOptions {
   /** Names (paths relative to the working directory) kept when they contain one of these. */
   filters: string[];
   workers: number;
+  /** Each file's bound (ms): past it the file's tests are cancelled and the next file runs. */
+  fileTimeoutMs: number;
   /** Where each file's last duration is kept between runs, to start the longest first. */
   timesFile: string;
   /** Passed to `node --test` as they are (`--test-reporter=spec`, `--test-name-pattern=…`). */
@@ -59,18 +61,14 @@ export async function runTests(options: RunOptions): Promise<number> {
       writeFileSync(path, `import ${JSON.stringify(entry.href)};\n`);
       return path;
     });
-    const timeout = options.nodeTestFlags.find((flag) => flag.startsWith('--test-timeout='));
-    const flags = options.nodeTestFlags.filter((flag) => flag !== timeout);
     const code = await nodeTest(
-      ['--test', `--test-concurrency=${workers}`, ...flags, ...entries],
+      ['--test', `--test-concurrency=${workers}`, ...options.nodeTestFlags, ...entries],
       // Not NODE_TEST_CONTEXT: started from inside a test (the runner's own), this is a new run.
       {
         ...process.env,
         NODE_TEST_CONTEXT: undefined,
         [QUEUE_VARIABLE]: queue,
-        ...(timeout === undefined
-          ? {}
-          : { [FILE_TIMEOUT_VARIABLE]: timeout.slice('--test-timeout='.length) }),
+        [FILE_TIMEOUT_VARIABLE]: String(options.fileTimeoutMs),
         ...(options.exitGraceMs === undefined
           ? {}
           : { [EXIT_GRACE_VARIABLE]: String(options.exitGraceMs) }),

@@ -9,21 +9,22 @@
 import { performance } from 'node:perf_hooks';
 import { after, describe } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { DEFAULT_FILE_TIMEOUT_MS } from './args.js';
 import { claimer, readQueue, recordDuration } from './queue.js';
 
 export const QUEUE_VARIABLE = 'MATRYOSHKA_TEST_QUEUE';
 /** How long a worker may stay alive after its last file (ms) before it fails the run. */
 export const EXIT_GRACE_VARIABLE = 'MATRYOSHKA_TEST_EXIT_GRACE_MS';
 /**
- * `--test-timeout` as each file's (ms): node --test would apply it to a worker, which runs many
- * files, where without the runner it bounds one file.
+ * Each file's bound (ms), `--test-timeout` given to the runner: node --test would apply it to a
+ * worker, which runs many files, where without the runner it bounds one file.
  */
 export const FILE_TIMEOUT_VARIABLE = 'MATRYOSHKA_TEST_FILE_TIMEOUT_MS';
 
 /** Runs files until none is left; the name of the last one it ran. */
 export async function runWorker(dir: string): Promise<string | undefined> {
   const claimNext = claimer(dir, readQueue(dir));
-  const timeout = Number(process.env[FILE_TIMEOUT_VARIABLE]) || Number.POSITIVE_INFINITY;
+  const timeout = Number(process.env[FILE_TIMEOUT_VARIABLE]) || DEFAULT_FILE_TIMEOUT_MS;
   let last: string | undefined;
   for (;;) {
     const file = claimNext();
