@@ -1,7 +1,7 @@
 import { type Tracer, trace } from '@opentelemetry/api';
 import { ChainMemo } from './chain/chain-memo.js';
 import type { Config } from './config/config.js';
-import type { Env } from './config/env.js';
+import type { Env } from './env.js';
 import { IssuerKeys } from './keys/issuer-keys.js';
 import type { OwnKeys } from './keys/own-keys.js';
 import type { RemoteJwks } from './keys/remote-jwks.js';

@@ -2,7 +2,7 @@ import { trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { checkDeps } from './check-deps.js';
 import type { Config } from './config/config.js';
-import type { Env } from './config/env.js';
+import type { Env } from './env.js';
 import { DEFAULT_FETCH_LIMITS } from './keys/fetch-json.js';
 import { OwnKeys } from './keys/own-keys.js';
 import { RemoteJwks } from './keys/remote-jwks.js';

@@ -1,6 +1,6 @@
 import { messageOf } from '../errors.js';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import type { Env } from '../config/env.js';
+import type { Env } from '../env.js';
 import { UsageError } from './usage-error.js';
 
 export type Out = (text: string) => void;

@@ -1,7 +1,7 @@
 import { MatryoshkaError, errnoOf } from '../errors.js';
 import { environmentWithConfigFile } from '../config/config-file.js';
 import { loadConfig } from '../config/config.js';
-import type { Env } from '../config/env.js';
+import type { Env } from '../env.js';
 import { generateKeyFile } from '../keys/own-keys.js';
 import type { RunningService } from '../service.js';
 import { createLogger } from '../telemetry/logger.js';

@@ -18,7 +18,7 @@ import { untrustedText } from '../untrusted-text.js';
 import { terminalJson } from './terminal-json.js';
 import type { Out, Parsed } from './command.js';
 import { withStore } from './registry-commands.js';
-import type { Env } from '../config/env.js';
+import type { Env } from '../env.js';
 import { shortKid, time } from './render-tree.js';
 import { UsageError } from './usage-error.js';
 

@@ -2,7 +2,7 @@
  * The command line as a function: argv in, exit code out, text through `io` (main.ts gives it the
  * process's streams; tests call it directly for what needs no process of its own).
  */
-import type { Env } from '../config/env.js';
+import type { Env } from '../env.js';
 import { messageOf } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import { type Given, runCommand } from './command.js';

@@ -20,7 +20,7 @@ import {
 import { loadRegistryFile } from '../registry/registry-file.js';
 import { RegistryStore } from '../registry/registry-store.js';
 import type { Group, Options, Parsed } from './command.js';
-import type { Env } from '../config/env.js';
+import type { Env } from '../env.js';
 import { UsageError } from './usage-error.js';
 import { writeNamedFile } from './write-file.js';
 import type { RegistryContents } from '../registry/memory-registry.js';

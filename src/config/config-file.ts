@@ -2,7 +2,7 @@ import { errnoOf, messageOf } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, ConfigError } from './config.js';
-import type { Env } from './env.js';
+import type { Env } from '../env.js';
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 /** Variables whose value is a credential, by the name's last word (MATRYOSHKA_TOKEN_TTL is not one). */

@@ -3,7 +3,7 @@ import { MatryoshkaError } from '../errors.js';
 import { IDENTIFIER_DESCRIPTION, isIdentifier } from '../header-grammar.js';
 import { RESERVED_FORWARD_HEADERS } from '../pipeline/owned-headers.js';
 import { type ChainFormat, HEADER_BUDGET_MAX, HEADER_BUDGET_MIN } from '../registry/records.js';
-import type { Env } from './env.js';
+import type { Env } from '../env.js';
 
 /** A configuration problem: one line naming the variable, and the service does not start. */
 export class ConfigError extends MatryoshkaError {

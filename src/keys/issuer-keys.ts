@@ -1,6 +1,6 @@
 import { type KeyObject, createSecretKey } from 'node:crypto';
 import type { IssuerRecord } from '../registry/records.js';
-import type { Env } from '../config/env.js';
+import type { Env } from '../env.js';
 import { isHmac, jwkFitsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
 import type { OwnKeys } from './own-keys.js';
 import { KeysUnavailableError, type RemoteJwks } from './remote-jwks.js';

@@ -2,7 +2,7 @@ import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { connect } from 'node:net';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { messageOf } from '../errors.js';
-import type { Env } from '../config/env.js';
+import type { Env } from '../env.js';
 
 const set = (env: Env, name: string): boolean => (env[name] ?? '').trim() !== '';
 

@@ -1,4 +1,4 @@
-import type { Env } from '../../src/config/env.js';
+import type { Env } from '../../src/env.js';
 import { runProgram } from '../../src/cli/program.js';
 
 /**
