@@ -174,20 +174,20 @@ describe('fault: a JWKS endpoint that hangs', () => {
       'the cached issuer kept being allowed during the hang (zero wrong denials)',
     );
     assert.ok(
-      hot.latencies.length >= 30,
+      hot.latencies.length >= 10,
       `the burst ran during the hang (${hot.latencies.length} checks)`,
     );
-    // 50 ms, unless the machine itself is that slow without any hang (a loaded CI box): then the
-    // hang must not make it more than twice as slow as the baseline measured just before.
+    // A Check that waited on the hanging fetch would take the hang itself (≈ 200 ms per hanging
+    // Check, ≈ 700 ms in all). The bounds sit well below that and scale with the machine: the
+    // baseline just before, on a machine whose load (other test files) comes and goes.
     const hotP99 = percentile(hot.latencies, 0.99);
-    const bound = Math.max(50, 2 * percentile(baseline.latencies, 0.99));
+    const bound = Math.max(100, 3 * percentile(baseline.latencies, 0.99));
     assert.ok(
       hotP99 < bound,
       `p99 of checks for a cached issuer during the hang ${round(hotP99)} ms < ${round(bound)} ms`,
     );
     // The hard proof that nothing waits on the hanging fetch: no check for the cached issuer took
-    // anywhere near as long as the hang itself (~240 ms per hanging check, ~700 ms in all).
-    // As for the p99: 200 ms, or twice the slowest baseline check on a machine slower than that.
+    // anywhere near as long as the hang itself.
     const slowestBaseline = Math.max(...baseline.latencies);
     assert.ok(
       Math.max(...hot.latencies) < Math.max(200, 2 * slowestBaseline),
@@ -195,7 +195,7 @@ describe('fault: a JWKS endpoint that hangs', () => {
     );
     assert.equal(probe.status, 200, '/healthz answers during the hang');
     assert.ok(
-      probe.ms < Math.max(100, 2 * slowestBaseline),
+      probe.ms < Math.max(150, 2 * slowestBaseline),
       `/healthz is fast during the hang (${round(probe.ms)} ms, baseline max ${round(slowestBaseline)} ms)`,
     );
   });
