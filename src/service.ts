@@ -13,7 +13,6 @@ import {
 } from './pipeline/respond.js';
 import type { CheckDeps } from './pipeline/check.js';
 import { MemoryRegistry } from './registry/memory-registry.js';
-import { startRedisBackend } from './fleet/redis-backend.js';
 import type { RegistryReader } from './registry/registry.js';
 import { FileRegistry } from './registry/file-registry.js';
 import { CheckHandler } from './server/check-handler.js';
@@ -131,15 +130,23 @@ export async function assembleService(
   const forget = (issuers: string[]): void => {
     for (const i of issuers) remote?.forget(i);
   };
+  // The Redis client (and its modules) is loaded only by a service that uses Redis.
   const redis =
     overrides.registry === undefined && config.redisUrl !== undefined
-      ? startRedisBackend(config, config.redisUrl, ownKeys, logger, {
-          onIssuersChanged: (issuers) => forget(issuers),
-          onError: (kind) => metrics.recordRedisError(kind),
-          onInvalidRecords: (records) => {
-            for (const { record } of records) metrics.recordUnreadable(record.split(' ')[0] ?? '');
+      ? (await import('./fleet/redis-backend.js')).startRedisBackend(
+          config,
+          config.redisUrl,
+          ownKeys,
+          logger,
+          {
+            onIssuersChanged: (issuers) => forget(issuers),
+            onError: (kind) => metrics.recordRedisError(kind),
+            onInvalidRecords: (records) => {
+              for (const { record } of records)
+                metrics.recordUnreadable(record.split(' ')[0] ?? '');
+            },
           },
-        })
+        )
       : undefined;
   if (redis !== undefined)
     metrics.observeRegistry(() => {
