@@ -31,7 +31,7 @@ async function serve(env: Env): Promise<void> {
       'embedded registry is empty: only tokens minted by this service are trusted; set MATRYOSHKA_REGISTRY_FILE to register issuers',
     );
   }
-  const tracing = startTracing(env, (detail) =>
+  const tracing = await startTracing(env, (detail) =>
     logger.warn(
       { detail, endpoint: env['OTEL_EXPORTER_OTLP_ENDPOINT'] },
       'spans cannot be exported (OTLP endpoint unreachable?); further failures are not logged',

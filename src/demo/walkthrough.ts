@@ -153,7 +153,7 @@ async function main(): Promise<void> {
   let compactService: RunningService | undefined;
   let compactClient: EnvoyLikeClient | undefined;
   // With OTEL_EXPORTER_OTLP_ENDPOINT set (deploy/compose does), every decision below is a span.
-  const tracing = startTracing(process.env);
+  const tracing = await startTracing(process.env);
   try {
     console.log(HEADER);
     idp = await LocalIssuer.start({ alg: 'ES256' });

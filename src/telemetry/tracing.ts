@@ -1,6 +1,5 @@
 import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { connect } from 'node:net';
-import { NodeSDK } from '@opentelemetry/sdk-node';
 import { messageOf } from '../errors.js';
 import type { Env } from '../env.js';
 
@@ -35,12 +34,14 @@ export const TRACING_FLUSH_MS = 2000;
  * variables (exporter, endpoint, protocol, headers, service name, sampler, resource attributes).
  * Metrics are not the SDK's job here: the service owns its MeterProvider and serves `/metrics`.
  */
-export function startTracing(
+export async function startTracing(
   env: Env = process.env,
   warn: (detail: string) => void = () => undefined,
-): Tracing {
-  // Off means off: no SDK, so no async-context manager either (its hooks cost every promise).
+): Promise<Tracing> {
+  // Off means off: no SDK, so no async-context manager either (its hooks cost every promise), and
+  // the SDK's modules are not even loaded.
   if (!tracingConfigured(env)) return { enabled: false, shutdown: async () => undefined };
+  const { NodeSDK } = await import('@opentelemetry/sdk-node');
   const sdk = new NodeSDK({
     ...(set(env, 'OTEL_SERVICE_NAME') ? {} : { serviceName: 'matryoshka-authz' }),
     metricReaders: [],
