@@ -1,50 +1,27 @@
 import assert from 'node:assert/strict';
-import { packContainer } from '../helpers/chain-surgery.js';
 import { after, before, describe, it } from 'node:test';
-import { SignJWT } from 'jose';
 import { inspectChain } from '../../src/chain/inspect.js';
 import { type World, startWorld } from '../world/world.js';
+import { seedLevel as seedLevelAs, seedStack } from '../helpers/property-chains.js';
 import { hmacIssuer } from '../helpers/records.js';
 
 const SECRET = 'example'; // the seed's shared secret
 const key = new TextEncoder().encode(SECRET);
 
-/** A level as another Matryoshka implementation writes it: HS256, lowercase fmt, a `hash` field. */
-async function seedLevel(
-  claims: Record<string, unknown>,
-  iat: number,
-  exp: number,
-): Promise<string> {
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setIssuer('legacy-hs')
-    .setIssuedAt(iat)
-    .setExpirationTime(exp)
-    .sign(key);
-}
+/** A level as the seed writes it, signed with the seed's secret. */
+const seedLevel = (claims: Record<string, unknown>, iat: number, exp: number): Promise<string> =>
+  seedLevelAs(claims, iat, exp, key);
 
-function wrapClaims(
+const wrapClaims = (
   inner: string,
   sid: string,
   depth: number,
   cmp?: 'g' | 'b',
-): Record<string, unknown> {
-  // gzip in the standard alphabet, padded; brotli URL-safe, unpadded: as the seed writes them.
-  const container =
-    cmp === undefined ? inner : packContainer(inner, cmp, cmp === 'g' ? 'std-pad' : 'url');
-  return {
-    sub: '1234567890',
-    name: 'John Doe',
-    auth_stack: {
-      fmt: 'jwt',
-      ...(cmp ? { cmp } : { cmp: null }),
-      sid,
-      depth,
-      container,
-      hash: 'c2VlZC1oYXNo',
-    },
-  };
-}
+): Record<string, unknown> => ({
+  sub: '1234567890',
+  name: 'John Doe',
+  auth_stack: seedStack(inner, sid, depth, cmp),
+});
 
 describe("tokens in the seed's style from another implementation", () => {
   let h: World;
@@ -144,12 +121,12 @@ describe("tokens in the seed's style from another implementation", () => {
 
   it('refuses an HS256 level signed with another secret', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const forged = await new SignJWT({ sub: 'x' })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setIssuer('legacy-hs')
-      .setIssuedAt(now)
-      .setExpirationTime(now + 60)
-      .sign(new TextEncoder().encode('guessed'));
+    const forged = await seedLevelAs(
+      { sub: 'x' },
+      now,
+      now + 60,
+      new TextEncoder().encode('guessed'),
+    );
     assert.equal((await h.check({ token: forged, sid: 'A' })).httpStatus, 401);
     assert.equal(h.lastReason(), 'bad_signature');
   });

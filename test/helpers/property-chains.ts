@@ -39,20 +39,23 @@ export interface PoolEntry {
   readonly dest: string;
 }
 
+/** A level as another Matryoshka implementation writes it: HS256, issuer legacy-hs. */
 export async function seedLevel(
   claims: Record<string, unknown>,
   iat: number,
   exp: number,
+  key: Uint8Array = hsKey,
 ): Promise<string> {
   return new SignJWT(claims)
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuer(HS_ISSUER)
     .setIssuedAt(iat)
     .setExpirationTime(exp)
-    .sign(hsKey);
+    .sign(key);
 }
 
-export function seedWrap(
+/** The seed's `auth_stack`: lowercase fmt, `cmp` null when plain, a `hash` field. */
+export function seedStack(
   inner: string,
   sid: string,
   depth: number,
@@ -62,18 +65,25 @@ export function seedWrap(
   const container =
     cmp === undefined ? inner : packContainer(inner, cmp, cmp === 'g' ? 'std-pad' : 'url');
   return {
-    sub: '1234567890',
-    roles: ['user'],
-    auth_stack: {
-      fmt: 'jwt',
-      ...(cmp ? { cmp } : { cmp: null }),
-      sid,
-      depth,
-      container,
-      hash: 'c2VlZC1oYXNo',
-    },
+    fmt: 'jwt',
+    ...(cmp ? { cmp } : { cmp: null }),
+    sid,
+    depth,
+    container,
+    hash: 'c2VlZC1oYXNo',
   };
 }
+
+export const seedWrap = (
+  inner: string,
+  sid: string,
+  depth: number,
+  cmp?: 'g' | 'b',
+): Record<string, unknown> => ({
+  sub: '1234567890',
+  roles: ['user'],
+  auth_stack: seedStack(inner, sid, depth, cmp),
+});
 
 /** The settings both property suites run the service with: quiet, and levels as long-lived as the pool. */
 export const PROPERTY_ENV = { LOG_LEVEL: 'warn', MATRYOSHKA_TOKEN_TTL: String(LIFETIME) };
