@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { inspectChain } from '../../src/chain/inspect.js';
 import { type World, startWorld } from '../world/world.js';
-import { seedLevel as seedLevelAs, seedStack } from '../helpers/property-chains.js';
+import { seedLevel as seedLevelAs, seedWrap } from '../helpers/property-chains.js';
 import { hmacIssuer } from '../helpers/records.js';
 
 const SECRET = 'example'; // the seed's shared secret
@@ -12,16 +12,8 @@ const key = new TextEncoder().encode(SECRET);
 const seedLevel = (claims: Record<string, unknown>, iat: number, exp: number): Promise<string> =>
   seedLevelAs(claims, iat, exp, key);
 
-const wrapClaims = (
-  inner: string,
-  sid: string,
-  depth: number,
-  cmp?: 'g' | 'b',
-): Record<string, unknown> => ({
-  sub: '1234567890',
-  name: 'John Doe',
-  auth_stack: seedStack(inner, sid, depth, cmp),
-});
+const wrapClaims = (inner: string, sid: string, depth: number, cmp?: 'g' | 'b') =>
+  seedWrap(inner, sid, depth, cmp, { name: 'John Doe' });
 
 describe("tokens in the seed's style from another implementation", () => {
   let h: World;

@@ -74,14 +74,16 @@ export function seedStack(
   };
 }
 
+/** A seed-style wrapping level's claims; `claims` besides the stack (the seed's own by default). */
 export const seedWrap = (
   inner: string,
   sid: string,
   depth: number,
   cmp?: 'g' | 'b',
+  claims: Record<string, unknown> = { roles: ['user'] },
 ): Record<string, unknown> => ({
   sub: '1234567890',
-  roles: ['user'],
+  ...claims,
   auth_stack: seedStack(inner, sid, depth, cmp),
 });
 
