@@ -94,7 +94,9 @@ export async function withStore<T>(
       new RegistryStore(redis, new RedisLayout(config.redisPrefix), config.allowInsecureIssuers),
     );
   } finally {
-    redis.disconnect();
+    // A connection that never opened (or already ended) has nothing to close: ioredis would still
+    // arm a 2 s timer for its dead socket and hold the command's exit that long.
+    if (redis.status !== 'end') redis.disconnect();
   }
 }
 

@@ -173,3 +173,16 @@ describe('the error model', () => {
     assert.deepEqual(found, []);
   });
 });
+
+describe('a registry command that cannot reach Redis', () => {
+  it('exits 3 leaving nothing armed behind it (its process used to linger 2 s)', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const result = await runProgramWithEnv(['issuer', 'list'], {
+      REDIS_URL: 'redis://127.0.0.1:1',
+    });
+    assert.equal(result.code, 3, result.stderr);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(timers(), before, 'no timer of the command is still armed');
+  });
+});
