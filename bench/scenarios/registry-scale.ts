@@ -21,6 +21,7 @@ import type { BenchContext, ServeContext } from '../lib/context.js';
 import { type ChecksUnderChanges, measureChecksUnderChanges } from '../lib/registry-checks.js';
 import { log } from '../lib/log.js';
 import { ROOT, SERVE_MAIN } from '../lib/paths.js';
+import { fleetRegistryYaml } from '../../test/helpers/fleet-yaml.js';
 
 const REPLICA = fileURLToPath(new URL('../lib/registry-replica.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -78,19 +79,6 @@ function importFile(url: string, prefix: string, file: string): void {
   if (result.status !== 0) throw new Error(`registry import failed: ${result.stderr}`);
 }
 
-function registryYaml(n: number): string {
-  const lines = ['issuers:'];
-  for (let i = 0; i < n; i++)
-    lines.push(
-      `  - { issuer: "https://idp-${i}.example", tenant: t${i}, jwks_uri: "https://idp-${i}.example/jwks", algorithms: [ES256] }`,
-    );
-  lines.push('tenants:');
-  for (let i = 0; i < n; i++) lines.push(`  t${i}: { max_depth: 8, recursion: deny }`);
-  lines.push('services:');
-  for (let i = 0; i < n; i++) lines.push(`  svc-${i}: { tenant: t${i}, allowed_callers: [gw] }`);
-  return `${lines.join('\n')}\n`;
-}
-
 /** CPU the replica spends per change: changes at `rate`/s for `seconds`, minus an idle window. */
 async function cpuPerChange(
   replica: Replica,
@@ -140,8 +128,8 @@ export async function runRegistryScale(ctx: ServeContext): Promise<RegistryScale
   try {
     const large = join(ctx.workDir, 'registry-large.yaml');
     const small = join(ctx.workDir, 'registry-small.yaml');
-    writeFileSync(large, registryYaml(tenants));
-    writeFileSync(small, registryYaml(500));
+    writeFileSync(large, fleetRegistryYaml(tenants));
+    writeFileSync(small, fleetRegistryYaml(500));
     const importStarted = performance.now();
     importFile(redis.url, 'large', large);
     const importSeconds = (performance.now() - importStarted) / 1000;

@@ -21,6 +21,7 @@ import { MAIN, eventually } from '../helpers/processes.js';
 import { issuer, service, tenant } from '../helpers/records.js';
 import type { RedisServer } from '../helpers/redis-server.js';
 import { redisWithClient } from './redis-suite.js';
+import { fleetRegistryYaml } from '../helpers/fleet-yaml.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -40,20 +41,6 @@ function fleet(n: number, from = 0): RegistryContents {
     contents.services.push(service(`svc-${i}`, { tenant: `t${i}`, allowed_callers: ['gw'] }));
   }
   return contents;
-}
-
-/** The same fleet as the registry file the CLI imports. */
-function registryYaml(n: number): string {
-  const lines = ['issuers:'];
-  for (let i = 0; i < n; i++)
-    lines.push(
-      `  - { issuer: "https://idp-${i}.example", tenant: t${i}, jwks_uri: "https://idp-${i}.example/jwks", algorithms: [ES256] }`,
-    );
-  lines.push('tenants:');
-  for (let i = 0; i < n; i++) lines.push(`  t${i}: { max_depth: 8, recursion: deny }`);
-  lines.push('services:');
-  for (let i = 0; i < n; i++) lines.push(`  svc-${i}: { tenant: t${i}, allowed_callers: [gw] }`);
-  return `${lines.join('\n')}\n`;
 }
 
 interface Replica {
@@ -293,7 +280,7 @@ describe('a registry that scales with what changes', () => {
     // Imported by the CLI (its own process: this one's event loop and heap are the replica's).
     const dir = mkdtempSync(join(tmpdir(), 'matryoshka-scale-'));
     const file = join(dir, 'registry.yaml');
-    writeFileSync(file, registryYaml(20_000));
+    writeFileSync(file, fleetRegistryYaml(20_000));
     const importStarted = performance.now();
     // Not runCli: its 20 s limit is less than this import takes on a loaded 2-core machine (~18 s seen).
     const imported = spawnSync(process.execPath, [MAIN, 'registry', 'import', file], {
